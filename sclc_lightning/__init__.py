@@ -1,0 +1,40 @@
+"""sclc-lightning: self-consuming and self-correcting generative training loops for Lightning."""
+
+from importlib.metadata import PackageNotFoundError, version
+
+from sclc_lightning.correctors import (
+    Corrector,
+    FilterCorrector,
+    IdealMixtureCorrector,
+    IdentityCorrector,
+    KMeansCorrector,
+    OptimalTransportCorrector,
+    RandomPairingCorrector,
+    available_correctors,
+    register_corrector,
+)
+from sclc_lightning.data import RealData, SyntheticBatch
+from sclc_lightning.loop import GenerationRecord, SelfConsumingLoop, SyntheticDataError
+
+try:
+    __version__ = version("sclc-lightning")
+except PackageNotFoundError:  # pragma: no cover - running from a source tree
+    __version__ = "0.0.0+unknown"
+
+__all__ = [
+    "Corrector",
+    "FilterCorrector",
+    "GenerationRecord",
+    "IdealMixtureCorrector",
+    "IdentityCorrector",
+    "KMeansCorrector",
+    "OptimalTransportCorrector",
+    "RandomPairingCorrector",
+    "RealData",
+    "SelfConsumingLoop",
+    "SyntheticBatch",
+    "SyntheticDataError",
+    "__version__",
+    "available_correctors",
+    "register_corrector",
+]

@@ -1,0 +1,74 @@
+"""Every use of a private Lightning attribute lives here, with tests in
+``tests/test_lightning_compat.py`` that fail loudly if Lightning changes them.
+
+The loop serves a new training set each generation. Lightning has no public hook to replace
+the *source* of the train dataloader, so we swap ``fit_loop._data_source`` for one that calls
+our provider, and let the public ``Trainer.reload_dataloaders_every_n_epochs`` ask for it at
+every epoch (one epoch = one generation).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import lightning.pytorch as pl
+from lightning.pytorch.trainer.connectors.data_connector import _DataLoaderSource, _request_dataloader
+
+__all__ = [
+    "install_train_source",
+    "invalidate_train_dataloader",
+    "request_train_dataloader",
+    "restore_train_source",
+]
+
+
+class _ProviderSource(_DataLoaderSource):
+    """A train-dataloader source that asks ``provider`` each time Lightning reloads."""
+
+    def __init__(self, provider: Callable[[], Any], original: _DataLoaderSource):
+        super().__init__(original.instance, original.name)
+        self.provider = provider
+        self.original = original
+
+    def dataloader(self) -> Any:
+        return self.provider()
+
+    def is_defined(self) -> bool:
+        return True
+
+
+def request_train_dataloader(trainer: pl.Trainer) -> Any:
+    """The user's train dataloader, from wherever ``trainer.fit`` was given it.
+
+    Works for a DataModule, a LightningModule's ``train_dataloader`` and a loader passed to
+    ``fit``; calls the original source even after :func:`install_train_source`.
+    """
+    source = trainer.fit_loop._data_source
+    if isinstance(source, _ProviderSource):
+        source = source.original
+    if not source.is_defined():
+        raise ValueError("SelfConsumingLoop needs a train dataloader, and the Trainer has none.")
+    return _request_dataloader(source)
+
+
+def install_train_source(trainer: pl.Trainer, provider: Callable[[], Any]) -> None:
+    """Make ``provider()`` the train dataloader source of ``trainer.fit``."""
+    source = trainer.fit_loop._data_source
+    if isinstance(source, _ProviderSource):
+        source = source.original
+    trainer.fit_loop._data_source = _ProviderSource(provider, source)
+
+
+def restore_train_source(trainer: pl.Trainer) -> None:
+    """Undo :func:`install_train_source` (no-op when not installed)."""
+    source = trainer.fit_loop._data_source
+    if isinstance(source, _ProviderSource):
+        trainer.fit_loop._data_source = source.original
+
+
+def invalidate_train_dataloader(trainer: pl.Trainer) -> None:
+    """Drop a train dataloader built before fitting started (e.g. by
+    ``trainer.estimated_stepping_batches`` in ``configure_optimizers``) so the first epoch
+    asks the provider again."""
+    trainer.fit_loop._combined_loader = None

@@ -1,0 +1,157 @@
+r"""The corrector extension point and its registry.
+
+A corrector realises the correction function :math:`\pi_\gamma` of Gillman et al. (2024):
+it receives the synthetic points of one generation and returns corrected points, pulled toward
+the data distribution with strength :math:`\gamma` (``strength``).
+"""
+
+from __future__ import annotations
+
+import abc
+import math
+from collections.abc import Callable
+from typing import Any, ClassVar, TypeVar
+
+import torch
+from torch import Tensor
+
+from sclc_lightning.data.items import SyntheticBatch
+from sclc_lightning.data.real import RealData
+
+__all__ = ["Corrector", "available_correctors", "get_corrector_class", "make_corrector", "register_corrector"]
+
+_REGISTRY: dict[str, type[Corrector]] = {}
+
+C = TypeVar("C", bound="type[Corrector]")
+
+
+def _check_strength(strength: float) -> float:
+    if isinstance(strength, bool) or not isinstance(strength, (int, float)) or math.isnan(strength) or strength < 0:
+        raise ValueError(f"`strength` must be a number >= 0 (inf allowed), got {strength!r}.")
+    return float(strength)
+
+
+class Corrector(abc.ABC):
+    r"""Base class of correctors. Override :meth:`correct`; :meth:`setup` is optional.
+
+    Args:
+        strength: the correction strength :math:`\gamma \ge 0`; ``0`` leaves points unchanged
+            and ``float("inf")`` applies the full correction.
+
+    Example:
+        >>> @register_corrector("shrink")
+        ... class Shrink(Corrector):
+        ...     def correct(self, batch, *, generation, generator, reference):
+        ...         return batch.data / (1 + self.strength)
+    """
+
+    name: ClassVar[str] = ""
+
+    def __init__(self, strength: float = 1.0) -> None:
+        self.strength = _check_strength(strength)
+
+    @property
+    def blend(self) -> float:
+        r"""Weight :math:`\gamma / (1 + \gamma)` of the corrected target in a convex blend."""
+        return 1.0 if math.isinf(self.strength) else self.strength / (1.0 + self.strength)
+
+    def mix(self, points: Tensor, targets: Tensor) -> Tensor:
+        r""":math:`y/(1+\gamma) + \gamma\, t/(1+\gamma)`, exact for :math:`\gamma = \infty`."""
+        if math.isinf(self.strength):
+            return targets.to(points.dtype).clone()
+        return (points + self.strength * targets.to(points.dtype)) / (1.0 + self.strength)
+
+    def setup(self, reference: RealData, generator: torch.Generator) -> None:  # noqa: B027
+        """Prepare once per run, before the first correction (e.g. fit cluster centres).
+
+        Called again after a resume, with a generator seeded the same way.
+        """
+
+    @abc.abstractmethod
+    def correct(
+        self, batch: SyntheticBatch, *, generation: int, generator: torch.Generator, reference: RealData
+    ) -> SyntheticBatch | Tensor:
+        """Correct one generation's synthetic points.
+
+        Args:
+            batch: the synthetic points (``batch.data``, shape ``(num_samples, ...)``), the real
+                items they take their other fields from and their conditions.
+            generation: the generation that will train on the corrected points (``>= 1``).
+            generator: a CPU generator seeded from (seed, generation); use it for all randomness.
+            reference: the real training data, for reference points.
+
+        Returns:
+            A batch of the same size: a :class:`SyntheticBatch` (when rows were re-chosen or
+            replaced by real items) or just the corrected data tensor (same order as ``batch``).
+        """
+
+    def describe(self) -> dict[str, Any]:
+        """The name and strength recorded in the manifest and checkpoints."""
+        return {"name": self.name or type(self).__name__, "strength": self.strength}
+
+
+def register_corrector(name: str) -> Callable[[C], C]:
+    """Class decorator registering a :class:`Corrector` under ``name`` (for YAML configs).
+
+    Raises:
+        ValueError: ``name`` is already registered to another class.
+    """
+
+    def decorator(cls: C) -> C:
+        if not (isinstance(cls, type) and issubclass(cls, Corrector)):
+            raise TypeError(f"`register_corrector` decorates Corrector subclasses, got {cls!r}.")
+        existing = _REGISTRY.get(name)
+        if existing is not None and existing is not cls:
+            raise ValueError(f"A corrector is already registered as {name!r}: {existing.__qualname__}.")
+        cls.name = name
+        _REGISTRY[name] = cls
+        return cls
+
+    return decorator
+
+
+def available_correctors() -> list[str]:
+    """Registered corrector names."""
+    return sorted(_REGISTRY)
+
+
+def get_corrector_class(name: str) -> type[Corrector]:
+    """The class registered as ``name``."""
+    if name not in _REGISTRY:
+        raise ValueError(f"`corrector` must be one of {available_correctors()} or a Corrector, got {name!r}.")
+    return _REGISTRY[name]
+
+
+def make_corrector(corrector: Corrector | str | None, kwargs: dict[str, Any] | None = None) -> Corrector | None:
+    """Resolve the loop's ``corrector`` argument to an instance (``None`` stays ``None``)."""
+    if corrector is None or isinstance(corrector, Corrector):
+        if kwargs:
+            raise ValueError(
+                "`corrector_kwargs` is only used with a registered corrector name,"
+                f" got corrector={corrector!r} and corrector_kwargs={kwargs!r}."
+            )
+        return corrector
+    if isinstance(corrector, str):
+        return get_corrector_class(corrector)(**(kwargs or {}))
+    raise TypeError(f"`corrector` must be a Corrector, a registered name or None, got {corrector!r}.")
+
+
+class ModuleCorrector(Corrector):
+    """Adapter that calls a ``correct`` method defined on the LightningModule."""
+
+    name = "module"
+
+    def __init__(self, module: Any, strength: float = 1.0) -> None:
+        super().__init__(strength)
+        self.module = module
+
+    def correct(
+        self, batch: SyntheticBatch, *, generation: int, generator: torch.Generator, reference: RealData
+    ) -> SyntheticBatch | Tensor:
+        result: SyntheticBatch | Tensor = self.module.correct(
+            batch, generation=generation, generator=generator, reference=reference
+        )
+        return result
+
+    def describe(self) -> dict[str, Any]:
+        return {"name": f"module:{type(self.module).__name__}.correct", "strength": self.strength}

@@ -1,0 +1,29 @@
+"""The identity corrector: no correction (:math:`\\gamma = 0` whatever ``strength`` says)."""
+
+from __future__ import annotations
+
+import torch
+
+from sclc_lightning.correctors.base import Corrector, register_corrector
+from sclc_lightning.data.items import SyntheticBatch
+from sclc_lightning.data.real import RealData
+
+__all__ = ["IdentityCorrector"]
+
+
+@register_corrector("identity")
+class IdentityCorrector(Corrector):
+    """Returns the synthetic points unchanged: plain iterative retraining.
+
+    Example:
+        >>> IdentityCorrector().name
+        'identity'
+    """
+
+    def __init__(self, strength: float = 0.0) -> None:
+        super().__init__(strength)
+
+    def correct(
+        self, batch: SyntheticBatch, *, generation: int, generator: torch.Generator, reference: RealData
+    ) -> SyntheticBatch:
+        return batch

@@ -1,0 +1,98 @@
+"""Tiny models and data shared by the tests."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import lightning.pytorch as pl
+import torch
+from torch import Tensor, nn
+from torch.utils.data import DataLoader, Dataset, TensorDataset
+
+
+class GaussianModel(pl.LightningModule):
+    """A diagonal Gaussian fitted by maximum likelihood with Adam; samples with the generator."""
+
+    def __init__(self, dim: int = 2, lr: float = 0.05, scheduler: bool = False, record: bool = False):
+        super().__init__()
+        self.mean = nn.Parameter(torch.zeros(dim))
+        self.log_std = nn.Parameter(torch.zeros(dim))
+        self.lr = lr
+        self.scheduler = scheduler
+        self.record = record
+        self.seen: list[Tensor] = []
+
+    def _points(self, batch: Any) -> Tensor:
+        if isinstance(batch, Tensor):
+            return batch
+        if isinstance(batch, dict):
+            return batch["x"]
+        return batch[0]
+
+    def training_step(self, batch: Any, batch_idx: int) -> Tensor:
+        x = self._points(batch)
+        if self.record:
+            self.seen.append(x.detach().clone())
+        z = (x - self.mean) / self.log_std.exp()
+        return (0.5 * z.pow(2) + self.log_std).sum(1).mean()
+
+    def configure_optimizers(self) -> Any:
+        opt = torch.optim.Adam(self.parameters(), lr=self.lr)
+        if not self.scheduler:
+            return opt
+        sched = torch.optim.lr_scheduler.StepLR(opt, step_size=3, gamma=0.9)
+        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
+
+    def sample(self, num_samples: int, *, generator: torch.Generator | None = None, conditions: Any = None) -> Tensor:
+        noise = torch.randn(num_samples, self.mean.numel(), generator=generator)
+        return (self.mean + self.log_std.exp() * noise).detach()
+
+
+class ConditionalGaussian(GaussianModel):
+    """Class-conditional: the mean of class k is shifted by 10 k in every dimension."""
+
+    def training_step(self, batch: Any, batch_idx: int) -> Tensor:
+        x, y = batch
+        return super().training_step((x - 10.0 * y[:, None].to(x.dtype),), batch_idx)
+
+    def sample(self, num_samples: int, *, generator: torch.Generator | None = None, conditions: Any = None) -> Tensor:
+        assert conditions is not None and len(conditions) == num_samples
+        base = super().sample(num_samples, generator=generator)
+        return base + 10.0 * conditions[:, None].to(base.dtype)
+
+
+def gaussian_points(n: int, dim: int = 2, seed: int = 0) -> Tensor:
+    return torch.randn(n, dim, generator=torch.Generator().manual_seed(seed)) * 2.0 + 1.0
+
+
+class TensorItems(Dataset[Tensor]):
+    """Items that are bare tensors."""
+
+    def __init__(self, points: Tensor):
+        self.points = points
+
+    def __len__(self) -> int:
+        return len(self.points)
+
+    def __getitem__(self, index: int) -> Tensor:
+        return self.points[index]
+
+
+def loader(points: Tensor, batch_size: int = 10, labels: Tensor | None = None) -> DataLoader[Any]:
+    dataset: Dataset[Any] = TensorItems(points) if labels is None else TensorDataset(points, labels)
+    return DataLoader(dataset, batch_size=batch_size, shuffle=True)
+
+
+def trainer(tmp_path: Any, callbacks: list[Any], **kwargs: Any) -> pl.Trainer:
+    options: dict[str, Any] = dict(
+        default_root_dir=str(tmp_path),
+        max_epochs=-1,
+        accelerator="cpu",
+        devices=1,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+    )
+    options.update(kwargs)
+    return pl.Trainer(callbacks=callbacks, **options)
