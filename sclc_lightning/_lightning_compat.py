@@ -16,6 +16,7 @@ import lightning.pytorch as pl
 from lightning.pytorch.trainer.connectors.data_connector import _DataLoaderSource, _request_dataloader
 
 __all__ = [
+    "epoch_being_loaded",
     "install_train_source",
     "invalidate_train_dataloader",
     "request_train_dataloader",
@@ -72,3 +73,13 @@ def invalidate_train_dataloader(trainer: pl.Trainer) -> None:
     ``trainer.estimated_stepping_batches`` in ``configure_optimizers``) so the first epoch
     asks the provider again."""
     trainer.fit_loop._combined_loader = None
+
+
+def epoch_being_loaded(trainer: pl.Trainer) -> int:
+    """The epoch a train dataloader requested now will serve.
+
+    Equal to ``trainer.current_epoch`` except when a fit resumes from a checkpoint saved at the
+    end of an epoch: Lightning asks for the loader before it advances ``current_epoch`` past
+    the finished epoch, and ``epoch_progress.current.processed`` already counts it.
+    """
+    return int(trainer.fit_loop.epoch_progress.current.processed)

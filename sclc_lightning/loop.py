@@ -235,6 +235,7 @@ class SelfConsumingLoop(Callback):
         self._fit_started = False
         self._saved_trainer_settings: dict[str, Any] | None = None
         self._current: dict[str, Any] = {}
+        self._announced_reuse: int | None = None
 
     # ------------------------------------------------------------------ configuration -----
     @property
@@ -493,11 +494,25 @@ class SelfConsumingLoop(Callback):
             "generations": [],
         }
 
-    def _reseed(self, generation: int, rank: int) -> None:
-        seed = derive_seed(self.seed, "train", generation, rank)
+    def _reseed(self, generation: int, rank: int, purpose: str = "train") -> None:
+        seed = derive_seed(self.seed, purpose, generation, rank)
         torch.manual_seed(seed)
         np.random.seed(seed % 2**32)
         random.seed(seed)
+
+    @contextmanager
+    def _forked_rng(self, generation: int, rank: int, device: torch.device) -> Iterator[None]:
+        """Seed the global generators for sampling and restore them afterwards, so that
+        sampling (or a model that ignores ``generator``) never shifts training randomness."""
+        devices = [device] if device.type == "cuda" else []
+        np_state, py_state = np.random.get_state(), random.getstate()
+        with torch.random.fork_rng(devices=devices):
+            self._reseed(generation, rank, purpose="sample")
+            try:
+                yield
+            finally:
+                np.random.set_state(np_state)
+                random.setstate(py_state)
 
     # -- the provider: called by Lightning at the start of every epoch --------------------
     def _train_dataloader(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> DataLoader[Any]:
@@ -509,13 +524,13 @@ class SelfConsumingLoop(Callback):
             # `configure_optimizers`): a loader of the right length, dropped at fit start.
             generation, plan = 0, plan_generation(self.mode, 0, len(real), {}, self.seed, self.real_per_generation)
         else:
-            generation = self.generation_of_epoch(trainer.current_epoch)
+            generation = self.generation_of_epoch(compat.epoch_being_loaded(trainer))
             if generation > self.generations:
                 return DataLoader([], batch_size=1)
-            self._reseed(generation, trainer.global_rank)
             self._current = {"time_sampling_s": 0.0, "time_correcting_s": 0.0}
             if generation >= 1 and self.num_synthetic > 0:
-                self._ensure_generation(trainer, pl_module, generation)
+                with self._forked_rng(generation, trainer.global_rank, pl_module.device):
+                    self._ensure_generation(trainer, pl_module, generation)
             counts = {g: int(r["count"]) for g, r in self._generations_on_disk.items() if g <= generation}
             plan = plan_generation(
                 self.mode, generation, len(real), counts, self.seed, self.real_per_generation, self.max_synthetic
@@ -540,6 +555,8 @@ class SelfConsumingLoop(Callback):
             )
         sampler = GenerationSampler(order, trainer.world_size, trainer.global_rank)
         workers = template.num_workers
+        if self._fit_started:
+            self._reseed(generation, trainer.global_rank)
         return DataLoader(
             dataset,
             batch_size=batch_size,
@@ -584,7 +601,9 @@ class SelfConsumingLoop(Callback):
             self._current.update(
                 time_sampling_s=record["seconds_sampling"], time_correcting_s=record["seconds_correcting"]
             )
-            rank_zero_info(f"SelfConsumingLoop: generation {generation} reuses its synthetic data on disk.")
+            if self._announced_reuse != generation:
+                rank_zero_info(f"SelfConsumingLoop: generation {generation} reuses its synthetic data on disk.")
+                self._announced_reuse = generation
             return
         world, rank = trainer.world_size, trainer.global_rank
         error: BaseException | None = None

@@ -13,13 +13,16 @@ from torch.utils.data import DataLoader, Dataset, TensorDataset
 class GaussianModel(pl.LightningModule):
     """A diagonal Gaussian fitted by maximum likelihood with Adam; samples with the generator."""
 
-    def __init__(self, dim: int = 2, lr: float = 0.05, scheduler: bool = False, record: bool = False):
+    def __init__(
+        self, dim: int = 2, lr: float = 0.05, scheduler: bool = False, record: bool = False, noise: float = 0.0
+    ):
         super().__init__()
         self.mean = nn.Parameter(torch.zeros(dim))
         self.log_std = nn.Parameter(torch.zeros(dim))
         self.lr = lr
         self.scheduler = scheduler
         self.record = record
+        self.noise = noise
         self.seen: list[Tensor] = []
 
     def _points(self, batch: Any) -> Tensor:
@@ -33,6 +36,8 @@ class GaussianModel(pl.LightningModule):
         x = self._points(batch)
         if self.record:
             self.seen.append(x.detach().clone())
+        if self.noise:  # consumes the global RNG, as diffusion training steps do
+            x = x + self.noise * torch.randn_like(x)
         z = (x - self.mean) / self.log_std.exp()
         return (0.5 * z.pow(2) + self.log_std).sum(1).mean()
 
