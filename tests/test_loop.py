@@ -1,0 +1,389 @@
+"""Behaviour of the SelfConsumingLoop callback in single-process fits."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import lightning.pytorch as pl
+import pytest
+import torch
+from helpers import ConditionalGaussian, GaussianModel, TensorItems, gaussian_points, loader, trainer
+from lightning.pytorch.callbacks import Callback, ModelCheckpoint
+from lightning.pytorch.loggers import CSVLogger
+from torch.utils.data import DataLoader, Dataset
+
+from sclc_lightning import Corrector, IdentityCorrector, SelfConsumingLoop, SyntheticDataError
+
+
+def fit(tmp_path: Path, model: pl.LightningModule, data: Any, loop: SelfConsumingLoop, **kwargs: Any) -> pl.Trainer:
+    ckpt_path = kwargs.pop("ckpt_path", None)
+    t = trainer(tmp_path, [loop, *kwargs.pop("callbacks", [])], **kwargs)
+    t.fit(model, train_dataloaders=data, ckpt_path=ckpt_path)
+    return t
+
+
+def manifest(path: Path) -> dict[str, Any]:
+    return json.loads((path / "manifest.json").read_text())
+
+
+# -- counts, modes, budget -------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("mode", "extra", "expected"),
+    [
+        ("augment", {}, [(53, 0), (53, 37), (53, 37), (53, 37)]),
+        ("accumulate", {}, [(53, 0), (53, 37), (53, 74), (53, 111)]),
+        ("accumulate", {"max_synthetic": 50}, [(53, 0), (53, 37), (53, 50), (53, 50)]),
+        ("replace", {}, [(53, 0), (0, 37), (0, 37), (0, 37)]),
+        ("fresh", {"real_per_generation": 20}, [(20, 0), (20, 14), (20, 14), (20, 14)]),
+    ],
+)
+def test_modes_build_the_mixed_set(tmp_path: Path, mode: str, extra: dict[str, Any], expected: list[Any]) -> None:
+    loop = SelfConsumingLoop(0.7, 3, images_per_generation=40, mode=mode, output_dir=tmp_path / "s", **extra)
+    t = fit(tmp_path, GaussianModel(), loader(gaussian_points(53)), loop)
+    assert [(r.num_real, r.num_synthetic) for r in loop.history] == expected
+    counts = [g["count"] for g in manifest(tmp_path / "s")["generations"]]
+    assert counts == [expected[1][1] if mode != "fresh" else 14] * 3  # floor(0.7 * n) every generation
+    assert t.current_epoch == 4 and t.global_step == 4 * 4  # stopped by itself after generation 3
+
+
+def test_fresh_mode_draws_new_real_subsets(tmp_path: Path) -> None:
+    points = gaussian_points(40)
+    model = GaussianModel(record=True)
+    loop = SelfConsumingLoop(0.0, 2, images_per_generation=10, mode="fresh", real_per_generation=10, output_dir=tmp_path / "s")
+    fit(tmp_path, model, loader(points), loop)
+    seen = [set(map(tuple, torch.cat(model.seen[i : i + 1]).tolist())) for i in range(3)]
+    assert all(len(s) == 10 for s in seen)  # one pass over each 10-point subset
+    assert seen[0] != seen[1] and seen[1] != seen[2]
+
+
+def test_synthetic_fraction_above_one(tmp_path: Path) -> None:
+    loop = SelfConsumingLoop(1.5, 1, images_per_generation=20, output_dir=tmp_path / "s")
+    fit(tmp_path, GaussianModel(), loader(gaussian_points(31)), loop)
+    assert loop.history[1].num_synthetic == 46  # floor(1.5 * 31)
+
+
+def test_fixed_budget_and_synthetic_share(tmp_path: Path) -> None:
+    real = gaussian_points(50)
+    model = GaussianModel(record=True)
+    # 50 real + 25 synthetic = 75 items; 150 samples = two whole passes.
+    loop = SelfConsumingLoop(0.5, 2, images_per_generation=150, output_dir=tmp_path / "s")
+    fit(tmp_path, model, loader(real, batch_size=10), loop)
+    per_gen = 15
+    real_rows = {tuple(r) for r in real.tolist()}
+    for g in range(3):
+        seen = torch.cat(model.seen[g * per_gen : (g + 1) * per_gen])
+        assert seen.shape[0] == 150
+        n_real = sum(tuple(r) in real_rows for r in seen.tolist())
+        assert n_real == (150 if g == 0 else 100)  # share of synthetic seen = 25/75 exactly
+
+
+def test_budget_rounds_to_whole_batches_with_warning(tmp_path: Path) -> None:
+    loop = SelfConsumingLoop(0.5, 1, images_per_generation=35, output_dir=tmp_path / "s")
+    with pytest.warns(UserWarning, match="35 training samples .* training on 30"):
+        fit(tmp_path, GaussianModel(), loader(gaussian_points(50)), loop)
+    assert [r.num_trained for r in loop.history] == [30, 30]
+
+
+def test_one_pass_when_budget_is_none(tmp_path: Path) -> None:
+    loop = SelfConsumingLoop(0.4, 2, images_per_generation=None, output_dir=tmp_path / "s")
+    t = fit(tmp_path, GaussianModel(), loader(gaussian_points(50)), loop)
+    assert [r.num_trained for r in loop.history] == [50, 70, 70]
+    assert t.global_step == 5 + 7 + 7
+
+
+def test_initial_images_zero_skips_generation_zero(tmp_path: Path) -> None:
+    model = GaussianModel()
+    loop = SelfConsumingLoop(0.5, 2, images_per_generation=20, initial_images=0, output_dir=tmp_path / "s")
+    t = fit(tmp_path, model, loader(gaussian_points(50)), loop)
+    assert [r.generation for r in loop.history] == [1, 2]
+    assert t.global_step == 4
+
+
+def test_initial_images_sets_generation_zero_budget(tmp_path: Path) -> None:
+    loop = SelfConsumingLoop(0.5, 1, images_per_generation=20, initial_images=100, output_dir=tmp_path / "s")
+    t = fit(tmp_path, GaussianModel(), loader(gaussian_points(50)), loop)
+    assert [r.num_trained for r in loop.history] == [100, 20] and t.global_step == 12
+
+
+# -- one continuous fit ----------------------------------------------------------------------
+def test_optimizer_and_scheduler_state_carry_over(tmp_path: Path) -> None:
+    model = GaussianModel(scheduler=True)
+    loop = SelfConsumingLoop(0.5, 3, images_per_generation=60, output_dir=tmp_path / "s")
+    t = fit(tmp_path, model, loader(gaussian_points(50)), loop)
+    steps = 4 * 6
+    assert int(t.optimizers[0].state[model.mean]["step"]) == steps
+    assert t.lr_scheduler_configs[0].scheduler.last_epoch == steps
+
+
+def test_identity_corrector_equals_no_corrector(tmp_path: Path) -> None:
+    weights = []
+    for corrector in (None, IdentityCorrector(), "identity"):
+        torch.manual_seed(0)
+        model = GaussianModel(noise=0.1)
+        loop = SelfConsumingLoop(0.8, 3, images_per_generation=40, corrector=corrector, output_dir=tmp_path / str(corrector))
+        fit(tmp_path, model, loader(gaussian_points(30)), loop)
+        weights.append(torch.cat([model.mean.detach(), model.log_std.detach()]))
+    assert torch.equal(weights[0], weights[1]) and torch.equal(weights[0], weights[2])
+
+
+def test_correction_changes_the_data(tmp_path: Path) -> None:
+    loop = SelfConsumingLoop(
+        0.5, 1, images_per_generation=20, corrector="optimal_transport", corrector_kwargs={"strength": float("inf")},
+        output_dir=tmp_path / "s",
+    )
+    real = gaussian_points(50)
+    fit(tmp_path, GaussianModel(), loader(real), loop)
+    record = manifest(tmp_path / "s")["generations"][0]
+    assert record["corrector"] == "optimal_transport" and record["strength"] == float("inf")
+    from safetensors.torch import load_file
+
+    stored = load_file(str(tmp_path / "s" / "gen_0001" / record["shards"][0][0]))
+    # gamma = inf: every corrected point is a real point, each at most once.
+    rows = {tuple(r) for r in real.tolist()}
+    assert all(tuple(r) in rows for r in stored["data"].tolist())
+    assert len({tuple(r) for r in stored["data"].tolist()}) == 25
+
+
+def test_module_correct_method_is_used(tmp_path: Path) -> None:
+    class Snapping(GaussianModel):
+        def correct(self, batch: Any, *, generation: int, generator: Any, reference: Any) -> torch.Tensor:
+            return torch.full_like(batch.data, float(generation))
+
+    model = Snapping(record=True)
+    loop = SelfConsumingLoop(0.5, 2, images_per_generation=None, output_dir=tmp_path / "s")
+    fit(tmp_path, model, loader(gaussian_points(50)), loop)
+    gen2 = torch.cat(model.seen[-8:])
+    assert int((gen2 == 2.0).all(1).sum()) == 25  # one pass over 75 items: all 25 synthetic ones
+    assert manifest(tmp_path / "s")["generations"][0]["corrector"] == "module:Snapping.correct"
+
+
+# -- item structure and conditions -------------------------------------------------------------
+def test_conditional_items_keep_structure_and_labels(tmp_path: Path) -> None:
+    points = gaussian_points(60)
+    labels = torch.arange(60) % 3
+    data = loader(points + 10.0 * labels[:, None], labels=labels)
+    model = ConditionalGaussian(lr=0.1)
+    batches: list[Any] = []
+
+    class Spy(Callback):
+        def on_train_batch_start(self, trainer: Any, pl_module: Any, batch: Any, batch_idx: int) -> None:
+            batches.append((trainer.current_epoch, batch))
+
+    loop = SelfConsumingLoop(0.5, 2, images_per_generation=90, condition_field=1, output_dir=tmp_path / "s")
+    fit(tmp_path, model, data, loop, callbacks=[Spy()])
+    last = [b for e, b in batches if e == 2]
+    assert all(isinstance(b, list) and b[1].dtype == torch.int64 for b in last)
+    xs, ys = torch.cat([b[0] for b in last]), torch.cat([b[1] for b in last])
+    # every item, real or synthetic, sits near 10 * its label: conditions reached `sample`
+    assert ((xs - 10.0 * ys[:, None]).mean(1).abs() < 7.0).all() and len(ys) == 90
+    from safetensors.torch import load_file
+
+    stored = load_file(str(tmp_path / "s" / "gen_0002" / "shard_00000.safetensors"))
+    assert torch.equal(stored["field.1"], labels[stored["source_index"]])  # labels of the source items
+    assert ((stored["data"] - 10.0 * stored["field.1"][:, None]).mean(1).abs() < 7.0).all()
+
+
+class DictItems(Dataset[dict[str, Any]]):
+    def __init__(self, points: torch.Tensor):
+        self.points = points
+
+    def __len__(self) -> int:
+        return len(self.points)
+
+    def __getitem__(self, i: int) -> dict[str, Any]:
+        return {"x": self.points[i], "name": f"item{i}", "weight": 1.5}
+
+
+def test_dict_items_with_strings_round_trip(tmp_path: Path) -> None:
+    seen: list[Any] = []
+
+    class Spy(Callback):
+        def on_train_batch_start(self, trainer: Any, pl_module: Any, batch: Any, batch_idx: int) -> None:
+            seen.append(batch)
+
+    loop = SelfConsumingLoop(1.0, 1, images_per_generation=40, mode="replace", output_dir=tmp_path / "s")
+    fit(tmp_path, GaussianModel(), DataLoader(DictItems(gaussian_points(20)), batch_size=10), loop, callbacks=[Spy()])
+    last = seen[-1]
+    assert set(last) == {"x", "name", "weight"}
+    assert last["weight"].dtype == torch.float64 and all(n.startswith("item") for n in last["name"])
+
+
+# -- logging -----------------------------------------------------------------------------------
+def test_per_generation_metrics_reach_the_logger(tmp_path: Path) -> None:
+    logger = CSVLogger(str(tmp_path), name="logs", version=0)
+    loop = SelfConsumingLoop(0.5, 2, images_per_generation=20, corrector="random_pairing", output_dir=tmp_path / "s")
+    fit(tmp_path, GaussianModel(), loader(gaussian_points(50)), loop, logger=logger, log_every_n_steps=1)
+    import csv
+
+    rows = [r for r in csv.DictReader(open(tmp_path / "logs" / "version_0" / "metrics.csv")) if r.get("generation")]
+    assert [float(r["generation"]) for r in rows] == [0.0, 1.0, 2.0]
+    assert [float(r["num_synthetic"]) for r in rows] == [0.0, 25.0, 25.0]
+    assert [float(r["num_real"]) for r in rows] == [50.0] * 3
+    assert all(float(r["time_training_s"]) > 0 for r in rows)
+    assert float(rows[1]["time_sampling_s"]) > 0 and float(rows[1]["time_correcting_s"]) > 0
+
+
+# -- resume ------------------------------------------------------------------------------------
+class CrashAt(Callback):
+    def __init__(self, epoch: int):
+        self.epoch = epoch
+
+    def on_train_epoch_start(self, trainer: Any, pl_module: Any) -> None:
+        if trainer.current_epoch == self.epoch:
+            raise RuntimeError("simulated crash")
+
+
+def _resumable_run(tmp_path: Path, name: str, loop_kwargs: dict[str, Any], **fit_kwargs: Any) -> tuple[Any, Any]:
+    torch.manual_seed(0)
+    model = GaussianModel(scheduler=True, noise=0.2)
+    loop = SelfConsumingLoop(
+        **{"synthetic_fraction": 0.5, "generations": 4, "images_per_generation": 40, "corrector": "optimal_transport",
+           "output_dir": tmp_path / "synthetic", **loop_kwargs}
+    )
+    ckpt = ModelCheckpoint(dirpath=tmp_path / name, every_n_epochs=1, save_top_k=-1, filename="{epoch}")
+    callbacks = [ckpt, *fit_kwargs.pop("callbacks", [])]
+    torch.manual_seed(1234 if "ckpt_path" in fit_kwargs else 0)  # history must not matter
+    fit(tmp_path, model, loader(gaussian_points(50, seed=3)), loop, callbacks=callbacks, enable_checkpointing=True, **fit_kwargs)
+    return model, loop
+
+
+def test_crash_then_resume_equals_uninterrupted(tmp_path: Path) -> None:
+    full, _ = _resumable_run(tmp_path / "a", "ck", {})
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        _resumable_run(tmp_path / "b", "ck", {}, callbacks=[CrashAt(3)])
+    on_disk = manifest(tmp_path / "b" / "synthetic")["generations"]
+    assert [g["generation"] for g in on_disk] == [1, 2, 3]  # generation 3's data was made before the crash
+    resumed, loop = _resumable_run(tmp_path / "b", "ck2", {}, ckpt_path=str(tmp_path / "b" / "ck" / "epoch=2.ckpt"))
+    assert [r.generation for r in loop.history] == [3, 4]
+    assert torch.equal(full.mean, resumed.mean) and torch.equal(full.log_std, resumed.log_std)
+    a = manifest(tmp_path / "a" / "synthetic")["generations"]
+    b = manifest(tmp_path / "b" / "synthetic")["generations"]
+    assert [g["sampled_at_step"] for g in a] == [g["sampled_at_step"] for g in b]
+
+
+@pytest.mark.parametrize(
+    ("change", "match"),
+    [
+        ({"synthetic_fraction": 0.25}, "synthetic_fraction: checkpoint 0.5 vs now 0.25"),
+        ({"mode": "accumulate"}, "mode: checkpoint 'augment' vs now 'accumulate'"),
+        ({"corrector": "kmeans"}, "corrector: checkpoint"),
+    ],
+)
+def test_resume_with_changed_settings_is_refused(tmp_path: Path, change: dict[str, Any], match: str) -> None:
+    _resumable_run(tmp_path, "ck", {"generations": 1})
+    with pytest.raises(ValueError, match=match):
+        _resumable_run(tmp_path, "ck2", change, ckpt_path=str(tmp_path / "ck" / "epoch=0.ckpt"))
+
+
+def test_existing_output_dir_of_another_run_is_refused(tmp_path: Path) -> None:
+    loop = SelfConsumingLoop(0.5, 1, images_per_generation=20, output_dir=tmp_path / "s")
+    fit(tmp_path, GaussianModel(), loader(gaussian_points(50)), loop)
+    again = SelfConsumingLoop(0.5, 1, images_per_generation=20, output_dir=tmp_path / "s")
+    with pytest.raises(ValueError, match="already holds the synthetic data of run"):
+        fit(tmp_path, GaussianModel(), loader(gaussian_points(50)), again)
+
+
+# -- validation --------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"synthetic_fraction": -0.5}, r"`synthetic_fraction` must be a finite number >= 0, got -0.5"),
+        ({"synthetic_fraction": float("nan")}, r"`synthetic_fraction` must be a finite number >= 0, got nan"),
+        ({"synthetic_fraction": float("inf")}, r"`synthetic_fraction` must be a finite number >= 0, got inf"),
+        ({"generations": -1}, r"`generations` must be an integer >= 0, got -1"),
+        ({"mode": "mix"}, r"`mode` must be one of .*, got 'mix'"),
+        ({"corrector": "nope"}, r"`corrector` must be one of .*, got 'nope'"),
+        ({"mode": "fresh"}, r"`real_per_generation` is required in mode 'fresh', got None"),
+        ({"real_per_generation": 5}, r"`real_per_generation` is only used in mode 'fresh', got 5"),
+        ({"images_per_generation": 0}, r"`images_per_generation` must be None or an integer >= 1, got 0"),
+        ({"initial_images": -3}, r"`initial_images` must be None or an integer >= 0, got -3"),
+        ({"max_synthetic": 5}, r"`max_synthetic` is only used in mode 'accumulate', got 5"),
+        ({"mode": "replace", "synthetic_fraction": 0.0}, r"`synthetic_fraction` must be > 0 in mode 'replace'"),
+        ({"corrector": IdentityCorrector(), "corrector_kwargs": {"strength": 1}}, r"`corrector_kwargs` is only used"),
+        ({"seed": -1}, r"`seed` must be an integer >= 0, got -1"),
+    ],
+)
+def test_bad_arguments_are_refused(kwargs: dict[str, Any], match: str) -> None:
+    args = {"synthetic_fraction": 0.5, "generations": 2, **kwargs}
+    with pytest.raises(ValueError, match=match):
+        SelfConsumingLoop(**args)
+
+
+def test_model_without_sample_is_refused(tmp_path: Path) -> None:
+    class NoSample(GaussianModel):
+        sample = None  # type: ignore[assignment]
+
+    with pytest.raises(TypeError, match="needs a `sample.*NoSample has none"):
+        fit(tmp_path, NoSample(), loader(gaussian_points(10)), SelfConsumingLoop(0.5, 1))
+
+
+def test_empty_real_set_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="real training set is empty"):
+        empty = DataLoader(TensorItems(torch.empty(0, 2)), batch_size=10)
+        fit(tmp_path, GaussianModel(), empty, SelfConsumingLoop(0.5, 1, output_dir=tmp_path / "s"))
+
+
+def test_fresh_pool_smaller_than_subset_is_refused(tmp_path: Path) -> None:
+    loop = SelfConsumingLoop(0.5, 1, mode="fresh", real_per_generation=20, output_dir=tmp_path / "s")
+    with pytest.raises(ValueError, match=r"`real_per_generation` must be at most the size of the real pool \(10\), got 20"):
+        fit(tmp_path, GaussianModel(), loader(gaussian_points(10)), loop)
+
+
+class BadSampler(GaussianModel):
+    def __init__(self, kind: str):
+        super().__init__()
+        self.kind = kind
+
+    def sample(self, num_samples: int, *, generator: Any = None, conditions: Any = None) -> torch.Tensor:
+        out = super().sample(num_samples, generator=generator)
+        if self.trainer.current_epoch < 2:
+            return out
+        return {
+            "count": out[:-1],
+            "shape": out[:, :1],
+            "dtype": out.double(),
+            "nan": torch.where(torch.arange(num_samples)[:, None] == 3, float("nan"), out),
+        }[self.kind]
+
+
+@pytest.mark.parametrize(
+    ("kind", "match"),
+    [
+        ("count", r"generation 2, BadSampler.sample returned shape \(24, 2\), expected \(25, 2\)"),
+        ("shape", r"generation 2, BadSampler.sample returned shape \(25, 1\), expected \(25, 2\)"),
+        ("dtype", r"generation 2, BadSampler.sample returned dtype torch.float64, the real data is torch.float32"),
+        ("nan", r"generation 2, BadSampler.sample returned 1 points with non-finite values"),
+    ],
+)
+def test_bad_model_output_stops_the_run_and_keeps_disk_intact(tmp_path: Path, kind: str, match: str) -> None:
+    loop = SelfConsumingLoop(0.5, 3, images_per_generation=20, output_dir=tmp_path / "s")
+    with pytest.raises(SyntheticDataError, match=match):
+        fit(tmp_path, BadSampler(kind), loader(gaussian_points(50)), loop)
+    assert [g["generation"] for g in manifest(tmp_path / "s")["generations"]] == [1]
+    assert sorted(p.name for p in (tmp_path / "s").iterdir()) == ["gen_0001", "manifest.json"]
+
+
+def test_bad_corrector_output_names_the_corrector(tmp_path: Path) -> None:
+    class Broken(Corrector):
+        name = "broken"
+
+        def correct(self, batch: Any, *, generation: int, generator: Any, reference: Any) -> torch.Tensor:
+            return batch.data if generation < 2 else batch.data * float("inf")
+
+    loop = SelfConsumingLoop(0.5, 3, images_per_generation=20, corrector=Broken(), output_dir=tmp_path / "s")
+    with pytest.raises(SyntheticDataError, match=r"generation 2, corrector broken \(strength 1.0\) returned 25 points"):
+        fit(tmp_path, GaussianModel(), loader(gaussian_points(50)), loop)
+    assert [g["generation"] for g in manifest(tmp_path / "s")["generations"]] == [1]
+
+
+def test_limit_train_batches_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="`Trainer\\(limit_train_batches=...\\)` must be 1.0, got 0.5"):
+        fit(tmp_path, GaussianModel(), loader(gaussian_points(10)), SelfConsumingLoop(0.5, 1), limit_train_batches=0.5)
+
+
+def test_trainer_settings_are_restored(tmp_path: Path) -> None:
+    loop = SelfConsumingLoop(0.5, 1, images_per_generation=20, output_dir=tmp_path / "s")
+    t = fit(tmp_path, GaussianModel(), loader(gaussian_points(50)), loop)
+    assert t.reload_dataloaders_every_n_epochs == 0 and t.fit_loop.max_epochs == -1
