@@ -152,7 +152,8 @@ class SyntheticStore:
         shards: list[tuple[str, int]] = []
         try:
             for index, start in enumerate(range(0, max(count, 1), shard_rows)):
-                rows = {name: t[start : start + shard_rows].contiguous() for name, t in tensors.items()}
+                # clone: safetensors refuses tensors that share memory (views of one buffer)
+                rows = {name: t[start : start + shard_rows].clone() for name, t in tensors.items()}
                 name = f"shard_{index:05d}.safetensors"
                 save_file(rows, str(tmp / name))
                 shards.append((name, int(rows["data"].shape[0])))
