@@ -1,0 +1,77 @@
+"""Two CPU processes (ddp_spawn, gloo): the children's state is checked through files."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import lightning.pytorch as pl
+import pytest
+import torch
+from helpers import GaussianModel, gaussian_points, loader
+
+from sclc_lightning import SelfConsumingLoop
+
+
+class RecordingModel(GaussianModel):
+    """Writes every training point it sees, per rank and generation, to ``record_dir``."""
+
+    def __init__(self, record_dir: str, fail_rank: int | None = None):
+        super().__init__(record=True)
+        self.record_dir = record_dir
+        self.fail_rank = fail_rank
+
+    def sample(self, num_samples: int, *, generator: Any = None, conditions: Any = None) -> torch.Tensor:
+        if self.fail_rank == self.global_rank and self.current_epoch == 1:
+            raise RuntimeError(f"sampler broke on rank {self.global_rank}")
+        return super().sample(num_samples, generator=generator) + 100.0 * (self.current_epoch + 1)
+
+    def on_train_epoch_end(self) -> None:
+        seen = torch.cat(self.seen).tolist()
+        self.seen = []
+        path = Path(self.record_dir) / f"rank{self.global_rank}_epoch{self.current_epoch}.json"
+        path.write_text(json.dumps(seen))
+
+
+def _fit(tmp_path: Path, devices: int, fail_rank: int | None = None) -> None:
+    record = tmp_path / f"record{devices}"
+    record.mkdir()
+    loop = SelfConsumingLoop(0.5, 2, images_per_generation=40, output_dir=tmp_path / f"synthetic{devices}", corrector="optimal_transport")
+    trainer = pl.Trainer(
+        default_root_dir=str(tmp_path),
+        accelerator="cpu",
+        devices=devices,
+        strategy="ddp_spawn" if devices > 1 else "auto",
+        max_epochs=-1,
+        callbacks=[loop],
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+    )
+    trainer.fit(RecordingModel(str(record), fail_rank), train_dataloaders=loader(gaussian_points(51), batch_size=10))
+
+
+def test_two_processes_share_the_work(tmp_path: Path) -> None:
+    _fit(tmp_path, 2)
+    _fit(tmp_path, 1)
+    for devices in (1, 2):
+        manifest = json.loads((tmp_path / f"synthetic{devices}" / "manifest.json").read_text())
+        assert [g["count"] for g in manifest["generations"]] == [25, 25]  # floor(0.5 * 51), any world size
+    real = {tuple(r) for r in gaussian_points(51).tolist()}
+    for epoch in range(3):
+        ranks = [json.loads((tmp_path / "record2" / f"rank{r}_epoch{epoch}.json").read_text()) for r in (0, 1)]
+        single = json.loads((tmp_path / "record1" / f"rank0_epoch{epoch}.json").read_text())
+        assert len(ranks[0]) == len(ranks[1]) == 20 and len(single) == 40  # same total as one process
+        rows = [tuple(p) for p in ranks[0]] + [tuple(p) for p in ranks[1]]
+        assert len(set(rows)) == 40  # no item seen twice, on one rank or across ranks (40 <= 51 items)
+        n_synth = sum(r not in real for r in rows)
+        assert n_synth == (0 if epoch == 0 else sum(r not in real for r in map(tuple, single)))
+        # with the same seed the global draw is the same, so both runs see the same real items
+        assert {r for r in rows if r in real} == {tuple(p) for p in single if tuple(p) in real}
+
+
+def test_failure_on_one_rank_fails_all(tmp_path: Path) -> None:
+    with pytest.raises(Exception, match="rank 1 failed: RuntimeError: sampler broke on rank 1"):
+        _fit(tmp_path, 2, fail_rank=1)
