@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# Create .venv and install sclc-lightning with its test dependencies. Idempotent: a second run
+# only checks a stamp. Offline-safe: torch and torchvision come from pip's local wheels here.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY=${PYTHON:-python3}
+if [ ! -x .venv/bin/python ]; then
+  "$PY" -m venv .venv
+fi
+stamp=".venv/.sclc-setup-$(cat pyproject.toml scripts/setup.sh | sha256sum | cut -c1-16)"
+if [ ! -f "$stamp" ]; then
+  .venv/bin/python -m pip install --quiet --upgrade pip
+  # torch 2.14.1 + torchvision 0.29.1 work together with torch-fidelity and Lightning.
+  .venv/bin/python -m pip install --quiet "torch==2.14.1" "torchvision==0.29.1"
+  .venv/bin/python -m pip install --quiet -e ".[dev]"
+  rm -f .venv/.sclc-setup-*
+  touch "$stamp"
+fi
