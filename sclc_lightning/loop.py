@@ -535,10 +535,16 @@ class SelfConsumingLoop(Callback):
             plan = plan_generation(
                 self.mode, generation, len(real), counts, self.seed, self.real_per_generation, self.max_synthetic
             )
-        dataset = MixedDataset(real.dataset, plan, self._synthetic_sets_for(plan))
+        dataset: Dataset[Any]
+        if plan.use_real and plan.real_indices is None and not plan.synthetic:
+            dataset = real.dataset  # real data only: serve it without the mixing indirection
+        else:
+            dataset = MixedDataset(real.dataset, plan, self._synthetic_sets_for(plan))
+        num_real = plan.num_real(len(real))
+        size = len(dataset)  # type: ignore[arg-type]
         requested = self.initial_images if generation == 0 else self.images_per_generation
         batch_size = template.batch_size or template.batch_sampler.batch_size  # type: ignore[union-attr]
-        budget = resolve_budget(requested, len(dataset), batch_size, trainer.world_size, template.drop_last)
+        budget = resolve_budget(requested, size, batch_size, trainer.world_size, template.drop_last)
         if not budget.exact and self._fit_started:
             rank_zero_warn(
                 f"Generation {generation}: {requested} training samples is not a whole number of"
@@ -546,12 +552,12 @@ class SelfConsumingLoop(Callback):
             )
         order_gen = make_generator(self.seed, "order", generation)
         if requested is None:
-            order = torch.randperm(len(dataset), generator=order_gen)[: budget.per_rank * trainer.world_size]
+            order = torch.randperm(size, generator=order_gen)[: budget.per_rank * trainer.world_size]
         else:
-            order = budget_order(len(dataset), budget.total, order_gen)
+            order = budget_order(size, budget.total, order_gen)
         if self._fit_started:
             self._current.update(
-                num_real=dataset.num_real, num_synthetic=len(dataset) - dataset.num_real, num_trained=budget.total
+                num_real=num_real, num_synthetic=size - num_real, num_trained=budget.total
             )
         sampler = GenerationSampler(order, trainer.world_size, trainer.global_rank)
         workers = template.num_workers
