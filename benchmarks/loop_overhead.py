@@ -45,7 +45,9 @@ class TinyDenoiser(pl.LightningModule):
 
     def __init__(self, width: int = 256):
         super().__init__()
-        self.net = nn.Sequential(nn.Linear(3, width), nn.SiLU(), nn.Linear(width, width), nn.SiLU(), nn.Linear(width, 2))
+        self.net = nn.Sequential(
+            nn.Linear(3, width), nn.SiLU(), nn.Linear(width, width), nn.SiLU(), nn.Linear(width, 2)
+        )
 
     def training_step(self, batch: Tensor, batch_idx: int) -> Tensor:
         t = torch.rand(batch.shape[0], 1)
@@ -88,8 +90,11 @@ def overhead(repeats: int, generations: int, batches: int, batch_size: int) -> t
                     trainer = _trainer(root, [], max_steps=steps)
                 else:
                     loop = SelfConsumingLoop(
-                        0.0, generations, images_per_generation=batches * batch_size,
-                        corrector=IdentityCorrector(), output_dir=Path(root) / "synthetic",
+                        0.0,
+                        generations,
+                        images_per_generation=batches * batch_size,
+                        corrector=IdentityCorrector(),
+                        output_dir=Path(root) / "synthetic",
                     )
                     trainer = _trainer(root, [loop], max_epochs=-1)
                 start = time.perf_counter()
@@ -126,8 +131,10 @@ def main() -> None:
     torch.set_num_threads(1)
     plain, loop, steps = overhead(args.repeats, args.generations, args.batches, args.batch_size)
     ratio = statistics.median(loop) / statistics.median(plain)
-    print(f"device: {torch.cuda.get_device_name() if torch.cuda.is_available() else 'CPU'}, torch {torch.__version__}, lightning {pl.__version__}")
-    print(f"optimizer steps per fit: {steps} ({args.generations + 1} generations x {args.batches} batches of {args.batch_size})")
+    device = torch.cuda.get_device_name() if torch.cuda.is_available() else "CPU"
+    print(f"device: {device}, torch {torch.__version__}, lightning {pl.__version__}")
+    shape = f"{args.generations + 1} generations x {args.batches} batches of {args.batch_size}"
+    print(f"optimizer steps per fit: {steps} ({shape})")
     print(f"plain Trainer.fit  median {statistics.median(plain):.2f} s  runs {[round(t, 2) for t in plain]}")
     print(f"SelfConsumingLoop  median {statistics.median(loop):.2f} s  runs {[round(t, 2) for t in loop]}")
     print(f"ratio loop / plain: {ratio:.3f}  (target <= 1.05)")

@@ -17,10 +17,12 @@ from lightning.pytorch.trainer.connectors.data_connector import _DataLoaderSourc
 
 __all__ = [
     "epoch_being_loaded",
+    "get_reload_every_n_epochs",
     "install_train_source",
     "invalidate_train_dataloader",
     "request_train_dataloader",
     "restore_train_source",
+    "set_reload_every_n_epochs",
 ]
 
 
@@ -82,4 +84,17 @@ def epoch_being_loaded(trainer: pl.Trainer) -> int:
     end of an epoch: Lightning asks for the loader before it advances ``current_epoch`` past
     the finished epoch, and ``epoch_progress.current.processed`` already counts it.
     """
-    return int(trainer.fit_loop.epoch_progress.current.processed)
+    return int(trainer.fit_loop.epoch_progress.current.processed)  # type: ignore[attr-defined]
+
+
+def get_reload_every_n_epochs(trainer: pl.Trainer) -> int:
+    """``Trainer(reload_dataloaders_every_n_epochs=...)`` as the trainer holds it.
+
+    The value is a plain attribute set by Lightning's data connector, not a declared property.
+    """
+    return int(trainer.reload_dataloaders_every_n_epochs)  # type: ignore[attr-defined]
+
+
+def set_reload_every_n_epochs(trainer: pl.Trainer, value: int) -> None:
+    """Change how often the train dataloader is requested again (1: every epoch)."""
+    trainer.reload_dataloaders_every_n_epochs = value  # type: ignore[attr-defined]

@@ -63,9 +63,7 @@ class _Track(Callback):
 def run_arm(arm: dict[str, Any], n: int, dim: int, generations: int, seed: int, out: Path) -> _Track:
     """Train one arm for one seed; returns the per-generation sigma and W2."""
     real = torch.randn(n, dim, generator=torch.Generator().manual_seed(10_000 + seed))
-    loop = SelfConsumingLoop(
-        generations=generations, images_per_generation=None, seed=seed, output_dir=out, **arm
-    )
+    loop = SelfConsumingLoop(generations=generations, images_per_generation=None, seed=seed, output_dir=out, **arm)
     track = _Track()
     trainer = pl.Trainer(
         default_root_dir=str(out),
@@ -78,7 +76,7 @@ def run_arm(arm: dict[str, Any], n: int, dim: int, generations: int, seed: int, 
         enable_progress_bar=False,
         enable_model_summary=False,
     )
-    trainer.fit(GaussianModel(dim), train_dataloaders=DataLoader(real, batch_size=n))
+    trainer.fit(GaussianModel(dim), train_dataloaders=DataLoader(real, batch_size=n))  # type: ignore[arg-type]
     return track
 
 
@@ -145,8 +143,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                     writer.writerow([name, seed, generation, f"{sigma:.6f}", f"{w2:.6f}"])
     _plot(results, args.n, args.out / "demo.png")
     rate = math.sqrt(2 / (args.n - 1)) * math.exp(math.lgamma(args.n / 2) - math.lgamma((args.n - 1) / 2))
-    print(f"theory: without correction E[σ_t] = α(n)^t σ_0 with α({args.n}) = {rate:.4f}"
-          f" -> {rate ** args.generations:.3f} after {args.generations} generations")
+    print(
+        f"theory: without correction E[σ_t] = α(n)^t σ_0 with α({args.n}) = {rate:.4f}"
+        f" -> {rate**args.generations:.3f} after {args.generations} generations"
+    )
     print(f"wrote {args.out / 'demo.png'} and {args.out / 'summary.csv'} in {time.perf_counter() - start:.0f} s")
     return 0
 

@@ -170,9 +170,7 @@ class SelfConsumingLoop(Callback):
             or not math.isfinite(synthetic_fraction)
             or synthetic_fraction < 0
         ):
-            raise ValueError(
-                f"`synthetic_fraction` must be a finite number >= 0, got {synthetic_fraction!r}."
-            )
+            raise ValueError(f"`synthetic_fraction` must be a finite number >= 0, got {synthetic_fraction!r}.")
         if not _is_int(generations) or generations < 0:
             raise ValueError(f"`generations` must be an integer >= 0, got {generations!r}.")
         _check_optional_count("images_per_generation", images_per_generation, 1)
@@ -185,8 +183,7 @@ class SelfConsumingLoop(Callback):
             _check_optional_count("real_per_generation", real_per_generation, 1)
         elif real_per_generation is not None:
             raise ValueError(
-                f"`real_per_generation` is only used in mode 'fresh', got {real_per_generation!r}"
-                f" with mode {mode!r}."
+                f"`real_per_generation` is only used in mode 'fresh', got {real_per_generation!r} with mode {mode!r}."
             )
         _check_optional_count("max_synthetic", max_synthetic, 0)
         if max_synthetic is not None and mode != "accumulate":
@@ -203,9 +200,7 @@ class SelfConsumingLoop(Callback):
                 f" synthetic data only), got {synthetic_fraction!r}."
             )
         if initial_images == 0 and generations == 0:
-            raise ValueError(
-                "`initial_images=0` skips generation 0, so `generations` must be >= 1, got 0."
-            )
+            raise ValueError("`initial_images=0` skips generation 0, so `generations` must be >= 1, got 0.")
         self.synthetic_fraction = float(synthetic_fraction)
         self.generations = int(generations)
         self.images_per_generation = images_per_generation
@@ -295,10 +290,10 @@ class SelfConsumingLoop(Callback):
         if self.corrector is None and callable(getattr(pl_module, "correct", None)):
             self._active_corrector = ModuleCorrector(pl_module)
         self._saved_trainer_settings = {
-            "reload_dataloaders_every_n_epochs": trainer.reload_dataloaders_every_n_epochs,
+            "reload_dataloaders_every_n_epochs": compat.get_reload_every_n_epochs(trainer),
             "max_epochs": trainer.fit_loop.max_epochs,
         }
-        trainer.reload_dataloaders_every_n_epochs = 1
+        compat.set_reload_every_n_epochs(trainer, 1)
         trainer.fit_loop.max_epochs = self.num_epochs
         compat.install_train_source(trainer, lambda: self._train_dataloader(trainer, pl_module))
 
@@ -389,9 +384,7 @@ class SelfConsumingLoop(Callback):
     def _restore_trainer(self, trainer: pl.Trainer) -> None:
         compat.restore_train_source(trainer)
         if self._saved_trainer_settings is not None:
-            trainer.reload_dataloaders_every_n_epochs = self._saved_trainer_settings[
-                "reload_dataloaders_every_n_epochs"
-            ]
+            compat.set_reload_every_n_epochs(trainer, self._saved_trainer_settings["reload_dataloaders_every_n_epochs"])
             trainer.fit_loop.max_epochs = self._saved_trainer_settings["max_epochs"]
             self._saved_trainer_settings = None
         self._fit_started = False
@@ -526,7 +519,7 @@ class SelfConsumingLoop(Callback):
         else:
             generation = self.generation_of_epoch(compat.epoch_being_loaded(trainer))
             if generation > self.generations:
-                return DataLoader([], batch_size=1)
+                return DataLoader([], batch_size=1)  # type: ignore[arg-type]
             self._current = {"time_sampling_s": 0.0, "time_correcting_s": 0.0}
             if generation >= 1 and self.num_synthetic > 0:
                 with self._forked_rng(generation, trainer.global_rank, pl_module.device):
@@ -556,9 +549,7 @@ class SelfConsumingLoop(Callback):
         else:
             order = budget_order(size, budget.total, order_gen)
         if self._fit_started:
-            self._current.update(
-                num_real=num_real, num_synthetic=size - num_real, num_trained=budget.total
-            )
+            self._current.update(num_real=num_real, num_synthetic=size - num_real, num_trained=budget.total)
         sampler = GenerationSampler(order, trainer.world_size, trainer.global_rank)
         workers = template.num_workers
         if self._fit_started:
@@ -618,9 +609,7 @@ class SelfConsumingLoop(Callback):
         try:
             local = self._sample_share(trainer, pl_module, generation)
             if world > 1:
-                self._store.write_exchange(
-                    generation, rank, {"data": local.data, "source_index": local.source_index}
-                )
+                self._store.write_exchange(generation, rank, {"data": local.data, "source_index": local.source_index})
         except Exception as err:  # reported to every rank below
             error = err
         self._agree(trainer, error)
@@ -665,11 +654,13 @@ class SelfConsumingLoop(Callback):
                 derive_seed(self.seed, "sample", generation, trainer.global_rank)
             )
         codec = real.codec
+        sample = getattr(pl_module, "sample")  # noqa: B009 - LightningModule.__getattr__ is typed as Tensor | Module
         chunks: list[Tensor] = []
         show = trainer.is_global_zero and trainer.progress_bar_callback is not None
-        with _eval_mode(pl_module), tqdm(
-            total=len(share), desc=f"Sampling generation {generation}", disable=not show, leave=False
-        ) as bar:
+        with (
+            _eval_mode(pl_module),
+            tqdm(total=len(share), desc=f"Sampling generation {generation}", disable=not show, leave=False) as bar,
+        ):
             for start in range(0, len(share), self.sample_batch_size):
                 index = share[start : start + self.sample_batch_size]
                 kwargs: dict[str, Any] = {}
@@ -677,7 +668,7 @@ class SelfConsumingLoop(Callback):
                     kwargs["generator"] = generator
                 if codec.condition_key is not None:
                     kwargs["conditions"] = self._move(real.batch(index).conditions, device)
-                out = pl_module.sample(len(index), **kwargs)
+                out = sample(len(index), **kwargs)
                 where = f"generation {generation}, {type(pl_module).__name__}.sample"
                 chunks.append(self._check_points(out, len(index), where).cpu())
                 bar.update(len(index))
@@ -702,8 +693,10 @@ class SelfConsumingLoop(Callback):
         if points.dtype != codec.data_dtype:
             raise SyntheticDataError(f"{where} returned dtype {points.dtype}, the real data is {codec.data_dtype}.")
         if points.is_floating_point() and not bool(torch.isfinite(points).all()):
-            bad = int((~torch.isfinite(points)).flatten(1).any(1).sum()) if points.dim() > 1 else int(
-                (~torch.isfinite(points)).sum()
+            bad = (
+                int((~torch.isfinite(points)).flatten(1).any(1).sum())
+                if points.dim() > 1
+                else int((~torch.isfinite(points)).sum())
             )
             raise SyntheticDataError(f"{where} returned {bad} points with non-finite values.")
         return points
@@ -732,9 +725,9 @@ class SelfConsumingLoop(Callback):
             else:
                 batch = batch.with_data(self._check_points(out, len(batch), where))
         correcting_s = time.perf_counter() - start
-        fields, strings = real.codec.encode_fields(real.items(batch.source_index.tolist())) if (
-            real.codec.other_keys
-        ) else ({}, {})
+        fields, strings = (
+            real.codec.encode_fields(real.items(batch.source_index.tolist())) if (real.codec.other_keys) else ({}, {})
+        )
         tensors = {"data": batch.data, "source_index": batch.source_index.to(torch.int64), **fields}
         shards = self._store.write_generation(generation, tensors, strings, self.shard_rows)
         described = corrector.describe() if corrector else {"name": None, "strength": 0.0}
@@ -773,4 +766,3 @@ class SelfConsumingLoop(Callback):
         message = f"{type(error).__name__}: {error}" if error is not None else None
         message = trainer.strategy.broadcast(message, src=source)
         raise SyntheticDataError(f"rank {source} failed: {message}") from error
-

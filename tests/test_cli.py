@@ -16,5 +16,7 @@ def test_version_and_help(capsys) -> None:  # type: ignore[no-untyped-def]
 
 
 def test_console_script_is_installed() -> None:
-    out = subprocess.run([sys.executable, "-m", "sclc_lightning.cli", "--version"], capture_output=True, text=True, check=True)
+    out = subprocess.run(
+        [sys.executable, "-m", "sclc_lightning.cli", "--version"], capture_output=True, text=True, check=True
+    )
     assert out.stdout.strip() == f"sclc-lightning {__version__}"

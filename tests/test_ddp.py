@@ -37,7 +37,9 @@ class RecordingModel(GaussianModel):
 def _fit(tmp_path: Path, devices: int, fail_rank: int | None = None) -> None:
     record = tmp_path / f"record{devices}"
     record.mkdir()
-    loop = SelfConsumingLoop(0.5, 2, images_per_generation=40, output_dir=tmp_path / f"synthetic{devices}", corrector="optimal_transport")
+    loop = SelfConsumingLoop(
+        0.5, 2, images_per_generation=40, output_dir=tmp_path / f"synthetic{devices}", corrector="optimal_transport"
+    )
     trainer = pl.Trainer(
         default_root_dir=str(tmp_path),
         accelerator="cpu",

@@ -13,7 +13,9 @@ def test_gaussian_model_fits_exactly() -> None:
 
     points = torch.randn(64, 3, generator=torch.Generator().manual_seed(0)) * torch.tensor([1.0, 2.0, 3.0])
     model = GaussianModel(3)
-    trainer = pl.Trainer(max_epochs=1, logger=False, enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False)
+    trainer = pl.Trainer(
+        max_epochs=1, logger=False, enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False
+    )
     trainer.fit(model, DataLoader(points, batch_size=10))
     assert torch.allclose(model.mean, points.mean(0), atol=1e-6)
     assert torch.allclose(model.cov, torch.cov(points.T), atol=1e-5)  # unbiased covariance

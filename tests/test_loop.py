@@ -51,7 +51,9 @@ def test_modes_build_the_mixed_set(tmp_path: Path, mode: str, extra: dict[str, A
 def test_fresh_mode_draws_new_real_subsets(tmp_path: Path) -> None:
     points = gaussian_points(40)
     model = GaussianModel(record=True)
-    loop = SelfConsumingLoop(0.0, 2, images_per_generation=10, mode="fresh", real_per_generation=10, output_dir=tmp_path / "s")
+    loop = SelfConsumingLoop(
+        0.0, 2, images_per_generation=10, mode="fresh", real_per_generation=10, output_dir=tmp_path / "s"
+    )
     fit(tmp_path, model, loader(points), loop)
     seen = [set(map(tuple, torch.cat(model.seen[i : i + 1]).tolist())) for i in range(3)]
     assert all(len(s) == 10 for s in seen)  # one pass over each 10-point subset
@@ -122,7 +124,9 @@ def test_identity_corrector_equals_no_corrector(tmp_path: Path) -> None:
     for corrector in (None, IdentityCorrector(), "identity"):
         torch.manual_seed(0)
         model = GaussianModel(noise=0.1)
-        loop = SelfConsumingLoop(0.8, 3, images_per_generation=40, corrector=corrector, output_dir=tmp_path / str(corrector))
+        loop = SelfConsumingLoop(
+            0.8, 3, images_per_generation=40, corrector=corrector, output_dir=tmp_path / str(corrector)
+        )
         fit(tmp_path, model, loader(gaussian_points(30)), loop)
         weights.append(torch.cat([model.mean.detach(), model.log_std.detach()]))
     assert torch.equal(weights[0], weights[1]) and torch.equal(weights[0], weights[2])
@@ -130,7 +134,11 @@ def test_identity_corrector_equals_no_corrector(tmp_path: Path) -> None:
 
 def test_correction_changes_the_data(tmp_path: Path) -> None:
     loop = SelfConsumingLoop(
-        0.5, 1, images_per_generation=20, corrector="optimal_transport", corrector_kwargs={"strength": float("inf")},
+        0.5,
+        1,
+        images_per_generation=20,
+        corrector="optimal_transport",
+        corrector_kwargs={"strength": float("inf")},
         output_dir=tmp_path / "s",
     )
     real = gaussian_points(50)
@@ -239,13 +247,27 @@ def _resumable_run(tmp_path: Path, name: str, loop_kwargs: dict[str, Any], **fit
     torch.manual_seed(0)
     model = GaussianModel(scheduler=True, noise=0.2)
     loop = SelfConsumingLoop(
-        **{"synthetic_fraction": 0.5, "generations": 4, "images_per_generation": 40, "corrector": "optimal_transport",
-           "output_dir": tmp_path / "synthetic", **loop_kwargs}
+        **{
+            "synthetic_fraction": 0.5,
+            "generations": 4,
+            "images_per_generation": 40,
+            "corrector": "optimal_transport",
+            "output_dir": tmp_path / "synthetic",
+            **loop_kwargs,
+        }
     )
     ckpt = ModelCheckpoint(dirpath=tmp_path / name, every_n_epochs=1, save_top_k=-1, filename="{epoch}")
     callbacks = [ckpt, *fit_kwargs.pop("callbacks", [])]
     torch.manual_seed(1234 if "ckpt_path" in fit_kwargs else 0)  # history must not matter
-    fit(tmp_path, model, loader(gaussian_points(50, seed=3)), loop, callbacks=callbacks, enable_checkpointing=True, **fit_kwargs)
+    fit(
+        tmp_path,
+        model,
+        loader(gaussian_points(50, seed=3)),
+        loop,
+        callbacks=callbacks,
+        enable_checkpointing=True,
+        **fit_kwargs,
+    )
     return model, loop
 
 
@@ -315,7 +337,7 @@ def test_model_without_sample_is_refused(tmp_path: Path) -> None:
     class NoSample(GaussianModel):
         sample = None  # type: ignore[assignment]
 
-    with pytest.raises(TypeError, match="needs a `sample.*NoSample has none"):
+    with pytest.raises(TypeError, match=r"needs a `sample.*NoSample has none"):
         fit(tmp_path, NoSample(), loader(gaussian_points(10)), SelfConsumingLoop(0.5, 1))
 
 
@@ -327,7 +349,9 @@ def test_empty_real_set_is_refused(tmp_path: Path) -> None:
 
 def test_fresh_pool_smaller_than_subset_is_refused(tmp_path: Path) -> None:
     loop = SelfConsumingLoop(0.5, 1, mode="fresh", real_per_generation=20, output_dir=tmp_path / "s")
-    with pytest.raises(ValueError, match=r"`real_per_generation` must be at most the size of the real pool \(10\), got 20"):
+    with pytest.raises(
+        ValueError, match=r"`real_per_generation` must be at most the size of the real pool \(10\), got 20"
+    ):
         fit(tmp_path, GaussianModel(), loader(gaussian_points(10)), loop)
 
 
@@ -379,7 +403,7 @@ def test_bad_corrector_output_names_the_corrector(tmp_path: Path) -> None:
 
 
 def test_limit_train_batches_is_refused(tmp_path: Path) -> None:
-    with pytest.raises(ValueError, match="`Trainer\\(limit_train_batches=...\\)` must be 1.0, got 0.5"):
+    with pytest.raises(ValueError, match=r"`Trainer\(limit_train_batches=...\)` must be 1.0, got 0.5"):
         fit(tmp_path, GaussianModel(), loader(gaussian_points(10)), SelfConsumingLoop(0.5, 1), limit_train_batches=0.5)
 
 

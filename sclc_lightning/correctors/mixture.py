@@ -29,7 +29,9 @@ class IdealMixtureCorrector(Corrector):
         num = len(batch)
         replace = torch.rand(num, generator=generator, dtype=torch.float64) < self.blend
         fresh = reference.sample(num, generator)
-        data = torch.where(replace.view(-1, *([1] * (batch.data.dim() - 1))), fresh.data.to(batch.data.dtype), batch.data)
+        data = torch.where(
+            replace.view(-1, *([1] * (batch.data.dim() - 1))), fresh.data.to(batch.data.dtype), batch.data
+        )
         source = torch.where(replace, fresh.source_index, batch.source_index)
         conditions = batch.conditions
         if isinstance(conditions, torch.Tensor):

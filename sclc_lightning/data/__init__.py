@@ -29,6 +29,7 @@ __all__ = [
     "derive_seed",
     "make_generator",
     "num_synthetic",
+    "plan_generation",
     "rank_slice",
     "resolve_budget",
 ]

@@ -38,9 +38,7 @@ def num_synthetic(synthetic_fraction: float, n: int) -> int:
         25
     """
     if not math.isfinite(synthetic_fraction) or synthetic_fraction < 0:
-        raise ValueError(
-            f"`synthetic_fraction` must be a finite number >= 0, got {synthetic_fraction!r}."
-        )
+        raise ValueError(f"`synthetic_fraction` must be a finite number >= 0, got {synthetic_fraction!r}.")
     return math.floor(Fraction(repr(float(synthetic_fraction))) * n)
 
 
@@ -121,9 +119,7 @@ def resolve_budget(
     if requested is None:
         per_rank = dataset_size // world_size
         if per_rank == 0:
-            raise ValueError(
-                f"The mixed training set has {dataset_size} items, fewer than the {world_size} ranks."
-            )
+            raise ValueError(f"The mixed training set has {dataset_size} items, fewer than the {world_size} ranks.")
         batches = per_rank // batch_size if drop_last else math.ceil(per_rank / batch_size)
         per_rank = batches * batch_size if drop_last else per_rank
         return TrainingBudget(None, per_rank * world_size, per_rank, batches, False)

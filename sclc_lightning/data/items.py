@@ -10,15 +10,15 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
-from typing import Any, Union
+from typing import Any
 
 import torch
 from torch import Tensor
 from torch.utils.data import default_collate
 
-__all__ = ["ItemCodec", "SyntheticBatch", "FieldKey"]
+__all__ = ["FieldKey", "ItemCodec", "SyntheticBatch"]
 
-FieldKey = Union[int, str, None]
+FieldKey = int | str | None
 """Position (tuple/list items), key (dict items) or ``None`` (items that are a tensor)."""
 
 _LEAF_KINDS = ("tensor", "int", "float", "bool", "str")
@@ -112,9 +112,7 @@ class ItemCodec:
     data_dtype: torch.dtype
 
     @classmethod
-    def infer(
-        cls, example: Any, data_field: FieldKey = None, condition_field: FieldKey = None
-    ) -> ItemCodec:
+    def infer(cls, example: Any, data_field: FieldKey = None, condition_field: FieldKey = None) -> ItemCodec:
         """Read the structure of ``example`` (one real item).
 
         Args:
@@ -168,9 +166,7 @@ class ItemCodec:
             raise ValueError(f"`data_field` must be one of {list(keys)!r}, got {data_key!r}.")
         data_value = values[keys.index(data_key)]
         if not isinstance(data_value, Tensor):
-            raise TypeError(
-                f"`data_field` {data_key!r} must hold a tensor, got {type(data_value).__name__}."
-            )
+            raise TypeError(f"`data_field` {data_key!r} must hold a tensor, got {type(data_value).__name__}.")
         if condition_field is not None and (condition_field not in keys or condition_field == data_key):
             raise ValueError(
                 f"`condition_field` must be one of {[k for k in keys if k != data_key]!r} or None,"

@@ -91,7 +91,9 @@ def plan_generation(
     if generation == 0:
         return GenerationPlan(0, True, real_indices)
     if mode == "accumulate":
-        parts = [(g, None) for g in range(1, generation + 1) if synthetic_counts.get(g, 0) > 0]
+        parts: list[tuple[int, Tensor | None]] = [
+            (g, None) for g in range(1, generation + 1) if synthetic_counts.get(g, 0) > 0
+        ]
         total = sum(synthetic_counts[g] for g, _ in parts)
         if max_synthetic is not None and total > max_synthetic:
             gen = make_generator(seed, "mix", generation)
@@ -157,10 +159,8 @@ class GenerationSampler(DistributedSampler):  # type: ignore[type-arg]
 
     def __init__(self, order: Tensor, num_replicas: int, rank: int):
         if order.numel() % num_replicas:
-            raise ValueError(
-                f"The draw of {order.numel()} items does not split evenly over {num_replicas} ranks."
-            )
-        super().__init__(range(order.numel()), num_replicas=num_replicas, rank=rank, shuffle=False)
+            raise ValueError(f"The draw of {order.numel()} items does not split evenly over {num_replicas} ranks.")
+        super().__init__(range(order.numel()), num_replicas=num_replicas, rank=rank, shuffle=False)  # type: ignore[arg-type]
         self.order = order
 
     def indices(self) -> Tensor:
@@ -172,4 +172,3 @@ class GenerationSampler(DistributedSampler):  # type: ignore[type-arg]
 
     def __len__(self) -> int:
         return self.order.numel() // self.num_replicas
-

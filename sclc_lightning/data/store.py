@@ -58,9 +58,7 @@ class SyntheticSet(Dataset[Any]):
         self.codec = codec
         self._ends = torch.tensor([rows for _, rows in shards], dtype=torch.int64).cumsum(0).tolist()
         strings_path = self.folder / "strings.json"
-        self._strings: dict[str, list[str]] = (
-            json.loads(strings_path.read_text()) if strings_path.exists() else {}
-        )
+        self._strings: dict[str, list[str]] = json.loads(strings_path.read_text()) if strings_path.exists() else {}
         self._handles: dict[int, Any] = {}
         self._pid = os.getpid()
 

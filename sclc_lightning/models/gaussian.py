@@ -48,6 +48,9 @@ class GaussianModel(pl.LightningModule):
     Items may be tensors of shape ``(dim,)`` or tuples/dicts whose first field is one.
     """
 
+    mean: Tensor
+    cov: Tensor
+
     def __init__(self, dim: int = 2) -> None:
         super().__init__()
         self.automatic_optimization = False

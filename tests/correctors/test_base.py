@@ -2,11 +2,24 @@ import pytest
 import torch
 
 import sclc_lightning
-from sclc_lightning.correctors import Corrector, available_correctors, get_corrector_class, make_corrector, register_corrector
+from sclc_lightning.correctors import (
+    Corrector,
+    available_correctors,
+    get_corrector_class,
+    make_corrector,
+    register_corrector,
+)
 
 
 def test_builtins_are_registered_and_exported() -> None:
-    assert available_correctors()[:6] == ["filter", "ideal_mixture", "identity", "kmeans", "optimal_transport", "random_pairing"]
+    assert available_correctors()[:6] == [
+        "filter",
+        "ideal_mixture",
+        "identity",
+        "kmeans",
+        "optimal_transport",
+        "random_pairing",
+    ]
     for name in ("identity", "optimal_transport", "random_pairing", "ideal_mixture", "kmeans"):
         cls = get_corrector_class(name)
         assert cls.name == name and getattr(sclc_lightning, cls.__name__) is cls
@@ -19,7 +32,9 @@ def test_register_and_make() -> None:
             return batch.data / 2
 
     made = make_corrector("test_halve", {"strength": 2.0})
-    assert isinstance(made, Halve) and made.strength == 2.0 and made.describe() == {"name": "test_halve", "strength": 2.0}
+    assert (
+        isinstance(made, Halve) and made.strength == 2.0 and made.describe() == {"name": "test_halve", "strength": 2.0}
+    )
     with pytest.raises(ValueError, match="A corrector is already registered as 'test_halve'"):
         register_corrector("test_halve")(type("Other", (Halve,), {}))
     with pytest.raises(ValueError, match=r"`corrector` must be one of .*, got 'unknown'"):

@@ -16,7 +16,9 @@ REFERENCE = RealData([torch.zeros(1)], ItemCodec.infer(torch.zeros(1)))
 def test_keeps_best_and_refills(gamma: float, kept: int) -> None:
     data = torch.arange(10.0)[:, None]  # score = -value: best are the smallest
     batch = SyntheticBatch(data, torch.arange(10), [f"c{i}" for i in range(10)])
-    out = FilterCorrector(score, strength=gamma).correct(batch, generation=1, generator=torch.Generator().manual_seed(0), reference=REFERENCE)
+    out = FilterCorrector(score, strength=gamma).correct(
+        batch, generation=1, generator=torch.Generator().manual_seed(0), reference=REFERENCE
+    )
     assert len(out) == 10
     assert out.data[:kept, 0].tolist() == list(range(kept))
     assert set(out.data[:, 0].tolist()) <= set(range(kept))  # refills are copies of kept points
@@ -30,4 +32,9 @@ def test_score_from_import_path_and_bad_scores() -> None:
         FilterCorrector("no.such.module:f")
     bad = FilterCorrector(lambda d, c: torch.zeros(3))
     with pytest.raises(ValueError, match=r"one value per point \(4\), got shape \(3,\)"):
-        bad.correct(SyntheticBatch(torch.zeros(4, 1), torch.arange(4)), generation=1, generator=torch.Generator(), reference=REFERENCE)
+        bad.correct(
+            SyntheticBatch(torch.zeros(4, 1), torch.arange(4)),
+            generation=1,
+            generator=torch.Generator(),
+            reference=REFERENCE,
+        )

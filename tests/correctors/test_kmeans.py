@@ -31,6 +31,8 @@ def test_finite_strength_moves_part_way() -> None:
     corrector.setup(real, torch.Generator().manual_seed(0))
     assert list(corrector.centres) == [None]
     y = torch.tensor([[8.0, 2.0]])
-    out = corrector.correct(SyntheticBatch(y, torch.arange(1), torch.tensor([0])), generation=1, generator=torch.Generator(), reference=real)
+    out = corrector.correct(
+        SyntheticBatch(y, torch.arange(1), torch.tensor([0])), generation=1, generator=torch.Generator(), reference=real
+    )
     centre = corrector.nearest_centres(y, None)
     assert torch.allclose(out, (y + centre.float()) / 2)

@@ -9,7 +9,9 @@ def test_replaces_with_probability_gamma_over_one_plus_gamma() -> None:
     items = [(real[i], i % 10) for i in range(1000)]
     reference = RealData(items, ItemCodec.infer(items[0], condition_field=1))
     batch = SyntheticBatch(-torch.ones(1000, 1), torch.zeros(1000, dtype=torch.int64), torch.full((1000,), -1))
-    out = IdealMixtureCorrector(strength=3.0).correct(batch, generation=1, generator=torch.Generator().manual_seed(0), reference=reference)
+    out = IdealMixtureCorrector(strength=3.0).correct(
+        batch, generation=1, generator=torch.Generator().manual_seed(0), reference=reference
+    )
     replaced = out.data[:, 0] > 0
     # Binomial(1000, 0.75): mean 750, sd 13.7; 5 sd bounds.
     assert 680 <= int(replaced.sum()) <= 820
@@ -25,5 +27,9 @@ def test_zero_and_infinite_strength() -> None:
     reference = RealData(list(real), ItemCodec.infer(real[0]))
     batch = SyntheticBatch(torch.zeros(10, 1), torch.arange(10))
     g = torch.Generator().manual_seed(0)
-    assert torch.equal(IdealMixtureCorrector(0.0).correct(batch, generation=1, generator=g, reference=reference).data, batch.data)
-    assert torch.equal(IdealMixtureCorrector(float("inf")).correct(batch, generation=1, generator=g, reference=reference).data, real)
+    assert torch.equal(
+        IdealMixtureCorrector(0.0).correct(batch, generation=1, generator=g, reference=reference).data, batch.data
+    )
+    assert torch.equal(
+        IdealMixtureCorrector(float("inf")).correct(batch, generation=1, generator=g, reference=reference).data, real
+    )

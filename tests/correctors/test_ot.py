@@ -43,7 +43,10 @@ def test_ot_with_target_sampler() -> None:
         return torch.full((num, 2), 3.0)
 
     out = OptimalTransportCorrector(1.0, target_sampler=target).correct(
-        SyntheticBatch(torch.zeros(4, 2), torch.arange(4)), generation=1, generator=torch.Generator(), reference=real_data(torch.zeros(4, 2))
+        SyntheticBatch(torch.zeros(4, 2), torch.arange(4)),
+        generation=1,
+        generator=torch.Generator(),
+        reference=real_data(torch.zeros(4, 2)),
     )
     assert torch.allclose(out, torch.full((4, 2), 1.5))
 
@@ -52,7 +55,10 @@ def test_random_pairing_uses_a_permutation() -> None:
     real = torch.arange(20.0)[:, None]
     y = torch.zeros(20, 1)
     out = RandomPairingCorrector(float("inf")).correct(
-        SyntheticBatch(y, torch.arange(20)), generation=1, generator=torch.Generator().manual_seed(0), reference=real_data(real)
+        SyntheticBatch(y, torch.arange(20)),
+        generation=1,
+        generator=torch.Generator().manual_seed(0),
+        reference=real_data(real),
     )
     assert sorted(out.flatten().tolist()) == list(range(20))  # every fresh target used once
     assert out.flatten().tolist() != list(range(20))

@@ -4,7 +4,10 @@ import torch
 from sclc_lightning.data.budget import budget_order, derive_seed, num_synthetic, rank_slice, resolve_budget
 
 
-@pytest.mark.parametrize(("lam", "n", "expected"), [(0.5, 50, 25), (0.29, 100, 29), (0.7, 10, 7), (1.5, 31, 46), (0.0, 9, 0), (0.001, 999, 0)])
+@pytest.mark.parametrize(
+    ("lam", "n", "expected"),
+    [(0.5, 50, 25), (0.29, 100, 29), (0.7, 10, 7), (1.5, 31, 46), (0.0, 9, 0), (0.001, 999, 0)],
+)
 def test_num_synthetic_is_floor_of_lambda_n(lam: float, n: int, expected: int) -> None:
     assert num_synthetic(lam, n) == expected
 

@@ -33,7 +33,12 @@ def test_dict_items_default_to_first_tensor_key() -> None:
         ((torch.zeros(1), [1, 2]), {}, TypeError, "Field 1 of the real items has type list"),
         ((torch.zeros(1), 1), {"data_field": 5}, ValueError, r"`data_field` must be one of \[0, 1\], got 5"),
         ((torch.zeros(1), 1), {"data_field": 1}, TypeError, "`data_field` 1 must hold a tensor, got int"),
-        ((torch.zeros(1), 1), {"condition_field": 0}, ValueError, r"`condition_field` must be one of \[1\] or None, got 0"),
+        (
+            (torch.zeros(1), 1),
+            {"condition_field": 0},
+            ValueError,
+            r"`condition_field` must be one of \[1\] or None, got 0",
+        ),
         (torch.zeros(1), {"condition_field": 0}, ValueError, "Real items are tensors"),
         (3.0, {}, TypeError, "Real items must be a tensor, a tuple/list of fields or a dict"),
     ],

@@ -28,7 +28,12 @@ def test_accumulate_cap_is_a_uniform_subsample() -> None:
 def test_fresh_subsets_are_new_each_generation() -> None:
     a = plan_generation("fresh", 1, 100, {1: 3}, 0, real_per_generation=20).real_indices
     b = plan_generation("fresh", 2, 100, {2: 3}, 0, real_per_generation=20).real_indices
-    assert a is not None and b is not None and a.unique().numel() == 20 and not torch.equal(a.sort().values, b.sort().values)
+    assert (
+        a is not None
+        and b is not None
+        and a.unique().numel() == 20
+        and not torch.equal(a.sort().values, b.sort().values)
+    )
     with pytest.raises(ValueError, match=r"`real_per_generation` must be in \[1, 100\]"):
         plan_generation("fresh", 1, 100, {}, 0, real_per_generation=200)
 

@@ -11,7 +11,12 @@ def test_generation_round_trip_in_shards(tmp_path) -> None:
     store = SyntheticStore(tmp_path)
     data = torch.randn(25, 2)
     labels = torch.arange(25)
-    shards = store.write_generation(3, {"data": data, "source_index": labels, "field.1": labels}, {"field.2": [f"s{i}" for i in range(25)]}, shard_rows=10)
+    shards = store.write_generation(
+        3,
+        {"data": data, "source_index": labels, "field.1": labels},
+        {"field.2": [f"s{i}" for i in range(25)]},
+        shard_rows=10,
+    )
     assert shards == [("shard_00000.safetensors", 10), ("shard_00001.safetensors", 10), ("shard_00002.safetensors", 5)]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["gen_0003"]  # no temporary folder left
     ds = store.open_generation(3, shards, codec)
