@@ -450,26 +450,39 @@ class SelfConsumingLoop(Callback):
             root = Path(trainer.log_dir or trainer.default_root_dir) / "synthetic"
         root = Path(trainer.strategy.broadcast(str(root), src=0))
         self._store = SyntheticStore(root)
-        manifest = self._store.read_manifest()
         run_id = restored.get("run_id")
-        if manifest is not None and run_id is not None and manifest["run_id"] != run_id:
-            raise ValueError(
-                f"{self._store.manifest_path} belongs to run {manifest['run_id']}, the checkpoint to run"
-                f" {run_id}; pass the run's own `output_dir`."
-            )
-        if manifest is not None and run_id is None:
-            raise ValueError(
-                f"`output_dir` {str(root)!r} already holds the synthetic data of run {manifest['run_id']};"
-                " use a new `output_dir` or resume that run from its checkpoint (`ckpt_path`)."
-            )
+        # Global rank zero inspects the folder and decides for every rank, so that no rank can
+        # see a manifest another rank has just written.
+        problem: str | None = None
+        fresh = False
+        if trainer.is_global_zero:
+            manifest = self._store.read_manifest()
+            fresh = manifest is None
+            if manifest is not None and run_id is not None and manifest["run_id"] != run_id:
+                problem = (
+                    f"{self._store.manifest_path} belongs to run {manifest['run_id']}, the checkpoint to run"
+                    f" {run_id}; pass the run's own `output_dir`."
+                )
+            elif manifest is not None and run_id is None:
+                problem = (
+                    f"`output_dir` {str(root)!r} already holds the synthetic data of run {manifest['run_id']};"
+                    " use a new `output_dir` or resume that run from its checkpoint (`ckpt_path`)."
+                )
+        problem, fresh = trainer.strategy.broadcast((problem, fresh), src=0)
+        if problem is not None:
+            raise ValueError(problem)
         if run_id is None:
             run_id = trainer.strategy.broadcast(uuid.uuid4().hex, src=0)
         self._run_id = run_id
+        if fresh and trainer.is_global_zero:
+            self._store.write_manifest(self._new_manifest())
+        trainer.strategy.barrier("sclc_manifest")
+        manifest = self._store.read_manifest()
         if manifest is None:
-            manifest = self._new_manifest()
-            if trainer.is_global_zero:
-                self._store.write_manifest(manifest)
-            trainer.strategy.barrier("sclc_manifest")
+            raise FileNotFoundError(
+                f"{self._store.manifest_path} is missing on rank {trainer.global_rank}; with several"
+                " nodes `output_dir` must be on a filesystem shared by all of them."
+            )
         self._generations_on_disk = {int(r["generation"]): r for r in manifest["generations"]}
 
     def _new_manifest(self) -> dict[str, Any]:
