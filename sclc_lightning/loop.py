@@ -548,7 +548,8 @@ class SelfConsumingLoop(Callback):
             dataset = MixedDataset(real.dataset, plan, self._synthetic_sets_for(plan))
         num_real = plan.num_real(len(real))
         size = len(dataset)  # type: ignore[arg-type]
-        requested = self.initial_images if generation == 0 else self.images_per_generation
+        trains_generation_zero = generation == 0 and self._first_generation == 0
+        requested = self.initial_images if trains_generation_zero else self.images_per_generation
         batch_size = template.batch_size or template.batch_sampler.batch_size  # type: ignore[union-attr]
         budget = resolve_budget(requested, size, batch_size, trainer.world_size, template.drop_last)
         if not budget.exact and self._fit_started:

@@ -1,5 +1,6 @@
 import subprocess
 import sys
+from pathlib import Path
 
 from sclc_lightning import __version__
 from sclc_lightning.cli import main

@@ -411,3 +411,92 @@ def test_trainer_settings_are_restored(tmp_path: Path) -> None:
     loop = SelfConsumingLoop(0.5, 1, images_per_generation=20, output_dir=tmp_path / "s")
     t = fit(tmp_path, GaussianModel(), loader(gaussian_points(50)), loop)
     assert t.reload_dataloaders_every_n_epochs == 0 and t.fit_loop.max_epochs == -1
+
+
+# -- the user's loader settings and schedulers ----------------------------------------------------
+def _collate_with_flag(items: list[torch.Tensor]) -> dict[str, Any]:
+    return {"x": torch.stack(items), "collated_by_user": True}
+
+
+def test_collate_and_workers_come_from_the_user_loader(tmp_path: Path) -> None:
+    seen: list[Any] = []
+
+    class Spy(Callback):
+        def on_train_batch_start(self, trainer: Any, pl_module: Any, batch: Any, batch_idx: int) -> None:
+            seen.append(batch)
+
+    data = DataLoader(
+        TensorItems(gaussian_points(40)),
+        batch_size=8,
+        collate_fn=_collate_with_flag,
+        num_workers=1,
+        multiprocessing_context="spawn",
+    )
+    loop = SelfConsumingLoop(0.5, 1, images_per_generation=32, output_dir=tmp_path / "s")
+    fit(tmp_path, GaussianModel(), data, loop, callbacks=[Spy()])
+    assert len(seen) == 8 and all(b["collated_by_user"] is True and b["x"].shape == (8, 2) for b in seen)
+
+
+@pytest.mark.parametrize("initial_images", [None, 0])
+def test_estimated_stepping_batches_matches_the_run(tmp_path: Path, initial_images: int | None) -> None:
+    class OneCycle(GaussianModel):
+        def configure_optimizers(self) -> Any:
+            opt = torch.optim.SGD(self.parameters(), lr=0.01)
+            total = self.trainer.estimated_stepping_batches
+            sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=0.1, total_steps=int(total))
+            return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
+
+    model = OneCycle()
+    loop = SelfConsumingLoop(0.5, 3, images_per_generation=30, initial_images=initial_images, output_dir=tmp_path / "s")
+    t = fit(tmp_path, model, loader(gaussian_points(50)), loop)  # OneCycleLR raises if stepped past total_steps
+    steps = 3 * (4 if initial_images is None else 3)
+    assert t.global_step == steps and t.lr_scheduler_configs[0].scheduler.total_steps == steps
+
+
+def test_corrector_returning_the_wrong_count_is_refused(tmp_path: Path) -> None:
+    class Dropper(Corrector):
+        name = "dropper"
+
+        def correct(self, batch: Any, *, generation: int, generator: Any, reference: Any) -> torch.Tensor:
+            return batch.data[:-2]
+
+    loop = SelfConsumingLoop(0.5, 1, images_per_generation=20, corrector=Dropper(), output_dir=tmp_path / "s")
+    with pytest.raises(
+        SyntheticDataError, match=r"generation 1, corrector dropper .* returned shape \(23, 2\), expected \(25, 2\)"
+    ):
+        fit(tmp_path, GaussianModel(), loader(gaussian_points(50)), loop)
+    assert manifest(tmp_path / "s")["generations"] == [] and not (tmp_path / "s" / "gen_0001").exists()
+
+
+class PointsDataModule(pl.LightningDataModule):
+    def __init__(self, n: int):
+        super().__init__()
+        self.n = n
+        self.setup_calls = 0
+
+    def setup(self, stage: str) -> None:
+        self.setup_calls += 1
+        self.points = gaussian_points(self.n)
+
+    def train_dataloader(self) -> DataLoader[Any]:
+        return loader(self.points, batch_size=5)
+
+
+def test_real_set_from_a_datamodule(tmp_path: Path) -> None:
+    datamodule = PointsDataModule(33)
+    loop = SelfConsumingLoop(0.5, 2, images_per_generation=20, output_dir=tmp_path / "s")
+    t = trainer(tmp_path, [loop])
+    t.fit(GaussianModel(), datamodule=datamodule)
+    assert loop.n == 33 and [r.num_synthetic for r in loop.history] == [0, 16, 16]
+    assert t.global_step == 3 * 4  # batch size 5 from the user's loader
+
+
+def test_real_set_from_the_module_train_dataloader(tmp_path: Path) -> None:
+    class WithLoader(GaussianModel):
+        def train_dataloader(self) -> DataLoader[Any]:
+            return loader(gaussian_points(21), batch_size=7)
+
+    loop = SelfConsumingLoop(1.0, 1, images_per_generation=None, output_dir=tmp_path / "s")
+    t = trainer(tmp_path, [loop])
+    t.fit(WithLoader())
+    assert [r.num_real + r.num_synthetic for r in loop.history] == [21, 42] and t.global_step == 3 + 6
