@@ -14,7 +14,12 @@ class GaussianModel(pl.LightningModule):
     """A diagonal Gaussian fitted by maximum likelihood with Adam; samples with the generator."""
 
     def __init__(
-        self, dim: int = 2, lr: float = 0.05, scheduler: bool = False, record: bool = False, noise: float = 0.0
+        self,
+        dim: int = 2,
+        lr: float = 0.05,
+        scheduler: bool | str = False,
+        record: bool = False,
+        noise: float = 0.0,
     ):
         super().__init__()
         self.mean = nn.Parameter(torch.zeros(dim))
@@ -45,8 +50,9 @@ class GaussianModel(pl.LightningModule):
         opt = torch.optim.Adam(self.parameters(), lr=self.lr)
         if not self.scheduler:
             return opt
-        sched = torch.optim.lr_scheduler.StepLR(opt, step_size=3, gamma=0.9)
-        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
+        interval = "epoch" if self.scheduler == "epoch" else "step"
+        sched = torch.optim.lr_scheduler.StepLR(opt, step_size=1 if interval == "epoch" else 3, gamma=0.9)
+        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": interval}}
 
     def sample(self, num_samples: int, *, generator: torch.Generator | None = None, conditions: Any = None) -> Tensor:
         noise = torch.randn(num_samples, self.mean.numel(), generator=generator)

@@ -243,9 +243,11 @@ class CrashAt(Callback):
             raise RuntimeError("simulated crash")
 
 
-def _resumable_run(tmp_path: Path, name: str, loop_kwargs: dict[str, Any], **fit_kwargs: Any) -> tuple[Any, Any]:
+def _resumable_run(
+    tmp_path: Path, name: str, loop_kwargs: dict[str, Any], scheduler: bool | str = True, **fit_kwargs: Any
+) -> tuple[Any, Any]:
     torch.manual_seed(0)
-    model = GaussianModel(scheduler=True, noise=0.2)
+    model = GaussianModel(scheduler=scheduler, noise=0.2)
     loop = SelfConsumingLoop(
         **{
             "synthetic_fraction": 0.5,
@@ -271,13 +273,16 @@ def _resumable_run(tmp_path: Path, name: str, loop_kwargs: dict[str, Any], **fit
     return model, loop
 
 
-def test_crash_then_resume_equals_uninterrupted(tmp_path: Path) -> None:
-    full, _ = _resumable_run(tmp_path / "a", "ck", {})
+@pytest.mark.parametrize("scheduler", ["step", "epoch"])
+def test_crash_then_resume_equals_uninterrupted(tmp_path: Path, scheduler: str) -> None:
+    full, _ = _resumable_run(tmp_path / "a", "ck", {}, scheduler)
     with pytest.raises(RuntimeError, match="simulated crash"):
-        _resumable_run(tmp_path / "b", "ck", {}, callbacks=[CrashAt(3)])
+        _resumable_run(tmp_path / "b", "ck", {}, scheduler, callbacks=[CrashAt(3)])
     on_disk = manifest(tmp_path / "b" / "synthetic")["generations"]
     assert [g["generation"] for g in on_disk] == [1, 2, 3]  # generation 3's data was made before the crash
-    resumed, loop = _resumable_run(tmp_path / "b", "ck2", {}, ckpt_path=str(tmp_path / "b" / "ck" / "epoch=2.ckpt"))
+    resumed, loop = _resumable_run(
+        tmp_path / "b", "ck2", {}, scheduler, ckpt_path=str(tmp_path / "b" / "ck" / "epoch=2.ckpt")
+    )
     assert [r.generation for r in loop.history] == [3, 4]
     assert torch.equal(full.mean, resumed.mean) and torch.equal(full.log_std, resumed.log_std)
     a = manifest(tmp_path / "a" / "synthetic")["generations"]
