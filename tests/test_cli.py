@@ -17,7 +17,6 @@ def test_version_and_help(capsys) -> None:  # type: ignore[no-untyped-def]
 
 
 def test_console_script_is_installed() -> None:
-    out = subprocess.run(
-        [sys.executable, "-m", "sclc_lightning.cli", "--version"], capture_output=True, text=True, check=True
-    )
+    script = Path(sys.executable).with_name("sclc")  # the console script beside this interpreter
+    out = subprocess.run([str(script), "--version"], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == f"sclc-lightning {__version__}"

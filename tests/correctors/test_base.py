@@ -51,3 +51,36 @@ def test_mix_is_the_convex_blend() -> None:
     c = get_corrector_class("random_pairing")(strength=3.0)
     assert torch.allclose(c.mix(torch.zeros(1), torch.ones(1)), torch.tensor([0.75]))
     assert c.blend == 0.75
+
+
+def test_custom_corrector_in_a_loop_sets_up_once(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from helpers import GaussianModel, gaussian_points, loader, trainer
+
+    from sclc_lightning import SelfConsumingLoop
+
+    @register_corrector("test_shrink_to_mean")
+    class ShrinkToMean(Corrector):
+        setups = 0
+
+        def setup(self, reference, generator):  # type: ignore[no-untyped-def]
+            type(self).setups += 1
+            self.centre = reference.data().mean(0)
+
+        def correct(self, batch, *, generation, generator, reference):  # type: ignore[no-untyped-def]
+            return self.mix(batch.data, self.centre.expand_as(batch.data))
+
+    points = gaussian_points(40)
+    loop = SelfConsumingLoop(
+        0.5,
+        3,
+        images_per_generation=20,
+        corrector="test_shrink_to_mean",
+        corrector_kwargs={"strength": float("inf")},
+        output_dir=tmp_path / "s",
+    )
+    trainer(tmp_path, [loop]).fit(GaussianModel(), train_dataloaders=loader(points))
+    assert ShrinkToMean.setups == 1
+    from safetensors.torch import load_file
+
+    stored = load_file(str(tmp_path / "s" / "gen_0003" / "shard_00000.safetensors"))["data"]
+    assert torch.allclose(stored, points.mean(0).expand(20, 2))  # gamma = inf: every point on the mean
