@@ -287,6 +287,10 @@ class SelfConsumingLoop(Callback):
                 f"`Trainer(max_steps={trainer.max_steps})` may stop the fit before the last of"
                 f" the {self.generations} generations."
             )
+        # A callback may serve several fits: forget what the previous one read.
+        self._real, self._loader_template, self._restored = None, None, None
+        self._synthetic_sets, self._corrector_ready = {}, False
+        self._active_corrector = self.corrector
         if self.corrector is None and callable(getattr(pl_module, "correct", None)):
             self._active_corrector = ModuleCorrector(pl_module)
         self._saved_trainer_settings = {

@@ -505,3 +505,22 @@ def test_real_set_from_the_module_train_dataloader(tmp_path: Path) -> None:
     t = trainer(tmp_path, [loop])
     t.fit(WithLoader())
     assert [r.num_real + r.num_synthetic for r in loop.history] == [21, 42] and t.global_step == 3 + 6
+
+
+def test_condition_field_needs_a_conditions_argument(tmp_path: Path) -> None:
+    class Unconditional(GaussianModel):
+        def sample(self, num_samples: int, *, generator: Any = None) -> torch.Tensor:  # type: ignore[override]
+            return super().sample(num_samples, generator=generator)
+
+    data = loader(gaussian_points(10), labels=torch.zeros(10, dtype=torch.int64))
+    loop = SelfConsumingLoop(0.5, 1, condition_field=1, output_dir=tmp_path / "s")
+    with pytest.raises(TypeError, match=r"`condition_field` is 1 but Unconditional.sample takes no `conditions`"):
+        fit(tmp_path, Unconditional(), data, loop)
+
+
+def test_one_callback_serves_two_fits(tmp_path: Path) -> None:
+    loop = SelfConsumingLoop(0.5, 1, images_per_generation=20)
+    fit(tmp_path / "a", GaussianModel(), loader(gaussian_points(50)), loop)
+    fit(tmp_path / "b", GaussianModel(), loader(gaussian_points(30)), loop)
+    assert [r.num_real for r in loop.history] == [50, 50, 30, 30]
+    assert (tmp_path / "b" / "synthetic" / "manifest.json").exists()  # default output_dir under the new root
