@@ -60,6 +60,7 @@ class SyntheticSet(Dataset[Any]):
         strings_path = self.folder / "strings.json"
         self._strings: dict[str, list[str]] = json.loads(strings_path.read_text()) if strings_path.exists() else {}
         self._handles: dict[int, Any] = {}
+        self._slices: dict[int, dict[str, Any]] = {}
         self._pid = os.getpid()
 
     def __len__(self) -> int:
@@ -68,28 +69,33 @@ class SyntheticSet(Dataset[Any]):
     def __getstate__(self) -> dict[str, Any]:
         # safe_open handles cannot cross process boundaries (DataLoader workers, spawn).
         state = self.__dict__.copy()
-        state["_handles"] = {}
+        state["_handles"], state["_slices"] = {}, {}
         return state
 
     def _handle(self, shard: int) -> Any:
         if self._pid != os.getpid():
-            self._handles, self._pid = {}, os.getpid()
+            self._handles, self._slices, self._pid = {}, {}, os.getpid()
         if shard not in self._handles:
             self._handles[shard] = safe_open(str(self.folder / self.shards[shard][0]), framework="pt")
         return self._handles[shard]
+
+    def _shard_slices(self, shard: int) -> dict[str, Any]:
+        """Memory-mapped slices of the data and field tensors of one shard, opened once."""
+        if self._pid != os.getpid() or shard not in self._slices:
+            handle = self._handle(shard)
+            names = [n for n in handle.keys() if n == "data" or n.startswith("field.")]
+            self._slices[shard] = {name: handle.get_slice(name) for name in names}
+        return self._slices[shard]
 
     def __getitem__(self, index: int) -> Any:
         if not 0 <= index < len(self):
             raise IndexError(f"index {index} out of range for {len(self)} synthetic items")
         shard = bisect.bisect_right(self._ends, index)
         row = index - (self._ends[shard - 1] if shard else 0)
-        handle = self._handle(shard)
-        fields: dict[str, Any] = {
-            name: handle.get_slice(name)[row] for name in handle.keys() if name.startswith("field.")
-        }
+        fields: dict[str, Any] = {name: rows[row] for name, rows in self._shard_slices(shard).items()}
         for name, values in self._strings.items():
             fields[name] = values[index]
-        return self.codec.build(handle.get_slice("data")[row], fields)
+        return self.codec.build(fields.pop("data"), fields)
 
     def load(self, name: str = "data") -> Tensor:
         """One stored tensor of all rows, e.g. ``"data"`` or ``"source_index"``."""
