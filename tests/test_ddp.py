@@ -13,6 +13,8 @@ from helpers import GaussianModel, gaussian_points, loader
 
 from sclc_lightning import SelfConsumingLoop
 
+LABELS = torch.arange(51) % 4
+
 
 class RecordingModel(GaussianModel):
     """Writes every training point it sees, per rank and generation, to ``record_dir``."""
@@ -25,6 +27,8 @@ class RecordingModel(GaussianModel):
     def sample(self, num_samples: int, *, generator: Any = None, conditions: Any = None) -> torch.Tensor:
         if self.fail_rank == self.global_rank and self.current_epoch == 1:
             raise RuntimeError(f"sampler broke on rank {self.global_rank}")
+        if conditions is None or conditions.shape != (num_samples,):
+            raise RuntimeError(f"conditions of the wrong shape reached sample: {conditions!r}")
         return super().sample(num_samples, generator=generator) + 100.0 * (self.current_epoch + 1)
 
     def on_train_epoch_end(self) -> None:
@@ -38,7 +42,12 @@ def _fit(tmp_path: Path, devices: int, fail_rank: int | None = None) -> None:
     record = tmp_path / f"record{devices}"
     record.mkdir()
     loop = SelfConsumingLoop(
-        0.5, 2, images_per_generation=40, output_dir=tmp_path / f"synthetic{devices}", corrector="optimal_transport"
+        0.5,
+        2,
+        images_per_generation=40,
+        output_dir=tmp_path / f"synthetic{devices}",
+        corrector="optimal_transport",
+        condition_field=1,
     )
     trainer = pl.Trainer(
         default_root_dir=str(tmp_path),
@@ -52,15 +61,21 @@ def _fit(tmp_path: Path, devices: int, fail_rank: int | None = None) -> None:
         enable_progress_bar=False,
         enable_model_summary=False,
     )
-    trainer.fit(RecordingModel(str(record), fail_rank), train_dataloaders=loader(gaussian_points(51), batch_size=10))
+    data = loader(gaussian_points(51), batch_size=10, labels=LABELS)
+    trainer.fit(RecordingModel(str(record), fail_rank), train_dataloaders=data)
 
 
 def test_two_processes_share_the_work(tmp_path: Path) -> None:
     _fit(tmp_path, 2)
     _fit(tmp_path, 1)
+    from safetensors.torch import load_file
+
     for devices in (1, 2):
         manifest = json.loads((tmp_path / f"synthetic{devices}" / "manifest.json").read_text())
         assert [g["count"] for g in manifest["generations"]] == [25, 25]  # floor(0.5 * 51), any world size
+        stored = load_file(str(tmp_path / f"synthetic{devices}" / "gen_0002" / "shard_00000.safetensors"))
+        assert torch.equal(stored["field.1"], LABELS[stored["source_index"]])  # each point kept its condition
+        assert stored["source_index"].unique().numel() == 25  # 25 distinct real items lent their labels
     real = {tuple(r) for r in gaussian_points(51).tolist()}
     for epoch in range(3):
         ranks = [json.loads((tmp_path / "record2" / f"rank{r}_epoch{epoch}.json").read_text()) for r in (0, 1)]
