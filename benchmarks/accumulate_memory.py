@@ -22,7 +22,7 @@ import lightning.pytorch as pl
 import torch
 from lightning.pytorch.callbacks import Callback
 from torch import Tensor, nn
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader
 
 from sclc_lightning import SelfConsumingLoop
 
@@ -32,17 +32,6 @@ def rss_anon_mb() -> float:
         if line.startswith("RssAnon:"):
             return int(line.split()[1]) / 1024
     raise RuntimeError("no RssAnon in /proc/self/status")
-
-
-class Rows(Dataset[Tensor]):
-    def __init__(self, rows: Tensor):
-        self.rows = rows
-
-    def __len__(self) -> int:
-        return len(self.rows)
-
-    def __getitem__(self, index: int) -> Tensor:
-        return self.rows[index]
 
 
 class Linear(pl.LightningModule):
@@ -92,7 +81,7 @@ def main() -> None:
             enable_progress_bar=False,
             enable_model_summary=False,
         )
-        trainer.fit(Linear(args.dim), train_dataloaders=DataLoader(Rows(real), batch_size=256, shuffle=True))
+        trainer.fit(Linear(args.dim), train_dataloaders=DataLoader(real, batch_size=256, shuffle=True))
         on_disk = sum(p.stat().st_size for p in (Path(root) / "s").rglob("*.safetensors")) / 2**20
     per_gen = args.n * args.dim * 4 / 2**20
     print(f"synthetic data on disk after {args.generations} generations: {on_disk:.0f} MB")

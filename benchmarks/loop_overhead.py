@@ -23,21 +23,10 @@ from typing import Any
 import lightning.pytorch as pl
 import torch
 from torch import Tensor, nn
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader
 
 from sclc_lightning import IdentityCorrector, SelfConsumingLoop
 from sclc_lightning.models import GaussianModel
-
-
-class Points(Dataset[Tensor]):
-    def __init__(self, points: Tensor):
-        self.points = points
-
-    def __len__(self) -> int:
-        return len(self.points)
-
-    def __getitem__(self, index: int) -> Tensor:
-        return self.points[index]
 
 
 class TinyDenoiser(pl.LightningModule):
@@ -84,7 +73,7 @@ def overhead(repeats: int, generations: int, batches: int, batch_size: int) -> t
         for kind in ("plain", "loop"):
             torch.manual_seed(0)
             model = TinyDenoiser()
-            data = DataLoader(Points(points), batch_size=batch_size, shuffle=True)
+            data = DataLoader(points, batch_size=batch_size, shuffle=True)
             with tempfile.TemporaryDirectory() as root:
                 if kind == "plain":
                     trainer = _trainer(root, [], max_steps=steps)
@@ -113,7 +102,7 @@ def hundred_generations() -> float:
         )
         trainer = _trainer(root, [loop], max_epochs=-1)
         start = time.perf_counter()
-        trainer.fit(GaussianModel(2), train_dataloaders=DataLoader(Points(points), batch_size=50))
+        trainer.fit(GaussianModel(2), train_dataloaders=DataLoader(points, batch_size=50))
         elapsed = time.perf_counter() - start
         assert len(loop.history) == 101
     return elapsed
