@@ -343,9 +343,12 @@ class SelfConsumingLoop(Callback):
             time_training_s=training_s,
         )
         self.history.append(record)
-        pl_module.log_dict(
-            {k: float(v) for k, v in asdict(record).items()}, on_step=False, on_epoch=True, rank_zero_only=True
-        )
+        if trainer.is_global_zero:
+            # Straight to the loggers, as LearningRateMonitor does: one row per generation at
+            # the current step, without the cost of `LightningModule.log` bookkeeping.
+            metrics = {k: float(v) for k, v in asdict(record).items()}
+            for logger in trainer.loggers:
+                logger.log_metrics(metrics, step=trainer.global_step)
         rank_zero_info(
             f"SelfConsumingLoop: generation {generation} trained on {record.num_trained} samples from"
             f" {record.num_real} real + {record.num_synthetic} synthetic items in {training_s:.1f} s."
