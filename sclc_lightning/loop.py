@@ -369,7 +369,7 @@ class SelfConsumingLoop(Callback):
             "run_id": self._run_id,
             "fingerprint": self.fingerprint(),
             "output_dir": None if self._store is None else str(self._store.root),
-            "generations_completed": [r.generation for r in self.history],
+            "last_generation": self.history[-1].generation if self.history else None,
         }
 
     @override
@@ -644,14 +644,11 @@ class SelfConsumingLoop(Callback):
                         torch.cat([p["data"] for p in parts]), torch.cat([p["source_index"] for p in parts])
                     )
                     assert self._real is not None
-                    if self._real.codec.condition_key is not None:
-                        local.conditions = self._real.batch(local.source_index).conditions
+                    local.conditions = self._real.conditions_of(local.source_index)
                     self._store.clear_exchange(generation, world)
                 self._write_generation(generation, local, step, sampling_s)
             except Exception as err:
                 error = err
-        else:
-            error = None
         self._agree(trainer, error)
         manifest = self._store.read_manifest()
         assert manifest is not None
@@ -676,7 +673,7 @@ class SelfConsumingLoop(Callback):
             )
         codec = real.codec
         sample = getattr(pl_module, "sample")  # noqa: B009 - LightningModule.__getattr__ is typed as Tensor | Module
-        chunks: list[Tensor] = []
+        chunks: list[SyntheticBatch] = []
         show = trainer.is_global_zero and trainer.progress_bar_callback is not None
         with (
             _eval_mode(pl_module),
@@ -687,15 +684,16 @@ class SelfConsumingLoop(Callback):
                 kwargs: dict[str, Any] = {}
                 if "generator" in self._sample_kwargs:
                     kwargs["generator"] = generator
-                if codec.condition_key is not None:
-                    kwargs["conditions"] = self._move(real.batch(index).conditions, device)
+                conditions = real.conditions_of(index)
+                if conditions is not None:
+                    kwargs["conditions"] = self._move(conditions, device)
                 out = sample(len(index), **kwargs)
                 where = f"generation {generation}, {type(pl_module).__name__}.sample"
-                chunks.append(self._check_points(out, len(index), where).cpu())
+                chunks.append(SyntheticBatch(self._check_points(out, len(index), where).cpu(), index, conditions))
                 bar.update(len(index))
-        data = torch.cat(chunks) if chunks else torch.empty((0, *codec.data_shape), dtype=codec.data_dtype)
-        conditions = real.batch(share).conditions if codec.condition_key is not None else None
-        return SyntheticBatch(data, share, conditions)
+        if not chunks:  # a rank whose share is empty (fewer points than ranks)
+            return SyntheticBatch(torch.empty((0, *codec.data_shape), dtype=codec.data_dtype), share)
+        return SyntheticBatch.concat(chunks)
 
     @staticmethod
     def _move(value: Any, device: torch.device) -> Any:

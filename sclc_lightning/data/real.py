@@ -54,6 +54,14 @@ class RealData:
         data = torch.stack([self.codec.data_of(item) for item in items]) if items else torch.empty(0)
         return SyntheticBatch(data, indices.clone(), self.codec.collate_conditions(items))
 
+    def conditions_of(self, indices: Tensor) -> Any:
+        """The batched condition field of the real items at ``indices`` (``None`` when unconditional)."""
+        if self.codec.condition_key is None:
+            return None
+        if self._data is not None:
+            return self.batch(indices).conditions
+        return self.codec.collate_conditions(self.items(indices.tolist()))
+
     def sample(self, num: int, generator: torch.Generator) -> SyntheticBatch:
         """``num`` distinct real points drawn uniformly (with replacement if ``num > len(self)``)."""
         n = len(self)
