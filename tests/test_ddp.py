@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -10,6 +11,7 @@ import lightning.pytorch as pl
 import pytest
 import torch
 from helpers import GaussianModel, gaussian_points, loader
+from lightning.fabric.plugins.environments.lightning import find_free_network_port
 
 from sclc_lightning import SelfConsumingLoop
 
@@ -39,6 +41,9 @@ class RecordingModel(GaussianModel):
 
 
 def _fit(tmp_path: Path, devices: int, fail_rank: int | None = None) -> None:
+    # A fresh rendezvous port for every fit: Lightning otherwise reuses the first one it picked,
+    # which the previous fit's sockets may still hold.
+    os.environ["MASTER_PORT"] = str(find_free_network_port())
     record = tmp_path / f"record{devices}"
     record.mkdir()
     loop = SelfConsumingLoop(
