@@ -1,38 +1,127 @@
-"""The ``sclc`` command. Its experiment commands (``fit``, ``grid``, ``report``) come with the
-recipes; for now it prints the version, the registered correctors and help."""
+"""The ``sclc`` command.
+
+- ``sclc fit --config recipes/<name>.yaml [--key value ...]``: a LightningCLI run; model, data,
+  trainer and the :class:`~sclc_lightning.SelfConsumingLoop` (under ``loop:``) are
+  ``class_path``/``init_args`` YAML, any value can be overridden on the command line. Every run
+  gets its own directory (``--run_dir``, default ``runs/<recipe>/<timestamp>``) holding the
+  resolved ``config.yaml``, Lightning checkpoints and logs, the synthetic data and its manifest,
+  and ``metrics.csv`` with one row per generation.
+- ``sclc correctors``: the registered correctors.
+- ``sclc --version``.
+"""
 
 from __future__ import annotations
 
-import argparse
+import os
+import sys
+import time
 from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
 
-__all__ = ["main"]
+from jsonargparse import Namespace
+from lightning.pytorch import LightningDataModule, LightningModule, Trainer
+from lightning.pytorch.cli import LightningCLI, SaveConfigCallback
+
+from sclc_lightning.generation_csv import GenerationCSV
+from sclc_lightning.loop import SelfConsumingLoop
+
+__all__ = ["SCLCCLI", "main"]
+
+_USAGE = """usage: sclc {fit,validate,test,correctors} ... | sclc --version
+
+Self-consuming and self-correcting generative training loops for PyTorch Lightning.
+
+commands:
+  fit          train a model in a self-consuming loop: sclc fit --config recipes/<name>.yaml
+  validate     validate a model (LightningCLI)
+  test         test a model (LightningCLI)
+  correctors   list the registered correctors
+
+Run `sclc fit --help` for every option of a run.
+"""
 
 
-def _parser() -> argparse.ArgumentParser:
+class _SaveConfigToRunDir(SaveConfigCallback):
+    """Writes the resolved configuration to ``<run_dir>/config.yaml``."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs["save_to_log_dir"] = False
+        super().__init__(*args, **kwargs)
+
+    def save_config(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
+        if trainer.is_global_zero:
+            path = Path(trainer.default_root_dir) / self.config_filename
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self.parser.save(self.config, str(path), skip_none=False, overwrite=True, multifile=False)
+
+
+class SCLCCLI(LightningCLI):
+    """LightningCLI with the loop under its own ``loop:`` key and a directory per run."""
+
+    def __init__(self, args: Sequence[str] | None = None, run: bool = True) -> None:
+        super().__init__(
+            model_class=LightningModule,
+            datamodule_class=LightningDataModule,
+            subclass_mode_model=True,
+            subclass_mode_data=True,
+            save_config_callback=_SaveConfigToRunDir,
+            trainer_defaults={"max_epochs": -1, "callbacks": [GenerationCSV()]},
+            args=list(args) if args is not None else None,
+            run=run,
+            auto_configure_optimizers=False,
+        )
+
+    def add_arguments_to_parser(self, parser: Any) -> None:
+        parser.add_lightning_class_args(SelfConsumingLoop, "loop")
+        parser.add_argument(
+            "--run_dir",
+            type=str | None,
+            default=None,
+            help="Directory of this run (default: runs/<config name>/<timestamp>).",
+        )
+
+    def before_instantiate_classes(self) -> None:
+        config = self.config[self.subcommand] if self.subcommand else self.config
+        if not config.get("run_dir"):
+            configs = config.get("config") or []
+            name = Path(str(configs[-1])).stem if configs else "run"
+            config.run_dir = os.path.join("runs", name, time.strftime("%Y%m%d-%H%M%S"))
+        config.trainer.default_root_dir = config.run_dir
+        if config.trainer.get("logger") in (None, True):
+            config.trainer.logger = Namespace(
+                class_path="lightning.pytorch.loggers.CSVLogger",
+                init_args=Namespace(save_dir=config.run_dir, name="logs"),
+            )
+        if config.loop.get("output_dir") is None:
+            config.loop.output_dir = os.path.join(config.run_dir, "synthetic")
+
+
+def _version() -> str:
     from sclc_lightning import __version__
 
-    parser = argparse.ArgumentParser(
-        prog="sclc",
-        description="Self-consuming and self-correcting generative training loops for PyTorch Lightning.",
-    )
-    parser.add_argument("--version", action="version", version=f"sclc-lightning {__version__}")
-    sub = parser.add_subparsers(dest="command")
-    sub.add_parser("correctors", help="list the registered correctors")
-    return parser
+    return f"sclc-lightning {__version__}"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``sclc`` console script."""
-    parser = _parser()
-    args = parser.parse_args(argv)
-    if args.command == "correctors":
+    args = list(sys.argv[1:] if argv is None else argv)
+    if not args or args[0] in ("-h", "--help"):
+        print(_USAGE)
+        return 0
+    if args[0] == "--version":
+        print(_version())
+        return 0
+    if args[0] == "correctors":
         from sclc_lightning import available_correctors
 
         print("\n".join(available_correctors()))
         return 0
-    parser.print_help()
-    return 0
+    if args[0] in ("fit", "validate", "test"):
+        SCLCCLI(args)
+        return 0
+    print(f"sclc: unknown command {args[0]!r}\n\n{_USAGE}", file=sys.stderr)
+    return 2
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -1,0 +1,130 @@
+"""DataModules of the papers' low-dimensional experiments, generated offline from a seed.
+
+Each has a training split (the real data of the loop) and a held-out test split of the same
+distribution, for evaluation.
+"""
+
+from __future__ import annotations
+
+import math
+
+import lightning.pytorch as pl
+import numpy as np
+import torch
+from torch import Tensor
+from torch.utils.data import DataLoader, Dataset
+
+__all__ = ["EightGaussiansDataModule", "GaussianDataModule", "PointsDataModule", "TwoMoonsDataModule"]
+
+
+class _Rows(Dataset[Tensor]):
+    def __init__(self, rows: Tensor):
+        self.rows = rows
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __getitem__(self, index: int) -> Tensor:
+        return self.rows[index]
+
+
+class PointsDataModule(pl.LightningDataModule):
+    """Base of point-cloud DataModules: override :meth:`draw` to produce ``num`` points.
+
+    Args:
+        n: size of the real training set.
+        n_test: size of the held-out test set.
+        batch_size: training batch size.
+        seed: the training and test points are drawn from this seed (different streams).
+    """
+
+    def __init__(self, n: int = 1000, n_test: int = 1000, batch_size: int = 128, seed: int = 0):
+        super().__init__()
+        if n < 1 or n_test < 0 or batch_size < 1:
+            raise ValueError(f"Need n >= 1, n_test >= 0, batch_size >= 1; got {n}, {n_test}, {batch_size}.")
+        self.n, self.n_test, self.batch_size, self.seed = n, n_test, batch_size, seed
+        self.train_points: Tensor | None = None
+        self.test_points: Tensor | None = None
+
+    def draw(self, num: int, generator: torch.Generator) -> Tensor:
+        """``num`` points of the data distribution, shape ``(num, dim)``."""
+        raise NotImplementedError
+
+    def setup(self, stage: str) -> None:
+        if self.train_points is None:
+            self.train_points = self.draw(self.n, torch.Generator().manual_seed(self.seed))
+            self.test_points = self.draw(self.n_test, torch.Generator().manual_seed(self.seed + 1_000_003))
+
+    def train_dataloader(self) -> DataLoader[Tensor]:
+        assert self.train_points is not None
+        return DataLoader(_Rows(self.train_points), batch_size=self.batch_size, shuffle=True)
+
+    def test_dataloader(self) -> DataLoader[Tensor]:
+        assert self.test_points is not None
+        return DataLoader(_Rows(self.test_points), batch_size=self.batch_size)
+
+
+class GaussianDataModule(PointsDataModule):
+    """Points from :math:`N(\\mu, \\sigma^2 I)` in ``dim`` dimensions (Gillman §5: n = 50, 2-D)."""
+
+    def __init__(
+        self,
+        n: int = 50,
+        dim: int = 2,
+        mean: float = 0.0,
+        std: float = 1.0,
+        n_test: int = 1000,
+        batch_size: int = 50,
+        seed: int = 0,
+    ):
+        super().__init__(n, n_test, batch_size, seed)
+        self.dim, self.mean, self.std = dim, mean, std
+
+    def draw(self, num: int, generator: torch.Generator) -> Tensor:
+        return self.mean + self.std * torch.randn(num, self.dim, generator=generator)
+
+    def true_distribution(self) -> tuple[Tensor, Tensor]:
+        """Mean and covariance of the data distribution."""
+        return torch.full((self.dim,), float(self.mean)), self.std**2 * torch.eye(self.dim)
+
+
+class EightGaussiansDataModule(PointsDataModule):
+    """Eight Gaussians on a circle of radius ``radius`` (Bertrand et al. Fig. 1: n = 10^4)."""
+
+    def __init__(
+        self,
+        n: int = 10_000,
+        radius: float = 2.0,
+        std: float = 0.02**0.5,
+        n_test: int = 2000,
+        batch_size: int = 256,
+        seed: int = 0,
+    ):
+        super().__init__(n, n_test, batch_size, seed)
+        self.radius, self.std = radius, std
+
+    @property
+    def centres(self) -> Tensor:
+        """The eight mode centres, shape ``(8, 2)``."""
+        angles = torch.arange(8, dtype=torch.float64) * (2 * math.pi / 8)
+        return (self.radius * torch.stack([angles.cos(), angles.sin()], 1)).float()
+
+    def draw(self, num: int, generator: torch.Generator) -> Tensor:
+        modes = torch.randint(8, (num,), generator=generator)
+        return self.centres[modes] + self.std * torch.randn(num, 2, generator=generator)
+
+
+class TwoMoonsDataModule(PointsDataModule):
+    """scikit-learn's two moons (Bertrand et al. Fig. 2: n = 10^3), standardised."""
+
+    def __init__(self, n: int = 1000, noise: float = 0.05, n_test: int = 1000, batch_size: int = 128, seed: int = 0):
+        super().__init__(n, n_test, batch_size, seed)
+        self.noise = noise
+
+    def draw(self, num: int, generator: torch.Generator) -> Tensor:
+        from sklearn.datasets import make_moons
+
+        state = int(torch.randint(2**31 - 1, (1,), generator=generator))
+        points, _ = make_moons(num, noise=self.noise, random_state=np.random.RandomState(state))
+        # Fixed affine map (not per-draw statistics) so train and test share the distribution.
+        return torch.from_numpy((points - np.array([0.5, 0.25])) / np.array([0.87, 0.5])).float()
