@@ -6,6 +6,8 @@
   gets its own directory (``--run_dir``, default ``runs/<recipe>/<timestamp>``) holding the
   resolved ``config.yaml``, Lightning checkpoints and logs, the synthetic data and its manifest,
   and ``metrics.csv`` with one row per generation.
+- ``sclc grid --config R.yaml --set KEY=V1,V2 ... --seeds 0-9 [--jobs N]``: the cartesian grid,
+  see :mod:`sclc_lightning.grid`.
 - ``sclc correctors``: the registered correctors.
 - ``sclc --version``.
 """
@@ -28,12 +30,13 @@ from sclc_lightning.loop import SelfConsumingLoop
 
 __all__ = ["SCLCCLI", "main"]
 
-_USAGE = """usage: sclc {fit,validate,test,correctors} ... | sclc --version
+_USAGE = """usage: sclc {fit,grid,validate,test,correctors} ... | sclc --version
 
 Self-consuming and self-correcting generative training loops for PyTorch Lightning.
 
 commands:
   fit          train a model in a self-consuming loop: sclc fit --config recipes/<name>.yaml
+  grid         run a recipe over a grid: sclc grid --config R.yaml --set loop.synthetic_fraction=0.1,0.5 --seeds 0-9
   validate     validate a model (LightningCLI)
   test         test a model (LightningCLI)
   correctors   list the registered correctors
@@ -118,8 +121,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("\n".join(available_correctors()))
         return 0
     if args[0] in ("fit", "validate", "test"):
-        SCLCCLI(args)
+        SCLCCLI(args if argv is not None else None)  # None: LightningCLI reads sys.argv itself
         return 0
+    if args[0] == "grid":
+        from sclc_lightning.grid import main as grid_main
+
+        return grid_main(args[1:])
     print(f"sclc: unknown command {args[0]!r}\n\n{_USAGE}", file=sys.stderr)
     return 2
 

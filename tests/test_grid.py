@@ -1,0 +1,100 @@
+import csv
+from pathlib import Path
+
+import pytest
+
+from sclc_lightning.cli import main
+from sclc_lightning.grid import expand_grid, parse_seeds
+
+RECIPE = str(Path(__file__).parents[1] / "recipes" / "gaussian_collapse.yaml")
+
+
+def test_parse_seeds_and_expand() -> None:
+    assert parse_seeds("0-3") == [0, 1, 2, 3] and parse_seeds("1,5") == [1, 5]
+    with pytest.raises(ValueError, match="`--seeds` must look like"):
+        parse_seeds("a-b")
+    points = expand_grid(["loop.synthetic_fraction=0.1,0.5", "loop.corrector_kwargs.strength=0,1"], [0, 1, 2])
+    assert len(points) == 12 and len({p.name for p in points}) == 12
+    first = points[0]
+    assert first.fit_args("r.yaml", Path("out/x")) == [
+        "fit",
+        "--config",
+        "r.yaml",
+        "--run_dir",
+        "out/x",
+        "--loop.synthetic_fraction",
+        "0.1",
+        "--loop.corrector_kwargs.strength",
+        "0",
+        "--seed_everything",
+        "0",
+        "--loop.seed",
+        "0",
+    ]
+    with pytest.raises(ValueError, match="`--set` must look like KEY=V1,V2"):
+        expand_grid(["loop.mode"], None)
+
+
+def test_dry_run_prints_one_fit_per_point(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    assert (
+        main(
+            [
+                "grid",
+                "--config",
+                RECIPE,
+                "--set",
+                "loop.mode=augment,replace",
+                "--seeds",
+                "0-1",
+                "--out",
+                str(tmp_path),
+                "--dry-run",
+                "--",
+                "--loop.generations",
+                "3",
+            ]
+        )
+        == 0
+    )
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert len(lines) == 4 and all(line.startswith("sclc fit --config") for line in lines)
+    assert all(line.endswith("--loop.generations 3") for line in lines)
+    assert not any(tmp_path.iterdir())
+
+
+def test_grid_runs_in_parallel_and_survives_a_failing_run(tmp_path: Path) -> None:
+    code = main(
+        [
+            "grid",
+            "--config",
+            RECIPE,
+            "--set",
+            "loop.synthetic_fraction=0,1",
+            "--set",
+            "loop.mode=replace",
+            "--seeds",
+            "0-1",
+            "--jobs",
+            "2",
+            "--out",
+            str(tmp_path),
+            "--",
+            "--loop.generations",
+            "4",
+        ]
+    )
+    assert code == 1  # lambda = 0 in replace mode is refused: those runs fail, the others finish
+    rows = list(csv.DictReader(open(tmp_path / "runs.csv")))
+    status = {r["name"]: r["status"] for r in rows}
+    assert status == {
+        "synthetic_fraction=0_mode=replace_seed=0": "failed",
+        "synthetic_fraction=0_mode=replace_seed=1": "failed",
+        "synthetic_fraction=1_mode=replace_seed=0": "ok",
+        "synthetic_fraction=1_mode=replace_seed=1": "ok",
+    }
+    ok = [r for r in rows if r["status"] == "ok"]
+    assert all(r["final_generation"] == "4" and r["final_num_synthetic"] == "10" for r in ok)
+    assert ok[0]["final_sigma"] != ok[1]["final_sigma"]  # the seeds differ
+    failed = next(r for r in rows if r["status"] == "failed")
+    assert "must be > 0 in mode 'replace'" in failed["error"]
+    assert "Traceback" in (Path(failed["run_dir"]) / "log.txt").read_text()
