@@ -1,5 +1,7 @@
 """Reference LightningModules with a ``sample`` method, used by recipes and the demo."""
 
+from sclc_lightning.models.cfm_points import PointFlowMatching
+from sclc_lightning.models.ddpm_points import PointDDPM
 from sclc_lightning.models.gaussian import GaussianModel, gaussian_w2
 
-__all__ = ["GaussianModel", "gaussian_w2"]
+__all__ = ["GaussianModel", "PointDDPM", "PointFlowMatching", "gaussian_w2"]

@@ -1,0 +1,40 @@
+"""A time-conditioned MLP for point clouds (the denoiser / velocity field of the 2-D models)."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Tensor, nn
+
+__all__ = ["TimeMLP"]
+
+
+class TimeMLP(nn.Module):
+    """``f(x, t)`` with a sinusoidal embedding of ``t``.
+
+    Args:
+        dim: point dimension.
+        hidden: width of the hidden layers.
+        layers: number of hidden layers.
+        embed: size of the time embedding.
+    """
+
+    def __init__(self, dim: int = 2, hidden: int = 128, layers: int = 3, embed: int = 32):
+        super().__init__()
+        self.embed = embed
+        blocks: list[nn.Module] = [nn.Linear(dim + embed, hidden), nn.SiLU()]
+        for _ in range(layers - 1):
+            blocks += [nn.Linear(hidden, hidden), nn.SiLU()]
+        blocks.append(nn.Linear(hidden, dim))
+        self.net = nn.Sequential(*blocks)
+
+    def time_embedding(self, t: Tensor) -> Tensor:
+        half = self.embed // 2
+        freqs = torch.exp(-math.log(1000.0) * torch.arange(half, device=t.device, dtype=torch.float32) / half)
+        angles = t.float()[:, None] * freqs[None] * 1000.0
+        return torch.cat([angles.sin(), angles.cos()], dim=1)
+
+    def forward(self, x: Tensor, t: Tensor) -> Tensor:
+        """``x``: (batch, dim); ``t``: (batch,) in [0, 1]."""
+        return self.net(torch.cat([x, self.time_embedding(t).to(x.dtype)], dim=1))
