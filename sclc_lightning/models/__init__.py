@@ -3,5 +3,6 @@
 from sclc_lightning.models.cfm_points import PointFlowMatching
 from sclc_lightning.models.ddpm_points import PointDDPM
 from sclc_lightning.models.gaussian import GaussianModel, gaussian_w2
+from sclc_lightning.models.image_ddpm import ImageDDPM
 
-__all__ = ["GaussianModel", "PointDDPM", "PointFlowMatching", "gaussian_w2"]
+__all__ = ["GaussianModel", "ImageDDPM", "PointDDPM", "PointFlowMatching", "gaussian_w2"]

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import importlib
 from typing import Any
 
 import lightning.pytorch as pl
@@ -36,12 +37,12 @@ class PointDDPM(pl.LightningModule):
         lr: float = 1e-3,
     ) -> None:
         super().__init__()
-        from diffusers import DDPMScheduler
+        # diffusers builds its classes lazily, which mypy cannot follow: use the module untyped
+        diffusers: Any = importlib.import_module("diffusers")
 
         self.save_hyperparameters()
         self.denoiser = TimeMLP(dim, hidden, layers)
-        # diffusers builds its scheduler classes dynamically; typed loosely for mypy
-        self.scheduler: Any = DDPMScheduler(
+        self.scheduler = diffusers.DDPMScheduler(
             num_train_timesteps=timesteps, beta_schedule="squaredcos_cap_v2", clip_sample=False
         )
         self.timesteps, self.sampling_steps, self.lr = timesteps, sampling_steps, lr
