@@ -4,5 +4,6 @@ from sclc_lightning.models.cfm_points import PointFlowMatching
 from sclc_lightning.models.ddpm_points import PointDDPM
 from sclc_lightning.models.gaussian import GaussianModel, gaussian_w2
 from sclc_lightning.models.image_ddpm import ImageDDPM
+from sclc_lightning.models.image_edm import ImageEDM
 
-__all__ = ["GaussianModel", "ImageDDPM", "PointDDPM", "PointFlowMatching", "gaussian_w2"]
+__all__ = ["GaussianModel", "ImageDDPM", "ImageEDM", "PointDDPM", "PointFlowMatching", "gaussian_w2"]

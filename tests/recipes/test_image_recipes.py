@@ -59,3 +59,93 @@ def test_image_datamodules_offline(tmp_path: Path) -> None:
     assert image.shape == (3, 64, 64) and label == 0 and -1.0 <= float(image.min()) <= float(image.max()) <= 1.0
     with pytest.raises(FileNotFoundError, match="No image"):
         ImageFolderDataModule(str(tmp_path / "empty")).setup("fit")
+
+
+RECIPES = Path(__file__).parents[2] / "recipes"
+
+
+@pytest.mark.parametrize(
+    ("recipe", "model", "min_params"),
+    [
+        ("mnist_ddpm", "ImageDDPM", 5e6),
+        ("cifar10_ddpm", "ImageDDPM", 30e6),
+        ("cifar10_edm", "ImageEDM", 30e6),
+        ("ffhq64_edm", "ImageEDM", 30e6),
+    ],
+)
+def test_paper_size_recipes_instantiate(tmp_path: Path, recipe: str, model: str, min_params: float) -> None:
+    from sclc_lightning.cli import SCLCCLI
+
+    cli = SCLCCLI(["--config", str(RECIPES / f"{recipe}.yaml"), "--run_dir", str(tmp_path)], run=False)
+    assert type(cli.model).__name__ == model
+    assert sum(p.numel() for p in cli.model.parameters()) > min_params
+    loop = next(c for c in cli.trainer.callbacks if type(c).__name__ == "SelfConsumingLoop")
+    assert loop.mode == "augment" and loop.generations == 20 and loop.num_epochs == 21
+
+
+def _fake_images(folder: Path, size: int) -> Path:
+    import numpy as np
+    from PIL import Image
+
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(40):
+        Image.fromarray((rng.random((size, size, 3)) * 255).astype("uint8")).save(folder / f"{i}.png")
+    return folder
+
+
+@pytest.mark.parametrize(
+    ("recipe", "small", "data_args"),
+    [
+        (
+            "cifar10_ddpm",
+            "cifar10",
+            ["--data", "sclc_lightning.data.images.ImageFolderDataModule", "--data.init_args.resolution", "32"],
+        ),
+        (
+            "cifar10_edm",
+            "cifar10",
+            ["--data", "sclc_lightning.data.images.ImageFolderDataModule", "--data.init_args.resolution", "32"],
+        ),
+        ("ffhq64_edm", "ffhq64", []),
+    ],
+)
+def test_small_variants_of_the_paper_image_recipes(
+    tmp_path: Path, recipe: str, small: str, data_args: list[str]
+) -> None:
+    images = _fake_images(tmp_path / "images", 32)  # CIFAR-10 and FFHQ are not on this machine
+    rows = run(
+        tmp_path,
+        recipe,
+        "r",
+        "--config",
+        str(RECIPES / "small" / f"{small}.yaml"),
+        *data_args,
+        "--data.init_args.root",
+        str(images),
+    )
+    assert [r["num_synthetic"] for r in rows] == [0, 18 if "ffhq" in recipe else 19, 18 if "ffhq" in recipe else 19]
+    assert rows[-1]["train_loss"] < rows[0]["train_loss"]  # the model trains across generations
+
+
+def test_small_mnist_variant(tmp_path: Path) -> None:
+    rows = run(
+        tmp_path,
+        "mnist_ddpm",
+        "m",
+        "--config",
+        str(RECIPES / "small" / "mnist_ddpm.yaml"),
+        "--loop.synthetic_fraction",
+        "0.02",
+        "--loop.generations",
+        "1",
+        "--loop.initial_images",
+        "640",
+        "--loop.images_per_generation",
+        "320",
+    )
+    assert [r["num_real"] for r in rows] == [4000, 4000] and [r["num_synthetic"] for r in rows] == [0, 80]
+    stored = load_file(str(tmp_path / "m" / "synthetic" / "gen_0001" / "shard_00000.safetensors"))
+    assert stored["data"].shape == (80, 1, 32, 32)
+    for digit in range(10):  # KMeans projection: at most 16 distinct images per class
+        assert torch.unique(stored["data"][stored["field.1"] == digit].flatten(1), dim=0).shape[0] <= 16

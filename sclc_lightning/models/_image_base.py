@@ -1,0 +1,66 @@
+"""What the image diffusion models share: the UNet, EMA weights, labels and the optimizer."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import lightning.pytorch as pl
+import torch
+from torch import Tensor
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+
+from sclc_lightning.models._unet import build_unet
+
+__all__ = ["ImageDiffusion"]
+
+
+class ImageDiffusion(pl.LightningModule):
+    """Base of :class:`ImageDDPM` and :class:`ImageEDM`; items are ``image`` or ``(image, label)``."""
+
+    def __init__(
+        self,
+        image_size: int,
+        channels: int,
+        block_out_channels: Sequence[int],
+        layers_per_block: int,
+        attention: bool,
+        num_classes: int | None,
+        lr: float,
+        ema_decay: float | None,
+    ) -> None:
+        super().__init__()
+        self.image_size, self.channels, self.num_classes, self.lr = image_size, channels, num_classes, lr
+        self.unet = build_unet(image_size, channels, block_out_channels, layers_per_block, attention, num_classes)
+        self.ema = (
+            AveragedModel(self.unet, multi_avg_fn=get_ema_multi_avg_fn(ema_decay)) if ema_decay is not None else None
+        )
+
+    def split(self, batch: Any) -> tuple[Tensor, Tensor | None]:
+        """Images and (for class-conditional models) labels of a batch."""
+        if isinstance(batch, Tensor):
+            return batch, None
+        return batch[0], batch[1] if self.num_classes else None
+
+    def sampling_net(self) -> torch.nn.Module:
+        """The EMA weights when kept, else the trained ones."""
+        return self.ema.module if self.ema is not None else self.unet
+
+    def sampling_labels(self, conditions: Any) -> Tensor | None:
+        if not self.num_classes:
+            return None
+        if conditions is None:
+            raise ValueError(f"A class-conditional {type(self).__name__} needs `conditions` (labels) to sample.")
+        return torch.as_tensor(conditions, device=self.device)
+
+    def initial_noise(self, num_samples: int, generator: torch.Generator | None) -> Tensor:
+        shape = (num_samples, self.channels, self.image_size, self.image_size)
+        device = generator.device if generator is not None else None
+        return torch.randn(shape, generator=generator, device=device).to(self.device)
+
+    def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
+        if self.ema is not None:
+            self.ema.update_parameters(self.unet)
+
+    def configure_optimizers(self) -> torch.optim.Optimizer:
+        return torch.optim.AdamW(self.unet.parameters(), lr=self.lr)
