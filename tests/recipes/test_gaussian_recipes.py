@@ -89,3 +89,29 @@ def test_gaussian_toy_recipe_runs_the_paper_setting(tmp_path: Path, strength: st
     )
     assert [r["num_synthetic"] for r in rows[1:4]] == [25.0, 50.0, 75.0]  # accumulate, floor(0.5 * 50) each
     assert all(r["w2"] >= 0 for r in rows)
+
+
+def test_resume_through_the_cli_extends_a_run(tmp_path: Path) -> None:
+    first = run(tmp_path, "gaussian_collapse", "r", "--loop.generations", "3")
+    run_dir = tmp_path / "r"
+    checkpoint = next((run_dir / "logs" / "version_0" / "checkpoints").glob("*.ckpt"))
+    assert (
+        main(
+            [
+                "fit",
+                "--config",
+                str(run_dir / "config.yaml"),
+                "--run_dir",
+                str(run_dir),
+                "--loop.generations",
+                "6",
+                "--ckpt_path",
+                str(checkpoint),
+            ]
+        )
+        == 0
+    )
+    with open(run_dir / "metrics.csv", newline="") as handle:
+        rows = [{k: float(v) for k, v in row.items() if v != ""} for row in csv.DictReader(handle)]
+    assert [int(r["generation"]) for r in rows] == list(range(7))
+    assert rows[:4] == first  # the first run's rows are kept, generations 4-6 appended
