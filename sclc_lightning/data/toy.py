@@ -65,27 +65,48 @@ class PointsDataModule(pl.LightningDataModule):
 
 
 class GaussianDataModule(PointsDataModule):
-    """Points from :math:`N(\\mu, \\sigma^2 I)` in ``dim`` dimensions (Gillman §5: n = 50, 2-D)."""
+    """Points from :math:`N(\\mu, \\Sigma)` in ``dim`` dimensions (Gillman §5: n = 50, 2-D, N(0, I)).
+
+    Args:
+        n: size of the real training set.
+        dim: dimension.
+        mean: a number (the same in every dimension) or one value per dimension.
+        std: :math:`\\Sigma = \\mathrm{std}^2 I` when ``cov`` is not given.
+        cov: a full ``dim`` x ``dim`` covariance matrix (symmetric positive definite).
+    """
 
     def __init__(
         self,
         n: int = 50,
         dim: int = 2,
-        mean: float = 0.0,
+        mean: float | list[float] = 0.0,
         std: float = 1.0,
+        cov: list[list[float]] | None = None,
         n_test: int = 1000,
         batch_size: int = 50,
         seed: int = 0,
     ):
         super().__init__(n, n_test, batch_size, seed)
-        self.dim, self.mean, self.std = dim, mean, std
+        self.dim, self.std = dim, std
+        self.mean = torch.full((dim,), float(mean)) if isinstance(mean, (int, float)) else torch.tensor(mean).float()
+        self.cov = std**2 * torch.eye(dim) if cov is None else torch.tensor(cov, dtype=torch.float32)
+        if self.mean.shape != (dim,) or self.cov.shape != (dim, dim):
+            raise ValueError(
+                f"`mean` must have {dim} values and `cov` be {dim}x{dim}, got shapes"
+                f" {tuple(self.mean.shape)} and {tuple(self.cov.shape)}."
+            )
+        try:
+            self._chol = torch.linalg.cholesky(self.cov.double())
+        except RuntimeError as err:
+            raise ValueError(f"`cov` must be symmetric positive definite, got {cov!r}.") from err
 
     def draw(self, num: int, generator: torch.Generator) -> Tensor:
-        return self.mean + self.std * torch.randn(num, self.dim, generator=generator)
+        noise = torch.randn(num, self.dim, generator=generator, dtype=torch.float64)
+        return (self.mean.double() + noise @ self._chol.T).float()
 
     def true_distribution(self) -> tuple[Tensor, Tensor]:
         """Mean and covariance of the data distribution."""
-        return torch.full((self.dim,), float(self.mean)), self.std**2 * torch.eye(self.dim)
+        return self.mean.clone(), self.cov.clone()
 
 
 class EightGaussiansDataModule(PointsDataModule):

@@ -45,7 +45,7 @@ class GaussianModel(pl.LightningModule):
     Args:
         dim: dimension of the data points.
         target_mean: mean of the true data distribution :math:`N(\mu, \sigma^2 I)`, for the
-            logged ``w2``.
+            logged ``w2`` when the DataModule does not say (``true_distribution()``).
         target_std: its standard deviation.
 
     After each generation it logs ``w2`` (closed-form Wasserstein-2 distance between the fitted
@@ -97,10 +97,18 @@ class GaussianModel(pl.LightningModule):
         optimizer.step()
         self.log_dict({"w2": self.w2(), "sigma": self.sigma}, on_step=False, on_epoch=True)
 
+    def true_distribution(self) -> tuple[Tensor, Tensor]:
+        """Mean and covariance of the data: the DataModule's ``true_distribution()`` when it has
+        one, else ``N(target_mean, target_std^2 I)``."""
+        datamodule = getattr(self._trainer, "datamodule", None) if self._trainer is not None else None
+        if datamodule is not None and hasattr(datamodule, "true_distribution"):
+            mean, cov = datamodule.true_distribution()
+            return mean, cov
+        return torch.full((self.dim,), float(self.target_mean)), self.target_std**2 * torch.eye(self.dim)
+
     def w2(self) -> float:
         """W2 distance between the fitted model and the true distribution."""
-        target_cov = self.target_std**2 * torch.eye(self.dim)
-        return gaussian_w2(self.mean, self.cov, torch.full((self.dim,), float(self.target_mean)), target_cov)
+        return gaussian_w2(self.mean, self.cov, *self.true_distribution())
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
         # Zero learning rate and no gradients: `step` changes nothing, the fit above does.

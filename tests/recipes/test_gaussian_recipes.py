@@ -115,3 +115,25 @@ def test_resume_through_the_cli_extends_a_run(tmp_path: Path) -> None:
         rows = [{k: float(v) for k, v in row.items() if v != ""} for row in csv.DictReader(handle)]
     assert [int(r["generation"]) for r in rows] == list(range(7))
     assert rows[:4] == first  # the first run's rows are kept, generations 4-6 appended
+
+
+def test_gaussian_data_with_full_covariance_and_w2_against_it(tmp_path: Path) -> None:
+    rows = run(
+        tmp_path,
+        "gaussian_collapse",
+        "c",
+        "--loop.generations",
+        "1",
+        "--loop.synthetic_fraction",
+        "0",
+        "--loop.mode",
+        "augment",
+        "--data.init_args.n",
+        "4000",
+        "--data.init_args.mean",
+        "[3.0, -1.0]",
+        "--data.init_args.cov",
+        "[[4.0, 1.0], [1.0, 1.0]]",
+    )
+    # fitted on 4,000 points of N((3, -1), [[4, 1], [1, 1]]): w2 is measured against that distribution
+    assert rows[0]["w2"] < 0.15 and abs(rows[0]["sigma"] - 1.5) < 0.1
