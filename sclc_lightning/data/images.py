@@ -42,16 +42,32 @@ class LabelledImages(Dataset[tuple[Tensor, int]]):
         return self.images[index], int(self.labels[index])
 
 
-class _SplitImages(pl.LightningDataModule):
-    """Shared split logic: a seeded train/test split of an in-memory image set."""
+class _TrainTestImages(pl.LightningDataModule):
+    """Train and held-out test loaders over ``train_set`` / ``test_set`` built in ``setup``."""
 
-    def __init__(self, test_fraction: float, batch_size: int, seed: int, num_workers: int = 0):
+    def __init__(self, batch_size: int, num_workers: int):
         super().__init__()
-        if not 0 <= test_fraction < 1:
-            raise ValueError(f"`test_fraction` must be in [0, 1), got {test_fraction!r}.")
-        self.test_fraction, self.batch_size, self.seed, self.num_workers = test_fraction, batch_size, seed, num_workers
+        self.batch_size, self.num_workers = batch_size, num_workers
         self.train_set: Dataset[Any] | None = None
         self.test_set: Dataset[Any] | None = None
+
+    def train_dataloader(self) -> DataLoader[Any]:
+        assert self.train_set is not None
+        return DataLoader(self.train_set, batch_size=self.batch_size, shuffle=True, num_workers=self.num_workers)
+
+    def test_dataloader(self) -> DataLoader[Any]:
+        assert self.test_set is not None
+        return DataLoader(self.test_set, batch_size=self.batch_size, num_workers=self.num_workers)
+
+
+class _SplitImages(_TrainTestImages):
+    """A seeded train/test split of an in-memory image set."""
+
+    def __init__(self, test_fraction: float, batch_size: int, seed: int, num_workers: int = 0):
+        super().__init__(batch_size, num_workers)
+        if not 0 <= test_fraction < 1:
+            raise ValueError(f"`test_fraction` must be in [0, 1), got {test_fraction!r}.")
+        self.test_fraction, self.seed = test_fraction, seed
 
     def load(self) -> tuple[Tensor, Tensor]:
         """All images ``(N, C, H, W)`` in [-1, 1] and labels ``(N,)``."""
@@ -66,14 +82,6 @@ class _SplitImages(pl.LightningDataModule):
         full = LabelledImages(images, labels)
         self.test_set = Subset(full, order[:n_test].tolist())
         self.train_set = Subset(full, order[n_test:].tolist())
-
-    def train_dataloader(self) -> DataLoader[Any]:
-        assert self.train_set is not None
-        return DataLoader(self.train_set, batch_size=self.batch_size, shuffle=True, num_workers=self.num_workers)
-
-    def test_dataloader(self) -> DataLoader[Any]:
-        assert self.test_set is not None
-        return DataLoader(self.test_set, batch_size=self.batch_size, num_workers=self.num_workers)
 
 
 def _pad(images: Tensor, size: int) -> Tensor:
@@ -120,7 +128,7 @@ class MNIST5kDataModule(_SplitImages):
         return _pad(images, self.resolution), torch.from_numpy(labels.astype(np.int64))
 
 
-class CIFAR10DataModule(pl.LightningDataModule):
+class CIFAR10DataModule(_TrainTestImages):
     """CIFAR-10 through torchvision (n = 50,000 training images, 10,000 test images).
 
     Args:
@@ -140,11 +148,8 @@ class CIFAR10DataModule(pl.LightningDataModule):
         batch_size: int = 128,
         num_workers: int = 4,
     ):
-        super().__init__()
+        super().__init__(batch_size, num_workers)
         self.root, self.download, self.n = root, download, n
-        self.batch_size, self.num_workers = batch_size, num_workers
-        self.train_set: Dataset[Any] | None = None
-        self.test_set: Dataset[Any] | None = None
 
     def _dataset(self, train: bool) -> Dataset[Any]:
         from torchvision import datasets, transforms
@@ -167,14 +172,6 @@ class CIFAR10DataModule(pl.LightningDataModule):
             train = self._dataset(True)
             self.train_set = train if self.n is None else Subset(train, range(self.n))
             self.test_set = self._dataset(False)
-
-    def train_dataloader(self) -> DataLoader[Any]:
-        assert self.train_set is not None
-        return DataLoader(self.train_set, batch_size=self.batch_size, shuffle=True, num_workers=self.num_workers)
-
-    def test_dataloader(self) -> DataLoader[Any]:
-        assert self.test_set is not None
-        return DataLoader(self.test_set, batch_size=self.batch_size, num_workers=self.num_workers)
 
 
 class _ImageFiles(Dataset[tuple[Tensor, int]]):
