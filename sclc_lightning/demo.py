@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import math
 import time
 import warnings
 from collections.abc import Sequence
@@ -31,6 +30,7 @@ from torch.utils.data import DataLoader
 
 from sclc_lightning.loop import SelfConsumingLoop
 from sclc_lightning.models.gaussian import GaussianModel, gaussian_w2
+from sclc_lightning.theory import gaussian_collapse_rate
 
 __all__ = ["ARMS", "main", "run_arm"]
 
@@ -142,7 +142,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 for generation, (sigma, w2) in enumerate(zip(track.sigma, track.w2)):
                     writer.writerow([name, seed, generation, f"{sigma:.6f}", f"{w2:.6f}"])
     _plot(results, args.n, args.out / "demo.png")
-    rate = math.sqrt(2 / (args.n - 1)) * math.exp(math.lgamma(args.n / 2) - math.lgamma((args.n - 1) / 2))
+    rate = gaussian_collapse_rate(args.n)
     print(
         f"theory: without correction E[σ_t] = α(n)^t σ_0 with α({args.n}) = {rate:.4f}"
         f" -> {rate**args.generations:.3f} after {args.generations} generations"

@@ -1,0 +1,128 @@
+r"""Closed forms of the papers' theory (Gillman et al. 2024, Thm. 4.3; Bertrand et al. 2024,
+Thm. 1 and Prop. 1).
+
+Notation: :math:`\lambda` synthetic fraction, :math:`\gamma` correction strength, :math:`\alpha`
+strong-concavity constant of the likelihood, :math:`\varepsilon` the generative model's error and
+:math:`L` its Lipschitz constant, :math:`\tau(n)` the statistical error with n samples.
+"""
+
+from __future__ import annotations
+
+import math
+
+__all__ = [
+    "bound_probability",
+    "error_bound",
+    "gaussian_collapse_rate",
+    "is_stable",
+    "max_stable_fraction",
+    "rho",
+]
+
+
+def _check(name: str, value: float, minimum: float = 0.0, allow_inf: bool = False) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or math.isnan(value) or value < minimum:
+        raise ValueError(f"`{name}` must be a number >= {minimum}, got {value!r}.")
+    if math.isinf(value) and not allow_inf:
+        raise ValueError(f"`{name}` must be finite, got {value!r}.")
+    return float(value)
+
+
+def rho(synthetic_fraction: float, alpha: float, epsilon: float, lipschitz: float) -> float:
+    r""":math:`\rho(\lambda) = \lambda(\alpha + \varepsilon L) / (\alpha - \lambda(\alpha + \varepsilon L))`;
+    ``inf`` when :math:`\lambda(\alpha + \varepsilon L) \ge \alpha`.
+
+    Example:
+        >>> round(rho(0.3, alpha=1.0, epsilon=0.1, lipschitz=1.0), 6)
+        0.492537
+    """
+    lam = _check("synthetic_fraction", synthetic_fraction)
+    a = _check("alpha", alpha)
+    if a == 0:
+        raise ValueError("`alpha` must be > 0, got 0.")
+    k = lam * (a + _check("epsilon", epsilon) * _check("lipschitz", lipschitz))
+    return math.inf if k >= a else k / (a - k)
+
+
+def _contraction(synthetic_fraction: float, strength: float, alpha: float, epsilon: float, lipschitz: float) -> float:
+    gamma = _check("strength", strength, allow_inf=True)
+    r = rho(synthetic_fraction, alpha, epsilon, lipschitz)
+    if math.isinf(gamma):
+        return 0.0 if not math.isinf(r) else math.inf
+    return r / (1.0 + gamma)
+
+
+def is_stable(synthetic_fraction: float, strength: float, alpha: float, epsilon: float, lipschitz: float) -> bool:
+    r"""Whether the loop is stable: :math:`\lambda(1 + \varepsilon L/\alpha) < (1+\gamma)/(2+\gamma)`,
+    equivalently :math:`\rho(\lambda)/(1+\gamma) < 1`."""
+    return _contraction(synthetic_fraction, strength, alpha, epsilon, lipschitz) < 1.0
+
+
+def max_stable_fraction(strength: float, alpha: float, epsilon: float, lipschitz: float) -> float:
+    r"""The largest stable :math:`\lambda` (a supremum, not attained):
+    :math:`\frac{1+\gamma}{(2+\gamma)(1+\varepsilon L/\alpha)}`; below 1/2 without correction
+    and approaching :math:`1/(1+\varepsilon L/\alpha)` as :math:`\gamma \to \infty`.
+
+    Example:
+        >>> round(max_stable_fraction(0.0, alpha=1.0, epsilon=0.0, lipschitz=1.0), 6)
+        0.5
+    """
+    gamma = _check("strength", strength, allow_inf=True)
+    a = _check("alpha", alpha)
+    if a == 0:
+        raise ValueError("`alpha` must be > 0, got 0.")
+    ratio = 1.0 if math.isinf(gamma) else (1.0 + gamma) / (2.0 + gamma)
+    return ratio / (1.0 + _check("epsilon", epsilon) * _check("lipschitz", lipschitz) / a)
+
+
+def error_bound(
+    t: int,
+    synthetic_fraction: float,
+    strength: float,
+    alpha: float,
+    epsilon: float,
+    lipschitz: float,
+    tau: float,
+    initial_error: float,
+) -> float:
+    r"""Theorem 4.3's bound on :math:`\|\theta_t - \theta^*\|` after ``t`` generations,
+
+    .. math::
+        \tau(n) \sum_{i=0}^{t} \Big(\frac{\rho}{1+\gamma}\Big)^i
+        + \Big(\frac{\rho}{1+\gamma}\Big)^t \|\theta_0 - \theta^*\|,
+
+    holding with probability :math:`(1-\delta)^t` (:func:`bound_probability`).
+    """
+    if isinstance(t, bool) or not isinstance(t, int) or t < 0:
+        raise ValueError(f"`t` must be an integer >= 0, got {t!r}.")
+    q = _contraction(synthetic_fraction, strength, alpha, epsilon, lipschitz)
+    tau, initial_error = _check("tau", tau), _check("initial_error", initial_error)
+    if math.isinf(q):
+        return math.inf
+    geometric = t + 1 if q == 1.0 else (1.0 - q ** (t + 1)) / (1.0 - q)
+    return tau * geometric + q**t * initial_error
+
+
+def bound_probability(t: int, delta: float) -> float:
+    r""":math:`(1-\delta)^t`, the probability with which :func:`error_bound` holds."""
+    if not 0 <= delta <= 1:
+        raise ValueError(f"`delta` must be in [0, 1], got {delta!r}.")
+    return (1.0 - delta) ** t
+
+
+def gaussian_collapse_rate(n: int) -> float:
+    r"""Bertrand et al. Prop. 1: refitting a Gaussian on its own n samples with the unbiased
+    estimator multiplies the expected standard deviation by
+
+    .. math::
+        \alpha(n) = \sqrt{\frac{2}{n-1}}\, \frac{\Gamma(n/2)}{\Gamma((n-1)/2)} < 1
+
+    per generation.
+
+    Example:
+        >>> round(gaussian_collapse_rate(10), 4)
+        0.9727
+    """
+    if isinstance(n, bool) or not isinstance(n, int) or n < 2:
+        raise ValueError(f"`n` must be an integer >= 2, got {n!r}.")
+    return math.sqrt(2.0 / (n - 1)) * math.exp(math.lgamma(n / 2) - math.lgamma((n - 1) / 2))

@@ -1,0 +1,66 @@
+import math
+
+import pytest
+
+from sclc_lightning.theory import (
+    bound_probability,
+    error_bound,
+    gaussian_collapse_rate,
+    is_stable,
+    max_stable_fraction,
+    rho,
+)
+
+C = {"alpha": 1.0, "epsilon": 0.1, "lipschitz": 1.0}  # alpha + eps L = 1.1
+
+
+def test_rho_by_hand() -> None:
+    assert math.isclose(rho(0.3, **C), 0.33 / 0.67)
+    assert rho(0.0, **C) == 0.0
+    assert rho(1 / 1.1, **C) == math.inf and rho(0.95, **C) == math.inf
+
+
+def test_stability_and_largest_stable_fraction() -> None:
+    assert math.isclose(max_stable_fraction(0.0, **C), 1 / 2.2)
+    assert math.isclose(max_stable_fraction(1.0, **C), 2 / 3.3)
+    assert math.isclose(max_stable_fraction(float("inf"), **C), 1 / 1.1)
+    for gamma in (0.0, 1.0, 5.0):
+        edge = max_stable_fraction(gamma, **C)
+        assert is_stable(edge * 0.999, gamma, **C) and not is_stable(edge * 1.001, gamma, **C)
+    # without model error, no correction admits lambda just below 1/2
+    assert max_stable_fraction(0.0, alpha=2.0, epsilon=0.0, lipschitz=3.0) == 0.5
+    assert is_stable(0.9, float("inf"), **C) and not is_stable(0.95, float("inf"), **C)
+
+
+def test_error_bound_by_hand() -> None:
+    # lambda such that rho = 1 and gamma = 1: contraction q = 1/2
+    lam = 0.5 / 1.1
+    assert math.isclose(rho(lam, **C), 1.0)
+    assert math.isclose(error_bound(0, lam, 1.0, **C, tau=0.2, initial_error=3.0), 0.2 + 3.0)
+    assert math.isclose(error_bound(2, lam, 1.0, **C, tau=0.2, initial_error=3.0), 0.2 * 1.75 + 0.25 * 3.0)
+    assert math.isclose(error_bound(3, lam, 0.0, **C, tau=0.2, initial_error=3.0), 0.2 * 4 + 3.0)  # q = 1
+    assert error_bound(5, 0.95, 1.0, **C, tau=0.2, initial_error=3.0) == math.inf
+    assert math.isclose(bound_probability(3, 0.1), 0.729)
+
+
+def test_gaussian_collapse_rate_by_hand() -> None:
+    assert math.isclose(gaussian_collapse_rate(2), math.sqrt(2 / math.pi))
+    assert math.isclose(gaussian_collapse_rate(3), math.sqrt(math.pi) / 2)  # Gamma(3/2) / Gamma(1)
+    assert math.isclose(gaussian_collapse_rate(10), math.sqrt(2 / 9) * 24 / math.gamma(4.5))  # 0.97266
+    rates = [gaussian_collapse_rate(n) for n in (2, 5, 10, 100, 1000)]
+    assert rates == sorted(rates) and rates[-1] < 1.0
+
+
+@pytest.mark.parametrize(
+    ("call", "match"),
+    [
+        (lambda: rho(-0.1, **C), "`synthetic_fraction` must be a number >= 0"),
+        (lambda: rho(0.1, alpha=0.0, epsilon=0.1, lipschitz=1.0), "`alpha` must be > 0"),
+        (lambda: gaussian_collapse_rate(1), "`n` must be an integer >= 2"),
+        (lambda: error_bound(-1, 0.1, 0.0, **C, tau=0.1, initial_error=1.0), "`t` must be an integer >= 0"),
+        (lambda: bound_probability(1, 1.5), r"`delta` must be in \[0, 1\]"),
+    ],
+)
+def test_bad_inputs(call, match: str) -> None:  # type: ignore[no-untyped-def]
+    with pytest.raises(ValueError, match=match):
+        call()
