@@ -14,6 +14,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 import time
@@ -57,6 +58,10 @@ class _SaveConfigToRunDir(SaveConfigCallback):
             path = Path(trainer.default_root_dir) / self.config_filename
             path.parent.mkdir(parents=True, exist_ok=True)
             self.parser.save(self.config, str(path), skip_none=False, overwrite=True, multifile=False)
+        # The run's configuration (lambda, gamma, mode, corrector, model, data) in every logger.
+        config = json.loads(json.dumps(self.config.as_dict(), default=str))
+        for logger in trainer.loggers:
+            logger.log_hyperparams(config)
 
 
 class SCLCCLI(LightningCLI):
@@ -78,6 +83,13 @@ class SCLCCLI(LightningCLI):
     def add_arguments_to_parser(self, parser: Any) -> None:
         parser.add_lightning_class_args(SelfConsumingLoop, "loop")
         parser.add_argument(
+            "--wandb",
+            type=bool,
+            default=True,
+            help="Also log to W&B through WandbLogger when the trainer has no logger configured: offline"
+            " unless WANDB_MODE=online; WANDB_MODE=disabled turns it off.",
+        )
+        parser.add_argument(
             "--run_dir",
             type=str | None,
             default=None,
@@ -92,10 +104,27 @@ class SCLCCLI(LightningCLI):
             config.run_dir = os.path.join("runs", name, time.strftime("%Y%m%d-%H%M%S"))
         config.trainer.default_root_dir = config.run_dir
         if config.trainer.get("logger") in (None, True):
-            config.trainer.logger = Namespace(
-                class_path="lightning.pytorch.loggers.CSVLogger",
-                init_args=Namespace(save_dir=config.run_dir, name="logs"),
-            )
+            loggers = [
+                Namespace(
+                    class_path="lightning.pytorch.loggers.CSVLogger",
+                    init_args=Namespace(save_dir=config.run_dir, name="logs"),
+                )
+            ]
+            mode = os.environ.get("WANDB_MODE", "offline").lower()
+            if config.get("wandb") and mode != "disabled":
+                # Offline unless the user's W&B settings say online; never asks for a key.
+                loggers.append(
+                    Namespace(
+                        class_path="lightning.pytorch.loggers.WandbLogger",
+                        init_args=Namespace(
+                            save_dir=config.run_dir,
+                            project=os.environ.get("WANDB_PROJECT", "sclc-lightning"),
+                            name=Path(config.run_dir).name,
+                            offline=mode not in ("online", "run"),
+                        ),
+                    )
+                )
+            config.trainer.logger = loggers
         if config.loop.get("output_dir") is None:
             config.loop.output_dir = os.path.join(config.run_dir, "synthetic")
 

@@ -38,7 +38,7 @@ class GenerationCSV(Callback):
 
     def __init__(self, path: str | os.PathLike[str] | None = None) -> None:
         self.path = None if path is None else Path(path)
-        self._pending: dict[str, Any] | None = None
+        self._pending: int | None = None
 
     def _target(self, trainer: pl.Trainer) -> Path:
         return self.path or Path(trainer.default_root_dir) / "metrics.csv"
@@ -50,10 +50,7 @@ class GenerationCSV(Callback):
     @override
     def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         loop = self._loop(trainer)
-        if loop is not None and loop.history:
-            self._pending = asdict(loop.history[-1])
-        else:
-            self._pending = {"generation": trainer.current_epoch}
+        self._pending = trainer.current_epoch if loop is None else loop.generation_of_epoch(trainer.current_epoch)
 
     @override
     def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
@@ -66,7 +63,10 @@ class GenerationCSV(Callback):
     def _flush(self, trainer: pl.Trainer) -> None:
         if self._pending is None:
             return
-        row = dict(self._pending)
+        # By now every callback's epoch-end hook has run, whatever the order of callbacks.
+        loop = self._loop(trainer)
+        records = [asdict(r) for r in (loop.history if loop is not None else []) if r.generation == self._pending]
+        row: dict[str, Any] = records[-1] if records else {"generation": self._pending}
         self._pending = None
         for key, value in trainer.callback_metrics.items():
             number = _scalar(value)

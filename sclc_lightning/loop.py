@@ -406,6 +406,13 @@ class SelfConsumingLoop(Callback):
         return len(self._real)
 
     @property
+    def real_data(self) -> RealData:
+        """The real training data, as correctors see it (known once fitting has started)."""
+        if self._real is None:
+            raise RuntimeError("`real_data` is known once fitting has started.")
+        return self._real
+
+    @property
     def num_synthetic(self) -> int:
         r""":math:`\lfloor \lambda n \rfloor`."""
         return num_synthetic(self.synthetic_fraction, self.n)

@@ -3,5 +3,6 @@ import sys
 import warnings
 
 sys.path.insert(0, os.path.dirname(__file__))
-os.environ.setdefault("WANDB_MODE", "offline")
+# W&B stays off in tests unless a test turns it on (offline) itself.
+os.environ["WANDB_MODE"] = "disabled"
 warnings.filterwarnings("ignore", ".*isinstance\\(treespec, LeafSpec\\).*")

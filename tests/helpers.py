@@ -107,3 +107,36 @@ def trainer(tmp_path: Any, callbacks: list[Any], **kwargs: Any) -> pl.Trainer:
     )
     options.update(kwargs)
     return pl.Trainer(callbacks=callbacks, **options)
+
+
+def wandb_offline_records(run_dir: Any) -> list[Any]:
+    """The records of the offline W&B run under ``run_dir`` (its ``run-*.wandb`` file).
+
+    The file is a LevelDB-style log: a 7-byte header (":W&B", magic, version), then records of
+    (checksum u32, length u16, type u8) + data in 32 KiB blocks; each record is a protobuf.
+    """
+    import struct
+    from pathlib import Path
+
+    from wandb.proto import wandb_internal_pb2
+
+    (path,) = Path(run_dir).glob("wandb/offline-run-*/run-*.wandb")
+    data = path.read_bytes()
+    assert data[:4] == b":W&B", data[:7]
+    position, block, pending, records = 7, 32768, b"", []
+    while position + 7 <= len(data):
+        left = block - position % block
+        if left < 7:  # block trailer padding
+            position += left
+            continue
+        _, length, kind = struct.unpack("<IHB", data[position : position + 7])
+        chunk = data[position + 7 : position + 7 + length]
+        position += 7 + length
+        if kind in (1, 4):  # full record, or the last piece of one
+            record = wandb_internal_pb2.Record()
+            record.ParseFromString(pending + chunk if kind == 4 else chunk)
+            records.append(record)
+            pending = b""
+        elif kind in (2, 3):  # first and middle pieces
+            pending += chunk
+    return records

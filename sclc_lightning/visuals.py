@@ -1,0 +1,91 @@
+"""Pictures of each generation's samples: a scatter plot for 2-D points, a grid for images."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import lightning.pytorch as pl
+import torch
+from lightning.pytorch.callbacks import Callback
+from lightning.pytorch.loggers import WandbLogger
+from torch import Tensor
+from typing_extensions import override
+
+from sclc_lightning.data.budget import make_generator
+
+__all__ = ["SampleFigures", "save_sample_figure"]
+
+
+def save_sample_figure(samples: Tensor, path: Path, title: str, reference: Tensor | None = None) -> bool:
+    """Save a scatter plot (``(N, 2)`` points, over ``reference`` in grey) or an image grid
+    (``(N, C, H, W)`` in [-1, 1]) as PNG; returns ``False`` for other shapes."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if samples.dim() == 4:
+        from torchvision.utils import save_image
+
+        save_image((samples.float() + 1) / 2, str(path), nrow=max(1, int(samples.shape[0] ** 0.5)))
+        return True
+    if samples.dim() != 2 or samples.shape[1] != 2:
+        return False
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(4, 4))
+    if reference is not None:
+        ax.scatter(reference[:, 0], reference[:, 1], s=2, color="0.75", label="held-out data")
+    ax.scatter(samples[:, 0], samples[:, 1], s=2, color="tab:blue", label="samples")
+    ax.set_title(title)
+    ax.set_aspect("equal")
+    ax.legend(loc="upper right", fontsize=7, markerscale=3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return True
+
+
+class SampleFigures(Callback):
+    """After every ``every`` generations, sample ``num_samples`` points (seeded, the same count
+    each time) and save ``<run dir>/samples/generation_XXXX.png``; W&B loggers get the picture too.
+
+    Conditional models get the conditions of the first real items (see
+    :attr:`SelfConsumingLoop.real_data`).
+    """
+
+    def __init__(self, num_samples: int = 64, every: int = 1, seed: int = 0) -> None:
+        if num_samples < 1 or every < 1:
+            raise ValueError(f"`num_samples` and `every` must be >= 1, got {num_samples} and {every}.")
+        self.num_samples, self.every, self.seed = num_samples, every, seed
+
+    @override
+    def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        from sclc_lightning.loop import SelfConsumingLoop
+
+        loop = next((c for c in trainer.callbacks if isinstance(c, SelfConsumingLoop)), None)  # type: ignore[attr-defined]
+        generation = trainer.current_epoch if loop is None else loop.generation_of_epoch(trainer.current_epoch)
+        if generation % self.every:
+            return
+        kwargs: dict[str, Any] = {"generator": make_generator(self.seed, "sample", 20_000 + generation)}
+        reference = None
+        if loop is not None:
+            real = loop.real_data
+            count = min(self.num_samples, len(real))
+            conditions = real.conditions_of(torch.arange(count))
+            if conditions is not None:
+                kwargs["conditions"] = conditions.to(pl_module.device) if isinstance(conditions, Tensor) else conditions
+            reference = real.data() if real.codec.data_shape == (2,) else None
+        else:
+            count = self.num_samples
+        was_training = pl_module.training
+        pl_module.eval()
+        with torch.no_grad():
+            samples = pl_module.sample(count, **kwargs).detach().cpu()  # type: ignore[operator]
+        pl_module.train(was_training)
+        path = Path(trainer.default_root_dir) / "samples" / f"generation_{generation:04d}.png"
+        if not trainer.is_global_zero or not save_sample_figure(samples, path, f"generation {generation}", reference):
+            return
+        for logger in trainer.loggers:
+            if isinstance(logger, WandbLogger):
+                logger.log_image(key="samples", images=[str(path)], step=trainer.global_step, caption=[path.stem])
