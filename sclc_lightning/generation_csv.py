@@ -12,7 +12,7 @@ import lightning.pytorch as pl
 from lightning.pytorch.callbacks import Callback
 from typing_extensions import override
 
-from sclc_lightning.loop import SelfConsumingLoop
+from sclc_lightning.loop import find_loop
 
 __all__ = ["GenerationCSV"]
 
@@ -43,13 +43,9 @@ class GenerationCSV(Callback):
     def _target(self, trainer: pl.Trainer) -> Path:
         return self.path or Path(trainer.default_root_dir) / "metrics.csv"
 
-    @staticmethod
-    def _loop(trainer: pl.Trainer) -> SelfConsumingLoop | None:
-        return next((c for c in trainer.callbacks if isinstance(c, SelfConsumingLoop)), None)  # type: ignore[attr-defined]
-
     @override
     def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        loop = self._loop(trainer)
+        loop = find_loop(trainer)
         self._pending = trainer.current_epoch if loop is None else loop.generation_of_epoch(trainer.current_epoch)
 
     @override
@@ -64,7 +60,7 @@ class GenerationCSV(Callback):
         if self._pending is None:
             return
         # By now every callback's epoch-end hook has run, whatever the order of callbacks.
-        loop = self._loop(trainer)
+        loop = find_loop(trainer)
         records = [asdict(r) for r in (loop.history if loop is not None else []) if r.generation == self._pending]
         row: dict[str, Any] = records[-1] if records else {"generation": self._pending}
         self._pending = None

@@ -47,7 +47,7 @@ from sclc_lightning.data.mixing import MODES, GenerationPlan, GenerationSampler,
 from sclc_lightning.data.real import RealData
 from sclc_lightning.data.store import SyntheticSet, SyntheticStore
 
-__all__ = ["GenerationRecord", "SelfConsumingLoop", "SyntheticDataError"]
+__all__ = ["GenerationRecord", "SelfConsumingLoop", "SyntheticDataError", "find_loop"]
 
 STATE_FORMAT = 1
 
@@ -792,3 +792,9 @@ class SelfConsumingLoop(Callback):
         message = f"{type(error).__name__}: {error}" if error is not None else None
         message = trainer.strategy.broadcast(message, src=source)
         raise SyntheticDataError(f"rank {source} failed: {message}") from error
+
+
+def find_loop(trainer: pl.Trainer) -> SelfConsumingLoop | None:
+    """The trainer's :class:`SelfConsumingLoop` callback, if it has one."""
+    callbacks = trainer.callbacks  # type: ignore[attr-defined]
+    return next((c for c in callbacks if isinstance(c, SelfConsumingLoop)), None)

@@ -13,6 +13,7 @@ from torch import Tensor
 from typing_extensions import override
 
 from sclc_lightning.data.budget import make_generator
+from sclc_lightning.loop import find_loop
 
 __all__ = ["SampleFigures", "save_sample_figure"]
 
@@ -61,9 +62,7 @@ class SampleFigures(Callback):
 
     @override
     def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        from sclc_lightning.loop import SelfConsumingLoop
-
-        loop = next((c for c in trainer.callbacks if isinstance(c, SelfConsumingLoop)), None)  # type: ignore[attr-defined]
+        loop = find_loop(trainer)
         generation = trainer.current_epoch if loop is None else loop.generation_of_epoch(trainer.current_epoch)
         if generation % self.every:
             return
