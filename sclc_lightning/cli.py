@@ -31,13 +31,14 @@ from sclc_lightning.loop import SelfConsumingLoop
 
 __all__ = ["SCLCCLI", "main"]
 
-_USAGE = """usage: sclc {fit,grid,validate,test,correctors} ... | sclc --version
+_USAGE = """usage: sclc {fit,grid,report,validate,test,correctors} ... | sclc --version
 
 Self-consuming and self-correcting generative training loops for PyTorch Lightning.
 
 commands:
   fit          train a model in a self-consuming loop: sclc fit --config recipes/<name>.yaml
   grid         run a recipe over a grid: sclc grid --config R.yaml --set loop.synthetic_fraction=0.1,0.5 --seeds 0-9
+  report       figures and an HTML page of runs: sclc report runs/grid-folder --out report/
   validate     validate a model (LightningCLI)
   test         test a model (LightningCLI)
   correctors   list the registered correctors
@@ -156,6 +157,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from sclc_lightning.grid import main as grid_main
 
         return grid_main(args[1:])
+    if args[0] == "report":
+        from sclc_lightning.report import main as report_main
+
+        return report_main(args[1:])
     print(f"sclc: unknown command {args[0]!r}\n\n{_USAGE}", file=sys.stderr)
     return 2
 

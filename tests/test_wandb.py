@@ -53,3 +53,8 @@ def test_recipe_logs_each_generation_to_wandb_offline(tmp_path: Path, monkeypatc
             config.update({u.key or "/".join(u.nested_key): json.loads(u.value_json) for u in record.config.update})
     assert config["loop"]["synthetic_fraction"] == 1.0 and config["loop"]["mode"] == "replace"
     assert sorted(p.name for p in (run_dir / "samples").iterdir()) == [f"generation_000{g}.png" for g in range(3)]
+    # the run's sample pictures reach the report page
+    from sclc_lightning.report import write_report
+
+    page = write_report([run_dir], tmp_path / "report").read_text()
+    assert "Samples across generations" in page and "generation_0002" in page and "frechet" in page

@@ -1,0 +1,211 @@
+r"""``sclc report RUN_OR_GRID_DIR ... --out DIR``: paper-style figures of a loop's metrics.
+
+Every run directory (with ``metrics.csv`` and ``config.yaml``) found under the given folders is
+read; runs that differ only by seed are grouped by (λ, γ, mode, corrector) and drawn as their
+mean with a ±1 standard-deviation band. For each metric a PNG of the metric against the
+generation is written, one line per group; ``sigma`` of replace-mode Gaussian runs gets the
+theory's :math:`\sigma_0\,\alpha(n)^t` as a dashed line. ``report.html`` holds every figure and
+each run's sample pictures across generations, embedded so the page is self-contained.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import csv
+import html
+import math
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from sclc_lightning.theory import gaussian_collapse_rate
+
+__all__ = ["Run", "find_runs", "main", "write_report"]
+
+# Columns of metrics.csv that are bookkeeping rather than metrics.
+_NOT_METRICS = {"generation", "epoch"}
+
+
+@dataclass
+class Run:
+    """One run: its folder, settings and per-generation metrics."""
+
+    path: Path
+    config: dict[str, Any]
+    rows: list[dict[str, float]]
+
+    @property
+    def loop(self) -> dict[str, Any]:
+        loop: dict[str, Any] = self.config.get("loop") or {}
+        return loop
+
+    @property
+    def group(self) -> str:
+        """The run's settings without its seed, e.g. ``λ=0.5 γ=1.0 augment optimal_transport``."""
+        kwargs = self.loop.get("corrector_kwargs") or {}
+        corrector = self.loop.get("corrector") or "none"
+        if isinstance(corrector, dict):
+            corrector = str(corrector.get("class_path", "custom")).rsplit(".", 1)[-1]
+        gamma = kwargs.get("strength", "default" if corrector != "none" else 0)
+        return f"λ={self.loop.get('synthetic_fraction')} γ={gamma} {self.loop.get('mode')} {corrector}"
+
+    def series(self, metric: str) -> dict[int, float]:
+        return {int(r["generation"]): r[metric] for r in self.rows if metric in r and not math.isnan(r[metric])}
+
+
+def _read_rows(path: Path) -> list[dict[str, float]]:
+    rows = []
+    with open(path, newline="") as handle:
+        for raw in csv.DictReader(handle):
+            row = {}
+            for key, value in raw.items():
+                try:
+                    row[key] = float(value)
+                except (TypeError, ValueError):
+                    continue
+            if "generation" in row:
+                rows.append(row)
+    return rows
+
+
+def find_runs(folders: Sequence[str | Path]) -> list[Run]:
+    """Every run directory under ``folders``: a ``metrics.csv`` beside a ``config.yaml`` (``sclc fit``)
+    or a ``synthetic/manifest.json`` (the loop used from Python with ``GenerationCSV``); Lightning's
+    own step-wise ``logs/*/metrics.csv`` are not runs."""
+    runs = []
+    for folder in folders:
+        root = Path(folder)
+        if not root.exists():
+            raise FileNotFoundError(f"No such run or grid folder: {str(root)!r}.")
+        for metrics in sorted(root.rglob("metrics.csv")):
+            config_path = metrics.parent / "config.yaml"
+            if not config_path.exists() and not (metrics.parent / "synthetic" / "manifest.json").exists():
+                continue
+            config = yaml.safe_load(config_path.read_text()) if config_path.exists() else {}
+            rows = _read_rows(metrics)
+            if rows:
+                runs.append(Run(metrics.parent, config or {}, rows))
+    if not runs:
+        raise FileNotFoundError(f"No run with a metrics.csv under {[str(f) for f in folders]}.")
+    return runs
+
+
+def _theory_curve(runs: list[Run]) -> tuple[list[int], list[float]] | None:
+    """σ0 α(n)^t for replace-mode Gaussian runs (Bertrand et al. Prop. 1)."""
+    first = runs[0]
+    model = str((first.config.get("model") or {}).get("class_path", ""))
+    n = ((first.config.get("data") or {}).get("init_args") or {}).get("n")
+    sigma = first.series("sigma")
+    if not (model.endswith("GaussianModel") and first.loop.get("mode") == "replace" and isinstance(n, int) and sigma):
+        return None
+    generations = sorted(sigma)
+    rate = gaussian_collapse_rate(n)
+    start = sum(r.series("sigma").get(generations[0], 0.0) for r in runs) / len(runs)
+    return generations, [start * rate ** (g - generations[0]) for g in generations]
+
+
+def _plot_metric(metric: str, groups: dict[str, list[Run]], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for name, runs in sorted(groups.items()):
+        generations = sorted({g for r in runs for g in r.series(metric)})
+        if not generations:
+            continue
+        means, stds = [], []
+        for g in generations:
+            values = [r.series(metric)[g] for r in runs if g in r.series(metric)]
+            mean = sum(values) / len(values)
+            means.append(mean)
+            stds.append((sum((v - mean) ** 2 for v in values) / len(values)) ** 0.5)
+        label = f"{name} ({len(runs)} run{'s' if len(runs) > 1 else ''})"
+        line = ax.plot(generations, means, label=label)[0]
+        if len(runs) > 1:
+            ax.fill_between(
+                generations,
+                [m - s for m, s in zip(means, stds)],
+                [m + s for m, s in zip(means, stds)],
+                color=line.get_color(),
+                alpha=0.2,
+            )
+        if metric == "sigma":
+            theory = _theory_curve(runs)
+            if theory is not None:
+                ax.plot(*theory, linestyle="--", color=line.get_color(), label=f"{name}: σ0 α(n)^t (theory)")
+    ax.set(xlabel="generation", ylabel=metric, title=metric)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def _embed(path: Path) -> str:
+    data = base64.b64encode(path.read_bytes()).decode()
+    return f'<img src="data:image/png;base64,{data}" alt="{html.escape(path.name)}">'
+
+
+def write_report(folders: Sequence[str | Path], out: str | Path) -> Path:
+    """Write the figures and ``report.html`` for the runs under ``folders``; returns the page."""
+    runs = find_runs(folders)
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    groups: dict[str, list[Run]] = defaultdict(list)
+    for run in runs:
+        groups[run.group].append(run)
+    metrics = sorted({k for r in runs for row in r.rows for k in row} - _NOT_METRICS)
+    figures = []
+    for metric in metrics:
+        path = out / f"{metric}.png"
+        _plot_metric(metric, groups, path)
+        figures.append((metric, path))
+    parts = [
+        "<!doctype html><html><head><meta charset='utf-8'><title>sclc report</title>",
+        "<style>body{font-family:sans-serif;margin:2em}img{max-width:560px;margin:4px}"
+        "td,th{padding:2px 8px;text-align:left}</style></head><body>",
+        f"<h1>Self-consuming loop report</h1><p>{len(runs)} runs in {len(groups)} groups.</p>",
+        "<h2>Runs</h2><table><tr><th>run</th><th>group</th><th>seed</th><th>generations</th></tr>",
+    ]
+    for run in runs:
+        seed = run.loop.get("seed", "")
+        last = int(max(r["generation"] for r in run.rows))
+        parts.append(
+            f"<tr><td>{html.escape(str(run.path))}</td><td>{html.escape(run.group)}</td>"
+            f"<td>{seed}</td><td>0..{last}</td></tr>"
+        )
+    parts.append("</table><h2>Metrics</h2>")
+    for metric, path in figures:
+        parts.append(f"<h3>{html.escape(metric)}</h3>{_embed(path)}")
+    pictures = [(run, sorted((run.path / "samples").glob("generation_*.png"))) for run in runs]
+    if any(files for _, files in pictures):
+        parts.append("<h2>Samples across generations</h2>")
+        for run, files in pictures:
+            if files:
+                chosen = [files[0], files[len(files) // 2], files[-1]] if len(files) > 3 else files
+                parts.append(f"<h3>{html.escape(str(run.path))}</h3>")
+                parts.extend(
+                    f"<figure style='display:inline-block'>{_embed(f)}<figcaption>{f.stem}</figcaption></figure>"
+                    for f in dict.fromkeys(chosen)
+                )
+    parts.append("</body></html>")
+    page = out / "report.html"
+    page.write_text("\n".join(parts))
+    return page
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of ``sclc report``."""
+    parser = argparse.ArgumentParser(prog="sclc report", description=__doc__.split("\n\n")[0])
+    parser.add_argument("folders", nargs="+", help="run or grid folders")
+    parser.add_argument("--out", required=True, help="folder for the PNG figures and report.html")
+    args = parser.parse_args(argv)
+    page = write_report(args.folders, args.out)
+    print(f"sclc report: wrote {page}")
+    return 0

@@ -1,0 +1,72 @@
+"""`sclc report` on real small runs: files, grouping over seeds, the theory overlay, the HTML."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+from sclc_lightning.cli import main
+from sclc_lightning.report import _theory_curve, find_runs
+from sclc_lightning.theory import gaussian_collapse_rate
+
+RECIPE = str(Path(__file__).parents[1] / "recipes" / "gaussian_collapse.yaml")
+
+
+def test_report_from_real_runs(tmp_path: Path) -> None:
+    runs_dir = tmp_path / "runs"
+    for seed in (0, 1):
+        assert (
+            main(
+                [
+                    "fit",
+                    "--config",
+                    RECIPE,
+                    "--run_dir",
+                    str(runs_dir / f"replace{seed}"),
+                    "--loop.generations",
+                    "4",
+                    "--seed_everything",
+                    str(seed),
+                    "--loop.seed",
+                    str(seed),
+                ]
+            )
+            == 0
+        )
+    assert (
+        main(
+            [
+                "fit",
+                "--config",
+                RECIPE,
+                "--run_dir",
+                str(runs_dir / "baseline"),
+                "--loop.generations",
+                "4",
+                "--loop.synthetic_fraction",
+                "0",
+                "--loop.mode",
+                "augment",
+            ]
+        )
+        == 0
+    )
+    runs = find_runs([runs_dir])
+    assert sorted(r.path.name for r in runs) == ["baseline", "replace0", "replace1"]  # logs/*/metrics.csv skipped
+    groups = {r.group for r in runs}
+    assert groups == {"λ=1.0 γ=0 replace none", "λ=0.0 γ=0 augment none"}  # the two seeds form one group
+    replace = [r for r in runs if r.loop["mode"] == "replace"]
+    theory = _theory_curve(replace)
+    assert theory is not None and theory[0] == [0, 1, 2, 3, 4]
+    start = (replace[0].series("sigma")[0] + replace[1].series("sigma")[0]) / 2
+    assert math.isclose(theory[1][4], start * gaussian_collapse_rate(10) ** 4)
+    assert _theory_curve([r for r in runs if r.path.name == "baseline"]) is None
+
+    out = tmp_path / "report"
+    assert main(["report", str(runs_dir), "--out", str(out)]) == 0
+    page = (out / "report.html").read_text()
+    for metric in ("sigma", "w2", "num_synthetic", "time_training_s"):
+        assert (out / f"{metric}.png").stat().st_size > 5_000 and f"<h3>{metric}</h3>" in page
+    for run in runs:
+        assert str(run.path) in page
+    assert page.count("data:image/png;base64,") == len(list(out.glob("*.png")))  # self-contained
