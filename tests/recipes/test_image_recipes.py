@@ -145,6 +145,7 @@ def test_small_mnist_variant(tmp_path: Path) -> None:
         "320",
     )
     assert [r["num_real"] for r in rows] == [4000, 4000] and [r["num_synthetic"] for r in rows] == [0, 80]
+    assert all(r["fid"] > 0 and 0 <= r["class_accuracy"] <= 1 for r in rows)  # ImageMetrics ran each generation
     stored = load_file(str(tmp_path / "m" / "synthetic" / "gen_0001" / "shard_00000.safetensors"))
     assert stored["data"].shape == (80, 1, 32, 32)
     for digit in range(10):  # KMeans projection: at most 16 distinct images per class

@@ -1,0 +1,127 @@
+"""Feature extractors for image metrics: a domain classifier trained on the real data (the
+Gillman authors' LeNet FID for MNIST), cached on disk, or Inception-v3 when its weights are local.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors.torch import load_file, save_file
+from torch import Tensor, nn
+from torch.utils.data import DataLoader, Dataset
+
+__all__ = ["DomainClassifier", "FeatureView", "inception_feature_extractor", "load_or_train_classifier"]
+
+INCEPTION_WEIGHTS = "pt_inception-2015-12-05-6726825d.pth"
+
+
+class DomainClassifier(nn.Module):
+    """A LeNet-style classifier; its penultimate layer (``num_features`` wide) gives the features.
+
+    Args:
+        channels: image channels.
+        num_classes: classes.
+        width: channels of the first convolution.
+    """
+
+    def __init__(self, channels: int, num_classes: int, width: int = 32, num_features: int = 64):
+        super().__init__()
+        self.num_features = num_features
+        self.body = nn.Sequential(
+            nn.Conv2d(channels, width, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+            nn.Conv2d(width, 2 * width, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(2),
+            nn.Flatten(), nn.Linear(8 * width, num_features), nn.ReLU(),
+        )  # fmt: skip
+        self.head = nn.Linear(num_features, num_classes)
+
+    def features(self, images: Tensor) -> Tensor:
+        """``(N, num_features)`` features of images in [-1, 1]."""
+        out: Tensor = self.body(images.float())
+        return out
+
+    def forward(self, images: Tensor) -> Tensor:
+        """Class logits ``(N, num_classes)``."""
+        out: Tensor = self.head(self.features(images))
+        return out
+
+
+class FeatureView(nn.Module):
+    """The classifier seen as a feature extractor (what torchmetrics' ``feature=`` expects)."""
+
+    def __init__(self, classifier: DomainClassifier):
+        super().__init__()
+        self.classifier = classifier
+        self.num_features = classifier.num_features
+
+    def forward(self, images: Tensor) -> Tensor:
+        return self.classifier.features(images)
+
+
+def _dataset_key(dataset: Dataset[Any], num_classes: int, epochs: int, seed: int) -> str:
+    size = len(dataset)  # type: ignore[arg-type]
+    digest = hashlib.sha256(json.dumps([size, num_classes, epochs, seed]).encode())
+    for index in range(0, size, max(1, size // 16)):  # a content fingerprint of the data
+        image, label = dataset[index][0], dataset[index][1]
+        digest.update(image.float().numpy().tobytes())
+        digest.update(str(int(label)).encode())
+    return digest.hexdigest()[:16]
+
+
+def load_or_train_classifier(
+    dataset: Dataset[Any],
+    num_classes: int,
+    cache_dir: str | Path,
+    epochs: int = 30,
+    seed: int = 0,
+    batch_size: int = 128,
+) -> tuple[DomainClassifier, str]:
+    """A :class:`DomainClassifier` trained once on ``dataset`` (items ``(image, label)``) and
+    cached in ``cache_dir`` under a key of the data and settings; later calls load it.
+
+    Returns:
+        The classifier (eval mode, CPU) and its cache key.
+    """
+    key = _dataset_key(dataset, num_classes, epochs, seed)
+    path = Path(cache_dir) / f"classifier-{key}.safetensors"
+    channels = dataset[0][0].shape[0]
+    model = DomainClassifier(channels, num_classes)
+    if path.exists():
+        model.load_state_dict(load_file(str(path)))
+        return model.eval(), key
+    generator = torch.Generator().manual_seed(seed)
+    torch.manual_seed(seed)
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+    loader = DataLoader(dataset, batch_size=batch_size, shuffle=True, generator=generator)
+    model.train()
+    for _ in range(epochs):
+        for images, labels in loader:
+            loss = nn.functional.cross_entropy(model(images), torch.as_tensor(labels))
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(tmp))
+    tmp.replace(path)
+    return model.eval(), key
+
+
+def inception_feature_extractor(weights_dir: str | Path | None = None) -> int:
+    """Check that the FID Inception-v3 weights are on disk and return torchmetrics' ``feature=2048``.
+
+    Raises:
+        FileNotFoundError: the weights are missing (they cannot be downloaded here); the message
+            says where to put them and how to pick the domain feature network instead.
+    """
+    folder = Path(weights_dir) if weights_dir is not None else Path(torch.hub.get_dir()) / "checkpoints"
+    if not (folder / INCEPTION_WEIGHTS).exists():
+        raise FileNotFoundError(
+            f"Inception-v3 FID weights not found: expected {str(folder / INCEPTION_WEIGHTS)!r}. Copy"
+            f" {INCEPTION_WEIGHTS} (torch-fidelity's release file) there, or use feature='domain' to"
+            " compute FID with a classifier trained on the real data."
+        )
+    return 2048

@@ -1,0 +1,97 @@
+"""Image metrics: the cached domain classifier, FID/KID/class accuracy wiring, Inception check."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+from typing import Any
+
+import lightning.pytorch as pl
+import pytest
+import torch
+from torch import Tensor
+
+from sclc_lightning import SelfConsumingLoop
+from sclc_lightning.data.images import DigitsDataModule
+from sclc_lightning.generation_csv import GenerationCSV
+from sclc_lightning.metrics import ImageMetrics, load_or_train_classifier
+from sclc_lightning.metrics.features import inception_feature_extractor
+
+
+def test_domain_classifier_is_trained_once_and_cached(tmp_path: Path) -> None:
+    data = DigitsDataModule()
+    data.setup("fit")
+    assert data.train_set is not None and data.test_set is not None
+    classifier, key = load_or_train_classifier(data.train_set, 10, tmp_path)
+    images = torch.stack([data.test_set[i][0] for i in range(len(data.test_set))])
+    labels = torch.tensor([data.test_set[i][1] for i in range(len(data.test_set))])
+    with torch.no_grad():
+        accuracy = float((classifier(images).argmax(1) == labels).float().mean())
+    assert accuracy > 0.85  # a useful feature space for FID on digits
+    assert [p.name for p in tmp_path.iterdir()] == [f"classifier-{key}.safetensors"]
+    again, same_key = load_or_train_classifier(data.train_set, 10, tmp_path)
+    assert same_key == key and all(
+        torch.equal(a, b) for a, b in zip(classifier.state_dict().values(), again.state_dict().values())
+    )
+
+
+class Replay(pl.LightningModule):
+    """'Generates' held-out images of the requested labels (or noise): a reference for the metrics."""
+
+    def __init__(self, bank: Tensor, bank_labels: Tensor, noise: bool):
+        super().__init__()
+        self.bank, self.bank_labels, self.noise = bank, bank_labels, noise
+        self.weight = torch.nn.Parameter(torch.zeros(1))
+        self.save_hyperparameters({"num_classes": 10})
+
+    def training_step(self, batch: Any, batch_idx: int) -> Tensor:
+        return (self.weight**2).sum()
+
+    def configure_optimizers(self) -> Any:
+        return torch.optim.SGD(self.parameters(), lr=0.1)
+
+    def sample(self, num_samples: int, *, generator: Any = None, conditions: Any = None) -> Tensor:
+        if self.noise:
+            return torch.rand(num_samples, 1, 8, 8, generator=generator) * 2 - 1
+        picks = [int(torch.nonzero(self.bank_labels == int(c))[i % 5]) for i, c in enumerate(conditions)]
+        return self.bank[torch.tensor(picks)]
+
+
+def test_image_metrics_separate_real_from_noise(tmp_path: Path) -> None:
+    data = DigitsDataModule()
+    data.setup("fit")
+    assert data.train_set is not None
+    bank = torch.stack([data.train_set[i][0] for i in range(len(data.train_set))])
+    bank_labels = torch.tensor([data.train_set[i][1] for i in range(len(data.train_set))])
+    rows = {}
+    for noise in (False, True):
+        folder = tmp_path / f"noise{noise}"
+        metrics = ImageMetrics(num_samples=300, num_classes=10, cache_dir=str(tmp_path / "cache"))
+        loop = SelfConsumingLoop(0.0, 0, images_per_generation=64, output_dir=folder / "s", condition_field=1)
+        trainer = pl.Trainer(
+            default_root_dir=str(folder),
+            callbacks=[loop, metrics, GenerationCSV()],
+            max_epochs=-1,
+            logger=False,
+            enable_checkpointing=False,
+            enable_progress_bar=False,
+            enable_model_summary=False,
+        )
+        trainer.fit(Replay(bank, bank_labels, noise), datamodule=data)
+        (rows[noise],) = list(csv.DictReader(open(folder / "metrics.csv")))
+    real, noise_row = rows[False], rows[True]
+    # training images against held-out ones are close in the classifier's feature space; noise is far
+    assert float(noise_row["fid"]) > 5 * float(real["fid"]) and float(noise_row["kid_mean"]) > 5 * float(
+        real["kid_mean"]
+    )
+    assert float(real["class_accuracy"]) > 0.9 > 0.5 > float(noise_row["class_accuracy"])
+    # one classifier and one set of reference statistics, computed by the first run, reused by the second
+    assert len(list((tmp_path / "cache").glob("classifier-*"))) == 1
+    assert len(list((tmp_path / "cache").glob("reference-*"))) == 1
+
+
+def test_missing_inception_weights_say_what_to_do(tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError, match=r"Inception-v3 FID weights not found.*feature='domain'"):
+        inception_feature_extractor(tmp_path)
+    with pytest.raises(ValueError, match="`num_classes` is required with feature='domain'"):
+        ImageMetrics()
