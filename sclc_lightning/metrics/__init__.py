@@ -1,7 +1,7 @@
 """Per-generation evaluation: point-cloud metrics, and FID/KID/class accuracy for images."""
 
 from sclc_lightning.metrics.features import DomainClassifier, FeatureView, load_or_train_classifier
-from sclc_lightning.metrics.functional import frechet_distance, mode_statistics
+from sclc_lightning.metrics.functional import frechet_distance, mmd_rbf, mode_statistics, moment_drift
 from sclc_lightning.metrics.image_metrics import ImageMetrics
 from sclc_lightning.metrics.point_metrics import PointMetrics
 
@@ -12,5 +12,7 @@ __all__ = [
     "PointMetrics",
     "frechet_distance",
     "load_or_train_classifier",
+    "mmd_rbf",
     "mode_statistics",
+    "moment_drift",
 ]

@@ -7,7 +7,7 @@ from torch import Tensor
 
 from sclc_lightning.models.gaussian import gaussian_w2
 
-__all__ = ["frechet_distance", "mode_statistics"]
+__all__ = ["frechet_distance", "mmd_rbf", "mode_statistics", "moment_drift"]
 
 
 def frechet_distance(samples: Tensor, reference: Tensor) -> float:
@@ -43,3 +43,38 @@ def mode_statistics(samples: Tensor, centres: Tensor, radius: float) -> tuple[fl
     covered = torch.unique(mode[close]).numel()
     spread = float(nearest[close].mean()) if bool(close.any()) else float("nan")
     return covered / centres.shape[0], spread
+
+
+def moment_drift(samples: Tensor, reference: Tensor) -> tuple[float, float]:
+    """``(‖μ_s − μ_r‖, ‖Σ_s − Σ_r‖_F)``: how far the mean and the covariance have moved."""
+    s, r = samples.double().flatten(1), reference.double().flatten(1)
+    cov_s = torch.cov(s.T).reshape(s.shape[1], s.shape[1])
+    cov_r = torch.cov(r.T).reshape(r.shape[1], r.shape[1])
+    return float((s.mean(0) - r.mean(0)).norm()), float((cov_s - cov_r).norm())
+
+
+def mmd_rbf(samples: Tensor, reference: Tensor, bandwidth: float | None = None) -> float:
+    r"""Unbiased squared maximum mean discrepancy with a Gaussian kernel
+    :math:`k(x, y) = \exp(-\|x - y\|^2 / (2 h^2))`.
+
+    .. math::
+        \widehat{\mathrm{MMD}}^2 = \frac{1}{m(m-1)}\sum_{i \ne j} k(x_i, x_j)
+        + \frac{1}{n(n-1)}\sum_{i \ne j} k(y_i, y_j) - \frac{2}{mn}\sum_{i,j} k(x_i, y_j)
+
+    Args:
+        samples: ``(m, d)``, ``m >= 2``.
+        reference: ``(n, d)``, ``n >= 2``.
+        bandwidth: ``h``; default the median distance between reference points.
+    """
+    x, y = samples.double().flatten(1), reference.double().flatten(1)
+    if x.shape[0] < 2 or y.shape[0] < 2:
+        raise ValueError(f"MMD needs at least 2 points per set, got {x.shape[0]} and {y.shape[0]}.")
+    if bandwidth is None:
+        distances = torch.cdist(y, y)
+        bandwidth = float(distances[~torch.eye(len(y), dtype=torch.bool)].median())
+    gamma = 1.0 / (2.0 * bandwidth**2)
+    kxx, kyy, kxy = (torch.exp(-gamma * torch.cdist(a, b) ** 2) for a, b in ((x, x), (y, y), (x, y)))
+    m, n = x.shape[0], y.shape[0]
+    within_x = (kxx.sum() - kxx.diagonal().sum()) / (m * (m - 1))
+    within_y = (kyy.sum() - kyy.diagonal().sum()) / (n * (n - 1))
+    return float(within_x + within_y - 2 * kxy.mean())

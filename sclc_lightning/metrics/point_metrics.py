@@ -11,7 +11,7 @@ from torch import Tensor
 from typing_extensions import override
 
 from sclc_lightning.data.budget import make_generator
-from sclc_lightning.metrics.functional import frechet_distance, mode_statistics
+from sclc_lightning.metrics.functional import frechet_distance, mmd_rbf, mode_statistics, moment_drift
 
 __all__ = ["PointMetrics"]
 
@@ -23,7 +23,8 @@ def _first_field(batch: Any) -> Tensor:
 class PointMetrics(Callback):
     """Sample ``num_samples`` points after each generation and compare them with held-out data.
 
-    Logs ``frechet`` (to the DataModule's test split); for DataModules with mode ``centres``
+    Logs ``frechet``, ``mmd`` (Gaussian kernel), ``mean_drift`` and ``cov_drift`` against the
+    DataModule's test split; for DataModules with mode ``centres``
     (eight Gaussians) also ``mode_coverage`` and ``mode_spread``. The number of samples is the
     same every generation and the draw is seeded by (seed, generation), so values are comparable.
 
@@ -59,7 +60,8 @@ class PointMetrics(Callback):
             generator = make_generator(self.seed, "sample", 10_000 + trainer.current_epoch)
             samples = pl_module.sample(self.num_samples, generator=generator).detach().cpu()  # type: ignore[operator]
         pl_module.train(was_training)
-        metrics = {"frechet": frechet_distance(samples, reference)}
+        metrics = {"frechet": frechet_distance(samples, reference), "mmd": mmd_rbf(samples, reference)}
+        metrics["mean_drift"], metrics["cov_drift"] = moment_drift(samples, reference)
         centres = getattr(trainer.datamodule, "centres", None)  # type: ignore[attr-defined]
         if isinstance(centres, Tensor):
             metrics["mode_coverage"], metrics["mode_spread"] = mode_statistics(samples, centres, self.mode_radius)
