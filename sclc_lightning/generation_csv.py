@@ -12,7 +12,7 @@ import lightning.pytorch as pl
 from lightning.pytorch.callbacks import Callback
 from typing_extensions import override
 
-from sclc_lightning.loop import find_loop
+from sclc_lightning.loop import current_generation, find_loop
 
 __all__ = ["GenerationCSV"]
 
@@ -45,8 +45,7 @@ class GenerationCSV(Callback):
 
     @override
     def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        loop = find_loop(trainer)
-        self._pending = trainer.current_epoch if loop is None else loop.generation_of_epoch(trainer.current_epoch)
+        self._pending = current_generation(trainer)
 
     @override
     def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:

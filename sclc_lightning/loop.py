@@ -47,7 +47,14 @@ from sclc_lightning.data.mixing import MODES, GenerationPlan, GenerationSampler,
 from sclc_lightning.data.real import RealData
 from sclc_lightning.data.store import SyntheticSet, SyntheticStore
 
-__all__ = ["GenerationRecord", "SelfConsumingLoop", "SyntheticDataError", "find_loop"]
+__all__ = [
+    "GenerationRecord",
+    "SelfConsumingLoop",
+    "SyntheticDataError",
+    "current_generation",
+    "eval_mode",
+    "find_loop",
+]
 
 STATE_FORMAT = 1
 
@@ -86,7 +93,8 @@ def _draw_indices(size: int, num: int, generator: torch.Generator) -> Tensor:
 
 
 @contextmanager
-def _eval_mode(module: torch.nn.Module) -> Iterator[None]:
+def eval_mode(module: torch.nn.Module) -> Iterator[None]:
+    """Eval mode and no gradients for sampling; the previous mode comes back even on error."""
     was_training = module.training
     module.eval()
     try:
@@ -683,7 +691,7 @@ class SelfConsumingLoop(Callback):
         chunks: list[SyntheticBatch] = []
         show = trainer.is_global_zero and trainer.progress_bar_callback is not None
         with (
-            _eval_mode(pl_module),
+            eval_mode(pl_module),
             tqdm(total=len(share), desc=f"Sampling generation {generation}", disable=not show, leave=False) as bar,
         ):
             for start in range(0, len(share), self.sample_batch_size):
@@ -798,3 +806,9 @@ def find_loop(trainer: pl.Trainer) -> SelfConsumingLoop | None:
     """The trainer's :class:`SelfConsumingLoop` callback, if it has one."""
     callbacks = trainer.callbacks  # type: ignore[attr-defined]
     return next((c for c in callbacks if isinstance(c, SelfConsumingLoop)), None)
+
+
+def current_generation(trainer: pl.Trainer) -> int:
+    """The generation the current epoch trains (the epoch itself when there is no loop)."""
+    loop = find_loop(trainer)
+    return trainer.current_epoch if loop is None else loop.generation_of_epoch(trainer.current_epoch)

@@ -13,7 +13,7 @@ from torch import Tensor
 from typing_extensions import override
 
 from sclc_lightning.data.budget import make_generator
-from sclc_lightning.loop import find_loop
+from sclc_lightning.loop import current_generation, eval_mode, find_loop
 
 __all__ = ["SampleFigures", "save_sample_figure"]
 
@@ -63,7 +63,7 @@ class SampleFigures(Callback):
     @override
     def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         loop = find_loop(trainer)
-        generation = trainer.current_epoch if loop is None else loop.generation_of_epoch(trainer.current_epoch)
+        generation = current_generation(trainer)
         if generation % self.every:
             return
         kwargs: dict[str, Any] = {"generator": make_generator(self.seed, "sample", 20_000 + generation)}
@@ -77,11 +77,8 @@ class SampleFigures(Callback):
             reference = real.data() if real.codec.data_shape == (2,) else None
         else:
             count = self.num_samples
-        was_training = pl_module.training
-        pl_module.eval()
-        with torch.no_grad():
+        with eval_mode(pl_module):
             samples = pl_module.sample(count, **kwargs).detach().cpu()  # type: ignore[operator]
-        pl_module.train(was_training)
         path = Path(trainer.default_root_dir) / "samples" / f"generation_{generation:04d}.png"
         if not trainer.is_global_zero or not save_sample_figure(samples, path, f"generation {generation}", reference):
             return

@@ -16,7 +16,7 @@ from torchmetrics.image.kid import KernelInceptionDistance
 from typing_extensions import override
 
 from sclc_lightning.data.budget import make_generator
-from sclc_lightning.loop import find_loop
+from sclc_lightning.loop import current_generation, eval_mode, find_loop
 from sclc_lightning.metrics.features import FeatureView, inception_feature_extractor, load_or_train_classifier
 
 __all__ = ["ImageMetrics"]
@@ -130,8 +130,7 @@ class ImageMetrics(Callback):
     # -- per generation ---------------------------------------------------------------------
     @override
     def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        loop = find_loop(trainer)
-        generation = trainer.current_epoch if loop is None else loop.generation_of_epoch(trainer.current_epoch)
+        generation = current_generation(trainer)
         if generation % self.every:
             return
         if not self._ready:
@@ -141,11 +140,8 @@ class ImageMetrics(Callback):
         if self.reference_labels is not None and getattr(pl_module.hparams, "get", lambda _k: None)("num_classes"):
             labels = self.reference_labels[torch.arange(self.num_samples) % len(self.reference_labels)]
             kwargs["conditions"] = labels.to(pl_module.device)
-        was_training = pl_module.training
-        pl_module.eval()
-        with torch.no_grad():
+        with eval_mode(pl_module):
             samples = pl_module.sample(self.num_samples, **kwargs).detach().cpu().float()  # type: ignore[operator]
-        pl_module.train(was_training)
         fake = self._to_inception(samples) if self.feature == "inception" else samples
         self.fid.reset()
         self.kid.reset()

@@ -11,6 +11,7 @@ from torch import Tensor
 from typing_extensions import override
 
 from sclc_lightning.data.budget import make_generator
+from sclc_lightning.loop import current_generation, eval_mode
 from sclc_lightning.metrics.functional import frechet_distance, mmd_rbf, mode_statistics, moment_drift
 
 __all__ = ["PointMetrics"]
@@ -51,15 +52,13 @@ class PointMetrics(Callback):
 
     @override
     def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        if trainer.current_epoch % self.every:
+        generation = current_generation(trainer)
+        if generation % self.every:
             return
         reference = self._held_out(trainer)
-        was_training = pl_module.training
-        pl_module.eval()
-        with torch.no_grad():
-            generator = make_generator(self.seed, "sample", 10_000 + trainer.current_epoch)
+        with eval_mode(pl_module):
+            generator = make_generator(self.seed, "sample", 10_000 + generation)
             samples = pl_module.sample(self.num_samples, generator=generator).detach().cpu()  # type: ignore[operator]
-        pl_module.train(was_training)
         metrics = {"frechet": frechet_distance(samples, reference), "mmd": mmd_rbf(samples, reference)}
         metrics["mean_drift"], metrics["cov_drift"] = moment_drift(samples, reference)
         centres = getattr(trainer.datamodule, "centres", None)  # type: ignore[attr-defined]
