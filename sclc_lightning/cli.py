@@ -136,6 +136,19 @@ def _version() -> str:
     return f"sclc-lightning {__version__}"
 
 
+def _close_wandb(failed: bool) -> None:
+    """Finish the W&B run the command opened and wait until its files are written.
+
+    ``WandbLogger`` leaves the run open, and W&B writes an offline run's ``.wandb`` file from a
+    background service: without this, the file can still be empty when ``sclc fit`` returns.
+    """
+    wandb = sys.modules.get("wandb")
+    if wandb is None or getattr(wandb, "run", None) is None:
+        return
+    wandb.finish(exit_code=1 if failed else 0)
+    wandb.teardown()
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``sclc`` console script."""
     args = list(sys.argv[1:] if argv is None else argv)
@@ -151,7 +164,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("\n".join(available_correctors()))
         return 0
     if args[0] in ("fit", "validate", "test"):
-        SCLCCLI(args if argv is not None else None)  # None: LightningCLI reads sys.argv itself
+        failed = True
+        try:
+            SCLCCLI(args if argv is not None else None)  # None: LightningCLI reads sys.argv itself
+            failed = False
+        finally:
+            _close_wandb(failed)
         return 0
     if args[0] == "grid":
         from sclc_lightning.grid import main as grid_main
