@@ -661,7 +661,7 @@ class SelfConsumingLoop(Callback):
                     assert self._real is not None
                     local.conditions = self._real.conditions_of(local.source_index)
                     self._store.clear_exchange(generation, world)
-                self._write_generation(generation, local, step, sampling_s)
+                self._write_generation(generation, local, step, sampling_s, trainer.progress_bar_callback is not None)
             except Exception as err:
                 error = err
         self._agree(trainer, error)
@@ -735,7 +735,9 @@ class SelfConsumingLoop(Callback):
             raise SyntheticDataError(f"{where} returned {bad} points with non-finite values.")
         return points
 
-    def _write_generation(self, generation: int, batch: SyntheticBatch, step: int, sampling_s: float) -> None:
+    def _write_generation(
+        self, generation: int, batch: SyntheticBatch, step: int, sampling_s: float, trainer_shows_progress: bool = False
+    ) -> None:
         """Correct, validate and store generation ``generation`` (global rank zero only)."""
         assert self._store is not None and self._real is not None
         real = self._real
@@ -747,6 +749,7 @@ class SelfConsumingLoop(Callback):
                 corrector.setup(real, make_generator(self.seed, "corrector_setup", 0))
                 self._corrector_ready = True
             rank_zero_info(f"SelfConsumingLoop: correcting generation {generation} with {name}.")
+            corrector.show_progress = trainer_shows_progress
             out = corrector.correct(
                 batch, generation=generation, generator=make_generator(self.seed, "correct", generation), reference=real
             )
@@ -759,6 +762,8 @@ class SelfConsumingLoop(Callback):
             else:
                 batch = batch.with_data(self._check_points(out, len(batch), where))
         correcting_s = time.perf_counter() - start
+        if corrector is not None:
+            rank_zero_info(f"SelfConsumingLoop: corrected generation {generation} in {correcting_s:.1f} s.")
         fields, strings = (
             real.codec.encode_fields(real.items(batch.source_index.tolist())) if (real.codec.other_keys) else ({}, {})
         )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 from pathlib import Path
@@ -97,3 +98,48 @@ def test_two_processes_share_the_work(tmp_path: Path) -> None:
 def test_failure_on_one_rank_fails_all(tmp_path: Path) -> None:
     with pytest.raises(Exception, match="rank 1 failed: RuntimeError: sampler broke on rank 1"):
         _fit(tmp_path, 2, fail_rank=1)
+
+
+class CountingModel(GaussianModel):
+    """Writes the size of every ``sample`` call, per rank, to ``record_dir``."""
+
+    def __init__(self, record_dir: str):
+        super().__init__()
+        self.record_dir = record_dir
+
+    def sample(self, num_samples: int, *, generator: Any = None, conditions: Any = None) -> torch.Tensor:
+        with open(Path(self.record_dir) / f"rank{self.global_rank}.txt", "a") as f:
+            f.write(f"{self.current_epoch} {num_samples}\n")
+        return super().sample(num_samples, generator=generator)
+
+
+def test_evaluation_samples_are_shared_out_and_gathered(tmp_path: Path) -> None:
+    from sclc_lightning.data.toy import GaussianDataModule
+    from sclc_lightning.generation_csv import GenerationCSV
+    from sclc_lightning.metrics import PointMetrics
+
+    os.environ["MASTER_PORT"] = str(find_free_network_port())
+    trainer = pl.Trainer(
+        default_root_dir=str(tmp_path),
+        accelerator="cpu",
+        devices=2,
+        strategy="ddp_spawn",
+        max_epochs=-1,
+        callbacks=[
+            SelfConsumingLoop(0.0, 1, images_per_generation=40, output_dir=tmp_path / "s"),
+            PointMetrics(num_samples=101, batch_size=30),
+            GenerationCSV(),
+        ],
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+    )
+    trainer.fit(CountingModel(str(tmp_path)), datamodule=GaussianDataModule(n=51, batch_size=10))
+    for rank in (0, 1):  # 51 = ceil(101 / 2) each, in batches of 30, at both generations
+        calls = (tmp_path / f"rank{rank}.txt").read_text().split("\n")[:-1]
+        assert calls == ["0 30", "0 21", "1 30", "1 21"]
+    with open(tmp_path / "metrics.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert [int(float(r["generation"])) for r in rows] == [0, 1]
+    assert all(0 <= float(r["frechet"]) < 5 and float(r["time_evaluating_s"]) > 0 for r in rows)

@@ -46,9 +46,18 @@ class Corrector(abc.ABC):
     """
 
     name: ClassVar[str] = ""
+    #: Set by the loop: whether :meth:`progress` bars are shown (rank zero, progress bar on).
+    show_progress: bool = False
 
     def __init__(self, strength: float = 1.0) -> None:
         self.strength = _check_strength(strength)
+
+    def progress(self, total: int, desc: str) -> Any:
+        """A tqdm bar for long corrections (one update per item), shown when the trainer shows
+        its progress bar; use it as a context manager and call ``update(n)``."""
+        from tqdm.auto import tqdm
+
+        return tqdm(total=total, desc=desc, disable=not self.show_progress, leave=False)
 
     @property
     def blend(self) -> float:

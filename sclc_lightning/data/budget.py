@@ -24,7 +24,7 @@ __all__ = [
 ]
 
 # Purposes of derived seeds; appending new ones keeps old seeds unchanged.
-SEED_PURPOSES = ("sample", "correct", "templates", "mix", "order", "train", "corrector_setup", "loader")
+SEED_PURPOSES = ("sample", "correct", "templates", "mix", "order", "train", "corrector_setup", "loader", "evaluate")
 
 
 def num_synthetic(synthetic_fraction: float, n: int) -> int:

@@ -1,7 +1,13 @@
-"""Per-generation evaluation: point-cloud metrics, and FID/KID/class accuracy for images."""
+"""Per-generation evaluation: point-cloud metrics; FID, KID, precision/recall, accuracy, diversity of images."""
 
 from sclc_lightning.metrics.features import DomainClassifier, FeatureView, load_or_train_classifier
-from sclc_lightning.metrics.functional import frechet_distance, mmd_rbf, mode_statistics, moment_drift
+from sclc_lightning.metrics.functional import (
+    feature_diversity,
+    frechet_distance,
+    mmd_rbf,
+    mode_statistics,
+    moment_drift,
+)
 from sclc_lightning.metrics.image_metrics import ImageMetrics
 from sclc_lightning.metrics.point_metrics import PointMetrics
 
@@ -10,6 +16,7 @@ __all__ = [
     "FeatureView",
     "ImageMetrics",
     "PointMetrics",
+    "feature_diversity",
     "frechet_distance",
     "load_or_train_classifier",
     "mmd_rbf",

@@ -7,7 +7,7 @@ from torch import Tensor
 
 from sclc_lightning.models.gaussian import gaussian_w2
 
-__all__ = ["frechet_distance", "mmd_rbf", "mode_statistics", "moment_drift"]
+__all__ = ["feature_diversity", "frechet_distance", "mmd_rbf", "mode_statistics", "moment_drift"]
 
 
 def frechet_distance(samples: Tensor, reference: Tensor) -> float:
@@ -78,3 +78,38 @@ def mmd_rbf(samples: Tensor, reference: Tensor, bandwidth: float | None = None) 
     within_x = (kxx.sum() - kxx.diagonal().sum()) / (m * (m - 1))
     within_y = (kyy.sum() - kyy.diagonal().sum()) / (n * (n - 1))
     return float(within_x + within_y - 2 * kxy.mean())
+
+
+def feature_diversity(
+    features: Tensor,
+    labels: Tensor | None = None,
+    num_pairs: int = 300,
+    generator: torch.Generator | None = None,
+) -> float:
+    """Mean distance between randomly paired feature vectors (the diversity score of
+    motion- and image-generation evaluations): larger is more diverse.
+
+    With ``labels``, pairs are drawn within each label and the per-label means are averaged
+    (how varied the samples of one condition are); labels with fewer than two samples are
+    skipped, and ``nan`` is returned when none has two.
+
+    Args:
+        features: ``(num, dim)``.
+        labels: ``(num,)`` integer labels, or ``None`` for pairs over the whole set.
+        num_pairs: pairs drawn per set (per label with ``labels``).
+        generator: the random pairing.
+    """
+    x = features.double().flatten(1)
+    if labels is None:
+        groups = [torch.arange(len(x))]
+    else:
+        groups = [torch.nonzero(labels == value).flatten() for value in labels.unique()]
+    means = []
+    for group in groups:
+        if len(group) < 2:
+            continue
+        first = group[torch.randint(len(group), (num_pairs,), generator=generator)]
+        offset = torch.randint(1, len(group), (num_pairs,), generator=generator)  # never the same item
+        second = group[(torch.searchsorted(group, first) + offset) % len(group)]
+        means.append(float((x[first] - x[second]).norm(dim=1).mean()))
+    return sum(means) / len(means) if means else float("nan")

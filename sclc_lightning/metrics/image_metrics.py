@@ -1,14 +1,16 @@
-"""FID, KID and class accuracy of an image model after each generation, through torchmetrics."""
+"""FID, KID, precision/recall, class accuracy and diversity of an image model after each generation."""
 
 from __future__ import annotations
 
 import hashlib
+import time
 from pathlib import Path
 from typing import Any
 
 import lightning.pytorch as pl
 import torch
 from lightning.pytorch.callbacks import Callback
+from lightning.pytorch.utilities import rank_zero_info
 from safetensors.torch import load_file, save_file
 from torch import Tensor
 from torchmetrics.image.fid import FrechetInceptionDistance
@@ -16,17 +18,28 @@ from torchmetrics.image.kid import KernelInceptionDistance
 from typing_extensions import override
 
 from sclc_lightning.data.budget import make_generator
-from sclc_lightning.loop import current_generation, eval_mode, find_loop
+from sclc_lightning.loop import current_generation, find_loop
+from sclc_lightning.metrics._sampling import conditions_for, sample_across_ranks
 from sclc_lightning.metrics.features import FeatureView, inception_feature_extractor, load_or_train_classifier
+from sclc_lightning.metrics.functional import feature_diversity
 
 __all__ = ["ImageMetrics"]
 
 
 class ImageMetrics(Callback):
     """After every ``every`` generations, sample ``num_samples`` images (the same count each
-    time) and log ``fid``, ``kid_mean``, ``kid_std`` against the DataModule's held-out images and,
-    for class-conditional models, ``class_accuracy`` (share of samples the domain classifier
-    assigns to the label they were generated for).
+    time, shared out over the DDP ranks and gathered) and compare them with the DataModule's
+    held-out images. Logged:
+
+    - ``fid``, ``kid_mean``, ``kid_std``: torchmetrics' FID and KID;
+    - ``precision``, ``recall``: torch-fidelity's k-NN precision and recall
+      (``prc_neighborhood`` neighbours) on the same features;
+    - ``diversity``: mean feature distance of random sample pairs, and ``diversity_ratio``, the
+      same divided by the held-out images' value (1 = as varied as real data);
+    - class-conditional models: ``class_accuracy`` (share of samples the domain classifier
+      assigns to the label they were generated for) and ``class_diversity`` (``diversity``
+      within each requested label, averaged; low values mean one picture per label);
+    - ``time_evaluating_s``: how long it took.
 
     Args:
         num_samples: images generated per evaluation (FID depends on it: keep it fixed).
@@ -38,6 +51,9 @@ class ImageMetrics(Callback):
             ``~/.cache/sclc_lightning``); runs of a grid on the same data share them.
         classifier_epochs: training epochs of the domain classifier.
         every: evaluate every ``every`` generations.
+        kid_subset_size: KID subset size (cut to the number of samples).
+        prc_neighborhood: the k of the k-NN balls of precision and recall.
+        batch_size: images per ``sample`` call.
         seed: seed of the evaluation draws.
     """
 
@@ -50,6 +66,8 @@ class ImageMetrics(Callback):
         classifier_epochs: int = 30,
         every: int = 1,
         kid_subset_size: int = 100,
+        prc_neighborhood: int = 3,
+        batch_size: int = 500,
         seed: int = 0,
     ) -> None:
         if feature not in ("domain", "inception"):
@@ -64,6 +82,7 @@ class ImageMetrics(Callback):
             kid_subset_size,
             seed,
         )
+        self.prc_neighborhood, self.batch_size = prc_neighborhood, batch_size
         self._ready = False
 
     # -- setup: classifier and reference statistics, once per run --------------------------
@@ -133,15 +152,22 @@ class ImageMetrics(Callback):
         generation = current_generation(trainer)
         if generation % self.every:
             return
+        start = time.perf_counter()
         if not self._ready:
             self._prepare(trainer)
         labels = None
-        kwargs: dict[str, Any] = {"generator": make_generator(self.seed, "sample", 30_000 + generation)}
         if self.reference_labels is not None and getattr(pl_module.hparams, "get", lambda _k: None)("num_classes"):
-            labels = self.reference_labels[torch.arange(self.num_samples) % len(self.reference_labels)]
-            kwargs["conditions"] = labels.to(pl_module.device)
-        with eval_mode(pl_module):
-            samples = pl_module.sample(self.num_samples, **kwargs).detach().cpu().float()  # type: ignore[operator]
+            labels = conditions_for(self.reference_labels, self.num_samples)
+        samples = sample_across_ranks(
+            trainer,
+            pl_module,
+            self.num_samples,
+            seed=self.seed,
+            stream=generation,
+            batch_size=self.batch_size,
+            conditions=labels,
+            desc=f"Evaluating generation {generation}",
+        ).float()
         fake = self._to_inception(samples) if self.feature == "inception" else samples
         self.fid.reset()
         self.kid.reset()
@@ -149,8 +175,35 @@ class ImageMetrics(Callback):
         self.kid.update(fake, real=False)
         kid_mean, kid_std = self.kid.compute()
         metrics = {"fid": float(self.fid.compute()), "kid_mean": float(kid_mean), "kid_std": float(kid_std)}
-        if labels is not None and self.classifier is not None:
-            with torch.no_grad():
-                predicted = self.classifier(samples).argmax(dim=1)
-            metrics["class_accuracy"] = float((predicted == labels).float().mean())
+        fake_features = torch.cat(self.kid.fake_features).float()
+        real_features = torch.cat(self.kid.real_features).float()
+        metrics.update(self._precision_recall(fake_features, real_features))
+        pairs = make_generator(self.seed, "evaluate", generation, 1)
+        metrics["diversity"] = feature_diversity(fake_features, generator=pairs)
+        metrics["diversity_ratio"] = metrics["diversity"] / self._real_diversity(real_features)
+        if labels is not None:
+            metrics["class_diversity"] = feature_diversity(fake_features, labels, generator=pairs)
+            if self.classifier is not None:
+                with torch.no_grad():
+                    predicted = torch.cat([self.classifier(c).argmax(dim=1) for c in samples.split(self.batch_size)])
+                metrics["class_accuracy"] = float((predicted == labels).float().mean())
+        metrics["time_evaluating_s"] = time.perf_counter() - start
         pl_module.log_dict(metrics, on_step=False, on_epoch=True)
+        rank_zero_info(
+            f"ImageMetrics: generation {generation} evaluated on {self.num_samples} samples in"
+            f" {metrics['time_evaluating_s']:.1f} s (fid {metrics['fid']:.4g})."
+        )
+
+    def _precision_recall(self, fake: Tensor, real: Tensor) -> dict[str, float]:
+        from torch_fidelity.metric_prc import prc_features_to_metric
+
+        out = prc_features_to_metric(
+            fake, real, prc_neighborhood=self.prc_neighborhood, prc_batch_size=10_000, save_cpu_ram=True, verbose=False
+        )
+        return {"precision": float(out["precision"]), "recall": float(out["recall"])}
+
+    def _real_diversity(self, real_features: Tensor) -> float:
+        if getattr(self, "_real_diversity_value", None) is None:
+            generator = make_generator(self.seed, "evaluate", 0, 2)
+            self._real_diversity_value = feature_diversity(real_features, generator=generator)
+        return float(self._real_diversity_value)

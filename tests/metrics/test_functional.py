@@ -1,8 +1,9 @@
 import math
 
+import pytest
 import torch
 
-from sclc_lightning.metrics import frechet_distance, mmd_rbf, mode_statistics, moment_drift
+from sclc_lightning.metrics import feature_diversity, frechet_distance, mmd_rbf, mode_statistics, moment_drift
 
 
 def test_mmd_by_hand() -> None:
@@ -35,3 +36,14 @@ def test_mode_statistics() -> None:
     samples = torch.tensor([[0.1, 0.0], [0.0, 0.3], [5.0, 5.0]])
     coverage, spread = mode_statistics(samples, centres, radius=0.5)
     assert coverage == 0.5 and math.isclose(spread, 0.2, rel_tol=1e-6)  # float32 inputs
+
+
+def test_feature_diversity_pairs_distinct_items() -> None:
+    features = torch.tensor([[0.0], [1.0], [3.0]])
+    generator = torch.Generator().manual_seed(0)
+    # the mean distance over the three distinct pairs is (1 + 3 + 2) / 3 = 2
+    assert feature_diversity(features, num_pairs=20_000, generator=generator) == pytest.approx(2.0, abs=0.03)
+    # within labels: label 0 has the single pair at distance 1; label 1 has one item and is skipped
+    assert feature_diversity(features, torch.tensor([0, 0, 1]), generator=generator) == 1.0
+    assert feature_diversity(torch.ones(5, 3), generator=generator) == 0.0
+    assert math.isnan(feature_diversity(features, torch.tensor([0, 1, 2])))

@@ -38,9 +38,9 @@ def test_domain_classifier_is_trained_once_and_cached(tmp_path: Path) -> None:
 class Replay(pl.LightningModule):
     """'Generates' held-out images of the requested labels (or noise): a reference for the metrics."""
 
-    def __init__(self, bank: Tensor, bank_labels: Tensor, noise: bool):
+    def __init__(self, bank: Tensor, bank_labels: Tensor, noise: bool, distinct: int = 20):
         super().__init__()
-        self.bank, self.bank_labels, self.noise = bank, bank_labels, noise
+        self.bank, self.bank_labels, self.noise, self.distinct = bank, bank_labels, noise, distinct
         self.weight = torch.nn.Parameter(torch.zeros(1))
         self.save_hyperparameters({"num_classes": 10})
 
@@ -53,7 +53,7 @@ class Replay(pl.LightningModule):
     def sample(self, num_samples: int, *, generator: Any = None, conditions: Any = None) -> Tensor:
         if self.noise:
             return torch.rand(num_samples, 1, 8, 8, generator=generator) * 2 - 1
-        picks = [int(torch.nonzero(self.bank_labels == int(c))[i % 5]) for i, c in enumerate(conditions)]
+        picks = [int(torch.nonzero(self.bank_labels == int(c))[i % self.distinct]) for i, c in enumerate(conditions)]
         return self.bank[torch.tensor(picks)]
 
 
@@ -64,8 +64,8 @@ def test_image_metrics_separate_real_from_noise(tmp_path: Path) -> None:
     bank = torch.stack([data.train_set[i][0] for i in range(len(data.train_set))])
     bank_labels = torch.tensor([data.train_set[i][1] for i in range(len(data.train_set))])
     rows = {}
-    for noise in (False, True):
-        folder = tmp_path / f"noise{noise}"
+    for noise, distinct in ((False, 20), (True, 20), (False, 1)):
+        folder = tmp_path / f"noise{noise}-{distinct}"
         metrics = ImageMetrics(num_samples=300, num_classes=10, cache_dir=str(tmp_path / "cache"))
         loop = SelfConsumingLoop(0.0, 0, images_per_generation=64, output_dir=folder / "s", condition_field=1)
         trainer = pl.Trainer(
@@ -77,14 +77,21 @@ def test_image_metrics_separate_real_from_noise(tmp_path: Path) -> None:
             enable_progress_bar=False,
             enable_model_summary=False,
         )
-        trainer.fit(Replay(bank, bank_labels, noise), datamodule=data)
-        (rows[noise],) = list(csv.DictReader(open(folder / "metrics.csv")))
-    real, noise_row = rows[False], rows[True]
+        trainer.fit(Replay(bank, bank_labels, noise, distinct), datamodule=data)
+        (rows[noise, distinct],) = list(csv.DictReader(open(folder / "metrics.csv")))
+    real, noise_row, collapsed = rows[False, 20], rows[True, 20], rows[False, 1]
     # training images against held-out ones are close in the classifier's feature space; noise is far
     assert float(noise_row["fid"]) > 5 * float(real["fid"]) and float(noise_row["kid_mean"]) > 5 * float(
         real["kid_mean"]
     )
     assert float(real["class_accuracy"]) > 0.9 > 0.5 > float(noise_row["class_accuracy"])
+    # torch-fidelity precision/recall: real images lie on the real manifold, noise does not;
+    # one picture per label covers little of it (low recall) and has no within-label variety
+    assert float(real["precision"]) > 0.8 > 0.2 > float(noise_row["precision"])
+    assert float(real["recall"]) > float(collapsed["recall"]) + 0.2
+    assert float(collapsed["class_diversity"]) == 0.0 < float(real["class_diversity"])
+    assert 0.5 < float(real["diversity_ratio"]) < 1.5 and float(collapsed["diversity"]) < float(real["diversity"])
+    assert all(float(r["time_evaluating_s"]) > 0 for r in rows.values())
     # one classifier and one set of reference statistics, computed by the first run, reused by the second
     assert len(list((tmp_path / "cache").glob("classifier-*"))) == 1
     assert len(list((tmp_path / "cache").glob("reference-*"))) == 1
