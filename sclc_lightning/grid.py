@@ -49,7 +49,7 @@ class GridPoint:
 def parse_seeds(text: str) -> list[int]:
     """``"0-9"``, ``"0,3,5"`` or ``"7"`` to a list of seeds.
 
-    Example:
+    Examples:
         >>> parse_seeds("0-2,7")
         [0, 1, 2, 7]
     """
@@ -74,7 +74,7 @@ def _short(key: str) -> str:
 def expand_grid(sets: Sequence[str], seeds: Sequence[int] | None, extra: Sequence[str] = ()) -> list[GridPoint]:
     """The cartesian product of ``KEY=V1,V2`` settings and seeds.
 
-    Example:
+    Examples:
         >>> [p.name for p in expand_grid(["loop.synthetic_fraction=0.5,1"], [0])]
         ['synthetic_fraction=0.5_seed=0', 'synthetic_fraction=1_seed=0']
     """

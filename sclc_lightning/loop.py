@@ -148,7 +148,7 @@ class SelfConsumingLoop(Callback):
     Raises:
         ValueError: an argument is out of range; the message names it and its value.
 
-    Example:
+    Examples:
         >>> loop = SelfConsumingLoop(synthetic_fraction=0.5, generations=3, images_per_generation=256)
         >>> trainer = pl.Trainer(callbacks=[loop], max_epochs=-1)  # doctest: +SKIP
         >>> trainer.fit(model, datamodule=datamodule)  # doctest: +SKIP

@@ -32,7 +32,7 @@ def rho(synthetic_fraction: float, alpha: float, epsilon: float, lipschitz: floa
     r""":math:`\rho(\lambda) = \lambda(\alpha + \varepsilon L) / (\alpha - \lambda(\alpha + \varepsilon L))`;
     ``inf`` when :math:`\lambda(\alpha + \varepsilon L) \ge \alpha`.
 
-    Example:
+    Examples:
         >>> round(rho(0.3, alpha=1.0, epsilon=0.1, lipschitz=1.0), 6)
         0.492537
     """
@@ -63,7 +63,7 @@ def max_stable_fraction(strength: float, alpha: float, epsilon: float, lipschitz
     :math:`\frac{1+\gamma}{(2+\gamma)(1+\varepsilon L/\alpha)}`; below 1/2 without correction
     and approaching :math:`1/(1+\varepsilon L/\alpha)` as :math:`\gamma \to \infty`.
 
-    Example:
+    Examples:
         >>> round(max_stable_fraction(0.0, alpha=1.0, epsilon=0.0, lipschitz=1.0), 6)
         0.5
     """
@@ -119,7 +119,7 @@ def gaussian_collapse_rate(n: int) -> float:
 
     per generation.
 
-    Example:
+    Examples:
         >>> round(gaussian_collapse_rate(10), 4)
         0.9727
     """

@@ -38,7 +38,7 @@ class Corrector(abc.ABC):
         strength: the correction strength :math:`\gamma \ge 0`; ``0`` leaves points unchanged
             and ``float("inf")`` applies the full correction.
 
-    Example:
+    Examples:
         >>> @register_corrector("shrink")
         ... class Shrink(Corrector):
         ...     def correct(self, batch, *, generation, generator, reference):

@@ -15,7 +15,7 @@ __all__ = ["IdentityCorrector"]
 class IdentityCorrector(Corrector):
     """Returns the synthetic points unchanged: plain iterative retraining.
 
-    Example:
+    Examples:
         >>> IdentityCorrector().name
         'identity'
     """

@@ -41,7 +41,7 @@ def min_distance_matching(points: Tensor, targets: Tensor) -> Tensor:
     Returns:
         int64 tensor of shape ``(m,)``, a permutation of ``range(m)``.
 
-    Example:
+    Examples:
         >>> min_distance_matching(torch.tensor([[0.0], [10.0]]), torch.tensor([[9.0], [1.0]])).tolist()
         [1, 0]
     """

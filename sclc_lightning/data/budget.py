@@ -33,7 +33,7 @@ def num_synthetic(synthetic_fraction: float, n: int) -> int:
     The product is taken on the decimal value of ``synthetic_fraction`` so that, e.g.,
     ``num_synthetic(0.29, 100) == 29`` although ``0.29 * 100 < 29`` in binary floating point.
 
-    Example:
+    Examples:
         >>> num_synthetic(0.5, 51)
         25
     """
@@ -48,7 +48,7 @@ def rank_slice(total: int, world_size: int, rank: int) -> slice:
     The first ``total % world_size`` ranks produce one item more; the shares cover
     ``range(total)`` exactly once.
 
-    Example:
+    Examples:
         >>> [rank_slice(5, 2, r) for r in range(2)]
         [slice(0, 3, None), slice(3, 5, None)]
     """
@@ -110,7 +110,7 @@ def resolve_budget(
     such multiple). With ``requested=None`` the generation is one pass over the mixed set,
     the remainder of ``dataset_size / world_size`` dropped so that no item is seen twice.
 
-    Example:
+    Examples:
         >>> resolve_budget(1000, 300, 32, 2).total
         960
     """

@@ -97,7 +97,7 @@ class ItemCodec:
     Use :meth:`infer` on one real item. Every leaf must be a tensor, ``int``, ``float``,
     ``bool`` or ``str`` so that synthetic items can be stored without pickling.
 
-    Example:
+    Examples:
         >>> codec = ItemCodec.infer((torch.zeros(2), 3), condition_field=1)
         >>> codec.data_key, codec.condition_key
         (0, 1)

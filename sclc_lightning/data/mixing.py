@@ -72,7 +72,7 @@ def plan_generation(
     - ``fresh``: a new uniform random subset of ``real_per_generation`` real items, and
       synthetic set ``generation``.
 
-    Example:
+    Examples:
         >>> plan = plan_generation("accumulate", 2, 10, {1: 5, 2: 5}, seed=0)
         >>> [g for g, _ in plan.synthetic]
         [1, 2]

@@ -21,7 +21,7 @@ class RealData:
         dataset: the user's real (map-style) training dataset, unchanged.
         codec: the structure of its items.
 
-    Example:
+    Examples:
         >>> import torch
         >>> real = RealData([torch.tensor([float(i)]) for i in range(4)], ItemCodec.infer(torch.zeros(1)))
         >>> real.sample(2, torch.Generator().manual_seed(0)).data.shape

@@ -28,7 +28,7 @@ def gaussian_w2(mean_a: Tensor, cov_a: Tensor, mean_b: Tensor, cov_b: Tensor) ->
         W_2^2 = \|\mu_a - \mu_b\|^2 + \operatorname{tr}\big(\Sigma_a + \Sigma_b
         - 2 (\Sigma_b^{1/2} \Sigma_a \Sigma_b^{1/2})^{1/2}\big)
 
-    Example:
+    Examples:
         >>> round(gaussian_w2(torch.ones(2), torch.eye(2), torch.zeros(2), torch.eye(2)), 6)
         1.414214
     """

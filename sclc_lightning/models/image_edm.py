@@ -24,12 +24,11 @@ __all__ = ["ImageEDM"]
 class ImageEDM(ImageDiffusion):
     """EDM-preconditioned diffusion for images in [-1, 1].
 
-    Args:
-        image_size, channels, block_out_channels, layers_per_block, attention, num_classes, lr,
-            ema_decay: as for :class:`~sclc_lightning.models.ImageDDPM`.
-        sigma_min, sigma_max, sigma_data, rho: the EDM noise schedule.
-        p_mean, p_std: log-normal distribution of training noise levels.
-        sampling_steps: Euler steps when sampling.
+    ``image_size``, ``channels``, ``block_out_channels``, ``layers_per_block``, ``attention``,
+    ``num_classes``, ``lr`` and ``ema_decay`` are as for :class:`~sclc_lightning.models.ImageDDPM`;
+    ``sigma_min``, ``sigma_max``, ``sigma_data`` and ``rho`` are the EDM noise schedule;
+    ``p_mean`` and ``p_std`` the log-normal distribution of training noise levels;
+    ``sampling_steps`` the Euler steps when sampling.
     """
 
     def __init__(
