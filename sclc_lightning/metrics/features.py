@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -14,9 +15,10 @@ from safetensors.torch import load_file, save_file
 from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset
 
-__all__ = ["DomainClassifier", "FeatureView", "inception_feature_extractor", "load_or_train_classifier"]
+__all__ = ["DomainClassifier", "FeatureView", "InceptionFeatures", "inception_weights_path", "load_or_train_classifier"]
 
-INCEPTION_WEIGHTS = "pt_inception-2015-12-05-6726825d.pth"
+INCEPTION_WEIGHTS = "weights-inception-2015-12-05-6726825d.pth"
+INCEPTION_URL = f"https://github.com/toshas/torch-fidelity/releases/download/v0.2.0/{INCEPTION_WEIGHTS}"
 
 
 class DomainClassifier(nn.Module):
@@ -110,18 +112,54 @@ def load_or_train_classifier(
     return model.eval(), key
 
 
-def inception_feature_extractor(weights_dir: str | Path | None = None) -> int:
-    """Check that the FID Inception-v3 weights are on disk and return torchmetrics' ``feature=2048``.
+def inception_weights_path(weights: str | Path | None = None) -> Path:
+    """Where the FID Inception-v3 weights are: ``weights`` if given, else ``$SCLC_INCEPTION_WEIGHTS``,
+    else torch-fidelity's file in the torch hub cache (``<TORCH_HOME>/hub/checkpoints``).
 
     Raises:
-        FileNotFoundError: the weights are missing (they cannot be downloaded here); the message
-            says where to put them and how to pick the domain feature network instead.
+        FileNotFoundError: the file is missing (nothing is downloaded at run time); the message
+            says where to put it and how to pick the domain feature network instead.
     """
-    folder = Path(weights_dir) if weights_dir is not None else Path(torch.hub.get_dir()) / "checkpoints"
-    if not (folder / INCEPTION_WEIGHTS).exists():
+    if weights is None:
+        weights = os.environ.get("SCLC_INCEPTION_WEIGHTS") or None
+    path = Path(weights) if weights is not None else Path(torch.hub.get_dir()) / "checkpoints" / INCEPTION_WEIGHTS
+    if not path.is_file():
         raise FileNotFoundError(
-            f"Inception-v3 FID weights not found: expected {str(folder / INCEPTION_WEIGHTS)!r}. Copy"
-            f" {INCEPTION_WEIGHTS} (torch-fidelity's release file) there, or use feature='domain' to"
-            " compute FID with a classifier trained on the real data."
+            f"Inception-v3 FID weights not found: expected {str(path)!r}. Download {INCEPTION_URL} on a"
+            " machine with internet and put it there (or pass `inception_weights=PATH`, or set"
+            " SCLC_INCEPTION_WEIGHTS), or use feature='domain' to compute FID with a classifier"
+            " trained on the real data."
         )
-    return 2048
+    return path
+
+
+class InceptionFeatures(nn.Module):
+    """torchmetrics' FID Inception-v3 (torch-fidelity's port of the TF graph) on images in [-1, 1].
+
+    Grey images are repeated to three channels and quantised to ``uint8`` as the standard FID
+    pipeline does; the output is the 2048-d pool features.
+    """
+
+    num_features = 2048
+
+    def __init__(self, weights: str | Path | None = None):
+        super().__init__()
+        from torchmetrics.image.fid import NoTrainInceptionV3
+
+        self.weights = inception_weights_path(weights)
+        self.net = NoTrainInceptionV3(
+            name="inception-v3-compat", features_list=["2048"], feature_extractor_weights_path=str(self.weights)
+        )
+
+    def key(self) -> str:
+        """A short fingerprint of the weights file (for caching reference statistics)."""
+        digest = hashlib.sha256(str(self.weights.stat().st_size).encode())
+        with open(self.weights, "rb") as f:
+            digest.update(f.read(1 << 20))
+        return "inception-" + digest.hexdigest()[:16]
+
+    def forward(self, images: Tensor) -> Tensor:
+        x = ((images.float() + 1) / 2).clamp(0, 1)
+        if x.shape[1] == 1:
+            x = x.repeat(1, 3, 1, 1)
+        return self.net((x * 255).round().to(torch.uint8))

@@ -5,14 +5,13 @@ from __future__ import annotations
 import hashlib
 import time
 from pathlib import Path
-from typing import Any
 
 import lightning.pytorch as pl
 import torch
 from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.utilities import rank_zero_info
 from safetensors.torch import load_file, save_file
-from torch import Tensor
+from torch import Tensor, nn
 from torchmetrics.image.fid import FrechetInceptionDistance
 from torchmetrics.image.kid import KernelInceptionDistance
 from typing_extensions import override
@@ -20,10 +19,19 @@ from typing_extensions import override
 from sclc_lightning.data.budget import make_generator
 from sclc_lightning.loop import current_generation, find_loop
 from sclc_lightning.metrics._sampling import conditions_for, sample_across_ranks
-from sclc_lightning.metrics.features import FeatureView, inception_feature_extractor, load_or_train_classifier
+from sclc_lightning.metrics.features import (
+    FeatureView,
+    InceptionFeatures,
+    inception_weights_path,
+    load_or_train_classifier,
+)
 from sclc_lightning.metrics.functional import feature_diversity
 
 __all__ = ["ImageMetrics"]
+
+
+def view_device(module: nn.Module) -> torch.device:
+    return next(module.parameters()).device
 
 
 class ImageMetrics(Callback):
@@ -44,8 +52,11 @@ class ImageMetrics(Callback):
     Args:
         num_samples: images generated per evaluation (FID depends on it: keep it fixed).
         feature: ``"domain"``: features of a small classifier trained once on the real training
-            data and cached (offline); ``"inception"``: torchmetrics' Inception-v3, whose weights
-            must be on disk.
+            data and cached (offline); ``"inception"``: the standard FID Inception-v3
+            (torchmetrics / torch-fidelity), whose weights must be on disk (checked when the fit
+            starts).
+        inception_weights: the Inception-v3 weights file (default ``$SCLC_INCEPTION_WEIGHTS``,
+            else torch-fidelity's file in the torch hub cache).
         num_classes: classes of the labels (the second item field); required for ``"domain"``.
         cache_dir: where the classifier and the reference statistics are cached (default
             ``~/.cache/sclc_lightning``); runs of a grid on the same data share them.
@@ -62,6 +73,7 @@ class ImageMetrics(Callback):
         num_samples: int = 1000,
         feature: str = "domain",
         num_classes: int | None = None,
+        inception_weights: str | None = None,
         cache_dir: str | None = None,
         classifier_epochs: int = 30,
         every: int = 1,
@@ -83,6 +95,7 @@ class ImageMetrics(Callback):
             seed,
         )
         self.prc_neighborhood, self.batch_size = prc_neighborhood, batch_size
+        self.inception_weights = inception_weights
         self._ready = False
 
     # -- setup: classifier and reference statistics, once per run --------------------------
@@ -100,16 +113,11 @@ class ImageMetrics(Callback):
     def _prepare(self, trainer: pl.Trainer) -> None:
         self.reference, self.reference_labels = self._held_out(trainer)
         subset = min(self.kid_subset_size, self.num_samples, len(self.reference))
+        view: nn.Module
         if self.feature == "inception":
             self.classifier = None
-            feature: Any = inception_feature_extractor()
-            self.fid = FrechetInceptionDistance(feature=feature, normalize=True, reset_real_features=False)
-            self.kid = KernelInceptionDistance(
-                feature=feature, normalize=True, reset_real_features=False, subset_size=subset
-            )
-            real = self._to_inception(self.reference)
-            self.fid.update(real, real=True)
-            self.kid.update(real, real=True)
+            view = InceptionFeatures(self.inception_weights)
+            key = view.key()
         else:
             loop = find_loop(trainer)
             if loop is None:
@@ -119,32 +127,36 @@ class ImageMetrics(Callback):
                 loop.real_data.dataset, self.num_classes, self.cache_dir, self.classifier_epochs, self.seed
             )
             view = FeatureView(self.classifier)
-            self.fid = FrechetInceptionDistance(feature=view, reset_real_features=False)
-            self.kid = KernelInceptionDistance(feature=view, reset_real_features=False, subset_size=subset)
-            real_features = self._reference_features(view, key)
-            # Feed the cached features as torchmetrics' update would (states of FID and KID).
-            features = real_features.double()
-            self.fid.real_features_sum += features.sum(0)
-            self.fid.real_features_cov_sum += features.T @ features
-            self.fid.real_features_num_samples += features.shape[0]
-            self.kid.real_features.append(real_features)
+        view = view.to(trainer.strategy.root_device)
+        self.fid = FrechetInceptionDistance(feature=view, reset_real_features=False).to(view_device(view))
+        self.kid = KernelInceptionDistance(feature=view, reset_real_features=False, subset_size=subset).to(
+            view_device(view)
+        )
+        real_features = self._reference_features(view, key).to(view_device(view))
+        # Feed the cached features as torchmetrics' update would (states of FID and KID).
+        features = real_features.double()
+        self.fid.real_features_sum += features.sum(0)
+        self.fid.real_features_cov_sum += features.T @ features
+        self.fid.real_features_num_samples += features.shape[0]
+        self.kid.real_features.append(real_features)
         self._ready = True
 
-    def _reference_features(self, view: FeatureView, key: str) -> Tensor:
+    def _reference_features(self, view: nn.Module, key: str) -> Tensor:
         digest = hashlib.sha256(self.reference.float().numpy().tobytes()).hexdigest()[:16]
         path = self.cache_dir / f"reference-{key}-{digest}.safetensors"
         if path.exists():
             return load_file(str(path))["features"]
+        device = view_device(view)
         with torch.no_grad():
-            features = torch.cat([view(chunk) for chunk in self.reference.split(512)])
+            features = torch.cat([view(chunk.to(device)).cpu() for chunk in self.reference.split(self.batch_size)])
         path.parent.mkdir(parents=True, exist_ok=True)
         save_file({"features": features.contiguous()}, str(path))
         return features
 
-    @staticmethod
-    def _to_inception(images: Tensor) -> Tensor:
-        images = ((images.float() + 1) / 2).clamp(0, 1)
-        return images.repeat(1, 3, 1, 1) if images.shape[1] == 1 else images
+    @override
+    def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
+        if self.feature == "inception":
+            inception_weights_path(self.inception_weights)  # fail before training, not after a generation
 
     # -- per generation ---------------------------------------------------------------------
     @override
@@ -168,15 +180,17 @@ class ImageMetrics(Callback):
             conditions=labels,
             desc=f"Evaluating generation {generation}",
         ).float()
-        fake = self._to_inception(samples) if self.feature == "inception" else samples
         self.fid.reset()
         self.kid.reset()
-        self.fid.update(fake, real=False)
-        self.kid.update(fake, real=False)
+        device = view_device(self.fid.inception)
+        with torch.no_grad():
+            for chunk in samples.split(self.batch_size):
+                self.fid.update(chunk.to(device), real=False)
+                self.kid.update(chunk.to(device), real=False)
         kid_mean, kid_std = self.kid.compute()
         metrics = {"fid": float(self.fid.compute()), "kid_mean": float(kid_mean), "kid_std": float(kid_std)}
-        fake_features = torch.cat(self.kid.fake_features).float()
-        real_features = torch.cat(self.kid.real_features).float()
+        fake_features = torch.cat(self.kid.fake_features).float().cpu()
+        real_features = torch.cat(self.kid.real_features).float().cpu()
         metrics.update(self._precision_recall(fake_features, real_features))
         pairs = make_generator(self.seed, "evaluate", generation, 1)
         metrics["diversity"] = feature_diversity(fake_features, generator=pairs)
@@ -185,7 +199,9 @@ class ImageMetrics(Callback):
             metrics["class_diversity"] = feature_diversity(fake_features, labels, generator=pairs)
             if self.classifier is not None:
                 with torch.no_grad():
-                    predicted = torch.cat([self.classifier(c).argmax(dim=1) for c in samples.split(self.batch_size)])
+                    predicted = torch.cat(
+                        [self.classifier(c.to(device)).argmax(dim=1).cpu() for c in samples.split(self.batch_size)]
+                    )
                 metrics["class_accuracy"] = float((predicted == labels).float().mean())
         metrics["time_evaluating_s"] = time.perf_counter() - start
         pl_module.log_dict(metrics, on_step=False, on_epoch=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import math
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +16,7 @@ from sclc_lightning import SelfConsumingLoop
 from sclc_lightning.data.images import DigitsDataModule
 from sclc_lightning.generation_csv import GenerationCSV
 from sclc_lightning.metrics import ImageMetrics, load_or_train_classifier
-from sclc_lightning.metrics.features import inception_feature_extractor
+from sclc_lightning.metrics.features import InceptionFeatures, inception_weights_path
 
 
 def test_domain_classifier_is_trained_once_and_cached(tmp_path: Path) -> None:
@@ -97,8 +98,65 @@ def test_image_metrics_separate_real_from_noise(tmp_path: Path) -> None:
     assert len(list((tmp_path / "cache").glob("reference-*"))) == 1
 
 
-def test_missing_inception_weights_say_what_to_do(tmp_path: Path) -> None:
+def test_missing_inception_weights_say_what_to_do(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("SCLC_INCEPTION_WEIGHTS", raising=False)
     with pytest.raises(FileNotFoundError, match=r"Inception-v3 FID weights not found.*feature='domain'"):
-        inception_feature_extractor(tmp_path)
+        inception_weights_path(tmp_path / "missing.pth")
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+    with pytest.raises(FileNotFoundError, match=r"weights-inception-2015-12-05-6726825d\.pth"):
+        inception_weights_path()
     with pytest.raises(ValueError, match="`num_classes` is required with feature='domain'"):
         ImageMetrics()
+    # the fit stops before training when the weights are missing
+    metrics = ImageMetrics(feature="inception", inception_weights=str(tmp_path / "missing.pth"))
+    trainer = pl.Trainer(default_root_dir=str(tmp_path), callbacks=[metrics], max_epochs=1, logger=False)
+    with pytest.raises(FileNotFoundError, match=r"missing\.pth"):
+        trainer.fit(Replay(torch.zeros(1, 1, 8, 8), torch.zeros(1), True), datamodule=DigitsDataModule())
+    assert trainer.global_step == 0
+
+
+def _random_inception_weights(path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A weights file shaped like torch-fidelity's, with random values (the real one is not here)."""
+    import torch_fidelity.feature_extractor_inceptionv3 as tf_inception
+
+    with monkeypatch.context() as patch:
+        patch.setattr(tf_inception, "load_state_dict_from_url", lambda *a, **k: {})
+        patch.setattr(tf_inception.FeatureExtractorInceptionV3, "load_state_dict", lambda self, state: None)
+        torch.manual_seed(0)
+        net = tf_inception.FeatureExtractorInceptionV3("inception-v3-compat", ["2048"])
+    torch.save(net.state_dict(), path)
+    return path
+
+
+def test_inception_path_runs_end_to_end_with_a_local_weights_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    weights = _random_inception_weights(tmp_path / "inception.pth", monkeypatch)
+    features = InceptionFeatures(weights)
+    out = features(torch.rand(2, 1, 8, 8) * 2 - 1)
+    assert out.shape == (2, 2048) and features.key().startswith("inception-")
+    data = DigitsDataModule(test_fraction=0.03)  # 54 held-out images through Inception on a CPU
+    data.setup("fit")
+    assert data.train_set is not None
+    bank = torch.stack([data.train_set[i][0] for i in range(40)])
+    labels = torch.tensor([data.train_set[i][1] for i in range(40)])
+    metrics = ImageMetrics(
+        num_samples=40, feature="inception", inception_weights=str(weights), cache_dir=str(tmp_path / "cache")
+    )
+    loop = SelfConsumingLoop(0.0, 0, images_per_generation=32, output_dir=tmp_path / "s")
+    trainer = pl.Trainer(
+        default_root_dir=str(tmp_path),
+        callbacks=[loop, metrics, GenerationCSV()],
+        max_epochs=-1,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+    )
+    trainer.fit(Replay(bank, labels, noise=True), datamodule=data)
+    (row,) = list(csv.DictReader(open(tmp_path / "metrics.csv")))
+    # random weights give meaningless values, but every metric comes out finite from this path
+    for key in ("fid", "kid_mean", "precision", "recall", "diversity", "diversity_ratio"):
+        assert math.isfinite(float(row[key])), key
+    assert float(row["fid"]) > 0
+    assert len(list((tmp_path / "cache").glob("reference-inception-*"))) == 1
