@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import time
 from pathlib import Path
+from typing import Any
 
 import lightning.pytorch as pl
 import torch
@@ -12,6 +13,7 @@ from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.utilities import rank_zero_info
 from safetensors.torch import load_file, save_file
 from torch import Tensor, nn
+from torch.utils.data import DataLoader
 from torchmetrics.image.fid import FrechetInceptionDistance
 from torchmetrics.image.kid import KernelInceptionDistance
 from typing_extensions import override
@@ -55,6 +57,9 @@ class ImageMetrics(Callback):
             data and cached (offline); ``"inception"``: the standard FID Inception-v3
             (torchmetrics / torch-fidelity), whose weights must be on disk (checked when the fit
             starts).
+        reference: the images compared with: ``"test"``, the DataModule's held-out split, or
+            ``"train"``, the real training set (Bertrand et al.'s protocol: all generated images
+            against the training set).
         inception_weights: the Inception-v3 weights file (default ``$SCLC_INCEPTION_WEIGHTS``,
             else torch-fidelity's file in the torch hub cache).
         num_classes: classes of the labels (the second item field); required for ``"domain"``.
@@ -74,6 +79,7 @@ class ImageMetrics(Callback):
         feature: str = "domain",
         num_classes: int | None = None,
         inception_weights: str | None = None,
+        reference: str = "test",
         cache_dir: str | None = None,
         classifier_epochs: int = 30,
         every: int = 1,
@@ -96,15 +102,25 @@ class ImageMetrics(Callback):
         )
         self.prc_neighborhood, self.batch_size = prc_neighborhood, batch_size
         self.inception_weights = inception_weights
+        if reference not in ("test", "train"):
+            raise ValueError(f"`reference` must be 'test' or 'train', got {reference!r}.")
+        self.reference_split = reference
         self._ready = False
 
     # -- setup: classifier and reference statistics, once per run --------------------------
     def _held_out(self, trainer: pl.Trainer) -> tuple[Tensor, Tensor | None]:
-        datamodule = trainer.datamodule  # type: ignore[attr-defined]
-        if datamodule is None or not hasattr(datamodule, "test_dataloader"):
-            raise ValueError("ImageMetrics needs a DataModule with a `test_dataloader` (held-out images).")
+        if self.reference_split == "train":
+            loop = find_loop(trainer)
+            if loop is None:
+                raise ValueError("ImageMetrics with reference='train' needs the SelfConsumingLoop (its real data).")
+            batches: Any = DataLoader(loop.real_data.dataset, batch_size=self.batch_size)
+        else:
+            datamodule = trainer.datamodule  # type: ignore[attr-defined]
+            if datamodule is None or not hasattr(datamodule, "test_dataloader"):
+                raise ValueError("ImageMetrics needs a DataModule with a `test_dataloader` (held-out images).")
+            batches = datamodule.test_dataloader()
         images, labels = [], []
-        for batch in datamodule.test_dataloader():
+        for batch in batches:
             images.append(batch[0] if isinstance(batch, (tuple, list)) else batch)
             if isinstance(batch, (tuple, list)):
                 labels.append(torch.as_tensor(batch[1]))

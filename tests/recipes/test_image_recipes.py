@@ -81,6 +81,10 @@ def test_paper_size_recipes_instantiate(tmp_path: Path, recipe: str, model: str,
     assert sum(p.numel() for p in cli.model.parameters()) > min_params
     loop = next(c for c in cli.trainer.callbacks if type(c).__name__ == "SelfConsumingLoop")
     assert loop.mode == "augment" and loop.generations == 20 and loop.num_epochs == 21
+    if recipe != "mnist_ddpm":  # Bertrand et al.: Inception FID/precision/recall of n images vs the training set
+        (metrics,) = [c for c in cli.trainer.callbacks if type(c).__name__ == "ImageMetrics"]
+        assert metrics.feature == "inception" and metrics.reference_split == "train"
+        assert metrics.num_samples == (70_000 if "ffhq" in recipe else 50_000)
 
 
 def _fake_images(folder: Path, size: int) -> Path:
