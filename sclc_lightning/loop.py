@@ -650,6 +650,9 @@ class SelfConsumingLoop(Callback):
             error = err
         self._agree(trainer, error)
         sampling_s = time.perf_counter() - start
+        rank_zero_info(
+            f"SelfConsumingLoop: sampled {self.num_synthetic} points for generation {generation} in {sampling_s:.1f} s."
+        )
         if trainer.is_global_zero:
             try:
                 assert local is not None

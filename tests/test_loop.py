@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -152,6 +153,21 @@ def test_correction_changes_the_data(tmp_path: Path) -> None:
     rows = {tuple(r) for r in real.tolist()}
     assert all(tuple(r) in rows for r in stored["data"].tolist())
     assert len({tuple(r) for r in stored["data"].tolist()}) == 25
+
+
+def test_long_steps_report_their_duration(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    import logging
+
+    loop = SelfConsumingLoop(0.5, 1, images_per_generation=20, corrector="optimal_transport", output_dir=tmp_path / "s")
+    with caplog.at_level(logging.INFO):
+        fit(tmp_path, GaussianModel(), loader(gaussian_points(50)), loop)
+    text = caplog.text
+    for pattern in (
+        r"sampled 25 points for generation 1 in \d+\.\d s",
+        r"corrected generation 1 in \d+\.\d s",
+        r"generation 1 trained on 20 samples from 50 real \+ 25 synthetic items in \d+\.\d s",
+    ):
+        assert re.search(pattern, text), pattern
 
 
 def test_module_correct_method_is_used(tmp_path: Path) -> None:
