@@ -8,6 +8,7 @@ from sclc_lightning.correctors.base import (
     make_corrector,
     register_corrector,
 )
+from sclc_lightning.correctors.command import CommandCorrector, CorrectorProcessError
 from sclc_lightning.correctors.filter import FilterCorrector
 from sclc_lightning.correctors.identity import IdentityCorrector
 from sclc_lightning.correctors.kmeans import KMeansCorrector
@@ -15,7 +16,9 @@ from sclc_lightning.correctors.mixture import IdealMixtureCorrector
 from sclc_lightning.correctors.ot import OptimalTransportCorrector, RandomPairingCorrector, min_distance_matching
 
 __all__ = [
+    "CommandCorrector",
     "Corrector",
+    "CorrectorProcessError",
     "FilterCorrector",
     "IdealMixtureCorrector",
     "IdentityCorrector",

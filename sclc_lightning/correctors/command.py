@@ -1,0 +1,221 @@
+r"""The command corrector: an external program corrects the synthetic batch through files.
+
+This is how a corrector living in another environment plugs in (e.g. the UHC physics policy of
+Gillman et al., which runs in its own Python environment): the loop writes the batch to a
+temporary folder, runs the program, waits, and reads the corrected batch back.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import shlex
+import signal
+import subprocess
+import tempfile
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+from safetensors.torch import load_file, save_file
+from torch import Tensor
+
+from sclc_lightning.correctors.base import Corrector, register_corrector
+from sclc_lightning.data.items import SyntheticBatch
+from sclc_lightning.data.real import RealData
+
+__all__ = ["CommandCorrector", "CorrectorProcessError"]
+
+_FIELDS = ("input", "output", "conditions", "generation", "strength", "folder")
+
+
+class CorrectorProcessError(RuntimeError):
+    """The external program failed, hung, or wrote something unusable."""
+
+
+@register_corrector("command")
+class CommandCorrector(Corrector):
+    r"""Run ``command`` on each generation's synthetic batch, through files.
+
+    Before the run the placeholders of ``command`` are substituted:
+
+    - ``{input}``: the synthetic batch. With ``file_format="safetensors"`` (default) one file with
+      the tensors ``data`` (``(m, ...)``), ``source_index`` and, for conditional models with
+      tensor conditions, ``conditions``; with ``"npy"`` the file ``input.npy`` holds ``data``
+      and ``{conditions}`` names ``conditions.npy``.
+    - ``{output}``: where the program must write the corrected ``data`` (a safetensors file with
+      the tensor ``data``, or a ``.npy`` array), same shape as the input.
+    - ``{generation}``, ``{strength}`` (:math:`\gamma`) and ``{folder}`` (the temporary folder).
+
+    The program's output :math:`t` is blended as :math:`(y + \gamma t)/(1 + \gamma)`; the default
+    :math:`\gamma = \infty` takes it as it is (the paper's physics correction). A non-zero exit
+    code, a run longer than ``timeout`` seconds (the program and its children are killed), a
+    missing output, or an output of the wrong shape or with non-finite values stops the run with
+    :class:`CorrectorProcessError`, giving the exit code and the last lines of the program's
+    stderr.
+
+    Args:
+        command: a shell-like string (split with :mod:`shlex`, never run through a shell) or a
+            list of arguments, with the placeholders above.
+        strength: :math:`\gamma` (default ``inf``).
+        timeout: seconds before the program is killed.
+        file_format: ``"safetensors"`` or ``"npy"``.
+        cwd: working directory of the program (default: the current one).
+        env: extra environment variables for the program.
+        keep_files: keep the temporary folder (its path is logged in the error) for debugging.
+        stderr_lines: how many lines of stderr an error message quotes.
+
+    Examples:
+        >>> corrector = CommandCorrector("python fix.py --in {input} --out {output}")
+        >>> corrector.arguments(Path("/tmp/x"), generation=3)[-3:]
+        ['/tmp/x/input.safetensors', '--out', '/tmp/x/output.safetensors']
+    """
+
+    def __init__(
+        self,
+        command: str | Sequence[str],
+        strength: float = math.inf,
+        timeout: float = 3600.0,
+        file_format: str = "safetensors",
+        cwd: str | None = None,
+        env: dict[str, str] | None = None,
+        keep_files: bool = False,
+        stderr_lines: int = 20,
+    ) -> None:
+        super().__init__(strength)
+        self.command = shlex.split(command) if isinstance(command, str) else [str(a) for a in command]
+        if not self.command:
+            raise ValueError("`command` is empty.")
+        if file_format not in ("safetensors", "npy"):
+            raise ValueError(f"`file_format` must be 'safetensors' or 'npy', got {file_format!r}.")
+        if not timeout > 0:
+            raise ValueError(f"`timeout` must be > 0 seconds, got {timeout!r}.")
+        for argument in self.command:
+            try:
+                argument.format(**dict.fromkeys(_FIELDS, ""))
+            except (KeyError, IndexError, ValueError) as err:
+                raise ValueError(
+                    f"`command` argument {argument!r} has an unknown placeholder ({err}); known: {list(_FIELDS)}"
+                ) from None
+        self.timeout, self.file_format, self.cwd = float(timeout), file_format, cwd
+        self.env, self.keep_files, self.stderr_lines = dict(env or {}), keep_files, stderr_lines
+
+    def _paths(self, folder: Path) -> dict[str, Path]:
+        suffix = ".safetensors" if self.file_format == "safetensors" else ".npy"
+        return {
+            "input": folder / f"input{suffix}",
+            "output": folder / f"output{suffix}",
+            "conditions": folder / ("input.safetensors" if self.file_format == "safetensors" else "conditions.npy"),
+        }
+
+    def arguments(self, folder: Path, generation: int) -> list[str]:
+        """The program's argument list for a batch written to ``folder``."""
+        paths = self._paths(folder)
+        values = {
+            "input": str(paths["input"]),
+            "output": str(paths["output"]),
+            "conditions": str(paths["conditions"]),
+            "generation": str(generation),
+            "strength": repr(self.strength),
+            "folder": str(folder),
+        }
+        return [argument.format(**values) for argument in self.command]
+
+    def _write(self, folder: Path, batch: SyntheticBatch) -> None:
+        paths = self._paths(folder)
+        conditions = batch.conditions if isinstance(batch.conditions, Tensor) else None
+        if self.file_format == "safetensors":
+            tensors = {"data": batch.data.contiguous(), "source_index": batch.source_index.contiguous()}
+            if conditions is not None:
+                tensors["conditions"] = conditions.contiguous()
+            save_file(tensors, str(paths["input"]))
+        else:
+            np.save(paths["input"], batch.data.numpy())
+            if conditions is not None:
+                np.save(paths["conditions"], conditions.numpy())
+
+    def _read(self, folder: Path, batch: SyntheticBatch, tail: str) -> Tensor:
+        path = self._paths(folder)["output"]
+        if not path.exists():
+            raise CorrectorProcessError(f"{self._who()} exited 0 but wrote no {path.name}.{tail}")
+        try:
+            if self.file_format == "safetensors":
+                out = load_file(str(path))["data"]
+            else:
+                out = torch.from_numpy(np.load(path, allow_pickle=False))
+        except Exception as err:  # unreadable file, no `data` tensor
+            raise CorrectorProcessError(f"{self._who()} wrote an unreadable {path.name}: {err!r}.{tail}") from err
+        if tuple(out.shape) != tuple(batch.data.shape):
+            raise CorrectorProcessError(
+                f"{self._who()} wrote data of shape {tuple(out.shape)}, expected {tuple(batch.data.shape)}.{tail}"
+            )
+        out = out.to(batch.data.dtype)
+        if out.is_floating_point() and not bool(torch.isfinite(out).all()):
+            raise CorrectorProcessError(f"{self._who()} wrote non-finite values.{tail}")
+        return out
+
+    def _who(self) -> str:
+        return f"command corrector `{shlex.join(self.command)}`"
+
+    def _tail(self, stderr_path: Path) -> str:
+        if not stderr_path.exists():
+            return ""
+        lines = stderr_path.read_text(errors="replace").splitlines()[-self.stderr_lines :]
+        return ("\nLast lines of its stderr:\n" + "\n".join(lines)) if lines else ""
+
+    def correct(
+        self, batch: SyntheticBatch, *, generation: int, generator: torch.Generator, reference: RealData
+    ) -> Tensor:
+        if len(batch) == 0:
+            return batch.data
+        folder = Path(tempfile.mkdtemp(prefix=f"sclc-command-g{generation}-"))
+        try:
+            self._write(folder, batch)
+            arguments = self.arguments(folder, generation)
+            stderr_path = folder / "stderr.txt"
+            start = time.perf_counter()
+            with open(stderr_path, "wb") as stderr, open(folder / "stdout.txt", "wb") as stdout:
+                process = subprocess.Popen(
+                    arguments,
+                    cwd=self.cwd,
+                    env={**os.environ, **self.env},
+                    stdout=stdout,
+                    stderr=stderr,
+                    start_new_session=True,  # its own process group, killed as a whole on timeout
+                )
+                try:
+                    code = process.wait(timeout=self.timeout)
+                except subprocess.TimeoutExpired:
+                    _kill_group(process)
+                    where = f" Files kept in {folder}." if self.keep_files else ""
+                    raise CorrectorProcessError(
+                        f"{self._who()} did not finish within {self.timeout:g} s (generation {generation});"
+                        f" it was killed.{where}{self._tail(stderr_path)}"
+                    ) from None
+            tail = self._tail(stderr_path)
+            if code != 0:
+                where = f" Files kept in {folder}." if self.keep_files else ""
+                raise CorrectorProcessError(
+                    f"{self._who()} failed with exit code {code} after {time.perf_counter() - start:.1f} s"
+                    f" (generation {generation}).{where}{tail}"
+                )
+            return self.mix(batch.data, self._read(folder, batch, tail))
+        finally:
+            if not self.keep_files:
+                _remove_tree(folder)
+
+
+def _kill_group(process: subprocess.Popen[bytes]) -> None:
+    try:
+        os.killpg(process.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    process.wait()
+
+
+def _remove_tree(folder: Path) -> None:
+    import shutil
+
+    shutil.rmtree(folder, ignore_errors=True)
