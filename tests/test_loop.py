@@ -159,7 +159,7 @@ def test_long_steps_report_their_duration(tmp_path: Path, caplog: pytest.LogCapt
     import logging
 
     loop = SelfConsumingLoop(0.5, 1, images_per_generation=20, corrector="optimal_transport", output_dir=tmp_path / "s")
-    with caplog.at_level(logging.INFO):
+    with caplog.at_level(logging.INFO, logger="lightning.pytorch"):  # other tests may quiet it
         fit(tmp_path, GaussianModel(), loader(gaussian_points(50)), loop)
     text = caplog.text
     for pattern in (
