@@ -3,12 +3,14 @@
 from importlib.metadata import PackageNotFoundError, version
 
 from sclc_lightning.correctors import (
+    CommandCorrector,
     Corrector,
     FilterCorrector,
     IdealMixtureCorrector,
     IdentityCorrector,
     KMeansCorrector,
     OptimalTransportCorrector,
+    PhysicsCorrector,
     RandomPairingCorrector,
     available_correctors,
     register_corrector,
@@ -22,6 +24,7 @@ except PackageNotFoundError:  # pragma: no cover - running from a source tree
     __version__ = "0.0.0+unknown"
 
 __all__ = [
+    "CommandCorrector",
     "Corrector",
     "FilterCorrector",
     "GenerationRecord",
@@ -29,6 +32,7 @@ __all__ = [
     "IdentityCorrector",
     "KMeansCorrector",
     "OptimalTransportCorrector",
+    "PhysicsCorrector",
     "RandomPairingCorrector",
     "RealData",
     "SelfConsumingLoop",

@@ -14,6 +14,7 @@ from sclc_lightning.correctors.identity import IdentityCorrector
 from sclc_lightning.correctors.kmeans import KMeansCorrector
 from sclc_lightning.correctors.mixture import IdealMixtureCorrector
 from sclc_lightning.correctors.ot import OptimalTransportCorrector, RandomPairingCorrector, min_distance_matching
+from sclc_lightning.correctors.physics import PhysicsCorrector
 
 __all__ = [
     "CommandCorrector",
@@ -25,6 +26,7 @@ __all__ = [
     "KMeansCorrector",
     "ModuleCorrector",
     "OptimalTransportCorrector",
+    "PhysicsCorrector",
     "RandomPairingCorrector",
     "available_correctors",
     "get_corrector_class",
