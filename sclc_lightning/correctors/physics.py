@@ -35,8 +35,9 @@ class PhysicsCorrector(Corrector):
         num_workers: worker processes (default: the CPU cores this process may use; ``0`` runs in
             this process).
         chunk_size: motions per task.
-        kp, kd: joint PD gains of the tracking controller (torques are clipped to the body's
+        kp: joint PD stiffness of the tracking controller (torques are clipped to the body's
             actuator limits).
+        kd: joint PD damping.
         start_method: multiprocessing start method of the workers (default ``fork`` where
             available: workers start at once; ``spawn`` re-imports the package in each worker).
     """
