@@ -72,7 +72,9 @@ class MotionDataModule(pl.LightningDataModule):
             return tensors["motions"], tensors["labels"]
         rng = np.random.default_rng([self.seed, stream])
         labels = rng.permutation(np.arange(count) % len(MOTION_TYPES))
-        motions = generate_motions(labels.tolist(), self.frames, seed=self.seed * 2 + stream, num_workers=self.sim_workers)
+        motions = generate_motions(
+            labels.tolist(), self.frames, seed=self.seed * 2 + stream, num_workers=self.sim_workers
+        )
         tensors = {"motions": torch.from_numpy(motions), "labels": torch.from_numpy(labels.astype(np.int64))}
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(f".{path.name}.tmp")
