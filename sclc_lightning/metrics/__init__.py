@@ -9,12 +9,14 @@ from sclc_lightning.metrics.functional import (
     moment_drift,
 )
 from sclc_lightning.metrics.image_metrics import ImageMetrics
+from sclc_lightning.metrics.motion_metrics import MotionMetrics
 from sclc_lightning.metrics.point_metrics import PointMetrics
 
 __all__ = [
     "DomainClassifier",
     "FeatureView",
     "ImageMetrics",
+    "MotionMetrics",
     "PointMetrics",
     "feature_diversity",
     "frechet_distance",

@@ -15,7 +15,14 @@ from safetensors.torch import load_file, save_file
 from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset
 
-__all__ = ["DomainClassifier", "FeatureView", "InceptionFeatures", "inception_weights_path", "load_or_train_classifier"]
+__all__ = [
+    "DomainClassifier",
+    "FeatureView",
+    "InceptionFeatures",
+    "MotionClassifier",
+    "inception_weights_path",
+    "load_or_train_classifier",
+]
 
 INCEPTION_WEIGHTS = "weights-inception-2015-12-05-6726825d.pth"
 INCEPTION_URL = f"https://github.com/toshas/torch-fidelity/releases/download/v0.2.0/{INCEPTION_WEIGHTS}"
@@ -51,10 +58,43 @@ class DomainClassifier(nn.Module):
         return out
 
 
+class MotionClassifier(nn.Module):
+    """A 1-D convolutional classifier over motions ``(N, frames, features)``; its pooled
+    penultimate layer (``num_features`` wide) gives the features (the motion "encoder" of the
+    evaluation, as the text-motion encoders of HumanML3D evaluations).
+
+    Args:
+        channels: values per frame.
+        num_classes: motion labels.
+        width: convolution channels.
+    """
+
+    def __init__(self, channels: int, num_classes: int, width: int = 64, num_features: int = 64):
+        super().__init__()
+        self.num_features = num_features
+        self.body = nn.Sequential(
+            nn.Conv1d(channels, width, 5, padding=2), nn.ReLU(),
+            nn.Conv1d(width, width, 5, padding=2, stride=2), nn.ReLU(),
+            nn.Conv1d(width, width, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool1d(1),
+            nn.Flatten(), nn.Linear(width, num_features), nn.ReLU(),
+        )  # fmt: skip
+        self.head = nn.Linear(num_features, num_classes)
+
+    def features(self, motions: Tensor) -> Tensor:
+        """``(N, num_features)`` features of motions ``(N, frames, channels)``."""
+        out: Tensor = self.body(motions.float().transpose(1, 2))
+        return out
+
+    def forward(self, motions: Tensor) -> Tensor:
+        """Label logits ``(N, num_classes)``."""
+        out: Tensor = self.head(self.features(motions))
+        return out
+
+
 class FeatureView(nn.Module):
     """The classifier seen as a feature extractor (what torchmetrics' ``feature=`` expects)."""
 
-    def __init__(self, classifier: DomainClassifier):
+    def __init__(self, classifier: DomainClassifier | MotionClassifier):
         super().__init__()
         self.classifier = classifier
         self.num_features = classifier.num_features
@@ -63,9 +103,10 @@ class FeatureView(nn.Module):
         return self.classifier.features(images)
 
 
-def _dataset_key(dataset: Dataset[Any], num_classes: int, epochs: int, seed: int) -> str:
+def _dataset_key(dataset: Dataset[Any], num_classes: int, epochs: int, seed: int, kind: str = "image") -> str:
     size = len(dataset)  # type: ignore[arg-type]
-    digest = hashlib.sha256(json.dumps([size, num_classes, epochs, seed]).encode())
+    settings: list[Any] = [size, num_classes, epochs, seed] + ([] if kind == "image" else [kind])
+    digest = hashlib.sha256(json.dumps(settings).encode())
     for index in range(0, size, max(1, size // 16)):  # a content fingerprint of the data
         image, label = dataset[index][0], dataset[index][1]
         digest.update(image.float().numpy().tobytes())
@@ -80,17 +121,27 @@ def load_or_train_classifier(
     epochs: int = 30,
     seed: int = 0,
     batch_size: int = 128,
-) -> tuple[DomainClassifier, str]:
-    """A :class:`DomainClassifier` trained once on ``dataset`` (items ``(image, label)``) and
-    cached in ``cache_dir`` under a key of the data and settings; later calls load it.
+    kind: str = "image",
+) -> tuple[Any, str]:
+    """A classifier trained once on ``dataset`` (items ``(x, label)``) and cached in
+    ``cache_dir`` under a key of the data and settings; later calls load it.
+
+    Args:
+        kind: ``"image"`` (:class:`DomainClassifier`, items ``(C, H, W)``) or ``"motion"``
+            (:class:`MotionClassifier`, items ``(frames, features)``).
 
     Returns:
         The classifier (eval mode, CPU) and its cache key.
     """
-    key = _dataset_key(dataset, num_classes, epochs, seed)
+    if kind not in ("image", "motion"):
+        raise ValueError(f"`kind` must be 'image' or 'motion', got {kind!r}.")
+    key = _dataset_key(dataset, num_classes, epochs, seed, kind)
     path = Path(cache_dir) / f"classifier-{key}.safetensors"
-    channels = dataset[0][0].shape[0]
-    model = DomainClassifier(channels, num_classes)
+    model: DomainClassifier | MotionClassifier
+    if kind == "image":
+        model = DomainClassifier(dataset[0][0].shape[0], num_classes)
+    else:
+        model = MotionClassifier(dataset[0][0].shape[-1], num_classes)
     if path.exists():
         model.load_state_dict(load_file(str(path)))
         return model.eval(), key
