@@ -1,4 +1,4 @@
-"""Pictures of each generation's samples: a scatter plot for 2-D points, a grid for images."""
+"""Pictures of each generation's samples: scatter plots (2-D points), grids (images), stick figures (motions)."""
 
 from __future__ import annotations
 
@@ -15,13 +15,58 @@ from typing_extensions import override
 from sclc_lightning.data.budget import make_generator
 from sclc_lightning.loop import current_generation, eval_mode, find_loop
 
-__all__ = ["SampleFigures", "save_sample_figure"]
+__all__ = ["SampleFigures", "save_motion_figure", "save_sample_figure"]
 
 
-def save_sample_figure(samples: Tensor, path: Path, title: str, reference: Tensor | None = None) -> bool:
-    """Save a scatter plot (``(N, 2)`` points, over ``reference`` in grey) or an image grid
-    (``(N, C, H, W)`` in [-1, 1]) as PNG; returns ``False`` for other shapes."""
+def save_motion_figure(motions: Tensor, path: Path, title: str, labels: Tensor | None = None) -> None:
+    """Stick figures of planar-biped motions ``(N, frames, 9)``: one panel per motion, every
+    few frames drawn over each other, later frames darker, the floor as a line."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from sclc_lightning.physics.sim import BONES, MOTION_TYPES, Biped
+
+    biped = Biped()
+    count = min(len(motions), 8)
+    columns = min(4, count)
+    rows = (count + columns - 1) // columns
+    fig, axes = plt.subplots(rows, columns, figsize=(2.2 * columns, 2.6 * rows), squeeze=False)
+    for index, ax in enumerate(axes.flat):
+        ax.set_axis_off()
+        if index >= count:
+            continue
+        points = biped.skeleton(motions[index].double().numpy())
+        frames = range(0, len(points), max(1, len(points) // 6))
+        for k, frame in enumerate(frames):
+            shade = 0.25 + 0.75 * (k + 1) / len(frames)
+            for a, b in BONES:
+                ax.plot(*points[frame, [a, b]].T, color=(0.1, 0.3, 0.7, shade), linewidth=1.2)
+        low, high = points[..., 0].min() - 0.3, points[..., 0].max() + 0.3
+        ax.plot([low, high], [0, 0], color="0.4", linewidth=1)
+        ax.set_xlim(low, high)
+        ax.set_ylim(min(-0.3, points[..., 1].min() - 0.05), max(1.6, points[..., 1].max() + 0.05))
+        ax.set_aspect("equal")
+        if labels is not None:
+            label = int(labels[index])
+            ax.set_title(MOTION_TYPES[label] if 0 <= label < len(MOTION_TYPES) else str(label), fontsize=8)
+    fig.suptitle(title, fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+
+
+def save_sample_figure(
+    samples: Tensor, path: Path, title: str, reference: Tensor | None = None, labels: Tensor | None = None
+) -> bool:
+    """Save a scatter plot (``(N, 2)`` points, over ``reference`` in grey), an image grid
+    (``(N, C, H, W)`` in [-1, 1]) or stick figures (planar-biped motions ``(N, frames, 9)``,
+    titled by ``labels``) as PNG; returns ``False`` for other shapes."""
     path.parent.mkdir(parents=True, exist_ok=True)
+    if samples.dim() == 3 and samples.shape[-1] == 9:
+        save_motion_figure(samples, path, title, labels)
+        return True
     if samples.dim() == 4:
         from torchvision.utils import save_image
 
@@ -67,20 +112,23 @@ class SampleFigures(Callback):
         if generation % self.every:
             return
         kwargs: dict[str, Any] = {"generator": make_generator(self.seed, "sample", 20_000 + generation)}
-        reference = None
+        reference, labels = None, None
         if loop is not None:
             real = loop.real_data
             count = min(self.num_samples, len(real))
             conditions = real.conditions_of(torch.arange(count))
             if conditions is not None:
                 kwargs["conditions"] = conditions.to(pl_module.device) if isinstance(conditions, Tensor) else conditions
+                labels = conditions if isinstance(conditions, Tensor) else None
             reference = real.data() if real.codec.data_shape == (2,) else None
         else:
             count = self.num_samples
         with eval_mode(pl_module):
             samples = pl_module.sample(count, **kwargs).detach().cpu()  # type: ignore[operator]
         path = Path(trainer.default_root_dir) / "samples" / f"generation_{generation:04d}.png"
-        if not trainer.is_global_zero or not save_sample_figure(samples, path, f"generation {generation}", reference):
+        if not trainer.is_global_zero or not save_sample_figure(
+            samples, path, f"generation {generation}", reference, labels
+        ):
             return
         for logger in trainer.loggers:
             if isinstance(logger, WandbLogger):

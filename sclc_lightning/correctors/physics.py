@@ -9,6 +9,7 @@ and joint-limit violations disappear, up to what the residual forces allow.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import numpy as np
@@ -38,6 +39,8 @@ class PhysicsCorrector(Corrector):
         kp: joint PD stiffness of the tracking controller (torques are clipped to the body's
             actuator limits).
         kd: joint PD damping.
+        smooth: standard deviation, in frames, of a Gaussian low-pass of the targets before
+            tracking (``0``: track the motion as it is).
         start_method: multiprocessing start method of the workers (default ``fork`` where
             available: workers start at once; ``spawn`` re-imports the package in each worker).
     """
@@ -49,6 +52,7 @@ class PhysicsCorrector(Corrector):
         chunk_size: int = 16,
         kp: float = 400.0,
         kd: float = 25.0,
+        smooth: float = 1.0,
         start_method: str | None = None,
     ) -> None:
         super().__init__(strength)
@@ -57,11 +61,14 @@ class PhysicsCorrector(Corrector):
         from sclc_lightning.physics.sim import default_workers
 
         self.num_workers = default_workers() if num_workers is None else num_workers
+        if smooth < 0:
+            raise ValueError(f"`smooth` must be >= 0 frames, got {smooth}.")
         self.chunk_size, self.kp, self.kd, self.start_method = chunk_size, kp, kd, start_method
+        self.smooth = float(smooth)
 
     def simulate(self, motions: Tensor) -> Tensor:
         """The simulated replay of every motion of ``(num, frames, 9)`` (no blending)."""
-        from sclc_lightning.physics.sim import TrackingGains, track_motions
+        from sclc_lightning.physics.sim import TRACKING, track_motions
 
         if motions.dim() != 3 or motions.shape[-1] != 9:
             raise ValueError(f"PhysicsCorrector needs motions shaped (num, frames, 9), got {tuple(motions.shape)}.")
@@ -70,9 +77,10 @@ class PhysicsCorrector(Corrector):
                 motions.detach().cpu().double().numpy(),
                 num_workers=self.num_workers,
                 chunk_size=self.chunk_size,
-                gains=TrackingGains(kp=self.kp, kd=self.kd),
+                gains=dataclasses.replace(TRACKING, kp=self.kp, kd=self.kd),
                 progress=bar.update,
                 start_method=self.start_method,
+                smooth=self.smooth,
             )
         return torch.from_numpy(np.ascontiguousarray(out)).to(motions.dtype)
 

@@ -11,6 +11,7 @@ from typing import Any
 import lightning.pytorch as pl
 import torch
 from torch import Tensor, nn
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 __all__ = ["MotionDiffusion"]
 
@@ -64,6 +65,8 @@ class MotionDiffusion(pl.LightningModule):
         label_dropout: probability of training without the label.
         lr: AdamW learning rate (the paper: 1e-4).
         weight_decay: AdamW weight decay.
+        ema_decay: keep an exponential moving average of the weights and sample with it
+            (``None``: sample with the trained weights).
     """
 
     mean: Tensor
@@ -84,11 +87,15 @@ class MotionDiffusion(pl.LightningModule):
         label_dropout: float = 0.1,
         lr: float = 1e-4,
         weight_decay: float = 0.0,
+        ema_decay: float | None = None,
     ) -> None:
         super().__init__()
         diffusers: Any = importlib.import_module("diffusers")
         self.save_hyperparameters()
         self.net = MotionDenoiser(features, frames, num_classes, width, layers, heads)
+        self.ema = (
+            AveragedModel(self.net, multi_avg_fn=get_ema_multi_avg_fn(ema_decay)) if ema_decay is not None else None
+        )
         self.scheduler = diffusers.DDPMScheduler(
             num_train_timesteps=timesteps,
             beta_schedule="squaredcos_cap_v2",
@@ -119,8 +126,14 @@ class MotionDiffusion(pl.LightningModule):
         self.log("train_loss", loss, on_step=False, on_epoch=True)
         return loss
 
+    def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
+        if self.ema is not None:
+            self.ema.update_parameters(self.net)
+
     def configure_optimizers(self) -> torch.optim.Optimizer:
-        return torch.optim.AdamW(self.parameters(), lr=self.hparams["lr"], weight_decay=self.hparams["weight_decay"])
+        return torch.optim.AdamW(
+            self.net.parameters(), lr=self.hparams["lr"], weight_decay=self.hparams["weight_decay"]
+        )
 
     @torch.no_grad()
     def sample(self, num_samples: int, *, generator: torch.Generator | None = None, conditions: Any = None) -> Tensor:
@@ -134,16 +147,17 @@ class MotionDiffusion(pl.LightningModule):
         x = x.to(self.device)
         scale = float(self.hparams["guidance"])
         self.scheduler.set_timesteps(self.hparams["sampling_steps"])
-        training = self.net.training
-        self.net.eval()  # no dropout while sampling, whatever mode the module is in
+        net: nn.Module = self.ema.module if self.ema is not None else self.net
+        training = net.training
+        net.eval()  # no dropout while sampling, whatever mode the module is in
         try:
             for t in self.scheduler.timesteps:
                 steps = torch.full((num_samples,), int(t), device=self.device)
-                predicted = self.net(x, steps, labels)
+                predicted = net(x, steps, labels)
                 if scale != 1.0:
-                    unconditional = self.net(x, steps, empty)
+                    unconditional = net(x, steps, empty)
                     predicted = unconditional + scale * (predicted - unconditional)
                 x = self.scheduler.step(predicted, t, x, generator=generator).prev_sample
         finally:
-            self.net.train(training)
+            net.train(training)
         return (x * self.std + self.mean).float()

@@ -35,6 +35,9 @@ FPS = 20
 JOINT_NAMES = ("rootx", "rootz", "rooty", "hip_r", "knee_r", "ankle_r", "hip_l", "knee_l", "ankle_l")
 MOTION_TYPES = ("stand", "squat", "march", "kick")
 SITES = ("heel_r", "toe_r", "heel_l", "toe_l")
+BODIES = ("torso", "thigh_r", "shin_r", "foot_r", "shin_l", "foot_l")
+#: Point pairs of :meth:`Biped.skeleton` joined by lines in drawings.
+BONES = ((0, 1), (1, 2), (2, 3), (3, 4), (4, 5), (5, 3), (1, 6), (6, 7), (7, 8), (8, 9), (9, 7))
 #: A contact point closer than this to the floor (metres) is in contact.
 CONTACT_TOLERANCE = 0.02
 WARMUP_S = 0.5
@@ -42,14 +45,21 @@ WARMUP_S = 0.5
 
 @dataclass(frozen=True)
 class TrackingGains:
-    """PD gains of the tracking controller: joint torques ``kp (q* - q) + kd (q̇* - q̇)`` clipped
-    to the actuators' limits; the root's residual actuators use ``root_kp``/``root_kd`` (x, z,
-    pitch) and are clipped to their (weak) limits."""
+    """PD gains of a controller: joint torques ``kp (q* - q) + kd (q̇* - q̇)`` clipped to the
+    actuators' limits; the root's residual actuators use ``root_kp``/``root_kd`` (x, z, pitch)
+    and are clipped to ``residual`` times their unit force (60 N, 60 N, 150 N·m; the z residual
+    is capped at 1, a quarter of the body's weight, so it never holds the body in the air)."""
 
     kp: float = 400.0
     kd: float = 25.0
     root_kp: tuple[float, float, float] = (400.0, 400.0, 600.0)
     root_kd: tuple[float, float, float] = (40.0, 40.0, 60.0)
+    residual: tuple[float, float] = (1.0, 1.0)  # x, pitch
+
+
+#: The correction's tracking controller: stronger horizontal and pitch residuals keep the replay
+#: upright (as UHC's residual force control does), the vertical one stays weak.
+TRACKING = TrackingGains(residual=(3.0, 3.0))
 
 
 class Biped:
@@ -77,6 +87,25 @@ class Biped:
             out[frame] = self.data.site_xpos[self.site_ids][:, [0, 2]]
         return out
 
+    def skeleton(self, motion: np.ndarray) -> np.ndarray:
+        """``(frames, 10, 2)`` x, z of the neck, hip, and knee, ankle, heel, toe of the right then
+        the left leg, for drawing (see :data:`BONES`)."""
+        bodies = [self.mujoco.mj_name2id(self.model, self.mujoco.mjtObj.mjOBJ_BODY, b) for b in BODIES]
+        out = np.empty((len(motion), 10, 2))
+        for frame, qpos in enumerate(motion):
+            self.data.qpos[:] = qpos
+            self.mujoco.mj_kinematics(self.model, self.data)
+            torso = bodies[0]
+            neck = self.data.xpos[torso] + self.data.xmat[torso].reshape(3, 3) @ np.array([0.0, 0.0, 0.2])
+            hip = self.data.xpos[bodies[1]]
+            sites = self.data.site_xpos[self.site_ids]
+            points = [neck, hip]
+            for side in (0, 1):
+                points += [self.data.xpos[bodies[2 + 2 * side]], self.data.xpos[bodies[3 + 2 * side]]]
+                points += [sites[2 * side], sites[2 * side + 1]]
+            out[frame] = np.asarray(points)[:, [0, 2]]
+        return out
+
     def _lowest_point(self, qpos: np.ndarray) -> float:
         self.data.qpos[:] = qpos
         self.mujoco.mj_kinematics(self.model, self.data)
@@ -84,7 +113,11 @@ class Biped:
 
     # -- control ---------------------------------------------------------------------------------
     def _control(
-        self, target: np.ndarray, target_velocity: np.ndarray, gains: TrackingGains, root: Sequence[bool]
+        self,
+        target: np.ndarray,
+        target_velocity: np.ndarray,
+        gains: TrackingGains,
+        root: Sequence[bool],
     ) -> None:
         q, qd = self.data.qpos, self.data.qvel
         force = gains.kp * (target - q) + gains.kd * (target_velocity - qd)
@@ -92,7 +125,8 @@ class Biped:
         force[:3] = (kp * (target[:3] - q[:3]) + kd * (target_velocity[:3] - qd[:3])) * np.asarray(root, dtype=float)
         # actuators 0-5 drive joints 3-8, actuators 6-8 are the root residuals
         self.data.ctrl[:6] = np.clip(force[3:] / self.gear[:6], -1.0, 1.0)
-        self.data.ctrl[6:] = np.clip(force[:3] / self.gear[6:], -1.0, 1.0)
+        limit = np.array([gains.residual[0], 1.0, gains.residual[1]])
+        self.data.ctrl[6:] = np.clip(force[:3] / self.gear[6:], -limit, limit)
 
     def _start(self, qpos: np.ndarray, qvel: np.ndarray) -> None:
         self.mujoco.mj_resetData(self.model, self.data)
@@ -104,7 +138,7 @@ class Biped:
         self.data.qvel[:] = qvel
         self.mujoco.mj_forward(self.model, self.data)
 
-    def track(self, motion: np.ndarray, gains: TrackingGains = TrackingGains()) -> np.ndarray:
+    def track(self, motion: np.ndarray, gains: TrackingGains = TRACKING) -> np.ndarray:
         """The motion the simulator produces when the tracking controller follows ``motion``.
 
         The body starts at the first frame (lifted out of the floor if needed) with its finite-
@@ -206,7 +240,7 @@ def motion_script(kind: int, rng: np.random.Generator) -> Callable[[float], np.n
 def _generate_one(args: tuple[int, int, int, int]) -> np.ndarray:
     seed, index, kind, frames = args
     rng = np.random.default_rng([seed, index])
-    return _biped().rollout(motion_script(kind, rng), frames, TrackingGains())
+    return _biped().rollout(motion_script(kind, rng), frames, TRACKING)
 
 
 _BIPED: Biped | None = None
@@ -286,14 +320,24 @@ def track_motions(
     motions: np.ndarray,
     num_workers: int = 0,
     chunk_size: int = 16,
-    gains: TrackingGains = TrackingGains(),
+    gains: TrackingGains = TRACKING,
     progress: Callable[[int], None] | None = None,
     start_method: str | None = None,
+    smooth: float = 0.0,
 ) -> np.ndarray:
     """:meth:`Biped.track` on every motion of ``(num, frames, 9)``, in ``num_workers`` processes
     (``0``/``1``: in this process). Each motion is simulated alone from its first frame, so the
-    result does not depend on the number of workers or the chunking."""
+    result does not depend on the number of workers or the chunking.
+
+    ``smooth`` > 0 low-passes the targets first (a Gaussian of that many frames' standard
+    deviation along time): frame-to-frame jitter asks for accelerations no torque-limited body
+    can follow, and tracking it makes the controller lag and sag.
+    """
     motions = np.asarray(motions, dtype=np.float64)
+    if smooth > 0:
+        from scipy.ndimage import gaussian_filter1d
+
+        motions = gaussian_filter1d(motions, smooth, axis=1, mode="nearest")
     chunks = [(motions[i : i + chunk_size], gains) for i in range(0, len(motions), chunk_size)]
     sizes = [len(c[0]) for c in chunks]
     out = _run_parallel(_track_chunk, list(chunks), num_workers, progress, sizes, start_method)
