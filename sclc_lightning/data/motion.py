@@ -19,7 +19,7 @@ from sclc_lightning.data.images import LabelledImages
 __all__ = ["MotionDataModule"]
 
 #: Bumped whenever the body, the scripts or the simulator settings change the motions.
-MOTION_DATA_VERSION = 3
+MOTION_DATA_VERSION = 4
 
 
 class MotionDataModule(pl.LightningDataModule):

@@ -31,7 +31,9 @@ def test_model_learns_and_samples_labelled_motions_in_a_physics_loop(tmp_path: P
     from safetensors.torch import load_file
 
     stored = load_file(str(next((tmp_path / "s" / "gen_0001").glob("*.safetensors"))))
-    assert stored["data"].shape == (32, 16, 9) and stored["field.1"].shape == (32,)  # motions keep labels
+    assert stored["data"].shape == (32, 16, 9) and stored["field.1"].shape == (32,)
+    assert data.train_set is not None  # each corrected motion keeps the label it was generated for
+    assert torch.equal(stored["field.1"], data.train_set.labels[stored["source_index"]])
     assert bool(model.standardised) and float(model.std.min()) > 0
     labels = torch.tensor([0, 1, 2, 3] * 2)
     samples = model.sample(8, generator=torch.Generator().manual_seed(0), conditions=labels)
