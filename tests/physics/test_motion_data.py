@@ -26,6 +26,7 @@ def test_motions_are_deterministic_cached_and_valid(tmp_path: Path) -> None:
     assert not torch.equal(data.test_set.images[:8], motions[:8])  # test split is another stream
     v = physics_violations(motions.numpy())
     assert v["penetration"].max() < 0.25 * CONTACT_TOLERANCE and v["floating"].max() < CONTACT_TOLERANCE
+    assert v["skating"].mean() < 0.05 and v["joint_limit"].max() < 0.01  # planted feet, joints in range
     # the motion types differ: squats go down, marches lift a foot, kicks raise the right hip
     height = {k: float(motions[labels == k][:, :, 1].min(1).values.mean()) for k in range(4)}
     assert height[1] < height[0] - 0.03
