@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 import os
 import shlex
+import shutil
 import signal
 import subprocess
 import tempfile
@@ -204,7 +205,7 @@ class CommandCorrector(Corrector):
             return self.mix(batch.data, self._read(folder, batch, tail))
         finally:
             if not self.keep_files:
-                _remove_tree(folder)
+                shutil.rmtree(folder, ignore_errors=True)
 
 
 def _kill_group(process: subprocess.Popen[bytes]) -> None:
@@ -213,9 +214,3 @@ def _kill_group(process: subprocess.Popen[bytes]) -> None:
     except ProcessLookupError:
         pass
     process.wait()
-
-
-def _remove_tree(folder: Path) -> None:
-    import shutil
-
-    shutil.rmtree(folder, ignore_errors=True)

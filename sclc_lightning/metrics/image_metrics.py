@@ -3,14 +3,9 @@
 from __future__ import annotations
 
 import hashlib
-import time
 from pathlib import Path
-from typing import Any
 
 import lightning.pytorch as pl
-import torch
-from lightning.pytorch.callbacks import Callback
-from lightning.pytorch.utilities import rank_zero_info
 from safetensors.torch import load_file, save_file
 from torch import Tensor, nn
 from torch.utils.data import DataLoader
@@ -19,8 +14,15 @@ from torchmetrics.image.kid import KernelInceptionDistance
 from typing_extensions import override
 
 from sclc_lightning.data.budget import make_generator
-from sclc_lightning.loop import current_generation, find_loop
-from sclc_lightning.metrics._sampling import conditions_for, sample_across_ranks
+from sclc_lightning.loop import find_loop
+from sclc_lightning.metrics._evaluator import (
+    GenerationEvaluator,
+    Precomputed,
+    collect,
+    conditions_for,
+    extract,
+    held_out,
+)
 from sclc_lightning.metrics.features import (
     FeatureView,
     InceptionFeatures,
@@ -32,11 +34,7 @@ from sclc_lightning.metrics.functional import feature_diversity
 __all__ = ["ImageMetrics"]
 
 
-def view_device(module: nn.Module) -> torch.device:
-    return next(module.parameters()).device
-
-
-class ImageMetrics(Callback):
+class ImageMetrics(GenerationEvaluator):
     """After every ``every`` generations, sample ``num_samples`` images (the same count each
     time, shared out over the DDP ranks and gathered) and compare them with the DataModule's
     held-out images. Logged:
@@ -73,6 +71,8 @@ class ImageMetrics(Callback):
         seed: seed of the evaluation draws.
     """
 
+    headline = "fid"
+
     def __init__(
         self,
         num_samples: int = 1000,
@@ -92,16 +92,11 @@ class ImageMetrics(Callback):
             raise ValueError(f"`feature` must be 'domain' or 'inception', got {feature!r}.")
         if feature == "domain" and not num_classes:
             raise ValueError("`num_classes` is required with feature='domain' (the classifier's classes).")
-        self.num_samples, self.feature, self.num_classes = num_samples, feature, num_classes
+        super().__init__(num_samples, every, batch_size, seed)
+        self.feature, self.num_classes = feature, num_classes
         self.cache_dir = Path(cache_dir) if cache_dir else Path.home() / ".cache" / "sclc_lightning"
-        self.classifier_epochs, self.every, self.kid_subset_size, self.seed = (
-            classifier_epochs,
-            every,
-            kid_subset_size,
-            seed,
-        )
-        self.prc_neighborhood, self.batch_size = prc_neighborhood, batch_size
-        self.inception_weights = inception_weights
+        self.classifier_epochs, self.kid_subset_size = classifier_epochs, kid_subset_size
+        self.prc_neighborhood, self.inception_weights = prc_neighborhood, inception_weights
         if reference not in ("test", "train"):
             raise ValueError(f"`reference` must be 'test' or 'train', got {reference!r}.")
         self.reference_split = reference
@@ -109,22 +104,12 @@ class ImageMetrics(Callback):
 
     # -- setup: classifier and reference statistics, once per run --------------------------
     def _held_out(self, trainer: pl.Trainer) -> tuple[Tensor, Tensor | None]:
-        if self.reference_split == "train":
-            loop = find_loop(trainer)
-            if loop is None:
-                raise ValueError("ImageMetrics with reference='train' needs the SelfConsumingLoop (its real data).")
-            batches: Any = DataLoader(loop.real_data.dataset, batch_size=self.batch_size)
-        else:
-            datamodule = trainer.datamodule  # type: ignore[attr-defined]
-            if datamodule is None or not hasattr(datamodule, "test_dataloader"):
-                raise ValueError("ImageMetrics needs a DataModule with a `test_dataloader` (held-out images).")
-            batches = datamodule.test_dataloader()
-        images, labels = [], []
-        for batch in batches:
-            images.append(batch[0] if isinstance(batch, (tuple, list)) else batch)
-            if isinstance(batch, (tuple, list)):
-                labels.append(torch.as_tensor(batch[1]))
-        return torch.cat(images), (torch.cat(labels) if labels else None)
+        if self.reference_split == "test":
+            return held_out(trainer, "ImageMetrics")
+        loop = find_loop(trainer)
+        if loop is None:
+            raise ValueError("ImageMetrics with reference='train' needs the SelfConsumingLoop (its real data).")
+        return collect(DataLoader(loop.real_data.dataset, batch_size=self.batch_size))
 
     def _prepare(self, trainer: pl.Trainer) -> None:
         self.reference, self.reference_labels = self._held_out(trainer)
@@ -143,28 +128,25 @@ class ImageMetrics(Callback):
                 loop.real_data.dataset, self.num_classes, self.cache_dir, self.classifier_epochs, self.seed
             )
             view = FeatureView(self.classifier)
-        view = view.to(trainer.strategy.root_device)
-        self.fid = FrechetInceptionDistance(feature=view, reset_real_features=False).to(view_device(view))
-        self.kid = KernelInceptionDistance(feature=view, reset_real_features=False, subset_size=subset).to(
-            view_device(view)
+        self.view = view.to(trainer.strategy.root_device)
+        self.real_features = self._reference_features(key)
+        # FID and KID take the features computed here once, for the held-out and generated images.
+        self.fid = FrechetInceptionDistance(feature=Precomputed(view.num_features), reset_real_features=False)
+        self.kid = KernelInceptionDistance(
+            feature=Precomputed(view.num_features), reset_real_features=False, subset_size=subset
         )
-        real_features = self._reference_features(view, key).to(view_device(view))
-        # Feed the cached features as torchmetrics' update would (states of FID and KID).
-        features = real_features.double()
-        self.fid.real_features_sum += features.sum(0)
-        self.fid.real_features_cov_sum += features.T @ features
-        self.fid.real_features_num_samples += features.shape[0]
-        self.kid.real_features.append(real_features)
+        self.fid.update(self.real_features, real=True)
+        self.kid.update(self.real_features, real=True)
+        pairs = make_generator(self.seed, "evaluate", 0, 2)
+        self.real_diversity = feature_diversity(self.real_features, generator=pairs)
         self._ready = True
 
-    def _reference_features(self, view: nn.Module, key: str) -> Tensor:
+    def _reference_features(self, key: str) -> Tensor:
         digest = hashlib.sha256(self.reference.float().numpy().tobytes()).hexdigest()[:16]
         path = self.cache_dir / f"reference-{key}-{digest}.safetensors"
         if path.exists():
             return load_file(str(path))["features"]
-        device = view_device(view)
-        with torch.no_grad():
-            features = torch.cat([view(chunk.to(device)).cpu() for chunk in self.reference.split(self.batch_size)])
+        features = extract(self.view, self.reference, self.batch_size)
         path.parent.mkdir(parents=True, exist_ok=True)
         save_file({"features": features.contiguous()}, str(path))
         return features
@@ -175,56 +157,30 @@ class ImageMetrics(Callback):
             inception_weights_path(self.inception_weights)  # fail before training, not after a generation
 
     # -- per generation ---------------------------------------------------------------------
-    @override
-    def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        generation = current_generation(trainer)
-        if generation % self.every:
-            return
-        start = time.perf_counter()
+    def evaluate(self, trainer: pl.Trainer, pl_module: pl.LightningModule, generation: int) -> dict[str, float]:
         if not self._ready:
             self._prepare(trainer)
         labels = None
         if self.reference_labels is not None and getattr(pl_module.hparams, "get", lambda _k: None)("num_classes"):
             labels = conditions_for(self.reference_labels, self.num_samples)
-        samples = sample_across_ranks(
-            trainer,
-            pl_module,
-            self.num_samples,
-            seed=self.seed,
-            stream=generation,
-            batch_size=self.batch_size,
-            conditions=labels,
-            desc=f"Evaluating generation {generation}",
-        ).float()
+        samples = self.draw(trainer, pl_module, generation, labels).float()
+        features = extract(self.view, samples, self.batch_size)
         self.fid.reset()
         self.kid.reset()
-        device = view_device(self.fid.inception)
-        with torch.no_grad():
-            for chunk in samples.split(self.batch_size):
-                self.fid.update(chunk.to(device), real=False)
-                self.kid.update(chunk.to(device), real=False)
+        self.fid.update(features, real=False)
+        self.kid.update(features, real=False)
         kid_mean, kid_std = self.kid.compute()
         metrics = {"fid": float(self.fid.compute()), "kid_mean": float(kid_mean), "kid_std": float(kid_std)}
-        fake_features = torch.cat(self.kid.fake_features).float().cpu()
-        real_features = torch.cat(self.kid.real_features).float().cpu()
-        metrics.update(self._precision_recall(fake_features, real_features))
+        metrics.update(self._precision_recall(features, self.real_features))
         pairs = make_generator(self.seed, "evaluate", generation, 1)
-        metrics["diversity"] = feature_diversity(fake_features, generator=pairs)
-        metrics["diversity_ratio"] = metrics["diversity"] / self._real_diversity(real_features)
+        metrics["diversity"] = feature_diversity(features, generator=pairs)
+        metrics["diversity_ratio"] = metrics["diversity"] / self.real_diversity
         if labels is not None:
-            metrics["class_diversity"] = feature_diversity(fake_features, labels, generator=pairs)
-            if self.classifier is not None:
-                with torch.no_grad():
-                    predicted = torch.cat(
-                        [self.classifier(c.to(device)).argmax(dim=1).cpu() for c in samples.split(self.batch_size)]
-                    )
+            metrics["class_diversity"] = feature_diversity(features, labels, generator=pairs)
+            if self.classifier is not None:  # the domain classifier's head on the features just computed
+                predicted = extract(self.classifier.head, features, self.batch_size).argmax(dim=1)
                 metrics["class_accuracy"] = float((predicted == labels).float().mean())
-        metrics["time_evaluating_s"] = time.perf_counter() - start
-        pl_module.log_dict(metrics, on_step=False, on_epoch=True)
-        rank_zero_info(
-            f"ImageMetrics: generation {generation} evaluated on {self.num_samples} samples in"
-            f" {metrics['time_evaluating_s']:.1f} s (fid {metrics['fid']:.4g})."
-        )
+        return metrics
 
     def _precision_recall(self, fake: Tensor, real: Tensor) -> dict[str, float]:
         from torch_fidelity.metric_prc import prc_features_to_metric
@@ -233,9 +189,3 @@ class ImageMetrics(Callback):
             fake, real, prc_neighborhood=self.prc_neighborhood, prc_batch_size=10_000, save_cpu_ram=True, verbose=False
         )
         return {"precision": float(out["precision"]), "recall": float(out["recall"])}
-
-    def _real_diversity(self, real_features: Tensor) -> float:
-        if getattr(self, "_real_diversity_value", None) is None:
-            generator = make_generator(self.seed, "evaluate", 0, 2)
-            self._real_diversity_value = feature_diversity(real_features, generator=generator)
-        return float(self._real_diversity_value)
