@@ -192,8 +192,8 @@ def main() -> None:
     )
     for r in results:
         print(
-            f"| {r['recipe']} | {r['precision']} | {r['batch']} ({r['timed_batch']}) | {r['step_s']:.3f} | {r['images_per_s']:.0f}"
-            f" | {r['sample_s']:.4f} | {r['correct_s']:.4f} | {r['generation0_h']:.2f}"
+            f"| {r['recipe']} | {r['precision']} | {r['batch']} ({r['timed_batch']}) | {r['step_s']:.3f}"
+            f" | {r['images_per_s']:.0f} | {r['sample_s']:.4f} | {r['correct_s']:.4f} | {r['generation0_h']:.2f}"
             f" | {r['later_generation_h']:.2f} | {r['evaluation_per_generation_h']:.2f} | {r['total_h']:.1f} |"
         )
 
