@@ -38,3 +38,15 @@ def test_paper_size_motion_recipe_instantiates(tmp_path: Path) -> None:
     assert type(loop.corrector).__name__ == "PhysicsCorrector" and loop.corrector.strength == float("inf")
     metrics = next(c for c in cli.trainer.callbacks if type(c).__name__ == "MotionMetrics")
     assert metrics.num_samples == 546 and cli.datamodule.n_test == 546
+
+
+def test_large_set_overrides_of_the_header(tmp_path: Path) -> None:
+    from sclc_lightning.cli import SCLCCLI
+
+    large = ["--data.init_args.n", "2794", "--loop.synthetic_fraction", "0.1"]
+    large += ["--loop.initial_images", "200000", "--loop.images_per_generation", "40000"]
+    cli = SCLCCLI(["--config", str(RECIPES / "motion_physics.yaml"), "--run_dir", str(tmp_path), *large], run=False)
+    loop = next(c for c in cli.trainer.callbacks if type(c).__name__ == "SelfConsumingLoop")
+    batch = cli.datamodule.batch_size
+    assert cli.datamodule.n == 2794 and loop.synthetic_fraction == 0.1 and loop.generations == 50
+    assert (loop.initial_images // batch, loop.images_per_generation // batch) == (3125, 625)  # paper: batches
