@@ -5,7 +5,8 @@
   ``class_path``/``init_args`` YAML, any value can be overridden on the command line. Every run
   gets its own directory (``--run_dir``, default ``runs/<recipe>/<timestamp>``) holding the
   resolved ``config.yaml``, Lightning checkpoints and logs, the synthetic data and its manifest,
-  and ``metrics.csv`` with one row per generation.
+  and ``metrics.csv`` with one row per generation. ``--init_weights PATH`` (with
+  ``--loop.initial_images 0``) starts from a trained generation 0, see :mod:`sclc_lightning.weights`.
 - ``sclc grid --config R.yaml --set KEY=V1,V2 ... --seeds 0-9 [--jobs N]``: the cartesian grid,
   see :mod:`sclc_lightning.grid`.
 - ``sclc correctors``: the registered correctors.
@@ -25,9 +26,11 @@ from typing import Any
 from jsonargparse import Namespace
 from lightning.pytorch import LightningDataModule, LightningModule, Trainer
 from lightning.pytorch.cli import LightningCLI, SaveConfigCallback
+from lightning.pytorch.utilities import rank_zero_info
 
 from sclc_lightning.generation_csv import GenerationCSV
 from sclc_lightning.loop import SelfConsumingLoop
+from sclc_lightning.weights import load_initial_weights
 
 __all__ = ["SCLCCLI", "main"]
 
@@ -91,6 +94,20 @@ class SCLCCLI(LightningCLI):
             " unless WANDB_MODE=online; WANDB_MODE=disabled turns it off.",
         )
         parser.add_argument(
+            "--init_weights",
+            type=str | None,
+            default=None,
+            help="Start from these weights (a converged or pretrained generation 0, usually with"
+            " --loop.initial_images 0): a Lightning checkpoint, a safetensors file or a diffusers model"
+            " folder. Not used when resuming with --ckpt_path.",
+        )
+        parser.add_argument(
+            "--init_weights_module",
+            type=str | None,
+            default=None,
+            help="Load --init_weights into this submodule of the model (e.g. 'unet' for a diffusers UNet).",
+        )
+        parser.add_argument(
             "--run_dir",
             type=str | None,
             default=None,
@@ -128,6 +145,25 @@ class SCLCCLI(LightningCLI):
             config.trainer.logger = loggers
         if config.loop.get("output_dir") is None:
             config.loop.output_dir = os.path.join(config.run_dir, "synthetic")
+
+    def _load_init_weights(self) -> None:
+        config = self.config[self.subcommand]
+        if not config.get("init_weights") or config.get("ckpt_path"):
+            return  # a resumed run gets its weights from the checkpoint
+        loaded = load_initial_weights(self.model, config.init_weights, config.get("init_weights_module"))
+        rank_zero_info(
+            f"sclc: loaded {loaded['tensors']} tensors from {loaded['path']}"
+            f" into {type(self.model).__name__}{'.' + str(loaded['module']) if loaded['module'] else ''}."
+        )
+
+    def before_fit(self) -> None:
+        self._load_init_weights()
+
+    def before_validate(self) -> None:
+        self._load_init_weights()
+
+    def before_test(self) -> None:
+        self._load_init_weights()
 
 
 def _version() -> str:

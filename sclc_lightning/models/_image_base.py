@@ -43,8 +43,8 @@ class ImageDiffusion(pl.LightningModule):
         return batch[0], batch[1] if self.num_classes else None
 
     def sampling_net(self) -> torch.nn.Module:
-        """The EMA weights when kept, else the trained ones."""
-        return self.ema.module if self.ema is not None else self.unet
+        """The EMA weights when kept (and updated at least once), else the trained ones."""
+        return self.ema.module if self.ema is not None and int(self.ema.n_averaged) > 0 else self.unet
 
     def sampling_labels(self, conditions: Any) -> Tensor | None:
         if not self.num_classes:

@@ -147,7 +147,9 @@ class MotionDiffusion(pl.LightningModule):
         x = x.to(self.device)
         scale = float(self.hparams["guidance"])
         self.scheduler.set_timesteps(self.hparams["sampling_steps"])
-        net: nn.Module = self.ema.module if self.ema is not None else self.net
+        # EMA weights once they have been updated (weights loaded into a fresh model have not).
+        averaged = self.ema is not None and int(self.ema.n_averaged) > 0
+        net: nn.Module = self.ema.module if averaged else self.net  # type: ignore[union-attr]
         training = net.training
         net.eval()  # no dropout while sampling, whatever mode the module is in
         try:
