@@ -117,7 +117,10 @@ def _fake_images(folder: Path, size: int) -> Path:
         (
             "cifar10_edm",
             "cifar10",
-            ["--data", "sclc_lightning.data.images.ImageFolderDataModule", "--data.init_args.resolution", "32"],
+            [
+                *("--data", "sclc_lightning.data.images.ImageFolderDataModule", "--data.init_args.resolution", "32"),
+                *("--trainer.precision", "bf16-mixed", "--model.init_args.ema_decay", "0.99"),  # as the full recipes
+            ],
         ),
         ("ffhq64_edm", "ffhq64", []),
     ],
@@ -138,6 +141,8 @@ def test_small_variants_of_the_paper_image_recipes(
     )
     assert [r["num_synthetic"] for r in rows] == [0, 18 if "ffhq" in recipe else 19, 18 if "ffhq" in recipe else 19]
     assert rows[-1]["train_loss"] < rows[0]["train_loss"]  # the model trains across generations
+    stored = load_file(str(tmp_path / "r" / "synthetic" / "gen_0002" / "shard_00000.safetensors"))["data"]
+    assert stored.dtype == torch.float32 and bool(stored.isfinite().all())  # whatever the training precision
 
 
 def test_small_mnist_variant(tmp_path: Path) -> None:
