@@ -5,6 +5,11 @@ Every grid point is one ``sclc fit`` run in its own directory under ``--out``. R
 other); a failing run is recorded and the others go on. ``runs.csv`` lists every run with its
 values, status, wall time and final metrics. ``--dry-run`` prints one ``sclc fit`` command line
 per point instead, to submit to a cluster scheduler.
+
+On a machine with several GPUs, ``--jobs N`` gives each worker its own GPUs (its
+``CUDA_VISIBLE_DEVICES``): the visible GPUs are split into N equal groups, or shared round-robin
+when there are fewer GPUs than workers (``--gpus 0,1,2,3`` picks them, ``--gpus none`` leaves
+the environment alone).
 """
 
 from __future__ import annotations
@@ -23,8 +28,9 @@ from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from multiprocessing import get_context
 from pathlib import Path
+from typing import Any
 
-__all__ = ["GridPoint", "expand_grid", "main", "parse_seeds"]
+__all__ = ["GridPoint", "expand_grid", "gpu_slots", "main", "parse_seeds"]
 
 
 @dataclass(frozen=True)
@@ -93,7 +99,45 @@ def expand_grid(sets: Sequence[str], seeds: Sequence[int] | None, extra: Sequenc
     return points
 
 
-def _run_point(config: str, point: GridPoint, run_dir: str) -> tuple[str, str, float, str]:
+def gpu_slots(gpus: Sequence[str], jobs: int) -> list[str]:
+    """The ``CUDA_VISIBLE_DEVICES`` of each of ``jobs`` workers: equal groups of ``gpus``, or
+    single GPUs shared round-robin when there are fewer GPUs than workers.
+
+    Examples:
+        >>> gpu_slots(["0", "1", "2", "3"], 2)
+        ['0,1', '2,3']
+        >>> gpu_slots(["0", "1"], 3)
+        ['0', '1', '0']
+    """
+    if not gpus:
+        return []
+    if len(gpus) >= jobs:
+        per = len(gpus) // jobs
+        return [",".join(gpus[i * per : (i + 1) * per]) for i in range(jobs)]
+    return [gpus[i % len(gpus)] for i in range(jobs)]
+
+
+def _visible_gpus(spec: str, jobs: int) -> list[str]:
+    if spec == "none" or (spec == "auto" and jobs == 1):
+        return []
+    if spec != "auto":
+        if not re.fullmatch(r"\d+(,\d+)*", spec):
+            raise ValueError(f"`--gpus` must be auto, none or a list like 0,1,3; got {spec!r}.")
+        return spec.split(",")
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if visible is not None:
+        return [g for g in visible.split(",") if g.strip()]
+    import torch
+
+    return [str(i) for i in range(torch.cuda.device_count())]
+
+
+def _take_gpu_slot(slots: Any) -> None:
+    """Worker initializer: this worker's GPUs, before anything in it touches CUDA."""
+    os.environ["CUDA_VISIBLE_DEVICES"] = slots.get()
+
+
+def _run_point(config: str, point: GridPoint, run_dir: str) -> tuple[str, str, float, str, str]:
     """Run one grid point in this worker process, its output in ``<run_dir>/log.txt``."""
     Path(run_dir).mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
@@ -116,7 +160,7 @@ def _run_point(config: str, point: GridPoint, run_dir: str) -> tuple[str, str, f
             sys.stderr.flush()
             os.dup2(saved[0], 1)
             os.dup2(saved[1], 2)
-    return point.name, status, time.perf_counter() - start, error
+    return point.name, status, time.perf_counter() - start, error, os.environ.get("CUDA_VISIBLE_DEVICES", "")
 
 
 def _final_metrics(run_dir: Path) -> dict[str, str]:
@@ -140,6 +184,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--set", action="append", default=[], metavar="KEY=V1,V2", help="a grid axis (repeatable)")
     parser.add_argument("--seeds", default=None, help="seeds, e.g. 0-9 or 0,3,5 (sets seed_everything and loop.seed)")
     parser.add_argument("--jobs", type=int, default=1, help="parallel worker processes")
+    parser.add_argument(
+        "--gpus",
+        default="auto",
+        help="GPUs to share out over the workers: auto (the visible ones, when --jobs > 1), none, or e.g. 0,1,3",
+    )
     parser.add_argument("--out", default=None, help="grid folder (default runs/<recipe>-grid/<timestamp>)")
     parser.add_argument("--dry-run", action="store_true", help="print one `sclc fit` command per point and stop")
     args = parser.parse_args(args_list)
@@ -151,23 +200,37 @@ def main(argv: Sequence[str] | None = None) -> int:
         for point in points:
             print(shlex.join(["sclc", *point.fit_args(args.config, out / point.name)]))
         return 0
+    try:
+        slots = gpu_slots(_visible_gpus(args.gpus, args.jobs), args.jobs)
+    except ValueError as err:
+        parser.error(str(err))
     out.mkdir(parents=True, exist_ok=True)
     print(f"sclc grid: {len(points)} runs of {args.config} in {out} with {args.jobs} worker(s)")
-    results: dict[str, tuple[str, float, str]] = {}
-    with ProcessPoolExecutor(max_workers=args.jobs, mp_context=get_context("spawn")) as pool:
+    context = get_context("spawn")
+    pool_args: dict[str, Any] = {}
+    if slots:
+        print(f"sclc grid: worker GPUs (CUDA_VISIBLE_DEVICES) {' | '.join(slots)}")
+        queue = context.Queue()
+        for slot in slots:
+            queue.put(slot)
+        pool_args = {"initializer": _take_gpu_slot, "initargs": (queue,)}
+    results: dict[str, tuple[str, float, str, str]] = {}
+    with ProcessPoolExecutor(max_workers=args.jobs, mp_context=context, **pool_args) as pool:
         futures = {pool.submit(_run_point, args.config, p, str(out / p.name)): p for p in points}
         for future in as_completed(futures):
             point = futures[future]
             try:
-                name, status, seconds, error = future.result()
+                name, status, seconds, error, gpus = future.result()
             except Exception as err:  # the worker process itself died
-                name, status, seconds, error = point.name, "failed", 0.0, f"worker died: {err}"
-            results[name] = (status, seconds, error)
+                name, status, seconds, error, gpus = point.name, "failed", 0.0, f"worker died: {err}", ""
+            results[name] = (status, seconds, error, gpus)
             print(f"  [{len(results)}/{len(points)}] {name}: {status} ({seconds:.1f} s){' ' + error if error else ''}")
     rows = []
     for point in points:
-        status, seconds, error = results[point.name]
+        status, seconds, error, gpus = results[point.name]
         row = {"name": point.name, "status": status, "seconds": f"{seconds:.2f}", "run_dir": str(out / point.name)}
+        if slots:
+            row["gpus"] = gpus
         row.update({k: v for k, v in point.values})
         row["seed"] = "" if point.seed is None else str(point.seed)
         row.update(_final_metrics(out / point.name))

@@ -4,7 +4,7 @@ from pathlib import Path
 import pytest
 
 from sclc_lightning.cli import main
-from sclc_lightning.grid import expand_grid, parse_seeds
+from sclc_lightning.grid import expand_grid, gpu_slots, parse_seeds
 
 RECIPE = str(Path(__file__).parents[1] / "recipes" / "gaussian_collapse.yaml")
 
@@ -98,3 +98,15 @@ def test_grid_runs_in_parallel_and_survives_a_failing_run(tmp_path: Path) -> Non
     failed = next(r for r in rows if r["status"] == "failed")
     assert "must be > 0 in mode 'replace'" in failed["error"]
     assert "Traceback" in (Path(failed["run_dir"]) / "log.txt").read_text()
+
+
+def test_workers_get_their_own_gpus(tmp_path: Path) -> None:
+    assert gpu_slots(["0", "1", "2", "3", "4", "5", "6", "7"], 4) == ["0,1", "2,3", "4,5", "6,7"]
+    assert gpu_slots(["2", "5"], 3) == ["2", "5", "2"] and gpu_slots([], 4) == []
+    args = ["grid", "--config", RECIPE, "--set", "loop.synthetic_fraction=0.5,1", "--jobs", "2", "--gpus", "3,5"]
+    assert main([*args, "--out", str(tmp_path), "--", "--loop.generations", "1"]) == 0
+    rows = list(csv.DictReader(open(tmp_path / "runs.csv")))
+    # each run saw one worker's CUDA_VISIBLE_DEVICES (the recipe itself runs on the CPU)
+    assert len(rows) == 2 and all(r["status"] == "ok" and r["gpus"] in ("3", "5") for r in rows)
+    with pytest.raises(SystemExit):
+        main(["grid", "--config", RECIPE, "--jobs", "2", "--gpus", "first", "--out", str(tmp_path / "bad")])
