@@ -17,7 +17,7 @@ import random
 import time
 import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -93,12 +93,17 @@ def _draw_indices(size: int, num: int, generator: torch.Generator) -> Tensor:
 
 
 @contextmanager
-def eval_mode(module: torch.nn.Module) -> Iterator[None]:
-    """Eval mode and no gradients for sampling; the previous mode comes back even on error."""
+def eval_mode(module: torch.nn.Module, trainer: pl.Trainer | None = None) -> Iterator[None]:
+    """Eval mode and no gradients for sampling; the previous mode comes back even on error.
+
+    With a ``trainer``, sampling also runs under the trainer's precision, as ``predict_step``
+    does (e.g. bf16 autocast with ``precision="bf16-mixed"``).
+    """
     was_training = module.training
     module.eval()
+    precision = trainer.precision_plugin.predict_step_context() if trainer is not None else nullcontext()
     try:
-        with torch.no_grad():
+        with torch.no_grad(), precision:
             yield
     finally:
         module.train(was_training)
@@ -694,7 +699,7 @@ class SelfConsumingLoop(Callback):
         chunks: list[SyntheticBatch] = []
         show = trainer.is_global_zero and trainer.progress_bar_callback is not None
         with (
-            eval_mode(pl_module),
+            eval_mode(pl_module, trainer),
             tqdm(total=len(share), desc=f"Sampling generation {generation}", disable=not show, leave=False) as bar,
         ):
             for start in range(0, len(share), self.sample_batch_size):

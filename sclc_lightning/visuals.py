@@ -123,8 +123,10 @@ class SampleFigures(Callback):
             reference = real.data() if real.codec.data_shape == (2,) else None
         else:
             count = self.num_samples
-        with eval_mode(pl_module):
+        with eval_mode(pl_module, trainer):
             samples = pl_module.sample(count, **kwargs).detach().cpu()  # type: ignore[operator]
+        if samples.is_floating_point():
+            samples = samples.float()
         path = Path(trainer.default_root_dir) / "samples" / f"generation_{generation:04d}.png"
         if not trainer.is_global_zero or not save_sample_figure(
             samples, path, f"generation {generation}", reference, labels

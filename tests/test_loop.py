@@ -540,3 +540,25 @@ def test_one_callback_serves_two_fits(tmp_path: Path) -> None:
     fit(tmp_path / "b", GaussianModel(), loader(gaussian_points(30)), loop)
     assert [r.num_real for r in loop.history] == [50, 50, 30, 30]
     assert (tmp_path / "b" / "synthetic" / "manifest.json").exists()  # default output_dir under the new root
+
+
+class PrecisionRecorder(GaussianModel):
+    """Records whether bf16 autocast is on when the loop samples."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.autocast: list[bool] = []
+
+    def sample(self, num_samples: int, *, generator: Any = None, conditions: Any = None) -> torch.Tensor:
+        on = torch.is_autocast_enabled("cpu") and torch.get_autocast_dtype("cpu") == torch.bfloat16
+        self.autocast.append(on)
+        return super().sample(num_samples, generator=generator)
+
+
+@pytest.mark.parametrize(("precision", "autocast"), [("bf16-mixed", True), ("32-true", False)])
+def test_sampling_runs_under_the_trainer_precision(tmp_path: Path, precision: str, autocast: bool) -> None:
+    model = PrecisionRecorder()
+    loop = SelfConsumingLoop(0.5, 2, images_per_generation=20, output_dir=tmp_path / "s")
+    fit(tmp_path, model, loader(gaussian_points(50)), loop, precision=precision)
+    assert model.autocast == [autocast, autocast]  # generations 1 and 2, as predict_step would run
+    assert [r.num_synthetic for r in loop.history] == [0, 25, 25]

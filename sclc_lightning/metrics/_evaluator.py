@@ -55,14 +55,15 @@ def sample_across_ranks(
     sample = getattr(pl_module, "sample")  # noqa: B009 - LightningModule.__getattr__ is typed as Tensor | Module
     show = trainer.is_global_zero and trainer.progress_bar_callback is not None
     chunks: list[Tensor] = []
-    with eval_mode(pl_module), tqdm(total=share, desc=desc, disable=not show, leave=False) as bar:
+    with eval_mode(pl_module, trainer), tqdm(total=share, desc=desc, disable=not show, leave=False) as bar:
         for start in range(0, share, batch_size):
             count = min(batch_size, share - start)
             kwargs: dict[str, Any] = {"generator": generator}
             if conditions is not None:
                 index = (torch.arange(count) + rank * share + start) % len(conditions)
                 kwargs["conditions"] = conditions[index].to(device)
-            chunks.append(sample(count, **kwargs).detach())
+            out = sample(count, **kwargs).detach()
+            chunks.append(out.float() if out.is_floating_point() else out)  # whatever the sampling precision
             bar.update(count)
     mine = torch.cat(chunks)
     if world > 1:
