@@ -697,6 +697,7 @@ class SelfConsumingLoop(Callback):
         codec = real.codec
         sample = getattr(pl_module, "sample")  # noqa: B009 - LightningModule.__getattr__ is typed as Tensor | Module
         chunks: list[SyntheticBatch] = []
+        mixed_precision = str(trainer.precision).endswith("-mixed")
         show = trainer.is_global_zero and trainer.progress_bar_callback is not None
         with (
             eval_mode(pl_module, trainer),
@@ -712,7 +713,8 @@ class SelfConsumingLoop(Callback):
                     kwargs["conditions"] = self._move(conditions, device)
                 out = sample(len(index), **kwargs)
                 where = f"generation {generation}, {type(pl_module).__name__}.sample"
-                chunks.append(SyntheticBatch(self._check_points(out, len(index), where).cpu(), index, conditions))
+                points = self._check_points(out, len(index), where, upcast=mixed_precision)
+                chunks.append(SyntheticBatch(points.cpu(), index, conditions))
                 bar.update(len(index))
         if not chunks:  # a rank whose share is empty (fewer points than ranks)
             return SyntheticBatch(torch.empty((0, *codec.data_shape), dtype=codec.data_dtype), share)
@@ -722,7 +724,9 @@ class SelfConsumingLoop(Callback):
     def _move(value: Any, device: torch.device) -> Any:
         return value.to(device) if isinstance(value, Tensor) else value
 
-    def _check_points(self, points: Any, count: int, where: str) -> Tensor:
+    def _check_points(self, points: Any, count: int, where: str, upcast: bool = False) -> Tensor:
+        """``points`` if they fit the real data field; ``upcast``: half-precision floats (the
+        autocast output of a mixed-precision trainer) are converted to the data's float dtype."""
         codec = self._real.codec  # type: ignore[union-attr]
         if not isinstance(points, Tensor):
             raise SyntheticDataError(f"{where} must return a tensor, got {type(points).__name__}.")
@@ -732,6 +736,9 @@ class SelfConsumingLoop(Callback):
                 f"{where} returned shape {tuple(points.shape)}, expected {expected} ({count} points"
                 f" shaped like the real data field)."
             )
+        half = (torch.float16, torch.bfloat16)
+        if upcast and points.dtype in half and codec.data_dtype.is_floating_point and codec.data_dtype not in half:
+            points = points.to(codec.data_dtype)
         if points.dtype != codec.data_dtype:
             raise SyntheticDataError(f"{where} returned dtype {points.dtype}, the real data is {codec.data_dtype}.")
         if points.is_floating_point() and not bool(torch.isfinite(points).all()):

@@ -545,14 +545,16 @@ def test_one_callback_serves_two_fits(tmp_path: Path) -> None:
 class PrecisionRecorder(GaussianModel):
     """Records whether bf16 autocast is on when the loop samples."""
 
-    def __init__(self) -> None:
+    def __init__(self, half: bool = False) -> None:
         super().__init__()
         self.autocast: list[bool] = []
+        self.half = half
 
     def sample(self, num_samples: int, *, generator: Any = None, conditions: Any = None) -> torch.Tensor:
         on = torch.is_autocast_enabled("cpu") and torch.get_autocast_dtype("cpu") == torch.bfloat16
         self.autocast.append(on)
-        return super().sample(num_samples, generator=generator)
+        out = super().sample(num_samples, generator=generator)
+        return out.bfloat16() if self.half else out  # what a network returns under autocast
 
 
 @pytest.mark.parametrize(("precision", "autocast"), [("bf16-mixed", True), ("32-true", False)])
@@ -562,3 +564,15 @@ def test_sampling_runs_under_the_trainer_precision(tmp_path: Path, precision: st
     fit(tmp_path, model, loader(gaussian_points(50)), loop, precision=precision)
     assert model.autocast == [autocast, autocast]  # generations 1 and 2, as predict_step would run
     assert [r.num_synthetic for r in loop.history] == [0, 25, 25]
+
+
+def test_half_precision_samples_are_upcast_only_under_mixed_precision(tmp_path: Path) -> None:
+    loop = SelfConsumingLoop(0.5, 1, images_per_generation=20, output_dir=tmp_path / "mixed")
+    fit(tmp_path, PrecisionRecorder(half=True), loader(gaussian_points(50)), loop, precision="bf16-mixed")
+    from safetensors.torch import load_file
+
+    stored = load_file(str(tmp_path / "mixed" / "gen_0001" / "shard_00000.safetensors"))["data"]
+    assert stored.dtype == torch.float32 and stored.shape == (25, 2)
+    loop = SelfConsumingLoop(0.5, 1, images_per_generation=20, output_dir=tmp_path / "full")
+    with pytest.raises(SyntheticDataError, match=r"returned dtype torch\.bfloat16, the real data is torch\.float32"):
+        fit(tmp_path, PrecisionRecorder(half=True), loader(gaussian_points(50)), loop, precision="32-true")
