@@ -98,3 +98,17 @@ def get_reload_every_n_epochs(trainer: pl.Trainer) -> int:
 def set_reload_every_n_epochs(trainer: pl.Trainer, value: int) -> None:
     """Change how often the train dataloader is requested again (1: every epoch)."""
     trainer.reload_dataloaders_every_n_epochs = value  # type: ignore[attr-defined]
+
+
+def describe_train_progress(bar: Any, text: str) -> None:
+    """Set the description of the training bar of Lightning's TQDM or Rich progress bar (no-op
+    for other bars, or before the bar exists)."""
+    from lightning.pytorch.callbacks import RichProgressBar, TQDMProgressBar
+
+    if isinstance(bar, TQDMProgressBar):
+        try:
+            bar.train_progress_bar.set_description(text)
+        except TypeError:  # the bar is not created
+            return
+    elif isinstance(bar, RichProgressBar) and bar.progress is not None and bar.train_progress_bar_id is not None:
+        bar.progress.update(bar.train_progress_bar_id, description=text)

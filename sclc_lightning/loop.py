@@ -332,6 +332,16 @@ class SelfConsumingLoop(Callback):
         self._current["validation_s"] = 0.0
 
     @override
+    def on_train_batch_start(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, batch: Any, batch_idx: int
+    ) -> None:
+        if batch_idx == 0:
+            # Lightning's bar says "Epoch e"; one epoch is one generation here. The bar names its
+            # epoch after this callback's epoch hook, so rename it at the first batch.
+            text = f"Generation {self.generation_of_epoch(trainer.current_epoch)}/{self.generations}"
+            compat.describe_train_progress(trainer.progress_bar_callback, text)
+
+    @override
     def on_validation_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self._current["validation_start"] = time.perf_counter()
 

@@ -576,3 +576,17 @@ def test_half_precision_samples_are_upcast_only_under_mixed_precision(tmp_path: 
     loop = SelfConsumingLoop(0.5, 1, images_per_generation=20, output_dir=tmp_path / "full")
     with pytest.raises(SyntheticDataError, match=r"returned dtype torch\.bfloat16, the real data is torch\.float32"):
         fit(tmp_path, PrecisionRecorder(half=True), loader(gaussian_points(50)), loop, precision="32-true")
+
+
+@pytest.mark.parametrize("bar", ["tqdm", "rich"])
+def test_progress_bar_names_the_generation(tmp_path: Path, capsys: pytest.CaptureFixture[str], bar: str) -> None:
+    from lightning.pytorch.callbacks import RichProgressBar, TQDMProgressBar
+
+    loop = SelfConsumingLoop(0.5, 2, images_per_generation=20, initial_images=0, output_dir=tmp_path / "s")
+    progress = TQDMProgressBar() if bar == "tqdm" else RichProgressBar()
+    fit(tmp_path, GaussianModel(), loader(gaussian_points(50)), loop, enable_progress_bar=True, callbacks=[progress])
+    shown = capsys.readouterr()
+    bars = shown.out + shown.err
+    # epochs 0 and 1 train generations 1 and 2 (off a terminal, Rich prints only its last state)
+    assert "Generation 2/2" in bars
+    assert "Generation 1/2" in bars if bar == "tqdm" else "Epoch 1" not in bars
