@@ -127,3 +127,40 @@ def test_grid_point_from_a_shared_generation_zero_equals_the_full_run(tmp_path: 
         "--ckpt_path", str(resume_from),
     )  # fmt: skip
     assert [r["generation"] for r in resumed] == [1.0, 2.0]
+
+
+def _save_unet(folder: Path, **overrides: object) -> torch.nn.Module:
+    from diffusers import UNet2DModel
+
+    torch.manual_seed(3)
+    config: dict = dict(
+        sample_size=8, in_channels=1, out_channels=1, block_out_channels=(32, 32), layers_per_block=1,
+        down_block_types=("AttnDownBlock2D", "DownBlock2D"), up_block_types=("UpBlock2D", "AttnUpBlock2D"),
+    )  # fmt: skip
+    unet = UNet2DModel(**{**config, **overrides})
+    unet.save_pretrained(str(folder))
+    return unet
+
+
+def test_pretrained_unet_folder_gives_architecture_and_weights(tmp_path: Path) -> None:
+    from sclc_lightning.models import ImageEDM
+
+    saved = _save_unet(tmp_path / "unet")  # attention at the first level: not what the recipes build
+    model = ImageDDPM(image_size=8, channels=1, timesteps=20, sampling_steps=4, pretrained_unet=str(tmp_path / "unet"))
+    assert _equal(saved, model.unet) and model.unet.config.down_block_types[0] == "AttnDownBlock2D"
+    assert model.hparams["pretrained_unet"] == str(tmp_path / "unet")
+    loss = model.training_step(torch.rand(4, 1, 8, 8) * 2 - 1, 0)
+    loss.backward()
+    assert torch.isfinite(loss) and _sample(model).shape == (3, 1, 8, 8)
+    edm = ImageEDM(image_size=8, channels=1, sampling_steps=4, pretrained_unet=str(tmp_path / "unet"))
+    assert _equal(saved, edm.unet)
+
+
+def test_pretrained_unet_that_does_not_fit_is_refused(tmp_path: Path) -> None:
+    _save_unet(tmp_path / "rgb", in_channels=3, out_channels=3)
+    with pytest.raises(ValueError, match=r"does not fit: in_channels 3 \(the model has 1\), out_channels 3"):
+        ImageDDPM(image_size=8, channels=1, pretrained_unet=str(tmp_path / "rgb"))
+    with pytest.raises(ValueError, match=r"sample_size 8 \(the model has 32\)"):
+        ImageDDPM(image_size=32, channels=3, pretrained_unet=str(tmp_path / "rgb"))
+    with pytest.raises(FileNotFoundError, match="not a diffusers model folder"):
+        ImageDDPM(image_size=8, channels=1, pretrained_unet=str(tmp_path))

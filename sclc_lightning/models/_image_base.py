@@ -10,7 +10,7 @@ import torch
 from torch import Tensor
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
-from sclc_lightning.models._unet import build_unet
+from sclc_lightning.models._unet import build_unet, load_pretrained_unet
 
 __all__ = ["ImageDiffusion"]
 
@@ -28,10 +28,14 @@ class ImageDiffusion(pl.LightningModule):
         num_classes: int | None,
         lr: float,
         ema_decay: float | None,
+        pretrained_unet: str | None = None,
     ) -> None:
         super().__init__()
         self.image_size, self.channels, self.num_classes, self.lr = image_size, channels, num_classes, lr
-        self.unet = build_unet(image_size, channels, block_out_channels, layers_per_block, attention, num_classes)
+        if pretrained_unet is not None:
+            self.unet = load_pretrained_unet(pretrained_unet, image_size, channels, num_classes)
+        else:
+            self.unet = build_unet(image_size, channels, block_out_channels, layers_per_block, attention, num_classes)
         self.ema = (
             AveragedModel(self.unet, multi_avg_fn=get_ema_multi_avg_fn(ema_decay)) if ema_decay is not None else None
         )

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import torch
 
-__all__ = ["build_unet", "diffusers_module"]
+__all__ = ["build_unet", "diffusers_module", "load_pretrained_unet"]
 
 
 def diffusers_module() -> Any:
@@ -41,4 +42,38 @@ def build_unet(
         up_block_types=tuple(up),
         num_class_embeds=num_classes,
     )
+    return unet
+
+
+def load_pretrained_unet(path: str, image_size: int, channels: int, num_classes: int | None) -> torch.nn.Module:
+    """The ``UNet2DModel`` saved in the diffusers folder ``path`` (``config.json`` and weights, as
+    written by ``save_pretrained`` or the ``unet/`` folder of a downloaded pipeline), read from
+    disk only. Its size, channels and classes must be the model's.
+
+    Raises:
+        FileNotFoundError: ``path`` holds no ``config.json``.
+        ValueError: the UNet's ``sample_size``, channels or class embeddings differ from the model's.
+    """
+    folder = Path(path)
+    if not (folder / "config.json").is_file():
+        raise FileNotFoundError(
+            f"`pretrained_unet` {path!r} is not a diffusers model folder (no config.json): save one with"
+            " `UNet2DModel.save_pretrained(folder)` or point to the `unet/` folder of a downloaded pipeline."
+        )
+    unet: torch.nn.Module = diffusers_module().UNet2DModel.from_pretrained(str(folder), local_files_only=True)
+    config: Any = getattr(unet, "config")  # noqa: B009 - nn.Module.__getattr__ is typed as Tensor | Module
+    size = config.sample_size
+    expected = {
+        "sample_size": (image_size, size if isinstance(size, int) else tuple(size)),
+        "in_channels": (channels, config.in_channels),
+        "out_channels": (channels, config.out_channels),
+        "num_class_embeds": (num_classes, config.num_class_embeds),
+    }
+    wrong = [
+        f"{key} {found!r} (the model has {want!r})"
+        for key, (want, found) in expected.items()
+        if found != want and not (key == "sample_size" and found == (want, want))
+    ]
+    if wrong:
+        raise ValueError(f"The UNet in {path!r} does not fit: {', '.join(wrong)}.")
     return unet

@@ -31,6 +31,12 @@ class ImageDDPM(ImageDiffusion):
         sampling_steps: reverse steps when sampling.
         lr: AdamW learning rate.
         ema_decay: keep an exponential moving average of the weights and sample with it.
+        pretrained_unet: a diffusers ``UNet2DModel`` folder (``save_pretrained`` output, or the
+            ``unet/`` folder of a downloaded pipeline such as ``google/ddpm-cifar10-32``): its
+            architecture and weights replace ``block_out_channels``, ``layers_per_block`` and
+            ``attention`` (a pretrained generation 0; use ``initial_images=0`` to skip training
+            it). Read from disk only; ``image_size``, ``channels`` and ``num_classes`` must match
+            its config, and ``timesteps`` the schedule it was trained with.
     """
 
     def __init__(
@@ -46,11 +52,20 @@ class ImageDDPM(ImageDiffusion):
         sampling_steps: int = 50,
         lr: float = 2e-4,
         ema_decay: float | None = None,
+        pretrained_unet: str | None = None,
     ) -> None:
         if sampler not in ("ddpm", "ddim"):
             raise ValueError(f"`sampler` must be 'ddpm' or 'ddim', got {sampler!r}.")
         super().__init__(
-            image_size, channels, block_out_channels, layers_per_block, attention, num_classes, lr, ema_decay
+            image_size,
+            channels,
+            block_out_channels,
+            layers_per_block,
+            attention,
+            num_classes,
+            lr,
+            ema_decay,
+            pretrained_unet,
         )
         self.save_hyperparameters()
         diffusers = diffusers_module()

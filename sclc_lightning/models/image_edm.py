@@ -25,7 +25,9 @@ class ImageEDM(ImageDiffusion):
     """EDM-preconditioned diffusion for images in [-1, 1].
 
     ``image_size``, ``channels``, ``block_out_channels``, ``layers_per_block``, ``attention``,
-    ``num_classes``, ``lr`` and ``ema_decay`` are as for :class:`~sclc_lightning.models.ImageDDPM`;
+    ``num_classes``, ``lr``, ``ema_decay`` and ``pretrained_unet`` are as for
+    :class:`~sclc_lightning.models.ImageDDPM` (a pretrained UNet must have been trained with EDM's
+    preconditioning);
     ``sigma_min``, ``sigma_max``, ``sigma_data`` and ``rho`` are the EDM noise schedule;
     ``p_mean`` and ``p_std`` the log-normal distribution of training noise levels;
     ``sampling_steps`` the Euler steps when sampling.
@@ -48,9 +50,18 @@ class ImageEDM(ImageDiffusion):
         sampling_steps: int = 18,
         lr: float = 2e-4,
         ema_decay: float | None = None,
+        pretrained_unet: str | None = None,
     ) -> None:
         super().__init__(
-            image_size, channels, block_out_channels, layers_per_block, attention, num_classes, lr, ema_decay
+            image_size,
+            channels,
+            block_out_channels,
+            layers_per_block,
+            attention,
+            num_classes,
+            lr,
+            ema_decay,
+            pretrained_unet,
         )
         self.save_hyperparameters()
         self.scheduler = diffusers_module().EDMEulerScheduler(
