@@ -20,3 +20,19 @@ def test_console_script_is_installed() -> None:
     script = Path(sys.executable).with_name("sclc")  # the console script beside this interpreter
     out = subprocess.run([str(script), "--version"], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == f"sclc-lightning {__version__}"
+
+
+def test_fit_with_two_processes_writes_one_table(tmp_path: Path) -> None:
+    """`sclc fit` under DDP (ddp_spawn, 2 CPU processes): rank 0 writes the run's files once."""
+    import csv
+
+    run_dir = tmp_path / "run"
+    args = ["fit", "--config", str(Path(__file__).parents[1] / "recipes" / "eight_gaussians_ddpm.yaml")]
+    args += ["--run_dir", str(run_dir), "--trainer.devices", "2", "--trainer.strategy", "ddp_spawn", "--wandb", "false"]
+    args += ["--loop.generations", "1", "--loop.images_per_generation", "2048", "--loop.initial_images", "2048"]
+    args += ["--data.init_args.n", "300", "--trainer.callbacks", "[]"]
+    assert main(args) == 0
+    rows = list(csv.DictReader(open(run_dir / "metrics.csv")))
+    assert [r["generation"] for r in rows] == ["0", "1"]  # one row per generation, not one per rank
+    assert [r["num_synthetic"] for r in rows] == ["0", "300"] and all(r["num_trained"] == "2048" for r in rows)
+    assert (run_dir / "config.yaml").is_file()
