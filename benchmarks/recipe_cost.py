@@ -89,8 +89,8 @@ def timed_config(recipe: str, config: dict[str, Any], args: argparse.Namespace, 
     loop["generations"] = args.generations
     loop["initial_images"] = loop["images_per_generation"] = args.steps * batch
     loop["synthetic_fraction"] = (args.samples + 0.5) / n_timed
-    trainer["callbacks"] = [c for c in trainer.get("callbacks", []) if c["class_path"].split(".")[-1] not in EVALUATORS]
-    trainer["callbacks"] = [c for c in trainer["callbacks"] if not c["class_path"].endswith("SampleFigures")]
+    left_out = (*EVALUATORS, "SampleFigures")
+    trainer["callbacks"] = [c for c in trainer.get("callbacks", []) if c["class_path"].split(".")[-1] not in left_out]
     trainer["enable_checkpointing"] = False
     trainer["enable_progress_bar"] = False
     if not torch.cuda.is_available():

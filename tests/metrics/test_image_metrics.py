@@ -10,6 +10,7 @@ from typing import Any
 import lightning.pytorch as pl
 import pytest
 import torch
+from helpers import trainer
 from torch import Tensor
 
 from sclc_lightning import SelfConsumingLoop
@@ -69,16 +70,8 @@ def test_image_metrics_separate_real_from_noise(tmp_path: Path) -> None:
         folder = tmp_path / f"noise{noise}-{distinct}"
         metrics = ImageMetrics(num_samples=300, num_classes=10, cache_dir=str(tmp_path / "cache"))
         loop = SelfConsumingLoop(0.0, 0, images_per_generation=64, output_dir=folder / "s", condition_field=1)
-        trainer = pl.Trainer(
-            default_root_dir=str(folder),
-            callbacks=[loop, metrics, GenerationCSV()],
-            max_epochs=-1,
-            logger=False,
-            enable_checkpointing=False,
-            enable_progress_bar=False,
-            enable_model_summary=False,
-        )
-        trainer.fit(Replay(bank, bank_labels, noise, distinct), datamodule=data)
+        run = trainer(folder, [loop, metrics, GenerationCSV()])
+        run.fit(Replay(bank, bank_labels, noise, distinct), datamodule=data)
         (rows[noise, distinct],) = list(csv.DictReader(open(folder / "metrics.csv")))
     real, noise_row, collapsed = rows[False, 20], rows[True, 20], rows[False, 1]
     # training images against held-out ones are close in the classifier's feature space; noise is far
@@ -109,10 +102,10 @@ def test_missing_inception_weights_say_what_to_do(tmp_path: Path, monkeypatch: p
         ImageMetrics()
     # the fit stops before training when the weights are missing
     metrics = ImageMetrics(feature="inception", inception_weights=str(tmp_path / "missing.pth"))
-    trainer = pl.Trainer(default_root_dir=str(tmp_path), callbacks=[metrics], max_epochs=1, logger=False)
+    run = pl.Trainer(default_root_dir=str(tmp_path), callbacks=[metrics], max_epochs=1, logger=False)
     with pytest.raises(FileNotFoundError, match=r"missing\.pth"):
-        trainer.fit(Replay(torch.zeros(1, 1, 8, 8), torch.zeros(1), True), datamodule=DigitsDataModule())
-    assert trainer.global_step == 0
+        run.fit(Replay(torch.zeros(1, 1, 8, 8), torch.zeros(1), True), datamodule=DigitsDataModule())
+    assert run.global_step == 0
 
 
 def _random_inception_weights(path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
@@ -144,16 +137,8 @@ def test_inception_path_runs_end_to_end_with_a_local_weights_file(
         num_samples=40, feature="inception", inception_weights=str(weights), cache_dir=str(tmp_path / "cache")
     )
     loop = SelfConsumingLoop(0.0, 0, images_per_generation=32, output_dir=tmp_path / "s")
-    trainer = pl.Trainer(
-        default_root_dir=str(tmp_path),
-        callbacks=[loop, metrics, GenerationCSV()],
-        max_epochs=-1,
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-    )
-    trainer.fit(Replay(bank, labels, noise=True), datamodule=data)
+    run = trainer(tmp_path, [loop, metrics, GenerationCSV()])
+    run.fit(Replay(bank, labels, noise=True), datamodule=data)
     (row,) = list(csv.DictReader(open(tmp_path / "metrics.csv")))
     # random weights give meaningless values, but every metric comes out finite from this path
     for key in ("fid", "kid_mean", "precision", "recall", "diversity", "diversity_ratio"):

@@ -8,6 +8,7 @@ from typing import Any
 
 import lightning.pytorch as pl
 import torch
+from helpers import trainer
 from torch import Tensor
 
 from sclc_lightning import SelfConsumingLoop
@@ -49,16 +50,8 @@ def test_motion_metrics_separate_good_from_broken_motions(tmp_path: Path) -> Non
         folder = tmp_path / f"broken{broken}"
         metrics = MotionMetrics(num_samples=96, cache_dir=str(tmp_path / "cache"), classifier_epochs=40)
         loop = SelfConsumingLoop(0.0, 0, images_per_generation=32, output_dir=folder / "s", condition_field=1)
-        trainer = pl.Trainer(
-            default_root_dir=str(folder),
-            callbacks=[loop, metrics, GenerationCSV()],
-            max_epochs=-1,
-            logger=False,
-            enable_checkpointing=False,
-            enable_progress_bar=False,
-            enable_model_summary=False,
-        )
-        trainer.fit(MotionReplay(data.train_set.images, data.train_set.labels, broken), datamodule=data)
+        run = trainer(folder, [loop, metrics, GenerationCSV()])
+        run.fit(MotionReplay(data.train_set.images, data.train_set.labels, broken), datamodule=data)
         (rows[broken],) = list(csv.DictReader(open(folder / "metrics.csv")))
     good, bad = ({k: float(v) for k, v in rows[b].items() if v} for b in (False, True))
     assert good["matching_accuracy"] > 0.8 and bad["matching_accuracy"] < good["matching_accuracy"] - 0.3
