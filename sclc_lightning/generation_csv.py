@@ -12,7 +12,7 @@ import lightning.pytorch as pl
 from lightning.pytorch.callbacks import Callback
 from typing_extensions import override
 
-from sclc_lightning.loop import current_generation, find_loop
+from sclc_lightning._trainer import current_generation, find_loop
 
 __all__ = ["GenerationCSV"]
 

@@ -148,9 +148,9 @@ def _run_point(config: str, point: GridPoint, run_dir: str) -> tuple[str, str, f
         os.dup2(log.fileno(), 1)
         os.dup2(log.fileno(), 2)
         try:
-            from sclc_lightning.cli import main
+            from sclc_lightning.lightning_cli import run_lightning_cli
 
-            main(point.fit_args(config, Path(run_dir)))
+            run_lightning_cli(point.fit_args(config, Path(run_dir)))
             status, error = "ok", ""
         except BaseException as err:  # a failed run is reported, the grid goes on
             traceback.print_exc()

@@ -12,8 +12,8 @@ from lightning.pytorch.loggers import WandbLogger
 from torch import Tensor
 from typing_extensions import override
 
+from sclc_lightning._trainer import current_generation, eval_mode, find_loop
 from sclc_lightning.data.budget import make_generator
-from sclc_lightning.loop import current_generation, eval_mode, find_loop
 
 __all__ = ["SampleFigures", "save_motion_figure", "save_sample_figure"]
 

@@ -35,9 +35,9 @@ def manifest(path: Path) -> dict[str, Any]:
     [
         ("augment", {}, [(53, 0), (53, 37), (53, 37), (53, 37)]),
         ("accumulate", {}, [(53, 0), (53, 37), (53, 74), (53, 111)]),
-        ("accumulate", {"max_synthetic": 50}, [(53, 0), (53, 37), (53, 50), (53, 50)]),
+        ("accumulate", {"mode_kwargs": {"max_synthetic": 50}}, [(53, 0), (53, 37), (53, 50), (53, 50)]),
         ("replace", {}, [(53, 0), (0, 37), (0, 37), (0, 37)]),
-        ("fresh", {"real_per_generation": 20}, [(20, 0), (20, 14), (20, 14), (20, 14)]),
+        ("fresh", {"mode_kwargs": {"real_per_generation": 20}}, [(20, 0), (20, 14), (20, 14), (20, 14)]),
     ],
 )
 def test_modes_build_the_mixed_set(tmp_path: Path, mode: str, extra: dict[str, Any], expected: list[Any]) -> None:
@@ -53,7 +53,12 @@ def test_fresh_mode_draws_new_real_subsets(tmp_path: Path) -> None:
     points = gaussian_points(40)
     model = GaussianModel(record=True)
     loop = SelfConsumingLoop(
-        0.0, 2, images_per_generation=10, mode="fresh", real_per_generation=10, output_dir=tmp_path / "s"
+        0.0,
+        2,
+        images_per_generation=10,
+        mode="fresh",
+        mode_kwargs={"real_per_generation": 10},
+        output_dir=tmp_path / "s",
     )
     fit(tmp_path, model, loader(points), loop)
     seen = [set(map(tuple, torch.cat(model.seen[i : i + 1]).tolist())) for i in range(3)]
@@ -320,6 +325,69 @@ def test_resume_with_changed_settings_is_refused(tmp_path: Path, change: dict[st
         _resumable_run(tmp_path, "ck2", change, ckpt_path=str(tmp_path / "ck" / "epoch=0.ckpt"))
 
 
+@pytest.mark.parametrize(
+    ("first", "then", "match"),
+    [
+        (
+            {"corrector": "kmeans", "corrector_kwargs": {"num_clusters": 4, "strength": 1.0}},
+            {"corrector": "kmeans", "corrector_kwargs": {"num_clusters": 8, "strength": 1.0}},
+            r"changed settings \(corrector.num_clusters: checkpoint 4 vs now 8\)",
+        ),
+        (
+            {"mode": "accumulate", "mode_kwargs": {"max_synthetic": 30}},
+            {"mode": "accumulate", "mode_kwargs": {"max_synthetic": 10}},
+            r"changed settings \(mode_settings.max_synthetic: checkpoint 30 vs now 10\)",
+        ),
+    ],
+)
+def test_resume_with_changed_corrector_or_mode_settings_is_refused(
+    tmp_path: Path, first: dict[str, Any], then: dict[str, Any], match: str
+) -> None:
+    _resumable_run(tmp_path, "ck", {"generations": 1, **first})
+    with pytest.raises(ValueError, match=match):
+        _resumable_run(tmp_path, "ck2", {"generations": 2, **then}, ckpt_path=str(tmp_path / "ck" / "epoch=0.ckpt"))
+    # the same settings resume
+    _, loop = _resumable_run(
+        tmp_path, "ck3", {"generations": 2, **first}, ckpt_path=str(tmp_path / "ck" / "epoch=0.ckpt")
+    )
+    assert [r.generation for r in loop.history] == [1, 2]
+
+
+def test_resume_with_changed_items_is_refused(tmp_path: Path) -> None:
+    _resumable_run(tmp_path, "ck", {"generations": 1})
+    # the same points, now carrying a label field: the stored synthetic items no longer fit
+    labelled = loader(gaussian_points(50, seed=3), labels=torch.zeros(50, dtype=torch.int64))
+    loop = SelfConsumingLoop(
+        0.5, 2, images_per_generation=40, corrector="optimal_transport", output_dir=tmp_path / "synthetic"
+    )
+    with pytest.raises(ValueError, match=r"changed settings \(item.container: checkpoint 'tensor' vs now 'tuple'"):
+        fit(tmp_path, GaussianModel(), labelled, loop, ckpt_path=str(tmp_path / "ck" / "epoch=0.ckpt"))
+
+
+def test_checkpoint_of_state_format_1_resumes(tmp_path: Path) -> None:
+    full, _ = _resumable_run(tmp_path / "a", "ck", {})
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        _resumable_run(tmp_path / "b", "ck", {}, callbacks=[CrashAt(3)])
+    path = tmp_path / "b" / "ck" / "epoch=2.ckpt"
+    checkpoint = torch.load(path, weights_only=False)
+    (key,) = [k for k in checkpoint["callbacks"] if "SelfConsumingLoop" in k]
+    state = checkpoint["callbacks"][key]
+    # what the previous version wrote: name and strength of the corrector, mode settings on top
+    state["format"] = 1
+    state["fingerprint"] = {
+        "synthetic_fraction": 0.5,
+        "mode": "augment",
+        "corrector": {"name": "optimal_transport", "strength": 1.0},
+        "seed": 0,
+        "real_per_generation": None,
+        "max_synthetic": None,
+    }
+    torch.save(checkpoint, path)
+    resumed, loop = _resumable_run(tmp_path / "b", "ck2", {}, ckpt_path=str(path))
+    assert [r.generation for r in loop.history] == [3, 4]
+    assert torch.equal(full.mean, resumed.mean) and torch.equal(full.log_std, resumed.log_std)
+
+
 def test_existing_output_dir_of_another_run_is_refused(tmp_path: Path) -> None:
     loop = SelfConsumingLoop(0.5, 1, images_per_generation=20, output_dir=tmp_path / "s")
     fit(tmp_path, GaussianModel(), loader(gaussian_points(50)), loop)
@@ -369,7 +437,7 @@ def test_empty_real_set_is_refused(tmp_path: Path) -> None:
 
 
 def test_fresh_pool_smaller_than_subset_is_refused(tmp_path: Path) -> None:
-    loop = SelfConsumingLoop(0.5, 1, mode="fresh", real_per_generation=20, output_dir=tmp_path / "s")
+    loop = SelfConsumingLoop(0.5, 1, mode="fresh", mode_kwargs={"real_per_generation": 20}, output_dir=tmp_path / "s")
     with pytest.raises(
         ValueError, match=r"`real_per_generation` must be at most the size of the real pool \(10\), got 20"
     ):

@@ -15,12 +15,12 @@ from typing import Any, ClassVar, TypeVar
 import torch
 from torch import Tensor
 
+from sclc_lightning._registry import Registry
+from sclc_lightning._settings import init_settings
 from sclc_lightning.data.items import SyntheticBatch
 from sclc_lightning.data.real import RealData
 
 __all__ = ["Corrector", "available_correctors", "get_corrector_class", "make_corrector", "register_corrector"]
-
-_REGISTRY: dict[str, type[Corrector]] = {}
 
 C = TypeVar("C", bound="type[Corrector]")
 
@@ -46,6 +46,9 @@ class Corrector(abc.ABC):
     """
 
     name: ClassVar[str] = ""
+    #: Constructor arguments that do not change the corrected points (workers, timeouts, …):
+    #: left out of :meth:`settings`, so a resumed run may change them.
+    operational: ClassVar[tuple[str, ...]] = ()
     #: Set by the loop: whether :meth:`progress` bars are shown (rank zero, progress bar on).
     show_progress: bool = False
 
@@ -94,9 +97,28 @@ class Corrector(abc.ABC):
             replaced by real items) or just the corrected data tensor (same order as ``batch``).
         """
 
+    def settings(self) -> dict[str, Any]:
+        """Every setting that decides the corrected points, as JSON-safe values.
+
+        By default the constructor arguments kept as attributes of the same name, less
+        ``strength`` and :attr:`operational`; override it when a setting is stored under
+        another name.
+        """
+        return init_settings(self, exclude=("strength", *self.operational))
+
     def describe(self) -> dict[str, Any]:
-        """The name and strength recorded in the manifest and checkpoints."""
-        return {"name": self.name or type(self).__name__, "strength": self.strength}
+        """The name, the strength and :meth:`settings`, recorded in the manifest and checkpoints;
+        a resumed run must describe its corrector identically.
+
+        Examples:
+            >>> from sclc_lightning.correctors import KMeansCorrector
+            >>> KMeansCorrector(num_clusters=8).describe()
+            {'name': 'kmeans', 'strength': inf, 'num_clusters': 8, 'per_class': True, 'n_init': 3}
+        """
+        return {"name": self.name or type(self).__name__, "strength": self.strength, **self.settings()}
+
+
+_REGISTRY: Registry[Corrector] = Registry("corrector", Corrector, "corrector")
 
 
 def register_corrector(name: str) -> Callable[[C], C]:
@@ -105,44 +127,29 @@ def register_corrector(name: str) -> Callable[[C], C]:
     Raises:
         ValueError: ``name`` is already registered to another class.
     """
-
-    def decorator(cls: C) -> C:
-        if not (isinstance(cls, type) and issubclass(cls, Corrector)):
-            raise TypeError(f"`register_corrector` decorates Corrector subclasses, got {cls!r}.")
-        existing = _REGISTRY.get(name)
-        if existing is not None and existing is not cls:
-            raise ValueError(f"A corrector is already registered as {name!r}: {existing.__qualname__}.")
-        cls.name = name
-        _REGISTRY[name] = cls
-        return cls
-
-    return decorator
+    return _REGISTRY.register(name)
 
 
 def available_correctors() -> list[str]:
     """Registered corrector names."""
-    return sorted(_REGISTRY)
+    return _REGISTRY.names()
 
 
 def get_corrector_class(name: str) -> type[Corrector]:
     """The class registered as ``name``."""
-    if name not in _REGISTRY:
-        raise ValueError(f"`corrector` must be one of {available_correctors()} or a Corrector, got {name!r}.")
-    return _REGISTRY[name]
+    return _REGISTRY.get(name)
 
 
 def make_corrector(corrector: Corrector | str | None, kwargs: dict[str, Any] | None = None) -> Corrector | None:
     """Resolve the loop's ``corrector`` argument to an instance (``None`` stays ``None``)."""
-    if corrector is None or isinstance(corrector, Corrector):
+    if corrector is None:
         if kwargs:
             raise ValueError(
                 "`corrector_kwargs` is only used with a registered corrector name,"
-                f" got corrector={corrector!r} and corrector_kwargs={kwargs!r}."
+                f" got corrector=None and corrector_kwargs={kwargs!r}."
             )
-        return corrector
-    if isinstance(corrector, str):
-        return get_corrector_class(corrector)(**(kwargs or {}))
-    raise TypeError(f"`corrector` must be a Corrector, a registered name or None, got {corrector!r}.")
+        return None
+    return _REGISTRY.make(corrector, kwargs)
 
 
 class ModuleCorrector(Corrector):
@@ -161,6 +168,9 @@ class ModuleCorrector(Corrector):
             batch, generation=generation, generator=generator, reference=reference
         )
         return result
+
+    def settings(self) -> dict[str, Any]:
+        return {}
 
     def describe(self) -> dict[str, Any]:
         return {"name": f"module:{type(self.module).__name__}.correct", "strength": self.strength}

@@ -7,6 +7,7 @@ temporary folder, runs the program, waits, and reads the corrected batch back.
 
 from __future__ import annotations
 
+import hashlib
 import math
 import os
 import shlex
@@ -17,6 +18,7 @@ import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -74,6 +76,8 @@ class CommandCorrector(Corrector):
         ['/tmp/x/input.safetensors', '--out', '/tmp/x/output.safetensors']
     """
 
+    operational = ("timeout", "keep_files", "stderr_lines")
+
     def __init__(
         self,
         command: str | Sequence[str],
@@ -102,6 +106,12 @@ class CommandCorrector(Corrector):
                 ) from None
         self.timeout, self.file_format, self.cwd = float(timeout), file_format, cwd
         self.env, self.keep_files, self.stderr_lines = dict(env or {}), keep_files, stderr_lines
+
+    def settings(self) -> dict[str, Any]:
+        settings = super().settings()
+        # Environment values may be secrets: the manifest records a digest of each.
+        settings["env"] = {k: hashlib.sha256(v.encode()).hexdigest()[:16] for k, v in sorted(self.env.items())}
+        return settings
 
     def _paths(self, folder: Path) -> dict[str, Path]:
         suffix = ".safetensors" if self.file_format == "safetensors" else ".npy"

@@ -45,6 +45,8 @@ class PhysicsCorrector(Corrector):
             available: workers start at once; ``spawn`` re-imports the package in each worker).
     """
 
+    operational = ("num_workers", "chunk_size", "start_method")
+
     def __init__(
         self,
         strength: float = math.inf,

@@ -1,4 +1,4 @@
-"""Data machinery of the loop: item structure, budgets, mixing, the synthetic store."""
+"""Data machinery of the loop: item structure, budgets, mixing policies, the synthetic store."""
 
 from sclc_lightning.data.budget import (
     TrainingBudget,
@@ -10,26 +10,49 @@ from sclc_lightning.data.budget import (
     resolve_budget,
 )
 from sclc_lightning.data.items import ItemCodec, SyntheticBatch
-from sclc_lightning.data.mixing import MODES, GenerationPlan, GenerationSampler, MixedDataset, plan_generation
+from sclc_lightning.data.mixing import GenerationSampler, MixedDataset
+from sclc_lightning.data.policies import (
+    AccumulatePolicy,
+    AugmentPolicy,
+    FreshPolicy,
+    GenerationPlan,
+    MixingPolicy,
+    ReplacePolicy,
+    available_mixing_policies,
+    get_mixing_policy_class,
+    make_mixing_policy,
+    plan_generation,
+    register_mixing_policy,
+)
 from sclc_lightning.data.real import RealData
-from sclc_lightning.data.store import SyntheticSet, SyntheticStore
+from sclc_lightning.data.store import Manifest, StoredGeneration, SyntheticSet, SyntheticStore
 
 __all__ = [
-    "MODES",
+    "AccumulatePolicy",
+    "AugmentPolicy",
+    "FreshPolicy",
     "GenerationPlan",
     "GenerationSampler",
     "ItemCodec",
+    "Manifest",
     "MixedDataset",
+    "MixingPolicy",
     "RealData",
+    "ReplacePolicy",
+    "StoredGeneration",
     "SyntheticBatch",
     "SyntheticSet",
     "SyntheticStore",
     "TrainingBudget",
+    "available_mixing_policies",
     "budget_order",
     "derive_seed",
+    "get_mixing_policy_class",
     "make_generator",
+    "make_mixing_policy",
     "num_synthetic",
     "plan_generation",
     "rank_slice",
+    "register_mixing_policy",
     "resolve_budget",
 ]

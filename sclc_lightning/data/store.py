@@ -1,11 +1,12 @@
 """Synthetic data on disk: one folder per generation of safetensors shards and a JSON manifest.
 
-Layout under ``root``::
+:class:`SyntheticStore` is the only code that knows this format. Layout under ``root``::
 
-    manifest.json              # run id, configuration, one record per generation
-    gen_0001/shard_00000.safetensors
+    manifest.json              # run id, configuration, item structure, one record per generation
+    gen_0001/shard_00000.safetensors   # tensors "data", "source_index", "field.<key>"
     gen_0001/strings.json      # only when items carry string fields (prompts)
     gen_0002/...
+    .exchange/                 # multi-process runs: each rank's raw samples, until rank 0 writes
 
 A generation folder is written under a temporary name and renamed when complete; the manifest
 is replaced atomically after that. Nothing is ever unpickled: tensors come from safetensors,
@@ -21,6 +22,7 @@ import os
 import shutil
 import uuid
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -30,9 +32,10 @@ from safetensors.torch import save_file
 from torch import Tensor
 from torch.utils.data import Dataset
 
-from sclc_lightning.data.items import ItemCodec
+from sclc_lightning.data.items import ItemCodec, SyntheticBatch
+from sclc_lightning.data.real import RealData
 
-__all__ = ["SyntheticSet", "SyntheticStore"]
+__all__ = ["Manifest", "StoredGeneration", "SyntheticSet", "SyntheticStore"]
 
 MANIFEST_FORMAT = 1
 
@@ -105,8 +108,121 @@ class SyntheticSet(Dataset[Any]):
         return torch.cat(parts)
 
 
+@dataclass(frozen=True)
+class StoredGeneration:
+    """The manifest's record of one generation on disk.
+
+    Attributes:
+        generation: the generation that trains on these items.
+        count: the number of items.
+        shards: ``(file name, rows)`` of each shard, in order.
+        sampled_at_step: the global step of the model that sampled them.
+        settings: the loop's settings fingerprint when they were made; a resumed run reuses
+            them only when its own is the same.
+        seconds_sampling: time spent sampling.
+        seconds_correcting: time spent correcting.
+    """
+
+    generation: int
+    count: int
+    shards: tuple[tuple[str, int], ...]
+    sampled_at_step: int
+    settings: dict[str, Any]
+    seconds_sampling: float
+    seconds_correcting: float
+
+    def to_json(self) -> dict[str, Any]:
+        """The JSON record, with the mode, λ, corrector, strength and seed spelled out for readers."""
+        corrector = self.settings.get("corrector")
+        return {
+            "generation": self.generation,
+            "count": self.count,
+            "shards": [[name, rows] for name, rows in self.shards],
+            "sampled_at_step": self.sampled_at_step,
+            "fingerprint": self.settings,
+            "seconds_sampling": self.seconds_sampling,
+            "seconds_correcting": self.seconds_correcting,
+            "mode": self.settings.get("mode"),
+            "synthetic_fraction": self.settings.get("synthetic_fraction"),
+            "corrector": corrector["name"] if isinstance(corrector, dict) else None,
+            "strength": corrector["strength"] if isinstance(corrector, dict) else 0.0,
+            "seed": self.settings.get("seed"),
+        }
+
+    @classmethod
+    def from_json(cls, record: Mapping[str, Any]) -> StoredGeneration:
+        """Inverse of :meth:`to_json`."""
+        return cls(
+            generation=int(record["generation"]),
+            count=int(record["count"]),
+            shards=tuple((str(name), int(rows)) for name, rows in record["shards"]),
+            sampled_at_step=int(record["sampled_at_step"]),
+            settings=dict(record.get("fingerprint") or {}),
+            seconds_sampling=float(record["seconds_sampling"]),
+            seconds_correcting=float(record["seconds_correcting"]),
+        )
+
+
+@dataclass(frozen=True)
+class Manifest:
+    """A run's ``manifest.json``: its id, configuration, item structure and generations.
+
+    Attributes:
+        run_id: the run that owns the folder.
+        config: the loop's configuration, for readers.
+        item: the structure of the items (:meth:`ItemCodec.to_json`).
+        generations: one record per generation on disk, in order.
+    """
+
+    run_id: str
+    config: dict[str, Any]
+    item: dict[str, Any]
+    generations: tuple[StoredGeneration, ...] = ()
+
+    def records(self) -> dict[int, StoredGeneration]:
+        """The records by generation."""
+        return {record.generation: record for record in self.generations}
+
+    def with_generation(self, record: StoredGeneration) -> Manifest:
+        """This manifest with ``record`` as its last generation: records of the same and later
+        generations came from a history that is being redone and are dropped."""
+        kept = tuple(r for r in self.generations if r.generation < record.generation)
+        return Manifest(self.run_id, self.config, self.item, (*kept, record))
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "format": MANIFEST_FORMAT,
+            "run_id": self.run_id,
+            "config": self.config,
+            "item": self.item,
+            "generations": [record.to_json() for record in self.generations],
+        }
+
+    @classmethod
+    def from_json(cls, payload: Mapping[str, Any]) -> Manifest:
+        return cls(
+            str(payload["run_id"]),
+            dict(payload.get("config") or {}),
+            dict(payload.get("item") or {}),
+            tuple(StoredGeneration.from_json(r) for r in payload.get("generations", [])),
+        )
+
+
 class SyntheticStore:
-    """Reads and writes a run's synthetic generations under ``root``."""
+    """Reads and writes a run's synthetic generations and manifest under ``root``.
+
+    Examples:
+        >>> import tempfile
+        >>> real = RealData([torch.tensor([float(i)]) for i in range(4)], ItemCodec.infer(torch.zeros(1)))
+        >>> store = SyntheticStore(tempfile.mkdtemp())
+        >>> _ = store.create("run-a", {}, real.codec)
+        >>> batch = SyntheticBatch(torch.full((3, 1), 7.0), torch.tensor([0, 1, 2]))
+        >>> record = store.write_generation(
+        ...     1, batch, real, shard_rows=2, sampled_at_step=10, settings={}, seconds_sampling=0.0,
+        ...     seconds_correcting=0.0)
+        >>> record.shards, float(store.open_generation(record, real.codec)[2])
+        ((('shard_00000.safetensors', 2), ('shard_00001.safetensors', 1)), 7.0)
+    """
 
     def __init__(self, root: str | os.PathLike[str]):
         self.root = Path(root)
@@ -115,39 +231,83 @@ class SyntheticStore:
     def manifest_path(self) -> Path:
         return self.root / "manifest.json"
 
-    def read_manifest(self) -> dict[str, Any] | None:
+    @staticmethod
+    def folder_name(generation: int) -> str:
+        """The folder of generation ``generation``: ``gen_0001``."""
+        return f"gen_{generation:04d}"
+
+    # -- the manifest ------------------------------------------------------------------------
+    def read_manifest(self) -> Manifest | None:
         """The manifest, or ``None`` when there is none yet."""
         if not self.manifest_path.exists():
             return None
-        manifest: dict[str, Any] = json.loads(self.manifest_path.read_text())
-        if manifest.get("format") != MANIFEST_FORMAT:
+        payload: dict[str, Any] = json.loads(self.manifest_path.read_text())
+        if payload.get("format") != MANIFEST_FORMAT:
             raise ValueError(
-                f"{self.manifest_path} has manifest format {manifest.get('format')!r};"
+                f"{self.manifest_path} has manifest format {payload.get('format')!r};"
                 f" this version reads format {MANIFEST_FORMAT}."
             )
-        return manifest
+        return Manifest.from_json(payload)
 
-    def write_manifest(self, manifest: dict[str, Any]) -> None:
+    def write_manifest(self, manifest: Manifest) -> None:
         """Replace the manifest atomically."""
         self.root.mkdir(parents=True, exist_ok=True)
-        _atomic_write_json(self.manifest_path, {**manifest, "format": MANIFEST_FORMAT})
+        _atomic_write_json(self.manifest_path, manifest.to_json())
 
-    @staticmethod
-    def folder_name(generation: int) -> str:
-        return f"gen_{generation:04d}"
+    def create(self, run_id: str, config: Mapping[str, Any], codec: ItemCodec) -> Manifest:
+        """Start the manifest of a new run (no generations yet)."""
+        manifest = Manifest(run_id, dict(config), codec.to_json())
+        self.write_manifest(manifest)
+        return manifest
 
+    def records(self) -> dict[int, StoredGeneration]:
+        """The generations on disk, by generation (none without a manifest)."""
+        manifest = self.read_manifest()
+        return {} if manifest is None else manifest.records()
+
+    # -- generations -------------------------------------------------------------------------
     def write_generation(
         self,
         generation: int,
-        tensors: Mapping[str, Tensor],
-        strings: Mapping[str, list[str]],
+        batch: SyntheticBatch,
+        real: RealData,
+        *,
         shard_rows: int,
-    ) -> list[tuple[str, int]]:
-        """Write one generation's tensors (first dimension = item) atomically.
+        sampled_at_step: int,
+        settings: Mapping[str, Any],
+        seconds_sampling: float,
+        seconds_correcting: float,
+    ) -> StoredGeneration:
+        """Store one generation's items and add its record to the manifest.
 
-        Returns:
-            ``(file name, rows)`` of each shard written.
+        Each synthetic item keeps the other fields (labels, prompts, ...) of its source real
+        item ``batch.source_index``. The folder is complete before the manifest names it.
+
+        Raises:
+            FileNotFoundError: the run has no manifest (:meth:`create` first).
         """
+        manifest = self.read_manifest()
+        if manifest is None:
+            raise FileNotFoundError(f"{self.manifest_path} is missing; the store of a run starts with `create`.")
+        codec = real.codec
+        fields, strings = codec.encode_fields(real.items(batch.source_index.tolist())) if codec.other_keys else ({}, {})
+        tensors = {"data": batch.data, "source_index": batch.source_index.to(torch.int64), **fields}
+        shards = self._write_folder(generation, tensors, strings, shard_rows)
+        record = StoredGeneration(
+            generation=generation,
+            count=len(batch),
+            shards=tuple(shards),
+            sampled_at_step=sampled_at_step,
+            settings=json.loads(json.dumps(dict(settings))),  # stored as read back
+            seconds_sampling=seconds_sampling,
+            seconds_correcting=seconds_correcting,
+        )
+        self.write_manifest(manifest.with_generation(record))
+        return record
+
+    def _write_folder(
+        self, generation: int, tensors: Mapping[str, Tensor], strings: Mapping[str, list[str]], shard_rows: int
+    ) -> list[tuple[str, int]]:
         count = int(next(iter(tensors.values())).shape[0])
         self.root.mkdir(parents=True, exist_ok=True)
         final = self.root / self.folder_name(generation)
@@ -175,25 +335,33 @@ class SyntheticStore:
             raise
         return shards
 
-    def open_generation(self, generation: int, shards: list[tuple[str, int]], codec: ItemCodec) -> SyntheticSet:
+    def open_generation(self, record: StoredGeneration, codec: ItemCodec) -> SyntheticSet:
         """The lazily read dataset of one generation."""
-        return SyntheticSet(self.root / self.folder_name(generation), shards, codec)
+        return SyntheticSet(self.root / self.folder_name(record.generation), list(record.shards), codec)
 
+    # -- the exchange between ranks ------------------------------------------------------------
     def exchange_path(self, generation: int, rank: int) -> Path:
         """Where rank ``rank`` leaves its raw samples for rank 0 (multi-process runs)."""
-        return self.root / ".exchange" / f"gen_{generation:04d}_rank_{rank:05d}.safetensors"
+        return self.root / ".exchange" / f"{self.folder_name(generation)}_rank_{rank:05d}.safetensors"
 
-    def write_exchange(self, generation: int, rank: int, tensors: Mapping[str, Tensor]) -> None:
+    def write_exchange(self, generation: int, rank: int, batch: SyntheticBatch) -> None:
+        """Leave this rank's share of generation ``generation``'s raw samples."""
         path = self.exchange_path(generation, rank)
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(f".{path.name}.tmp-{uuid.uuid4().hex}")
-        save_file({k: v.contiguous() for k, v in tensors.items()}, str(tmp))
+        tensors = {"data": batch.data.contiguous(), "source_index": batch.source_index.contiguous()}
+        save_file(tensors, str(tmp))
         os.replace(tmp, path)
 
-    def read_exchange(self, generation: int, rank: int) -> dict[str, Tensor]:
-        with safe_open(str(self.exchange_path(generation, rank)), framework="pt") as handle:
-            return {name: handle.get_tensor(name) for name in handle.keys()}
-
-    def clear_exchange(self, generation: int, world_size: int) -> None:
+    def gather_exchange(self, generation: int, world_size: int, real: RealData) -> SyntheticBatch:
+        """Every rank's share, in rank order, with the conditions of their source items; the
+        exchange files are removed."""
+        parts = []
+        for rank in range(world_size):
+            with safe_open(str(self.exchange_path(generation, rank)), framework="pt") as handle:
+                parts.append({name: handle.get_tensor(name) for name in handle.keys()})
+        source = torch.cat([p["source_index"] for p in parts])
+        batch = SyntheticBatch(torch.cat([p["data"] for p in parts]), source, real.conditions_of(source))
         for rank in range(world_size):
             self.exchange_path(generation, rank).unlink(missing_ok=True)
+        return batch

@@ -1,6 +1,13 @@
 """Per-generation evaluation: point-cloud metrics; FID, KID, precision/recall, accuracy, diversity of images."""
 
-from sclc_lightning.metrics.features import DomainClassifier, FeatureView, load_or_train_classifier
+from sclc_lightning.metrics.classifier import (
+    DomainClassifier,
+    MotionClassifier,
+    load_or_train_classifier,
+    train_classifier,
+)
+from sclc_lightning.metrics.feature_distance import FeatureDistanceEvaluator, FeatureSpace
+from sclc_lightning.metrics.features import FeatureView
 from sclc_lightning.metrics.functional import (
     feature_diversity,
     frechet_distance,
@@ -14,8 +21,11 @@ from sclc_lightning.metrics.point_metrics import PointMetrics
 
 __all__ = [
     "DomainClassifier",
+    "FeatureDistanceEvaluator",
+    "FeatureSpace",
     "FeatureView",
     "ImageMetrics",
+    "MotionClassifier",
     "MotionMetrics",
     "PointMetrics",
     "feature_diversity",
@@ -24,4 +34,5 @@ __all__ = [
     "mmd_rbf",
     "mode_statistics",
     "moment_drift",
+    "train_classifier",
 ]

@@ -16,8 +16,8 @@ from torch import Tensor, nn
 from tqdm.auto import tqdm
 from typing_extensions import override
 
+from sclc_lightning._trainer import current_generation, eval_mode
 from sclc_lightning.data.budget import derive_seed
-from sclc_lightning.loop import current_generation, eval_mode
 
 __all__ = [
     "GenerationEvaluator",

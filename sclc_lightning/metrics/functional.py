@@ -1,4 +1,5 @@
-"""Metrics between point clouds, as pure functions."""
+"""Metrics between point clouds and feature sets, as pure functions returning float64 tensors
+(0-d, or a pair of 0-d tensors), as torchmetrics' functional API does; ``float(...)`` them to log."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from sclc_lightning.models.gaussian import gaussian_w2
 __all__ = ["feature_diversity", "frechet_distance", "mmd_rbf", "mode_statistics", "moment_drift"]
 
 
-def frechet_distance(samples: Tensor, reference: Tensor) -> float:
+def frechet_distance(samples: Tensor, reference: Tensor) -> Tensor:
     r"""Fréchet distance: the closed-form W2 distance between Gaussians fitted to both sets.
 
     .. math::
@@ -22,15 +23,16 @@ def frechet_distance(samples: Tensor, reference: Tensor) -> float:
         reference: shape ``(num_ref, dim)``.
     """
     s, r = samples.double().flatten(1), reference.double().flatten(1)
-    return gaussian_w2(
+    distance = gaussian_w2(
         s.mean(0),
         torch.cov(s.T).reshape(s.shape[1], s.shape[1]),
         r.mean(0),
         torch.cov(r.T).reshape(r.shape[1], r.shape[1]),
     )
+    return torch.tensor(distance, dtype=torch.float64)
 
 
-def mode_statistics(samples: Tensor, centres: Tensor, radius: float) -> tuple[float, float]:
+def mode_statistics(samples: Tensor, centres: Tensor, radius: float) -> tuple[Tensor, Tensor]:
     """Mode coverage and within-mode spread of a mixture.
 
     Returns:
@@ -40,20 +42,20 @@ def mode_statistics(samples: Tensor, centres: Tensor, radius: float) -> tuple[fl
     distance = torch.cdist(samples.double(), centres.double())
     nearest, mode = distance.min(dim=1)
     close = nearest <= radius
-    covered = torch.unique(mode[close]).numel()
-    spread = float(nearest[close].mean()) if bool(close.any()) else float("nan")
-    return covered / centres.shape[0], spread
+    coverage = torch.tensor(torch.unique(mode[close]).numel() / centres.shape[0], dtype=torch.float64)
+    spread = nearest[close].mean() if bool(close.any()) else torch.tensor(float("nan"), dtype=torch.float64)
+    return coverage, spread
 
 
-def moment_drift(samples: Tensor, reference: Tensor) -> tuple[float, float]:
+def moment_drift(samples: Tensor, reference: Tensor) -> tuple[Tensor, Tensor]:
     """``(‖μ_s − μ_r‖, ‖Σ_s − Σ_r‖_F)``: how far the mean and the covariance have moved."""
     s, r = samples.double().flatten(1), reference.double().flatten(1)
     cov_s = torch.cov(s.T).reshape(s.shape[1], s.shape[1])
     cov_r = torch.cov(r.T).reshape(r.shape[1], r.shape[1])
-    return float((s.mean(0) - r.mean(0)).norm()), float((cov_s - cov_r).norm())
+    return (s.mean(0) - r.mean(0)).norm(), (cov_s - cov_r).norm()
 
 
-def mmd_rbf(samples: Tensor, reference: Tensor, bandwidth: float | None = None) -> float:
+def mmd_rbf(samples: Tensor, reference: Tensor, bandwidth: float | None = None) -> Tensor:
     r"""Unbiased squared maximum mean discrepancy with a Gaussian kernel
     :math:`k(x, y) = \exp(-\|x - y\|^2 / (2 h^2))`.
 
@@ -77,7 +79,7 @@ def mmd_rbf(samples: Tensor, reference: Tensor, bandwidth: float | None = None) 
     m, n = x.shape[0], y.shape[0]
     within_x = (kxx.sum() - kxx.diagonal().sum()) / (m * (m - 1))
     within_y = (kyy.sum() - kyy.diagonal().sum()) / (n * (n - 1))
-    return float(within_x + within_y - 2 * kxy.mean())
+    return within_x + within_y - 2 * kxy.mean()
 
 
 def feature_diversity(
@@ -85,7 +87,7 @@ def feature_diversity(
     labels: Tensor | None = None,
     num_pairs: int = 300,
     generator: torch.Generator | None = None,
-) -> float:
+) -> Tensor:
     """Mean distance between randomly paired feature vectors (the diversity score of
     motion- and image-generation evaluations): larger is more diverse.
 
@@ -111,5 +113,7 @@ def feature_diversity(
         first = group[torch.randint(len(group), (num_pairs,), generator=generator)]
         offset = torch.randint(1, len(group), (num_pairs,), generator=generator)  # never the same item
         second = group[(torch.searchsorted(group, first) + offset) % len(group)]
-        means.append(float((x[first] - x[second]).norm(dim=1).mean()))
-    return sum(means) / len(means) if means else float("nan")
+        means.append((x[first] - x[second]).norm(dim=1).mean())
+    if not means:
+        return torch.tensor(float("nan"), dtype=torch.float64)
+    return sum(means[1:], means[0]) / len(means)

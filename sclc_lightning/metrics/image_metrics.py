@@ -9,32 +9,19 @@ import lightning.pytorch as pl
 from safetensors.torch import load_file, save_file
 from torch import Tensor, nn
 from torch.utils.data import DataLoader
-from torchmetrics.image.fid import FrechetInceptionDistance
 from torchmetrics.image.kid import KernelInceptionDistance
 from typing_extensions import override
 
-from sclc_lightning.data.budget import make_generator
-from sclc_lightning.loop import find_loop
-from sclc_lightning.metrics._evaluator import (
-    GenerationEvaluator,
-    Precomputed,
-    collect,
-    conditions_for,
-    extract,
-    held_out,
-)
-from sclc_lightning.metrics.features import (
-    FeatureView,
-    InceptionFeatures,
-    inception_weights_path,
-    load_or_train_classifier,
-)
-from sclc_lightning.metrics.functional import feature_diversity
+from sclc_lightning._trainer import find_loop
+from sclc_lightning.metrics._evaluator import Precomputed, collect, extract, held_out
+from sclc_lightning.metrics.classifier import load_or_train_classifier
+from sclc_lightning.metrics.feature_distance import FeatureDistanceEvaluator, FeatureSpace
+from sclc_lightning.metrics.features import FeatureView, InceptionFeatures, inception_weights_path
 
 __all__ = ["ImageMetrics"]
 
 
-class ImageMetrics(GenerationEvaluator):
+class ImageMetrics(FeatureDistanceEvaluator):
     """After every ``every`` generations, sample ``num_samples`` images (the same count each
     time, shared out over the DDP ranks and gathered) and compare them with the DataModule's
     held-out images. Logged:
@@ -71,8 +58,6 @@ class ImageMetrics(GenerationEvaluator):
         seed: seed of the evaluation draws.
     """
 
-    headline = "fid"
-
     def __init__(
         self,
         num_samples: int = 1000,
@@ -100,10 +85,9 @@ class ImageMetrics(GenerationEvaluator):
         if reference not in ("test", "train"):
             raise ValueError(f"`reference` must be 'test' or 'train', got {reference!r}.")
         self.reference_split = reference
-        self._ready = False
 
-    # -- setup: classifier and reference statistics, once per run --------------------------
-    def _held_out(self, trainer: pl.Trainer) -> tuple[Tensor, Tensor | None]:
+    # -- once per run: the feature network and the reference features ------------------------
+    def _reference_images(self, trainer: pl.Trainer) -> tuple[Tensor, Tensor | None]:
         if self.reference_split == "test":
             return held_out(trainer, "ImageMetrics")
         loop = find_loop(trainer)
@@ -111,42 +95,37 @@ class ImageMetrics(GenerationEvaluator):
             raise ValueError("ImageMetrics with reference='train' needs the SelfConsumingLoop (its real data).")
         return collect(DataLoader(loop.real_data.dataset, batch_size=self.batch_size))
 
-    def _prepare(self, trainer: pl.Trainer) -> None:
-        self.reference, self.reference_labels = self._held_out(trainer)
-        subset = min(self.kid_subset_size, self.num_samples, len(self.reference))
-        view: nn.Module
+    def feature_space(self, trainer: pl.Trainer) -> FeatureSpace:
+        reference, labels = self._reference_images(trainer)
+        view: InceptionFeatures | FeatureView
+        head: nn.Module | None = None
         if self.feature == "inception":
-            self.classifier = None
             view = InceptionFeatures(self.inception_weights)
             key = view.key()
         else:
             loop = find_loop(trainer)
             if loop is None:
                 raise ValueError("ImageMetrics with feature='domain' needs the SelfConsumingLoop (its real data).")
-            assert self.num_classes is not None
-            self.classifier, key = load_or_train_classifier(
-                loop.real_data.dataset, self.num_classes, self.cache_dir, self.classifier_epochs, self.seed
+            classifier, key = load_or_train_classifier(
+                loop.real_data.dataset, self.num_classes or 0, self.cache_dir, self.classifier_epochs, self.seed
             )
-            view = FeatureView(self.classifier)
-        self.view = view.to(trainer.strategy.root_device)
-        self.real_features = self._reference_features(key)
-        # FID and KID take the features computed here once, for the held-out and generated images.
-        self.fid = FrechetInceptionDistance(feature=Precomputed(view.num_features), reset_real_features=False)
+            view, head = FeatureView(classifier), classifier.head
+        encoder = view.to(trainer.strategy.root_device)
+        features = self._reference_features(encoder, reference, key)
+        subset = min(self.kid_subset_size, self.num_samples, len(reference))
+        # KID takes the features computed once, as FID does (see the base class).
         self.kid = KernelInceptionDistance(
             feature=Precomputed(view.num_features), reset_real_features=False, subset_size=subset
         )
-        self.fid.update(self.real_features, real=True)
-        self.kid.update(self.real_features, real=True)
-        pairs = make_generator(self.seed, "evaluate", 0, 2)
-        self.real_diversity = feature_diversity(self.real_features, generator=pairs)
-        self._ready = True
+        self.kid.update(features, real=True)
+        return FeatureSpace(encoder, view.num_features, features, labels, head)
 
-    def _reference_features(self, key: str) -> Tensor:
-        digest = hashlib.sha256(self.reference.float().numpy().tobytes()).hexdigest()[:16]
+    def _reference_features(self, encoder: nn.Module, reference: Tensor, key: str) -> Tensor:
+        digest = hashlib.sha256(reference.float().numpy().tobytes()).hexdigest()[:16]
         path = self.cache_dir / f"reference-{key}-{digest}.safetensors"
         if path.exists():
             return load_file(str(path))["features"]
-        features = extract(self.view, self.reference, self.batch_size)
+        features = extract(encoder, reference, self.batch_size)
         path.parent.mkdir(parents=True, exist_ok=True)
         save_file({"features": features.contiguous()}, str(path))
         return features
@@ -157,35 +136,29 @@ class ImageMetrics(GenerationEvaluator):
             inception_weights_path(self.inception_weights)  # fail before training, not after a generation
 
     # -- per generation ---------------------------------------------------------------------
-    def evaluate(self, trainer: pl.Trainer, pl_module: pl.LightningModule, generation: int) -> dict[str, float]:
-        if not self._ready:
-            self._prepare(trainer)
-        labels = None
-        if self.reference_labels is not None and getattr(pl_module.hparams, "get", lambda _k: None)("num_classes"):
-            labels = conditions_for(self.reference_labels, self.num_samples)
-        samples = self.draw(trainer, pl_module, generation, labels).float()
-        features = extract(self.view, samples, self.batch_size)
-        self.fid.reset()
-        self.kid.reset()
-        self.fid.update(features, real=False)
-        self.kid.update(features, real=False)
-        kid_mean, kid_std = self.kid.compute()
-        metrics = {"fid": float(self.fid.compute()), "kid_mean": float(kid_mean), "kid_std": float(kid_std)}
-        metrics.update(self._precision_recall(features, self.real_features))
-        pairs = make_generator(self.seed, "evaluate", generation, 1)
-        metrics["diversity"] = feature_diversity(features, generator=pairs)
-        metrics["diversity_ratio"] = metrics["diversity"] / self.real_diversity
-        if labels is not None:
-            metrics["class_diversity"] = feature_diversity(features, labels, generator=pairs)
-            if self.classifier is not None:  # the domain classifier's head on the features just computed
-                predicted = extract(self.classifier.head, features, self.batch_size).argmax(dim=1)
-                metrics["class_accuracy"] = float((predicted == labels).float().mean())
-        return metrics
+    def requested_labels(self, pl_module: pl.LightningModule, reference_labels: Tensor | None) -> Tensor | None:
+        conditional = getattr(pl_module.hparams, "get", lambda _k: None)("num_classes")
+        return super().requested_labels(pl_module, reference_labels) if conditional else None
 
-    def _precision_recall(self, fake: Tensor, real: Tensor) -> dict[str, float]:
+    def extra_metrics(
+        self, space: FeatureSpace, samples: Tensor, features: Tensor, generation: int
+    ) -> dict[str, float]:
         from torch_fidelity.metric_prc import prc_features_to_metric
 
-        out = prc_features_to_metric(
-            fake, real, prc_neighborhood=self.prc_neighborhood, prc_batch_size=10_000, save_cpu_ram=True, verbose=False
+        self.kid.reset()
+        self.kid.update(features, real=False)
+        kid_mean, kid_std = self.kid.compute()
+        prc = prc_features_to_metric(
+            features,
+            space.reference_features,
+            prc_neighborhood=self.prc_neighborhood,
+            prc_batch_size=10_000,
+            save_cpu_ram=True,
+            verbose=False,
         )
-        return {"precision": float(out["precision"]), "recall": float(out["recall"])}
+        return {
+            "kid_mean": float(kid_mean),
+            "kid_std": float(kid_std),
+            "precision": float(prc["precision"]),
+            "recall": float(prc["recall"]),
+        }

@@ -8,18 +8,17 @@ from pathlib import Path
 import lightning.pytorch as pl
 import numpy as np
 from torch import Tensor
-from torchmetrics.image.fid import FrechetInceptionDistance
 
-from sclc_lightning.data.budget import make_generator
-from sclc_lightning.loop import find_loop
-from sclc_lightning.metrics._evaluator import GenerationEvaluator, Precomputed, conditions_for, extract, held_out
-from sclc_lightning.metrics.features import FeatureView, load_or_train_classifier
-from sclc_lightning.metrics.functional import feature_diversity
+from sclc_lightning._trainer import find_loop
+from sclc_lightning.metrics._evaluator import extract, held_out
+from sclc_lightning.metrics.classifier import load_or_train_classifier
+from sclc_lightning.metrics.feature_distance import FeatureDistanceEvaluator, FeatureSpace
+from sclc_lightning.metrics.features import FeatureView
 
 __all__ = ["MotionMetrics"]
 
 
-class MotionMetrics(GenerationEvaluator):
+class MotionMetrics(FeatureDistanceEvaluator):
     """After every ``every`` generations, sample ``num_samples`` motions (the held-out labels,
     repeated, as conditions; shared out over DDP ranks) and log:
 
@@ -46,7 +45,7 @@ class MotionMetrics(GenerationEvaluator):
         seed: seed of the evaluation draws.
     """
 
-    headline = "fid"
+    accuracy_key = "matching_accuracy"
 
     def __init__(
         self,
@@ -63,30 +62,22 @@ class MotionMetrics(GenerationEvaluator):
         self.num_classes = num_classes
         self.cache_dir = Path(cache_dir) if cache_dir else Path.home() / ".cache" / "sclc_lightning"
         self.classifier_epochs, self.physics_workers = classifier_epochs, physics_workers
-        self._ready = False
 
-    def _prepare(self, trainer: pl.Trainer) -> None:
+    def feature_space(self, trainer: pl.Trainer) -> FeatureSpace:
         reference, labels = held_out(trainer, "MotionMetrics")
         if labels is None:
             raise ValueError("MotionMetrics needs labelled held-out motions (items `(motion, label)`).")
-        self.reference, self.reference_labels = reference.float(), labels
         loop = find_loop(trainer)
         if loop is None:
             raise ValueError("MotionMetrics needs the SelfConsumingLoop (its real data trains the classifier).")
-        self.classifier, _ = load_or_train_classifier(
+        classifier, _ = load_or_train_classifier(
             loop.real_data.dataset, self.num_classes, self.cache_dir, self.classifier_epochs, self.seed, kind="motion"
         )
-        self.encoder = FeatureView(self.classifier)
-        # FID takes the features computed here once, for the held-out and the generated motions.
-        self.fid = FrechetInceptionDistance(
-            feature=Precomputed(self.classifier.num_features), reset_real_features=False
-        )
-        real_features = extract(self.encoder, self.reference, self.batch_size)
-        self.fid.update(real_features, real=True)
-        pairs = make_generator(self.seed, "evaluate", 0, 2)
-        self.real_diversity = feature_diversity(real_features, generator=pairs)
-        self.real_physics = self._physics(self.reference)
-        self._ready = True
+        encoder = FeatureView(classifier)
+        reference = reference.float()
+        features = extract(encoder, reference, self.batch_size)
+        self.real_physics = {f"real_{k}": v for k, v in self._physics(reference).items()}
+        return FeatureSpace(encoder, classifier.num_features, features, labels, classifier.head)
 
     def _physics(self, motions: Tensor) -> dict[str, float]:
         from sclc_lightning.physics import physics_violations
@@ -94,23 +85,7 @@ class MotionMetrics(GenerationEvaluator):
         values = physics_violations(motions.double().numpy(), num_workers=self.physics_workers)
         return {key: float(np.mean(v)) for key, v in values.items()}
 
-    def evaluate(self, trainer: pl.Trainer, pl_module: pl.LightningModule, generation: int) -> dict[str, float]:
-        if not self._ready:
-            self._prepare(trainer)
-        labels = conditions_for(self.reference_labels, self.num_samples)
-        samples = self.draw(trainer, pl_module, generation, labels).float()
-        features = extract(self.encoder, samples, self.batch_size)
-        self.fid.reset()
-        self.fid.update(features, real=False)
-        predicted = extract(self.classifier.head, features, self.batch_size).argmax(dim=1)
-        pairs = make_generator(self.seed, "evaluate", generation, 1)
-        metrics = {
-            "fid": float(self.fid.compute()),
-            "matching_accuracy": float((predicted == labels).float().mean()),
-            "diversity": feature_diversity(features, generator=pairs),
-            "class_diversity": feature_diversity(features, labels, generator=pairs),
-        }
-        metrics["diversity_ratio"] = metrics["diversity"] / self.real_diversity
-        metrics.update(self._physics(samples))
-        metrics.update({f"real_{k}": v for k, v in self.real_physics.items()})
-        return metrics
+    def extra_metrics(
+        self, space: FeatureSpace, samples: Tensor, features: Tensor, generation: int
+    ) -> dict[str, float]:
+        return {**self._physics(samples), **self.real_physics}

@@ -43,9 +43,9 @@ class PointMetrics(GenerationEvaluator):
             self._reference = held_out(trainer, "PointMetrics")[0]
         reference = self._reference
         samples = self.draw(trainer, pl_module, generation)
-        metrics = {"frechet": frechet_distance(samples, reference), "mmd": mmd_rbf(samples, reference)}
-        metrics["mean_drift"], metrics["cov_drift"] = moment_drift(samples, reference)
+        values = {"frechet": frechet_distance(samples, reference), "mmd": mmd_rbf(samples, reference)}
+        values["mean_drift"], values["cov_drift"] = moment_drift(samples, reference)
         centres = getattr(trainer.datamodule, "centres", None)  # type: ignore[attr-defined]
         if isinstance(centres, Tensor):
-            metrics["mode_coverage"], metrics["mode_spread"] = mode_statistics(samples, centres, self.mode_radius)
-        return metrics
+            values["mode_coverage"], values["mode_spread"] = mode_statistics(samples, centres, self.mode_radius)
+        return {name: float(value) for name, value in values.items()}

@@ -82,7 +82,7 @@ RECIPES = Path(__file__).parents[2] / "recipes"
     ],
 )
 def test_paper_size_recipes_instantiate(tmp_path: Path, recipe: str, model: str, min_params: float) -> None:
-    from sclc_lightning.cli import SCLCCLI
+    from sclc_lightning.lightning_cli import SCLCCLI
 
     cli = SCLCCLI(["--config", str(RECIPES / f"{recipe}.yaml"), "--run_dir", str(tmp_path)], run=False)
     assert type(cli.model).__name__ == model

@@ -27,7 +27,7 @@ def test_small_variant_runs_the_physics_and_uncorrected_arms(tmp_path: Path) -> 
 
 
 def test_paper_size_motion_recipe_instantiates(tmp_path: Path) -> None:
-    from sclc_lightning.cli import SCLCCLI
+    from sclc_lightning.lightning_cli import SCLCCLI
 
     cli = SCLCCLI(["--config", str(RECIPES / "motion_physics.yaml"), "--run_dir", str(tmp_path)], run=False)
     model = cli.model
@@ -41,7 +41,7 @@ def test_paper_size_motion_recipe_instantiates(tmp_path: Path) -> None:
 
 
 def test_large_set_overrides_of_the_header(tmp_path: Path) -> None:
-    from sclc_lightning.cli import SCLCCLI
+    from sclc_lightning.lightning_cli import SCLCCLI
 
     large = ["--data.init_args.n", "2794", "--loop.synthetic_fraction", "0.1"]
     large += ["--loop.initial_images", "200000", "--loop.images_per_generation", "40000"]

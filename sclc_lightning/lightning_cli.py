@@ -1,0 +1,170 @@
+"""``sclc fit``, ``sclc validate`` and ``sclc test``: LightningCLI with the loop under ``loop:``.
+
+Model, data, trainer and the :class:`~sclc_lightning.SelfConsumingLoop` are
+``class_path``/``init_args`` YAML, and any value can be overridden on the command line. Every
+run gets its own directory (``--run_dir``, default ``runs/<recipe>/<timestamp>``) holding the
+resolved ``config.yaml``, Lightning checkpoints and logs, the synthetic data and its manifest,
+and ``metrics.csv`` with one row per generation. ``--init_weights PATH`` (with
+``--loop.initial_images 0``) starts from a trained generation 0, see :mod:`sclc_lightning.weights`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from jsonargparse import Namespace
+from lightning.pytorch import LightningDataModule, LightningModule, Trainer
+from lightning.pytorch.cli import LightningCLI, SaveConfigCallback
+from lightning.pytorch.utilities import rank_zero_info
+
+from sclc_lightning.generation_csv import GenerationCSV
+from sclc_lightning.loop import SelfConsumingLoop
+from sclc_lightning.weights import load_initial_weights
+
+__all__ = ["SCLCCLI", "run_lightning_cli"]
+
+
+class _SaveConfigToRunDir(SaveConfigCallback):
+    """Writes the resolved configuration to ``<run_dir>/config.yaml``."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs["save_to_log_dir"] = False
+        super().__init__(*args, **kwargs)
+
+    def save_config(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
+        if trainer.is_global_zero:
+            path = Path(trainer.default_root_dir) / self.config_filename
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self.parser.save(self.config, str(path), skip_none=False, overwrite=True, multifile=False)
+        # The run's configuration (lambda, gamma, mode, corrector, model, data) in every logger.
+        config = json.loads(json.dumps(self.config.as_dict(), default=str))
+        for logger in trainer.loggers:
+            logger.log_hyperparams(config)
+
+
+class SCLCCLI(LightningCLI):
+    """LightningCLI with the loop under its own ``loop:`` key and a directory per run."""
+
+    def __init__(self, args: Sequence[str] | None = None, run: bool = True) -> None:
+        super().__init__(
+            model_class=LightningModule,
+            datamodule_class=LightningDataModule,
+            subclass_mode_model=True,
+            subclass_mode_data=True,
+            save_config_callback=_SaveConfigToRunDir,
+            trainer_defaults={"max_epochs": -1, "callbacks": [GenerationCSV()]},
+            args=list(args) if args is not None else None,
+            run=run,
+            auto_configure_optimizers=False,
+        )
+
+    def add_arguments_to_parser(self, parser: Any) -> None:
+        parser.add_lightning_class_args(SelfConsumingLoop, "loop")
+        parser.add_argument(
+            "--wandb",
+            type=bool,
+            default=True,
+            help="Also log to W&B through WandbLogger when the trainer has no logger configured: offline"
+            " unless WANDB_MODE=online; WANDB_MODE=disabled turns it off.",
+        )
+        parser.add_argument(
+            "--init_weights",
+            type=str | None,
+            default=None,
+            help="Start from these weights (a converged or pretrained generation 0, usually with"
+            " --loop.initial_images 0): a Lightning checkpoint, a safetensors file or a diffusers model"
+            " folder. Not used when resuming with --ckpt_path.",
+        )
+        parser.add_argument(
+            "--init_weights_module",
+            type=str | None,
+            default=None,
+            help="Load --init_weights into this submodule of the model (e.g. 'unet' for a diffusers UNet).",
+        )
+        parser.add_argument(
+            "--run_dir",
+            type=str | None,
+            default=None,
+            help="Directory of this run (default: runs/<config name>/<timestamp>).",
+        )
+
+    def before_instantiate_classes(self) -> None:
+        config = self.config[self.subcommand] if self.subcommand else self.config
+        if not config.get("run_dir"):
+            configs = config.get("config") or []
+            name = Path(str(configs[-1])).stem if configs else "run"
+            config.run_dir = os.path.join("runs", name, time.strftime("%Y%m%d-%H%M%S"))
+        config.trainer.default_root_dir = config.run_dir
+        if config.trainer.get("logger") in (None, True):
+            loggers = [
+                Namespace(
+                    class_path="lightning.pytorch.loggers.CSVLogger",
+                    init_args=Namespace(save_dir=config.run_dir, name="logs"),
+                )
+            ]
+            mode = os.environ.get("WANDB_MODE", "offline").lower()
+            if config.get("wandb") and mode != "disabled":
+                # Offline unless the user's W&B settings say online; never asks for a key.
+                loggers.append(
+                    Namespace(
+                        class_path="lightning.pytorch.loggers.WandbLogger",
+                        init_args=Namespace(
+                            save_dir=config.run_dir,
+                            project=os.environ.get("WANDB_PROJECT", "sclc-lightning"),
+                            name=Path(config.run_dir).name,
+                            offline=mode not in ("online", "run"),
+                        ),
+                    )
+                )
+            config.trainer.logger = loggers
+        if config.loop.get("output_dir") is None:
+            config.loop.output_dir = os.path.join(config.run_dir, "synthetic")
+
+    def _load_init_weights(self) -> None:
+        config = self.config[self.subcommand]
+        if not config.get("init_weights") or config.get("ckpt_path"):
+            return  # a resumed run gets its weights from the checkpoint
+        loaded = load_initial_weights(self.model, config.init_weights, config.get("init_weights_module"))
+        rank_zero_info(
+            f"sclc: loaded {loaded['tensors']} tensors from {loaded['path']}"
+            f" into {type(self.model).__name__}{'.' + str(loaded['module']) if loaded['module'] else ''}."
+        )
+
+    def before_fit(self) -> None:
+        self._load_init_weights()
+
+    def before_validate(self) -> None:
+        self._load_init_weights()
+
+    def before_test(self) -> None:
+        self._load_init_weights()
+
+
+def _close_wandb(failed: bool) -> None:
+    """Finish the W&B run the command opened and wait until its files are written.
+
+    ``WandbLogger`` leaves the run open, and W&B writes an offline run's ``.wandb`` file from a
+    background service: without this, the file can still be empty when ``sclc fit`` returns.
+    """
+    wandb = sys.modules.get("wandb")
+    if wandb is None or getattr(wandb, "run", None) is None:
+        return
+    wandb.finish(exit_code=1 if failed else 0)
+    wandb.teardown()
+
+
+def run_lightning_cli(args: Sequence[str] | None) -> None:
+    """Run ``sclc fit|validate|test ARGS`` in this process (``None``: read ``sys.argv``) and close
+    the W&B run it opened, even when it fails."""
+    failed = True
+    try:
+        SCLCCLI(args)
+        failed = False
+    finally:
+        _close_wandb(failed)

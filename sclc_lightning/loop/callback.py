@@ -1,0 +1,294 @@
+r"""The :class:`SelfConsumingLoop` callback: self-consuming and self-correcting training in one fit.
+
+Generation 0 trains on the real data. At the start of each later generation :math:`t` the loop
+samples :math:`\lfloor \lambda n \rfloor` points from the model of generation :math:`t-1`,
+passes them through the corrector :math:`\pi_\gamma`, rebuilds the training set with the mixing
+policy (``mode``) and trains on a fixed number of samples drawn from it. One generation is one
+Lightning epoch, so the optimizer, LR schedulers, loggers and checkpoints carry over untouched
+(Gillman et al. 2024, Alg. 1; Bertrand et al. 2024, Alg. 1).
+
+The callback only wires the Lightning hooks to the modules that do the work: ``config``
+(arguments, fingerprint), ``takeover`` (trainer settings), ``real_source``, ``run`` (identity
+and resume), ``session`` (one fit), ``production`` (sample, correct, store), ``loader``,
+``seeding`` and ``records``.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import lightning.pytorch as pl
+from lightning.pytorch.utilities import rank_zero_info
+from typing_extensions import override
+
+from sclc_lightning import _lightning_compat as compat
+from sclc_lightning._trainer import GenerationalLoop
+from sclc_lightning.correctors.base import Corrector, ModuleCorrector
+from sclc_lightning.data.items import FieldKey
+from sclc_lightning.data.policies import MixingPolicy
+from sclc_lightning.data.real import RealData
+from sclc_lightning.loop.config import LoopConfig
+from sclc_lightning.loop.production import SyntheticProducer, describe_corrector
+from sclc_lightning.loop.real_source import RealSource, find_real_data
+from sclc_lightning.loop.records import GenerationRecord
+from sclc_lightning.loop.run import LoopState, open_run
+from sclc_lightning.loop.sampling import sample_arguments
+from sclc_lightning.loop.session import FitSession, preview_loader
+from sclc_lightning.loop.takeover import TrainerTakeover
+
+__all__ = ["SelfConsumingLoop"]
+
+
+class SelfConsumingLoop(GenerationalLoop):
+    r"""Train a generative LightningModule on its own (corrected) samples, generation after generation.
+
+    The LightningModule needs a ``sample(num_samples, *, generator=None, conditions=None)``
+    method returning a tensor of ``num_samples`` new data points (the data field of an item).
+    Everything else (``training_step``, optimizers, the DataModule) stays as it is.
+
+    Args:
+        synthetic_fraction: :math:`\lambda \ge 0`; each generation samples
+            :math:`\lfloor \lambda n \rfloor` points, ``n`` the size of the real training set
+            (the real subset's size in ``fresh`` mode). May exceed 1.
+        generations: :math:`T \ge 0`, the generations trained after generation 0.
+        images_per_generation: training samples per generation, summed over ranks, drawn from
+            the mixed set (rounded to whole batches on every rank, with a warning);
+            ``None`` means one pass over the current mixed set.
+        initial_images: the budget of generation 0 (default: ``images_per_generation``);
+            ``0`` skips training generation 0 because the model is already trained.
+        mode: the mixing policy, a :class:`~sclc_lightning.data.policies.MixingPolicy` or a
+            registered name: ``"augment"`` (real and the latest synthetic set), ``"accumulate"``
+            (real and every synthetic set so far), ``"replace"`` (the latest synthetic set only),
+            ``"fresh"`` (a new random real subset and the latest synthetic set) or your own
+            (:func:`~sclc_lightning.data.policies.register_mixing_policy`).
+        mode_kwargs: arguments of the registered policy, e.g. ``{"max_synthetic": 5000}`` for
+            ``accumulate`` or ``{"real_per_generation": 1000}`` for ``fresh``.
+        corrector: a :class:`~sclc_lightning.correctors.Corrector`, a registered name
+            (``"optimal_transport"``, ``"kmeans"``, ...) or ``None``. With ``None`` a ``correct``
+            method of the LightningModule is used if it has one, else no correction.
+        corrector_kwargs: arguments of the registered corrector, e.g. ``{"strength": 1.0}``.
+        output_dir: where synthetic data and the manifest go (default:
+            ``<trainer.log_dir or default_root_dir>/synthetic``). With DDP over several nodes it
+            must be a shared filesystem.
+        seed: every random draw of generation ``t`` on rank ``r`` is seeded from
+            ``(seed, t, r)``; the global torch/numpy/random generators are reseeded at the start
+            of each generation, so a resumed run continues exactly as an uninterrupted one.
+        sample_batch_size: points per ``sample`` call.
+        data_field: the generated field of tuple/dict items (default: position 0, or the first
+            tensor-valued key).
+        condition_field: the field passed to ``sample(..., conditions=...)`` (labels, prompts),
+            ``None`` for unconditional models.
+        shard_rows: rows per safetensors shard on disk.
+        real_per_generation: deprecated, use ``mode_kwargs={"real_per_generation": ...}``.
+        max_synthetic: deprecated, use ``mode_kwargs={"max_synthetic": ...}``.
+
+    Raises:
+        ValueError: an argument is out of range; the message names it and its value.
+
+    Examples:
+        >>> loop = SelfConsumingLoop(synthetic_fraction=0.5, generations=3, images_per_generation=256)
+        >>> trainer = pl.Trainer(callbacks=[loop], max_epochs=-1)  # doctest: +SKIP
+        >>> trainer.fit(model, datamodule=datamodule)  # doctest: +SKIP
+    """
+
+    def __init__(
+        self,
+        synthetic_fraction: float,
+        generations: int,
+        images_per_generation: int | None = None,
+        initial_images: int | None = None,
+        mode: MixingPolicy | str = "augment",
+        mode_kwargs: dict[str, Any] | None = None,
+        corrector: Corrector | str | None = None,
+        corrector_kwargs: dict[str, Any] | None = None,
+        output_dir: str | os.PathLike[str] | None = None,
+        seed: int = 0,
+        sample_batch_size: int = 1024,
+        data_field: FieldKey = None,
+        condition_field: FieldKey = None,
+        shard_rows: int = 65536,
+        real_per_generation: int | None = None,
+        max_synthetic: int | None = None,
+    ) -> None:
+        self.config = LoopConfig.from_arguments(
+            synthetic_fraction, generations, images_per_generation, initial_images, mode, mode_kwargs,
+            corrector, corrector_kwargs, output_dir, seed, sample_batch_size, data_field, condition_field,
+            shard_rows, real_per_generation=real_per_generation, max_synthetic=max_synthetic,
+        )  # fmt: skip
+        self._history: list[GenerationRecord] = []
+        self._takeover = TrainerTakeover()
+        self._corrector: Corrector | None = self.config.corrector
+        self._arguments: frozenset[str] = frozenset()
+        self._source: RealSource | None = None
+        self._session: FitSession | None = None
+        self._restored: LoopState | None = None
+
+    # ------------------------------------------------------------------ what users read ----
+    @property
+    def generations(self) -> int:
+        return self.config.generations
+
+    @property
+    def synthetic_fraction(self) -> float:
+        return self.config.synthetic_fraction
+
+    @property
+    def mode(self) -> MixingPolicy:
+        """The mixing policy."""
+        return self.config.policy
+
+    @property
+    def corrector(self) -> Corrector | None:
+        """The configured corrector (``None``: the module's ``correct`` if any, else none)."""
+        return self.config.corrector
+
+    @property
+    def history(self) -> list[GenerationRecord]:
+        """One record per generation trained (all fits of this callback)."""
+        return self._history
+
+    @property
+    def num_epochs(self) -> int:
+        """Lightning epochs the fit runs: one per trained generation."""
+        return self.config.num_epochs
+
+    def generation_of_epoch(self, epoch: int) -> int:
+        """The generation trained in Lightning epoch ``epoch``."""
+        return self.config.generation_of_epoch(epoch)
+
+    @property
+    def real_data(self) -> RealData:
+        """The real training data, as correctors see it (known once fitting has started)."""
+        if self._source is None:
+            raise RuntimeError("`real_data` is known once fitting has started.")
+        return self._source.real
+
+    @property
+    def n(self) -> int:
+        """``n``: the real items each generation sees (the whole real set, or the fresh subset)."""
+        n = self.config.policy.n(None if self._source is None else len(self._source.real))
+        if n is None:
+            raise RuntimeError("`n` is known once fitting has started.")
+        return n
+
+    @property
+    def num_synthetic(self) -> int:
+        r""":math:`\lfloor \lambda n \rfloor`."""
+        return self.config.num_synthetic(self.n)
+
+    def fingerprint(self) -> dict[str, Any]:
+        """The settings a resumed run must share with the run it resumes."""
+        item = None if self._source is None else self._source.real.codec.to_json()
+        return self.config.fingerprint(self._corrector, item)
+
+    @property
+    def state_key(self) -> str:
+        return "SelfConsumingLoop"
+
+    # ------------------------------------------------------------------ hooks --------------
+    @override
+    def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
+        if stage != "fit":
+            return
+        self._arguments = sample_arguments(pl_module, self.config.condition_field)
+        # A callback may serve several fits: forget what the previous one found.
+        self._source, self._session, self._restored = None, None, None
+        self._corrector = self.config.corrector
+        if self._corrector is None and callable(getattr(pl_module, "correct", None)):
+            self._corrector = ModuleCorrector(pl_module)
+        provider = lambda: self._train_dataloader(trainer, pl_module)  # noqa: E731
+        self._takeover.take(trainer, provider, self.config.num_epochs, self.config.generations)
+
+    @override
+    def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        source = self._real_source(trainer)
+        config, fingerprint = self.config, self.fingerprint()
+        root = config.output_dir
+        if root is None and self._restored is not None and self._restored.output_dir:
+            root = Path(self._restored.output_dir)
+        root = root or Path(trainer.log_dir or trainer.default_root_dir) / "synthetic"
+        described = {**fingerprint, "generations": config.generations, "n": self.n}
+        described.update(images_per_generation=config.images_per_generation, initial_images=config.initial_images)
+        described.pop("item", None)
+        run = open_run(trainer, root, source.real.codec, fingerprint, described, self._restored)
+        producer = SyntheticProducer(config, source.real, run.store, self._corrector, fingerprint, self._arguments)
+        self._session = FitSession(config, source, run.store, run.run_id, self._corrector, producer, run.records)
+        compat.invalidate_train_dataloader(trainer)
+        rank_zero_info(
+            f"SelfConsumingLoop: n={self.n} real items, {self.num_synthetic} synthetic per generation,"
+            f" generations {config.first_generation}..{config.generations} (one epoch each), mode"
+            f" {fingerprint['mode']!r}, corrector {describe_corrector(self._corrector)}, data in {run.store.root}."
+        )
+
+    @override
+    def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if self._session is not None:
+            self._session.progress.start_training()
+
+    @override
+    def on_train_batch_start(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, batch: Any, batch_idx: int
+    ) -> None:
+        if batch_idx == 0:
+            # Lightning's bar says "Epoch e"; one epoch is one generation here. The bar names its
+            # epoch after this callback's epoch hook, so rename it at the first batch.
+            text = f"Generation {self.generation_of_epoch(trainer.current_epoch)}/{self.config.generations}"
+            compat.describe_train_progress(trainer.progress_bar_callback, text)
+
+    @override
+    def on_validation_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if self._session is not None:
+            self._session.progress.start_validation()
+
+    @override
+    def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if self._session is not None:
+            self._session.progress.end_validation()
+
+    @override
+    def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if self._session is None:
+            return
+        record = self._session.progress.finish(self.generation_of_epoch(trainer.current_epoch))
+        self._history.append(record)
+        record.log(trainer)
+
+    @override
+    def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self._takeover.restore(trainer)
+
+    @override
+    def on_exception(self, trainer: pl.Trainer, pl_module: pl.LightningModule, exception: BaseException) -> None:
+        self._takeover.restore(trainer)
+
+    @override
+    def state_dict(self) -> dict[str, Any]:
+        session = self._session
+        return LoopState(
+            run_id=None if session is None else session.run_id,
+            fingerprint=self.fingerprint(),
+            output_dir=None if session is None else str(session.store.root),
+            last_generation=self._history[-1].generation if self._history else None,
+        ).to_dict()
+
+    @override
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self._restored = LoopState.from_dict(state_dict)
+
+    # ------------------------------------------------------------------ internals ----------
+    def _real_source(self, trainer: pl.Trainer) -> RealSource:
+        if self._source is None:
+            config = self.config
+            self._source = find_real_data(trainer, config.policy, config.data_field, config.condition_field)
+        return self._source
+
+    def _train_dataloader(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> Any:
+        """The provider Lightning calls at the start of every epoch (and earlier, for
+        ``estimated_stepping_batches``)."""
+        source = self._real_source(trainer)
+        if self._session is None:
+            return preview_loader(trainer, self.config, source)
+        generation = self.generation_of_epoch(compat.epoch_being_loaded(trainer))
+        return self._session.train_loader(trainer, pl_module, generation)

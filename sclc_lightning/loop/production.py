@@ -1,0 +1,165 @@
+r"""Producing one generation's synthetic data: sample on every rank, gather, correct, check and
+store on global rank zero, or reuse what is on disk when a resumed run made it from the same
+model state with the same settings."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import lightning.pytorch as pl
+from lightning.pytorch.utilities import rank_zero_info
+
+from sclc_lightning.correctors.base import Corrector
+from sclc_lightning.data.budget import make_generator
+from sclc_lightning.data.items import SyntheticBatch
+from sclc_lightning.data.real import RealData
+from sclc_lightning.data.store import StoredGeneration, SyntheticStore
+from sclc_lightning.loop.config import LoopConfig
+from sclc_lightning.loop.sampling import SyntheticDataError, agree, check_points, sample_share
+
+__all__ = ["Produced", "SyntheticProducer", "describe_corrector"]
+
+
+def describe_corrector(corrector: Corrector | None) -> str:
+    """``"name (strength γ)"`` for messages, ``"none"`` without a corrector."""
+    if corrector is None:
+        return "none"
+    described = corrector.describe()
+    return f"{described['name']} (strength {described['strength']})"
+
+
+@dataclass(frozen=True)
+class Produced:
+    """The outcome of :meth:`SyntheticProducer.ensure`.
+
+    Attributes:
+        records: every generation on disk, after this one was made or found.
+        written: whether the generation was written now (rather than reused).
+        seconds_sampling: time spent sampling it (as recorded, when reused).
+        seconds_correcting: time spent correcting it.
+    """
+
+    records: dict[int, StoredGeneration]
+    written: bool
+    seconds_sampling: float
+    seconds_correcting: float
+
+
+class SyntheticProducer:
+    r"""Makes each generation's :math:`\lfloor \lambda n \rfloor` corrected synthetic points.
+
+    Args:
+        config: the loop's settings.
+        real: the real data.
+        store: where generations are written.
+        corrector: the corrector in use, or ``None``.
+        fingerprint: the fit's settings, recorded with each generation.
+        arguments: the optional arguments the module's ``sample`` takes.
+    """
+
+    def __init__(
+        self,
+        config: LoopConfig,
+        real: RealData,
+        store: SyntheticStore,
+        corrector: Corrector | None,
+        fingerprint: Mapping[str, Any],
+        arguments: frozenset[str],
+    ) -> None:
+        self.config, self.real, self.store, self.corrector = config, real, store, corrector
+        self.fingerprint, self.arguments = dict(fingerprint), arguments
+        self._corrector_ready = False
+        self._announced_reuse: int | None = None
+
+    def ensure(
+        self,
+        trainer: pl.Trainer,
+        pl_module: pl.LightningModule,
+        generation: int,
+        records: dict[int, StoredGeneration],
+        total: int,
+    ) -> Produced:
+        """Make generation ``generation``'s ``total`` points unless ``records`` shows them made
+        from this model state (the current global step) with these settings."""
+        step = trainer.global_step
+        record = records.get(generation)
+        if record is not None and record.sampled_at_step == step and record.settings == self.fingerprint:
+            if self._announced_reuse != generation:
+                rank_zero_info(f"SelfConsumingLoop: generation {generation} reuses its synthetic data on disk.")
+                self._announced_reuse = generation
+            return Produced(records, False, record.seconds_sampling, record.seconds_correcting)
+        world, rank = trainer.world_size, trainer.global_rank
+        error: BaseException | None = None
+        local: SyntheticBatch | None = None
+        start = time.perf_counter()
+        try:
+            local = sample_share(
+                trainer,
+                pl_module,
+                self.real,
+                total=total,
+                generation=generation,
+                seed=self.config.seed,
+                batch_size=self.config.sample_batch_size,
+                arguments=self.arguments,
+            )
+            if world > 1:
+                self.store.write_exchange(generation, rank, local)
+        except Exception as err:  # reported to every rank below
+            error = err
+        agree(trainer, error)
+        sampling_s = time.perf_counter() - start
+        rank_zero_info(f"SelfConsumingLoop: sampled {total} points for generation {generation} in {sampling_s:.1f} s.")
+        if trainer.is_global_zero and local is not None:
+            try:
+                batch = self.store.gather_exchange(generation, world, self.real) if world > 1 else local
+                self._correct_and_write(generation, batch, step, sampling_s, trainer.progress_bar_callback is not None)
+            except Exception as err:
+                error = err
+        agree(trainer, error)
+        records = self.store.records()
+        return Produced(records, True, sampling_s, records[generation].seconds_correcting)
+
+    def _correct_and_write(
+        self, generation: int, batch: SyntheticBatch, step: int, sampling_s: float, show_progress: bool
+    ) -> None:
+        start = time.perf_counter()
+        if self.corrector is not None:
+            batch = self._correct(generation, batch, show_progress)
+        correcting_s = time.perf_counter() - start
+        if self.corrector is not None:
+            rank_zero_info(f"SelfConsumingLoop: corrected generation {generation} in {correcting_s:.1f} s.")
+        self.store.write_generation(
+            generation,
+            batch,
+            self.real,
+            shard_rows=self.config.shard_rows,
+            sampled_at_step=step,
+            settings=self.fingerprint,
+            seconds_sampling=sampling_s,
+            seconds_correcting=correcting_s,
+        )
+
+    def _correct(self, generation: int, batch: SyntheticBatch, show_progress: bool) -> SyntheticBatch:
+        """The corrected batch, checked like the model's samples (global rank zero only)."""
+        corrector = self.corrector
+        if corrector is None:
+            return batch
+        name = describe_corrector(corrector)
+        if not self._corrector_ready:
+            corrector.setup(self.real, make_generator(self.config.seed, "corrector_setup", 0))
+            self._corrector_ready = True
+        rank_zero_info(f"SelfConsumingLoop: correcting generation {generation} with {name}.")
+        corrector.show_progress = show_progress
+        generator = make_generator(self.config.seed, "correct", generation)
+        out = corrector.correct(batch, generation=generation, generator=generator, reference=self.real)
+        where = f"generation {generation}, corrector {name}"
+        if isinstance(out, SyntheticBatch):
+            check_points(out.data, self.real.codec, len(batch), where)
+            if tuple(out.source_index.shape) != (len(batch),):
+                raise SyntheticDataError(f"{where} returned {tuple(out.source_index.shape)} source indices.")
+            return out
+        return batch.with_data(check_points(out, self.real.codec, len(batch), where))

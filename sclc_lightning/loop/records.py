@@ -1,0 +1,79 @@
+"""What the loop did in each generation: counts and durations, collected while the generation
+runs (:class:`GenerationProgress`) and kept as one :class:`GenerationRecord` per generation."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass
+
+import lightning.pytorch as pl
+from lightning.pytorch.utilities import rank_zero_info
+
+__all__ = ["GenerationProgress", "GenerationRecord"]
+
+
+@dataclass
+class GenerationRecord:
+    """What the loop did in one generation (also logged to the trainer's loggers)."""
+
+    generation: int
+    num_real: int
+    num_synthetic: int
+    num_trained: int
+    time_sampling_s: float
+    time_correcting_s: float
+    time_training_s: float
+
+    def log(self, trainer: pl.Trainer) -> None:
+        """Send the record to every logger (global rank zero) and say it in the log."""
+        if trainer.is_global_zero:
+            # Straight to the loggers, as LearningRateMonitor does: one row per generation at
+            # the current step, without the cost of `LightningModule.log` bookkeeping.
+            metrics = {k: float(v) for k, v in asdict(self).items()}
+            for logger in trainer.loggers:
+                logger.log_metrics(metrics, step=trainer.global_step)
+        rank_zero_info(
+            f"SelfConsumingLoop: generation {self.generation} trained on {self.num_trained} samples from"
+            f" {self.num_real} real + {self.num_synthetic} synthetic items in {self.time_training_s:.1f} s."
+        )
+
+
+@dataclass
+class GenerationProgress:
+    """Counts and clocks of the generation being trained; validation time is kept out of the
+    training time."""
+
+    num_real: int = 0
+    num_synthetic: int = 0
+    num_trained: int = 0
+    time_sampling_s: float = 0.0
+    time_correcting_s: float = 0.0
+    validation_s: float = 0.0
+    _train_start: float | None = None
+    _validation_start: float | None = None
+
+    def start_training(self) -> None:
+        self._train_start = time.perf_counter()
+        self.validation_s = 0.0
+
+    def start_validation(self) -> None:
+        self._validation_start = time.perf_counter()
+
+    def end_validation(self) -> None:
+        if self._validation_start is not None:
+            self.validation_s += time.perf_counter() - self._validation_start
+            self._validation_start = None
+
+    def finish(self, generation: int) -> GenerationRecord:
+        """The record of ``generation``, whose training ends now."""
+        start = self._train_start
+        training_s = 0.0 if start is None else time.perf_counter() - start - self.validation_s
+        return GenerationRecord(
+            generation=generation,
+            num_real=self.num_real,
+            num_synthetic=self.num_synthetic,
+            num_trained=self.num_trained,
+            time_sampling_s=self.time_sampling_s,
+            time_correcting_s=self.time_correcting_s,
+            time_training_s=training_s,
+        )

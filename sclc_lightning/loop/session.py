@@ -1,0 +1,111 @@
+"""One fit of the loop: what it found when fitting started, and the loader of each generation.
+
+A :class:`FitSession` exists from ``on_fit_start`` to the end of the fit; every field is known
+when it is made. Before that (``trainer.estimated_stepping_batches`` in ``configure_optimizers``
+asks for a loader early) :func:`preview_loader` answers with generation 0's loader.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import lightning.pytorch as pl
+from torch.utils.data import DataLoader, Dataset
+
+from sclc_lightning.correctors.base import Corrector
+from sclc_lightning.data.policies import GenerationPlan
+from sclc_lightning.data.store import StoredGeneration, SyntheticSet, SyntheticStore
+from sclc_lightning.loop.config import LoopConfig
+from sclc_lightning.loop.loader import draw_generation, make_loader
+from sclc_lightning.loop.production import SyntheticProducer
+from sclc_lightning.loop.real_source import RealSource
+from sclc_lightning.loop.records import GenerationProgress
+from sclc_lightning.loop.seeding import forked_rng, reseed
+
+__all__ = ["FitSession", "preview_loader"]
+
+
+def preview_loader(trainer: pl.Trainer, config: LoopConfig, source: RealSource) -> DataLoader[Any]:
+    """Generation 0's loader, for questions asked before fitting starts; the fit asks again."""
+    plan = config.policy.plan(0, len(source.real), {}, config.seed)
+    draw = draw_generation(
+        trainer, source.template, source.real, plan, {}, requested=config.budget(0), seed=config.seed, warn=False
+    )
+    return make_loader(trainer, source.template, draw, config.seed)
+
+
+@dataclass
+class FitSession:
+    """The state of one fit.
+
+    Attributes:
+        config: the loop's settings.
+        source: the real data and the user's loader.
+        store: the run's synthetic store.
+        run_id: the run's id.
+        corrector: the corrector in use (the module's ``correct`` when none is configured).
+        producer: makes each generation's synthetic data.
+        records: the generations on disk.
+        progress: counts and clocks of the generation being trained.
+    """
+
+    config: LoopConfig
+    source: RealSource
+    store: SyntheticStore
+    run_id: str
+    corrector: Corrector | None
+    producer: SyntheticProducer
+    records: dict[int, StoredGeneration]
+    progress: GenerationProgress = field(default_factory=GenerationProgress)
+    _sets: dict[int, SyntheticSet] = field(default_factory=dict)
+
+    @property
+    def n(self) -> int:
+        """``n`` of ``⌊λn⌋``."""
+        n = self.config.policy.n(len(self.source.real))
+        return len(self.source.real) if n is None else n
+
+    @property
+    def num_synthetic(self) -> int:
+        return self.config.num_synthetic(self.n)
+
+    def train_loader(self, trainer: pl.Trainer, pl_module: pl.LightningModule, generation: int) -> DataLoader[Any]:
+        """The loader of ``generation``: its synthetic data made (or found on disk), the mixed set
+        planned, the budget drawn, and the global generators reseeded for its training."""
+        if generation > self.config.generations:
+            return DataLoader([], batch_size=1)  # type: ignore[arg-type]
+        self.progress = GenerationProgress()
+        total = self.num_synthetic
+        if generation >= 1 and total > 0:
+            with forked_rng(self.config.seed, generation, trainer.global_rank, pl_module.device):
+                produced = self.producer.ensure(trainer, pl_module, generation, self.records, total)
+            self.records = produced.records
+            if produced.written:
+                self._sets = {g: s for g, s in self._sets.items() if g < generation}
+            self.progress.time_sampling_s = produced.seconds_sampling
+            self.progress.time_correcting_s = produced.seconds_correcting
+        counts = {g: r.count for g, r in self.records.items() if g <= generation}
+        plan = self.config.policy.plan(generation, len(self.source.real), counts, self.config.seed)
+        draw = draw_generation(
+            trainer,
+            self.source.template,
+            self.source.real,
+            plan,
+            self._synthetic_sets(plan),
+            requested=self.config.budget(generation),
+            seed=self.config.seed,
+            warn=True,
+        )
+        self.progress.num_real, self.progress.num_synthetic = draw.num_real, draw.num_synthetic
+        self.progress.num_trained = draw.budget.total
+        reseed(self.config.seed, generation, trainer.global_rank)
+        return make_loader(trainer, self.source.template, draw, self.config.seed)
+
+    def _synthetic_sets(self, plan: GenerationPlan) -> dict[int, Dataset[Any]]:
+        sets: dict[int, Dataset[Any]] = {}
+        for g, _ in plan.synthetic:
+            if g not in self._sets:
+                self._sets[g] = self.store.open_generation(self.records[g], self.source.real.codec)
+            sets[g] = self._sets[g]
+        return sets

@@ -1,0 +1,54 @@
+"""The trainer settings the loop takes over for one fit, and gives back afterwards: one epoch per
+generation, the train dataloader asked for again at every epoch, from the loop."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import lightning.pytorch as pl
+from lightning.pytorch.utilities import rank_zero_warn
+
+from sclc_lightning import _lightning_compat as compat
+
+__all__ = ["TrainerTakeover"]
+
+
+class TrainerTakeover:
+    """Changes the trainer for a fit (:meth:`take`) and restores it (:meth:`restore`, also after
+    an exception); restoring twice, or without taking, does nothing."""
+
+    def __init__(self) -> None:
+        self._saved: dict[str, Any] | None = None
+
+    def take(self, trainer: pl.Trainer, provider: Callable[[], Any], num_epochs: int, generations: int) -> None:
+        """Stop the fit after ``num_epochs`` epochs and serve every epoch's loader from ``provider``.
+
+        Raises:
+            ValueError: ``Trainer(limit_train_batches)`` is set: the loop sets the budget itself.
+        """
+        if trainer.limit_train_batches != 1.0:
+            raise ValueError(
+                "SelfConsumingLoop sets the training budget itself: `Trainer(limit_train_batches=...)`"
+                f" must be 1.0, got {trainer.limit_train_batches!r}; use `images_per_generation`."
+            )
+        if trainer.max_steps != -1:
+            rank_zero_warn(
+                f"`Trainer(max_steps={trainer.max_steps})` may stop the fit before the last of"
+                f" the {generations} generations."
+            )
+        self._saved = {
+            "reload_dataloaders_every_n_epochs": compat.get_reload_every_n_epochs(trainer),
+            "max_epochs": trainer.fit_loop.max_epochs,
+        }
+        compat.set_reload_every_n_epochs(trainer, 1)
+        trainer.fit_loop.max_epochs = num_epochs
+        compat.install_train_source(trainer, provider)
+
+    def restore(self, trainer: pl.Trainer) -> None:
+        """Give the trainer its own settings and train dataloader source back."""
+        compat.restore_train_source(trainer)
+        if self._saved is not None:
+            compat.set_reload_every_n_epochs(trainer, self._saved["reload_dataloaders_every_n_epochs"])
+            trainer.fit_loop.max_epochs = self._saved["max_epochs"]
+            self._saved = None

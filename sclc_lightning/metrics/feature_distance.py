@@ -1,0 +1,98 @@
+"""The shared base of evaluators that compare generated samples with reference data in a feature
+space: features of the reference computed once, FID on precomputed features, diversity and its
+ratio to the reference's, and, for labelled samples, the classifier's accuracy on the requested
+labels and the diversity within each label."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar
+
+import lightning.pytorch as pl
+from torch import Tensor, nn
+from torchmetrics.image.fid import FrechetInceptionDistance
+
+from sclc_lightning.data.budget import make_generator
+from sclc_lightning.metrics._evaluator import GenerationEvaluator, Precomputed, conditions_for, extract
+from sclc_lightning.metrics.functional import feature_diversity
+
+__all__ = ["FeatureDistanceEvaluator", "FeatureSpace"]
+
+
+@dataclass(frozen=True)
+class FeatureSpace:
+    """Where samples are compared with the reference.
+
+    Attributes:
+        encoder: samples ``(N, ...)`` to features ``(N, num_features)``.
+        num_features: the width of the features.
+        reference_features: the reference data's features.
+        reference_labels: its labels (asked of conditional samples), or ``None``.
+        head: features to class logits, for the accuracy on requested labels; ``None``: no
+            accuracy.
+    """
+
+    encoder: nn.Module
+    num_features: int
+    reference_features: Tensor
+    reference_labels: Tensor | None
+    head: nn.Module | None
+
+
+class FeatureDistanceEvaluator(GenerationEvaluator):
+    """Logs ``fid``, ``diversity``, ``diversity_ratio`` and, for labelled samples,
+    ``class_diversity`` and the accuracy on the requested labels (:attr:`accuracy_key`).
+
+    Subclasses build the :class:`FeatureSpace` once (:meth:`feature_space`) and may add their
+    own metrics (:meth:`extra_metrics`).
+    """
+
+    headline = "fid"
+    #: the name under which the classifier's accuracy on the requested labels is logged.
+    accuracy_key: ClassVar[str] = "class_accuracy"
+
+    _space: FeatureSpace | None = None
+
+    def feature_space(self, trainer: pl.Trainer) -> FeatureSpace:
+        """The encoder and the reference, built at the first evaluation."""
+        raise NotImplementedError
+
+    def requested_labels(self, pl_module: pl.LightningModule, reference_labels: Tensor | None) -> Tensor | None:
+        """The labels to ask of the samples (the reference labels, repeated), ``None`` for
+        unconditional sampling."""
+        return None if reference_labels is None else conditions_for(reference_labels, self.num_samples)
+
+    def extra_metrics(
+        self, space: FeatureSpace, samples: Tensor, features: Tensor, generation: int
+    ) -> dict[str, float]:
+        """Metrics of a subclass's own, from the samples and their features."""
+        return {}
+
+    def _prepare(self, trainer: pl.Trainer) -> FeatureSpace:
+        space = self.feature_space(trainer)
+        # FID takes the features computed once, for the reference and the generated samples.
+        self.fid = FrechetInceptionDistance(feature=Precomputed(space.num_features), reset_real_features=False)
+        self.fid.update(space.reference_features, real=True)
+        pairs = make_generator(self.seed, "evaluate", 0, 2)
+        self.real_diversity = float(feature_diversity(space.reference_features, generator=pairs))
+        self._space = space
+        return space
+
+    def evaluate(self, trainer: pl.Trainer, pl_module: pl.LightningModule, generation: int) -> dict[str, float]:
+        space = self._space or self._prepare(trainer)
+        labels = self.requested_labels(pl_module, space.reference_labels)
+        samples = self.draw(trainer, pl_module, generation, labels).float()
+        features = extract(space.encoder, samples, self.batch_size)
+        self.fid.reset()
+        self.fid.update(features, real=False)
+        metrics = {"fid": float(self.fid.compute())}
+        pairs = make_generator(self.seed, "evaluate", generation, 1)
+        metrics["diversity"] = float(feature_diversity(features, generator=pairs))
+        metrics["diversity_ratio"] = metrics["diversity"] / self.real_diversity
+        if labels is not None:
+            metrics["class_diversity"] = float(feature_diversity(features, labels, generator=pairs))
+            if space.head is not None:
+                predicted = extract(space.head, features, self.batch_size).argmax(dim=1)
+                metrics[self.accuracy_key] = float((predicted == labels).float().mean())
+        metrics.update(self.extra_metrics(space, samples, features, generation))
+        return metrics

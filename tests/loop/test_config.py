@@ -1,0 +1,96 @@
+from typing import Any
+
+import pytest
+
+from sclc_lightning import SelfConsumingLoop
+from sclc_lightning.correctors import CommandCorrector, KMeansCorrector, PhysicsCorrector
+from sclc_lightning.loop.config import LoopConfig, fingerprint_changes
+
+
+@pytest.mark.parametrize(
+    ("argument", "value", "mode"),
+    [("max_synthetic", 5, "accumulate"), ("real_per_generation", 7, "fresh")],
+)
+def test_deprecated_mode_arguments_still_work(argument: str, value: int, mode: str) -> None:
+    with pytest.warns(DeprecationWarning, match=rf"`{argument}`=...\) is deprecated; pass mode_kwargs="):
+        old = SelfConsumingLoop(0.5, 2, mode=mode, **{argument: value})
+    new = SelfConsumingLoop(0.5, 2, mode=mode, mode_kwargs={argument: value})
+    assert old.mode.describe() == new.mode.describe() == {"name": mode, argument: value}
+    assert old.fingerprint() == new.fingerprint()
+    with pytest.raises(ValueError, match=rf"`{argument}` is given twice"):
+        SelfConsumingLoop(0.5, 2, mode=mode, mode_kwargs={argument: value}, **{argument: value})
+
+
+def test_policy_instance_and_unknown_arguments() -> None:
+    from sclc_lightning import AccumulatePolicy
+
+    loop = SelfConsumingLoop(0.5, 2, mode=AccumulatePolicy(max_synthetic=3))
+    assert loop.fingerprint()["mode_settings"] == {"max_synthetic": 3}
+    with pytest.raises(ValueError, match=r"`max_synthetic` is only used in mode 'accumulate', got 3 with mode"):
+        SelfConsumingLoop(0.5, 2, mode=AccumulatePolicy(), max_synthetic=3)
+    with pytest.raises(TypeError, match=r"unexpected arguments \['bogus'\]"):
+        LoopConfig.from_arguments(0.5, 2, bogus=1)
+
+
+def test_correctors_describe_every_setting_that_decides_the_points() -> None:
+    kmeans = KMeansCorrector(strength=2.0, num_clusters=8, per_class=False)
+    assert kmeans.describe() == {"name": "kmeans", "strength": 2.0, "num_clusters": 8, "per_class": False, "n_init": 3}
+    physics = PhysicsCorrector(num_workers=0, kp=300.0)
+    assert physics.describe() == {"name": "physics", "strength": float("inf"), "kp": 300.0, "kd": 25.0, "smooth": 1.0}
+    # workers, chunking, timeouts do not change the points: a resume may change them
+    assert physics.describe() == PhysicsCorrector(num_workers=3, chunk_size=4, kp=300.0).describe()
+    command = CommandCorrector("fix {input} {output}", timeout=5, env={"TOKEN": "secret"})
+    described = command.describe()
+    assert described["command"] == ["fix", "{input}", "{output}"] and "timeout" not in described
+    assert "secret" not in str(described)
+    assert described["env"]["TOKEN"] != CommandCorrector("x", env={"TOKEN": "other"}).describe()["env"]["TOKEN"]
+    assert CommandCorrector("fix", timeout=1).describe() == CommandCorrector("fix", timeout=99).describe()
+
+
+def _fingerprint(**changes: Any) -> dict[str, Any]:
+    base = {
+        "synthetic_fraction": 0.5,
+        "mode": "accumulate",
+        "mode_settings": {"max_synthetic": None},
+        "corrector": {"name": "kmeans", "strength": 1.0, "num_clusters": 16, "per_class": True, "n_init": 3},
+        "seed": 0,
+        "item": {"container": "tuple", "data_shape": [2]},
+    }
+    return {**base, **changes}
+
+
+def test_fingerprint_changes_name_the_old_and_new_values() -> None:
+    old = _fingerprint()
+    assert fingerprint_changes(old, _fingerprint(), 2) == []
+    kmeans8 = {**old["corrector"], "num_clusters": 8}
+    assert fingerprint_changes(old, _fingerprint(corrector=kmeans8), 2) == [
+        "corrector.num_clusters: checkpoint 16 vs now 8"
+    ]
+    assert fingerprint_changes(old, _fingerprint(mode_settings={"max_synthetic": 10}), 2) == [
+        "mode_settings.max_synthetic: checkpoint None vs now 10"
+    ]
+    ot = {"name": "optimal_transport", "strength": 1.0, "target_sampler": None}
+    (change,) = fingerprint_changes(old, _fingerprint(corrector=ot), 2)
+    assert change.startswith("corrector: checkpoint {'name': 'kmeans'") and "now {'name': 'optimal_transport'" in change
+    item = {"container": "tuple", "data_shape": [3]}
+    assert fingerprint_changes(old, _fingerprint(item=item), 2) == ["item.data_shape: checkpoint [2] vs now [3]"]
+
+
+def test_format_1_checkpoints_compare_what_they_recorded() -> None:
+    # format 1: mode settings at the top level, the corrector as name and strength, no items
+    old = {
+        "synthetic_fraction": 0.5,
+        "mode": "accumulate",
+        "corrector": {"name": "kmeans", "strength": 1.0},
+        "seed": 0,
+        "real_per_generation": None,
+        "max_synthetic": 10,
+    }
+    assert fingerprint_changes(old, _fingerprint(mode_settings={"max_synthetic": 10}), 1) == []
+    assert fingerprint_changes(old, _fingerprint(mode_settings={"max_synthetic": 20}), 1) == [
+        "mode_settings.max_synthetic: checkpoint 10 vs now 20"
+    ]
+    stronger = {**_fingerprint()["corrector"], "strength": 2.0}
+    assert fingerprint_changes(old, _fingerprint(corrector=stronger, mode_settings={"max_synthetic": 10}), 1) == [
+        "corrector.strength: checkpoint 1.0 vs now 2.0"
+    ]
