@@ -14,6 +14,22 @@ def test_version_and_help(capsys) -> None:  # type: ignore[no-untyped-def]
     assert capsys.readouterr().out.strip() == f"sclc-lightning {__version__}"
     assert main([]) == 0 and "usage: sclc" in capsys.readouterr().out
     assert main(["correctors"]) == 0 and "optimal_transport" in capsys.readouterr().out.split()
+    assert main(["modes"]) == 0 and {"augment", "accumulate", "replace", "fresh"} <= set(
+        capsys.readouterr().out.split()
+    )
+
+
+def test_mode_settings_from_the_command_line(tmp_path: Path) -> None:
+    """Kazdan's accumulate-subsample, as the recipe's comment says to run it."""
+    import csv
+
+    run_dir = tmp_path / "run"
+    args = ["fit", "--config", str(Path(__file__).parents[1] / "recipes" / "gaussian_accumulate.yaml")]
+    args += ["--run_dir", str(run_dir), "--wandb", "false", "--loop.generations", "3"]
+    args += ["--loop.mode_kwargs.max_synthetic", "15"]
+    assert main(args) == 0
+    rows = list(csv.DictReader(open(run_dir / "metrics.csv")))
+    assert [float(r["num_synthetic"]) for r in rows] == [0.0, 10.0, 15.0, 15.0]  # 10 per generation, capped at 15
 
 
 def test_console_script_is_installed() -> None:

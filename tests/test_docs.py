@@ -19,6 +19,12 @@ def test_docs_site_builds_strictly(tmp_path: Path, monkeypatch) -> None:  # type
     api = (tmp_path / "site" / "api" / "loop" / "index.html").read_text()
     assert "synthetic_fraction" in api and "images_per_generation" in api  # the docstrings made it
     pages = {p.relative_to(tmp_path / "site").as_posix() for p in (tmp_path / "site").rglob("index.html")}
-    for page in ("quickstart/index.html", "metrics/index.html", "api/correctors/index.html", "benchmarks/index.html"):
+    for page in (
+        "quickstart/index.html",
+        "metrics/index.html",
+        "architecture/index.html",
+        "api/correctors/index.html",
+        "benchmarks/index.html",
+    ):
         assert page in pages
     assert os.path.getsize(tmp_path / "site" / "api" / "correctors" / "index.html") > 10_000

@@ -112,11 +112,8 @@ class SelfConsumingLoop(GenerationalLoop):
         real_per_generation: int | None = None,
         max_synthetic: int | None = None,
     ) -> None:
-        self.config = LoopConfig.from_arguments(
-            synthetic_fraction, generations, images_per_generation, initial_images, mode, mode_kwargs,
-            corrector, corrector_kwargs, output_dir, seed, sample_batch_size, data_field, condition_field,
-            shard_rows, real_per_generation=real_per_generation, max_synthetic=max_synthetic,
-        )  # fmt: skip
+        arguments = {name: value for name, value in locals().items() if name not in ("self", "__class__")}
+        self.config = LoopConfig.from_arguments(arguments)
         self._history: list[GenerationRecord] = []
         self._takeover = TrainerTakeover()
         self._corrector: Corrector | None = self.config.corrector

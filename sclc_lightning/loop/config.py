@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import inspect
 import math
-import os
 import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -94,33 +93,26 @@ class LoopConfig:
     shard_rows: int
 
     @classmethod
-    def from_arguments(
-        cls,
-        synthetic_fraction: float,
-        generations: int,
-        images_per_generation: int | None = None,
-        initial_images: int | None = None,
-        mode: MixingPolicy | str = "augment",
-        mode_kwargs: Mapping[str, Any] | None = None,
-        corrector: Corrector | str | None = None,
-        corrector_kwargs: dict[str, Any] | None = None,
-        output_dir: str | os.PathLike[str] | None = None,
-        seed: int = 0,
-        sample_batch_size: int = 1024,
-        data_field: FieldKey = None,
-        condition_field: FieldKey = None,
-        shard_rows: int = 65536,
-        **deprecated: Any,
-    ) -> LoopConfig:
-        """Validate the loop's arguments; messages name the argument and the value.
+    def from_arguments(cls, arguments: Mapping[str, Any]) -> LoopConfig:
+        """Validate the arguments of :class:`~sclc_lightning.SelfConsumingLoop` (which holds
+        their defaults); messages name the argument and the value.
 
         Raises:
             ValueError: an argument is out of range.
             TypeError: an unknown argument.
         """
-        unknown = sorted(set(deprecated) - set(DEPRECATED_MODE_ARGUMENTS))
-        if unknown:
-            raise TypeError(f"SelfConsumingLoop got unexpected arguments {unknown}.")
+        given = dict(arguments)
+        deprecated = {name: given.pop(name, None) for name in DEPRECATED_MODE_ARGUMENTS}
+        synthetic_fraction, generations = given.pop("synthetic_fraction"), given.pop("generations")
+        images_per_generation, initial_images = given.pop("images_per_generation"), given.pop("initial_images")
+        mode, mode_kwargs, seed = given.pop("mode"), given.pop("mode_kwargs"), given.pop("seed")
+        corrector, corrector_kwargs = given.pop("corrector"), given.pop("corrector_kwargs")
+        sample_batch_size, shard_rows = given.pop("sample_batch_size"), given.pop("shard_rows")
+        output_dir, data_field, condition_field = (
+            given.pop(k) for k in ("output_dir", "data_field", "condition_field")
+        )
+        if given:
+            raise TypeError(f"SelfConsumingLoop got unexpected arguments {sorted(given)}.")
         if (
             isinstance(synthetic_fraction, bool)
             or not isinstance(synthetic_fraction, (int, float))

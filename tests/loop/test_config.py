@@ -28,8 +28,12 @@ def test_policy_instance_and_unknown_arguments() -> None:
     assert loop.fingerprint()["mode_settings"] == {"max_synthetic": 3}
     with pytest.raises(ValueError, match=r"`max_synthetic` is only used in mode 'accumulate', got 3 with mode"):
         SelfConsumingLoop(0.5, 2, mode=AccumulatePolicy(), max_synthetic=3)
+    import inspect
+
+    parameters = inspect.signature(SelfConsumingLoop).parameters.values()
+    arguments = {p.name: p.default for p in parameters} | {"synthetic_fraction": 0.5, "generations": 2, "bogus": 1}
     with pytest.raises(TypeError, match=r"unexpected arguments \['bogus'\]"):
-        LoopConfig.from_arguments(0.5, 2, bogus=1)
+        LoopConfig.from_arguments(arguments)
 
 
 def test_correctors_describe_every_setting_that_decides_the_points() -> None:

@@ -47,3 +47,11 @@ def test_feature_diversity_pairs_distinct_items() -> None:
     assert feature_diversity(features, torch.tensor([0, 0, 1]), generator=generator) == 1.0
     assert feature_diversity(torch.ones(5, 3), generator=generator) == 0.0
     assert math.isnan(feature_diversity(features, torch.tensor([0, 1, 2])))
+
+
+def test_functional_metrics_return_float64_tensors() -> None:
+    g = torch.Generator().manual_seed(1)
+    a, b = torch.randn(50, 2, generator=g), torch.randn(60, 2, generator=g)
+    values = [frechet_distance(a, b), mmd_rbf(a, b), *moment_drift(a, b), feature_diversity(a, generator=g)]
+    values += list(mode_statistics(a, torch.zeros(1, 2), radius=1.0))
+    assert all(isinstance(v, torch.Tensor) and v.dtype == torch.float64 and v.dim() == 0 for v in values)

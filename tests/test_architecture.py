@@ -1,0 +1,120 @@
+"""The package's structure: no import cycles, the layers import downwards only, no oversized class."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+PACKAGE = Path(__file__).parents[1] / "sclc_lightning"
+
+
+def _module_name(path: Path) -> str:
+    parts = path.relative_to(PACKAGE.parent).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def _is_type_checking(node: ast.If) -> bool:
+    test = node.test
+    return (isinstance(test, ast.Name) and test.id == "TYPE_CHECKING") or (
+        isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING"
+    )
+
+
+def _imports(path: Path, modules: set[str]) -> set[str]:
+    """The package's modules that ``path`` imports, at module level or inside functions."""
+    tree = ast.parse(path.read_text())
+    skipped = {
+        id(n) for node in ast.walk(tree) if isinstance(node, ast.If) and _is_type_checking(node) for n in ast.walk(node)
+    }
+    found: set[str] = set()
+    package = _module_name(path) if path.name == "__init__.py" else _module_name(path).rpartition(".")[0]
+    for node in ast.walk(tree):
+        if id(node) in skipped:
+            continue
+        names: list[str] = []
+        if isinstance(node, ast.Import):
+            names = [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                base = ".".join(
+                    package.split(".")[: len(package.split(".")) - node.level + 1] + ([base] if base else [])
+                )
+            # `from a.b import c`: c is a submodule, or a name taken from a.b's namespace.
+            names = [f"{base}.{a.name}" if f"{base}.{a.name}" in modules else base for a in node.names]
+        for name in names:
+            # Importing a submodule initialises its parent packages first; that is not an edge.
+            while name and name not in modules:
+                name = name.rpartition(".")[0]
+            if name:
+                found.add(name)
+    return found
+
+
+def _graph() -> dict[str, set[str]]:
+    paths = sorted(PACKAGE.rglob("*.py"))
+    modules = {_module_name(p) for p in paths}
+    return {_module_name(p): _imports(p, modules) - {_module_name(p)} for p in paths}
+
+
+def _cycle(graph: dict[str, set[str]]) -> list[str] | None:
+    state: dict[str, int] = {}
+    stack: list[str] = []
+
+    def visit(node: str) -> list[str] | None:
+        state[node] = 1
+        stack.append(node)
+        for nxt in sorted(graph.get(node, ())):
+            if state.get(nxt) == 1:
+                return [*stack[stack.index(nxt) :], nxt]
+            if nxt not in state and (found := visit(nxt)):
+                return found
+        stack.pop()
+        state[node] = 2
+        return None
+
+    for node in sorted(graph):
+        if node not in state and (found := visit(node)):
+            return found
+    return None
+
+
+def test_the_graph_is_read() -> None:
+    graph = _graph()
+    assert "sclc_lightning.loop.config" in graph["sclc_lightning.loop.callback"]
+    assert "sclc_lightning.lightning_cli" in graph["sclc_lightning.grid"]  # a function-level import
+    assert _cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]
+
+
+def test_no_import_cycles() -> None:
+    assert _cycle(_graph()) is None
+
+
+@pytest.mark.parametrize(
+    ("layer", "forbidden"),
+    [
+        ("sclc_lightning.data", ("sclc_lightning.loop", "sclc_lightning.correctors", "sclc_lightning.metrics")),
+        ("sclc_lightning.correctors", ("sclc_lightning.loop", "sclc_lightning.metrics")),
+        ("sclc_lightning.metrics", ("sclc_lightning.loop", "sclc_lightning.cli", "sclc_lightning.grid")),
+        ("sclc_lightning.visuals", ("sclc_lightning.loop",)),
+        ("sclc_lightning.generation_csv", ("sclc_lightning.loop",)),
+        ("sclc_lightning.grid", ("sclc_lightning.cli",)),
+    ],
+)
+def test_layers_import_downwards(layer: str, forbidden: tuple[str, ...]) -> None:
+    for module, imported in _graph().items():
+        if module == layer or module.startswith(layer + "."):
+            bad = sorted(m for m in imported if any(m == f or m.startswith(f + ".") for f in forbidden))
+            assert not bad, f"{module} imports {bad}"
+
+
+def test_no_class_above_350_lines() -> None:
+    sizes = {}
+    for path in PACKAGE.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ClassDef):
+                sizes[f"{_module_name(path)}.{node.name}"] = node.end_lineno - node.lineno + 1  # type: ignore[operator]
+    assert sizes["sclc_lightning.loop.callback.SelfConsumingLoop"] <= 320
+    assert max(sizes.values()) <= 350, sorted(sizes.items(), key=lambda kv: -kv[1])[:3]
