@@ -21,7 +21,7 @@ from torchmetrics.image.fid import FrechetInceptionDistance
 from torchmetrics.image.kid import KernelInceptionDistance
 
 from sclc_lightning.data.images import MNIST5kDataModule
-from sclc_lightning.metrics.features import FeatureView, load_or_train_classifier
+from sclc_lightning.metrics import FeatureView, load_or_train_classifier
 
 
 def main() -> None:

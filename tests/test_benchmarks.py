@@ -58,3 +58,19 @@ def test_mnist_recipe_cost_end_to_end(tmp_path: Path, monkeypatch: pytest.Monkey
     assert math.isclose(result["later_generation_h"], later / 3600)
     evaluation = 1000 * result["sample_s"]  # ImageMetrics(num_samples=1000)
     assert math.isclose(result["total_h"], (steps0 * result["step_s"] + 20 * later + 21 * evaluation) / 3600)
+
+
+@pytest.mark.parametrize("script", sorted(p.name for p in (ROOT / "benchmarks").glob("*.py")))
+def test_benchmark_scripts_import_existing_names(script: str) -> None:
+    """A refactoring of the package must not leave a benchmark importing a name that moved."""
+    import ast
+    import importlib
+
+    tree = ast.parse((ROOT / "benchmarks" / script).read_text())
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("sclc_lightning"):
+            module = importlib.import_module(node.module or "")
+            for alias in node.names:
+                submodule = hasattr(module, "__path__") and importlib.util.find_spec(f"{node.module}.{alias.name}")
+                found = hasattr(module, alias.name) or submodule
+                assert found, f"{script}: {node.module} has no {alias.name}"

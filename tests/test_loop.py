@@ -295,15 +295,21 @@ def _resumable_run(
 
 
 @pytest.mark.parametrize("scheduler", ["step", "epoch"])
-def test_crash_then_resume_equals_uninterrupted(tmp_path: Path, scheduler: str) -> None:
+def test_crash_then_resume_equals_uninterrupted(
+    tmp_path: Path, scheduler: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    import logging
+
     full, _ = _resumable_run(tmp_path / "a", "ck", {}, scheduler)
     with pytest.raises(RuntimeError, match="simulated crash"):
         _resumable_run(tmp_path / "b", "ck", {}, scheduler, callbacks=[CrashAt(3)])
     on_disk = manifest(tmp_path / "b" / "synthetic")["generations"]
     assert [g["generation"] for g in on_disk] == [1, 2, 3]  # generation 3's data was made before the crash
-    resumed, loop = _resumable_run(
-        tmp_path / "b", "ck2", {}, scheduler, ckpt_path=str(tmp_path / "b" / "ck" / "epoch=2.ckpt")
-    )
+    with caplog.at_level(logging.INFO, logger="lightning.pytorch"):
+        resumed, loop = _resumable_run(
+            tmp_path / "b", "ck2", {}, scheduler, ckpt_path=str(tmp_path / "b" / "ck" / "epoch=2.ckpt")
+        )
+    assert "generation 3 reuses its synthetic data on disk" in caplog.text  # same model state, same settings
     assert [r.generation for r in loop.history] == [3, 4]
     assert torch.equal(full.mean, resumed.mean) and torch.equal(full.log_std, resumed.log_std)
     a = manifest(tmp_path / "a" / "synthetic")["generations"]

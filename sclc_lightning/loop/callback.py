@@ -132,7 +132,12 @@ class SelfConsumingLoop(GenerationalLoop):
         return self.config.synthetic_fraction
 
     @property
-    def mode(self) -> MixingPolicy:
+    def mode(self) -> str:
+        """The mixing policy's name (``"augment"``, ...)."""
+        return str(self.config.policy.describe()["name"])
+
+    @property
+    def policy(self) -> MixingPolicy:
         """The mixing policy."""
         return self.config.policy
 
@@ -216,7 +221,7 @@ class SelfConsumingLoop(GenerationalLoop):
         rank_zero_info(
             f"SelfConsumingLoop: n={self.n} real items, {self.num_synthetic} synthetic per generation,"
             f" generations {config.first_generation}..{config.generations} (one epoch each), mode"
-            f" {fingerprint['mode']!r}, corrector {describe_corrector(self._corrector)}, data in {run.store.root}."
+            f" {self.mode!r}, corrector {describe_corrector(self._corrector)}, data in {run.store.root}."
         )
 
     @override

@@ -15,7 +15,7 @@ def test_deprecated_mode_arguments_still_work(argument: str, value: int, mode: s
     with pytest.warns(DeprecationWarning, match=rf"`{argument}`=...\) is deprecated; pass mode_kwargs="):
         old = SelfConsumingLoop(0.5, 2, mode=mode, **{argument: value})
     new = SelfConsumingLoop(0.5, 2, mode=mode, mode_kwargs={argument: value})
-    assert old.mode.describe() == new.mode.describe() == {"name": mode, argument: value}
+    assert old.mode == mode and old.policy.describe() == new.policy.describe() == {"name": mode, argument: value}
     assert old.fingerprint() == new.fingerprint()
     with pytest.raises(ValueError, match=rf"`{argument}` is given twice"):
         SelfConsumingLoop(0.5, 2, mode=mode, mode_kwargs={argument: value}, **{argument: value})
