@@ -40,9 +40,23 @@ __all__ = ["Manifest", "StoredGeneration", "SyntheticSet", "SyntheticStore"]
 MANIFEST_FORMAT = 1
 
 
-def _atomic_write_json(path: Path, payload: Any) -> None:
+def _manifest_text(payload: Mapping[str, Any]) -> str:
+    """JSON with one line per top-level entry and per generation record: readable, and written
+    by the C encoder (``indent`` would select Python's slower one, which a long run calls every
+    generation on a growing manifest)."""
+    lines = []
+    for key, value in sorted(payload.items()):
+        if key == "generations":
+            records = ",\n".join(f"    {json.dumps(r, sort_keys=True)}" for r in value)
+            lines.append(f'  "generations": [\n{records}\n  ]' if records else '  "generations": []')
+        else:
+            lines.append(f"  {json.dumps(key)}: {json.dumps(value, sort_keys=True)}")
+    return "{\n" + ",\n".join(lines) + "\n}\n"
+
+
+def _atomic_write_text(path: Path, text: str) -> None:
     tmp = path.with_name(f".{path.name}.tmp-{uuid.uuid4().hex}")
-    tmp.write_text(json.dumps(payload, indent=2, sort_keys=True))
+    tmp.write_text(text)
     os.replace(tmp, path)
 
 
@@ -252,7 +266,7 @@ class SyntheticStore:
     def write_manifest(self, manifest: Manifest) -> None:
         """Replace the manifest atomically."""
         self.root.mkdir(parents=True, exist_ok=True)
-        _atomic_write_json(self.manifest_path, manifest.to_json())
+        _atomic_write_text(self.manifest_path, _manifest_text(manifest.to_json()))
 
     def create(self, run_id: str, config: Mapping[str, Any], codec: ItemCodec) -> Manifest:
         """Start the manifest of a new run (no generations yet)."""
