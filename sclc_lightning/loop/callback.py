@@ -132,6 +132,19 @@ class SelfConsumingLoop(GenerationalLoop):
         return self.config.synthetic_fraction
 
     @property
+    def images_per_generation(self) -> int | None:
+        return self.config.images_per_generation
+
+    @property
+    def initial_images(self) -> int | None:
+        """Generation 0's budget (``images_per_generation`` unless set)."""
+        return self.config.initial_images
+
+    @property
+    def seed(self) -> int:
+        return self.config.seed
+
+    @property
     def mode(self) -> str:
         """The mixing policy's name (``"augment"``, ...)."""
         return str(self.config.policy.describe()["name"])

@@ -1,7 +1,8 @@
 """The shared base of evaluators that compare generated samples with reference data in a feature
 space: features of the reference computed once, FID on precomputed features, diversity and its
 ratio to the reference's, and, for labelled samples, the classifier's accuracy on the requested
-labels and the diversity within each label."""
+labels (beside its accuracy on the labelled reference, the ceiling a model can reach in its eyes)
+and the diversity within each label."""
 
 from __future__ import annotations
 
@@ -41,7 +42,8 @@ class FeatureSpace:
 
 class FeatureDistanceEvaluator(GenerationEvaluator):
     """Logs ``fid``, ``diversity``, ``diversity_ratio`` and, for labelled samples,
-    ``class_diversity`` and the accuracy on the requested labels (:attr:`accuracy_key`).
+    ``class_diversity``, the accuracy on the requested labels (:attr:`accuracy_key`) and the same
+    classifier's accuracy on the labelled reference (``real_`` + :attr:`accuracy_key`).
 
     Subclasses build the :class:`FeatureSpace` once (:meth:`feature_space`) and may add their
     own metrics (:meth:`extra_metrics`).
@@ -75,6 +77,10 @@ class FeatureDistanceEvaluator(GenerationEvaluator):
         self.fid.update(space.reference_features, real=True)
         pairs = make_generator(self.seed, "evaluate", 0, 2)
         self.real_diversity = float(feature_diversity(space.reference_features, generator=pairs))
+        self.real_accuracy = float("nan")
+        if space.head is not None and space.reference_labels is not None:
+            predicted = extract(space.head, space.reference_features, self.batch_size).argmax(dim=1)
+            self.real_accuracy = float((predicted == space.reference_labels).float().mean())
         self._space = space
         return space
 
@@ -94,5 +100,6 @@ class FeatureDistanceEvaluator(GenerationEvaluator):
             if space.head is not None:
                 predicted = extract(space.head, features, self.batch_size).argmax(dim=1)
                 metrics[self.accuracy_key] = float((predicted == labels).float().mean())
+                metrics[f"real_{self.accuracy_key}"] = self.real_accuracy
         metrics.update(self.extra_metrics(space, samples, features, generation))
         return metrics

@@ -32,7 +32,8 @@ class ImageMetrics(FeatureDistanceEvaluator):
     - ``diversity``: mean feature distance of random sample pairs, and ``diversity_ratio``, the
       same divided by the held-out images' value (1 = as varied as real data);
     - class-conditional models: ``class_accuracy`` (share of samples the domain classifier
-      assigns to the label they were generated for) and ``class_diversity`` (``diversity``
+      assigns to the label they were generated for; ``real_class_accuracy``: its accuracy on the
+      held-out images) and ``class_diversity`` (``diversity``
       within each requested label, averaged; low values mean one picture per label);
     - ``time_evaluating_s``: how long it took.
 

@@ -25,7 +25,8 @@ class MotionMetrics(FeatureDistanceEvaluator):
     - ``fid``: Fréchet distance (torchmetrics' FID with a custom feature network) between the
       features of generated and held-out motions, in the features of a motion classifier
       trained once on the real training motions and cached;
-    - ``matching_accuracy``: share of samples the classifier assigns to the requested label
+    - ``matching_accuracy``: share of samples the classifier assigns to the requested label, and
+      ``real_matching_accuracy``, its accuracy on the held-out motions (the ceiling)
       (the stand-in for the paper's matching score);
     - ``diversity`` (mean feature distance of random pairs), ``diversity_ratio`` (over the
       held-out motions' value) and ``class_diversity`` (within each label, averaged);

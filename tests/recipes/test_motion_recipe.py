@@ -19,8 +19,12 @@ def test_small_variant_runs_the_physics_and_uncorrected_arms(tmp_path: Path) -> 
         for key in ("fid", "matching_accuracy", "diversity", "penetration", "floating", "skating", "joint_limit"):
             assert all(key in r for r in rows), key
     assert physics[0] == plain[0] | {k: v for k, v in physics[0].items() if k.startswith("time_")}
-    # generation 0 learned the motion types; the physics arm spent time simulating
-    assert physics[0]["matching_accuracy"] > 0.9 and physics[0]["real_penetration"] < 0.005
+    # generation 0 learned the motion types: the classifier recognises its samples about as well as
+    # held-out real motions (its own accuracy, 0.75 to 0.95 over classifier seeds, is the ceiling);
+    # the physics arm spent time simulating
+    assert physics[0]["real_matching_accuracy"] > 0.85
+    assert physics[0]["matching_accuracy"] > physics[0]["real_matching_accuracy"] - 0.05
+    assert physics[0]["real_penetration"] < 0.005
     assert all(p["time_correcting_s"] > 10 * q["time_correcting_s"] for p, q in zip(physics[1:], plain[1:]))
     figures = sorted(p.name for p in (tmp_path / "physics" / "samples").iterdir())
     assert figures == [f"generation_000{g}.png" for g in range(3)]
