@@ -10,6 +10,8 @@ from sclc_lightning.data.budget import (
     resolve_budget,
 )
 from sclc_lightning.data.items import ItemCodec, SyntheticBatch
+from sclc_lightning.data.lock import RunDirectoryLocked, RunLock
+from sclc_lightning.data.manifest import Manifest, RunDirectoryError, Shard, StoredGeneration
 from sclc_lightning.data.mixing import GenerationSampler, MixedDataset
 from sclc_lightning.data.policies import (
     AccumulatePolicy,
@@ -25,7 +27,7 @@ from sclc_lightning.data.policies import (
     register_mixing_policy,
 )
 from sclc_lightning.data.real import RealData
-from sclc_lightning.data.store import Manifest, StoredGeneration, SyntheticSet, SyntheticStore
+from sclc_lightning.data.store import SyntheticSet, SyntheticStore
 
 __all__ = [
     "AccumulatePolicy",
@@ -39,6 +41,10 @@ __all__ = [
     "MixingPolicy",
     "RealData",
     "ReplacePolicy",
+    "RunDirectoryError",
+    "RunDirectoryLocked",
+    "RunLock",
+    "Shard",
     "StoredGeneration",
     "SyntheticBatch",
     "SyntheticSet",

@@ -1,63 +1,80 @@
 """Synthetic data on disk: one folder per generation of safetensors shards and a JSON manifest.
 
-:class:`SyntheticStore` is the only code that knows this format. Layout under ``root``::
+:class:`SyntheticStore` is the only code that knows this format (with :mod:`.manifest`, the
+records, and :mod:`.verification`, the checks on read). Layout under ``root``::
 
     manifest.json              # run id, configuration, item structure, one record per generation
     gen_0001/shard_00000.safetensors   # tensors "data", "source_index", "field.<key>"
     gen_0001/strings.json      # only when items carry string fields (prompts)
     gen_0002/...
     .exchange/                 # multi-process runs: each rank's raw samples, until rank 0 writes
+    .sclc.lock, .sclc.lock.json        # the lock of the fit using the folder, and its holder
 
 A generation folder is written under a temporary name and renamed when complete; the manifest
-is replaced atomically after that. Nothing is ever unpickled: tensors come from safetensors,
-the rest from JSON. Shards are read lazily, one row at a time, through memory-mapped
-``safe_open`` handles, so serving older generations costs no memory.
+is replaced atomically after that, recording each file's SHA-256 digest. Every read-back checks
+the files against the record first (:meth:`SyntheticStore.open_generation`). Nothing is ever
+unpickled: tensors come from safetensors, the rest from JSON. Shards are read lazily, one row at
+a time, through memory-mapped ``safe_open`` handles, so serving older generations costs no memory.
 """
 
 from __future__ import annotations
 
 import bisect
+import hashlib
 import json
 import os
+import re
 import shutil
 import uuid
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import torch
 from safetensors import safe_open
-from safetensors.torch import save_file
+from safetensors.torch import save
 from torch import Tensor
 from torch.utils.data import Dataset
 
 from sclc_lightning.data.items import ItemCodec, SyntheticBatch
+from sclc_lightning.data.manifest import (
+    Manifest,
+    RunDirectoryError,
+    Shard,
+    StoredGeneration,
+    manifest_text,
+    parse_manifest,
+)
 from sclc_lightning.data.real import RealData
+from sclc_lightning.data.verification import STRINGS_FILE, verify_generation
 
-__all__ = ["Manifest", "StoredGeneration", "SyntheticSet", "SyntheticStore"]
+__all__ = ["RunDirectoryError", "SyntheticSet", "SyntheticStore"]
 
-MANIFEST_FORMAT = 1
-
-
-def _manifest_text(payload: Mapping[str, Any]) -> str:
-    """JSON with one line per top-level entry and per generation record: readable, and written
-    by the C encoder (``indent`` would select Python's slower one, which a long run calls every
-    generation on a growing manifest)."""
-    lines = []
-    for key, value in sorted(payload.items()):
-        if key == "generations":
-            records = ",\n".join(f"    {json.dumps(r, sort_keys=True)}" for r in value)
-            lines.append(f'  "generations": [\n{records}\n  ]' if records else '  "generations": []')
-        else:
-            lines.append(f"  {json.dumps(key)}: {json.dumps(value, sort_keys=True)}")
-    return "{\n" + ",\n".join(lines) + "\n}\n"
+#: Leftovers of an interrupted write: temporary and replaced generation folders, manifests.
+_STALE = re.compile(r"\.(gen_\d{4}\.(tmp|stale)|manifest\.json\.tmp|sclc\.lock\.json\.tmp)-.+")
+_GENERATION_FOLDER = re.compile(r"gen_(\d{4,})")
 
 
-def _atomic_write_text(path: Path, text: str) -> None:
+@contextmanager
+def _naming(path: Path) -> Iterator[None]:
+    """Let an OSError (a full disk, a read-only folder) name the file being written."""
+    try:
+        yield
+    except OSError as err:
+        if err.filename:
+            raise
+        raise OSError(err.errno, f"{err.strerror or err} (writing the run directory)", str(path)) from err
+
+
+def _atomic_write_bytes(path: Path, data: bytes) -> None:
     tmp = path.with_name(f".{path.name}.tmp-{uuid.uuid4().hex}")
-    tmp.write_text(text)
-    os.replace(tmp, path)
+    try:
+        with _naming(tmp):
+            tmp.write_bytes(data)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 class SyntheticSet(Dataset[Any]):
@@ -67,6 +84,8 @@ class SyntheticSet(Dataset[Any]):
         folder: the generation's folder.
         shards: ``(file name, rows)`` of each shard, in order.
         codec: rebuilds items with the structure of the real ones.
+
+    Open it through :meth:`SyntheticStore.open_generation`, which checks the files first.
     """
 
     def __init__(self, folder: Path, shards: list[tuple[str, int]], codec: ItemCodec):
@@ -74,7 +93,7 @@ class SyntheticSet(Dataset[Any]):
         self.shards = shards
         self.codec = codec
         self._ends = torch.tensor([rows for _, rows in shards], dtype=torch.int64).cumsum(0).tolist()
-        strings_path = self.folder / "strings.json"
+        strings_path = self.folder / STRINGS_FILE
         self._strings: dict[str, list[str]] = json.loads(strings_path.read_text()) if strings_path.exists() else {}
         self._handles: dict[int, Any] = {}
         self._slices: dict[int, dict[str, Any]] = {}
@@ -122,106 +141,6 @@ class SyntheticSet(Dataset[Any]):
         return torch.cat(parts)
 
 
-@dataclass(frozen=True)
-class StoredGeneration:
-    """The manifest's record of one generation on disk.
-
-    Attributes:
-        generation: the generation that trains on these items.
-        count: the number of items.
-        shards: ``(file name, rows)`` of each shard, in order.
-        sampled_at_step: the global step of the model that sampled them.
-        settings: the loop's settings fingerprint when they were made; a resumed run reuses
-            them only when its own is the same.
-        seconds_sampling: time spent sampling.
-        seconds_correcting: time spent correcting.
-    """
-
-    generation: int
-    count: int
-    shards: tuple[tuple[str, int], ...]
-    sampled_at_step: int
-    settings: dict[str, Any]
-    seconds_sampling: float
-    seconds_correcting: float
-
-    def to_json(self) -> dict[str, Any]:
-        """The JSON record, with the mode, λ, corrector, strength and seed spelled out for readers."""
-        corrector = self.settings.get("corrector")
-        return {
-            "generation": self.generation,
-            "count": self.count,
-            "shards": [[name, rows] for name, rows in self.shards],
-            "sampled_at_step": self.sampled_at_step,
-            "fingerprint": self.settings,
-            "seconds_sampling": self.seconds_sampling,
-            "seconds_correcting": self.seconds_correcting,
-            "mode": self.settings.get("mode"),
-            "synthetic_fraction": self.settings.get("synthetic_fraction"),
-            "corrector": corrector["name"] if isinstance(corrector, dict) else None,
-            "strength": corrector["strength"] if isinstance(corrector, dict) else 0.0,
-            "seed": self.settings.get("seed"),
-        }
-
-    @classmethod
-    def from_json(cls, record: Mapping[str, Any]) -> StoredGeneration:
-        """Inverse of :meth:`to_json`."""
-        return cls(
-            generation=int(record["generation"]),
-            count=int(record["count"]),
-            shards=tuple((str(name), int(rows)) for name, rows in record["shards"]),
-            sampled_at_step=int(record["sampled_at_step"]),
-            settings=dict(record.get("fingerprint") or {}),
-            seconds_sampling=float(record["seconds_sampling"]),
-            seconds_correcting=float(record["seconds_correcting"]),
-        )
-
-
-@dataclass(frozen=True)
-class Manifest:
-    """A run's ``manifest.json``: its id, configuration, item structure and generations.
-
-    Attributes:
-        run_id: the run that owns the folder.
-        config: the loop's configuration, for readers.
-        item: the structure of the items (:meth:`ItemCodec.to_json`).
-        generations: one record per generation on disk, in order.
-    """
-
-    run_id: str
-    config: dict[str, Any]
-    item: dict[str, Any]
-    generations: tuple[StoredGeneration, ...] = ()
-
-    def records(self) -> dict[int, StoredGeneration]:
-        """The records by generation."""
-        return {record.generation: record for record in self.generations}
-
-    def with_generation(self, record: StoredGeneration) -> Manifest:
-        """This manifest with ``record`` as its last generation: records of the same and later
-        generations came from a history that is being redone and are dropped."""
-        kept = tuple(r for r in self.generations if r.generation < record.generation)
-        return Manifest(self.run_id, self.config, self.item, (*kept, record))
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "format": MANIFEST_FORMAT,
-            "run_id": self.run_id,
-            "config": self.config,
-            "item": self.item,
-            "generations": [record.to_json() for record in self.generations],
-        }
-
-    @classmethod
-    def from_json(cls, payload: Mapping[str, Any]) -> Manifest:
-        return cls(
-            str(payload["run_id"]),
-            dict(payload.get("config") or {}),
-            dict(payload.get("item") or {}),
-            tuple(StoredGeneration.from_json(r) for r in payload.get("generations", [])),
-        )
-
-
 class SyntheticStore:
     """Reads and writes a run's synthetic generations and manifest under ``root``.
 
@@ -234,12 +153,13 @@ class SyntheticStore:
         >>> record = store.write_generation(
         ...     1, batch, real, shard_rows=2, sampled_at_step=10, settings={}, seconds_sampling=0.0,
         ...     seconds_correcting=0.0)
-        >>> record.shards, float(store.open_generation(record, real.codec)[2])
-        ((('shard_00000.safetensors', 2), ('shard_00001.safetensors', 1)), 7.0)
+        >>> [(s.name, s.rows) for s in record.shards], float(store.open_generation(record, real.codec, 4)[2])
+        ([('shard_00000.safetensors', 2), ('shard_00001.safetensors', 1)], 7.0)
     """
 
     def __init__(self, root: str | os.PathLike[str]):
         self.root = Path(root)
+        self._verified: set[str] = set()
 
     @property
     def manifest_path(self) -> Path:
@@ -252,21 +172,24 @@ class SyntheticStore:
 
     # -- the manifest ------------------------------------------------------------------------
     def read_manifest(self) -> Manifest | None:
-        """The manifest, or ``None`` when there is none yet."""
-        if not self.manifest_path.exists():
+        """The manifest, or ``None`` when there is none yet.
+
+        Raises:
+            RunDirectoryError: it cannot be read or parsed (the message names it and the field).
+        """
+        try:
+            text = self.manifest_path.read_text()
+        except FileNotFoundError:
             return None
-        payload: dict[str, Any] = json.loads(self.manifest_path.read_text())
-        if payload.get("format") != MANIFEST_FORMAT:
-            raise ValueError(
-                f"{self.manifest_path} has manifest format {payload.get('format')!r};"
-                f" this version reads format {MANIFEST_FORMAT}."
-            )
-        return Manifest.from_json(payload)
+        except (OSError, UnicodeDecodeError) as err:
+            raise RunDirectoryError(f"{self.manifest_path} cannot be read: {err}.") from None
+        return parse_manifest(text, self.manifest_path)
 
     def write_manifest(self, manifest: Manifest) -> None:
         """Replace the manifest atomically."""
-        self.root.mkdir(parents=True, exist_ok=True)
-        _atomic_write_text(self.manifest_path, _manifest_text(manifest.to_json()))
+        with _naming(self.root):
+            self.root.mkdir(parents=True, exist_ok=True)
+        _atomic_write_bytes(self.manifest_path, manifest_text(manifest).encode())
 
     def create(self, run_id: str, config: Mapping[str, Any], codec: ItemCodec) -> Manifest:
         """Start the manifest of a new run (no generations yet)."""
@@ -274,10 +197,45 @@ class SyntheticStore:
         self.write_manifest(manifest)
         return manifest
 
+    def mark(self, *, checkpointed: bool | None = None, finished: bool | None = None) -> None:
+        """Record in the manifest that the run was checkpointed, or that its fit ended."""
+        manifest = self.read_manifest()
+        if manifest is not None:
+            updated = manifest.with_state(checkpointed=checkpointed, finished=finished)
+            if updated != manifest:
+                self.write_manifest(updated)
+
     def records(self) -> dict[int, StoredGeneration]:
         """The generations on disk, by generation (none without a manifest)."""
         manifest = self.read_manifest()
         return {} if manifest is None else manifest.records()
+
+    # -- housekeeping --------------------------------------------------------------------------
+    def remove_stale(self) -> list[str]:
+        """Remove what interrupted writes left: temporary files and folders, exchange files, and
+        generation folders the manifest does not record (written, but never recorded). Call it
+        only while holding the directory's lock.
+
+        Returns:
+            The names removed.
+        """
+        if not self.root.is_dir():
+            return []
+        manifest = self.read_manifest()
+        recorded = set() if manifest is None else {self.folder_name(g) for g in manifest.records()}
+        removed = []
+        for path in sorted(self.root.iterdir()):
+            folder = _GENERATION_FOLDER.fullmatch(path.name)
+            if _STALE.fullmatch(path.name) or (folder and path.name not in recorded) or path.name == ".exchange":
+                shutil.rmtree(path) if path.is_dir() else path.unlink(missing_ok=True)
+                removed.append(path.name)
+        return removed
+
+    def start_over(self) -> None:
+        """Remove the manifest and every generation (a run that crashed before its first
+        checkpoint, which nothing can resume). Call it only while holding the directory's lock."""
+        self.manifest_path.unlink(missing_ok=True)
+        self.remove_stale()
 
     # -- generations -------------------------------------------------------------------------
     def write_generation(
@@ -292,13 +250,14 @@ class SyntheticStore:
         seconds_sampling: float,
         seconds_correcting: float,
     ) -> StoredGeneration:
-        """Store one generation's items and add its record to the manifest.
+        """Store one generation's items and add its record, with each file's digest, to the manifest.
 
         Each synthetic item keeps the other fields (labels, prompts, ...) of its source real
         item ``batch.source_index``. The folder is complete before the manifest names it.
 
         Raises:
             FileNotFoundError: the run has no manifest (:meth:`create` first).
+            OSError: writing failed (a full disk); the message names the file.
         """
         manifest = self.read_manifest()
         if manifest is None:
@@ -306,7 +265,7 @@ class SyntheticStore:
         codec = real.codec
         fields, strings = codec.encode_fields(real.items(batch.source_index.tolist())) if codec.other_keys else ({}, {})
         tensors = {"data": batch.data, "source_index": batch.source_index.to(torch.int64), **fields}
-        shards = self._write_folder(generation, tensors, strings, shard_rows)
+        shards, strings_digest = self._write_folder(generation, tensors, strings, shard_rows)
         record = StoredGeneration(
             generation=generation,
             count=len(batch),
@@ -315,28 +274,35 @@ class SyntheticStore:
             settings=json.loads(json.dumps(dict(settings))),  # stored as read back
             seconds_sampling=seconds_sampling,
             seconds_correcting=seconds_correcting,
+            strings_sha256=strings_digest,
         )
         self.write_manifest(manifest.with_generation(record))
         return record
 
     def _write_folder(
         self, generation: int, tensors: Mapping[str, Tensor], strings: Mapping[str, list[str]], shard_rows: int
-    ) -> list[tuple[str, int]]:
+    ) -> tuple[list[Shard], str | None]:
         count = int(next(iter(tensors.values())).shape[0])
-        self.root.mkdir(parents=True, exist_ok=True)
         final = self.root / self.folder_name(generation)
         tmp = self.root / f".{final.name}.tmp-{uuid.uuid4().hex}"
-        tmp.mkdir()
-        shards: list[tuple[str, int]] = []
+        with _naming(tmp):
+            tmp.mkdir(parents=True)
+        shards: list[Shard] = []
+        strings_digest = None
         try:
             for index, start in enumerate(range(0, max(count, 1), shard_rows)):
                 # clone: safetensors refuses tensors that share memory (views of one buffer)
                 rows = {name: t[start : start + shard_rows].clone() for name, t in tensors.items()}
                 name = f"shard_{index:05d}.safetensors"
-                save_file(rows, str(tmp / name))
-                shards.append((name, int(rows["data"].shape[0])))
+                data = save(rows)
+                with _naming(tmp / name):
+                    (tmp / name).write_bytes(data)
+                shards.append(Shard(name, int(rows["data"].shape[0]), hashlib.sha256(data).hexdigest()))
             if strings:
-                (tmp / "strings.json").write_text(json.dumps(dict(strings)))
+                data = json.dumps(dict(strings)).encode()
+                with _naming(tmp / STRINGS_FILE):
+                    (tmp / STRINGS_FILE).write_bytes(data)
+                strings_digest = hashlib.sha256(data).hexdigest()
             if final.exists():
                 stale = self.root / f".{final.name}.stale-{uuid.uuid4().hex}"
                 os.replace(final, stale)
@@ -347,11 +313,54 @@ class SyntheticStore:
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
-        return shards
+        self._verified = {key for key in self._verified if not key.startswith(f"{generation}:")}
+        return shards, strings_digest
 
-    def open_generation(self, record: StoredGeneration, codec: ItemCodec) -> SyntheticSet:
-        """The lazily read dataset of one generation."""
-        return SyntheticSet(self.root / self.folder_name(record.generation), list(record.shards), codec)
+    def verify(self, record: StoredGeneration, codec: ItemCodec, real_size: int) -> None:
+        """Check one generation's files against its record (once per record and store).
+
+        Raises:
+            RunDirectoryError: a file is missing, extra, changed or holds bad values; the message
+                names it.
+        """
+        key = f"{record.generation}:{record.digest()}"
+        if key not in self._verified:
+            verify_generation(self.root / self.folder_name(record.generation), record, codec, real_size)
+            self._verified.add(key)
+
+    def open_generation(self, record: StoredGeneration, codec: ItemCodec, real_size: int) -> SyntheticSet:
+        """The lazily read dataset of one generation, after checking its files (:meth:`verify`)."""
+        self.verify(record, codec, real_size)
+        shards = [(shard.name, shard.rows) for shard in record.shards]
+        return SyntheticSet(self.root / self.folder_name(record.generation), shards, codec)
+
+    def check_expected(self, expected: list[list[Any]], manifest: Manifest) -> None:
+        """Check the manifest against the records a checkpoint saw: ``[generation, count, digest]``
+        of each generation up to the checkpoint's.
+
+        Raises:
+            RunDirectoryError: a record is missing or differs, naming the manifest and the generation.
+        """
+        records = manifest.records()
+        for generation, count, digest in expected:
+            record = records.get(generation)
+            if record is None:
+                raise RunDirectoryError(
+                    f"{self.manifest_path} has no record of generation {generation}, which the checkpoint"
+                    f" expects ({count} items)."
+                )
+            if record.digest() != digest:
+                what = f"{count} items then, {record.count} now" if record.count != count else "its files or settings"
+                raise RunDirectoryError(
+                    f"{self.manifest_path}: the record of generation {generation} is not the one the checkpoint"
+                    f" saw ({what} differ)."
+                )
+        last = max((g for g, _, _ in expected), default=0)
+        unexpected = sorted(set(g for g in records if g <= last) - {g for g, _, _ in expected})
+        if unexpected:
+            raise RunDirectoryError(
+                f"{self.manifest_path} records generations {unexpected}, which the checkpoint did not see."
+            )
 
     # -- the exchange between ranks ------------------------------------------------------------
     def exchange_path(self, generation: int, rank: int) -> Path:
@@ -361,11 +370,10 @@ class SyntheticStore:
     def write_exchange(self, generation: int, rank: int, batch: SyntheticBatch) -> None:
         """Leave this rank's share of generation ``generation``'s raw samples."""
         path = self.exchange_path(generation, rank)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.tmp-{uuid.uuid4().hex}")
+        with _naming(path.parent):
+            path.parent.mkdir(parents=True, exist_ok=True)
         tensors = {"data": batch.data.contiguous(), "source_index": batch.source_index.contiguous()}
-        save_file(tensors, str(tmp))
-        os.replace(tmp, path)
+        _atomic_write_bytes(path, save(tensors))
 
     def gather_exchange(self, generation: int, world_size: int, real: RealData) -> SyntheticBatch:
         """Every rank's share, in rank order, with the conditions of their source items; the

@@ -227,9 +227,11 @@ class SelfConsumingLoop(GenerationalLoop):
         described = {**fingerprint, "generations": config.generations, "n": self.n}
         described.update(images_per_generation=config.images_per_generation, initial_images=config.initial_images)
         described.pop("item", None)
-        run = open_run(trainer, root, source.real.codec, fingerprint, described, self._restored)
+        run = open_run(trainer, root, source.real, fingerprint, described, self._restored)
         producer = SyntheticProducer(config, source.real, run.store, self._corrector, fingerprint, self._arguments)
-        self._session = FitSession(config, source, run.store, run.run_id, self._corrector, producer, run.records)
+        self._session = FitSession(
+            config, source, run.store, run.run_id, self._corrector, producer, run.records, run.lock
+        )
         compat.invalidate_train_dataloader(trainer)
         rank_zero_info(
             f"SelfConsumingLoop: n={self.n} real items, {self.num_synthetic} synthetic per generation,"
@@ -273,10 +275,26 @@ class SelfConsumingLoop(GenerationalLoop):
     @override
     def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self._takeover.restore(trainer)
+        if self._session is not None:
+            if trainer.is_global_zero:
+                self._session.store.mark(finished=True)
+            self._session.lock.release()
 
     @override
     def on_exception(self, trainer: pl.Trainer, pl_module: pl.LightningModule, exception: BaseException) -> None:
         self._takeover.restore(trainer)
+        if self._session is not None:
+            self._session.lock.release()
+
+    @override
+    def on_save_checkpoint(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, checkpoint: dict[str, Any]
+    ) -> None:
+        session = self._session
+        if session is not None and not session.checkpointed and trainer.is_global_zero:
+            # From now on a rerun without `ckpt_path` must not start this run's folder over.
+            session.store.mark(checkpointed=True)
+            session.checkpointed = True
 
     @override
     def state_dict(self) -> dict[str, Any]:
@@ -286,6 +304,7 @@ class SelfConsumingLoop(GenerationalLoop):
             fingerprint=self.fingerprint(),
             output_dir=None if session is None else str(session.store.root),
             last_generation=self._history[-1].generation if self._history else None,
+            records=None if session is None else session.expected_records(),
         ).to_dict()
 
     @override

@@ -1,10 +1,13 @@
 """Run identity and resume: which run owns ``output_dir``, and whether a checkpoint may continue it.
 
-A new run gets a fresh id and refuses a folder holding another run's data. A resumed run
-(``trainer.fit(..., ckpt_path=...)``) must find its own run's folder, the same settings
-(:func:`~sclc_lightning.loop.config.fingerprint_changes`) and the same item structure; every
-difference is refused with a message naming the old and new values. Global rank zero inspects the
-folder and decides for every rank, so that no rank can see a manifest another rank just wrote.
+Global rank zero locks the folder for the life of the fit, inspects it and decides for every
+rank, so that no rank can see a manifest another rank just wrote. A new run gets a fresh id and
+refuses a folder holding another run's data (a run that stopped before its first checkpoint is
+started over, with a warning). A resumed run (``trainer.fit(..., ckpt_path=...)``) must find its
+own run's folder, the same settings (:func:`~sclc_lightning.loop.config.fingerprint_changes`),
+the same item structure and the manifest records the checkpoint saw, and every generation's
+files must match their records; every difference is refused with a message naming the file or
+the old and new values.
 """
 
 from __future__ import annotations
@@ -16,15 +19,20 @@ from pathlib import Path
 from typing import Any
 
 import lightning.pytorch as pl
+from lightning.pytorch.utilities import rank_zero_warn
 
 from sclc_lightning.data.items import ItemCodec
-from sclc_lightning.data.store import Manifest, StoredGeneration, SyntheticStore
+from sclc_lightning.data.lock import RunDirectoryLocked, RunLock
+from sclc_lightning.data.manifest import RunDirectoryError, StoredGeneration
+from sclc_lightning.data.real import RealData
+from sclc_lightning.data.store import SyntheticStore
 from sclc_lightning.loop.config import fingerprint_changes
 
 __all__ = ["STATE_FORMAT", "LoopState", "OpenedRun", "open_run"]
 
 #: Format of the loop's state in checkpoints. 2: the fingerprint holds every corrector and mode
-#: setting and the item structure; format 1 is still read.
+#: setting and the item structure, and the state a digest of each manifest record up to its
+#: generation; format 1 is still read.
 STATE_FORMAT = 2
 
 
@@ -37,6 +45,8 @@ class LoopState:
         fingerprint: the settings it ran with.
         output_dir: where its synthetic data is.
         last_generation: the last generation trained before the checkpoint.
+        records: ``[generation, count, record digest]`` of every generation on disk up to the
+            one being trained when the checkpoint was saved (``None`` in format 1 states).
         format: the state format it was written in.
     """
 
@@ -44,6 +54,7 @@ class LoopState:
     fingerprint: dict[str, Any]
     output_dir: str | None
     last_generation: int | None
+    records: list[list[Any]] | None = None
     format: int = STATE_FORMAT
 
     def to_dict(self) -> dict[str, Any]:
@@ -61,11 +72,13 @@ class LoopState:
                 f"Checkpoint holds SelfConsumingLoop state format {state.get('format')!r};"
                 f" this version reads formats 1 and {STATE_FORMAT}."
             )
+        records = state.get("records")
         return cls(
             state.get("run_id"),
             dict(state.get("fingerprint") or {}),
             state.get("output_dir"),
             state.get("last_generation"),
+            None if records is None else [list(r) for r in records],
             int(state["format"]),
         )
 
@@ -77,12 +90,14 @@ class OpenedRun:
     Attributes:
         store: its synthetic store.
         run_id: the run's id.
-        records: the generations already on disk.
+        records: the generations already on disk (checked against their files).
+        lock: the directory's lock, held by global rank zero until the fit ends.
     """
 
     store: SyntheticStore
     run_id: str
     records: dict[int, StoredGeneration]
+    lock: RunLock
 
 
 def _check_resume(restored: LoopState, fingerprint: Mapping[str, Any]) -> None:
@@ -91,44 +106,81 @@ def _check_resume(restored: LoopState, fingerprint: Mapping[str, Any]) -> None:
         raise ValueError(f"Cannot resume a self-consuming run with changed settings ({', '.join(changes)}).")
 
 
-def _problem(store: SyntheticStore, manifest: Manifest, run_id: str | None, codec: ItemCodec) -> str | None:
-    if run_id is None:
-        return (
-            f"`output_dir` {str(store.root)!r} already holds the synthetic data of run {manifest.run_id};"
-            " use a new `output_dir` or resume that run from its checkpoint (`ckpt_path`)."
+def _resume(store: SyntheticStore, restored: LoopState, codec: ItemCodec, real_size: int) -> None:
+    """Check that the folder is the one the checkpoint left (rank zero, under the lock)."""
+    manifest = store.read_manifest()
+    if manifest is None:
+        raise RunDirectoryError(
+            f"{store.manifest_path} is missing, but the checkpoint being resumed belongs to run"
+            f" {restored.run_id}, whose synthetic data it describes. Restore the folder, or start a new"
+            " run (without `ckpt_path`)."
         )
-    if manifest.run_id != run_id:
-        return (
+    if manifest.run_id != restored.run_id:
+        raise ValueError(
             f"{store.manifest_path} belongs to run {manifest.run_id}, the checkpoint to run"
-            f" {run_id}; pass the run's own `output_dir`."
+            f" {restored.run_id}; pass the run's own `output_dir`."
         )
     if manifest.item != codec.to_json():
-        return (
+        raise ValueError(
             f"{store.manifest_path} stores items structured as {manifest.item}, but the real data's items"
             f" are now {codec.to_json()}; resume with the data the run started with."
         )
-    return None
+    if restored.records is not None:
+        store.check_expected(restored.records, manifest)
+    store.remove_stale()
+    for record in manifest.generations:
+        store.verify(record, codec, real_size)
+
+
+def _start(store: SyntheticStore) -> bool:
+    """A new run: whether the folder is free, after starting over a run that crashed before its
+    first checkpoint (rank zero, under the lock)."""
+    manifest = store.read_manifest()
+    if manifest is None:
+        store.remove_stale()
+        return True
+    if manifest.checkpointed or manifest.finished:
+        raise ValueError(
+            f"`output_dir` {str(store.root)!r} already holds the synthetic data of run {manifest.run_id};"
+            " use a new `output_dir` or resume that run from its checkpoint (`ckpt_path`)."
+        )
+    rank_zero_warn(
+        f"`output_dir` {str(store.root)!r} holds the data of run {manifest.run_id}, which stopped before"
+        f" its first checkpoint and cannot be resumed; starting over in it."
+    )
+    store.start_over()
+    return True
+
+
+_ERRORS: dict[str, type[Exception]] = {
+    "RunDirectoryError": RunDirectoryError,
+    "RunDirectoryLocked": RunDirectoryLocked,
+    "ValueError": ValueError,
+}
 
 
 def open_run(
     trainer: pl.Trainer,
     root: Path,
-    codec: ItemCodec,
+    real: RealData,
     fingerprint: Mapping[str, Any],
     config: Mapping[str, Any],
     restored: LoopState | None,
 ) -> OpenedRun:
-    """Open (or start) the run directory ``root`` for this fit.
+    """Lock, check and open (or start) the run directory ``root`` for this fit.
 
     Args:
         trainer: the trainer (its strategy carries rank zero's decisions to every rank).
         root: the synthetic data folder.
-        codec: the structure of the real items.
+        real: the real data (the structure of its items, its size).
         fingerprint: the settings of this fit.
         config: the configuration written into a new manifest.
         restored: the loop's state from the checkpoint being resumed, if any.
 
     Raises:
+        RunDirectoryLocked: another fit uses the folder.
+        RunDirectoryError: the folder is not what the checkpoint left (missing, changed or
+            damaged files), naming the file.
         ValueError: the folder belongs to another run, or the settings or items changed.
         FileNotFoundError: a rank cannot see the manifest (a folder not shared between nodes).
     """
@@ -136,21 +188,29 @@ def open_run(
         _check_resume(restored, fingerprint)
     root = Path(trainer.strategy.broadcast(str(root), src=0))
     store = SyntheticStore(root)
+    lock = RunLock(root)
     run_id = restored.run_id if restored is not None else None
-    problem: str | None = None
+    problem: tuple[str, str] | None = None
     fresh = False
     if trainer.is_global_zero:
-        manifest = store.read_manifest()
-        fresh = manifest is None
-        if manifest is not None:
-            problem = _problem(store, manifest, run_id, codec)
+        try:
+            lock.acquire(run_id)
+            if restored is not None:
+                _resume(store, restored, real.codec, len(real))
+            else:
+                fresh = _start(store)
+        except (RunDirectoryError, RunDirectoryLocked, ValueError) as err:
+            problem = (type(err).__name__, str(err))
+            lock.release()
     problem, fresh = trainer.strategy.broadcast((problem, fresh), src=0)
     if problem is not None:
-        raise ValueError(problem)
+        raise _ERRORS.get(problem[0], RunDirectoryError)(problem[1])
     if run_id is None:
         run_id = trainer.strategy.broadcast(uuid.uuid4().hex, src=0)
-    if fresh and trainer.is_global_zero:
-        store.create(run_id, config, codec)
+    if trainer.is_global_zero:
+        lock.update(run_id)
+        if fresh:
+            store.create(run_id, config, real.codec)
     trainer.strategy.barrier("sclc_manifest")
     manifest = store.read_manifest()
     if manifest is None:
@@ -158,4 +218,4 @@ def open_run(
             f"{store.manifest_path} is missing on rank {trainer.global_rank}; with several"
             " nodes `output_dir` must be on a filesystem shared by all of them."
         )
-    return OpenedRun(store, run_id, manifest.records())
+    return OpenedRun(store, run_id, manifest.records(), lock)

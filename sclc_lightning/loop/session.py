@@ -14,13 +14,16 @@ import lightning.pytorch as pl
 from torch.utils.data import DataLoader, Dataset
 
 from sclc_lightning.correctors.base import Corrector
+from sclc_lightning.data.lock import RunLock
+from sclc_lightning.data.manifest import StoredGeneration
 from sclc_lightning.data.policies import GenerationPlan
-from sclc_lightning.data.store import StoredGeneration, SyntheticSet, SyntheticStore
+from sclc_lightning.data.store import SyntheticSet, SyntheticStore
 from sclc_lightning.loop.config import LoopConfig
 from sclc_lightning.loop.loader import draw_generation, make_loader
 from sclc_lightning.loop.production import SyntheticProducer
 from sclc_lightning.loop.real_source import RealSource
 from sclc_lightning.loop.records import GenerationProgress
+from sclc_lightning.loop.sampling import agree
 from sclc_lightning.loop.seeding import forked_rng, reseed
 
 __all__ = ["FitSession", "preview_loader"]
@@ -47,7 +50,10 @@ class FitSession:
         corrector: the corrector in use (the module's ``correct`` when none is configured).
         producer: makes each generation's synthetic data.
         records: the generations on disk.
+        lock: the run directory's lock (held by global rank zero).
+        generation: the generation being trained (its loader was made last).
         progress: counts and clocks of the generation being trained.
+        checkpointed: whether the manifest says a checkpoint was saved.
     """
 
     config: LoopConfig
@@ -57,7 +63,10 @@ class FitSession:
     corrector: Corrector | None
     producer: SyntheticProducer
     records: dict[int, StoredGeneration]
+    lock: RunLock
+    generation: int = 0
     progress: GenerationProgress = field(default_factory=GenerationProgress)
+    checkpointed: bool = False
     _sets: dict[int, SyntheticSet] = field(default_factory=dict)
 
     @property
@@ -75,6 +84,7 @@ class FitSession:
         planned, the budget drawn, and the global generators reseeded for its training."""
         if generation > self.config.generations:
             return DataLoader([], batch_size=1)  # type: ignore[arg-type]
+        self.generation = generation
         self.progress = GenerationProgress()
         total = self.num_synthetic
         if generation >= 1 and total > 0:
@@ -87,12 +97,19 @@ class FitSession:
             self.progress.time_correcting_s = produced.seconds_correcting
         counts = {g: r.count for g, r in self.records.items() if g <= generation}
         plan = self.config.policy.plan(generation, len(self.source.real), counts, self.config.seed)
+        error: BaseException | None = None
+        sets: dict[int, Dataset[Any]] = {}
+        try:
+            sets = self._synthetic_sets(plan)  # every read-back is checked against its record
+        except Exception as err:
+            error = err
+        agree(trainer, error)
         draw = draw_generation(
             trainer,
             self.source.template,
             self.source.real,
             plan,
-            self._synthetic_sets(plan),
+            sets,
             requested=self.config.budget(generation),
             seed=self.config.seed,
             warn=True,
@@ -102,10 +119,16 @@ class FitSession:
         reseed(self.config.seed, generation, trainer.global_rank)
         return make_loader(trainer, self.source.template, draw, self.config.seed)
 
+    def expected_records(self) -> list[list[Any]]:
+        """``[generation, count, digest]`` of the records up to the generation being trained:
+        what a checkpoint saved now relies on."""
+        return [[g, r.count, r.digest()] for g, r in sorted(self.records.items()) if g <= self.generation]
+
     def _synthetic_sets(self, plan: GenerationPlan) -> dict[int, Dataset[Any]]:
         sets: dict[int, Dataset[Any]] = {}
         for g, _ in plan.synthetic:
             if g not in self._sets:
-                self._sets[g] = self.store.open_generation(self.records[g], self.source.real.codec)
+                real = self.source.real
+                self._sets[g] = self.store.open_generation(self.records[g], real.codec, len(real))
             sets[g] = self._sets[g]
         return sets

@@ -1,3 +1,4 @@
+import hashlib
 import json
 import pickle
 
@@ -5,8 +6,9 @@ import pytest
 import torch
 
 from sclc_lightning.data.items import ItemCodec, SyntheticBatch
+from sclc_lightning.data.manifest import StoredGeneration, parse_manifest
 from sclc_lightning.data.real import RealData
-from sclc_lightning.data.store import Manifest, StoredGeneration, SyntheticStore
+from sclc_lightning.data.store import SyntheticStore
 
 
 def _write(store: SyntheticStore, generation: int, batch: SyntheticBatch, real: RealData, shard_rows: int = 10):
@@ -30,13 +32,14 @@ def test_generation_round_trip_in_shards(tmp_path) -> None:
     data = torch.randn(25, 2)
     source = torch.arange(25)
     record = _write(store, 3, SyntheticBatch(data, source), real)
-    assert record.shards == (
+    assert [(s.name, s.rows) for s in record.shards] == [
         ("shard_00000.safetensors", 10),
         ("shard_00001.safetensors", 10),
         ("shard_00002.safetensors", 5),
-    )
+    ]
+    assert all(len(s.sha256) == 64 for s in record.shards) and record.strings_sha256 is not None
     assert sorted(p.name for p in tmp_path.iterdir()) == ["gen_0003", "manifest.json"]  # no temporary folder left
-    ds = store.open_generation(record, real.codec)
+    ds = store.open_generation(record, real.codec, len(real))
     assert len(ds) == 25
     x, label, name = ds[17]  # the other fields come from the source item
     assert torch.equal(x, data[17]) and label == 17 and name == "s17"
@@ -57,7 +60,7 @@ def test_rewrite_replaces_atomically_and_manifest(tmp_path) -> None:
     record = _write(store, 1, SyntheticBatch(torch.ones(4, 1), torch.arange(4)), real)
     # rewriting generation 1 drops the records of later generations (a history being redone)
     assert sorted(store.records()) == [1] and store.records()[1] == record
-    ds = store.open_generation(record, real.codec)
+    ds = store.open_generation(record, real.codec, len(real))
     assert float(ds[3]) == 1.0 and len(ds) == 4
     assert sorted(p.name for p in tmp_path.iterdir()) == ["gen_0001", "gen_0002", "manifest.json"]
 
@@ -68,12 +71,13 @@ def test_manifest_json_keeps_its_keys(tmp_path) -> None:
     store.create("run-a", {"n": 4}, real.codec)
     _write(store, 1, SyntheticBatch(torch.zeros(3, 2), torch.arange(3)), real)
     payload = json.loads((tmp_path / "manifest.json").read_text())
-    assert payload["format"] == 1 and payload["run_id"] == "run-a" and payload["item"] == real.codec.to_json()
+    assert payload["format"] == 2 and payload["run_id"] == "run-a" and payload["item"] == real.codec.to_json()
     (record,) = payload["generations"]
     assert record["count"] == 3 and record["corrector"] == "kmeans" and record["strength"] == 1.0
     assert record["mode"] == "augment" and record["seed"] == 3 and record["sampled_at_step"] == 7
-    assert record["shards"] == [["shard_00000.safetensors", 3]]
-    manifest = Manifest.from_json(payload)
+    digest = hashlib.sha256((tmp_path / "gen_0001" / "shard_00000.safetensors").read_bytes()).hexdigest()
+    assert record["shards"] == [["shard_00000.safetensors", 3, digest]]
+    manifest = parse_manifest((tmp_path / "manifest.json").read_text(), tmp_path / "manifest.json")
     assert manifest.to_json() == payload and manifest.generations[0] == StoredGeneration.from_json(record)
 
 
