@@ -146,7 +146,7 @@ def _field(record: Mapping[str, Any], key: str, kind: type | tuple[type, ...]) -
     value: Any = record.get(key)
     if not isinstance(value, kind) or isinstance(value, bool):
         raise ValueError(f"`{key}` is {value!r}")
-    if kind is int and value < 0:
+    if kind is int and not _is_count(value):
         raise ValueError(f"`{key}` is negative: {value!r}")
     return value
 
