@@ -15,7 +15,14 @@ from lightning.pytorch.callbacks import Callback
 
 from sclc_lightning.data.real import RealData
 
-__all__ = ["GenerationalLoop", "current_generation", "eval_mode", "find_loop"]
+__all__ = [
+    "GenerationEndListener",
+    "GenerationalLoop",
+    "current_generation",
+    "eval_mode",
+    "find_loop",
+    "notify_generation_end",
+]
 
 
 class GenerationalLoop(Callback, abc.ABC):
@@ -38,6 +45,23 @@ class GenerationalLoop(Callback, abc.ABC):
     @abc.abstractmethod
     def history(self) -> Sequence[Any]:
         """One dataclass record per generation trained, in order."""
+
+
+class GenerationEndListener(abc.ABC):
+    """A callback told when a generation is over: its epoch ended, its epoch-level metrics are
+    final and its end-of-epoch checkpoint is saved, and the next generation's data is not made
+    yet. Mix it into a :class:`~lightning.pytorch.callbacks.Callback`."""
+
+    @abc.abstractmethod
+    def on_generation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, generation: int) -> None:
+        """Called by the loop before it samples generation ``generation + 1``."""
+
+
+def notify_generation_end(trainer: pl.Trainer, pl_module: pl.LightningModule, generation: int) -> None:
+    """Call :meth:`GenerationEndListener.on_generation_end` of every listening callback."""
+    for callback in trainer.callbacks:  # type: ignore[attr-defined]
+        if isinstance(callback, GenerationEndListener):
+            callback.on_generation_end(trainer, pl_module, generation)
 
 
 def find_loop(trainer: pl.Trainer) -> GenerationalLoop | None:

@@ -12,7 +12,7 @@ import lightning.pytorch as pl
 from lightning.pytorch.callbacks import Callback
 from typing_extensions import override
 
-from sclc_lightning._trainer import current_generation, find_loop
+from sclc_lightning._trainer import GenerationEndListener, current_generation, find_loop
 
 __all__ = ["GenerationCSV"]
 
@@ -24,13 +24,15 @@ def _scalar(value: Any) -> float | None:
         return None
 
 
-class GenerationCSV(Callback):
+class GenerationCSV(GenerationEndListener, Callback):
     """Write ``metrics.csv`` in the run directory: a ``generation`` column, the loop's
     per-generation record and every scalar metric logged during that generation.
 
-    A generation's row is written once its epoch-level metrics are final (at the start of the
-    next generation and at the end of the fit). On resume, rows of the generations trained
-    again are replaced.
+    A generation's row is written once its epoch-level metrics are final: when the loop tells
+    that the generation is over, before it samples the next one (or at the next epoch's start,
+    or the end of the fit). The row is also kept in the checkpoint saved at the generation's end,
+    and a resumed fit writes it if the file lacks it, so that after any crash and resume the file
+    has exactly one row per completed generation. Rows of generations trained again are replaced.
 
     Args:
         path: the CSV file; default ``<trainer.default_root_dir>/metrics.csv``.
@@ -39,13 +41,28 @@ class GenerationCSV(Callback):
     def __init__(self, path: str | os.PathLike[str] | None = None) -> None:
         self.path = None if path is None else Path(path)
         self._pending: int | None = None
+        self._trainer: pl.Trainer | None = None
+        self._restored: dict[str, Any] | None = None
 
     def _target(self, trainer: pl.Trainer) -> Path:
         return self.path or Path(trainer.default_root_dir) / "metrics.csv"
 
     @override
+    def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
+        self._trainer, self._pending = trainer, None
+
+    @override
+    def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if self._restored is not None:  # the row the checkpoint kept, in case the file lacks it
+            self._write(trainer, self._restored)
+            self._restored = None
+
+    @override
     def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self._pending = current_generation(trainer)
+
+    def on_generation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, generation: int) -> None:
+        self._flush(trainer)
 
     @override
     def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
@@ -55,18 +72,36 @@ class GenerationCSV(Callback):
     def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self._flush(trainer)
 
-    def _flush(self, trainer: pl.Trainer) -> None:
-        if self._pending is None:
-            return
-        # By now every callback's epoch-end hook has run, whatever the order of callbacks.
+    @override
+    def state_dict(self) -> dict[str, Any]:
+        # Saved at the generation's end (the checkpoint callbacks run after every other epoch-end
+        # hook): the pending row is complete.
+        row = self._row(self._trainer) if self._pending is not None and self._trainer is not None else None
+        return {"row": row}
+
+    @override
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self._restored = state_dict.get("row")
+
+    def _row(self, trainer: pl.Trainer) -> dict[str, Any]:
+        generation = self._pending
         loop = find_loop(trainer)
-        records = [asdict(r) for r in (loop.history if loop is not None else []) if r.generation == self._pending]
-        row: dict[str, Any] = records[-1] if records else {"generation": self._pending}
-        self._pending = None
+        records = [asdict(r) for r in (loop.history if loop is not None else []) if r.generation == generation]
+        row: dict[str, Any] = records[-1] if records else {"generation": generation}
         for key, value in trainer.callback_metrics.items():
             number = _scalar(value)
             if number is not None and key not in row:
                 row[key] = number
+        return row
+
+    def _flush(self, trainer: pl.Trainer) -> None:
+        if self._pending is None:
+            return
+        row = self._row(trainer)
+        self._pending = None
+        self._write(trainer, row)
+
+    def _write(self, trainer: pl.Trainer, row: dict[str, Any]) -> None:
         if not trainer.is_global_zero:
             return
         path = self._target(trainer)

@@ -13,6 +13,7 @@ from typing import Any
 import lightning.pytorch as pl
 from torch.utils.data import DataLoader, Dataset
 
+from sclc_lightning._trainer import notify_generation_end
 from sclc_lightning.correctors.base import Corrector
 from sclc_lightning.data.lock import RunLock
 from sclc_lightning.data.manifest import StoredGeneration
@@ -84,6 +85,8 @@ class FitSession:
         planned, the budget drawn, and the global generators reseeded for its training."""
         if generation > self.config.generations:
             return DataLoader([], batch_size=1)  # type: ignore[arg-type]
+        if generation > self.config.first_generation:
+            notify_generation_end(trainer, pl_module, generation - 1)  # e.g. its metrics row, before sampling
         self.generation = generation
         self.progress = GenerationProgress()
         total = self.num_synthetic
