@@ -25,6 +25,7 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import Tensor
 
+from sclc_lightning._process import launcher_arguments, pid_alive
 from sclc_lightning.correctors.base import Corrector, register_corrector
 from sclc_lightning.data.items import SyntheticBatch
 from sclc_lightning.data.real import RealData
@@ -32,6 +33,7 @@ from sclc_lightning.data.real import RealData
 __all__ = ["CommandCorrector", "CorrectorProcessError"]
 
 _FIELDS = ("input", "output", "conditions", "generation", "strength", "folder")
+_FOLDER_PREFIX = "sclc-command-"
 
 
 class CorrectorProcessError(RuntimeError):
@@ -181,7 +183,8 @@ class CommandCorrector(Corrector):
     ) -> Tensor:
         if len(batch) == 0:
             return batch.data
-        folder = Path(tempfile.mkdtemp(prefix=f"sclc-command-g{generation}-"))
+        _remove_orphaned_folders()
+        folder = Path(tempfile.mkdtemp(prefix=f"{_FOLDER_PREFIX}{os.getpid()}-g{generation}-"))
         try:
             self._write(folder, batch)
             arguments = self.arguments(folder, generation)
@@ -189,22 +192,23 @@ class CommandCorrector(Corrector):
             start = time.perf_counter()
             with open(stderr_path, "wb") as stderr, open(folder / "stdout.txt", "wb") as stdout:
                 process = subprocess.Popen(
-                    arguments,
+                    launcher_arguments(arguments),  # the program dies with this process, even on kill -9
                     cwd=self.cwd,
                     env={**os.environ, **self.env},
                     stdout=stdout,
                     stderr=stderr,
-                    start_new_session=True,  # its own process group, killed as a whole on timeout
+                    start_new_session=True,  # its own process group, killed as a whole on every exit path
                 )
                 try:
                     code = process.wait(timeout=self.timeout)
                 except subprocess.TimeoutExpired:
-                    _kill_group(process)
                     where = f" Files kept in {folder}." if self.keep_files else ""
                     raise CorrectorProcessError(
                         f"{self._who()} did not finish within {self.timeout:g} s (generation {generation});"
                         f" it was killed.{where}{self._tail(stderr_path)}"
                     ) from None
+                finally:
+                    _kill_group(process)  # its children too, and on Ctrl-C or any error
             tail = self._tail(stderr_path)
             if code != 0:
                 where = f" Files kept in {folder}." if self.keep_files else ""
@@ -218,9 +222,18 @@ class CommandCorrector(Corrector):
                 shutil.rmtree(folder, ignore_errors=True)
 
 
+def _remove_orphaned_folders() -> None:
+    """Remove the temporary folders of command correctors whose process is gone (killed)."""
+    for folder in Path(tempfile.gettempdir()).glob(f"{_FOLDER_PREFIX}*-g*-*"):
+        owner = folder.name[len(_FOLDER_PREFIX) :].split("-", 1)[0]
+        if owner.isdigit() and int(owner) != os.getpid() and not pid_alive(int(owner)):
+            shutil.rmtree(folder, ignore_errors=True)
+
+
 def _kill_group(process: subprocess.Popen[bytes]) -> None:
+    """Kill the program's process group (what it started too) and reap it."""
     try:
         os.killpg(process.pid, signal.SIGKILL)
-    except ProcessLookupError:
+    except (ProcessLookupError, PermissionError):
         pass
     process.wait()

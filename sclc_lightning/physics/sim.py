@@ -18,6 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
+from sclc_lightning._process import die_with_parent
+
 __all__ = [
     "CONTACT_TOLERANCE",
     "FPS",
@@ -281,7 +283,9 @@ def _run_parallel(
     else:
         method = start_method or ("fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn")
         context = multiprocessing.get_context(method)
-        with ProcessPoolExecutor(max_workers=num_workers, mp_context=context) as pool:
+        # Workers die with this process, even when it is killed (they would wait forever).
+        initargs = (os.getpid(),)
+        with ProcessPoolExecutor(num_workers, context, initializer=die_with_parent, initargs=initargs) as pool:
             futures = {pool.submit(function, chunk): i for i, chunk in enumerate(chunks)}
             for future in as_completed(futures):
                 i = futures[future]
