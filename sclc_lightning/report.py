@@ -13,8 +13,8 @@ from __future__ import annotations
 import argparse
 import base64
 import csv
-import html
 import math
+import re
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -25,7 +25,7 @@ import yaml
 
 from sclc_lightning.theory import gaussian_collapse_rate
 
-__all__ = ["Run", "find_runs", "main", "write_report"]
+__all__ = ["Run", "figure_name", "find_runs", "main", "write_report"]
 
 # Columns of metrics.csv that are bookkeeping rather than metrics.
 _NOT_METRICS = {"generation", "epoch"}
@@ -140,20 +140,66 @@ def _plot_metric(metric: str, groups: dict[str, list[Run]], path: Path) -> None:
             theory = _theory_curve(runs)
             if theory is not None:
                 ax.plot(*theory, linestyle="--", color=line.get_color(), label=f"{name}: σ0 α(n)^t (theory)")
-    ax.set(xlabel="generation", ylabel=metric, title=metric)
+    shown = metric.replace("$", r"\$")  # a name is text, never matplotlib mathtext
+    ax.set(xlabel="generation", ylabel=shown, title=shown)
     ax.legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
 
 
-def _embed(path: Path) -> str:
-    data = base64.b64encode(path.read_bytes()).decode()
-    return f'<img src="data:image/png;base64,{data}" alt="{html.escape(path.name)}">'
+_PAGE = """<!doctype html><html><head><meta charset="utf-8"><title>sclc report</title>
+<style>
+body{font-family:sans-serif;margin:2em} img{max-width:560px;margin:4px} td,th{padding:2px 8px;text-align:left}
+</style></head><body>
+<h1>Self-consuming loop report</h1><p>{{ runs|length }} runs in {{ groups }} groups.</p>
+<h2>Runs</h2><table><tr><th>run</th><th>group</th><th>seed</th><th>generations</th></tr>
+{% for run in runs %}
+<tr><td>{{ run.path }}</td><td>{{ run.group }}</td><td>{{ run.seed }}</td><td>0..{{ run.last }}</td></tr>
+{% endfor %}</table>
+<h2>Metrics</h2>
+{% for figure in figures %}
+<h3>{{ figure.metric }}</h3><img src="data:image/png;base64,{{ figure.data }}" alt="{{ figure.name }}">
+{% endfor %}
+{% if samples %}<h2>Samples across generations</h2>{% endif %}
+{% for run in samples %}<h3>{{ run.path }}</h3>
+{% for picture in run.pictures %}
+<figure style="display:inline-block"><img src="data:image/png;base64,{{ picture.data }}" alt="{{ picture.name }}">
+<figcaption>{{ picture.caption }}</figcaption></figure>
+{% endfor %}{% endfor %}
+</body></html>
+"""
+
+
+def _base64(path: Path) -> str:
+    return base64.b64encode(path.read_bytes()).decode()
+
+
+def figure_name(metric: str, taken: set[str]) -> str:
+    """A file name for ``metric``'s figure: letters, digits, ``_.-`` only, no leading dot, unique
+    among ``taken`` (which it joins).
+
+    Examples:
+        >>> figure_name("../../x", set()), figure_name("<script>", set())
+        ('x.png', 'script.png')
+    """
+    stem = re.sub(r"[^A-Za-z0-9_.-]+", "_", metric).strip("._") or "metric"
+    name, index = f"{stem}.png", 1
+    while name in taken:
+        index += 1
+        name = f"{stem}_{index}.png"
+    taken.add(name)
+    return name
 
 
 def write_report(folders: Sequence[str | Path], out: str | Path) -> Path:
-    """Write the figures and ``report.html`` for the runs under ``folders``; returns the page."""
+    """Write the figures and ``report.html`` for the runs under ``folders``; returns the page.
+
+    Every value in the page is HTML-escaped (a Jinja2 template with autoescape), and the figures'
+    file names are made from the metric names safely, inside ``out``.
+    """
+    from jinja2 import Environment
+
     runs = find_runs(folders)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -161,42 +207,33 @@ def write_report(folders: Sequence[str | Path], out: str | Path) -> Path:
     for run in runs:
         groups[run.group].append(run)
     metrics = sorted({k for r in runs for row in r.rows for k in row} - _NOT_METRICS)
-    figures = []
+    figures: list[dict[str, str]] = []
+    taken: set[str] = set()
     for metric in metrics:
-        path = out / f"{metric}.png"
+        path = out / figure_name(metric, taken)
+        if path.resolve().parent != out.resolve():  # cannot happen with the names above; never write outside
+            raise ValueError(f"The figure of metric {metric!r} would be written outside {out}.")
         _plot_metric(metric, groups, path)
-        figures.append((metric, path))
-    parts = [
-        "<!doctype html><html><head><meta charset='utf-8'><title>sclc report</title>",
-        "<style>body{font-family:sans-serif;margin:2em}img{max-width:560px;margin:4px}"
-        "td,th{padding:2px 8px;text-align:left}</style></head><body>",
-        f"<h1>Self-consuming loop report</h1><p>{len(runs)} runs in {len(groups)} groups.</p>",
-        "<h2>Runs</h2><table><tr><th>run</th><th>group</th><th>seed</th><th>generations</th></tr>",
+        figures.append({"metric": metric, "name": path.name, "data": _base64(path)})
+    table = [
+        {
+            "path": str(r.path),
+            "group": r.group,
+            "seed": r.loop.get("seed", ""),
+            "last": int(max(x["generation"] for x in r.rows)),
+        }
+        for r in runs
     ]
+    samples = []
     for run in runs:
-        seed = run.loop.get("seed", "")
-        last = int(max(r["generation"] for r in run.rows))
-        parts.append(
-            f"<tr><td>{html.escape(str(run.path))}</td><td>{html.escape(run.group)}</td>"
-            f"<td>{seed}</td><td>0..{last}</td></tr>"
-        )
-    parts.append("</table><h2>Metrics</h2>")
-    for metric, path in figures:
-        parts.append(f"<h3>{html.escape(metric)}</h3>{_embed(path)}")
-    pictures = [(run, sorted((run.path / "samples").glob("generation_*.png"))) for run in runs]
-    if any(files for _, files in pictures):
-        parts.append("<h2>Samples across generations</h2>")
-        for run, files in pictures:
-            if files:
-                chosen = [files[0], files[len(files) // 2], files[-1]] if len(files) > 3 else files
-                parts.append(f"<h3>{html.escape(str(run.path))}</h3>")
-                parts.extend(
-                    f"<figure style='display:inline-block'>{_embed(f)}<figcaption>{f.stem}</figcaption></figure>"
-                    for f in dict.fromkeys(chosen)
-                )
-    parts.append("</body></html>")
+        files = sorted((run.path / "samples").glob("generation_*.png"))
+        chosen = [files[0], files[len(files) // 2], files[-1]] if len(files) > 3 else files
+        pictures = [{"name": f.name, "caption": f.stem, "data": _base64(f)} for f in dict.fromkeys(chosen)]
+        if pictures:
+            samples.append({"path": str(run.path), "pictures": pictures})
     page = out / "report.html"
-    page.write_text("\n".join(parts))
+    template = Environment(autoescape=True).from_string(_PAGE)
+    page.write_text(template.render(runs=table, groups=len(groups), figures=figures, samples=samples))
     return page
 
 
