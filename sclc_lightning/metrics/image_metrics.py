@@ -48,6 +48,8 @@ class ImageMetrics(FeatureDistanceEvaluator):
             against the training set).
         inception_weights: the Inception-v3 weights file (default ``$SCLC_INCEPTION_WEIGHTS``,
             else torch-fidelity's file in the torch hub cache).
+        inception_sha256: the SHA-256 the weights file must have (default: that of
+            torch-fidelity's file); pass your own file's digest to use it on purpose.
         num_classes: classes of the labels (the second item field); required for ``"domain"``.
         cache_dir: where the classifier and the reference statistics are cached (default
             ``~/.cache/sclc_lightning``); runs of a grid on the same data share them.
@@ -65,6 +67,7 @@ class ImageMetrics(FeatureDistanceEvaluator):
         feature: str = "domain",
         num_classes: int | None = None,
         inception_weights: str | None = None,
+        inception_sha256: str | None = None,
         reference: str = "test",
         cache_dir: str | None = None,
         classifier_epochs: int = 30,
@@ -83,6 +86,7 @@ class ImageMetrics(FeatureDistanceEvaluator):
         self.cache_dir = Path(cache_dir) if cache_dir else Path.home() / ".cache" / "sclc_lightning"
         self.classifier_epochs, self.kid_subset_size = classifier_epochs, kid_subset_size
         self.prc_neighborhood, self.inception_weights = prc_neighborhood, inception_weights
+        self.inception_sha256 = inception_sha256
         if reference not in ("test", "train"):
             raise ValueError(f"`reference` must be 'test' or 'train', got {reference!r}.")
         self.reference_split = reference
@@ -101,7 +105,7 @@ class ImageMetrics(FeatureDistanceEvaluator):
         view: InceptionFeatures | FeatureView
         head: nn.Module | None = None
         if self.feature == "inception":
-            view = InceptionFeatures(self.inception_weights)
+            view = InceptionFeatures(self.inception_weights, self.inception_sha256)
             key = view.key()
         else:
             loop = find_loop(trainer)
@@ -134,7 +138,8 @@ class ImageMetrics(FeatureDistanceEvaluator):
     @override
     def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
         if self.feature == "inception":
-            inception_weights_path(self.inception_weights)  # fail before training, not after a generation
+            # missing or unknown weights stop the fit before training, not after a generation
+            inception_weights_path(self.inception_weights, self.inception_sha256)
 
     # -- per generation ---------------------------------------------------------------------
     def requested_labels(self, pl_module: pl.LightningModule, reference_labels: Tensor | None) -> Tensor | None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import hashlib
 import math
 from pathlib import Path
 from typing import Any
@@ -121,11 +122,31 @@ def _random_inception_weights(path: Path, monkeypatch: pytest.MonkeyPatch) -> Pa
     return path
 
 
+def test_unknown_inception_weights_are_never_loaded(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    crafted = tmp_path / "weights-inception-2015-12-05-6726825d.pth"
+    crafted.write_bytes(b"not torch-fidelity's file: unpickling it could run code")
+    loaded: list[str] = []
+    monkeypatch.setattr(torch, "load", lambda *a, **k: loaded.append("loaded"))
+    with pytest.raises(
+        ValueError, match=r"has SHA-256 [0-9a-f]{64}, not that of torch-fidelity's Inception-v3 weights"
+    ):
+        InceptionFeatures(crafted)
+    monkeypatch.setenv("SCLC_INCEPTION_WEIGHTS", str(crafted))
+    with pytest.raises(ValueError, match=r"pass its digest as `inception_sha256`"):
+        inception_weights_path()
+    with pytest.raises(ValueError, match=r"not that of the `inception_sha256` given"):
+        inception_weights_path(crafted, "0" * 64)
+    assert loaded == []  # refused before anything read it as a torch file
+    digest = hashlib.sha256(crafted.read_bytes()).hexdigest()
+    assert inception_weights_path(crafted, digest) == crafted  # the explicit opt-in
+
+
 def test_inception_path_runs_end_to_end_with_a_local_weights_file(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     weights = _random_inception_weights(tmp_path / "inception.pth", monkeypatch)
-    features = InceptionFeatures(weights)
+    digest = hashlib.sha256(weights.read_bytes()).hexdigest()  # not torch-fidelity's file: opt in by digest
+    features = InceptionFeatures(weights, digest)
     out = features(torch.rand(2, 1, 8, 8) * 2 - 1)
     assert out.shape == (2, 2048) and features.key().startswith("inception-")
     data = DigitsDataModule(test_fraction=0.03)  # 54 held-out images through Inception on a CPU
@@ -134,7 +155,11 @@ def test_inception_path_runs_end_to_end_with_a_local_weights_file(
     bank = torch.stack([data.train_set[i][0] for i in range(40)])
     labels = torch.tensor([data.train_set[i][1] for i in range(40)])
     metrics = ImageMetrics(
-        num_samples=40, feature="inception", inception_weights=str(weights), cache_dir=str(tmp_path / "cache")
+        num_samples=40,
+        feature="inception",
+        inception_weights=str(weights),
+        inception_sha256=digest,
+        cache_dir=str(tmp_path / "cache"),
     )
     loop = SelfConsumingLoop(0.0, 0, images_per_generation=32, output_dir=tmp_path / "s")
     run = trainer(tmp_path, [loop, metrics, GenerationCSV()])
