@@ -13,6 +13,7 @@ Subcommands are imported when used, so ``sclc --help`` stays fast.
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Sequence
 
@@ -31,7 +32,8 @@ commands:
   correctors   list the registered correctors
   modes        list the registered mixing policies (loop.mode)
 
-Run `sclc fit --help` for every option of a run.
+Run `sclc fit --help` for every option of a run. A bad value is reported in a line or two;
+add --debug (or set SCLC_DEBUG=1) for the traceback.
 """
 
 
@@ -64,9 +66,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("\n".join(available_mixing_policies()))
         return 0
     if args[0] in ("fit", "validate", "test"):
-        from sclc_lightning.lightning_cli import run_lightning_cli
+        from sclc_lightning.lightning_cli import CLIError, run_lightning_cli
 
-        run_lightning_cli(args if argv is not None else None)  # None: LightningCLI reads sys.argv itself
+        debug = "--debug" in args or os.environ.get("SCLC_DEBUG", "") not in ("", "0")
+        command: list[str] | None = [a for a in args if a != "--debug"]
+        if argv is None:  # LightningCLI reads sys.argv itself
+            sys.argv = [a for a in sys.argv if a != "--debug"]
+            command = None
+        try:
+            run_lightning_cli(command, debug=debug)
+        except CLIError as err:
+            print(f"sclc {args[0]}: error: {err}", file=sys.stderr)
+            print(f"(`sclc {args[0]} --help` lists the options; --debug shows the traceback)", file=sys.stderr)
+            return 2
         return 0
     if args[0] == "grid":
         from sclc_lightning.grid import main as grid_main

@@ -10,6 +10,7 @@ and ``metrics.csv`` with one row per generation. ``--init_weights PATH`` (with
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import sys
@@ -19,15 +20,63 @@ from pathlib import Path
 from typing import Any
 
 from jsonargparse import Namespace
-from lightning.pytorch import LightningDataModule, LightningModule, Trainer
+from lightning.pytorch import Callback, LightningDataModule, LightningModule, Trainer
 from lightning.pytorch.cli import LightningCLI, SaveConfigCallback
 from lightning.pytorch.utilities import rank_zero_info
 
+from sclc_lightning.data.lock import RunDirectoryLocked
+from sclc_lightning.data.manifest import RunDirectoryError
 from sclc_lightning.generation_csv import GenerationCSV
 from sclc_lightning.loop import SelfConsumingLoop
 from sclc_lightning.weights import load_initial_weights
 
-__all__ = ["SCLCCLI", "run_lightning_cli"]
+__all__ = ["SCLCCLI", "CLIError", "run_lightning_cli"]
+
+SUBCOMMANDS = ("fit", "validate", "test", "predict")
+
+
+class CLIError(Exception):
+    """A configuration the command refuses before training: the message says which argument,
+    which value and what is allowed, in a line or two (``--debug`` shows the traceback)."""
+
+
+#: Errors that, before training starts, come from what the user configured.
+_SETUP_ERRORS: tuple[type[BaseException], ...] = (
+    argparse.ArgumentError,
+    ValueError,
+    TypeError,
+    FileNotFoundError,
+    RunDirectoryError,
+    RunDirectoryLocked,
+)
+
+
+class _TrainingStarted(Callback):
+    """Marks the moment the fit starts training: errors before it are configuration errors."""
+
+    def __init__(self) -> None:
+        self.started = False
+
+    def on_train_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        self.started = True
+
+
+def _short(error: BaseException) -> str:
+    r"""The message of ``error`` on one line: jsonargparse's union errors are cut down to the
+    error of the type that was meant, and the value given.
+
+    Examples:
+        >>> _short(ValueError('Parser key "n":\n  Expected an int. Got value: x'))
+        'Parser key "n": Expected an int. Got value: x'
+    """
+    text = str(error).strip()
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    if "Does not validate against any of the Union subtypes" in text:
+        causes = [line[2:] for line in lines if line.startswith("- ") and "<class 'NoneType'>" not in line]
+        given = [line for line in lines if line.startswith("Given value:")]
+        head = lines[0] if lines[0].startswith("Parser key") else ""
+        lines = [head, *causes[:1], *given] if head else [*causes[:1]] or lines
+    return " ".join(lines)[:500]
 
 
 class _SaveConfigToRunDir(SaveConfigCallback):
@@ -51,14 +100,17 @@ class _SaveConfigToRunDir(SaveConfigCallback):
 class SCLCCLI(LightningCLI):
     """LightningCLI with the loop under its own ``loop:`` key and a directory per run."""
 
-    def __init__(self, args: Sequence[str] | None = None, run: bool = True) -> None:
+    def __init__(self, args: Sequence[str] | None = None, run: bool = True, marker: Callback | None = None) -> None:
+        # Parse errors are raised (and printed in a line by `sclc`), not printed with the usage.
+        no_exit = {"exit_on_error": False}
         super().__init__(
             model_class=LightningModule,
             datamodule_class=LightningDataModule,
             subclass_mode_model=True,
             subclass_mode_data=True,
             save_config_callback=_SaveConfigToRunDir,
-            trainer_defaults={"max_epochs": -1, "callbacks": [GenerationCSV()]},
+            trainer_defaults={"max_epochs": -1, "callbacks": [GenerationCSV(), *([marker] if marker else [])]},
+            parser_kwargs={**no_exit, **dict.fromkeys(SUBCOMMANDS, no_exit)},
             args=list(args) if args is not None else None,
             run=run,
             auto_configure_optimizers=False,
@@ -159,12 +211,23 @@ def _close_wandb(failed: bool) -> None:
     wandb.teardown()
 
 
-def run_lightning_cli(args: Sequence[str] | None) -> None:
+def run_lightning_cli(args: Sequence[str] | None, debug: bool = False) -> None:
     """Run ``sclc fit|validate|test ARGS`` in this process (``None``: read ``sys.argv``) and close
-    the W&B run it opened, even when it fails."""
+    the W&B run it opened, even when it fails.
+
+    Raises:
+        CLIError: a bad argument or value, or a configuration refused before training started
+            (unless ``debug``: then the original error).
+    """
+    marker = _TrainingStarted()
     failed = True
     try:
-        SCLCCLI(args)
+        try:
+            SCLCCLI(args, marker=marker)
+        except _SETUP_ERRORS as err:
+            if debug or marker.started:
+                raise
+            raise CLIError(_short(err)) from err
         failed = False
     finally:
         _close_wandb(failed)

@@ -2,6 +2,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from sclc_lightning import __version__
 from sclc_lightning.cli import main
 
@@ -52,3 +54,35 @@ def test_fit_with_two_processes_writes_one_table(tmp_path: Path) -> None:
     assert [r["generation"] for r in rows] == ["0", "1"]  # one row per generation, not one per rank
     assert [r["num_synthetic"] for r in rows] == ["0", "300"] and all(r["num_trained"] == "2048" for r in rows)
     assert (run_dir / "config.yaml").is_file()
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        (
+            ["--loop.synthetic_fraction", "abc"],
+            r'Parser key "loop.synthetic_fraction": Expected a <class \'float\'>\. Got value: abc',
+        ),
+        (["--loop.synthetic_fraction", "-1"], r"`synthetic_fraction` must be a finite number >= 0, got -1\.0\."),
+        (["--loop.mode", "mix"], r"`mode` must be one of \['accumulate', 'augment', 'fresh', 'replace'\]"),
+        (["--data.init_args.n", "0"], r"Need n >= 1, n_test >= 0, batch_size >= 1; got 0, 1000, 50\."),
+        (["--trainer.max_epochs", "x"], r'Parser key "trainer.max_epochs": Expected a <class \'int\'> Given value: x'),
+        (["--loop.bogus", "3"], r"unrecognized arguments: --loop.bogus 3"),
+        (  # refused when fitting starts, still before training
+            ["--loop.mode", "fresh", "--loop.mode_kwargs.real_per_generation", "1000"],
+            r"`real_per_generation` must be at most the size of the real pool \(50\), got 1000\.",
+        ),
+    ],
+)
+def test_a_bad_value_is_reported_in_two_lines(tmp_path: Path, capsys, override: list[str], message: str) -> None:  # type: ignore[no-untyped-def]
+    import re
+
+    recipe = str(Path(__file__).parents[1] / "recipes" / "gaussian_toy.yaml")
+    args = ["fit", "--config", recipe, "--run_dir", str(tmp_path / "r"), "--wandb", "false", *override]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    lines = [line for line in err.splitlines() if line.startswith(("sclc fit", "(`sclc fit"))]
+    assert len(lines) == 2 and re.search(message, lines[0]), err
+    assert "Traceback" not in err and "usage:" not in err
+    with pytest.raises(Exception, match=message.split(r"\.")[0][:30]):
+        main([*args, "--debug"])  # the full error, for a developer

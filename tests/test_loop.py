@@ -665,3 +665,17 @@ def test_progress_bar_names_the_generation(tmp_path: Path, capsys: pytest.Captur
     # epochs 0 and 1 train generations 1 and 2 (off a terminal, Rich prints only its last state)
     assert "Generation 2/2" in bars
     assert "Generation 1/2" in bars if bar == "tqdm" else "Epoch 1" not in bars
+
+
+def test_nan_in_the_real_data_is_refused_at_set_up(tmp_path: Path) -> None:
+    points = gaussian_points(50)
+    points[7, 1] = float("nan")
+    points[30, 0] = float("inf")
+    model = GaussianModel(record=True)
+    loop = SelfConsumingLoop(0.5, 1, images_per_generation=20, output_dir=tmp_path / "s")
+    with pytest.raises(
+        ValueError,
+        match=r"holds NaN or infinite values: 2 of its 50 items \(TensorItems\), the first at index 7",
+    ):
+        fit(tmp_path, model, loader(points), loop)
+    assert model.seen == []  # refused before training, not blamed on the model later

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import lightning.pytorch as pl
+import torch
 from torch.utils.data import DataLoader, IterableDataset
 
 from sclc_lightning import _lightning_compat as compat
@@ -14,7 +15,7 @@ from sclc_lightning.data.items import FieldKey, ItemCodec
 from sclc_lightning.data.policies import MixingPolicy
 from sclc_lightning.data.real import RealData
 
-__all__ = ["RealSource", "find_real_data"]
+__all__ = ["RealSource", "check_finite", "find_real_data"]
 
 
 @dataclass(frozen=True)
@@ -37,7 +38,8 @@ def find_real_data(
 
     Raises:
         TypeError: not a ``DataLoader`` over a map-style dataset, or items of an unsupported type.
-        ValueError: an empty dataset, no batch size, or a dataset the mixing policy cannot use.
+        ValueError: an empty dataset, no batch size, NaN or infinite values in the data, or a
+            dataset the mixing policy cannot use.
     """
     loader = compat.request_train_dataloader(trainer)
     if not isinstance(loader, DataLoader):
@@ -54,4 +56,49 @@ def find_real_data(
     if loader.batch_size is None and getattr(loader.batch_sampler, "batch_size", None) is None:
         raise ValueError("SelfConsumingLoop needs the train dataloader's batch size; it has none.")
     codec = ItemCodec.infer(dataset[0], data_field, condition_field)
-    return RealSource(RealData(dataset, codec), loader)
+    real = RealData(dataset, codec)
+    check_finite(real, loader)
+    return RealSource(real, loader)
+
+
+class _DataField:
+    """Collates the data field of items (picklable, for loader workers)."""
+
+    def __init__(self, codec: ItemCodec) -> None:
+        self.codec = codec
+
+    def __call__(self, items: list[Any]) -> torch.Tensor:
+        return torch.stack([self.codec.data_of(item) for item in items])
+
+
+def check_finite(real: RealData, template: DataLoader[Any]) -> None:
+    """Refuse real data whose data field holds NaN or infinite values, before training (it
+    would otherwise surface generations later, as if the model had produced them).
+
+    Large datasets are read with the user loader's workers.
+
+    Raises:
+        ValueError: naming the first bad item and how many there are.
+    """
+    if not real.codec.data_dtype.is_floating_point:
+        return
+    workers = template.num_workers if len(real) >= 20_000 else 0
+    reader = DataLoader(
+        real.dataset,
+        batch_size=512,
+        collate_fn=_DataField(real.codec),
+        num_workers=workers,
+        multiprocessing_context=template.multiprocessing_context if workers else None,
+    )
+    bad, first, start = 0, -1, 0
+    for batch in reader:
+        rows = ~torch.isfinite(batch.reshape(len(batch), -1)).all(dim=1)
+        if bool(rows.any()):
+            first = start + int(torch.nonzero(rows)[0]) if first < 0 else first
+            bad += int(rows.sum())
+        start += len(batch)
+    if bad:
+        raise ValueError(
+            f"The real training data holds NaN or infinite values: {bad} of its {len(real)} items"
+            f" ({type(real.dataset).__name__}), the first at index {first}. Clean the dataset before training."
+        )
