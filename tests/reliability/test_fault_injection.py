@@ -80,6 +80,7 @@ def test_random_kills_then_resume(script: Any, reference: tuple[str, float], tmp
         assert result["digest"] == digest and result["rows_complete"] and result["leftovers"] == [], result
 
 
+@pytest.mark.slow  # tests/loop/test_run_directory.py checks the lock in-process in the default suite
 def test_two_fits_started_together_on_one_directory(script: Any, tmp_path: Path) -> None:
     """One fit gets the directory; the other is refused (before: both exited 0, the folder mixed)."""
     root = tmp_path / "shared"
