@@ -433,7 +433,10 @@ def main(argv: list[str] | None = None) -> int:
             rows = "rows complete" if result["rows_complete"] else "rows INCOMPLETE"
             left = f", leftovers {result['leftovers']}" if result["leftovers"] else ""
             print(f"  {name:>20}: {state} {when}; resumed from {result['resumed_from']}: {same}, {rows}{left}")
-        print(f"{len(plans)} kills: resumed, identical and rows complete in {ok} of {len(plans)}")
+        if ok == len(plans):
+            print(f"{len(plans)} kills: resumed, identical, rows complete")
+        else:
+            print(f"{len(plans)} kills: resumed, identical, rows complete in only {ok} of them")
         failures += len(plans) - ok
     if args.corruptions:
         rows = corruption_table(work / "corruptions")
