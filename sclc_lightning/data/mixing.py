@@ -61,20 +61,27 @@ class GenerationSampler(DistributedSampler):  # type: ignore[type-arg]
     Every rank builds the same global ``order`` (seeded by seed and generation); rank ``r``
     takes ``order[r::num_replicas]``. Being a ``DistributedSampler``, Lightning leaves it as is
     instead of wrapping it, so the split is ours and is the same with or without DDP.
+
+    ``skip``: the first items of this rank's share to leave out, when a generation continues
+    from a checkpoint saved in its middle. The length stays the whole share, as for Lightning's
+    resumable loaders: the fit's progress counts the batches already trained.
     """
 
-    def __init__(self, order: Tensor, num_replicas: int, rank: int):
+    def __init__(self, order: Tensor, num_replicas: int, rank: int, skip: int = 0):
         if order.numel() % num_replicas:
             raise ValueError(f"The draw of {order.numel()} items does not split evenly over {num_replicas} ranks.")
         super().__init__(range(order.numel()), num_replicas=num_replicas, rank=rank, shuffle=False)  # type: ignore[arg-type]
         self.order = order
+        if not 0 <= skip <= order.numel() // num_replicas:
+            raise ValueError(f"Cannot skip {skip} of a share of {order.numel() // num_replicas} items.")
+        self.skip = skip
 
     def indices(self) -> Tensor:
         """This rank's item indices, in order."""
         return self.order[self.rank :: self.num_replicas]
 
     def __iter__(self) -> Iterator[int]:
-        return iter(self.indices().tolist())
+        return iter(self.indices()[self.skip :].tolist())
 
     def __len__(self) -> int:
         return self.order.numel() // self.num_replicas

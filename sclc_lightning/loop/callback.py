@@ -30,6 +30,13 @@ from sclc_lightning.data.items import FieldKey
 from sclc_lightning.data.policies import MixingPolicy
 from sclc_lightning.data.real import RealData
 from sclc_lightning.loop.config import LoopConfig
+from sclc_lightning.loop.interruption import (
+    GenerationPosition,
+    RunInterrupted,
+    StopPoint,
+    checkpoint_path,
+    gather_rng,
+)
 from sclc_lightning.loop.production import SyntheticProducer, describe_corrector
 from sclc_lightning.loop.real_source import RealSource, find_real_data
 from sclc_lightning.loop.records import GenerationRecord
@@ -121,6 +128,8 @@ class SelfConsumingLoop(GenerationalLoop):
         self._source: RealSource | None = None
         self._session: FitSession | None = None
         self._restored: LoopState | None = None
+        self._position: GenerationPosition | None = None  # set while an interrupted fit saves
+        self._stop_point = StopPoint(self._safe_point)
 
     # ------------------------------------------------------------------ what users read ----
     @property
@@ -215,6 +224,8 @@ class SelfConsumingLoop(GenerationalLoop):
             self._corrector = ModuleCorrector(pl_module)
         provider = lambda: self._train_dataloader(trainer, pl_module)  # noqa: E731
         self._takeover.take(trainer, provider, self.config.num_epochs, self.config.generations)
+        if self._stop_point not in trainer.callbacks:  # type: ignore[attr-defined]
+            trainer.callbacks.append(self._stop_point)  # type: ignore[attr-defined]
 
     @override
     def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
@@ -232,12 +243,21 @@ class SelfConsumingLoop(GenerationalLoop):
         self._session = FitSession(
             config, source, run.store, run.run_id, self._corrector, producer, run.records, run.lock
         )
+        restored = self._restored
+        if restored is not None and restored.position is not None:
+            self._session.resume = GenerationPosition.from_dict(restored.position)
+        self._session.stops.install(trainer)
         compat.invalidate_train_dataloader(trainer)
         rank_zero_info(
             f"SelfConsumingLoop: n={self.n} real items, {self.num_synthetic} synthetic per generation,"
             f" generations {config.first_generation}..{config.generations} (one epoch each), mode"
             f" {self.mode!r}, corrector {describe_corrector(self._corrector)}, data in {run.store.root}."
         )
+
+    @override
+    def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if self._session is not None:
+            self._session.stops.install(trainer)  # again: Lightning has set its own SIGTERM handler
 
     @override
     def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
@@ -276,6 +296,7 @@ class SelfConsumingLoop(GenerationalLoop):
     def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self._takeover.restore(trainer)
         if self._session is not None:
+            self._session.stops.uninstall()
             if trainer.is_global_zero:
                 self._session.store.mark(finished=True)
             self._session.lock.release()
@@ -284,6 +305,7 @@ class SelfConsumingLoop(GenerationalLoop):
     def on_exception(self, trainer: pl.Trainer, pl_module: pl.LightningModule, exception: BaseException) -> None:
         self._takeover.restore(trainer)
         if self._session is not None:
+            self._session.stops.uninstall()
             self._session.lock.release()
 
     @override
@@ -305,6 +327,7 @@ class SelfConsumingLoop(GenerationalLoop):
             output_dir=None if session is None else str(session.store.root),
             last_generation=self._history[-1].generation if self._history else None,
             records=None if session is None else session.expected_records(),
+            position=None if self._position is None else self._position.to_dict(),
         ).to_dict()
 
     @override
@@ -312,6 +335,28 @@ class SelfConsumingLoop(GenerationalLoop):
         self._restored = LoopState.from_dict(state_dict)
 
     # ------------------------------------------------------------------ internals ----------
+    def _safe_point(self, trainer: pl.Trainer, batch_idx: int) -> None:
+        """After a batch: on a stop request, save a checkpoint to continue from the next batch,
+        requeue the job if the cluster asked, and end the fit."""
+        session = self._session
+        batches = batch_idx + 1
+        if session is None or batches % trainer.accumulate_grad_batches or batches >= trainer.num_training_batches:
+            return  # not after an optimizer step, or the generation's end (its checkpoint comes next)
+        if not session.stops.pending(trainer):
+            return
+        where = f"generation {session.generation}, after batch {batches}"
+        self._position = GenerationPosition(
+            session.generation, batches, session.start_step, trainer.world_size, gather_rng(trainer)
+        )
+        path = checkpoint_path(trainer)
+        try:
+            trainer.save_checkpoint(path)
+        finally:
+            self._position = None
+        rank_zero_info(f"SelfConsumingLoop: {session.stops.signal_name()} in {where}; saved {path}.")
+        requeued = session.stops.requeue_job() if trainer.is_global_zero else False
+        raise RunInterrupted(session.stops.signal_name(), path, requeued, where)
+
     def _real_source(self, trainer: pl.Trainer) -> RealSource:
         if self._source is None:
             config = self.config

@@ -17,7 +17,7 @@ from sclc_lightning.data.mixing import GenerationSampler, MixedDataset
 from sclc_lightning.data.policies import GenerationPlan
 from sclc_lightning.data.real import RealData
 
-__all__ = ["GenerationDraw", "draw_generation", "make_loader"]
+__all__ = ["GenerationDraw", "GenerationLoader", "draw_generation", "make_loader"]
 
 
 @dataclass(frozen=True)
@@ -53,9 +53,12 @@ def draw_generation(
     requested: int | None,
     seed: int,
     warn: bool,
+    skip_batches: int = 0,
 ) -> GenerationDraw:
     """Build the mixed set of ``plan`` and draw ``requested`` samples from it (``None``: one
-    pass), split over the ranks; ``warn``: say when the budget is not whole batches."""
+    pass), split over the ranks; ``warn``: say when the budget is not whole batches;
+    ``skip_batches``: batches of each rank's share already trained (a generation continued from
+    a checkpoint saved in its middle)."""
     dataset: Dataset[Any]
     if plan.is_all_real:
         dataset = real.dataset  # real data only: serve it without the mixing indirection
@@ -74,14 +77,26 @@ def draw_generation(
         order = torch.randperm(size, generator=generator)[: budget.per_rank * trainer.world_size]
     else:
         order = budget_order(size, budget.total, generator)
-    sampler = GenerationSampler(order, trainer.world_size, trainer.global_rank)
+    sampler = GenerationSampler(order, trainer.world_size, trainer.global_rank, skip=skip_batches * batch_size)
     return GenerationDraw(plan.generation, dataset, plan.num_real(len(real)), budget, sampler)
+
+
+class GenerationLoader(DataLoader):  # type: ignore[type-arg]
+    """A generation's DataLoader. Where it starts in a generation continued from a checkpoint
+    saved in its middle is the loop's business (its sampler skips what was trained), so the
+    state Lightning asks resumable loaders for is empty."""
+
+    def state_dict(self) -> dict[str, Any]:
+        return {}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        pass
 
 
 def make_loader(trainer: pl.Trainer, template: DataLoader[Any], draw: GenerationDraw, seed: int) -> DataLoader[Any]:
     """The DataLoader serving ``draw``, with the user loader's settings."""
     workers = template.num_workers
-    return DataLoader(
+    return GenerationLoader(
         draw.dataset,
         batch_size=template.batch_size or template.batch_sampler.batch_size,  # type: ignore[union-attr]
         sampler=draw.sampler,

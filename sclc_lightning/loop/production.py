@@ -5,7 +5,7 @@ model state with the same settings."""
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -15,6 +15,7 @@ from lightning.pytorch.utilities import rank_zero_info
 from sclc_lightning.correctors.base import Corrector
 from sclc_lightning.data.budget import make_generator
 from sclc_lightning.data.items import SyntheticBatch
+from sclc_lightning.data.manifest import RunDirectoryError
 from sclc_lightning.data.real import RealData
 from sclc_lightning.data.store import StoredGeneration, SyntheticStore
 from sclc_lightning.loop.config import LoopConfig
@@ -81,16 +82,31 @@ class SyntheticProducer:
         generation: int,
         records: dict[int, StoredGeneration],
         total: int,
+        *,
+        step: int,
+        check: Callable[[], None] | None = None,
+        must_reuse: bool = False,
     ) -> Produced:
         """Make generation ``generation``'s ``total`` points unless ``records`` shows them made
-        from this model state (the current global step) with these settings."""
-        step = trainer.global_step
+        from the model state of global step ``step`` with these settings; ``check`` is called
+        between sampling batches (it raises to stop).
+
+        Raises:
+            RunDirectoryError: ``must_reuse`` (the generation continues from a checkpoint saved
+                in its middle) and the data it trained on is not on disk.
+        """
         record = records.get(generation)
         if record is not None and record.sampled_at_step == step and record.settings == self.fingerprint:
             if self._announced_reuse != generation:
                 rank_zero_info(f"SelfConsumingLoop: generation {generation} reuses its synthetic data on disk.")
                 self._announced_reuse = generation
             return Produced(records, False, record.seconds_sampling, record.seconds_correcting)
+        if must_reuse:
+            raise RunDirectoryError(
+                f"{self.store.manifest_path} has no generation {generation} sampled at step {step}, but the"
+                " checkpoint was saved while that generation trained on it; restore the folder or resume"
+                " from a checkpoint saved at a generation's end."
+            )
         world, rank = trainer.world_size, trainer.global_rank
         error: BaseException | None = None
         local: SyntheticBatch | None = None
@@ -105,6 +121,7 @@ class SyntheticProducer:
                 seed=self.config.seed,
                 batch_size=self.config.sample_batch_size,
                 arguments=self.arguments,
+                check=check,
             )
             if world > 1:
                 self.store.write_exchange(generation, rank, local)

@@ -48,6 +48,8 @@ class LoopState:
         records: ``[generation, count, record digest]`` of every generation on disk up to the
             one being trained when the checkpoint was saved (``None`` in format 1 states).
         format: the state format it was written in.
+        position: where in its generation a checkpoint saved mid-generation was saved
+            (:class:`~sclc_lightning.loop.interruption.GenerationPosition` as a dict), else ``None``.
     """
 
     run_id: str | None
@@ -56,6 +58,7 @@ class LoopState:
     last_generation: int | None
     records: list[list[Any]] | None = None
     format: int = STATE_FORMAT
+    position: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -80,6 +83,7 @@ class LoopState:
             state.get("last_generation"),
             None if records is None else [list(r) for r in records],
             int(state["format"]),
+            state.get("position"),
         )
 
 

@@ -9,6 +9,7 @@ rank is raised on every rank (:func:`agree`), never left waiting at a barrier.
 from __future__ import annotations
 
 import inspect
+from collections.abc import Callable
 from typing import Any
 
 import lightning.pytorch as pl
@@ -100,12 +101,14 @@ def sample_share(
     seed: int,
     batch_size: int,
     arguments: frozenset[str],
+    check: Callable[[], None] | None = None,
 ) -> SyntheticBatch:
     """Sample this rank's share of generation ``generation``'s ``total`` synthetic points.
 
     The source real items (whose labels condition the samples and whose other fields the
     synthetic items keep) are drawn once for all ranks; this rank takes its
-    :func:`~sclc_lightning.data.budget.rank_slice` and samples it in batches of ``batch_size``.
+    :func:`~sclc_lightning.data.budget.rank_slice` and samples it in batches of ``batch_size``,
+    calling ``check`` before each (it raises to stop sampling).
     """
     templates = _draw_indices(len(real), total, make_generator(seed, "templates", generation))
     share = templates[rank_slice(total, trainer.world_size, trainer.global_rank)]
@@ -126,6 +129,8 @@ def sample_share(
         tqdm(total=len(share), desc=f"Sampling generation {generation}", disable=not show, leave=False) as bar,
     ):
         for start in range(0, len(share), batch_size):
+            if check is not None:
+                check()
             index = share[start : start + batch_size]
             kwargs: dict[str, Any] = {}
             if "generator" in arguments:

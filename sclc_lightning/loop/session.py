@@ -20,6 +20,7 @@ from sclc_lightning.data.manifest import StoredGeneration
 from sclc_lightning.data.policies import GenerationPlan
 from sclc_lightning.data.store import SyntheticSet, SyntheticStore
 from sclc_lightning.loop.config import LoopConfig
+from sclc_lightning.loop.interruption import GenerationPosition, StopRequests, restore_rng
 from sclc_lightning.loop.loader import draw_generation, make_loader
 from sclc_lightning.loop.production import SyntheticProducer
 from sclc_lightning.loop.real_source import RealSource
@@ -55,6 +56,10 @@ class FitSession:
         generation: the generation being trained (its loader was made last).
         progress: counts and clocks of the generation being trained.
         checkpointed: whether the manifest says a checkpoint was saved.
+        stops: the fit's signal handlers (sampling stops early on a request).
+        resume: where the checkpoint being resumed was saved, when in the middle of a
+            generation; used by that generation's loader, then cleared.
+        start_step: the global step at which the generation being trained started.
     """
 
     config: LoopConfig
@@ -68,6 +73,9 @@ class FitSession:
     generation: int = 0
     progress: GenerationProgress = field(default_factory=GenerationProgress)
     checkpointed: bool = False
+    stops: StopRequests = field(default_factory=StopRequests)
+    resume: GenerationPosition | None = None
+    start_step: int = 0
     _sets: dict[int, SyntheticSet] = field(default_factory=dict)
 
     @property
@@ -87,12 +95,32 @@ class FitSession:
             return DataLoader([], batch_size=1)  # type: ignore[arg-type]
         if generation > self.config.first_generation:
             notify_generation_end(trainer, pl_module, generation - 1)  # e.g. its metrics row, before sampling
+        position, self.resume = self.resume, None
+        if position is not None and position.generation != generation:
+            position = None
+        if position is not None and position.world_size != trainer.world_size:
+            raise ValueError(
+                f"The checkpoint was saved in the middle of generation {generation} by {position.world_size}"
+                f" rank(s); resume it with {position.world_size} (now {trainer.world_size}), or from a"
+                " checkpoint saved at a generation's end."
+            )
         self.generation = generation
+        self.start_step = trainer.global_step if position is None else position.start_step
         self.progress = GenerationProgress()
         total = self.num_synthetic
         if generation >= 1 and total > 0:
+            check = self.stops.check_while_sampling(trainer, generation)
             with forked_rng(self.config.seed, generation, trainer.global_rank, pl_module.device):
-                produced = self.producer.ensure(trainer, pl_module, generation, self.records, total)
+                produced = self.producer.ensure(
+                    trainer,
+                    pl_module,
+                    generation,
+                    self.records,
+                    total,
+                    step=self.start_step,
+                    check=check,
+                    must_reuse=position is not None,
+                )
             self.records = produced.records
             if produced.written:
                 self._sets = {g: s for g, s in self._sets.items() if g < generation}
@@ -115,11 +143,15 @@ class FitSession:
             sets,
             requested=self.config.budget(generation),
             seed=self.config.seed,
-            warn=True,
+            warn=position is None,
+            skip_batches=0 if position is None else position.batches,
         )
         self.progress.num_real, self.progress.num_synthetic = draw.num_real, draw.num_synthetic
         self.progress.num_trained = draw.budget.total
-        reseed(self.config.seed, generation, trainer.global_rank)
+        if position is None:
+            reseed(self.config.seed, generation, trainer.global_rank)
+        else:  # the generators as they were after the last batch trained
+            restore_rng(position.rng[trainer.global_rank])
         return make_loader(trainer, self.source.template, draw, self.config.seed)
 
     def expected_records(self) -> list[list[Any]]:
