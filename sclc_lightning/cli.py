@@ -67,6 +67,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     if args[0] in ("fit", "validate", "test"):
         from sclc_lightning.lightning_cli import CLIError, run_lightning_cli
+        from sclc_lightning.loop.interruption import EXIT_INTERRUPTED, RunInterrupted
 
         debug = "--debug" in args or os.environ.get("SCLC_DEBUG", "") not in ("", "0")
         command: list[str] | None = [a for a in args if a != "--debug"]
@@ -79,6 +80,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"sclc {args[0]}: error: {err}", file=sys.stderr)
             print(f"(`sclc {args[0]} --help` lists the options; --debug shows the traceback)", file=sys.stderr)
             return 2
+        except RunInterrupted as stop:
+            resume = f"; resume with --ckpt_path {stop.checkpoint}" if stop.checkpoint and not stop.requeued else ""
+            print(f"sclc {args[0]}: {stop}{resume}", file=sys.stderr)
+            return EXIT_INTERRUPTED
         return 0
     if args[0] == "grid":
         from sclc_lightning.grid import main as grid_main

@@ -140,6 +140,13 @@ class SCLCCLI(LightningCLI):
             help="Load --init_weights into this submodule of the model (e.g. 'unet' for a diffusers UNet).",
         )
         parser.add_argument(
+            "--slurm",
+            type=dict | None,
+            default=None,
+            help="Resources of each point's job for `sclc grid --launcher slurm` (partition, time, nodes,"
+            " tasks_per_node, gpus_per_node, ...); `sclc fit` ignores them.",
+        )
+        parser.add_argument(
             "--run_dir",
             type=str | None,
             default=None,

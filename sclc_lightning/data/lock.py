@@ -43,8 +43,9 @@ class RunLock:
         >>> first.release()
     """
 
-    def __init__(self, root: str | os.PathLike[str]) -> None:
+    def __init__(self, root: str | os.PathLike[str], owner: str = "fit") -> None:
         self.root = Path(root)
+        self.owner = owner
         self._lock = FileLock(str(self.root / LOCK_FILE), timeout=0)
 
     @property
@@ -71,9 +72,10 @@ class RunLock:
         except Timeout:
             holder = self.holder()
             who = ", ".join(f"{k} {holder[k]}" for k in ("host", "pid", "run_id", "since") if k in holder) or "unknown"
+            other = "`output_dir`" if self.owner == "fit" else "folder"
             raise RunDirectoryLocked(
-                f"{self.root} is in use by another fit ({who}). Wait for it to end, or use another"
-                f" `output_dir`. If that process no longer runs (a lock left behind on a network"
+                f"{self.root} is in use by another {self.owner} ({who}). Wait for it to end, or use another"
+                f" {other}. If that process no longer runs (a lock left behind on a network"
                 f" filesystem), delete {self.root / LOCK_FILE} and start again."
             ) from None
         holder = {

@@ -1,0 +1,199 @@
+"""``--launcher local``: grid points in worker processes on this machine.
+
+Each of ``--jobs`` workers imports Lightning once and runs points one after the other; a worker
+gets its next point only when it reports the last one, so that a stop never starts new work.
+Workers die with the grid process (``PR_SET_PDEATHSIG``), even after ``kill -9``.
+
+On ``SIGINT`` or ``SIGTERM`` the grid sends ``SIGTERM`` to every worker: a fit saves a checkpoint
+at its next safe point and ends (:mod:`sclc_lightning.loop.interruption`); a worker still
+running ``--stop-timeout`` seconds later is killed. Their points are ``interrupted`` and resume
+from their last checkpoint when the same grid runs again.
+"""
+
+from __future__ import annotations
+
+import os
+import queue
+import signal
+import time
+from collections.abc import Callable, Sequence
+from multiprocessing import get_context
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+from sclc_lightning.grid.points import GridPoint
+from sclc_lightning.grid.status import PointResult
+
+__all__ = ["run_local"]
+
+
+class _Stop(Exception):
+    """Raised in a worker by ``SIGTERM`` while it runs a point but before the fit has set its own handler."""
+
+
+def _worker(tasks: Any, results: Any, config: str, out: str, gpus: str | None, parent: int) -> None:
+    """A worker process: run the points it is given until told to stop."""
+    from sclc_lightning._process import die_with_parent
+
+    die_with_parent(parent)
+    if gpus is not None:
+        os.environ["CUDA_VISIBLE_DEVICES"] = gpus
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the grid process decides, and sends SIGTERM
+    state = {"stopping": False, "busy": False}
+
+    def on_term(signum: int, frame: FrameType | None) -> None:
+        state["stopping"] = True
+        if state["busy"]:  # a fit not yet listening (still being set up): stop it now
+            raise _Stop("SIGTERM before the fit started training")
+
+    signal.signal(signal.SIGTERM, on_term)
+    from sclc_lightning.grid.execution import run_point
+
+    while not state["stopping"]:
+        try:
+            point = tasks.get(timeout=0.5)
+        except queue.Empty:
+            continue
+        if point is None:
+            break
+        results.put(("started", point.name, os.getpid()))
+        state["busy"] = True
+        try:
+            result = run_point(config, point, Path(out) / point.name)
+        except _Stop as err:
+            result = PointResult(point.name, "interrupted", 0.0, str(err), gpus or "")
+        finally:
+            state["busy"] = False
+        results.put(("done", result, os.getpid()))
+        if result.status == "interrupted":
+            break
+
+
+def run_local(
+    config: str,
+    points: Sequence[GridPoint],
+    out: Path,
+    jobs: int,
+    slots: Sequence[str],
+    stop_timeout: float,
+    report: Callable[[PointResult], None],
+) -> tuple[dict[str, PointResult], int | None]:
+    """Run ``points`` in ``jobs`` workers; ``report`` is called as each one ends.
+
+    Returns:
+        The results by point name, and the signal that stopped the grid (or ``None``).
+    """
+    context = get_context("spawn")
+    tasks, results = context.Queue(), context.Queue()
+    stop: dict[str, int | None] = {"signal": None}
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        stop["signal"] = signum
+
+    previous = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+    workers = [
+        context.Process(
+            target=_worker,
+            args=(tasks, results, config, str(out), slots[i] if slots else None, os.getpid()),
+            name=f"sclc-grid-worker-{i}",
+        )
+        for i in range(min(jobs, len(points)))
+    ]
+    todo = list(points)
+    running: dict[int, str] = {}  # worker pid -> point name
+    done: dict[str, PointResult] = {}
+    queued = [0]  # points put in the task queue that no worker has taken yet
+    try:
+        for worker in workers:
+            worker.start()
+        finished_sent = False
+        while len(done) < len(points) and stop["signal"] is None:
+            alive = sum(w.is_alive() for w in workers)
+            while todo and len(running) + queued[0] < alive:
+                tasks.put(todo.pop(0))
+                queued[0] += 1
+            if not todo and not finished_sent:
+                for _ in workers:
+                    tasks.put(None)
+                finished_sent = True
+            _collect(results, running, done, report, queued, timeout=0.5)
+            _reap_dead(workers, running, done, report, "failed")
+            if not any(w.is_alive() for w in workers) and results.empty():
+                break  # no worker left: the points not run stay pending
+        if stop["signal"] is not None:
+            _stop_workers(workers, results, running, done, report, queued, stop_timeout)
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+        for worker in workers:
+            if worker.is_alive():
+                worker.kill()
+            worker.join(timeout=5)
+        tasks.cancel_join_thread()
+        results.cancel_join_thread()
+    return done, stop["signal"]
+
+
+def _collect(
+    results: Any,
+    running: dict[int, str],
+    done: dict[str, PointResult],
+    report: Callable[[PointResult], None],
+    queued: list[int],
+    timeout: float,
+) -> bool:
+    """Take one message from the workers; whether there was one."""
+    try:
+        kind, payload, pid = results.get(timeout=timeout)
+    except queue.Empty:
+        return False
+    if kind == "started":
+        running[pid] = payload
+        queued[0] -= 1
+        return True
+    running.pop(pid, None)
+    done[payload.name] = payload
+    report(payload)
+    return True
+
+
+def _reap_dead(
+    workers: Sequence[Any],
+    running: dict[int, str],
+    done: dict[str, PointResult],
+    report: Callable[[PointResult], None],
+    status: str,
+) -> None:
+    """Points whose worker process died without reporting (killed, out of memory)."""
+    for worker in workers:
+        if worker.exitcode is not None and worker.pid in running:
+            name = running.pop(worker.pid)
+            result = PointResult(name, status, 0.0, f"worker process ended with exit code {worker.exitcode}")
+            done[name] = result
+            report(result)
+
+
+def _stop_workers(
+    workers: Sequence[Any],
+    results: Any,
+    running: dict[int, str],
+    done: dict[str, PointResult],
+    report: Callable[[PointResult], None],
+    queued: list[int],
+    stop_timeout: float,
+) -> None:
+    """SIGTERM to every worker, their reports for ``stop_timeout`` seconds, then SIGKILL."""
+    for worker in workers:
+        if worker.is_alive() and worker.pid is not None:
+            os.kill(worker.pid, signal.SIGTERM)
+    deadline = time.monotonic() + stop_timeout
+    while time.monotonic() < deadline and any(w.is_alive() for w in workers):
+        _collect(results, running, done, report, queued, timeout=0.2)
+    while _collect(results, running, done, report, queued, timeout=0.05):
+        pass
+    for worker in workers:
+        if worker.is_alive():
+            worker.kill()
+            worker.join(timeout=5)
+    _reap_dead(workers, running, done, report, "interrupted")

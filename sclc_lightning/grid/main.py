@@ -1,0 +1,216 @@
+"""The ``sclc grid`` command."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shlex
+import signal
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from sclc_lightning.grid.points import GridPoint, expand_grid, gpu_slots, parse_seeds, visible_gpus
+from sclc_lightning.grid.status import GridSpec, PointResult, read_point, write_table
+
+__all__ = ["main"]
+
+LAUNCHERS = ("local", "submitit-local", "slurm")
+_SLURM_HELP = {
+    "partition": "SLURM partition",
+    "time": "time limit of one job in minutes (default 1440); a job at its limit is requeued and resumes",
+    "nodes": "nodes per point (more than one: a multi-node DDP run)",
+    "tasks_per_node": "tasks (DDP ranks) per node, usually the GPUs per node",
+    "gpus_per_node": "GPUs per node",
+    "cpus_per_task": "CPU cores per task",
+    "mem_gb": "memory per node in GB",
+    "account": "SLURM account",
+    "qos": "SLURM quality of service",
+    "constraint": "SLURM node constraint",
+    "signal_delay_s": "seconds before the time limit at which the job checkpoints (default 120)",
+    "max_requeues": "time limits a point may hit before it is given up (default 3)",
+    "setup": "a shell line run before the job (repeatable), e.g. 'module load cuda'",
+}
+_TYPES: dict[str, Any] = {
+    "time": int,
+    "nodes": int,
+    "tasks_per_node": int,
+    "gpus_per_node": int,
+    "cpus_per_task": int,
+    "mem_gb": float,
+    "signal_delay_s": int,
+    "max_requeues": int,
+}
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="sclc grid",
+        description="Run a recipe over the cartesian grid of --set axes and --seeds, one `sclc fit` run per"
+        " point in <out>/<point name>. Rerunning the same command with the same --out skips finished"
+        " points and resumes interrupted ones from their last checkpoint.",
+    )
+    parser.add_argument("--config", required=True, help="the recipe YAML")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=V1,V2", help="a grid axis (repeatable)")
+    parser.add_argument("--seeds", default=None, help="seeds, e.g. 0-9 or 0,3,5 (sets seed_everything and loop.seed)")
+    parser.add_argument(
+        "--launcher",
+        choices=LAUNCHERS,
+        default="local",
+        help="local: worker processes here; submitit-local: submitit jobs here; slurm: a SLURM job array",
+    )
+    parser.add_argument("--jobs", type=int, default=1, help="points running at once (workers, or array parallelism)")
+    parser.add_argument(
+        "--gpus",
+        default="auto",
+        help="local launcher: GPUs to share out over the workers: auto (the visible ones, when --jobs > 1),"
+        " none, or e.g. 0,1,3",
+    )
+    parser.add_argument("--out", default=None, help="grid folder (default runs/<recipe>-grid/<timestamp>)")
+    parser.add_argument(
+        "--rerun-failed", action="store_true", help="run failed points again (from their last checkpoint)"
+    )
+    parser.add_argument(
+        "--stop-timeout",
+        type=float,
+        default=30.0,
+        help="on SIGINT/SIGTERM, seconds the points get to checkpoint before they are killed (default 30)",
+    )
+    parser.add_argument("--detach", action="store_true", help="slurm: submit and return without waiting")
+    parser.add_argument("--dry-run", action="store_true", help="print one `sclc fit` command per point and stop")
+    for name, text in _SLURM_HELP.items():
+        kwargs: dict[str, Any] = {"action": "append"} if name == "setup" else {"type": _TYPES.get(name, str)}
+        parser.add_argument(f"--slurm.{name}", dest=f"slurm_{name}", default=None, help=text, **kwargs)
+    return parser
+
+
+def _cluster_options(args: argparse.Namespace) -> Any:
+    from sclc_lightning.grid.cluster import ClusterOptions
+
+    recipe = yaml.safe_load(Path(args.config).read_text()) or {}
+    values = dict(recipe.get("slurm") or {}) if isinstance(recipe, dict) else {}
+    values.update({name: getattr(args, f"slurm_{name}") for name in _SLURM_HELP if getattr(args, f"slurm_{name}")})
+    return ClusterOptions.from_mapping(values)
+
+
+def _plan(
+    points: Sequence[GridPoint], out: Path, rerun_failed: bool, launcher: str
+) -> tuple[list[GridPoint], dict[str, str]]:
+    """The points to run now, and why the others are left out."""
+    to_run, skipped = [], {}
+    for point in points:
+        saved = read_point(out / point.name)
+        status = saved.get("status")
+        if status == "ok":
+            skipped[point.name] = "finished"
+        elif status == "failed" and not rerun_failed:
+            skipped[point.name] = "failed (--rerun-failed retries it)"
+        elif status == "running" and launcher == "slurm" and _active(out, str(saved.get("job_id", ""))):
+            skipped[point.name] = f"still running as job {saved.get('job_id')}"
+        else:
+            to_run.append(point)
+    return to_run, skipped
+
+
+def _active(out: Path, job_id: str) -> bool:
+    from sclc_lightning.grid.cluster import still_running
+
+    return still_running(out / ".submitit" / "%j", job_id)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of ``sclc grid``; returns 0 when every point finished, 1 when one failed or
+    is left to do, 128 + the signal when a signal stopped it, 2 on a bad argument."""
+    args_list = list(sys.argv[1:] if argv is None else argv)
+    extra: list[str] = []
+    if "--" in args_list:
+        cut = args_list.index("--")
+        args_list, extra = args_list[:cut], args_list[cut + 1 :]
+    parser = _parser()
+    args = parser.parse_args(args_list)
+    if args.jobs < 1:
+        parser.error(f"--jobs must be >= 1, got {args.jobs}")
+    if not Path(args.config).is_file():
+        parser.error(f"--config {args.config}: no such file")
+    try:
+        seeds = parse_seeds(args.seeds) if args.seeds else None
+        points = expand_grid(args.set, seeds, extra)
+        options = _cluster_options(args) if args.launcher != "local" else None
+        slots = gpu_slots(visible_gpus(args.gpus, args.jobs), args.jobs) if args.launcher == "local" else []
+    except (ValueError, TypeError) as err:
+        parser.error(str(err))
+    out = Path(args.out or os.path.join("runs", f"{Path(args.config).stem}-grid", time.strftime("%Y%m%d-%H%M%S")))
+    if args.dry_run:
+        for point in points:
+            print(shlex.join(["sclc", *point.fit_args(args.config, out / point.name)]))
+        return 0
+    try:
+        GridSpec.of(args.config, args.set, seeds, extra).save_or_check(out)
+    except ValueError as err:
+        parser.error(str(err))
+    from sclc_lightning.data.lock import RunDirectoryLocked, RunLock
+
+    try:
+        lock = RunLock(out, owner="grid").acquire(None)
+    except RunDirectoryLocked as err:
+        print(f"sclc grid: error: {err}", file=sys.stderr)
+        return 2
+    try:
+        return _run(args, points, out, options, slots)
+    finally:
+        lock.release()
+
+
+def _run(args: argparse.Namespace, points: list[GridPoint], out: Path, options: Any, slots: list[str]) -> int:
+    to_run, skipped = _plan(points, out, args.rerun_failed, args.launcher)
+    print(f"sclc grid: {len(points)} points of {args.config} in {out} ({args.launcher} launcher, --jobs {args.jobs})")
+    for name, why in skipped.items():
+        print(f"  {name}: skipped, {why}")
+    if slots:
+        print(f"sclc grid: worker GPUs (CUDA_VISIBLE_DEVICES) {' | '.join(slots)}")
+    results: dict[str, PointResult] = {}
+
+    def report(result: PointResult) -> None:
+        results[result.name] = result
+        error = f" {result.error}" if result.error else ""
+        print(f"  [{len(results)}/{len(to_run)}] {result.name}: {result.status} ({result.seconds:.1f} s){error}")
+        write_table(out, points, results)
+
+    write_table(out, points, results)
+    stopped_by: int | None = None
+    if to_run:
+        if args.launcher == "local":
+            from sclc_lightning.grid.local import run_local
+
+            results_found, stopped_by = run_local(args.config, to_run, out, args.jobs, slots, args.stop_timeout, report)
+        else:
+            from sclc_lightning.grid.cluster import run_submitit
+
+            results_found, stopped_by = run_submitit(
+                args.launcher, args.config, to_run, out, options, args.jobs, args.detach, args.stop_timeout, report
+            )
+            if args.detach:
+                print(f"sclc grid: jobs submitted; rerun this command with --out {out} to collect them.")
+                return 0
+        results.update(results_found)
+    table = write_table(out, points, results)
+    statuses = {
+        p.name: results[p.name].status if p.name in results else read_point(out / p.name).get("status", "pending")
+        for p in points
+    }
+    counts = {
+        s: sum(1 for v in statuses.values() if v == s) for s in ("ok", "failed", "interrupted", "pending", "running")
+    }
+    summary = ", ".join(f"{n} {s}" for s, n in counts.items() if n or s in ("ok", "failed"))
+    print(f"sclc grid: {summary} of {len(points)} points; table in {table}")
+    if stopped_by is not None:
+        name = signal.Signals(stopped_by).name
+        print(f"sclc grid: stopped by {name}; rerun the same command to resume the interrupted points.")
+        return 128 + stopped_by
+    if counts["failed"]:
+        print(f"sclc grid: {counts['failed']} point(s) failed; see their log.txt (rerun with --rerun-failed).")
+    return 0 if counts["ok"] == len(points) else 1

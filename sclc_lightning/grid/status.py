@@ -1,0 +1,176 @@
+"""What a grid knows about its points, on disk so that a rerun (or another machine) can read it.
+
+- ``<run_dir>/point.json``: written by whoever runs the point (a local worker, a submitit job):
+  its status (``running``, ``ok``, ``failed``, ``interrupted``), times, error, host, pid, job id
+  and the checkpoint it resumed from.
+- ``<out>/grid.json``: the grid's definition (recipe and its digest, axes, seeds, extra
+  arguments); a rerun into the same ``--out`` must define the same grid.
+- ``<out>/runs.csv``: one row per point with its values, status and final metrics, rewritten
+  after every point ends.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import os
+import socket
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from sclc_lightning.grid.points import GridPoint
+
+__all__ = [
+    "GridSpec",
+    "PointResult",
+    "latest_checkpoint",
+    "read_point",
+    "write_point",
+    "write_table",
+]
+
+STATUSES = ("pending", "running", "ok", "failed", "interrupted")
+
+
+@dataclass(frozen=True)
+class PointResult:
+    """How a point's run ended."""
+
+    name: str
+    status: str
+    seconds: float = 0.0
+    error: str = ""
+    gpus: str = ""
+    job_id: str = ""
+
+
+def _atomic_write(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def read_point(run_dir: Path) -> dict[str, Any]:
+    """The point's ``point.json`` (empty when it never started or the file is unreadable)."""
+    try:
+        found = json.loads((run_dir / "point.json").read_text())
+    except (OSError, ValueError):
+        return {}
+    return found if isinstance(found, dict) and found.get("status") in STATUSES else {}
+
+
+def write_point(run_dir: Path, **fields: Any) -> dict[str, Any]:
+    """Update the point's ``point.json`` with ``fields`` (and who wrote it, when)."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    state = read_point(run_dir)
+    state.update(fields, host=socket.gethostname(), pid=os.getpid(), updated=time.strftime("%Y-%m-%dT%H:%M:%S%z"))
+    _atomic_write(run_dir / "point.json", json.dumps(state, indent=1))
+    return state
+
+
+def latest_checkpoint(run_dir: Path) -> Path | None:
+    """The newest Lightning checkpoint under ``run_dir`` (any logger version, or the
+    ``hpc_ckpt_<n>.ckpt`` an interrupted fit saved), or ``None``."""
+    if not run_dir.is_dir():
+        return None
+    found = [p for p in run_dir.rglob("*.ckpt") if p.is_file() and "synthetic" not in p.relative_to(run_dir).parts]
+    return max(found, key=lambda p: (p.stat().st_mtime_ns, str(p))) if found else None
+
+
+@dataclass(frozen=True)
+class GridSpec:
+    """A grid's definition, kept in ``<out>/grid.json``."""
+
+    config: str
+    config_sha256: str
+    sets: list[str]
+    seeds: list[int] | None
+    extra: list[str]
+
+    @classmethod
+    def of(cls, config: str, sets: Sequence[str], seeds: Sequence[int] | None, extra: Sequence[str]) -> GridSpec:
+        digest = hashlib.sha256(Path(config).read_bytes()).hexdigest()
+        return cls(str(Path(config).resolve()), digest, list(sets), None if seeds is None else list(seeds), list(extra))
+
+    def differences(self, other: Mapping[str, Any]) -> list[str]:
+        """What differs from the definition ``other`` (a ``grid.json``)."""
+        mine = asdict(self)
+        return [f"{key}: {other.get(key)!r} before, {mine[key]!r} now" for key in mine if other.get(key) != mine[key]]
+
+    def save_or_check(self, out: Path) -> None:
+        """Record the grid in ``out``, or check that ``out`` holds this same grid.
+
+        Raises:
+            ValueError: ``out`` holds another grid.
+        """
+        path = out / "grid.json"
+        if path.exists():
+            try:
+                old = json.loads(path.read_text())
+            except ValueError as err:
+                raise ValueError(f"{path} cannot be read ({err}); use another --out.") from None
+            changes = self.differences(old)
+            if changes:
+                raise ValueError(
+                    f"{out} holds another grid ({'; '.join(changes)}): rerun it with the same recipe and"
+                    " arguments, or use another --out."
+                )
+            return
+        out.mkdir(parents=True, exist_ok=True)
+        _atomic_write(path, json.dumps(asdict(self), indent=1))
+
+
+def _final_metrics(run_dir: Path) -> dict[str, str]:
+    path = run_dir / "metrics.csv"
+    if not path.exists():
+        return {}
+    with open(path, newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    return {f"final_{k}": v for k, v in rows[-1].items()} if rows else {}
+
+
+def write_table(out: Path, points: Sequence[GridPoint], results: Mapping[str, PointResult]) -> Path:
+    """Write ``<out>/runs.csv``: every point, with its result when it has one (else what its
+    ``point.json`` says, else ``pending``)."""
+    rows = []
+    for point in points:
+        run_dir = out / point.name
+        result = results.get(point.name)
+        if result is None:
+            saved = read_point(run_dir)
+            result = PointResult(
+                point.name,
+                saved.get("status", "pending"),
+                float(saved.get("seconds", 0.0)),
+                str(saved.get("error", "")),
+                str(saved.get("gpus", "")),
+                str(saved.get("job_id", "")),
+            )
+        row: dict[str, Any] = {
+            "name": point.name,
+            "status": result.status,
+            "seconds": f"{result.seconds:.2f}",
+            "run_dir": str(run_dir),
+        }
+        if result.gpus:
+            row["gpus"] = result.gpus
+        if result.job_id:
+            row["job_id"] = result.job_id
+        row.update(dict(point.values))
+        row["seed"] = "" if point.seed is None else str(point.seed)
+        row.update(_final_metrics(run_dir))
+        row["error"] = result.error
+        rows.append(row)
+    columns = list(dict.fromkeys(k for row in rows for k in row))
+    path = out / "runs.csv"
+    tmp = path.with_name(f".runs.csv.tmp-{os.getpid()}")
+    with open(tmp, "w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=columns)
+        writer.writeheader()
+        writer.writerows(rows)
+    os.replace(tmp, path)
+    return path
