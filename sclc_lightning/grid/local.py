@@ -2,7 +2,9 @@
 
 Each of ``--jobs`` workers imports Lightning once and runs points one after the other; a worker
 gets its next point only when it reports the last one, so that a stop never starts new work.
-Workers die with the grid process (``PR_SET_PDEATHSIG``), even after ``kill -9``.
+Workers die with the grid process (``PR_SET_PDEATHSIG``), even after ``kill -9``, and share
+the CPU cores (``OMP_NUM_THREADS`` and torch's threads: cores / workers, unless
+``OMP_NUM_THREADS`` is set).
 
 On ``SIGINT`` or ``SIGTERM`` the grid sends ``SIGTERM`` to every worker: a fit saves a checkpoint
 at its next safe point and ends (:mod:`sclc_lightning.loop.interruption`); a worker still
@@ -32,13 +34,18 @@ class _Stop(Exception):
     """Raised in a worker by ``SIGTERM`` while it runs a point but before the fit has set its own handler."""
 
 
-def _worker(tasks: Any, results: Any, config: str, out: str, gpus: str | None, parent: int) -> None:
+def _worker(tasks: Any, results: Any, config: str, out: str, gpus: str | None, parent: int, threads: int) -> None:
     """A worker process: run the points it is given until told to stop."""
     from sclc_lightning._process import die_with_parent
 
     die_with_parent(parent)
     if gpus is not None:
         os.environ["CUDA_VISIBLE_DEVICES"] = gpus
+    if "OMP_NUM_THREADS" not in os.environ:  # workers share the cores instead of oversubscribing them
+        os.environ["OMP_NUM_THREADS"] = str(threads)
+        import torch
+
+        torch.set_num_threads(threads)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the grid process decides, and sends SIGTERM
     state = {"stopping": False, "busy": False}
 
@@ -92,10 +99,11 @@ def run_local(
         stop["signal"] = signum
 
     previous = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+    threads = max(1, (os.cpu_count() or 1) // max(1, min(jobs, len(points))))
     workers = [
         context.Process(
             target=_worker,
-            args=(tasks, results, config, str(out), slots[i] if slots else None, os.getpid()),
+            args=(tasks, results, config, str(out), slots[i] if slots else None, os.getpid(), threads),
             name=f"sclc-grid-worker-{i}",
         )
         for i in range(min(jobs, len(points)))

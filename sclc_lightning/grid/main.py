@@ -10,7 +10,7 @@ import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import yaml
 
@@ -47,8 +47,16 @@ _TYPES: dict[str, Any] = {
 }
 
 
+class _Parser(argparse.ArgumentParser):
+    """Reports a bad argument in two lines, without the usage."""
+
+    def error(self, message: str) -> NoReturn:  # type: ignore[override]
+        print(f"sclc grid: error: {message}\n(`sclc grid --help` lists the options)", file=sys.stderr)
+        raise SystemExit(2)
+
+
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="sclc grid",
         description="Run a recipe over the cartesian grid of --set axes and --seeds, one `sclc fit` run per"
         " point in <out>/<point name>. Rerunning the same command with the same --out skips finished"
@@ -89,7 +97,12 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _cluster_options(args: argparse.Namespace) -> Any:
-    from sclc_lightning.grid.cluster import ClusterOptions
+    try:
+        from sclc_lightning.grid.cluster import ClusterOptions
+    except ImportError as err:
+        raise ValueError(
+            f"--launcher {args.launcher} needs submitit ({err}): pip install 'sclc-lightning[cluster]'"
+        ) from None
 
     recipe = yaml.safe_load(Path(args.config).read_text()) or {}
     values = dict(recipe.get("slurm") or {}) if isinstance(recipe, dict) else {}

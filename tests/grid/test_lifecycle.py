@@ -1,0 +1,92 @@
+"""``sclc grid`` as a process: exit status, SIGTERM, rerun into the same ``--out``."""
+
+from __future__ import annotations
+
+import csv
+import json
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from sclc_lightning._process import pid_alive
+from sclc_lightning.grid import expand_grid
+
+ROOT = Path(__file__).parents[2]
+POINTS = str(ROOT / "recipes" / "eight_gaussians_ddpm.yaml")
+SMALL = [
+    "--model.init_args.hidden", "32", "--model.init_args.timesteps", "20", "--model.init_args.sampling_steps", "20",
+    "--data.init_args.n", "160", "--data.init_args.n_test", "160", "--data.init_args.batch_size", "16",
+    "--loop.generations", "2", "--loop.images_per_generation", "9600", "--loop.initial_images", "9600",
+    "--trainer.callbacks", "[]", "--wandb", "false",
+]  # fmt: skip
+
+
+def _grid(out: Path, *args: str) -> list[str]:
+    return [sys.executable, "-m", "sclc_lightning.cli", "grid", "--config", POINTS, "--out", str(out), *args]
+
+
+def _table(out: Path) -> dict[str, dict[str, str]]:
+    with open(out / "runs.csv", newline="") as handle:
+        return {row["name"]: row for row in csv.DictReader(handle)}
+
+
+def test_run_names_stay_unique_and_readable() -> None:
+    names = [p.name for p in expand_grid(["model.init_args.dim=1,2", "data.init_args.dim=1"], [0])]
+    assert names == ["model.dim=1_data.dim=1_seed=0", "model.dim=2_data.dim=1_seed=0"]
+    odd = [p.name for p in expand_grid(["loop.corrector=a/b,a:b"], None)]
+    assert len(set(odd)) == 2 and all(n.startswith("corrector=a-b-") for n in odd)
+    with pytest.raises(ValueError, match=r"gives 'loop\.mode' twice"):
+        expand_grid(["loop.mode=augment", "loop.mode=replace"], None)
+
+
+def test_a_grid_whose_points_all_fail_exits_non_zero(tmp_path: Path) -> None:
+    recipe = str(ROOT / "recipes" / "gaussian_collapse.yaml")
+    command = [sys.executable, "-m", "sclc_lightning.cli", "grid", "--config", recipe, "--out", str(tmp_path)]
+    command += ["--set", "loop.mode=replace", "--seeds", "0-1", "--", "--loop.synthetic_fraction", "0"]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "0 ok, 2 failed of 2 points" in done.stdout and "2 point(s) failed" in done.stdout
+    assert {row["status"] for row in _table(tmp_path).values()} == {"failed"}
+
+
+def test_sigterm_stops_every_worker_and_a_rerun_resumes(tmp_path: Path) -> None:
+    out = tmp_path / "grid"
+    args = ["--set", "loop.synthetic_fraction=0.5,1", "--jobs", "2", "--stop-timeout", "60", "--", *SMALL]
+    grid = subprocess.Popen(_grid(out, *args), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    names = ["synthetic_fraction=0.5", "synthetic_fraction=1"]
+    deadline = time.monotonic() + 300
+    try:  # until both points train generation 1 (their first checkpoint is behind them)
+        while time.monotonic() < deadline:
+            logs = [(out / n / "log.txt").read_text() if (out / n / "log.txt").exists() else "" for n in names]
+            if all("sampled" in log for log in logs):
+                break
+            assert grid.poll() is None, grid.communicate()[0]
+            time.sleep(0.2)
+        pids = [json.loads((out / n / "point.json").read_text())["pid"] for n in names]
+        grid.send_signal(signal.SIGTERM)
+        output, _ = grid.communicate(timeout=120)
+    finally:
+        grid.kill()
+    assert grid.returncode == 128 + signal.SIGTERM, output
+    assert "stopped by SIGTERM" in output
+    assert not any(pid_alive(pid) for pid in pids)  # the workers are gone
+    table = _table(out)
+    assert {table[n]["status"] for n in names} == {"interrupted"}, table
+    assert all("SIGTERM stopped the fit" in table[n]["error"] for n in names)
+
+    rerun = subprocess.run(_grid(out, *args), capture_output=True, text=True, timeout=600)
+    assert rerun.returncode == 0, rerun.stdout + rerun.stderr
+    table = _table(out)
+    assert {table[n]["status"] for n in names} == {"ok"} and {table[n]["final_generation"] for n in names} == {"2"}
+    for name in names:
+        log = (out / name / "log.txt").read_text()
+        assert f"sclc grid: {name} resumes from" in log
+        with open(out / name / "metrics.csv", newline="") as handle:
+            assert [int(float(r["generation"])) for r in csv.DictReader(handle)] == [0, 1, 2]
+
+    again = subprocess.run(_grid(out, *args), capture_output=True, text=True, timeout=600)
+    assert again.returncode == 0 and again.stdout.count("skipped, finished") == 2, again.stdout
