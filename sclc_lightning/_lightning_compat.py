@@ -16,8 +16,10 @@ import lightning.pytorch as pl
 from lightning.pytorch.trainer.connectors.data_connector import _DataLoaderSource, _request_dataloader
 
 __all__ = [
+    "cluster_environment",
     "epoch_being_loaded",
     "get_reload_every_n_epochs",
+    "hpc_checkpoint_path",
     "install_train_source",
     "invalidate_train_dataloader",
     "request_train_dataloader",
@@ -112,3 +114,14 @@ def describe_train_progress(bar: Any, text: str) -> None:
             return
     elif isinstance(bar, RichProgressBar) and bar.progress is not None and bar.train_progress_bar_id is not None:
         bar.progress.update(bar.train_progress_bar_id, description=text)
+
+
+def cluster_environment(trainer: pl.Trainer) -> Any:
+    """The trainer's cluster environment (SLURM, torchelastic, ...); Lightning keeps it private."""
+    return trainer._accelerator_connector.cluster_environment
+
+
+def hpc_checkpoint_path(trainer: pl.Trainer) -> str:
+    """The next ``hpc_ckpt_<n>.ckpt`` in the run directory, the checkpoint a requeued SLURM fit
+    resumes from by itself (Lightning's own naming)."""
+    return str(trainer._checkpoint_connector.hpc_save_path(trainer.default_root_dir))

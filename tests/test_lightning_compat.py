@@ -18,6 +18,8 @@ def test_private_attributes_exist(tmp_path: Any) -> None:
     assert hasattr(t.fit_loop, "_combined_loader")
     assert isinstance(t.reload_dataloaders_every_n_epochs, int)
     assert t.fit_loop.epoch_progress.current.processed == 0
+    assert compat.cluster_environment(t) is not None
+    assert compat.hpc_checkpoint_path(t).endswith("hpc_ckpt_1.ckpt")
 
 
 def test_provider_source_serves_every_epoch_and_restores(tmp_path: Any) -> None:

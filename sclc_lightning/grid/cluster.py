@@ -120,15 +120,15 @@ class ClusterOptions:
 def make_executor(launcher: str, folder: Path, options: ClusterOptions, name: str, jobs: int) -> submitit.Executor:
     """The submitit executor of ``launcher`` (``submitit-local`` or ``slurm``)."""
     if launcher == "submitit-local":
-        executor = submitit.LocalExecutor(folder=folder, max_num_timeout=options.max_requeues)
-        executor.update_parameters(
+        local = submitit.LocalExecutor(folder=folder, max_num_timeout=options.max_requeues)
+        local.update_parameters(
             timeout_min=options.time,
             signal_delay_s=options.signal_delay_s,
             tasks_per_node=1,
             gpus_per_node=options.gpus_per_node or 0,
             stderr_to_stdout=True,
         )
-        return executor
+        return local
     executor = submitit.AutoExecutor(folder=folder, cluster="slurm", slurm_max_num_timeout=options.max_requeues)
     parameters: dict[str, Any] = {
         "name": name,

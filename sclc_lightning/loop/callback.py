@@ -32,7 +32,6 @@ from sclc_lightning.data.real import RealData
 from sclc_lightning.loop.config import LoopConfig
 from sclc_lightning.loop.interruption import (
     GenerationPosition,
-    RunInterrupted,
     StopPoint,
     checkpoint_path,
     gather_rng,
@@ -339,23 +338,17 @@ class SelfConsumingLoop(GenerationalLoop):
         """After a batch: on a stop request, save a checkpoint to continue from the next batch,
         requeue the job if the cluster asked, and end the fit."""
         session = self._session
-        batches = batch_idx + 1
-        if session is None or batches % trainer.accumulate_grad_batches or batches >= trainer.num_training_batches:
-            return  # not after an optimizer step, or the generation's end (its checkpoint comes next)
-        if not session.stops.pending(trainer):
+        if session is None or not session.stops.due(trainer, batch_idx):
             return
-        where = f"generation {session.generation}, after batch {batches}"
-        self._position = GenerationPosition(
-            session.generation, batches, session.start_step, trainer.world_size, gather_rng(trainer)
+        position = GenerationPosition(
+            session.generation, batch_idx + 1, session.start_step, trainer.world_size, gather_rng(trainer)
         )
-        path = checkpoint_path(trainer)
+        path, self._position = checkpoint_path(trainer), position
         try:
             trainer.save_checkpoint(path)
         finally:
             self._position = None
-        rank_zero_info(f"SelfConsumingLoop: {session.stops.signal_name()} in {where}; saved {path}.")
-        requeued = session.stops.requeue_job() if trainer.is_global_zero else False
-        raise RunInterrupted(session.stops.signal_name(), path, requeued, where)
+        session.stops.stop(trainer, path, f"generation {session.generation}, after batch {batch_idx + 1}")
 
     def _real_source(self, trainer: pl.Trainer) -> RealSource:
         if self._source is None:

@@ -36,13 +36,15 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from types import FrameType
-from typing import Any
+from typing import Any, NoReturn
 
 import lightning.pytorch as pl
 import numpy as np
 import torch
 from lightning.fabric.plugins.environments import SLURMEnvironment
 from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
+
+from sclc_lightning import _lightning_compat as compat
 
 __all__ = [
     "EXIT_INTERRUPTED",
@@ -145,7 +147,7 @@ def requeue_signal(trainer: pl.Trainer) -> signal.Signals | None:
         name = "SIG" + os.environ.get("SUBMITIT_PREEMPT_SIGNAL", "USR2")
         found = getattr(signal, name, None)
         return signal.Signals(found) if found is not None else None
-    environment = trainer._accelerator_connector.cluster_environment  # no public accessor
+    environment = compat.cluster_environment(trainer)
     if isinstance(environment, SLURMEnvironment) and environment.auto_requeue:
         return signal.Signals(environment.requeue_signal or signal.SIGUSR1)
     return None
@@ -154,7 +156,7 @@ def requeue_signal(trainer: pl.Trainer) -> signal.Signals | None:
 def checkpoint_path(trainer: pl.Trainer) -> Path:
     """Where an interrupted fit saves: Lightning's ``hpc_ckpt_<n>.ckpt`` in the run directory,
     which a requeued SLURM job resumes from by itself."""
-    return Path(trainer._checkpoint_connector.hpc_save_path(trainer.default_root_dir))
+    return Path(compat.hpc_checkpoint_path(trainer))
 
 
 def _slurm_requeue() -> bool:
@@ -228,6 +230,20 @@ class StopRequests:
         if trainer.world_size == 1:
             return local
         return bool(trainer.strategy.reduce_boolean_decision(local, all=False))
+
+    def due(self, trainer: pl.Trainer, batch_idx: int) -> bool:
+        """Whether to stop after batch ``batch_idx``: a request, after an optimizer step, not at
+        the generation's end (its own checkpoint comes next). Collective with several ranks."""
+        batches = batch_idx + 1
+        if batches % trainer.accumulate_grad_batches or batches >= trainer.num_training_batches:
+            return False
+        return self.pending(trainer)
+
+    def stop(self, trainer: pl.Trainer, checkpoint: Path, where: str) -> NoReturn:
+        """After ``checkpoint`` is saved: requeue the job if asked (global rank zero) and end the fit."""
+        rank_zero_info(f"SelfConsumingLoop: {self.signal_name()} in {where}; saved {checkpoint}.")
+        requeued = self.requeue_job() if trainer.is_global_zero else False
+        raise RunInterrupted(self.signal_name(), checkpoint, requeued, where)
 
     def requeue_job(self) -> bool:
         """Requeue the job when the request was the cluster's requeue signal (global rank zero)."""
