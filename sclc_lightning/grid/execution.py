@@ -17,7 +17,11 @@ from pathlib import Path
 from sclc_lightning.grid.points import GridPoint
 from sclc_lightning.grid.status import PointResult, latest_checkpoint, write_point
 
-__all__ = ["run_point"]
+__all__ = ["PointStopped", "run_point"]
+
+
+class PointStopped(Exception):
+    """Raised (by a worker's signal handler) to stop a point before its fit listens for signals."""
 
 
 def _one_line(error: BaseException) -> str:
@@ -58,7 +62,7 @@ def run_point(config: str, point: GridPoint, run_dir: Path, job_id: str = "") ->
             print(f"sclc grid: {point.name} {what}", flush=True)
             run_lightning_cli(point.fit_args(config, run_dir, checkpoint))
             status = "ok"
-        except RunInterrupted as err:
+        except (RunInterrupted, PointStopped) as err:
             status, error = "interrupted", str(err)
         except KeyboardInterrupt as err:
             status, error = "interrupted", _one_line(err) if str(err) else "KeyboardInterrupt"

@@ -30,10 +30,6 @@ from sclc_lightning.grid.status import PointResult
 __all__ = ["run_local"]
 
 
-class _Stop(Exception):
-    """Raised in a worker by ``SIGTERM`` while it runs a point but before the fit has set its own handler."""
-
-
 def _worker(tasks: Any, results: Any, config: str, out: str, gpus: str | None, parent: int, threads: int) -> None:
     """A worker process: run the points it is given until told to stop."""
     from sclc_lightning._process import die_with_parent
@@ -47,16 +43,17 @@ def _worker(tasks: Any, results: Any, config: str, out: str, gpus: str | None, p
 
         torch.set_num_threads(threads)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the grid process decides, and sends SIGTERM
+    from sclc_lightning.grid.execution import PointStopped, run_point
+
     state = {"stopping": False, "busy": False}
 
     def on_term(signum: int, frame: FrameType | None) -> None:
+        first = not state["stopping"]
         state["stopping"] = True
-        if state["busy"]:  # a fit not yet listening (still being set up): stop it now
-            raise _Stop("SIGTERM before the fit started training")
+        if first and state["busy"]:  # a fit not yet listening (still being set up): stop it now
+            raise PointStopped("SIGTERM before the fit started training")
 
     signal.signal(signal.SIGTERM, on_term)
-    from sclc_lightning.grid.execution import run_point
-
     while not state["stopping"]:
         try:
             point = tasks.get(timeout=0.5)
@@ -68,7 +65,7 @@ def _worker(tasks: Any, results: Any, config: str, out: str, gpus: str | None, p
         state["busy"] = True
         try:
             result = run_point(config, point, Path(out) / point.name)
-        except _Stop as err:
+        except PointStopped as err:  # between run_point's own handling and the fit
             result = PointResult(point.name, "interrupted", 0.0, str(err), gpus or "")
         finally:
             state["busy"] = False

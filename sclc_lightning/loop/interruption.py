@@ -21,7 +21,8 @@ the interrupted line left (half an optimizer step). The loop acts at the next sa
   made again on resume, from the checkpoint saved at the previous generation's end.
 
 Then the job is requeued (submitit's own handler, or ``scontrol requeue`` as Lightning does) and
-:class:`RunInterrupted` ends the fit. A second signal stops at once.
+:class:`RunInterrupted` ends the fit. A second signal (more than two seconds after the first:
+a signal sent to the process group and forwarded by ``sclc grid`` arrives twice) stops at once.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ import shutil
 import signal
 import subprocess
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -58,6 +60,9 @@ __all__ = [
     "requeue_signal",
     "restore_rng",
 ]
+
+#: A repeat of the stop signal within this many seconds is the same request, not a second one.
+REPEAT_WINDOW_S = 2.0
 
 #: Exit status of ``sclc fit`` when a signal stopped it (128 + SIGTERM, as a shell reports it).
 EXIT_INTERRUPTED = 143
@@ -191,6 +196,7 @@ class StopRequests:
         self.requeue: signal.Signals | None = None
         self._previous: dict[signal.Signals, Any] = {}
         self._active = False
+        self._since = 0.0
 
     def install(self, trainer: pl.Trainer) -> None:
         if threading.current_thread() is not threading.main_thread():
@@ -212,6 +218,10 @@ class StopRequests:
                 signal.signal(signum, handler if handler is not None else signal.SIG_DFL)
 
     def _handle(self, signum: int, frame: FrameType | None) -> None:
+        if self.requested is not None and time.monotonic() - self._since <= REPEAT_WINDOW_S:
+            # The same stop often arrives twice at once (to the process group, and forwarded by
+            # `sclc grid`): a repeat is the same request, even after the fit has ended on it.
+            return
         if not self._active:  # the fit is over: act as the handler this one replaced
             previous = self._previous.get(signal.Signals(signum), signal.SIG_DFL)
             if callable(previous):
@@ -220,9 +230,9 @@ class StopRequests:
                 signal.signal(signum, signal.SIG_DFL)
                 os.kill(os.getpid(), signum)
             return
-        if self.requested is not None:
+        if self.requested is not None:  # a second request, later: stop now
             raise RunInterrupted(signal.Signals(signum).name, None, False, "a second signal, at once")
-        self.requested = signal.Signals(signum)
+        self.requested, self._since = signal.Signals(signum), time.monotonic()
 
     def pending(self, trainer: pl.Trainer) -> bool:
         """Whether any rank was asked to stop (a collective call with several ranks)."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -51,12 +52,21 @@ def test_a_grid_whose_points_all_fail_exits_non_zero(tmp_path: Path) -> None:
     assert done.returncode == 1, done.stdout + done.stderr
     assert "0 ok, 2 failed of 2 points" in done.stdout and "2 point(s) failed" in done.stdout
     assert {row["status"] for row in _table(tmp_path).values()} == {"failed"}
+    # Rerun: failed points are left alone, unless --rerun-failed.
+    again = subprocess.run(command, capture_output=True, text=True, timeout=600)
+    assert again.returncode == 1 and again.stdout.count("skipped, failed (--rerun-failed retries it)") == 2
+    retried = subprocess.run([*command[:-3], "--rerun-failed", *command[-3:]], capture_output=True, text=True)
+    assert retried.returncode == 1 and "skipped" not in retried.stdout, retried.stdout
+    log = (tmp_path / "mode=replace_seed=0" / "log.txt").read_text()
+    assert log.count("sclc grid: mode=replace_seed=0 starts") == 2
 
 
 def test_sigterm_stops_every_worker_and_a_rerun_resumes(tmp_path: Path) -> None:
     out = tmp_path / "grid"
     args = ["--set", "loop.synthetic_fraction=0.5,1", "--jobs", "2", "--stop-timeout", "60", "--", *SMALL]
-    grid = subprocess.Popen(_grid(out, *args), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    grid = subprocess.Popen(
+        _grid(out, *args), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True
+    )
     names = ["synthetic_fraction=0.5", "synthetic_fraction=1"]
     deadline = time.monotonic() + 300
     try:  # until both points train generation 1 (their first checkpoint is behind them)
@@ -67,7 +77,7 @@ def test_sigterm_stops_every_worker_and_a_rerun_resumes(tmp_path: Path) -> None:
             assert grid.poll() is None, grid.communicate()[0]
             time.sleep(0.2)
         pids = [json.loads((out / n / "point.json").read_text())["pid"] for n in names]
-        grid.send_signal(signal.SIGTERM)
+        os.killpg(grid.pid, signal.SIGTERM)  # the whole process group, as a scheduler or a shell does
         output, _ = grid.communicate(timeout=120)
     finally:
         grid.kill()

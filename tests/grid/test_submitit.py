@@ -75,3 +75,36 @@ def test_slurm_launcher_submits_one_array_with_the_resources(tmp_path: Path, mon
     args_of_one = jobs[0].function.point.fit_args(jobs[0].function.config, Path(jobs[0].function.run_dir))
     assert args_of_one[-4:] == ["--trainer.num_nodes", "2", "--trainer.devices", "4"]
     assert Path(jobs[0].function.run_dir).is_absolute() and Path(jobs[0].function.config).is_absolute()
+
+
+@pytest.mark.slow
+def test_submitit_local_time_limit_requeues_and_resumes_identically(tmp_path: Path) -> None:
+    """A point longer than its time limit: submitit-local sends USR2 before the limit, the fit
+    saves and requeues, the requeued job resumes; its final weights equal an uninterrupted run's."""
+    import torch
+
+    from sclc_lightning.grid.status import latest_checkpoint
+
+    recipe = str(ROOT / "recipes" / "eight_gaussians_ddpm.yaml")
+    small = ["--model.init_args.hidden", "32", "--model.init_args.timesteps", "20"]
+    small += ["--model.init_args.sampling_steps", "20", "--data.init_args.n", "160", "--data.init_args.n_test", "160"]
+    small += ["--data.init_args.batch_size", "16", "--loop.generations", "2", "--trainer.callbacks", "[]"]
+    small += ["--loop.images_per_generation", "96000", "--loop.initial_images", "96000", "--wandb", "false"]
+    base = ["grid", "--config", recipe, "--set", "loop.synthetic_fraction=0.5", "--jobs", "1"]
+    preempted = tmp_path / "preempted"
+    args = [*base, "--launcher", "submitit-local", "--out", str(preempted), "--slurm.time", "1"]
+    assert main([*args, "--slurm.signal_delay_s", "20", "--", *small]) == 0
+    run = preempted / "synthetic_fraction=0.5"
+    log = (run / "log.txt").read_text()
+    assert "SIGUSR2 stopped the fit" in log or "SIGUSR2 in generation" in log, log[-2000:]
+    assert "resumes from" in log and (run / "hpc_ckpt_1.ckpt").exists()
+    reference = tmp_path / "reference"
+    assert main([*base, "--out", str(reference), "--", *small]) == 0
+
+    def weights(folder: Path) -> dict[str, torch.Tensor]:
+        found = latest_checkpoint(folder / "synthetic_fraction=0.5")
+        assert found is not None
+        return torch.load(found, map_location="cpu", weights_only=False)["state_dict"]
+
+    mine, theirs = weights(preempted), weights(reference)
+    assert mine.keys() == theirs.keys() and all(torch.equal(mine[k], theirs[k]) for k in mine)
