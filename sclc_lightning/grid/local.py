@@ -50,8 +50,8 @@ def _worker(tasks: Any, results: Any, config: str, out: str, gpus: str | None, p
     def on_term(signum: int, frame: FrameType | None) -> None:
         first = not state["stopping"]
         state["stopping"] = True
-        if first and state["busy"]:  # a fit not yet listening (still being set up): stop it now
-            raise PointStopped("SIGTERM before the fit started training")
+        if first and state["busy"]:  # a fit not listening (being set up or finishing): stop it now
+            raise PointStopped("SIGTERM while the fit was not listening for it (being set up or finishing)")
 
     signal.signal(signal.SIGTERM, on_term)
     while not state["stopping"]:

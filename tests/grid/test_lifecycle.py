@@ -63,7 +63,10 @@ def test_a_grid_whose_points_all_fail_exits_non_zero(tmp_path: Path) -> None:
 
 def test_sigterm_stops_every_worker_and_a_rerun_resumes(tmp_path: Path) -> None:
     out = tmp_path / "grid"
-    args = ["--set", "loop.synthetic_fraction=0.5,1", "--jobs", "2", "--stop-timeout", "60", "--", *SMALL]
+    # A short generation 0 and a long generation 1 (~20 s here): both workers are surely inside
+    # generation 1 when the signal comes, even when one of them started seconds after the other.
+    long_second = [*SMALL, "--loop.generations", "1", "--loop.initial_images", "1600", "--loop.images_per_generation", "96000"]
+    args = ["--set", "loop.synthetic_fraction=0.5,1", "--jobs", "2", "--stop-timeout", "60", "--", *long_second]
     grid = subprocess.Popen(
         _grid(out, *args), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True
     )
@@ -76,7 +79,9 @@ def test_sigterm_stops_every_worker_and_a_rerun_resumes(tmp_path: Path) -> None:
                 break
             assert grid.poll() is None, grid.communicate()[0]
             time.sleep(0.2)
-        pids = [json.loads((out / n / "point.json").read_text())["pid"] for n in names]
+        points = [json.loads((out / n / "point.json").read_text()) for n in names]
+        assert all(p["status"] == "running" for p in points), points  # the test needs both still training
+        pids = [p["pid"] for p in points]
         os.killpg(grid.pid, signal.SIGTERM)  # the whole process group, as a scheduler or a shell does
         output, _ = grid.communicate(timeout=120)
     finally:
@@ -91,12 +96,12 @@ def test_sigterm_stops_every_worker_and_a_rerun_resumes(tmp_path: Path) -> None:
     rerun = subprocess.run(_grid(out, *args), capture_output=True, text=True, timeout=600)
     assert rerun.returncode == 0, rerun.stdout + rerun.stderr
     table = _table(out)
-    assert {table[n]["status"] for n in names} == {"ok"} and {table[n]["final_generation"] for n in names} == {"2"}
+    assert {table[n]["status"] for n in names} == {"ok"} and {table[n]["final_generation"] for n in names} == {"1"}
     for name in names:
         log = (out / name / "log.txt").read_text()
         assert f"sclc grid: {name} resumes from" in log
         with open(out / name / "metrics.csv", newline="") as handle:
-            assert [int(float(r["generation"])) for r in csv.DictReader(handle)] == [0, 1, 2]
+            assert [int(float(r["generation"])) for r in csv.DictReader(handle)] == [0, 1]
 
     again = subprocess.run(_grid(out, *args), capture_output=True, text=True, timeout=600)
     assert again.returncode == 0 and again.stdout.count("skipped, finished") == 2, again.stdout
