@@ -65,7 +65,8 @@ def test_sigterm_stops_every_worker_and_a_rerun_resumes(tmp_path: Path) -> None:
     out = tmp_path / "grid"
     # A short generation 0 and a long generation 1 (~20 s here): both workers are surely inside
     # generation 1 when the signal comes, even when one of them started seconds after the other.
-    long_second = [*SMALL, "--loop.generations", "1", "--loop.initial_images", "1600", "--loop.images_per_generation", "96000"]
+    long_second = [*SMALL, "--loop.generations", "1", "--loop.initial_images", "1600"]
+    long_second += ["--loop.images_per_generation", "96000"]
     args = ["--set", "loop.synthetic_fraction=0.5,1", "--jobs", "2", "--stop-timeout", "60", "--", *long_second]
     grid = subprocess.Popen(
         _grid(out, *args), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True
