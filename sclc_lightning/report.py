@@ -3,8 +3,11 @@ r"""``sclc report RUN_OR_GRID_DIR ... --out DIR``: paper-style figures of a loop
 Every run directory (with ``metrics.csv`` and ``config.yaml``) found under the given folders is
 read; runs that differ only by seed are grouped by (λ, γ, mode, corrector) and drawn as their
 mean with a ±1 standard-deviation band. For each metric a PNG of the metric against the
-generation is written, one line per group; ``sigma`` of replace-mode Gaussian runs gets the
-theory's :math:`\sigma_0\,\alpha(n)^t` as a dashed line. ``report.html`` holds every figure and
+generation is written, one line per group. Where the theory has a closed form it is drawn
+dashed over the measured curve: ``sigma`` of replace-mode Gaussian runs gets
+:math:`\sigma_0\,\alpha(n)^t` (Bertrand et al. Prop. 1); ``test_error`` of linear regression on
+its own targets (λ = 1, replace or accumulate) gets
+:func:`~sclc_lightning.theory.linear_regression_error`. ``report.html`` holds every figure and
 each run's sample pictures across generations, embedded so the page is self-contained.
 """
 
@@ -23,7 +26,7 @@ from typing import Any
 
 import yaml
 
-from sclc_lightning.theory import gaussian_collapse_rate
+from sclc_lightning.theory import gaussian_collapse_rate, linear_regression_error
 
 __all__ = ["Run", "figure_name", "find_runs", "main", "write_report"]
 
@@ -95,18 +98,61 @@ def find_runs(folders: Sequence[str | Path]) -> list[Run]:
     return runs
 
 
-def _theory_curve(runs: list[Run]) -> tuple[list[int], list[float]] | None:
+def _init_args(run: Run, section: str) -> dict[str, Any]:
+    args: dict[str, Any] = (run.config.get(section) or {}).get("init_args") or {}
+    return args
+
+
+def _model_is(run: Run, name: str) -> bool:
+    return str((run.config.get("model") or {}).get("class_path", "")).endswith(name)
+
+
+def _gaussian_sigma_theory(runs: list[Run], generations: list[int]) -> tuple[str, list[float]] | None:
     """σ0 α(n)^t for replace-mode Gaussian runs (Bertrand et al. Prop. 1)."""
     first = runs[0]
-    model = str((first.config.get("model") or {}).get("class_path", ""))
-    n = ((first.config.get("data") or {}).get("init_args") or {}).get("n")
-    sigma = first.series("sigma")
-    if not (model.endswith("GaussianModel") and first.loop.get("mode") == "replace" and isinstance(n, int) and sigma):
+    n = _init_args(first, "data").get("n")
+    if not (_model_is(first, "GaussianModel") and first.loop.get("mode") == "replace" and isinstance(n, int)):
         return None
-    generations = sorted(sigma)
     rate = gaussian_collapse_rate(n)
     start = sum(r.series("sigma").get(generations[0], 0.0) for r in runs) / len(runs)
-    return generations, [start * rate ** (g - generations[0]) for g in generations]
+    return "σ0 α(n)^t (theory)", [start * rate ** (g - generations[0]) for g in generations]
+
+
+def _regression_error_theory(runs: list[Run], generations: list[int]) -> tuple[str, list[float]] | None:
+    """Gerstgrasser et al.'s expected test error of least squares on its own targets."""
+    first = runs[0]
+    data = _init_args(first, "data")
+    n, dim, noise = data.get("n"), data.get("dim"), data.get("noise_std")
+    mode = first.loop.get("mode")
+    if not (
+        _model_is(first, "LinearRegressionModel")
+        and mode in ("replace", "accumulate")
+        and first.loop.get("synthetic_fraction") == 1
+        and _init_args(first, "model").get("noise_std", noise) == noise
+        and isinstance(n, int)
+        and isinstance(dim, int)
+        and isinstance(noise, (int, float))
+        and n >= dim + 2
+    ):
+        return None
+    label = "σ²d/(n−d−1)·(t+1) (theory)" if mode == "replace" else "σ²d/(n−d−1)·Σ1/k² (theory)"
+    return label, [linear_regression_error(g, n, dim, float(noise), mode) for g in generations]
+
+
+# metric -> closed forms that may apply to a group of runs (None when they do not)
+_THEORY = {"sigma": [_gaussian_sigma_theory], "test_error": [_regression_error_theory]}
+
+
+def _theory_curve(metric: str, runs: list[Run]) -> tuple[str, list[int], list[float]] | None:
+    """The theory's prediction for ``metric`` in this group of runs, if one applies."""
+    generations = sorted(runs[0].series(metric))
+    if not generations:
+        return None
+    for curve in _THEORY.get(metric, []):
+        found = curve(runs, generations)
+        if found is not None:
+            return found[0], generations, found[1]
+    return None
 
 
 def _plot_metric(metric: str, groups: dict[str, list[Run]], path: Path) -> None:
@@ -136,10 +182,9 @@ def _plot_metric(metric: str, groups: dict[str, list[Run]], path: Path) -> None:
                 color=line.get_color(),
                 alpha=0.2,
             )
-        if metric == "sigma":
-            theory = _theory_curve(runs)
-            if theory is not None:
-                ax.plot(*theory, linestyle="--", color=line.get_color(), label=f"{name}: σ0 α(n)^t (theory)")
+        theory = _theory_curve(metric, runs)
+        if theory is not None:
+            ax.plot(theory[1], theory[2], linestyle="--", color=line.get_color(), label=f"{name}: {theory[0]}")
     shown = metric.replace("$", r"\$")  # a name is text, never matplotlib mathtext
     ax.set(xlabel="generation", ylabel=shown, title=shown)
     ax.legend(fontsize=7)

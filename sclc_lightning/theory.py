@@ -1,5 +1,5 @@
 r"""Closed forms of the papers' theory (Gillman et al. 2024, Thm. 4.3; Bertrand et al. 2024,
-Thm. 1 and Prop. 1).
+Thm. 1 and Prop. 1; Gerstgrasser et al. 2024, Thms. 1 and 2, for linear regression).
 
 Notation: :math:`\lambda` synthetic fraction, :math:`\gamma` correction strength, :math:`\alpha`
 strong-concavity constant of the likelihood, :math:`\varepsilon` the generative model's error and
@@ -15,6 +15,8 @@ __all__ = [
     "error_bound",
     "gaussian_collapse_rate",
     "is_stable",
+    "linear_regression_error",
+    "linear_regression_error_limit",
     "max_stable_fraction",
     "rho",
 ]
@@ -126,3 +128,51 @@ def gaussian_collapse_rate(n: int) -> float:
     if isinstance(n, bool) or not isinstance(n, int) or n < 2:
         raise ValueError(f"`n` must be an integer >= 2, got {n!r}.")
     return math.sqrt(2.0 / (n - 1)) * math.exp(math.lgamma(n / 2) - math.lgamma((n - 1) / 2))
+
+
+def _check_regression(n: int, dim: int, noise_std: float) -> float:
+    if isinstance(dim, bool) or not isinstance(dim, int) or dim < 1:
+        raise ValueError(f"`dim` must be an integer >= 1, got {dim!r}.")
+    if isinstance(n, bool) or not isinstance(n, int) or n < dim + 2:
+        raise ValueError(f"`n` must be an integer >= dim + 2 = {dim + 2} (the expectation is finite), got {n!r}.")
+    return _check("noise_std", noise_std) ** 2 * dim / (n - dim - 1)
+
+
+def linear_regression_error(generation: int, n: int, dim: int, noise_std: float, mode: str) -> float:
+    r"""Expected test error :math:`E\|\hat w_t - w^*\|^2` of least squares refitted on its own
+    targets, after generation :math:`t` (generation 0 fits the real data), for a design of
+    :math:`n` rows drawn from :math:`N(0, I_d)` and kept fixed (Gerstgrasser et al. 2024, Thms.
+    1 and 2; Dey & Donoho):
+
+    .. math::
+        \text{replace: } \frac{\sigma^2 d}{n-d-1}\,(t+1), \qquad
+        \text{accumulate: } \frac{\sigma^2 d}{n-d-1} \sum_{k=1}^{t+1} \frac{1}{k^2}
+        < \frac{\sigma^2 d}{n-d-1}\,\frac{\pi^2}{6}.
+
+    Each generation labels every real input once (``synthetic_fraction = 1``).
+
+    Examples:
+        >>> round(linear_regression_error(2, n=64, dim=8, noise_std=1.0, mode="replace"), 6)
+        0.436364
+        >>> round(linear_regression_error(1, n=64, dim=8, noise_std=1.0, mode="accumulate"), 6)
+        0.181818
+    """
+    if isinstance(generation, bool) or not isinstance(generation, int) or generation < 0:
+        raise ValueError(f"`generation` must be an integer >= 0, got {generation!r}.")
+    scale = _check_regression(n, dim, noise_std)
+    if mode == "replace":
+        return scale * (generation + 1)
+    if mode == "accumulate":
+        return scale * sum(1.0 / k**2 for k in range(1, generation + 2))
+    raise ValueError(f"`mode` must be 'replace' or 'accumulate', got {mode!r}.")
+
+
+def linear_regression_error_limit(n: int, dim: int, noise_std: float) -> float:
+    r"""The bound of :func:`linear_regression_error` under ``accumulate`` as :math:`t \to \infty`,
+    :math:`\frac{\sigma^2 d}{n-d-1}\,\frac{\pi^2}{6}`.
+
+    Examples:
+        >>> round(linear_regression_error_limit(n=64, dim=8, noise_std=1.0), 6)
+        0.239263
+    """
+    return _check_regression(n, dim, noise_std) * math.pi**2 / 6

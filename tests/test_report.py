@@ -56,11 +56,12 @@ def test_report_from_real_runs(tmp_path: Path) -> None:
     groups = {r.group for r in runs}
     assert groups == {"λ=1.0 γ=0 replace none", "λ=0.0 γ=0 augment none"}  # the two seeds form one group
     replace = [r for r in runs if r.loop["mode"] == "replace"]
-    theory = _theory_curve(replace)
-    assert theory is not None and theory[0] == [0, 1, 2, 3, 4]
+    theory = _theory_curve("sigma", replace)
+    assert theory is not None and theory[1] == [0, 1, 2, 3, 4]
     start = (replace[0].series("sigma")[0] + replace[1].series("sigma")[0]) / 2
-    assert math.isclose(theory[1][4], start * gaussian_collapse_rate(10) ** 4)
-    assert _theory_curve([r for r in runs if r.path.name == "baseline"]) is None
+    assert math.isclose(theory[2][4], start * gaussian_collapse_rate(10) ** 4)
+    assert _theory_curve("sigma", [r for r in runs if r.path.name == "baseline"]) is None
+    assert _theory_curve("w2", replace) is None
 
     out = tmp_path / "report"
     assert main(["report", str(runs_dir), "--out", str(out)]) == 0

@@ -14,7 +14,13 @@ import torch
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 
-__all__ = ["EightGaussiansDataModule", "GaussianDataModule", "PointsDataModule", "TwoMoonsDataModule"]
+__all__ = [
+    "EightGaussiansDataModule",
+    "GaussianDataModule",
+    "LinearRegressionDataModule",
+    "PointsDataModule",
+    "TwoMoonsDataModule",
+]
 
 
 class _Rows(Dataset[Tensor]):
@@ -149,3 +155,79 @@ class TwoMoonsDataModule(PointsDataModule):
         points, _ = make_moons(num, noise=self.noise, random_state=np.random.RandomState(state))
         # Fixed affine map (not per-draw statistics) so train and test share the distribution.
         return torch.from_numpy((points - np.array([0.5, 0.25])) / np.array([0.87, 0.5])).float()
+
+
+class _Pairs(Dataset[tuple[Tensor, Tensor]]):
+    def __init__(self, x: Tensor, y: Tensor):
+        self.x, self.y = x, y
+
+    def __len__(self) -> int:
+        return len(self.x)
+
+    def __getitem__(self, index: int) -> tuple[Tensor, Tensor]:
+        return self.x[index], self.y[index]
+
+
+class LinearRegressionDataModule(pl.LightningDataModule):
+    r"""Pairs ``(x, y)`` with :math:`x \sim N(0, I_d)` and :math:`y = x^\top w^* + \sigma\varepsilon`
+    (Gerstgrasser et al. 2024, §3: the design is drawn once and kept; the loop regenerates only
+    the targets). :math:`w^* \sim N(0, I_d)` is drawn from the seed.
+
+    Items are ``(x, y)`` tuples, ``x`` of shape ``(dim,)`` and ``y`` of shape ``(1,)``: use the
+    loop's ``data_field: 1`` and ``condition_field: 0``.
+
+    Args:
+        n: rows of the design (the real training set); the theory needs ``n >= dim + 2``.
+        dim: dimension :math:`d` of ``x``.
+        noise_std: :math:`\sigma`.
+        n_test: size of the held-out test set.
+        batch_size: training batch size (default: the whole set in one batch).
+        seed: draws the weights, the training and the test data (different streams); ``None``
+            (default) takes the run's seed (``seed_everything``, which ``sclc grid --seeds``
+            sets), so that seeds average over designs as the theory's expectation does.
+    """
+
+    def __init__(
+        self,
+        n: int = 64,
+        dim: int = 8,
+        noise_std: float = 1.0,
+        n_test: int = 1000,
+        batch_size: int | None = None,
+        seed: int | None = None,
+    ):
+        super().__init__()
+        if dim < 1 or n < dim or n_test < 0 or noise_std < 0 or (batch_size is not None and batch_size < 1):
+            raise ValueError(
+                "Need dim >= 1, n >= dim, n_test >= 0, noise_std >= 0 and batch_size >= 1 (or None);"
+                f" got dim={dim}, n={n}, n_test={n_test}, noise_std={noise_std}, batch_size={batch_size}."
+            )
+        if seed is None:
+            seed = torch.initial_seed() % 2**62
+        self.n, self.dim, self.noise_std, self.n_test, self.seed = n, dim, noise_std, n_test, seed
+        self.batch_size = n if batch_size is None else batch_size
+        self._weights = torch.randn(dim, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
+        self.train_pairs: _Pairs | None = None
+        self.test_pairs: _Pairs | None = None
+
+    def _draw(self, num: int, generator: torch.Generator) -> _Pairs:
+        x = torch.randn(num, self.dim, generator=generator, dtype=torch.float64)
+        y = x @ self._weights + self.noise_std * torch.randn(num, generator=generator, dtype=torch.float64)
+        return _Pairs(x.float(), y.float().unsqueeze(1))
+
+    def setup(self, stage: str) -> None:
+        if self.train_pairs is None:
+            self.train_pairs = self._draw(self.n, torch.Generator().manual_seed(self.seed + 1))
+            self.test_pairs = self._draw(self.n_test, torch.Generator().manual_seed(self.seed + 1_000_003))
+
+    def true_weights(self) -> Tensor:
+        """:math:`w^*`, shape ``(dim,)``, float64."""
+        return self._weights.clone()
+
+    def train_dataloader(self) -> DataLoader[tuple[Tensor, Tensor]]:
+        assert self.train_pairs is not None
+        return DataLoader(self.train_pairs, batch_size=self.batch_size, shuffle=True)
+
+    def test_dataloader(self) -> DataLoader[tuple[Tensor, Tensor]]:
+        assert self.test_pairs is not None
+        return DataLoader(self.test_pairs, batch_size=max(1, min(self.n_test, 1024)))

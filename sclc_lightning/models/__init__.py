@@ -5,6 +5,16 @@ from sclc_lightning.models.ddpm_points import PointDDPM
 from sclc_lightning.models.gaussian import GaussianModel, gaussian_w2
 from sclc_lightning.models.image_ddpm import ImageDDPM
 from sclc_lightning.models.image_edm import ImageEDM
+from sclc_lightning.models.linear_regression import LinearRegressionModel
 from sclc_lightning.models.motion_diffusion import MotionDiffusion
 
-__all__ = ["GaussianModel", "ImageDDPM", "ImageEDM", "MotionDiffusion", "PointDDPM", "PointFlowMatching", "gaussian_w2"]
+__all__ = [
+    "GaussianModel",
+    "ImageDDPM",
+    "ImageEDM",
+    "LinearRegressionModel",
+    "MotionDiffusion",
+    "PointDDPM",
+    "PointFlowMatching",
+    "gaussian_w2",
+]

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 from typing import Any
 
-import lightning.pytorch as pl
 import torch
 from torch import Tensor
+
+from sclc_lightning.models._exact_fit import ExactFitModule
 
 __all__ = ["GaussianModel", "gaussian_w2"]
 
@@ -39,7 +40,7 @@ def gaussian_w2(mean_a: Tensor, cov_a: Tensor, mean_b: Tensor, cov_b: Tensor) ->
     return float(squared.clamp_min(0).sqrt())
 
 
-class GaussianModel(pl.LightningModule):
+class GaussianModel(ExactFitModule):
     r"""Multivariate Gaussian whose "training" is the exact maximum-likelihood fit.
 
     Args:
@@ -56,46 +57,23 @@ class GaussianModel(pl.LightningModule):
     def __init__(self, dim: int = 2, target_mean: float = 0.0, target_std: float = 1.0) -> None:
         super().__init__()
         self.save_hyperparameters()
-        self.automatic_optimization = False
         self.dim = dim
         self.target_mean, self.target_std = target_mean, target_std
         # Parameters without gradients: checkpointed like any weights, set by the exact fit.
         self.mean = torch.nn.Parameter(torch.zeros(dim), requires_grad=False)
         self.cov = torch.nn.Parameter(torch.eye(dim), requires_grad=False)
-        self._stats: list[Tensor] | None = None
 
-    @staticmethod
-    def _points(batch: Any) -> Tensor:
-        if isinstance(batch, Tensor):
-            return batch
-        if isinstance(batch, dict):
-            return next(v for v in batch.values() if isinstance(v, Tensor))
-        first: Tensor = batch[0]
-        return first
+    def batch_statistics(self, batch: Any) -> list[Tensor]:
+        x = self.first_tensor(batch).double().flatten(1)
+        return [x.new_tensor(float(x.shape[0])), x.sum(0), x.T @ x]
 
-    def training_step(self, batch: Any, batch_idx: int) -> None:
-        x = self._points(batch).double().flatten(1)
-        stats = [x.new_tensor(float(x.shape[0])), x.sum(0), x.T @ x]
-        self._stats = stats if self._stats is None else [a + b for a, b in zip(self._stats, stats)]
-        # Fit at the last batch rather than in `on_train_epoch_end`, which runs after the
-        # callbacks' hooks: a generation's metrics then see the model it produced.
-        if self.trainer.is_last_batch:
-            self._fit()
-
-    def _fit(self) -> None:
-        assert self._stats is not None
-        count, total, outer = (self.trainer.strategy.reduce(t, reduce_op="sum") for t in self._stats)
+    def fit(self, statistics: list[Tensor]) -> dict[str, float]:
+        count, total, outer = statistics
         mean = total / count
         cov = (outer - count * torch.outer(mean, mean)) / (count - 1)
         self.mean.copy_(mean.to(self.mean.dtype))
         self.cov.copy_(cov.to(self.cov.dtype))
-        self._stats = None
-        # One optimizer step per generation: the closed-form fit is the update, and the step
-        # makes Lightning count it (global step, checkpoint cadence).
-        optimizer = self.optimizers()
-        assert not isinstance(optimizer, list)
-        optimizer.step()
-        self.log_dict({"w2": self.w2(), "sigma": self.sigma}, on_step=False, on_epoch=True)
+        return {"w2": self.w2(), "sigma": self.sigma}
 
     def true_distribution(self) -> tuple[Tensor, Tensor]:
         """Mean and covariance of the data: the DataModule's ``true_distribution()`` when it has
@@ -109,10 +87,6 @@ class GaussianModel(pl.LightningModule):
     def w2(self) -> float:
         """W2 distance between the fitted model and the true distribution."""
         return gaussian_w2(self.mean, self.cov, *self.true_distribution())
-
-    def configure_optimizers(self) -> torch.optim.Optimizer:
-        # Zero learning rate and no gradients: `step` changes nothing, the fit above does.
-        return torch.optim.SGD(self.parameters(), lr=0.0)
 
     @property
     def sigma(self) -> float:

@@ -17,13 +17,14 @@ from typing import Any
 
 import lightning.pytorch as pl
 import pytest
+import torch
 from lightning.pytorch.callbacks import ModelCheckpoint
 
 from sclc_lightning import SelfConsumingLoop
-from sclc_lightning.data.toy import EightGaussiansDataModule
+from sclc_lightning.data.toy import EightGaussiansDataModule, LinearRegressionDataModule
 from sclc_lightning.generation_csv import GenerationCSV
 from sclc_lightning.loop.interruption import RunInterrupted
-from sclc_lightning.models import PointDDPM
+from sclc_lightning.models import LinearRegressionModel, PointDDPM
 
 GENERATIONS = 2
 
@@ -140,3 +141,34 @@ def test_simulated_slurm_requeue_signal_requeues_and_lightning_resumes(
     # The requeued job runs the same command: no ckpt_path; Lightning finds hpc_ckpt_1.ckpt.
     resumed = _fit(run)
     assert _digest(resumed) == uninterrupted and _rows(run) == [0, 1, 2]
+
+
+def _fit_regression(root: Path, *extra: pl.Callback, ckpt_path: str | None = None) -> LinearRegressionModel:
+    """A closed-form fit over several batches per generation (the statistics of the batches seen
+    before a stop must survive it)."""
+    pl.seed_everything(0, verbose=False)
+    model = LinearRegressionModel(dim=4)
+    data = LinearRegressionDataModule(n=64, dim=4, batch_size=16, seed=0)
+    loop = SelfConsumingLoop(1.0, GENERATIONS, mode="accumulate", data_field=1, condition_field=0)
+    trainer = pl.Trainer(
+        default_root_dir=str(root),
+        callbacks=[loop, *extra, GenerationCSV()],
+        max_epochs=-1,
+        accelerator="cpu",
+        devices=1,
+        logger=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+    )
+    trainer.fit(model, datamodule=data, ckpt_path=ckpt_path)
+    return model
+
+
+def test_an_exact_fit_stopped_within_a_generation_keeps_the_batches_it_saw(tmp_path: Path) -> None:
+    reference = _fit_regression(tmp_path / "reference")
+    with pytest.raises(RunInterrupted) as stopped:  # generation 1: 128 items, 8 batches; stop after 3
+        _fit_regression(tmp_path / "run", SignalAtBatch(signal.SIGTERM, epoch=1, batch=2))
+    assert stopped.value.where == "generation 1, after batch 3" and stopped.value.checkpoint is not None
+    resumed = _fit_regression(tmp_path / "run", ckpt_path=str(stopped.value.checkpoint))
+    assert torch.equal(resumed.weights, reference.weights)
+    assert _rows(tmp_path / "run") == [0, 1, 2]

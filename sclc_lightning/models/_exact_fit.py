@@ -1,0 +1,113 @@
+"""Base of the models whose "training" is a closed-form fit on a generation's whole training set
+(a Gaussian's mean and covariance, least squares, a mixture fitted by EM).
+
+Every training batch adds to running statistics; at the generation's last batch the statistics
+are reduced over DDP ranks and :meth:`ExactFitModule.fit` sets the model from them. The running
+statistics are kept in checkpoints, so a fit stopped within a generation (preemption) resumes
+with every batch it had already seen.
+"""
+
+from __future__ import annotations
+
+import abc
+from typing import Any
+
+import lightning.pytorch as pl
+import torch
+from torch import Tensor
+
+__all__ = ["ExactFitModule"]
+
+_STATS_KEY = "sclc_exact_fit_statistics"
+
+
+class ExactFitModule(pl.LightningModule, abc.ABC):
+    """A LightningModule fitted in closed form at the end of each generation.
+
+    Subclasses implement :meth:`batch_statistics` and :meth:`fit`. Statistics are combined over
+    batches and ranks by summing (``combine = "sum"``) or by concatenating along the first
+    dimension (``combine = "concat"``, for fits that need the points themselves).
+    """
+
+    combine: str = "sum"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.automatic_optimization = False
+        self._stats: list[Tensor] | None = None
+
+    @staticmethod
+    def first_tensor(batch: Any) -> Tensor:
+        """The batch itself, or its first tensor field (tuple/list/dict batches)."""
+        if isinstance(batch, Tensor):
+            return batch
+        if isinstance(batch, dict):
+            return next(v for v in batch.values() if isinstance(v, Tensor))
+        first: Tensor = batch[0]
+        return first
+
+    @abc.abstractmethod
+    def batch_statistics(self, batch: Any) -> list[Tensor]:
+        """The statistics of one training batch."""
+
+    @abc.abstractmethod
+    def fit(self, statistics: list[Tensor]) -> dict[str, float]:
+        """Set the model from the statistics of the whole generation; return metrics to log."""
+
+    def training_step(self, batch: Any, batch_idx: int) -> None:
+        stats = [s.detach() for s in self.batch_statistics(batch)]
+        if self._stats is None:
+            self._stats = stats
+        elif self.combine == "sum":
+            self._stats = [a + b for a, b in zip(self._stats, stats)]
+        else:
+            self._stats = [torch.cat([a, b]) for a, b in zip(self._stats, stats)]
+        # Fit at the last batch rather than in `on_train_epoch_end`, which runs after the
+        # callbacks' hooks: a generation's metrics then see the model it produced.
+        if self.trainer.is_last_batch:
+            self._fit_generation()
+
+    def _reduced(self) -> list[Tensor]:
+        assert self._stats is not None
+        strategy = self.trainer.strategy
+        if self.combine == "sum":
+            return [strategy.reduce(t, reduce_op="sum") for t in self._stats]
+        if self.trainer.world_size == 1:
+            return list(self._stats)
+        # Ranks may hold different numbers of rows: gather the counts, pad, gather, unpad.
+        out = []
+        for t in self._stats:
+            counts = strategy.all_gather(torch.tensor(t.shape[0], device=t.device)).flatten().tolist()
+            padded = torch.zeros((max(counts), *t.shape[1:]), dtype=t.dtype, device=t.device)
+            padded[: t.shape[0]] = t
+            gathered = strategy.all_gather(padded)
+            out.append(torch.cat([gathered[r, :c] for r, c in enumerate(counts)]))
+        return out
+
+    def _fit_generation(self) -> None:
+        metrics = self.fit(self._reduced())
+        self._stats = None
+        # One optimizer step per generation: the closed-form fit is the update, and the step
+        # makes Lightning count it (global step, checkpoint cadence, stop requests).
+        optimizer = self.optimizers()
+        assert not isinstance(optimizer, list)
+        optimizer.step()
+        if metrics:
+            self.log_dict(metrics, on_step=False, on_epoch=True)
+
+    def configure_optimizers(self) -> torch.optim.Optimizer:
+        # Zero learning rate and no gradients: `step` changes nothing, the fit does. Models
+        # without parameters get a placeholder so that Lightning has an optimizer to step.
+        params = list(self.parameters()) or [torch.nn.Parameter(torch.zeros(()), requires_grad=False)]
+        return torch.optim.SGD(params, lr=0.0)
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        # Every rank builds the checkpoint (rank 0 writes it): a stop within a generation keeps
+        # what all ranks have seen so far, combined.
+        if self._stats is not None:
+            checkpoint[_STATS_KEY] = [t.cpu() for t in self._reduced()]
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        saved: list[Tensor] | None = checkpoint.get(_STATS_KEY)
+        # Every rank loads the same file; the combined statistics count once, on rank 0.
+        self._stats = [t.to(self.device) for t in saved] if saved is not None and self.global_rank == 0 else None

@@ -1,0 +1,88 @@
+r"""Linear regression refitted on its own targets (Gerstgrasser et al. 2024; Dey & Donoho).
+
+The design :math:`X` stays real; the targets are what the model generates:
+:math:`y = x^\top \hat w + \sigma \varepsilon` with the known noise level :math:`\sigma`. Each
+generation refits :math:`\hat w = X^+ Y` on its training set by least squares. Under ``replace``
+the test error grows linearly in the generation; under ``accumulate`` it stays bounded (closed
+forms in :func:`sclc_lightning.theory.linear_regression_error`).
+
+Items are ``(x, y)`` pairs: ``x`` of shape ``(dim,)`` (the condition, ``condition_field: 0``)
+and ``y`` of shape ``(1,)`` (the generated field, ``data_field: 1``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from sclc_lightning.models._exact_fit import ExactFitModule
+
+__all__ = ["LinearRegressionModel"]
+
+
+class LinearRegressionModel(ExactFitModule):
+    r"""Least squares :math:`\hat w = X^+ Y` (no intercept) and Gaussian targets around it.
+
+    Args:
+        dim: the dimension :math:`d` of ``x``.
+        noise_std: :math:`\sigma`, the noise of generated targets (the theory's known noise
+            level; the real data's noise in the recipes).
+
+    After each generation it logs ``test_error``, :math:`\|\hat w - w^*\|^2` (the expected
+    squared error of a prediction at an isotropic test point, above the noise floor), when the
+    DataModule says :math:`w^*` (``true_weights()``), and ``weight_norm``, :math:`\|\hat w\|`.
+    """
+
+    def __init__(self, dim: int = 8, noise_std: float = 1.0) -> None:
+        super().__init__()
+        if dim < 1 or noise_std < 0:
+            raise ValueError(f"Need dim >= 1 and noise_std >= 0, got dim={dim}, noise_std={noise_std}.")
+        self.save_hyperparameters()
+        self.dim, self.noise_std = dim, noise_std
+        self.weights = torch.nn.Parameter(torch.zeros(dim, dtype=torch.float64), requires_grad=False)
+
+    @staticmethod
+    def _pair(batch: Any) -> tuple[Tensor, Tensor]:
+        if isinstance(batch, dict) or not isinstance(batch, (tuple, list)) or len(batch) != 2:
+            raise TypeError("LinearRegressionModel trains on (x, y) pairs.")
+        x, y = batch
+        return x.double().flatten(1), y.double().reshape(x.shape[0], -1)[:, 0]
+
+    def batch_statistics(self, batch: Any) -> list[Tensor]:
+        x, y = self._pair(batch)
+        return [x.T @ x, x.T @ y]
+
+    def fit(self, statistics: list[Tensor]) -> dict[str, float]:
+        gram, moment = statistics
+        # pinv(XᵀX) Xᵀy = X⁺y, also for a rank-deficient design.
+        self.weights.copy_(torch.linalg.pinv(gram, hermitian=True) @ moment)
+        metrics = {"weight_norm": float(self.weights.norm())}
+        true = self.true_weights()
+        if true is not None:
+            metrics["test_error"] = float((self.weights - true).pow(2).sum())
+        return metrics
+
+    def true_weights(self) -> Tensor | None:
+        """:math:`w^*` from the DataModule's ``true_weights()``, if it has one."""
+        datamodule = getattr(self._trainer, "datamodule", None) if self._trainer is not None else None
+        if datamodule is None or not hasattr(datamodule, "true_weights"):
+            return None
+        weights: Tensor = datamodule.true_weights()
+        return weights.to(self.weights)
+
+    def predict(self, x: Tensor) -> Tensor:
+        r""":math:`x^\top \hat w`, shape ``(len(x),)``."""
+        return x.double().flatten(1) @ self.weights
+
+    def sample(self, num_samples: int, *, generator: torch.Generator | None = None, conditions: Any = None) -> Tensor:
+        r"""Targets :math:`x^\top \hat w + \sigma\varepsilon` for the ``num_samples`` inputs in
+        ``conditions``, shape ``(num_samples, 1)``, in float32 like the real targets."""
+        if not isinstance(conditions, Tensor) or conditions.shape[0] != num_samples:
+            raise ValueError(
+                "LinearRegressionModel.sample needs the inputs x as `conditions` (set the loop's"
+                " `condition_field: 0` and `data_field: 1`)."
+            )
+        noise = torch.randn(num_samples, generator=generator, dtype=torch.float64, device=conditions.device)
+        return (self.predict(conditions) + self.noise_std * noise).float().unsqueeze(1)
