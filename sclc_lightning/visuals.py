@@ -93,23 +93,29 @@ def save_sample_figure(
 
 
 class SampleFigures(Callback):
-    """After every ``every`` generations, sample ``num_samples`` points (seeded, the same count
-    each time) and save ``<run dir>/samples/generation_XXXX.png``; W&B loggers get the picture too.
+    """After every ``every`` generations (or at the listed ``generations``), sample
+    ``num_samples`` points (seeded, the same count each time) and save
+    ``<run dir>/samples/generation_XXXX.png``; W&B loggers get the picture too.
 
     Conditional models get the conditions of the first real items (see
     :attr:`SelfConsumingLoop.real_data`).
     """
 
-    def __init__(self, num_samples: int = 64, every: int = 1, seed: int = 0) -> None:
+    def __init__(
+        self, num_samples: int = 64, every: int = 1, seed: int = 0, generations: list[int] | None = None
+    ) -> None:
         if num_samples < 1 or every < 1:
             raise ValueError(f"`num_samples` and `every` must be >= 1, got {num_samples} and {every}.")
+        if generations is not None and any(g < 0 for g in generations):
+            raise ValueError(f"`generations` must be >= 0, got {generations}.")
         self.num_samples, self.every, self.seed = num_samples, every, seed
+        self.generations = None if generations is None else frozenset(generations)
 
     @override
     def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         loop = find_loop(trainer)
         generation = current_generation(trainer)
-        if generation % self.every:
+        if (generation % self.every) if self.generations is None else (generation not in self.generations):
             return
         kwargs: dict[str, Any] = {"generator": make_generator(self.seed, "sample", 20_000 + generation)}
         reference, labels = None, None

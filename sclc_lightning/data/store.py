@@ -115,12 +115,14 @@ class SyntheticSet(Dataset[Any]):
             self._handles[shard] = safe_open(str(self.folder / self.shards[shard][0]), framework="pt")
         return self._handles[shard]
 
-    def _shard_slices(self, shard: int) -> dict[str, Any]:
-        """Memory-mapped slices of the data and field tensors of one shard, opened once."""
+    def _shard_slices(self, shard: int) -> dict[str, Tensor]:
+        """The data and field tensors of one shard, opened once. safetensors maps them from the
+        file (no copy; pages are read when touched), and indexing a row of a mapped tensor costs
+        about 1 µs against about 20 µs through ``get_slice``, which matters for small items."""
         if self._pid != os.getpid() or shard not in self._slices:
             handle = self._handle(shard)
             names = [n for n in handle.keys() if n == "data" or n.startswith("field.")]
-            self._slices[shard] = {name: handle.get_slice(name) for name in names}
+            self._slices[shard] = {name: handle.get_tensor(name) for name in names}
         return self._slices[shard]
 
     def __getitem__(self, index: int) -> Any:

@@ -17,6 +17,7 @@ from torch.utils.data import DataLoader, Dataset
 __all__ = [
     "EightGaussiansDataModule",
     "GaussianDataModule",
+    "GaussianMixtureDataModule",
     "LinearRegressionDataModule",
     "PointsDataModule",
     "TwoMoonsDataModule",
@@ -139,6 +140,56 @@ class EightGaussiansDataModule(PointsDataModule):
     def draw(self, num: int, generator: torch.Generator) -> Tensor:
         modes = torch.randint(8, (num,), generator=generator)
         return self.centres[modes] + self.std * torch.randn(num, 2, generator=generator)
+
+
+class GaussianMixtureDataModule(PointsDataModule):
+    r"""Points from a mixture of isotropic Gaussians :math:`\sum_k w_k N(\mu_k, s_k^2 I)`
+    (Shumailov et al. 2024, the GMM experiment: two 2-D Gaussians, a thousand points).
+
+    Args:
+        means: one centre per component.
+        stds: one standard deviation per component.
+        weights: the mixture weights (default: equal).
+        n, n_test, batch_size, seed: as :class:`PointsDataModule` (``batch_size`` defaults to
+            ``n``: one batch per pass, for the exact fits).
+    """
+
+    def __init__(
+        self,
+        means: list[list[float]] | None = None,
+        stds: list[float] | None = None,
+        weights: list[float] | None = None,
+        n: int = 1000,
+        n_test: int = 2000,
+        batch_size: int | None = None,
+        seed: int = 0,
+    ):
+        super().__init__(n, n_test, n if batch_size is None else batch_size, seed)
+        centres = torch.tensor(means if means is not None else [[-2.0, 0.0], [2.0, 0.0]], dtype=torch.float64)
+        k = centres.shape[0]
+        spread = torch.tensor(stds if stds is not None else [0.5] * k, dtype=torch.float64)
+        mix = torch.tensor(weights if weights is not None else [1.0 / k] * k, dtype=torch.float64)
+        if centres.dim() != 2 or spread.shape != (k,) or mix.shape != (k,):
+            raise ValueError(
+                f"`means` must be a list of points and `stds`, `weights` one value per component ({k}),"
+                f" got shapes {tuple(centres.shape)}, {tuple(spread.shape)}, {tuple(mix.shape)}."
+            )
+        if (spread <= 0).any() or (mix < 0).any() or not math.isclose(float(mix.sum()), 1.0, rel_tol=1e-6):
+            raise ValueError(f"`stds` must be > 0 and `weights` >= 0 summing to 1, got {stds} and {weights}.")
+        self.centres, self.stds, self.mix = centres, spread, mix
+
+    def draw(self, num: int, generator: torch.Generator) -> Tensor:
+        components = torch.multinomial(self.mix, num, replacement=True, generator=generator)
+        noise = torch.randn(num, self.centres.shape[1], generator=generator, dtype=torch.float64)
+        return (self.centres[components] + self.stds[components, None] * noise).float()
+
+    def log_prob(self, points: Tensor) -> Tensor:
+        """Log-density of the data distribution at ``points`` ``(N, d)``, shape ``(N,)``."""
+        x = points.double()
+        dim = self.centres.shape[1]
+        squared = (x[:, None, :] - self.centres[None]).pow(2).sum(-1)  # (N, k)
+        per_component = -0.5 * squared / self.stds**2 - dim * self.stds.log() - 0.5 * dim * math.log(2 * math.pi)
+        return torch.logsumexp(per_component + self.mix.log(), dim=1)
 
 
 class TwoMoonsDataModule(PointsDataModule):

@@ -3,12 +3,14 @@
 from sclc_lightning.models.cfm_points import PointFlowMatching
 from sclc_lightning.models.ddpm_points import PointDDPM
 from sclc_lightning.models.gaussian import GaussianModel, gaussian_w2
+from sclc_lightning.models.gaussian_mixture import GaussianMixtureModel
 from sclc_lightning.models.image_ddpm import ImageDDPM
 from sclc_lightning.models.image_edm import ImageEDM
 from sclc_lightning.models.linear_regression import LinearRegressionModel
 from sclc_lightning.models.motion_diffusion import MotionDiffusion
 
 __all__ = [
+    "GaussianMixtureModel",
     "GaussianModel",
     "ImageDDPM",
     "ImageEDM",
