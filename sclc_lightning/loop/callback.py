@@ -87,6 +87,8 @@ class SelfConsumingLoop(GenerationalLoop):
         condition_field: the field passed to ``sample(..., conditions=...)`` (labels, prompts),
             ``None`` for unconditional models.
         shard_rows: rows per safetensors shard on disk.
+        start_from: generations after the first start from the ``"previous"`` generation's
+            weights and optimizer states or from the run's ``"initial"`` ones (:mod:`~sclc_lightning.loop.restart`).
         real_per_generation: deprecated, use ``mode_kwargs={"real_per_generation": ...}``.
         max_synthetic: deprecated, use ``mode_kwargs={"max_synthetic": ...}``.
 
@@ -115,6 +117,7 @@ class SelfConsumingLoop(GenerationalLoop):
         data_field: FieldKey = None,
         condition_field: FieldKey = None,
         shard_rows: int = 65536,
+        start_from: str = "previous",
         real_per_generation: int | None = None,
         max_synthetic: int | None = None,
     ) -> None:
@@ -242,9 +245,7 @@ class SelfConsumingLoop(GenerationalLoop):
         self._session = FitSession(
             config, source, run.store, run.run_id, self._corrector, producer, run.records, run.lock
         )
-        restored = self._restored
-        if restored is not None and restored.position is not None:
-            self._session.resume = GenerationPosition.from_dict(restored.position)
+        self._session.restore(trainer, pl_module, self._restored)
         self._session.stops.install(trainer)
         compat.invalidate_train_dataloader(trainer)
         rank_zero_info(
@@ -327,6 +328,7 @@ class SelfConsumingLoop(GenerationalLoop):
             last_generation=self._history[-1].generation if self._history else None,
             records=None if session is None else session.expected_records(),
             position=None if self._position is None else self._position.to_dict(),
+            initial=None if session is None or session.initial is None else session.initial.to_state(),
         ).to_dict()
 
     @override

@@ -91,6 +91,7 @@ class LoopConfig:
     data_field: FieldKey
     condition_field: FieldKey
     shard_rows: int
+    start_from: str = "previous"
 
     @classmethod
     def from_arguments(cls, arguments: Mapping[str, Any]) -> LoopConfig:
@@ -108,6 +109,7 @@ class LoopConfig:
         mode, mode_kwargs, seed = given.pop("mode"), given.pop("mode_kwargs"), given.pop("seed")
         corrector, corrector_kwargs = given.pop("corrector"), given.pop("corrector_kwargs")
         sample_batch_size, shard_rows = given.pop("sample_batch_size"), given.pop("shard_rows")
+        start_from = given.pop("start_from", "previous")
         output_dir, data_field, condition_field = (
             given.pop(k) for k in ("output_dir", "data_field", "condition_field")
         )
@@ -131,6 +133,8 @@ class LoopConfig:
             raise ValueError(f"`seed` must be an integer >= 0, got {seed!r}.")
         _check_optional_count("sample_batch_size", sample_batch_size, 1)
         _check_optional_count("shard_rows", shard_rows, 1)
+        if start_from not in ("previous", "initial"):
+            raise ValueError(f"`start_from` must be 'previous' or 'initial', got {start_from!r}.")
         policy.check_loop(float(synthetic_fraction), int(generations))
         if initial_images == 0 and generations == 0:
             raise ValueError("`initial_images=0` skips generation 0, so `generations` must be >= 1, got 0.")
@@ -147,6 +151,7 @@ class LoopConfig:
             data_field=data_field,
             condition_field=condition_field,
             shard_rows=int(shard_rows),
+            start_from=start_from,
         )
 
     @property
@@ -175,7 +180,8 @@ class LoopConfig:
     def fingerprint(self, corrector: Corrector | None, item: Mapping[str, Any] | None = None) -> dict[str, Any]:
         """The settings a resumed run must share with the run it resumes: λ, the mixing policy
         and its settings, the corrector (``corrector``, the one in use) and all its settings, the
-        seed and, once known, the structure of the items."""
+        seed, where generations start from when not the previous one and, once known, the
+        structure of the items."""
         fingerprint: dict[str, Any] = {
             "synthetic_fraction": self.synthetic_fraction,
             "mode": self.policy.describe()["name"],
@@ -183,6 +189,8 @@ class LoopConfig:
             "corrector": corrector.describe() if corrector is not None else None,
             "seed": self.seed,
         }
+        if self.start_from != "previous":  # absent from older checkpoints, which continued
+            fingerprint["start_from"] = self.start_from
         if item is not None:
             fingerprint["item"] = dict(item)
         return fingerprint

@@ -50,6 +50,9 @@ class LoopState:
         format: the state format it was written in.
         position: where in its generation a checkpoint saved mid-generation was saved
             (:class:`~sclc_lightning.loop.interruption.GenerationPosition` as a dict), else ``None``.
+        initial: with ``start_from="initial"``, the digest of the initial weights file and the
+            optimizer and scheduler states the run started from
+            (:meth:`~sclc_lightning.loop.restart.InitialState.to_state`), else ``None``.
     """
 
     run_id: str | None
@@ -59,6 +62,7 @@ class LoopState:
     records: list[list[Any]] | None = None
     format: int = STATE_FORMAT
     position: dict[str, Any] | None = None
+    initial: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -84,6 +88,7 @@ class LoopState:
             None if records is None else [list(r) for r in records],
             int(state["format"]),
             state.get("position"),
+            state.get("initial"),
         )
 
 

@@ -25,6 +25,8 @@ from sclc_lightning.loop.loader import draw_generation, make_loader
 from sclc_lightning.loop.production import SyntheticProducer
 from sclc_lightning.loop.real_source import RealSource
 from sclc_lightning.loop.records import GenerationProgress
+from sclc_lightning.loop.restart import InitialState
+from sclc_lightning.loop.run import LoopState
 from sclc_lightning.loop.sampling import agree
 from sclc_lightning.loop.seeding import forked_rng, reseed
 
@@ -60,6 +62,8 @@ class FitSession:
         resume: where the checkpoint being resumed was saved, when in the middle of a
             generation; used by that generation's loader, then cleared.
         start_step: the global step at which the generation being trained started.
+        initial: with ``start_from="initial"``, the state every generation after the first
+            starts from.
     """
 
     config: LoopConfig
@@ -76,6 +80,7 @@ class FitSession:
     stops: StopRequests = field(default_factory=StopRequests)
     resume: GenerationPosition | None = None
     start_step: int = 0
+    initial: InitialState | None = None
     _sets: dict[int, SyntheticSet] = field(default_factory=dict)
 
     @property
@@ -87,6 +92,15 @@ class FitSession:
     @property
     def num_synthetic(self) -> int:
         return self.config.num_synthetic(self.n)
+
+    def restore(self, trainer: pl.Trainer, pl_module: pl.LightningModule, restored: LoopState | None) -> None:
+        """From the checkpoint's loop state (``None``: a new run): where in a generation the fit
+        resumes, and (``start_from="initial"``) the state generations start from."""
+        if restored is not None and restored.position is not None:
+            self.resume = GenerationPosition.from_dict(restored.position)
+        if self.config.start_from == "initial":
+            saved = None if restored is None else restored.initial
+            self.initial = InitialState.open(trainer, pl_module, self.store.root, saved)
 
     def train_loader(self, trainer: pl.Trainer, pl_module: pl.LightningModule, generation: int) -> DataLoader[Any]:
         """The loader of ``generation``: its synthetic data made (or found on disk), the mixed set
@@ -126,6 +140,8 @@ class FitSession:
                 self._sets = {g: s for g, s in self._sets.items() if g < generation}
             self.progress.time_sampling_s = produced.seconds_sampling
             self.progress.time_correcting_s = produced.seconds_correcting
+        if self.initial is not None and generation >= 1 and position is None:
+            self.initial.apply(trainer, pl_module)  # after sampling from the previous generation's model
         counts = {g: r.count for g, r in self.records.items() if g <= generation}
         plan = self.config.policy.plan(generation, len(self.source.real), counts, self.config.seed)
         error: BaseException | None = None
