@@ -1,4 +1,5 @@
-"""Per-generation evaluation: point-cloud metrics; FID, KID, precision/recall, accuracy, diversity of images."""
+"""Per-generation evaluation: point-cloud metrics; FID, KID, precision/recall, accuracy, diversity of images;
+scores on held-out data (ELBO, perplexity)."""
 
 from sclc_lightning.metrics.classifier import (
     DomainClassifier,
@@ -15,6 +16,7 @@ from sclc_lightning.metrics.functional import (
     mode_statistics,
     moment_drift,
 )
+from sclc_lightning.metrics.held_out import HeldOutScores
 from sclc_lightning.metrics.image_metrics import ImageMetrics
 from sclc_lightning.metrics.motion_metrics import MotionMetrics
 from sclc_lightning.metrics.point_metrics import PointMetrics
@@ -24,6 +26,7 @@ __all__ = [
     "FeatureDistanceEvaluator",
     "FeatureSpace",
     "FeatureView",
+    "HeldOutScores",
     "ImageMetrics",
     "MotionClassifier",
     "MotionMetrics",

@@ -8,12 +8,14 @@ from sclc_lightning.models.image_ddpm import ImageDDPM
 from sclc_lightning.models.image_edm import ImageEDM
 from sclc_lightning.models.linear_regression import LinearRegressionModel
 from sclc_lightning.models.motion_diffusion import MotionDiffusion
+from sclc_lightning.models.vae import ImageVAE
 
 __all__ = [
     "GaussianMixtureModel",
     "GaussianModel",
     "ImageDDPM",
     "ImageEDM",
+    "ImageVAE",
     "LinearRegressionModel",
     "MotionDiffusion",
     "PointDDPM",
