@@ -155,6 +155,17 @@ def _theory_curve(metric: str, runs: list[Run]) -> tuple[str, list[int], list[fl
     return None
 
 
+def _log_scale(values: list[float]) -> bool:
+    """Whether a metric spans more than three decades of positive values (a divergence, a
+    collapsing variance): then its figure has a logarithmic axis.
+
+    Examples:
+        >>> _log_scale([0.007, 17000.0]), _log_scale([0.1, 50.0]), _log_scale([-1.0, 5000.0])
+        (True, False, False)
+    """
+    return bool(values) and min(values) > 0 and max(values) > 1000 * min(values)
+
+
 def _plot_metric(metric: str, groups: dict[str, list[Run]], path: Path) -> None:
     import matplotlib
 
@@ -185,6 +196,8 @@ def _plot_metric(metric: str, groups: dict[str, list[Run]], path: Path) -> None:
         theory = _theory_curve(metric, runs)
         if theory is not None:
             ax.plot(theory[1], theory[2], linestyle="--", color=line.get_color(), label=f"{name}: {theory[0]}")
+    if _log_scale([v for runs in groups.values() for r in runs for v in r.series(metric).values()]):
+        ax.set_yscale("log")
     shown = metric.replace("$", r"\$")  # a name is text, never matplotlib mathtext
     ax.set(xlabel="generation", ylabel=shown, title=shown)
     ax.legend(fontsize=7)

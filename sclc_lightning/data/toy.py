@@ -150,8 +150,10 @@ class GaussianMixtureDataModule(PointsDataModule):
         means: one centre per component.
         stds: one standard deviation per component.
         weights: the mixture weights (default: equal).
-        n, n_test, batch_size, seed: as :class:`PointsDataModule` (``batch_size`` defaults to
-            ``n``: one batch per pass, for the exact fits).
+        n: size of the real training set.
+        n_test: size of the held-out test set.
+        batch_size: training batch size (default: ``n``, one batch per pass, for exact fits).
+        seed: the training and test points are drawn from this seed (different streams).
     """
 
     def __init__(

@@ -48,7 +48,8 @@ class GaussianMixtureModel(ExactFitModule):
         seed: with the generation, seeds each fit's initialisation.
 
     After each generation it logs ``weight_<i>`` (the weights sorted from largest), ``spread``
-    (the trace of the mixture's covariance) and, when the DataModule has held-out points
+    (the trace of the mixture's covariance), ``component_variance`` (the weighted mean trace of
+    the components' covariances: it goes to the ``reg_covar`` floor as the fit degenerates) and, when the DataModule has held-out points
     (``test_points``), ``test_log_likelihood`` (their mean log-density under the fit) and, when
     it knows the true density (``log_prob``), ``kl_to_data``, a Monte Carlo estimate of
     :math:`KL(p_{data} \| p_{model})` on them.
@@ -105,6 +106,7 @@ class GaussianMixtureModel(ExactFitModule):
         """The metrics logged after each fit."""
         metrics = {f"weight_{i}": float(w) for i, w in enumerate(self.weights.sort(descending=True).values)}
         metrics["spread"] = float(self.mixture_covariance().trace())
+        metrics["component_variance"] = float((self.weights * self.covariances.diagonal(dim1=1, dim2=2).sum(1)).sum())
         datamodule = getattr(self._trainer, "datamodule", None) if self._trainer is not None else None
         held_out = getattr(datamodule, "test_points", None)
         if isinstance(held_out, Tensor) and len(held_out):

@@ -68,6 +68,7 @@ def test_refitting_on_its_own_samples_drifts_from_the_data_and_the_baseline_does
         )
         assert [int(r["generation"]) for r in rows] == list(range(61))
         assert rows[0]["kl_to_data"] < 0.05  # generation 0 fits the real data well
+        assert abs(rows[0]["component_variance"] - 0.5) < 0.1  # two components of variance 0.25 per dimension
         assert all(abs(r["weight_0"] + r["weight_1"] - 1) < 1e-6 for r in rows)
         drift.append(rows[60]["kl_to_data"])
     assert sum(drift) / 2 > 0.05 + 2 * rows[0]["kl_to_data"]
