@@ -49,10 +49,10 @@ class GaussianMixtureModel(ExactFitModule):
 
     After each generation it logs ``weight_<i>`` (the weights sorted from largest), ``spread``
     (the trace of the mixture's covariance), ``component_variance`` (the weighted mean trace of
-    the components' covariances: it goes to the ``reg_covar`` floor as the fit degenerates) and, when the DataModule has held-out points
-    (``test_points``), ``test_log_likelihood`` (their mean log-density under the fit) and, when
-    it knows the true density (``log_prob``), ``kl_to_data``, a Monte Carlo estimate of
-    :math:`KL(p_{data} \| p_{model})` on them.
+    the components' covariances: it goes to the ``reg_covar`` floor as the fit degenerates) and,
+    when the DataModule has held-out points (``test_points``), ``test_log_likelihood`` (their
+    mean log-density under the fit) and, when it knows the true density (``log_prob``),
+    ``kl_to_data``, a Monte Carlo estimate of :math:`KL(p_{data} \| p_{model})` on them.
     """
 
     combine = "concat"
