@@ -1,0 +1,191 @@
+r"""Text as fixed token blocks, for language models trained on their own text.
+
+Shumailov et al. (2024) split wikitext-2 into 64-token prompts, each followed by a 64-token
+continuation; a generation's synthetic data are the model's continuations of the real prompts.
+Items here are dicts of two int64 tensors, ``{"prompt": (P,), "continuation": (C,)}``: the loop
+generates ``continuation`` (``data_field: continuation``) for the real ``prompt``
+(``condition_field: prompt``). Fixed-length blocks need no padding masks and store as plain
+tensors (the choice of the source paper).
+
+:class:`GrammarTextDataModule` makes the text offline from a known stochastic grammar (a sparse
+first-order Markov chain over a small vocabulary, a regular grammar), so that the true
+likelihood of any text, real or generated, is known exactly: :meth:`MarkovGrammar.log_prob`.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import lightning.pytorch as pl
+import torch
+from torch import Tensor
+from torch.utils.data import DataLoader, Dataset
+
+__all__ = ["GrammarTextDataModule", "MarkovGrammar", "TextBlocks", "distinct_n"]
+
+#: ids reserved by the grammar's vocabulary (content tokens start after them)
+PAD, BOS, EOS = 0, 1, 2
+SPECIAL = 3
+
+
+class MarkovGrammar:
+    r"""A sparse first-order Markov chain over ``vocab`` content tokens (ids ``3 .. vocab + 2``).
+
+    Each token has ``branching`` successors, drawn at random from the seed, with Zipf weights
+    :math:`\propto 1/k^{s}`; the first token of a text follows the chain's stationary
+    distribution.
+
+    Args:
+        vocab: content tokens.
+        branching: successors of each token.
+        zipf: the exponent :math:`s`.
+        seed: draws the successors.
+    """
+
+    def __init__(self, vocab: int = 64, branching: int = 4, zipf: float = 1.0, seed: int = 0) -> None:
+        if vocab < 2 or not 1 <= branching <= vocab or zipf < 0:
+            raise ValueError(f"Need vocab >= 2, 1 <= branching <= vocab, zipf >= 0; got {vocab}, {branching}, {zipf}.")
+        self.vocab, self.branching, self.zipf, self.seed = vocab, branching, zipf, seed
+        generator = torch.Generator().manual_seed(seed)
+        weights = 1.0 / torch.arange(1, branching + 1, dtype=torch.float64) ** zipf
+        weights = weights / weights.sum()
+        self.transition = torch.zeros(vocab, vocab, dtype=torch.float64)
+        for token in range(vocab):
+            successors = torch.randperm(vocab, generator=generator)[:branching]
+            self.transition[token, successors] = weights
+        # stationary distribution: the left eigenvector of eigenvalue 1, by power iteration
+        start = torch.full((vocab,), 1.0 / vocab, dtype=torch.float64)
+        for _ in range(2000):
+            start = 0.5 * start + 0.5 * start @ self.transition  # lazy chain: converges if periodic
+        self.start = start / start.sum()
+
+    @property
+    def vocab_size(self) -> int:
+        """Ids a model needs: the special ones and the content tokens."""
+        return self.vocab + SPECIAL
+
+    def entropy_rate(self) -> float:
+        """Nats per token of the chain at stationarity: the best cross-entropy a model can reach
+        on long texts (``exp`` of it: the best perplexity)."""
+        rows = self.transition.clamp_min(1e-300)
+        per_state = -(self.transition * rows.log()).sum(1)
+        return float((self.start * per_state).sum())
+
+    def sample(self, num: int, length: int, generator: torch.Generator | None = None) -> Tensor:
+        """``num`` texts of ``length`` tokens, shape ``(num, length)``, int64 ids."""
+        tokens = torch.empty(num, length, dtype=torch.int64)
+        state = torch.multinomial(self.start, num, replacement=True, generator=generator)
+        tokens[:, 0] = state
+        for position in range(1, length):
+            state = torch.multinomial(self.transition[state], 1, generator=generator)[:, 0]
+            tokens[:, position] = state
+        return tokens + SPECIAL
+
+    def log_prob(self, tokens: Tensor, given: Tensor | None = None) -> Tensor:
+        """Each text's log-probability (nats), shape ``(N,)``; with ``given`` (``(N, P)``, the
+        prompts), of ``tokens`` as their continuation. Ids outside the content tokens have
+        probability 0 (``-inf``)."""
+        text = tokens if given is None else torch.cat([given[:, -1:], tokens], dim=1)
+        states = text.long() - SPECIAL
+        valid = (states >= 0) & (states < self.vocab)
+        states = states.clamp(0, self.vocab - 1)
+        steps = self.transition[states[:, :-1], states[:, 1:]].clamp_min(0).log()
+        total = steps.sum(1)
+        if given is None:
+            total = total + self.start[states[:, 0]].log()
+        checked = valid if given is None else valid[:, 1:]
+        return torch.where(checked.all(1), total, torch.full_like(total, -math.inf))
+
+
+class TextBlocks(Dataset[dict[str, Tensor]]):
+    """Fixed-length token blocks as ``{"prompt": (P,), "continuation": (C,)}`` items."""
+
+    def __init__(self, tokens: Tensor, prompt_length: int) -> None:
+        if tokens.dim() != 2 or not 0 < prompt_length < tokens.shape[1]:
+            raise ValueError(
+                f"Need (N, L) tokens and 0 < prompt_length < L; got {tuple(tokens.shape)}, {prompt_length}."
+            )
+        self.tokens, self.prompt_length = tokens.long(), prompt_length
+
+    def __len__(self) -> int:
+        return len(self.tokens)
+
+    def __getitem__(self, index: int) -> dict[str, Tensor]:
+        row = self.tokens[index]
+        return {"prompt": row[: self.prompt_length], "continuation": row[self.prompt_length :]}
+
+
+class GrammarTextDataModule(pl.LightningDataModule):
+    """Texts of a :class:`MarkovGrammar`, as prompt/continuation blocks (offline, seconds).
+
+    Args:
+        vocab: content tokens of the grammar.
+        branching: successors of each token.
+        zipf: the exponent of the successors' Zipf weights.
+        prompt_length: tokens of each prompt (Shumailov et al.: 64).
+        continuation_length: tokens of each continuation (64).
+        n: real training blocks.
+        n_test: held-out blocks.
+        batch_size: training batch size.
+        seed: draws the grammar and the texts (different streams).
+    """
+
+    def __init__(
+        self,
+        vocab: int = 64,
+        branching: int = 4,
+        zipf: float = 1.0,
+        prompt_length: int = 64,
+        continuation_length: int = 64,
+        n: int = 512,
+        n_test: int = 256,
+        batch_size: int = 32,
+        seed: int = 0,
+    ) -> None:
+        super().__init__()
+        if n < 1 or n_test < 1 or batch_size < 1 or prompt_length < 1 or continuation_length < 1:
+            raise ValueError("n, n_test, batch_size, prompt_length and continuation_length must be >= 1.")
+        self.grammar = MarkovGrammar(vocab, branching, zipf, seed)
+        self.prompt_length, self.continuation_length = prompt_length, continuation_length
+        self.n, self.n_test, self.batch_size, self.seed = n, n_test, batch_size, seed
+        self.train_blocks: TextBlocks | None = None
+        self.test_blocks: TextBlocks | None = None
+
+    @property
+    def vocab_size(self) -> int:
+        return self.grammar.vocab_size
+
+    def setup(self, stage: str) -> None:
+        if self.train_blocks is None:
+            length = self.prompt_length + self.continuation_length
+            train = self.grammar.sample(self.n, length, torch.Generator().manual_seed(self.seed + 1))
+            test = self.grammar.sample(self.n_test, length, torch.Generator().manual_seed(self.seed + 1_000_003))
+            self.train_blocks = TextBlocks(train, self.prompt_length)
+            self.test_blocks = TextBlocks(test, self.prompt_length)
+
+    def log_prob(self, continuation: Tensor, prompt: Tensor) -> Tensor:
+        """True log-probability of each continuation given its prompt, shape ``(N,)``."""
+        return self.grammar.log_prob(continuation, prompt)
+
+    def train_dataloader(self) -> DataLoader[Any]:
+        assert self.train_blocks is not None
+        return DataLoader(self.train_blocks, batch_size=self.batch_size, shuffle=True)
+
+    def test_dataloader(self) -> DataLoader[Any]:
+        assert self.test_blocks is not None
+        return DataLoader(self.test_blocks, batch_size=self.batch_size)
+
+
+def distinct_n(texts: Tensor, n: int) -> float:
+    """Share of distinct n-grams among all n-grams of ``texts`` ``(N, L)`` (Li et al. 2016's
+    distinct-n): lower when generated text repeats itself.
+
+    Examples:
+        >>> distinct_n(torch.tensor([[1, 2, 1, 2], [1, 2, 3, 4]]), 2)
+        0.6666666666666666
+    """
+    if texts.shape[1] < n:
+        return 0.0
+    grams = texts.unfold(1, n, 1).reshape(-1, n)
+    return len({tuple(g) for g in grams.tolist()}) / len(grams)
