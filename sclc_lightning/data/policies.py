@@ -8,7 +8,8 @@ generation :math:`t \ge 1` trains on:
 - ``augment``: all real items and the latest synthetic set (Gillman et al.; Bertrand et al.);
 - ``accumulate``: all real items and every synthetic set so far, ``max_synthetic`` capping them
   by uniform subsampling (Gerstgrasser et al.; Kazdan et al.);
-- ``replace``: the latest synthetic set only (Shumailov et al.; Bertrand et al. Prop. 1);
+- ``replace``: the latest synthetic set only (Shumailov et al.; Bertrand et al. Prop. 1), with
+  ``keep_real`` a random share of the real data too (Shumailov et al.'s 10% arm);
 - ``fresh``: a new random subset of ``real_per_generation`` real items and the latest synthetic
   set (Alemohammad et al.).
 
@@ -242,7 +243,22 @@ class AccumulatePolicy(MixingPolicy):
 @register_mixing_policy("replace")
 class ReplacePolicy(MixingPolicy):
     """The latest synthetic set only: fully synthetic retraining (Shumailov et al.; Bertrand
-    et al. Prop. 1). Generation 0 trains on the real data."""
+    et al. Prop. 1). Generation 0 trains on the real data.
+
+    Args:
+        keep_real: the share of the real dataset kept in every later generation's training set,
+            a new uniform random subset of ``round(keep_real * n)`` items each generation
+            (Shumailov et al.'s "10% of the original data preserved": ``keep_real=0.1``).
+    """
+
+    def __init__(self, keep_real: float = 0.0) -> None:
+        if isinstance(keep_real, bool) or not isinstance(keep_real, (int, float)) or not 0 <= keep_real <= 1:
+            raise ValueError(f"`keep_real` must be a number in [0, 1], got {keep_real!r}.")
+        self.keep_real = float(keep_real)
+
+    def settings(self) -> dict[str, Any]:
+        # Runs saved before `keep_real` existed recorded no settings: the default is left out.
+        return {"keep_real": self.keep_real} if self.keep_real else {}
 
     def check_loop(self, synthetic_fraction: float, generations: int) -> None:
         if synthetic_fraction == 0 and generations > 0:
@@ -254,7 +270,11 @@ class ReplacePolicy(MixingPolicy):
     def plan(self, generation: int, real_size: int, synthetic_counts: Mapping[int, int], seed: int) -> GenerationPlan:
         if generation == 0:
             return GenerationPlan(0, True)
-        return GenerationPlan(generation, False, None, self.latest(generation, synthetic_counts))
+        kept = round(self.keep_real * real_size)
+        if kept == 0:
+            return GenerationPlan(generation, False, None, self.latest(generation, synthetic_counts))
+        subset = torch.randperm(real_size, generator=make_generator(seed, "mix", generation))[:kept]
+        return GenerationPlan(generation, True, subset.sort().values, self.latest(generation, synthetic_counts))
 
 
 @register_mixing_policy("fresh")

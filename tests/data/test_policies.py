@@ -25,6 +25,20 @@ def test_plans_per_mode() -> None:
     assert plan_generation("replace", 0, 10, {}, 0).num_real(10) == 10
 
 
+def test_replace_can_keep_a_new_share_of_the_real_data_each_generation() -> None:
+    counts = {1: 50, 2: 50}
+    a = plan_generation("replace", 1, 50, counts, 0, keep_real=0.1)
+    b = plan_generation("replace", 2, 50, counts, 0, keep_real=0.1)
+    assert a.num_real(50) == 5 and a.num_synthetic(counts) == 50 and [g for g, _ in b.synthetic] == [2]
+    assert a.real_indices is not None and b.real_indices is not None
+    assert a.real_indices.unique().numel() == 5 and not torch.equal(a.real_indices, b.real_indices)
+    assert plan_generation("replace", 0, 50, {}, 0, keep_real=0.1).is_all_real
+    assert make_mixing_policy("replace", {"keep_real": 0.1}).describe() == {"name": "replace", "keep_real": 0.1}
+    assert make_mixing_policy("replace").describe() == {"name": "replace"}  # as runs saved before keep_real
+    with pytest.raises(ValueError, match=r"`keep_real` must be a number in \[0, 1\], got 1.5"):
+        make_mixing_policy("replace", {"keep_real": 1.5})
+
+
 def test_accumulate_cap_is_a_uniform_subsample() -> None:
     counts = {g: 100 for g in range(1, 11)}
     p = plan_generation("accumulate", 10, 10, counts, seed=1, max_synthetic=300)
