@@ -99,20 +99,27 @@ class MarkovGrammar:
 
 
 class TextBlocks(Dataset[dict[str, Tensor]]):
-    """Fixed-length token blocks as ``{"prompt": (P,), "continuation": (C,)}`` items."""
+    """Fixed-length token blocks as ``{"prompt": (P,), "continuation": (C,)}`` items.
 
-    def __init__(self, tokens: Tensor, prompt_length: int) -> None:
-        if tokens.dim() != 2 or not 0 < prompt_length < tokens.shape[1]:
+    With ``prompt_length=0`` every prompt is the single ``bos`` token and the whole block is the
+    continuation: texts generated from scratch (Gerstgrasser et al.'s stories).
+    """
+
+    def __init__(self, tokens: Tensor, prompt_length: int, bos: int = BOS) -> None:
+        if tokens.dim() != 2 or not 0 <= prompt_length < tokens.shape[1]:
             raise ValueError(
-                f"Need (N, L) tokens and 0 < prompt_length < L; got {tuple(tokens.shape)}, {prompt_length}."
+                f"Need (N, L) tokens and 0 <= prompt_length < L; got {tuple(tokens.shape)}, {prompt_length}."
             )
         self.tokens, self.prompt_length = tokens.long(), prompt_length
+        self._bos = torch.tensor([bos], dtype=torch.int64)
 
     def __len__(self) -> int:
         return len(self.tokens)
 
     def __getitem__(self, index: int) -> dict[str, Tensor]:
         row = self.tokens[index]
+        if self.prompt_length == 0:
+            return {"prompt": self._bos, "continuation": row}
         return {"prompt": row[: self.prompt_length], "continuation": row[self.prompt_length :]}
 
 
@@ -123,7 +130,8 @@ class GrammarTextDataModule(pl.LightningDataModule):
         vocab: content tokens of the grammar.
         branching: successors of each token.
         zipf: the exponent of the successors' Zipf weights.
-        prompt_length: tokens of each prompt (Shumailov et al.: 64).
+        prompt_length: tokens of each prompt (Shumailov et al.: 64); ``0`` for texts generated
+            from the ``BOS`` token alone (pretraining on stories, Gerstgrasser et al.).
         continuation_length: tokens of each continuation (64).
         n: real training blocks.
         n_test: held-out blocks.
@@ -144,8 +152,8 @@ class GrammarTextDataModule(pl.LightningDataModule):
         seed: int = 0,
     ) -> None:
         super().__init__()
-        if n < 1 or n_test < 1 or batch_size < 1 or prompt_length < 1 or continuation_length < 1:
-            raise ValueError("n, n_test, batch_size, prompt_length and continuation_length must be >= 1.")
+        if n < 1 or n_test < 1 or batch_size < 1 or prompt_length < 0 or continuation_length < 1:
+            raise ValueError("n, n_test, batch_size and continuation_length must be >= 1, prompt_length >= 0.")
         self.grammar = MarkovGrammar(vocab, branching, zipf, seed)
         self.prompt_length, self.continuation_length = prompt_length, continuation_length
         self.n, self.n_test, self.batch_size, self.seed = n, n_test, batch_size, seed
@@ -165,7 +173,10 @@ class GrammarTextDataModule(pl.LightningDataModule):
             self.test_blocks = TextBlocks(test, self.prompt_length)
 
     def log_prob(self, continuation: Tensor, prompt: Tensor) -> Tensor:
-        """True log-probability of each continuation given its prompt, shape ``(N,)``."""
+        """True log-probability of each continuation given its prompt (a ``BOS``-only prompt:
+        of the text itself), shape ``(N,)``."""
+        if prompt.shape[1] == 1 and bool((prompt == BOS).all()):
+            return self.grammar.log_prob(continuation)
         return self.grammar.log_prob(continuation, prompt)
 
     def train_dataloader(self) -> DataLoader[Any]:

@@ -87,3 +87,33 @@ def test_finetuning_on_its_own_text_raises_the_held_out_perplexity(tmp_path: Pat
     stored = load_file(str(next((tmp_path / "synthetic").glob("gen_0001/*.safetensors"))))
     assert stored["data"].dtype == torch.int64 and stored["data"].shape == (256, 32)
     assert stored["data"].min() >= 0 and stored["data"].max() < grammar.vocab_size
+
+
+def test_stories_from_the_start_token_and_their_likelihood() -> None:
+    data = GrammarTextDataModule(prompt_length=0, continuation_length=20, n=8, n_test=4)
+    data.setup("fit")
+    assert data.train_blocks is not None
+    item = data.train_blocks[0]
+    assert item["prompt"].tolist() == [1] and item["continuation"].shape == (20,)
+    texts = torch.stack([data.train_blocks[i]["continuation"] for i in range(8)])
+    prompts = torch.ones(8, 1, dtype=torch.int64)
+    assert torch.allclose(data.log_prob(texts, prompts), data.grammar.log_prob(texts))
+
+
+def test_pretraining_on_its_own_stories_replace_rises_more_than_accumulate(tmp_path: Path) -> None:
+    args = [
+        "fit",
+        "--config",
+        str(RECIPES / "lm_pretrain.yaml"),
+        "--config",
+        str(RECIPES / "small" / "lm_pretrain.yaml"),
+    ]
+    final = {}
+    for mode in ("replace", "accumulate"):
+        assert main([*args, "--run_dir", str(tmp_path / mode), "--loop.mode", mode]) == 0
+        with open(tmp_path / mode / "metrics.csv", newline="") as handle:
+            rows = [{k: float(v) for k, v in row.items() if v != ""} for row in csv.DictReader(handle)]
+        assert [int(r["generation"]) for r in rows] == [0, 1, 2]
+        assert (tmp_path / mode / "synthetic" / "initial_state.safetensors").exists()  # a new model each generation
+        final[mode] = rows[2]["test_cross_entropy"] - rows[0]["test_cross_entropy"]
+    assert final["replace"] > 0.1 and final["replace"] > 2 * final["accumulate"]
