@@ -99,8 +99,12 @@ class StoredGeneration:
         }
 
     def digest(self) -> str:
-        """A SHA-256 digest of the record (what a checkpoint remembers of it)."""
-        return hashlib.sha256(json.dumps(self.to_json(), sort_keys=True).encode()).hexdigest()
+        """A SHA-256 digest of the record (what a checkpoint remembers of it); computed once."""
+        cached: str | None = self.__dict__.get("_digest")
+        if cached is None:
+            cached = hashlib.sha256(json.dumps(self.to_json(), sort_keys=True).encode()).hexdigest()
+            object.__setattr__(self, "_digest", cached)  # a frozen record: its digest never changes
+        return cached
 
     @classmethod
     def from_json(cls, record: Mapping[str, Any]) -> StoredGeneration:

@@ -162,6 +162,10 @@ class SyntheticStore:
     def __init__(self, root: str | os.PathLike[str]):
         self.root = Path(root)
         self._verified: set[str] = set()
+        # The manifest last read or written, with its bytes: it is parsed again only when the
+        # file's bytes differ, so that a run of thousands of generations does not parse a
+        # manifest that grows with every generation several times per generation.
+        self._manifest: tuple[bytes, Manifest] | None = None
 
     @property
     def manifest_path(self) -> Path:
@@ -180,18 +184,27 @@ class SyntheticStore:
             RunDirectoryError: it cannot be read or parsed (the message names it and the field).
         """
         try:
-            text = self.manifest_path.read_text()
+            data = self.manifest_path.read_bytes()
+            if self._manifest is not None and self._manifest[0] == data:
+                return self._manifest[1]
+            text = data.decode()
         except FileNotFoundError:
+            self._manifest = None
             return None
         except (OSError, UnicodeDecodeError) as err:
             raise RunDirectoryError(f"{self.manifest_path} cannot be read: {err}.") from None
-        return parse_manifest(text, self.manifest_path)
+        manifest = parse_manifest(text, self.manifest_path)
+        self._manifest = (data, manifest)
+        return manifest
 
     def write_manifest(self, manifest: Manifest) -> None:
         """Replace the manifest atomically."""
         with _naming(self.root):
             self.root.mkdir(parents=True, exist_ok=True)
-        _atomic_write_bytes(self.manifest_path, manifest_text(manifest).encode())
+        self._manifest = None
+        data = manifest_text(manifest).encode()
+        _atomic_write_bytes(self.manifest_path, data)
+        self._manifest = (data, manifest)
 
     def create(self, run_id: str, config: Mapping[str, Any], codec: ItemCodec) -> Manifest:
         """Start the manifest of a new run (no generations yet)."""
