@@ -22,7 +22,7 @@ import torch
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 
-__all__ = ["GrammarTextDataModule", "MarkovGrammar", "TextBlocks", "distinct_n"]
+__all__ = ["GrammarTextDataModule", "MarkovGrammar", "TextBlocks", "TokenizedTextDataModule", "distinct_n"]
 
 #: ids reserved by the grammar's vocabulary (content tokens start after them)
 PAD, BOS, EOS = 0, 1, 2
@@ -200,3 +200,105 @@ def distinct_n(texts: Tensor, n: int) -> float:
         return 0.0
     grams = texts.unfold(1, n, 1).reshape(-1, n)
     return len({tuple(g) for g in grams.tolist()}) / len(grams)
+
+
+class TokenizedTextDataModule(pl.LightningDataModule):
+    """Real text, tokenized and cut into prompt/continuation blocks: wikitext-2 for Shumailov et
+    al.'s experiment, TinyStories for Gerstgrasser et al.'s, or your own text files.
+
+    The texts of a split are joined (each followed by the tokenizer's end-of-text token, when it
+    has one), tokenized, and cut into consecutive blocks of ``prompt_length +
+    continuation_length`` tokens (the remainder is dropped), as Shumailov et al. cut wikitext-2.
+    Nothing is downloaded unless you allow it: the tokenizer is loaded with
+    ``local_files_only``, and ``datasets`` reads its cache (set ``HF_DATASETS_OFFLINE=1`` on a
+    machine without network). Needs the ``text`` extra.
+
+    Args:
+        tokenizer: a name or folder for ``AutoTokenizer.from_pretrained`` (``facebook/opt-125m``).
+        dataset: the ``datasets.load_dataset`` path: ``wikitext``, ``roneneldan/TinyStories``,
+            or ``text`` with ``data_files``.
+        name: the dataset's configuration (``wikitext-2-raw-v1``).
+        data_files: files for the ``text``/``json`` builders, e.g. ``{"train": ..., "test": ...}``.
+        train_split: the split of the real training data.
+        test_split: the held-out split (``validation`` for TinyStories).
+        text_field: the column holding the text.
+        prompt_length: tokens of each prompt (0: texts from the start token).
+        continuation_length: tokens of each continuation.
+        max_blocks: keep at most this many training blocks (``None``: all).
+        max_test_blocks: the same for the held-out split.
+        batch_size: training batch size.
+        local_files_only: never download the tokenizer.
+    """
+
+    def __init__(
+        self,
+        tokenizer: str,
+        dataset: str = "wikitext",
+        name: str | None = "wikitext-2-raw-v1",
+        data_files: dict[str, str] | None = None,
+        train_split: str = "train",
+        test_split: str = "test",
+        text_field: str = "text",
+        prompt_length: int = 64,
+        continuation_length: int = 64,
+        max_blocks: int | None = None,
+        max_test_blocks: int | None = None,
+        batch_size: int = 8,
+        local_files_only: bool = True,
+    ) -> None:
+        super().__init__()
+        if prompt_length < 0 or continuation_length < 1 or batch_size < 1:
+            raise ValueError("Need prompt_length >= 0, continuation_length >= 1 and batch_size >= 1.")
+        self.tokenizer_name, self.dataset, self.name, self.data_files = tokenizer, dataset, name, data_files
+        self.train_split, self.test_split, self.text_field = train_split, test_split, text_field
+        self.prompt_length, self.continuation_length = prompt_length, continuation_length
+        self.max_blocks, self.max_test_blocks = max_blocks, max_test_blocks
+        self.batch_size, self.local_files_only = batch_size, local_files_only
+        self.train_blocks: TextBlocks | None = None
+        self.test_blocks: TextBlocks | None = None
+        self._tokenizer: Any = None
+
+    @property
+    def tokenizer(self) -> Any:
+        """The ``transformers`` tokenizer."""
+        if self._tokenizer is None:
+            from transformers import AutoTokenizer
+
+            self._tokenizer = AutoTokenizer.from_pretrained(self.tokenizer_name, local_files_only=self.local_files_only)
+        return self._tokenizer
+
+    @property
+    def vocab_size(self) -> int:
+        return len(self.tokenizer)
+
+    def _blocks(self, split: str, limit: int | None) -> TextBlocks:
+        import datasets
+
+        texts = datasets.load_dataset(self.dataset, self.name, data_files=self.data_files, split=split)[self.text_field]
+        tokenizer = self.tokenizer
+        eos = [tokenizer.eos_token_id] if tokenizer.eos_token_id is not None else []
+        ids: list[int] = []
+        for text in texts:
+            if text.strip():
+                ids += tokenizer(text, add_special_tokens=False)["input_ids"] + eos
+        length = self.prompt_length + self.continuation_length
+        count = len(ids) // length if limit is None else min(limit, len(ids) // length)
+        if count == 0:
+            raise ValueError(
+                f"Split {split!r} of {self.dataset!r} has {len(ids)} tokens: fewer than one block of {length}."
+            )
+        bos = tokenizer.bos_token_id if tokenizer.bos_token_id is not None else BOS
+        return TextBlocks(torch.tensor(ids[: count * length]).reshape(count, length), self.prompt_length, bos)
+
+    def setup(self, stage: str) -> None:
+        if self.train_blocks is None:
+            self.train_blocks = self._blocks(self.train_split, self.max_blocks)
+            self.test_blocks = self._blocks(self.test_split, self.max_test_blocks)
+
+    def train_dataloader(self) -> DataLoader[Any]:
+        assert self.train_blocks is not None
+        return DataLoader(self.train_blocks, batch_size=self.batch_size, shuffle=True)
+
+    def test_dataloader(self) -> DataLoader[Any]:
+        assert self.test_blocks is not None
+        return DataLoader(self.test_blocks, batch_size=self.batch_size)

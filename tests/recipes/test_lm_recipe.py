@@ -117,3 +117,81 @@ def test_pretraining_on_its_own_stories_replace_rises_more_than_accumulate(tmp_p
         assert (tmp_path / mode / "synthetic" / "initial_state.safetensors").exists()  # a new model each generation
         final[mode] = rows[2]["test_cross_entropy"] - rows[0]["test_cross_entropy"]
     assert final["replace"] > 0.1 and final["replace"] > 2 * final["accumulate"]
+
+
+def _word_tokenizer(folder: Path, corpus: list[str]) -> str:
+    """A word-level tokenizer trained here on ``corpus`` and saved as a transformers tokenizer."""
+    from tokenizers import Tokenizer, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    tokenizer = Tokenizer(models.WordLevel(unk_token="<unk>"))
+    tokenizer.pre_tokenizer = pre_tokenizers.Whitespace()
+    special = ["<pad>", "<s>", "</s>", "<unk>"]
+    tokenizer.train_from_iterator(corpus, trainers.WordLevelTrainer(special_tokens=special))
+    wrapped = PreTrainedTokenizerFast(
+        tokenizer_object=tokenizer, pad_token="<pad>", bos_token="<s>", eos_token="</s>", unk_token="<unk>"
+    )
+    wrapped.save_pretrained(str(folder))
+    return str(folder)
+
+
+def test_real_text_files_become_blocks_and_a_model_continues_them(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_DATASETS_CACHE", str(tmp_path / "cache"))
+    words = [f"w{i}" for i in range(30)]
+    generator = torch.Generator().manual_seed(0)
+    lines = [" ".join(words[j] for j in torch.randint(30, (12,), generator=generator).tolist()) for _ in range(200)]
+    (tmp_path / "train.txt").write_text("\n".join(lines[:150]) + "\n\n")
+    (tmp_path / "test.txt").write_text("\n".join(lines[150:]))
+    tokenizer = _word_tokenizer(tmp_path / "tok", lines)
+    from sclc_lightning.data.text import TokenizedTextDataModule
+
+    files = {"train": str(tmp_path / "train.txt"), "test": str(tmp_path / "test.txt")}
+    data = TokenizedTextDataModule(tokenizer, "text", None, files, prompt_length=8, continuation_length=8)
+    data.setup("fit")
+    assert data.train_blocks is not None and data.test_blocks is not None
+    # 150 lines of 12 words and an end-of-text token each: 1,950 tokens, 121 blocks of 16
+    assert len(data.train_blocks) == 1950 // 16 and len(data.test_blocks) == 650 // 16
+    item = data.train_blocks[0]
+    eos = data.tokenizer.eos_token_id
+    assert item["prompt"].shape == (8,) and item["continuation"].shape == (8,)
+    encode = data.tokenizer
+    joined = [t for line in lines[:2] for t in encode(line, add_special_tokens=False)["input_ids"] + [eos]]
+    assert torch.cat([item["prompt"], item["continuation"]]).tolist() == joined[:16]  # lines joined, then cut
+    config = {"model_type": "gpt2", "vocab_size": data.vocab_size, "n_embd": 16, "n_layer": 1, "n_head": 2}
+    model = CausalLM(config={**config, "n_positions": 32})
+    continuation = model.sample(3, generator=torch.Generator().manual_seed(0), conditions=item["prompt"].repeat(3, 1))
+    assert continuation.shape == (3, 8) and int(continuation.max()) < data.vocab_size
+    stories = TokenizedTextDataModule(tokenizer, "text", None, files, prompt_length=0, continuation_length=16)
+    stories.setup("fit")
+    assert stories.train_blocks is not None and stories.train_blocks[0]["prompt"].tolist() == [
+        data.tokenizer.bos_token_id
+    ]
+
+
+@pytest.mark.parametrize(
+    ("base", "layer", "expected"),
+    [
+        ("lm_finetune", "lm_finetune_opt125m", "pretrained: facebook/opt-125m"),
+        ("lm_pretrain", "lm_pretrain_tinystories", "dataset: roneneldan/TinyStories"),
+    ],
+)
+def test_paper_size_layers_resolve(base: str, layer: str, expected: str, capsys: pytest.CaptureFixture[str]) -> None:
+    args = [
+        "fit",
+        "--config",
+        str(RECIPES / f"{base}.yaml"),
+        "--config",
+        str(RECIPES / f"{layer}.yaml"),
+        "--print_config",
+    ]
+    try:
+        code = main(args)
+    except SystemExit as done:
+        code = done.code  # type: ignore[assignment]
+    printed = capsys.readouterr().out
+    assert code in (0, None) and expected in printed and "TokenizedTextDataModule" in printed
+    assert "vocab: 64" not in printed  # the grammar's settings do not leak into the real-text module
