@@ -82,20 +82,27 @@ class MarkovGrammar:
             tokens[:, position] = state
         return tokens + SPECIAL
 
-    def log_prob(self, tokens: Tensor, given: Tensor | None = None) -> Tensor:
-        """Each text's log-probability (nats), shape ``(N,)``; with ``given`` (``(N, P)``, the
-        prompts), of ``tokens`` as their continuation. Ids outside the content tokens have
-        probability 0 (``-inf``)."""
+    def token_log_probs(self, tokens: Tensor, given: Tensor | None = None) -> Tensor:
+        """Each token's log-probability (nats) given the text before it, shape ``(N, L)``; with
+        ``given`` (``(N, P)``, the prompts) ``tokens`` continue them. A token the grammar cannot
+        produce there (or an id outside the content tokens) gets ``-inf``."""
         text = tokens if given is None else torch.cat([given[:, -1:], tokens], dim=1)
         states = text.long() - SPECIAL
         valid = (states >= 0) & (states < self.vocab)
         states = states.clamp(0, self.vocab - 1)
-        steps = self.transition[states[:, :-1], states[:, 1:]].clamp_min(0).log()
-        total = steps.sum(1)
+        steps = self.transition[states[:, :-1], states[:, 1:]].log()
         if given is None:
-            total = total + self.start[states[:, 0]].log()
-        checked = valid if given is None else valid[:, 1:]
-        return torch.where(checked.all(1), total, torch.full_like(total, -math.inf))
+            steps = torch.cat([self.start[states[:, :1]].log(), steps], dim=1)
+            ok = valid
+        else:
+            ok = valid[:, 1:] & valid[:, :1]
+        return torch.where(ok, steps, torch.full_like(steps, -math.inf))
+
+    def log_prob(self, tokens: Tensor, given: Tensor | None = None) -> Tensor:
+        """Each text's log-probability (nats), shape ``(N,)``; with ``given`` (``(N, P)``, the
+        prompts), of ``tokens`` as their continuation. Ids outside the content tokens have
+        probability 0 (``-inf``)."""
+        return self.token_log_probs(tokens, given).sum(1)
 
 
 class TextBlocks(Dataset[dict[str, Tensor]]):
@@ -172,12 +179,16 @@ class GrammarTextDataModule(pl.LightningDataModule):
             self.train_blocks = TextBlocks(train, self.prompt_length)
             self.test_blocks = TextBlocks(test, self.prompt_length)
 
-    def log_prob(self, continuation: Tensor, prompt: Tensor) -> Tensor:
-        """True log-probability of each continuation given its prompt (a ``BOS``-only prompt:
-        of the text itself), shape ``(N,)``."""
+    def token_log_probs(self, continuation: Tensor, prompt: Tensor) -> Tensor:
+        """True log-probability of each continuation token given the text before it (a
+        ``BOS``-only prompt: the continuation is the whole text), shape ``(N, C)``."""
         if prompt.shape[1] == 1 and bool((prompt == BOS).all()):
-            return self.grammar.log_prob(continuation)
-        return self.grammar.log_prob(continuation, prompt)
+            return self.grammar.token_log_probs(continuation)
+        return self.grammar.token_log_probs(continuation, prompt)
+
+    def log_prob(self, continuation: Tensor, prompt: Tensor) -> Tensor:
+        """True log-probability of each continuation given its prompt, shape ``(N,)``."""
+        return self.token_log_probs(continuation, prompt).sum(1)
 
     def train_dataloader(self) -> DataLoader[Any]:
         assert self.train_blocks is not None

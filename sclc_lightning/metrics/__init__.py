@@ -20,6 +20,7 @@ from sclc_lightning.metrics.held_out import HeldOutScores
 from sclc_lightning.metrics.image_metrics import ImageMetrics
 from sclc_lightning.metrics.motion_metrics import MotionMetrics
 from sclc_lightning.metrics.point_metrics import PointMetrics
+from sclc_lightning.metrics.text_metrics import TextMetrics
 
 __all__ = [
     "DomainClassifier",
@@ -31,6 +32,7 @@ __all__ = [
     "MotionClassifier",
     "MotionMetrics",
     "PointMetrics",
+    "TextMetrics",
     "feature_diversity",
     "frechet_distance",
     "load_or_train_classifier",

@@ -32,6 +32,8 @@ def test_the_grammar_knows_the_likelihood_of_any_text() -> None:
         grammar.log_prob(texts[:, 10:], texts[:, :10]),
     )
     assert torch.allclose(whole, prompt + rest)  # chain rule
+    per_token = grammar.token_log_probs(texts[:, 10:], texts[:, :10])
+    assert per_token.shape == (4000, 30) and torch.allclose(per_token.sum(1), rest)
     broken = texts[:2].clone()
     broken[:, 5] = 0  # a padding id inside a text: impossible
     assert torch.isinf(grammar.log_prob(broken)).all()
@@ -84,6 +86,9 @@ def test_finetuning_on_its_own_text_raises_the_held_out_perplexity(tmp_path: Pat
     assert best < rows[0]["test_perplexity"] < 2 * best  # generation 0 learnt the grammar well
     assert rows[2]["test_perplexity"] > rows[0]["test_perplexity"] * 1.05  # the sources' direction
     assert rows[2]["tail_share"] > rows[0]["tail_share"]
+    for row in rows:  # TextMetrics on the continuations of held-out prompts
+        assert 0 < row["distinct_1"] <= row["distinct_2"] <= row["distinct_4"] <= 1
+        assert 0 <= row["generated_invalid"] < 0.5 and best / 3 < math.exp(row["generated_nll"]) < 3 * best
     stored = load_file(str(next((tmp_path / "synthetic").glob("gen_0001/*.safetensors"))))
     assert stored["data"].dtype == torch.int64 and stored["data"].shape == (256, 32)
     assert stored["data"].min() >= 0 and stored["data"].max() < grammar.vocab_size
