@@ -1,8 +1,9 @@
 r"""``sclc report RUN_OR_GRID_DIR ... --out DIR``: paper-style figures of a loop's metrics.
 
 Every run directory (with ``metrics.csv`` and ``config.yaml``) found under the given folders is
-read; runs that differ only by seed are grouped by (λ, γ, mode, corrector) and drawn as their
-mean with a ±1 standard-deviation band. For each metric a PNG of the metric against the
+read; runs that differ only by seed are grouped, labelled by (λ, γ, mode, corrector) and the
+other settings that differ between groups, and drawn as their mean with a ±1
+standard-deviation band. For each metric a PNG of the metric against the
 generation is written, one line per group. Where the theory has a closed form it is drawn
 dashed over the measured curve: ``sigma`` of replace-mode Gaussian runs gets
 :math:`\sigma_0\,\alpha(n)^t` (Bertrand et al. Prop. 1); ``test_error`` of linear regression on
@@ -28,7 +29,7 @@ import yaml
 
 from sclc_lightning.theory import gaussian_collapse_rate, linear_regression_error
 
-__all__ = ["Run", "figure_name", "find_runs", "main", "write_report"]
+__all__ = ["Run", "figure_name", "find_runs", "group_runs", "main", "write_report"]
 
 # Columns of metrics.csv that are bookkeeping rather than metrics.
 _NOT_METRICS = {"generation", "epoch"}
@@ -59,6 +60,51 @@ class Run:
 
     def series(self, metric: str) -> dict[int, float]:
         return {int(r["generation"]): r[metric] for r in self.rows if metric in r and not math.isnan(r[metric])}
+
+
+# Settings that tell runs of one group apart without making them different experiments.
+_NOT_SETTINGS = {"run_dir", "ckpt_path", "wandb", "loop.output_dir", "trainer.default_root_dir"}
+
+
+def _flatten(config: Any, prefix: str = "") -> dict[str, str]:
+    if isinstance(config, dict):
+        flat: dict[str, str] = {}
+        for key, value in config.items():
+            flat.update(_flatten(value, f"{prefix}{key}."))
+        return flat
+    return {prefix[:-1]: repr(config)}
+
+
+def _settings(run: Run) -> dict[str, str]:
+    """The run's configuration, flattened, without its seeds and paths."""
+    flat = _flatten(run.config)
+    return {
+        k: v
+        for k, v in flat.items()
+        if k not in _NOT_SETTINGS
+        and not k.endswith("seed")
+        and not k.endswith("seed_everything")
+        and not k.startswith("trainer.logger")
+    }
+
+
+def group_runs(runs: Sequence[Run]) -> dict[str, list[Run]]:
+    """Runs that differ only by their seeds (and paths), by a label: :attr:`Run.group`, plus the
+    settings that tell apart groups sharing that label (``replace none keep_real=0.1``)."""
+    by_settings: dict[tuple[tuple[str, str], ...], list[Run]] = defaultdict(list)
+    for run in runs:
+        by_settings[tuple(sorted(_settings(run).items()))].append(run)
+    labels: dict[str, list[tuple[tuple[str, str], ...]]] = defaultdict(list)
+    for key, members in by_settings.items():
+        labels[members[0].group].append(key)
+    groups: dict[str, list[Run]] = {}
+    for label, keys in labels.items():
+        dicts = [dict(k) for k in keys]
+        differing = sorted({name for d in dicts for name in d if len({e.get(name) for e in dicts}) > 1})
+        for key, settings in zip(keys, dicts):
+            extra = " ".join(f"{name.rsplit('.', 1)[-1]}={settings.get(name, '-')}" for name in differing)
+            groups[f"{label} {extra}".strip()] = by_settings[key]
+    return groups
 
 
 def _read_rows(path: Path) -> list[dict[str, float]]:
@@ -261,9 +307,8 @@ def write_report(folders: Sequence[str | Path], out: str | Path) -> Path:
     runs = find_runs(folders)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    groups: dict[str, list[Run]] = defaultdict(list)
-    for run in runs:
-        groups[run.group].append(run)
+    groups = group_runs(runs)
+    label_of = {id(r): label for label, members in groups.items() for r in members}
     metrics = sorted({k for r in runs for row in r.rows for k in row} - _NOT_METRICS)
     figures: list[dict[str, str]] = []
     taken: set[str] = set()
@@ -276,7 +321,7 @@ def write_report(folders: Sequence[str | Path], out: str | Path) -> Path:
     table = [
         {
             "path": str(r.path),
-            "group": r.group,
+            "group": label_of[id(r)],
             "seed": r.loop.get("seed", ""),
             "last": int(max(x["generation"] for x in r.rows)),
         }

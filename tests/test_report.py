@@ -71,3 +71,19 @@ def test_report_from_real_runs(tmp_path: Path) -> None:
     for run in runs:
         assert str(run.path) in page
     assert page.count("data:image/png;base64,") == len(list(out.glob("*.png")))  # self-contained
+
+
+def test_runs_are_grouped_by_every_setting_but_their_seeds() -> None:
+    from sclc_lightning.report import Run, group_runs
+
+    def run(seed: int, keep: float, lr: float = 0.1) -> Run:
+        loop = {"synthetic_fraction": 1.0, "mode": "replace", "mode_kwargs": {"keep_real": keep}, "seed": seed}
+        config = {"seed_everything": seed, "loop": loop, "model": {"init_args": {"lr": lr, "seed": seed}}}
+        return Run(Path(f"/runs/{seed}-{keep}-{lr}"), {**config, "run_dir": f"/runs/{seed}"}, [{"generation": 0.0}])
+
+    groups = group_runs([run(0, 0.0), run(1, 0.0), run(0, 0.1), run(1, 0.1), run(0, 0.1, lr=0.2)])
+    assert {label: len(members) for label, members in groups.items()} == {
+        "λ=1.0 γ=0 replace none keep_real=0.0 lr=0.1": 2,  # loop.mode_kwargs.keep_real, model.init_args.lr
+        "λ=1.0 γ=0 replace none keep_real=0.1 lr=0.1": 2,
+        "λ=1.0 γ=0 replace none keep_real=0.1 lr=0.2": 1,
+    }
