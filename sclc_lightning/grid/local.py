@@ -44,13 +44,16 @@ def _worker(tasks: Any, results: Any, config: str, out: str, gpus: str | None, p
         torch.set_num_threads(threads)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the grid process decides, and sends SIGTERM
     from sclc_lightning.grid.execution import PointStopped, run_point
+    from sclc_lightning.loop.interruption import stop_requested
 
     state = {"stopping": False, "busy": False}
 
     def on_term(signum: int, frame: FrameType | None) -> None:
         first = not state["stopping"]
         state["stopping"] = True
-        if first and state["busy"]:  # a fit not listening (being set up or finishing): stop it now
+        # A fit not listening (being set up or finishing) is stopped now; one that took the stop
+        # (the signal came to the process group, then again from the grid) ends on its own.
+        if first and state["busy"] and not stop_requested():
             raise PointStopped("SIGTERM while the fit was not listening for it (being set up or finishing)")
 
     signal.signal(signal.SIGTERM, on_term)

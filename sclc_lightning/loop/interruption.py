@@ -59,10 +59,21 @@ __all__ = [
     "gather_rng",
     "requeue_signal",
     "restore_rng",
+    "stop_requested",
 ]
 
 #: A repeat of the stop signal within this many seconds is the same request, not a second one.
 REPEAT_WINDOW_S = 2.0
+
+# Whether a fit in this process has taken a stop request (and is stopping, or has stopped, on it).
+_STOP_TAKEN = {"value": False}
+
+
+def stop_requested() -> bool:
+    """Whether a fit in this process took a stop signal: a later signal is the same stop (a
+    process running fits one after the other, as a grid worker, must not record it as a new
+    one, whenever it comes)."""
+    return _STOP_TAKEN["value"]
 
 #: Exit status of ``sclc fit`` when a signal stopped it (128 + SIGTERM, as a shell reports it).
 EXIT_INTERRUPTED = 143
@@ -203,6 +214,7 @@ class StopRequests:
             return  # signal handlers can only be set from the main thread
         self.requeue = requeue_signal(trainer)
         self._active = True
+        _STOP_TAKEN["value"] = self.requested is not None
         for signum in {signal.SIGTERM, *([self.requeue] if self.requeue is not None else [])}:
             current = signal.getsignal(signum)
             if current != self._handle:
@@ -233,6 +245,7 @@ class StopRequests:
         if self.requested is not None:  # a second request, later: stop now
             raise RunInterrupted(signal.Signals(signum).name, None, False, "a second signal, at once")
         self.requested, self._since = signal.Signals(signum), time.monotonic()
+        _STOP_TAKEN["value"] = True
 
     def pending(self, trainer: pl.Trainer) -> bool:
         """Whether any rank was asked to stop (a collective call with several ranks)."""

@@ -23,7 +23,7 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 from sclc_lightning import SelfConsumingLoop
 from sclc_lightning.data.toy import EightGaussiansDataModule, LinearRegressionDataModule
 from sclc_lightning.generation_csv import GenerationCSV
-from sclc_lightning.loop.interruption import RunInterrupted
+from sclc_lightning.loop.interruption import RunInterrupted, stop_requested
 from sclc_lightning.models import LinearRegressionModel, PointDDPM
 
 GENERATIONS = 2
@@ -91,7 +91,9 @@ def test_sigterm_mid_generation_saves_and_the_resume_is_identical(tmp_path: Path
     handler = signal.getsignal(signal.SIGTERM)  # the fit's handler is gone, or acts as the one it replaced
     assert handler == before or getattr(handler, "__self__", None).__class__.__name__ == "StopRequests"
     assert _rows(tmp_path) == [0]
+    assert stop_requested()  # a grid worker takes a later SIGTERM as this same stop
     resumed = _fit(tmp_path, ckpt_path=str(stopped.value.checkpoint))
+    assert not stop_requested()  # a new fit starts without one
     assert _digest(resumed) == uninterrupted
     assert _rows(tmp_path) == [0, 1, 2]
 

@@ -200,3 +200,34 @@ def test_paper_size_layers_resolve(base: str, layer: str, expected: str, capsys:
     printed = capsys.readouterr().out
     assert code in (0, None) and expected in printed and "TokenizedTextDataModule" in printed
     assert "vocab: 64" not in printed  # the grammar's settings do not leak into the real-text module
+
+
+@pytest.mark.slow
+def test_two_processes_share_out_the_prompts(tmp_path: Path) -> None:
+    """ddp_spawn over two CPU processes: every real prompt is continued once, by one of the ranks,
+    and each stored continuation keeps the prompt it continues."""
+    import os
+
+    import lightning.pytorch as pl
+    from lightning.fabric.plugins.environments.lightning import find_free_network_port
+
+    from sclc_lightning import SelfConsumingLoop
+
+    os.environ["MASTER_PORT"] = str(find_free_network_port())
+    data = GrammarTextDataModule(vocab=16, n=32, n_test=8, prompt_length=8, continuation_length=8, batch_size=4)
+    loop = SelfConsumingLoop(
+        1.0, 1, images_per_generation=32, mode="replace", output_dir=tmp_path / "s",
+        data_field="continuation", condition_field="prompt", sample_batch_size=5,
+    )  # fmt: skip
+    trainer = pl.Trainer(
+        default_root_dir=str(tmp_path), accelerator="cpu", devices=2, strategy="ddp_spawn", max_epochs=-1,
+        callbacks=[loop], logger=False, enable_checkpointing=False, enable_progress_bar=False,
+        enable_model_summary=False,
+    )  # fmt: skip
+    trainer.fit(_tiny(), datamodule=data)
+    stored = load_file(str(tmp_path / "s" / "gen_0001" / "shard_00000.safetensors"))
+    data.setup("fit")
+    assert data.train_blocks is not None
+    prompts = torch.stack([data.train_blocks[i]["prompt"] for i in range(32)])
+    assert stored["data"].shape == (32, 8) and stored["source_index"].sort().values.tolist() == list(range(32))
+    assert torch.equal(stored["field.prompt"], prompts[stored["source_index"]])
