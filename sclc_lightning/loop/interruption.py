@@ -75,6 +75,7 @@ def stop_requested() -> bool:
     one, whenever it comes)."""
     return _STOP_TAKEN["value"]
 
+
 #: Exit status of ``sclc fit`` when a signal stopped it (128 + SIGTERM, as a shell reports it).
 EXIT_INTERRUPTED = 143
 

@@ -1,8 +1,9 @@
 """Base of the models whose "training" is a closed-form fit on a generation's whole training set
 (a Gaussian's mean and covariance, least squares, a mixture fitted by EM).
 
-Every training batch adds to running statistics; at the generation's last batch the statistics
-are reduced over DDP ranks and :meth:`ExactFitModule.fit` sets the model from them. The running
+Every training batch adds to running statistics; at the generation's last batch
+:meth:`ExactFitModule.fit` sets the model from them. The fits are cheap and run in one process
+(with several, the module refuses to start: DDP needs gradient-trained parameters). The running
 statistics are kept in checkpoints, so a fit stopped within a generation (preemption) resumes
 with every batch it had already seen.
 """
@@ -25,8 +26,8 @@ class ExactFitModule(pl.LightningModule, abc.ABC):
     """A LightningModule fitted in closed form at the end of each generation.
 
     Subclasses implement :meth:`batch_statistics` and :meth:`fit`. Statistics are combined over
-    batches and ranks by summing (``combine = "sum"``) or by concatenating along the first
-    dimension (``combine = "concat"``, for fits that need the points themselves).
+    batches by summing (``combine = "sum"``) or by concatenating along the first dimension
+    (``combine = "concat"``, for fits that need the points themselves).
     """
 
     combine: str = "sum"
@@ -67,22 +68,17 @@ class ExactFitModule(pl.LightningModule, abc.ABC):
         if self.trainer.is_last_batch:
             self._fit_generation()
 
+    def setup(self, stage: str) -> None:
+        if self.trainer.world_size > 1:
+            raise ValueError(
+                f"{type(self).__name__} is fitted in closed form in one process; run it with devices=1"
+                " (DDP needs parameters that train by gradients, and the fit does not need several"
+                " processes)."
+            )
+
     def _reduced(self) -> list[Tensor]:
         assert self._stats is not None
-        strategy = self.trainer.strategy
-        if self.combine == "sum":
-            return [strategy.reduce(t, reduce_op="sum") for t in self._stats]
-        if self.trainer.world_size == 1:
-            return list(self._stats)
-        # Ranks may hold different numbers of rows: gather the counts, pad, gather, unpad.
-        out = []
-        for t in self._stats:
-            counts = strategy.all_gather(torch.tensor(t.shape[0], device=t.device)).flatten().tolist()
-            padded = torch.zeros((max(counts), *t.shape[1:]), dtype=t.dtype, device=t.device)
-            padded[: t.shape[0]] = t
-            gathered = strategy.all_gather(padded)
-            out.append(torch.cat([gathered[r, :c] for r, c in enumerate(counts)]))
-        return out
+        return list(self._stats)
 
     def _fit_generation(self) -> None:
         metrics = self.fit(self._reduced())
@@ -102,12 +98,9 @@ class ExactFitModule(pl.LightningModule, abc.ABC):
         return torch.optim.SGD(params, lr=0.0)
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        # Every rank builds the checkpoint (rank 0 writes it): a stop within a generation keeps
-        # what all ranks have seen so far, combined.
-        if self._stats is not None:
+        if self._stats is not None:  # a stop within a generation keeps what it has seen so far
             checkpoint[_STATS_KEY] = [t.cpu() for t in self._reduced()]
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         saved: list[Tensor] | None = checkpoint.get(_STATS_KEY)
-        # Every rank loads the same file; the combined statistics count once, on rank 0.
-        self._stats = [t.to(self.device) for t in saved] if saved is not None and self.global_rank == 0 else None
+        self._stats = None if saved is None else [t.to(self.device) for t in saved]

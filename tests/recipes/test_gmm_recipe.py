@@ -79,3 +79,23 @@ def test_refitting_on_its_own_samples_drifts_from_the_data_and_the_baseline_does
         tmp_path / "base", "--loop.generations", "10", "--loop.synthetic_fraction", "0", "--loop.mode", "augment"
     )
     assert max(r["kl_to_data"] for r in baseline) < 0.05
+
+
+@pytest.mark.slow
+def test_several_processes_are_refused_with_a_clear_error(tmp_path: Path) -> None:
+    """ddp_spawn over two CPU processes: closed-form fits run in one process, and say so."""
+    import os
+
+    import lightning.pytorch as pl
+    from lightning.fabric.plugins.environments.lightning import find_free_network_port
+
+    from sclc_lightning import SelfConsumingLoop
+
+    os.environ["MASTER_PORT"] = str(find_free_network_port())
+    trainer = pl.Trainer(
+        default_root_dir=str(tmp_path), accelerator="cpu", devices=2, strategy="ddp_spawn", max_epochs=-1,
+        logger=False, enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
+        callbacks=[SelfConsumingLoop(1.0, 1, mode="replace", output_dir=tmp_path / "s")],
+    )  # fmt: skip
+    with pytest.raises(Exception, match="GaussianMixtureModel is fitted in closed form in one process"):
+        trainer.fit(GaussianMixtureModel(), datamodule=GaussianMixtureDataModule(n=200, n_test=200, batch_size=50))
