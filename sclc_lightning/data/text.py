@@ -130,7 +130,23 @@ class TextBlocks(Dataset[dict[str, Tensor]]):
         return {"prompt": row[: self.prompt_length], "continuation": row[self.prompt_length :]}
 
 
-class GrammarTextDataModule(pl.LightningDataModule):
+class _BlocksDataModule(pl.LightningDataModule):
+    """Loaders over ``train_blocks`` and ``test_blocks``, which ``setup`` makes."""
+
+    batch_size: int
+    train_blocks: TextBlocks | None
+    test_blocks: TextBlocks | None
+
+    def train_dataloader(self) -> DataLoader[Any]:
+        assert self.train_blocks is not None
+        return DataLoader(self.train_blocks, batch_size=self.batch_size, shuffle=True)
+
+    def test_dataloader(self) -> DataLoader[Any]:
+        assert self.test_blocks is not None
+        return DataLoader(self.test_blocks, batch_size=self.batch_size)
+
+
+class GrammarTextDataModule(_BlocksDataModule):
     """Texts of a :class:`MarkovGrammar`, as prompt/continuation blocks (offline, seconds).
 
     Args:
@@ -190,14 +206,6 @@ class GrammarTextDataModule(pl.LightningDataModule):
         """True log-probability of each continuation given its prompt, shape ``(N,)``."""
         return self.token_log_probs(continuation, prompt).sum(1)
 
-    def train_dataloader(self) -> DataLoader[Any]:
-        assert self.train_blocks is not None
-        return DataLoader(self.train_blocks, batch_size=self.batch_size, shuffle=True)
-
-    def test_dataloader(self) -> DataLoader[Any]:
-        assert self.test_blocks is not None
-        return DataLoader(self.test_blocks, batch_size=self.batch_size)
-
 
 def distinct_n(texts: Tensor, n: int) -> float:
     """Share of distinct n-grams among all n-grams of ``texts`` ``(N, L)`` (Li et al. 2016's
@@ -213,7 +221,7 @@ def distinct_n(texts: Tensor, n: int) -> float:
     return len({tuple(g) for g in grams.tolist()}) / len(grams)
 
 
-class TokenizedTextDataModule(pl.LightningDataModule):
+class TokenizedTextDataModule(_BlocksDataModule):
     """Real text, tokenized and cut into prompt/continuation blocks: wikitext-2 for Shumailov et
     al.'s experiment, TinyStories for Gerstgrasser et al.'s, or your own text files.
 
@@ -305,11 +313,3 @@ class TokenizedTextDataModule(pl.LightningDataModule):
         if self.train_blocks is None:
             self.train_blocks = self._blocks(self.train_split, self.max_blocks)
             self.test_blocks = self._blocks(self.test_split, self.max_test_blocks)
-
-    def train_dataloader(self) -> DataLoader[Any]:
-        assert self.train_blocks is not None
-        return DataLoader(self.train_blocks, batch_size=self.batch_size, shuffle=True)
-
-    def test_dataloader(self) -> DataLoader[Any]:
-        assert self.test_blocks is not None
-        return DataLoader(self.test_blocks, batch_size=self.batch_size)
