@@ -88,10 +88,12 @@ def test_fixed_budget_and_synthetic_share(tmp_path: Path) -> None:
 
 
 def test_budget_rounds_to_whole_batches_with_warning(tmp_path: Path) -> None:
-    loop = SelfConsumingLoop(0.5, 1, images_per_generation=35, output_dir=tmp_path / "s")
-    with pytest.warns(UserWarning, match="35 training samples .* training on 30"):
+    loop = SelfConsumingLoop(0.5, 4, images_per_generation=35, output_dir=tmp_path / "s")
+    with pytest.warns(UserWarning, match="35 training samples .* training on 30") as caught:
         fit(tmp_path, GaussianModel(), loader(gaussian_points(50)), loop)
-    assert [r.num_trained for r in loop.history] == [30, 30]
+    assert [r.num_trained for r in loop.history] == [30] * 5
+    said = [w for w in caught if "not a whole number of batches" in str(w.message)]
+    assert len(said) == 1 and "said once for every generation" in str(said[0].message)  # not 5 times
 
 
 def test_one_pass_when_budget_is_none(tmp_path: Path) -> None:

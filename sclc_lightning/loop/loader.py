@@ -54,11 +54,13 @@ def draw_generation(
     seed: int,
     warn: bool,
     skip_batches: int = 0,
+    warned: set[tuple[int | None, int]] | None = None,
 ) -> GenerationDraw:
     """Build the mixed set of ``plan`` and draw ``requested`` samples from it (``None``: one
-    pass), split over the ranks; ``warn``: say when the budget is not whole batches;
-    ``skip_batches``: batches of each rank's share already trained (a generation continued from
-    a checkpoint saved in its middle)."""
+    pass), split over the ranks; ``warn``: say when the budget is not whole batches, once per
+    (requested, trained) pair in ``warned`` (the fit's record, so that 100 generations with the
+    same budget say it once); ``skip_batches``: batches of each rank's share already trained (a
+    generation continued from a checkpoint saved in its middle)."""
     dataset: Dataset[Any]
     if plan.is_all_real:
         dataset = real.dataset  # real data only: serve it without the mixing indirection
@@ -67,10 +69,13 @@ def draw_generation(
     size = len(dataset)  # type: ignore[arg-type]
     batch_size = template.batch_size or template.batch_sampler.batch_size  # type: ignore[union-attr]
     budget = resolve_budget(requested, size, batch_size, trainer.world_size, template.drop_last)
-    if warn and not budget.exact:
+    said = warned if warned is not None else set()
+    if warn and not budget.exact and (requested, budget.total) not in said:
+        said.add((requested, budget.total))
         rank_zero_warn(
             f"Generation {plan.generation}: {requested} training samples is not a whole number of"
-            f" batches ({batch_size}) x ranks ({trainer.world_size}); training on {budget.total}."
+            f" batches ({batch_size}) x ranks ({trainer.world_size}); training on {budget.total}"
+            " (said once for every generation with this budget)."
         )
     generator = make_generator(seed, "order", plan.generation)
     if requested is None:

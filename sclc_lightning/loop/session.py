@@ -82,6 +82,7 @@ class FitSession:
     start_step: int = 0
     initial: InitialState | None = None
     _sets: dict[int, SyntheticSet] = field(default_factory=dict)
+    _warned: set[tuple[int | None, int]] = field(default_factory=set)
 
     @property
     def n(self) -> int:
@@ -160,6 +161,7 @@ class FitSession:
             requested=self.config.budget(generation),
             seed=self.config.seed,
             warn=position is None,
+            warned=self._warned,
             skip_batches=0 if position is None else position.batches,
         )
         self.progress.num_real, self.progress.num_synthetic = draw.num_real, draw.num_synthetic
