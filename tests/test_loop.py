@@ -681,3 +681,12 @@ def test_nan_in_the_real_data_is_refused_at_set_up(tmp_path: Path) -> None:
     ):
         fit(tmp_path, model, loader(points), loop)
     assert model.seen == []  # refused before training, not blamed on the model later
+
+
+def test_a_max_epochs_the_loop_replaces_is_named(tmp_path: Path) -> None:
+    loop = SelfConsumingLoop(0.5, 4, images_per_generation=30, output_dir=tmp_path / "s")
+    with pytest.warns(
+        UserWarning, match=r"`Trainer\(max_epochs=3\)` is replaced by the loop: .* 5 epochs for generations 0\.\.4"
+    ):
+        fit(tmp_path, GaussianModel(), loader(gaussian_points(50)), loop, max_epochs=3)
+    assert len(loop.history) == 5

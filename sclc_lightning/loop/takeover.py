@@ -37,6 +37,13 @@ class TrainerTakeover:
                 f"`Trainer(max_steps={trainer.max_steps})` may stop the fit before the last of"
                 f" the {generations} generations."
             )
+        chosen = trainer.fit_loop.max_epochs
+        if chosen not in (None, -1, 1000, num_epochs):  # -1 (the README's) or Lightning's default 1000
+            rank_zero_warn(
+                f"`Trainer(max_epochs={chosen})` is replaced by the loop: one epoch per generation,"
+                f" {num_epochs} epochs for generations {generations - num_epochs + 1}..{generations};"
+                " set `generations` to train fewer (and `max_epochs=-1`)."
+            )
         self._saved = {
             "reload_dataloaders_every_n_epochs": compat.get_reload_every_n_epochs(trainer),
             "max_epochs": trainer.fit_loop.max_epochs,
