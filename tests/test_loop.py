@@ -690,3 +690,10 @@ def test_a_max_epochs_the_loop_replaces_is_named(tmp_path: Path) -> None:
     ):
         fit(tmp_path, GaussianModel(), loader(gaussian_points(50)), loop, max_epochs=3)
     assert len(loop.history) == 5
+
+
+def test_the_synthetic_folder_is_known_after_a_fit(tmp_path: Path) -> None:
+    loop = SelfConsumingLoop(0.5, 1, images_per_generation=30)
+    assert loop.output_dir is None  # the default folder is decided when fitting starts
+    fit(tmp_path, GaussianModel(), loader(gaussian_points(50)), loop)
+    assert loop.output_dir is not None and (loop.output_dir / "manifest.json").is_file()

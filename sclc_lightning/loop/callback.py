@@ -75,17 +75,13 @@ class SelfConsumingLoop(GenerationalLoop):
             (``"optimal_transport"``, ``"kmeans"``, ...) or ``None``. With ``None`` a ``correct``
             method of the LightningModule is used if it has one, else no correction.
         corrector_kwargs: arguments of the registered corrector, e.g. ``{"strength": 1.0}``.
-        output_dir: where synthetic data and the manifest go (default:
-            ``<trainer.log_dir or default_root_dir>/synthetic``). With DDP over several nodes it
-            must be a shared filesystem.
-        seed: every random draw of generation ``t`` on rank ``r`` is seeded from
-            ``(seed, t, r)``; the global torch/numpy/random generators are reseeded at the start
-            of each generation, so a resumed run continues exactly as an uninterrupted one.
+        output_dir: where synthetic data and the manifest go (default: ``<trainer.log_dir or
+            default_root_dir>/synthetic``); a shared filesystem for DDP over several nodes.
+        seed: every draw of generation ``t`` on rank ``r`` is seeded from ``(seed, t, r)`` and the
+            global generators are reseeded per generation: a resume continues exactly.
         sample_batch_size: points per ``sample`` call.
-        data_field: the generated field of tuple/dict items (default: position 0, or the first
-            tensor-valued key).
-        condition_field: the field passed to ``sample(..., conditions=...)`` (labels, prompts),
-            ``None`` for unconditional models.
+        data_field: the generated field of tuple/dict items (default: position 0 / first tensor).
+        condition_field: the field passed as ``sample(..., conditions=...)``, or ``None``.
         shard_rows: rows per safetensors shard on disk.
         start_from: generations after the first start from the ``"previous"`` generation's
             weights and optimizer states or from the run's ``"initial"`` ones (:mod:`~sclc_lightning.loop.restart`).
@@ -169,6 +165,11 @@ class SelfConsumingLoop(GenerationalLoop):
     def corrector(self) -> Corrector | None:
         """The configured corrector (``None``: the module's ``correct`` if any, else none)."""
         return self.config.corrector
+
+    @property
+    def output_dir(self) -> Path | None:
+        """The synthetic data's folder: the current (or last) fit's, else the configured one."""
+        return self._session.store.root if self._session is not None else self.config.output_dir
 
     @property
     def history(self) -> list[GenerationRecord]:
