@@ -697,3 +697,15 @@ def test_the_synthetic_folder_is_known_after_a_fit(tmp_path: Path) -> None:
     assert loop.output_dir is None  # the default folder is decided when fitting starts
     fit(tmp_path, GaussianModel(), loader(gaussian_points(50)), loop)
     assert loop.output_dir is not None and (loop.output_dir / "manifest.json").is_file()
+
+
+def test_the_loop_settings_reach_the_loggers_hyperparameters(tmp_path: Path) -> None:
+    import yaml
+    from lightning.pytorch.loggers import CSVLogger
+
+    loop = SelfConsumingLoop(0.5, 1, images_per_generation=30, mode="accumulate", output_dir=tmp_path / "s")
+    fit(tmp_path, GaussianModel(), loader(gaussian_points(50)), loop, logger=CSVLogger(str(tmp_path / "logs")))
+    hparams = yaml.safe_load(next((tmp_path / "logs").rglob("hparams.yaml")).read_text())
+    assert hparams["sclc/synthetic_fraction"] == 0.5 and hparams["sclc/mode"] == "accumulate"
+    assert hparams["sclc/generations"] == 1 and hparams["sclc/images_per_generation"] == 30
+    assert hparams["sclc/corrector"] is None and hparams["sclc/start_from"] == "previous"

@@ -38,7 +38,7 @@ from sclc_lightning.loop.interruption import (
 )
 from sclc_lightning.loop.production import SyntheticProducer, describe_corrector
 from sclc_lightning.loop.real_source import RealSource, find_real_data
-from sclc_lightning.loop.records import GenerationRecord
+from sclc_lightning.loop.records import GenerationRecord, log_settings
 from sclc_lightning.loop.run import LoopState, open_run
 from sclc_lightning.loop.sampling import sample_arguments
 from sclc_lightning.loop.session import FitSession, preview_loader
@@ -71,9 +71,8 @@ class SelfConsumingLoop(GenerationalLoop):
             (:func:`~sclc_lightning.data.policies.register_mixing_policy`).
         mode_kwargs: arguments of the registered policy, e.g. ``{"max_synthetic": 5000}`` for
             ``accumulate`` or ``{"real_per_generation": 1000}`` for ``fresh``.
-        corrector: a :class:`~sclc_lightning.correctors.Corrector`, a registered name
-            (``"optimal_transport"``, ``"kmeans"``, ...) or ``None``. With ``None`` a ``correct``
-            method of the LightningModule is used if it has one, else no correction.
+        corrector: a :class:`~sclc_lightning.correctors.Corrector`, a registered name (``"kmeans"``,
+            ...) or ``None`` (then the LightningModule's ``correct`` method if any, else none).
         corrector_kwargs: arguments of the registered corrector, e.g. ``{"strength": 1.0}``.
         output_dir: where synthetic data and the manifest go (default: ``<trainer.log_dir or
             default_root_dir>/synthetic``); a shared filesystem for DDP over several nodes.
@@ -241,6 +240,7 @@ class SelfConsumingLoop(GenerationalLoop):
         described = {**fingerprint, "generations": config.generations, "n": self.n}
         described.update(images_per_generation=config.images_per_generation, initial_images=config.initial_images)
         described.pop("item", None)
+        log_settings(trainer, {**described, "start_from": config.start_from})
         run = open_run(trainer, root, source.real, fingerprint, described, self._restored)
         producer = SyntheticProducer(config, source.real, run.store, self._corrector, fingerprint, self._arguments)
         self._session = FitSession(

@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import time
 from dataclasses import asdict, dataclass
+from typing import Any
 
 import lightning.pytorch as pl
 from lightning.pytorch.utilities import rank_zero_info
 
-__all__ = ["GenerationProgress", "GenerationRecord"]
+__all__ = ["GenerationProgress", "GenerationRecord", "log_settings"]
 
 
 @dataclass
@@ -77,3 +78,11 @@ class GenerationProgress:
             time_correcting_s=self.time_correcting_s,
             time_training_s=training_s,
         )
+
+
+def log_settings(trainer: pl.Trainer, settings: dict[str, Any]) -> None:
+    """Give every logger the loop's settings as hyperparameters, under ``sclc/`` (W&B's config,
+    ``hparams.yaml``), so that runs can be filtered by λ, mode, corrector and budgets."""
+    flat = {f"sclc/{key}": value for key, value in settings.items()}
+    for logger in trainer.loggers:
+        logger.log_hyperparams(flat)
