@@ -709,3 +709,12 @@ def test_the_loop_settings_reach_the_loggers_hyperparameters(tmp_path: Path) -> 
     assert hparams["sclc/synthetic_fraction"] == 0.5 and hparams["sclc/mode"] == "accumulate"
     assert hparams["sclc/generations"] == 1 and hparams["sclc/images_per_generation"] == 30
     assert hparams["sclc/corrector"] is None and hparams["sclc/start_from"] == "previous"
+
+
+def test_early_stopping_is_said_to_end_the_whole_run(tmp_path: Path) -> None:
+    from lightning.pytorch.callbacks import EarlyStopping
+
+    loop = SelfConsumingLoop(0.5, 3, images_per_generation=30, output_dir=tmp_path / "s")
+    stopper = EarlyStopping(monitor="absent", strict=False, check_on_train_epoch_end=True)
+    with pytest.warns(UserWarning, match=r"EarlyStopping\(monitor='absent'\) stops the whole self-consuming run"):
+        fit(tmp_path, GaussianModel(), loader(gaussian_points(50)), loop, callbacks=[stopper])

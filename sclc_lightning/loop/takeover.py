@@ -37,6 +37,15 @@ class TrainerTakeover:
                 f"`Trainer(max_steps={trainer.max_steps})` may stop the fit before the last of"
                 f" the {generations} generations."
             )
+        from lightning.pytorch.callbacks import EarlyStopping
+
+        for callback in trainer.callbacks:  # type: ignore[attr-defined]
+            if isinstance(callback, EarlyStopping):
+                rank_zero_warn(
+                    f"EarlyStopping(monitor={callback.monitor!r}) stops the whole self-consuming run when it"
+                    f" triggers: no generation after that one is trained (of {generations}). Each generation"
+                    " trains its fixed budget; use it only to end a run that has gone wrong."
+                )
         chosen = trainer.fit_loop.max_epochs
         if chosen not in (None, -1, 1000, num_epochs):  # -1 (the README's) or Lightning's default 1000
             rank_zero_warn(
