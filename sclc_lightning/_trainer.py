@@ -70,6 +70,13 @@ def find_loop(trainer: pl.Trainer) -> GenerationalLoop | None:
     return next((c for c in callbacks if isinstance(c, GenerationalLoop)), None)
 
 
+def attached_datamodule(module: pl.LightningModule) -> Any:
+    """The DataModule of the trainer ``module`` is attached to, or ``None`` (no trainer, or data
+    given as loaders)."""
+    trainer = module._trainer
+    return None if trainer is None else getattr(trainer, "datamodule", None)
+
+
 def current_generation(trainer: pl.Trainer) -> int:
     """The generation the current epoch trains (the epoch itself when there is no loop)."""
     loop = find_loop(trainer)

@@ -140,3 +140,12 @@ def wandb_offline_records(run_dir: Any) -> list[Any]:
         elif kind in (2, 3):  # first and middle pieces
             pending += chunk
     return records
+
+
+def metrics_rows(run_dir: Any) -> list[dict[str, float]]:
+    """The rows of a run's ``metrics.csv``, numbers only (empty cells left out)."""
+    import csv
+    from pathlib import Path
+
+    with open(Path(run_dir) / "metrics.csv", newline="") as handle:
+        return [{k: float(v) for k, v in row.items() if v != ""} for row in csv.DictReader(handle)]

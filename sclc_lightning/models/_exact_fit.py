@@ -76,12 +76,9 @@ class ExactFitModule(pl.LightningModule, abc.ABC):
                 " processes)."
             )
 
-    def _reduced(self) -> list[Tensor]:
-        assert self._stats is not None
-        return list(self._stats)
-
     def _fit_generation(self) -> None:
-        metrics = self.fit(self._reduced())
+        assert self._stats is not None
+        metrics = self.fit(self._stats)
         self._stats = None
         # One optimizer step per generation: the closed-form fit is the update, and the step
         # makes Lightning count it (global step, checkpoint cadence, stop requests).
@@ -99,7 +96,7 @@ class ExactFitModule(pl.LightningModule, abc.ABC):
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         if self._stats is not None:  # a stop within a generation keeps what it has seen so far
-            checkpoint[_STATS_KEY] = [t.cpu() for t in self._reduced()]
+            checkpoint[_STATS_KEY] = [t.cpu() for t in self._stats]
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         saved: list[Tensor] | None = checkpoint.get(_STATS_KEY)

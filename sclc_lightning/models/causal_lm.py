@@ -15,13 +15,14 @@ Needs the ``text`` extra: ``pip install 'sclc-lightning[text]'``.
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import lightning.pytorch as pl
 import torch
 import torch.nn.functional as F
 from torch import Tensor
+
+from sclc_lightning._trainer import attached_datamodule
 
 __all__ = ["CausalLM"]
 
@@ -155,11 +156,6 @@ class CausalLM(pl.LightningModule):
         return output[:, prompts.shape[1] :].long()
 
     def _continuation_length(self, prompt_length: int) -> int:
-        datamodule = getattr(self._trainer, "datamodule", None) if self._trainer is not None else None
+        datamodule = attached_datamodule(self)
         length = getattr(datamodule, "continuation_length", None)
         return int(length) if isinstance(length, int) and length > 0 else prompt_length
-
-    @staticmethod
-    def perplexity(cross_entropy: float) -> float:
-        """``exp`` of a cross-entropy in nats."""
-        return math.exp(cross_entropy)

@@ -12,6 +12,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from sclc_lightning._trainer import attached_datamodule
 from sclc_lightning.models._exact_fit import ExactFitModule
 
 __all__ = ["GaussianModel", "gaussian_w2"]
@@ -78,7 +79,7 @@ class GaussianModel(ExactFitModule):
     def true_distribution(self) -> tuple[Tensor, Tensor]:
         """Mean and covariance of the data: the DataModule's ``true_distribution()`` when it has
         one, else ``N(target_mean, target_std^2 I)``."""
-        datamodule = getattr(self._trainer, "datamodule", None) if self._trainer is not None else None
+        datamodule = attached_datamodule(self)
         if datamodule is not None and hasattr(datamodule, "true_distribution"):
             mean, cov = datamodule.true_distribution()
             return mean, cov

@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from sclc_lightning._trainer import current_generation
+from sclc_lightning._trainer import attached_datamodule, current_generation
 from sclc_lightning.data.budget import derive_seed
 from sclc_lightning.models._exact_fit import ExactFitModule
 
@@ -107,7 +107,7 @@ class GaussianMixtureModel(ExactFitModule):
         metrics = {f"weight_{i}": float(w) for i, w in enumerate(self.weights.sort(descending=True).values)}
         metrics["spread"] = float(self.mixture_covariance().trace())
         metrics["component_variance"] = float((self.weights * self.covariances.diagonal(dim1=1, dim2=2).sum(1)).sum())
-        datamodule = getattr(self._trainer, "datamodule", None) if self._trainer is not None else None
+        datamodule = attached_datamodule(self)
         held_out = getattr(datamodule, "test_points", None)
         if isinstance(held_out, Tensor) and len(held_out):
             log_p = mixture_log_prob(held_out, self.weights, self.means, self.covariances)

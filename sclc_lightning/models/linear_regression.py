@@ -17,6 +17,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from sclc_lightning._trainer import attached_datamodule
 from sclc_lightning.models._exact_fit import ExactFitModule
 
 __all__ = ["LinearRegressionModel"]
@@ -66,7 +67,7 @@ class LinearRegressionModel(ExactFitModule):
 
     def true_weights(self) -> Tensor | None:
         """:math:`w^*` from the DataModule's ``true_weights()``, if it has one."""
-        datamodule = getattr(self._trainer, "datamodule", None) if self._trainer is not None else None
+        datamodule = attached_datamodule(self)
         if datamodule is None or not hasattr(datamodule, "true_weights"):
             return None
         weights: Tensor = datamodule.true_weights()

@@ -103,7 +103,7 @@ def test_submitit_local_time_limit_requeues_and_resumes_identically(tmp_path: Pa
 
     def weights(folder: Path) -> dict[str, torch.Tensor]:
         found = latest_checkpoint(folder / "synthetic_fraction=0.5")
-        assert found is not None
+        assert found is not None and found.suffix == ".ckpt" and found.is_file(), found
         return torch.load(found, map_location="cpu", weights_only=False)["state_dict"]
 
     mine, theirs = weights(preempted), weights(reference)

@@ -18,6 +18,7 @@ from typing import Any
 import lightning.pytorch as pl
 import pytest
 import torch
+from helpers import trainer
 from lightning.pytorch.callbacks import ModelCheckpoint
 
 from sclc_lightning import SelfConsumingLoop
@@ -39,17 +40,8 @@ def _fit(root: Path, *extra: pl.Callback, ckpt_path: str | None = None, model: A
     data = EightGaussiansDataModule(n=160, n_test=8, batch_size=16)
     loop = SelfConsumingLoop(0.5, GENERATIONS, images_per_generation=480, mode="accumulate", sample_batch_size=20)
     checkpoints = ModelCheckpoint(dirpath=root / "checkpoints", every_n_epochs=1, save_top_k=-1, filename="{epoch}")
-    trainer = pl.Trainer(
-        default_root_dir=str(root),
-        callbacks=[loop, *extra, checkpoints, GenerationCSV()],
-        max_epochs=-1,
-        accelerator="cpu",
-        devices=1,
-        logger=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-    )
-    trainer.fit(model, datamodule=data, ckpt_path=ckpt_path)
+    run = trainer(root, [loop, *extra, checkpoints, GenerationCSV()], enable_checkpointing=True)
+    run.fit(model, datamodule=data, ckpt_path=ckpt_path)
     return model
 
 
@@ -152,17 +144,9 @@ def _fit_regression(root: Path, *extra: pl.Callback, ckpt_path: str | None = Non
     model = LinearRegressionModel(dim=4)
     data = LinearRegressionDataModule(n=64, dim=4, batch_size=16, seed=0)
     loop = SelfConsumingLoop(1.0, GENERATIONS, mode="accumulate", data_field=1, condition_field=0)
-    trainer = pl.Trainer(
-        default_root_dir=str(root),
-        callbacks=[loop, *extra, GenerationCSV()],
-        max_epochs=-1,
-        accelerator="cpu",
-        devices=1,
-        logger=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
+    trainer(root, [loop, *extra, GenerationCSV()], enable_checkpointing=True).fit(
+        model, datamodule=data, ckpt_path=ckpt_path
     )
-    trainer.fit(model, datamodule=data, ckpt_path=ckpt_path)
     return model
 
 

@@ -10,6 +10,7 @@ from typing import Any
 import lightning.pytorch as pl
 import pytest
 import torch
+from helpers import trainer
 from lightning.pytorch.callbacks import ModelCheckpoint
 from safetensors.torch import load_file, save_file
 
@@ -47,17 +48,9 @@ def _fit(root: Path, start_from: str, *extra: pl.Callback, ckpt_path: str | None
         0.5, 2, images_per_generation=320, mode="accumulate", sample_batch_size=40, start_from=start_from
     )
     checkpoints = ModelCheckpoint(dirpath=root / "ck", every_n_epochs=1, save_top_k=-1, filename="{epoch}")
-    trainer = pl.Trainer(
-        default_root_dir=str(root),
-        callbacks=[loop, *extra, checkpoints],
-        max_epochs=-1,
-        accelerator="cpu",
-        devices=1,
-        logger=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
+    trainer(root, [loop, *extra, checkpoints], enable_checkpointing=True).fit(
+        model, datamodule=data, ckpt_path=ckpt_path
     )
-    trainer.fit(model, datamodule=data, ckpt_path=ckpt_path)
     return model
 
 

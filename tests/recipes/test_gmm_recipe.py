@@ -3,12 +3,12 @@ density and sampling, and the recipe through ``sclc fit``."""
 
 from __future__ import annotations
 
-import csv
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from helpers import metrics_rows
 from scipy.stats import multivariate_normal
 from sklearn.mixture import GaussianMixture
 
@@ -49,15 +49,10 @@ def test_density_and_samples_agree_with_scikit_learn_and_scipy() -> None:
         GaussianMixtureDataModule(weights=[0.5, 0.6])
 
 
-def _rows(run_dir: Path) -> list[dict[str, float]]:
-    with open(run_dir / "metrics.csv", newline="") as handle:
-        return [{k: float(v) for k, v in row.items() if v != ""} for row in csv.DictReader(handle)]
-
-
 def _fit(run_dir: Path, *overrides: str) -> list[dict[str, float]]:
     args = ["fit", "--config", str(RECIPES / "gmm_em.yaml"), "--config", str(RECIPES / "small" / "gmm_em.yaml")]
     assert main([*args, "--run_dir", str(run_dir), *overrides]) == 0
-    return _rows(run_dir)
+    return metrics_rows(run_dir)
 
 
 def test_refitting_on_its_own_samples_drifts_from_the_data_and_the_baseline_does_not(tmp_path: Path) -> None:

@@ -3,12 +3,12 @@ likelihood, the causal LM's sampling and scores, and the lm_finetune recipe thro
 
 from __future__ import annotations
 
-import csv
 import math
 from pathlib import Path
 
 import pytest
 import torch
+from helpers import metrics_rows
 from safetensors.torch import load_file
 
 from sclc_lightning.cli import main
@@ -16,6 +16,11 @@ from sclc_lightning.data.text import GrammarTextDataModule, MarkovGrammar, disti
 from sclc_lightning.models import CausalLM
 
 RECIPES = Path(__file__).parents[2] / "recipes"
+
+
+def _small(recipe: str) -> list[str]:
+    """``sclc fit`` arguments of a recipe with its small layer."""
+    return ["fit", "--config", str(RECIPES / f"{recipe}.yaml"), "--config", str(RECIPES / "small" / f"{recipe}.yaml")]
 
 
 def test_the_grammar_knows_the_likelihood_of_any_text() -> None:
@@ -69,16 +74,9 @@ def test_the_model_continues_prompts_repeatably_and_scores_blocks() -> None:
 
 
 def test_finetuning_on_its_own_text_raises_the_held_out_perplexity(tmp_path: Path) -> None:
-    args = [
-        "fit",
-        "--config",
-        str(RECIPES / "lm_finetune.yaml"),
-        "--config",
-        str(RECIPES / "small" / "lm_finetune.yaml"),
-    ]
+    args = _small("lm_finetune")
     assert main([*args, "--run_dir", str(tmp_path)]) == 0
-    with open(tmp_path / "metrics.csv", newline="") as handle:
-        rows = [{k: float(v) for k, v in row.items() if v != ""} for row in csv.DictReader(handle)]
+    rows = metrics_rows(tmp_path)
     assert [int(r["generation"]) for r in rows] == [0, 1, 2]
     assert [r["num_synthetic"] for r in rows] == [0, 256, 256] and rows[1]["num_real"] == 0
     grammar = GrammarTextDataModule(n=256, prompt_length=32, continuation_length=32)
@@ -106,18 +104,11 @@ def test_stories_from_the_start_token_and_their_likelihood() -> None:
 
 
 def test_pretraining_on_its_own_stories_replace_rises_more_than_accumulate(tmp_path: Path) -> None:
-    args = [
-        "fit",
-        "--config",
-        str(RECIPES / "lm_pretrain.yaml"),
-        "--config",
-        str(RECIPES / "small" / "lm_pretrain.yaml"),
-    ]
+    args = _small("lm_pretrain")
     final = {}
     for mode in ("replace", "accumulate"):
         assert main([*args, "--run_dir", str(tmp_path / mode), "--loop.mode", mode]) == 0
-        with open(tmp_path / mode / "metrics.csv", newline="") as handle:
-            rows = [{k: float(v) for k, v in row.items() if v != ""} for row in csv.DictReader(handle)]
+        rows = metrics_rows(tmp_path / mode)
         assert [int(r["generation"]) for r in rows] == [0, 1, 2]
         assert (tmp_path / mode / "synthetic" / "initial_state.safetensors").exists()  # a new model each generation
         final[mode] = rows[2]["test_cross_entropy"] - rows[0]["test_cross_entropy"]

@@ -3,12 +3,12 @@ closed forms, and the recipe through ``sclc fit`` against them."""
 
 from __future__ import annotations
 
-import csv
 import math
 from pathlib import Path
 
 import pytest
 import torch
+from helpers import metrics_rows
 
 from sclc_lightning.cli import main
 from sclc_lightning.data.toy import LinearRegressionDataModule
@@ -74,11 +74,6 @@ def test_the_data_follow_the_seed_of_the_run() -> None:
     assert x.shape == (2,) and y.shape == (1,)
 
 
-def _rows(run_dir: Path) -> list[dict[str, float]]:
-    with open(run_dir / "metrics.csv", newline="") as handle:
-        return [{k: float(v) for k, v in row.items() if v != ""} for row in csv.DictReader(handle)]
-
-
 def test_replace_grows_linearly_and_accumulate_stays_bounded_as_the_theory_says(tmp_path: Path) -> None:
     seeds, last = range(6), 20
     final: dict[str, list[float]] = {"replace": [], "accumulate": []}
@@ -88,7 +83,7 @@ def test_replace_grows_linearly_and_accumulate_stays_bounded_as_the_theory_says(
             args = ["fit", "--config", str(RECIPES / "linear_regression.yaml")]
             args += ["--config", str(RECIPES / "small" / "linear_regression.yaml"), "--run_dir", str(run_dir)]
             assert main([*args, "--loop.mode", mode, "--seed_everything", str(seed), "--loop.seed", str(seed)]) == 0
-            rows = _rows(run_dir)
+            rows = metrics_rows(run_dir)
             assert [int(r["generation"]) for r in rows] == list(range(last + 1))
             assert rows[1]["num_real"] == (64 if mode == "accumulate" else 0)
             assert rows[last]["num_synthetic"] == (64 * last if mode == "accumulate" else 64)

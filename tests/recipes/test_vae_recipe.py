@@ -3,11 +3,11 @@ the held-out scores callback, and the recipe's replace vs accumulate through ``s
 
 from __future__ import annotations
 
-import csv
 import math
 from pathlib import Path
 
 import torch
+from helpers import metrics_rows
 from safetensors.torch import load_file
 
 from sclc_lightning.cli import main
@@ -32,11 +32,6 @@ def test_the_bound_is_the_reconstruction_plus_the_kl_and_samples_are_images() ->
     assert samples.shape == (7, 1, 4, 4) and samples.min() >= -1 and samples.max() <= 1
 
 
-def _rows(run_dir: Path) -> list[dict[str, float]]:
-    with open(run_dir / "metrics.csv", newline="") as handle:
-        return [{k: float(v) for k, v in row.items() if v != ""} for row in csv.DictReader(handle)]
-
-
 def _spread(run_dir: Path, generation: int) -> float:
     """Mean per-pixel standard deviation of a generation's synthetic images (their diversity)."""
     shard = next((run_dir / "synthetic").glob(f"gen_{generation:04d}/*.safetensors"))
@@ -50,7 +45,7 @@ def test_replace_degrades_more_than_accumulate_with_scores_and_sample_grids(tmp_
         args = ["fit", "--config", str(RECIPES / "vae_replace_accumulate.yaml")]
         args += ["--config", str(RECIPES / "small" / "vae_replace_accumulate.yaml"), "--run_dir", str(run_dir)]
         assert main([*args, "--loop.mode", mode]) == 0
-        rows[mode] = _rows(run_dir)
+        rows[mode] = metrics_rows(run_dir)
         assert [int(r["generation"]) for r in rows[mode]] == [0, 1, 2]
         assert all(math.isfinite(r["test_nelbo"]) and 0 <= r["tail_share"] <= 1 for r in rows[mode])
         assert abs(rows[mode][0]["tail_share"] - 0.05) < 0.01  # the reference: generation 0's 95th percentile
@@ -96,7 +91,7 @@ def test_the_celeba_layer_runs_on_a_folder_of_images(tmp_path: Path) -> None:
     args += ["--loop.generations", "1", "--loop.images_per_generation", "36", "--loop.sample_batch_size", "18"]
     args += ["--trainer.accelerator", "cpu", "--run_dir", str(tmp_path / "run")]
     assert main(args) == 0
-    rows = _rows(tmp_path / "run")
+    rows = metrics_rows(tmp_path / "run")
     assert [int(r["generation"]) for r in rows] == [0, 1] and all(math.isfinite(r["test_nelbo"]) for r in rows)
     assert load_file(str(next((tmp_path / "run" / "synthetic").glob("gen_0001/*.safetensors"))))["data"].shape == (
         18,
