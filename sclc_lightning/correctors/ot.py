@@ -9,11 +9,17 @@ sampler), pair each synthetic point :math:`y_i` with one of them, and return
 The optimal-transport corrector pairs by the one-to-one matching of minimum total Euclidean
 distance (Hungarian algorithm, ``scipy.optimize.linear_sum_assignment``); random pairing uses a
 random permutation.
+
+With conditional items (a class label per item) both pair within each condition value: the
+targets of the synthetic points labelled ``c`` are real points labelled ``c``, so a corrected
+point keeps a label that matches its data. Conditions that are not one hashable label per item
+(text, embeddings) are refused unless ``per_condition=False`` (pairing across all of them).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
+from typing import Any
 
 import numpy as np
 import torch
@@ -54,10 +60,32 @@ def min_distance_matching(points: Tensor, targets: Tensor) -> Tensor:
     return torch.from_numpy(match)
 
 
+def _labels(conditions: Any, what: str, name: str) -> list[Hashable]:
+    """One hashable label per item of ``conditions`` (a 1-D tensor or a sequence)."""
+    if isinstance(conditions, Tensor):
+        if conditions.dim() != 1:
+            raise ValueError(
+                f"{name} pairs points within each condition value and needs one label per item, got {what}"
+                f" conditions of shape {tuple(conditions.shape)}; set per_condition=False to pair across"
+                " all of them (each corrected point keeps its own condition)."
+            )
+        return list(conditions.tolist())
+    labels = list(conditions)
+    if not all(isinstance(label, Hashable) for label in labels):
+        raise ValueError(
+            f"{name} pairs points within each condition value, but the {what} conditions are not"
+            f" labels ({type(labels[0]).__name__}); set per_condition=False to pair across all of them."
+        )
+    return labels
+
+
 class _PairingCorrector(Corrector):
-    def __init__(self, strength: float = 1.0, target_sampler: TargetSampler | str | None = None) -> None:
+    def __init__(
+        self, strength: float = 1.0, target_sampler: TargetSampler | str | None = None, per_condition: bool = True
+    ) -> None:
         super().__init__(strength)
         self.target_sampler = resolve_callable(target_sampler, "target_sampler")
+        self.per_condition = per_condition
 
     def _targets(self, num: int, generator: torch.Generator, reference: RealData) -> Tensor:
         if self.target_sampler is not None:
@@ -73,13 +101,52 @@ class _PairingCorrector(Corrector):
     ) -> Tensor:
         if len(batch) == 0:
             return batch.data
-        targets = self._targets(len(batch), generator, reference)
-        if targets.shape != batch.data.shape:
+        if batch.conditions is None or not self.per_condition:
+            targets = self._targets(len(batch), generator, reference)
+            self._check_shape(targets, batch.data)
+            return self.mix(batch.data, targets[self._pairing(batch.data, targets, generator)])
+        return self.mix(batch.data, self._targets_by_condition(batch, generator, reference))
+
+    def _check_shape(self, targets: Tensor, points: Tensor) -> None:
+        if targets.shape != points.shape:
             raise ValueError(
                 f"{type(self).__name__}: target points have shape {tuple(targets.shape)},"
-                f" synthetic points {tuple(batch.data.shape)}."
+                f" synthetic points {tuple(points.shape)}."
             )
-        return self.mix(batch.data, targets[self._pairing(batch.data, targets, generator)])
+
+    def _targets_by_condition(self, batch: SyntheticBatch, generator: torch.Generator, reference: RealData) -> Tensor:
+        """The paired target of every point, drawn and paired among real points of its label."""
+        name = type(self).__name__
+        if self.target_sampler is not None:
+            raise ValueError(
+                f"{name}: `target_sampler` draws targets without conditions, but the items are conditional;"
+                " set per_condition=False to pair across conditions (each point keeps its own condition)."
+            )
+        labels = _labels(batch.conditions, "synthetic", name)
+        real_labels = _labels(reference.conditions(), "real", name)
+        pools: dict[Hashable, list[int]] = {}
+        for index, label in enumerate(real_labels):
+            pools.setdefault(label, []).append(index)
+        groups: dict[Hashable, list[int]] = {}
+        for index, label in enumerate(labels):
+            groups.setdefault(label, []).append(index)
+        paired = torch.empty_like(batch.data)
+        for label in sorted(groups, key=repr):
+            rows = torch.tensor(groups[label])
+            pool = pools.get(label)
+            if not pool:
+                raise ValueError(
+                    f"{name}: {len(rows)} synthetic point(s) have condition {label!r}, which no real item has;"
+                    " set per_condition=False to pair across conditions."
+                )
+            if len(rows) <= len(pool):
+                pick = torch.randperm(len(pool), generator=generator)[: len(rows)]
+            else:  # more points of this label than real items with it: targets repeat
+                pick = torch.randint(len(pool), (len(rows),), generator=generator)
+            targets = reference.batch(torch.tensor(pool)[pick]).data
+            self._check_shape(targets, batch.data[rows])
+            paired[rows] = targets[self._pairing(batch.data[rows], targets, generator)].to(paired.dtype)
+        return paired
 
 
 @register_corrector("optimal_transport")
@@ -90,6 +157,8 @@ class OptimalTransportCorrector(_PairingCorrector):
         strength: :math:`\gamma`.
         target_sampler: ``f(num, generator) -> Tensor (num, ...)`` drawing from the target
             distribution (or an import path to one); ``None`` draws fresh real points.
+        per_condition: with conditional items, match each point only to real points of its
+            condition value (its class); ``False`` matches across all of them.
 
     The Hungarian algorithm costs :math:`O(m^3)` for :math:`m = \lfloor \lambda n \rfloor`
     points: fine for the toy sizes of the paper (tens to a few thousand points).

@@ -62,3 +62,63 @@ def test_random_pairing_uses_a_permutation() -> None:
     )
     assert sorted(out.flatten().tolist()) == list(range(20))  # every fresh target used once
     assert out.flatten().tolist() != list(range(20))
+
+
+def labelled_real(num_classes: int = 3, per_class: int = 20) -> RealData:
+    """Items ``(point, label)`` whose points sit near ``10 * label``: a point's label is visible
+    in its data."""
+    g = torch.Generator().manual_seed(4)
+    items = [
+        (torch.randn(2, generator=g) * 0.1 + 10.0 * label, torch.tensor(label))
+        for label in range(num_classes)
+        for _ in range(per_class)
+    ]
+    return RealData(items, ItemCodec.infer(items[0], condition_field=1))
+
+
+@pytest.mark.parametrize("corrector", [OptimalTransportCorrector, RandomPairingCorrector])
+def test_conditional_points_are_paired_within_their_class(corrector: type) -> None:
+    # A generated point labelled c that sits near another class (the model confused them) must be
+    # pulled toward real points of class c, never toward the class its data resembles.
+    real = labelled_real()
+    labels = torch.tensor([0, 1, 2, 0, 1, 2, 0, 1, 2, 1])
+    y = torch.randn(10, 2, generator=torch.Generator().manual_seed(5)) + 10.0 * ((labels + 1) % 3)[:, None]
+    batch = SyntheticBatch(y, torch.arange(10), labels)
+    out = corrector(float("inf")).correct(batch, generation=1, generator=torch.Generator(), reference=real)
+    nearest_class = (out[:, 0] / 10.0).round().long()
+    assert torch.equal(nearest_class, labels)
+    # Within a class the targets are distinct real points (one-to-one pairing).
+    assert len({tuple(row.tolist()) for row in out}) == 10
+
+
+def test_pairing_across_classes_on_request() -> None:
+    real = labelled_real()
+    labels = torch.zeros(6, dtype=torch.long)
+    y = torch.full((6, 2), 20.0)  # near class 2, labelled 0
+    batch = SyntheticBatch(y, torch.arange(6), labels)
+    out = OptimalTransportCorrector(float("inf"), per_condition=False).correct(
+        batch, generation=1, generator=torch.Generator().manual_seed(0), reference=real
+    )
+    assert not torch.equal((out[:, 0] / 10.0).round().long(), labels)  # the old behaviour, chosen
+    assert OptimalTransportCorrector(per_condition=False).describe()["per_condition"] is False
+
+
+def test_conditions_that_are_not_labels_are_refused() -> None:
+    items = [(torch.randn(2), torch.randn(4)) for _ in range(8)]
+    real = RealData(items, ItemCodec.infer(items[0], condition_field=1))
+    batch = SyntheticBatch(torch.randn(3, 2), torch.arange(3), torch.randn(3, 4))
+    with pytest.raises(ValueError, match=r"one label per item.*shape \(3, 4\).*per_condition=False"):
+        OptimalTransportCorrector().correct(batch, generation=1, generator=torch.Generator(), reference=real)
+
+
+def test_a_class_without_real_items_is_named() -> None:
+    batch = SyntheticBatch(torch.zeros(2, 2), torch.arange(2), torch.tensor([1, 7]))
+    with pytest.raises(ValueError, match="condition 7, which no real item has"):
+        OptimalTransportCorrector().correct(batch, generation=1, generator=torch.Generator(), reference=labelled_real())
+
+
+def test_target_sampler_with_conditions_is_refused() -> None:
+    batch = SyntheticBatch(torch.zeros(2, 2), torch.arange(2), torch.tensor([0, 1]))
+    corrector = OptimalTransportCorrector(target_sampler=lambda num, generator: torch.zeros(num, 2))
+    with pytest.raises(ValueError, match="target_sampler.*per_condition=False"):
+        corrector.correct(batch, generation=1, generator=torch.Generator(), reference=labelled_real())
