@@ -30,7 +30,7 @@ from sclc_lightning.generation_csv import GenerationCSV
 from sclc_lightning.loop import SelfConsumingLoop
 from sclc_lightning.weights import load_initial_weights
 
-__all__ = ["SCLCCLI", "CLIError", "run_lightning_cli"]
+__all__ = ["SCLCCLI", "CLIError", "check_shared_shapes", "run_lightning_cli"]
 
 SUBCOMMANDS = ("fit", "validate", "test", "predict")
 
@@ -49,6 +49,33 @@ _SETUP_ERRORS: tuple[type[BaseException], ...] = (
     RunDirectoryError,
     RunDirectoryLocked,
 )
+
+
+#: Arguments that describe the same shape in the model and in the data: ``(model's, data's)``.
+SHARED_SHAPES = (("dim", "dim"), ("frames", "frames"), ("image_size", "resolution"), ("num_classes", "num_classes"))
+
+
+def check_shared_shapes(model: Any, data: Any) -> None:
+    """Refuse a model and data whose shape arguments disagree (``dim`` in both blocks of a
+    recipe, one of them changed), naming both values, before a shape error deep in training.
+
+    Examples:
+        >>> check_shared_shapes({"dim": 2}, {"dim": 2, "n": 10})
+        >>> check_shared_shapes({"dim": 2}, {"dim": 1})
+        Traceback (most recent call last):
+        ...
+        ValueError: model.init_args.dim=2 but data.init_args.dim=1: they describe the same points; set both (e.g. --model.init_args.dim 1 --data.init_args.dim 1).
+    """
+    model = model or {}
+    data = data or {}
+    for model_key, data_key in SHARED_SHAPES:
+        mine, theirs = model.get(model_key), data.get(data_key)
+        if mine is not None and theirs is not None and mine != theirs:
+            raise ValueError(
+                f"model.init_args.{model_key}={mine!r} but data.init_args.{data_key}={theirs!r}: they describe"
+                f" the same points; set both (e.g. --model.init_args.{model_key} {theirs}"
+                f" --data.init_args.{data_key} {theirs})."
+            )
 
 
 class _TrainingStarted(Callback):
@@ -160,6 +187,7 @@ class SCLCCLI(LightningCLI):
             name = Path(str(configs[-1])).stem if configs else "run"
             config.run_dir = os.path.join("runs", name, time.strftime("%Y%m%d-%H%M%S"))
         config.trainer.default_root_dir = config.run_dir
+        check_shared_shapes(_init_args(config.get("model")), _init_args(config.get("data")))
         if config.trainer.get("logger") in (None, True):
             loggers = [
                 Namespace(
@@ -203,6 +231,13 @@ class SCLCCLI(LightningCLI):
 
     def before_test(self) -> None:
         self._load_init_weights()
+
+
+def _init_args(block: Any) -> dict[str, Any]:
+    """The ``init_args`` of a ``class_path`` block of the configuration, as a dict."""
+    if not isinstance(block, Namespace) or not isinstance(block.get("init_args"), Namespace):
+        return {}
+    return dict(block.init_args.as_dict())
 
 
 def _close_wandb(failed: bool) -> None:

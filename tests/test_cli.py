@@ -68,6 +68,10 @@ def test_fit_with_two_processes_writes_one_table(tmp_path: Path) -> None:
         (["--data.init_args.n", "0"], r"Need n >= 1, n_test >= 0, batch_size >= 1; got 0, 1000, 50\."),
         (["--trainer.max_epochs", "x"], r'Parser key "trainer.max_epochs": Expected a <class \'int\'> Given value: x'),
         (["--loop.bogus", "3"], r"unrecognized arguments: --loop.bogus 3"),
+        (  # the recipe's dim is in both blocks: changing one is named, not a shape error in training
+            ["--data.init_args.dim", "1"],
+            r"model\.init_args\.dim=2 but data\.init_args\.dim=1: they describe the same points; set both",
+        ),
         (  # refused when fitting starts, still before training
             ["--loop.mode", "fresh", "--loop.mode_kwargs.real_per_generation", "1000"],
             r"`real_per_generation` must be at most the size of the real pool \(50\), got 1000\.",
