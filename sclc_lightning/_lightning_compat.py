@@ -89,6 +89,11 @@ def epoch_being_loaded(trainer: pl.Trainer) -> int:
     return int(trainer.fit_loop.epoch_progress.current.processed)  # type: ignore[attr-defined]
 
 
+def set_max_steps(trainer: pl.Trainer, value: int) -> None:
+    """Change ``Trainer(max_steps)`` (the fit loop only reads it; its epoch loop holds it)."""
+    trainer.fit_loop.epoch_loop.max_steps = value
+
+
 def get_reload_every_n_epochs(trainer: pl.Trainer) -> int:
     """``Trainer(reload_dataloaders_every_n_epochs=...)`` as the trainer holds it.
 

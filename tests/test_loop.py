@@ -718,3 +718,41 @@ def test_early_stopping_is_said_to_end_the_whole_run(tmp_path: Path) -> None:
     stopper = EarlyStopping(monitor="absent", strict=False, check_on_train_epoch_end=True)
     with pytest.warns(UserWarning, match=r"EarlyStopping\(monitor='absent'\) stops the whole self-consuming run"):
         fit(tmp_path, GaussianModel(), loader(gaussian_points(50)), loop, callbacks=[stopper])
+
+
+class OneCycleGaussian(GaussianModel):
+    """Sizes OneCycleLR from ``trainer.estimated_stepping_batches``, as Lightning's docs show:
+    the scheduler raises if the fit steps it more often than that."""
+
+    def configure_optimizers(self) -> Any:
+        opt = torch.optim.SGD(self.parameters(), lr=0.01)
+        self.planned = self.trainer.estimated_stepping_batches
+        sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=0.1, total_steps=int(self.planned))
+        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
+
+
+@pytest.mark.parametrize(
+    ("budgets", "mode", "accumulate"),
+    [
+        ({"initial_images": 170, "images_per_generation": 80}, "augment", 1),  # 17 batches, then 8
+        ({"initial_images": 40, "images_per_generation": 120}, "augment", 2),  # later generations longer
+        ({"images_per_generation": None}, "accumulate", 1),  # one pass over a set that grows
+    ],
+)
+def test_estimated_stepping_batches_counts_every_generation(
+    tmp_path: Path, budgets: dict[str, Any], mode: str, accumulate: int
+) -> None:
+    model = OneCycleGaussian()
+    loop = SelfConsumingLoop(0.5, 3, mode=mode, output_dir=tmp_path / "s", **budgets)
+    t = fit(tmp_path, model, loader(gaussian_points(50), batch_size=10), loop, accumulate_grad_batches=accumulate)
+    assert len(loop.history) == 4
+    assert model.planned == t.global_step  # the schedule ends with the fit, neither before nor after
+    assert t.max_steps == -1  # the user's setting, given back
+
+
+def test_estimated_stepping_batches_respects_the_users_max_steps(tmp_path: Path) -> None:
+    model = OneCycleGaussian()
+    loop = SelfConsumingLoop(0.5, 3, images_per_generation=80, output_dir=tmp_path / "s")
+    with pytest.warns(UserWarning, match="max_steps=10"):
+        t = fit(tmp_path, model, loader(gaussian_points(50), batch_size=10), loop, max_steps=10)
+    assert model.planned == 10 == t.global_step and t.max_steps == 10

@@ -231,6 +231,7 @@ class SelfConsumingLoop(GenerationalLoop):
 
     @override
     def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self._takeover.uncap_steps(trainer)
         source = self._real_source(trainer)
         config, fingerprint = self.config, self.fingerprint()
         root = config.output_dir
@@ -364,6 +365,8 @@ class SelfConsumingLoop(GenerationalLoop):
         ``estimated_stepping_batches``)."""
         source = self._real_source(trainer)
         if self._session is None:
-            return preview_loader(trainer, self.config, source)
+            loader, steps = preview_loader(trainer, self.config, source)
+            self._takeover.cap_steps(trainer, steps)  # estimated_stepping_batches = the fit's steps
+            return loader
         generation = self.generation_of_epoch(compat.epoch_being_loaded(trainer))
         return self._session.train_loader(trainer, pl_module, generation)

@@ -2,7 +2,7 @@
 
 A :class:`FitSession` exists from ``on_fit_start`` to the end of the fit; every field is known
 when it is made. Before that (``trainer.estimated_stepping_batches`` in ``configure_optimizers``
-asks for a loader early) :func:`preview_loader` answers with generation 0's loader.
+asks for a loader early) :func:`preview_loader` answers, with the fit's planned steps.
 """
 
 from __future__ import annotations
@@ -29,17 +29,22 @@ from sclc_lightning.loop.restart import InitialState
 from sclc_lightning.loop.run import LoopState
 from sclc_lightning.loop.sampling import agree
 from sclc_lightning.loop.seeding import forked_rng, reseed
+from sclc_lightning.loop.steps import planned_batches, planned_steps
 
 __all__ = ["FitSession", "preview_loader"]
 
 
-def preview_loader(trainer: pl.Trainer, config: LoopConfig, source: RealSource) -> DataLoader[Any]:
-    """Generation 0's loader, for questions asked before fitting starts; the fit asks again."""
-    plan = config.policy.plan(0, len(source.real), {}, config.seed)
-    draw = draw_generation(
-        trainer, source.template, source.real, plan, {}, requested=config.budget(0), seed=config.seed, warn=False
-    )
-    return make_loader(trainer, source.template, draw, config.seed)
+def preview_loader(trainer: pl.Trainer, config: LoopConfig, source: RealSource) -> tuple[DataLoader[Any], int]:
+    """For questions asked before fitting starts (the fit asks again): a loader of real items as
+    long as the fit's longest generation, and the fit's optimizer steps (:mod:`.steps`)."""
+    template, real = source.template, source.real
+    batch_size = template.batch_size or template.batch_sampler.batch_size  # type: ignore[union-attr]
+    batches = planned_batches(config, len(real), batch_size, trainer.world_size, template.drop_last)
+    plan = config.policy.plan(0, len(real), {}, config.seed)
+    longest = max(batches.values()) * batch_size * trainer.world_size
+    draw = draw_generation(trainer, template, real, plan, {}, requested=longest, seed=config.seed, warn=False)
+    accumulate = trainer.accumulate_grad_batches
+    return make_loader(trainer, template, draw, config.seed), planned_steps(batches, accumulate)
 
 
 @dataclass

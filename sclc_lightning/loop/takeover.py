@@ -20,6 +20,7 @@ class TrainerTakeover:
 
     def __init__(self) -> None:
         self._saved: dict[str, Any] | None = None
+        self._steps: int | None = None  # the user's max_steps while the estimate caps it
 
     def take(self, trainer: pl.Trainer, provider: Callable[[], Any], num_epochs: int, generations: int) -> None:
         """Stop the fit after ``num_epochs`` epochs and serve every epoch's loader from ``provider``.
@@ -61,8 +62,25 @@ class TrainerTakeover:
         trainer.fit_loop.max_epochs = num_epochs
         compat.install_train_source(trainer, provider)
 
+    def cap_steps(self, trainer: pl.Trainer, steps: int) -> None:
+        """Until :meth:`uncap_steps`, cap ``max_steps`` at the fit's planned optimizer steps, so
+        that ``trainer.estimated_stepping_batches`` (the first epoch's batches times the epochs,
+        capped by ``max_steps``) gives them before fitting starts; the preview loader is as long
+        as the longest generation, so the product is never below them."""
+        if self._steps is None:
+            self._steps = trainer.fit_loop.max_steps
+        own = self._steps
+        compat.set_max_steps(trainer, steps if own == -1 else min(steps, own))
+
+    def uncap_steps(self, trainer: pl.Trainer) -> None:
+        """Give ``max_steps`` back before training (no-op when not capped)."""
+        if self._steps is not None:
+            compat.set_max_steps(trainer, self._steps)
+            self._steps = None
+
     def restore(self, trainer: pl.Trainer) -> None:
         """Give the trainer its own settings and train dataloader source back."""
+        self.uncap_steps(trainer)
         compat.restore_train_source(trainer)
         if self._saved is not None:
             compat.set_reload_every_n_epochs(trainer, self._saved["reload_dataloaders_every_n_epochs"])

@@ -1,0 +1,56 @@
+"""The optimizer steps a fit of the loop takes, known before it starts.
+
+Lightning's ``trainer.estimated_stepping_batches`` multiplies the batches of the first epoch's
+loader by the number of epochs. In the loop one epoch is one generation, and generations need
+not have the same number of batches: generation 0 may have its own budget (``initial_images``),
+and a one-pass generation (``images_per_generation=None``) grows with the mixed set
+(``accumulate``). :func:`planned_batches` counts every generation's batches from the loop's own
+plan, so that a schedule sized from the estimate (``OneCycleLR(total_steps=...)``) fits the run.
+"""
+
+from __future__ import annotations
+
+import math
+
+from sclc_lightning.data.budget import resolve_budget
+from sclc_lightning.loop.config import LoopConfig
+
+__all__ = ["planned_batches", "planned_steps"]
+
+
+def planned_batches(
+    config: LoopConfig, real_size: int, batch_size: int, world_size: int, drop_last: bool = False
+) -> dict[int, int]:
+    """Batches per rank of every generation the fit trains, by generation.
+
+    Every synthetic set is assumed to hold ``⌊λn⌋`` items, as the loop makes them.
+
+    Examples:
+        >>> from sclc_lightning import SelfConsumingLoop
+        >>> loop = SelfConsumingLoop(0.5, generations=2, images_per_generation=None, mode="accumulate")
+        >>> planned_batches(loop.config, real_size=100, batch_size=10, world_size=1)
+        {0: 10, 1: 15, 2: 20}
+    """
+    n = config.policy.n(real_size)
+    per_set = config.num_synthetic(real_size if n is None else n)
+    counts: dict[int, int] = {}
+    batches: dict[int, int] = {}
+    for generation in range(config.first_generation, config.generations + 1):
+        if generation >= 1 and per_set > 0:
+            counts[generation] = per_set
+        plan = config.policy.plan(generation, real_size, dict(counts), config.seed)
+        size = plan.num_real(real_size) + plan.num_synthetic(counts)
+        budget = resolve_budget(config.budget(generation), size, batch_size, world_size, drop_last)
+        batches[generation] = budget.batches_per_rank
+    return batches
+
+
+def planned_steps(batches: dict[int, int], accumulate_grad_batches: int) -> int:
+    """Optimizer steps of a fit whose generations have ``batches`` each: Lightning steps once per
+    ``accumulate_grad_batches`` batches and once more at the end of an epoch with a remainder.
+
+    Examples:
+        >>> planned_steps({0: 17, 1: 8, 2: 8}, accumulate_grad_batches=2)
+        17
+    """
+    return sum(math.ceil(count / accumulate_grad_batches) for count in batches.values())
