@@ -117,6 +117,14 @@ def test_initial_images_sets_generation_zero_budget(tmp_path: Path) -> None:
     assert [r.num_trained for r in loop.history] == [100, 20] and t.global_step == 12
 
 
+def test_a_generation_cut_short_by_max_steps_counts_what_it_trained(tmp_path: Path) -> None:
+    loop = SelfConsumingLoop(0.5, 3, images_per_generation=80, output_dir=tmp_path / "s")
+    with pytest.warns(UserWarning, match="max_steps=12"):
+        t = fit(tmp_path, GaussianModel(), loader(gaussian_points(50), batch_size=10), loop, max_steps=12)
+    # 8 batches of 10 in generation 0, then 4 of generation 1's 8 before max_steps ends the fit.
+    assert [(r.generation, r.num_trained) for r in loop.history] == [(0, 80), (1, 40)] and t.global_step == 12
+
+
 # -- one continuous fit ----------------------------------------------------------------------
 def test_optimizer_and_scheduler_state_carry_over(tmp_path: Path) -> None:
     model = GaussianModel(scheduler=True)

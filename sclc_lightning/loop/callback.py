@@ -342,6 +342,8 @@ class SelfConsumingLoop(GenerationalLoop):
         """After a batch: on a stop request, save a checkpoint to continue from the next batch,
         requeue the job if the cluster asked, and end the fit."""
         session = self._session
+        if session is not None:
+            session.progress.batches += 1
         if session is None or not session.stops.due(trainer, batch_idx):
             return
         position = GenerationPosition(

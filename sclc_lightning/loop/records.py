@@ -47,6 +47,12 @@ class GenerationProgress:
     num_real: int = 0
     num_synthetic: int = 0
     num_trained: int = 0
+    #: Batches the generation's loader serves each rank, and their size; ``batches`` is how
+    #: many this rank has trained (a generation cut short by ``max_steps`` trains fewer).
+    planned_batches: int = 0
+    batch_size: int = 0
+    world_size: int = 1
+    batches: int = 0
     time_sampling_s: float = 0.0
     time_correcting_s: float = 0.0
     validation_s: float = 0.0
@@ -69,11 +75,14 @@ class GenerationProgress:
         """The record of ``generation``, whose training ends now."""
         start = self._train_start
         training_s = 0.0 if start is None else time.perf_counter() - start - self.validation_s
+        trained = self.num_trained
+        if self.batches < self.planned_batches:  # cut short: whole batches on every rank
+            trained = self.batches * self.batch_size * self.world_size
         return GenerationRecord(
             generation=generation,
             num_real=self.num_real,
             num_synthetic=self.num_synthetic,
-            num_trained=self.num_trained,
+            num_trained=trained,
             time_sampling_s=self.time_sampling_s,
             time_correcting_s=self.time_correcting_s,
             time_training_s=training_s,

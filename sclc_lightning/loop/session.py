@@ -170,7 +170,10 @@ class FitSession:
             skip_batches=0 if position is None else position.batches,
         )
         self.progress.num_real, self.progress.num_synthetic = draw.num_real, draw.num_synthetic
-        self.progress.num_trained = draw.budget.total
+        progress = self.progress
+        progress.num_trained, progress.planned_batches = draw.budget.total, draw.budget.batches_per_rank
+        progress.batch_size = self.source.template.batch_size or self.source.template.batch_sampler.batch_size  # type: ignore[union-attr]
+        progress.world_size, progress.batches = trainer.world_size, 0 if position is None else position.batches
         if position is None:
             reseed(self.config.seed, generation, trainer.global_rank)
         else:  # the generators as they were after the last batch trained
