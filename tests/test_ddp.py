@@ -41,7 +41,7 @@ class RecordingModel(GaussianModel):
         path.write_text(json.dumps(seen))
 
 
-def _fit(tmp_path: Path, devices: int, fail_rank: int | None = None) -> None:
+def _fit(tmp_path: Path, devices: int, fail_rank: int | None = None) -> SelfConsumingLoop:
     # A fresh rendezvous port for every fit: Lightning otherwise reuses the first one it picked,
     # which the previous fit's sockets may still hold.
     os.environ["MASTER_PORT"] = str(find_free_network_port())
@@ -69,11 +69,15 @@ def _fit(tmp_path: Path, devices: int, fail_rank: int | None = None) -> None:
     )
     data = loader(gaussian_points(51), batch_size=10, labels=LABELS)
     trainer.fit(RecordingModel(str(record), fail_rank), train_dataloaders=data)
+    return loop
 
 
 def test_two_processes_share_the_work(tmp_path: Path) -> None:
-    _fit(tmp_path, 2)
-    _fit(tmp_path, 1)
+    spawned, single = _fit(tmp_path, 2), _fit(tmp_path, 1)
+    # The parent of ddp_spawn did not train: its loop reads the records the children wrote.
+    counts = [(r.generation, r.num_real, r.num_synthetic, r.num_trained) for r in spawned.history]
+    assert counts == [(0, 51, 0, 40), (1, 51, 25, 40), (2, 51, 25, 40)]
+    assert counts == [(r.generation, r.num_real, r.num_synthetic, r.num_trained) for r in single.history]
     from safetensors.torch import load_file
 
     for devices in (1, 2):

@@ -492,7 +492,7 @@ def test_bad_model_output_stops_the_run_and_keeps_disk_intact(tmp_path: Path, ki
         fit(tmp_path, BadSampler(kind), loader(gaussian_points(50)), loop)
     assert [g["generation"] for g in manifest(tmp_path / "s")["generations"]] == [1]
     # nothing half-written is left; the released lock file of the fit stays (an OS lock lives on it)
-    assert sorted(p.name for p in (tmp_path / "s").iterdir()) == [".sclc.lock", "gen_0001", "manifest.json"]
+    assert sorted(p.name for p in (tmp_path / "s").iterdir()) == [".sclc.lock", "gen_0001", "history.json", "manifest.json"]
 
 
 def test_bad_corrector_output_names_the_corrector(tmp_path: Path) -> None:
@@ -764,3 +764,16 @@ def test_estimated_stepping_batches_respects_the_users_max_steps(tmp_path: Path)
     with pytest.warns(UserWarning, match="max_steps=10"):
         t = fit(tmp_path, model, loader(gaussian_points(50), batch_size=10), loop, max_steps=10)
     assert model.planned == 10 == t.global_step and t.max_steps == 10
+
+
+def test_the_history_is_written_beside_the_synthetic_data(tmp_path: Path) -> None:
+    from sclc_lightning.loop.records import read_history
+
+    loop = SelfConsumingLoop(0.5, 2, images_per_generation=30, output_dir=tmp_path / "s")
+    fit(tmp_path, GaussianModel(), loader(gaussian_points(50)), loop)
+    assert read_history(tmp_path / "s") == loop.history and len(loop.history) == 3
+    # Another process's loop on that folder (the parent of ddp_spawn, a notebook) reads it there.
+    assert SelfConsumingLoop(0.5, 2, images_per_generation=30, output_dir=tmp_path / "s").history == loop.history
+    (tmp_path / "s" / "history.json").write_text("[{")
+    with pytest.raises(ValueError, match=r"history\.json is not a generation history written by the loop"):
+        read_history(tmp_path / "s")

@@ -38,8 +38,8 @@ from sclc_lightning.loop.interruption import (
 )
 from sclc_lightning.loop.production import SyntheticProducer, describe_corrector
 from sclc_lightning.loop.real_source import RealSource, find_real_data
-from sclc_lightning.loop.records import GenerationRecord, log_settings
-from sclc_lightning.loop.run import LoopState, open_run
+from sclc_lightning.loop.records import GenerationRecord, log_settings, read_history
+from sclc_lightning.loop.run import LoopState, describe_run, open_run, run_root
 from sclc_lightning.loop.sampling import sample_arguments
 from sclc_lightning.loop.session import FitSession, preview_loader
 from sclc_lightning.loop.takeover import TrainerTakeover
@@ -172,8 +172,9 @@ class SelfConsumingLoop(GenerationalLoop):
 
     @property
     def history(self) -> list[GenerationRecord]:
-        """One record per generation trained (all fits of this callback)."""
-        return self._history
+        """One record per generation trained (all fits of this callback); in a process that did
+        not train (the parent of ``ddp_spawn``), those in ``output_dir``'s ``history.json``."""
+        return self._history if self._history or self._session else read_history(self.config.output_dir)
 
     @property
     def num_epochs(self) -> int:
@@ -234,14 +235,9 @@ class SelfConsumingLoop(GenerationalLoop):
         self._takeover.uncap_steps(trainer)
         source = self._real_source(trainer)
         config, fingerprint = self.config, self.fingerprint()
-        root = config.output_dir
-        if root is None and self._restored is not None and self._restored.output_dir:
-            root = Path(self._restored.output_dir)
-        root = root or Path(trainer.log_dir or trainer.default_root_dir) / "synthetic"
-        described = {**fingerprint, "generations": config.generations, "n": self.n}
-        described.update(images_per_generation=config.images_per_generation, initial_images=config.initial_images)
-        described.pop("item", None)
+        described = describe_run(config, fingerprint, self.n)
         log_settings(trainer, {**described, "start_from": config.start_from})
+        root = run_root(trainer, config.output_dir, self._restored)
         run = open_run(trainer, root, source.real, fingerprint, described, self._restored)
         producer = SyntheticProducer(config, source.real, run.store, self._corrector, fingerprint, self._arguments)
         self._session = FitSession(
@@ -292,23 +288,19 @@ class SelfConsumingLoop(GenerationalLoop):
             return
         record = self._session.progress.finish(self.generation_of_epoch(trainer.current_epoch))
         self._history.append(record)
-        record.log(trainer)
+        record.log(trainer, self._session.store.root)
 
     @override
     def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self._takeover.restore(trainer)
         if self._session is not None:
-            self._session.stops.uninstall()
-            if trainer.is_global_zero:
-                self._session.store.mark(finished=True)
-            self._session.lock.release()
+            self._session.close(trainer, finished=True)
 
     @override
     def on_exception(self, trainer: pl.Trainer, pl_module: pl.LightningModule, exception: BaseException) -> None:
         self._takeover.restore(trainer)
         if self._session is not None:
-            self._session.stops.uninstall()
-            self._session.lock.release()
+            self._session.close(trainer, finished=False)
 
     @override
     def on_save_checkpoint(

@@ -3,14 +3,20 @@ runs (:class:`GenerationProgress`) and kept as one :class:`GenerationRecord` per
 
 from __future__ import annotations
 
+import json
+import os
 import time
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any
 
 import lightning.pytorch as pl
 from lightning.pytorch.utilities import rank_zero_info
 
-__all__ = ["GenerationProgress", "GenerationRecord", "log_settings"]
+__all__ = ["HISTORY_FILE", "GenerationProgress", "GenerationRecord", "log_settings", "read_history"]
+
+#: The records of a run's generations, in its synthetic data folder.
+HISTORY_FILE = "history.json"
 
 
 @dataclass
@@ -25,9 +31,12 @@ class GenerationRecord:
     time_correcting_s: float
     time_training_s: float
 
-    def log(self, trainer: pl.Trainer) -> None:
-        """Send the record to every logger (global rank zero) and say it in the log."""
+    def log(self, trainer: pl.Trainer, folder: Path | None = None) -> None:
+        """Send the record to every logger (global rank zero), add it to ``folder``'s
+        ``history.json`` (:func:`read_history`) and say it in the log."""
         if trainer.is_global_zero:
+            if folder is not None:
+                _add_to_history(folder, self)
             # Straight to the loggers, as LearningRateMonitor does: one row per generation at
             # the current step, without the cost of `LightningModule.log` bookkeeping.
             metrics = {k: float(v) for k, v in asdict(self).items()}
@@ -95,3 +104,40 @@ def log_settings(trainer: pl.Trainer, settings: dict[str, Any]) -> None:
     flat = {f"sclc/{key}": value for key, value in settings.items()}
     for logger in trainer.loggers:
         logger.log_hyperparams(flat)
+
+
+def _add_to_history(folder: Path, record: GenerationRecord) -> None:
+    """Write ``record`` into ``folder/history.json`` in place of the records of its generation
+    and later ones (a resumed run trains them again)."""
+    path = folder / HISTORY_FILE
+    rows = [row for row in _read_rows(path) if row["generation"] < record.generation]
+    temporary = path.with_name(f".{HISTORY_FILE}.tmp")
+    temporary.write_text(json.dumps([*rows, asdict(record)], indent=1))
+    os.replace(temporary, path)
+
+
+def _read_rows(path: Path) -> list[dict[str, Any]]:
+    if not path.is_file():
+        return []
+    try:
+        rows = json.loads(path.read_text())
+    except json.JSONDecodeError as err:
+        raise ValueError(f"{path} is not a generation history written by the loop: {err}") from err
+    return list(rows)
+
+
+def read_history(folder: str | os.PathLike[str] | None) -> list[GenerationRecord]:
+    """The records a run wrote to its synthetic data folder, one per generation trained
+    (``[]`` when there are none): what ``loop.history`` holds in the process that trained,
+    readable from any other (the parent process of ``ddp_spawn``, a notebook).
+
+    Raises:
+        ValueError: the file is not a history written by the loop.
+    """
+    if folder is None:
+        return []
+    path = Path(folder) / HISTORY_FILE
+    try:
+        return [GenerationRecord(**row) for row in _read_rows(path)]
+    except TypeError as err:
+        raise ValueError(f"{path} is not a generation history written by the loop: {err}") from err

@@ -26,7 +26,7 @@ from sclc_lightning.data.lock import RunDirectoryLocked, RunLock
 from sclc_lightning.data.manifest import RunDirectoryError, StoredGeneration
 from sclc_lightning.data.real import RealData
 from sclc_lightning.data.store import SyntheticStore
-from sclc_lightning.loop.config import fingerprint_changes
+from sclc_lightning.loop.config import LoopConfig, fingerprint_changes
 
 __all__ = ["STATE_FORMAT", "LoopState", "OpenedRun", "open_run"]
 
@@ -167,6 +167,25 @@ _ERRORS: dict[str, type[Exception]] = {
     "RunDirectoryLocked": RunDirectoryLocked,
     "ValueError": ValueError,
 }
+
+
+def run_root(trainer: pl.Trainer, configured: Path | None, restored: LoopState | None) -> Path:
+    """The synthetic data folder of a fit: the configured one, else the resumed run's, else
+    ``<trainer.log_dir or default_root_dir>/synthetic``."""
+    if configured is not None:
+        return configured
+    if restored is not None and restored.output_dir:
+        return Path(restored.output_dir)
+    return Path(trainer.log_dir or trainer.default_root_dir) / "synthetic"
+
+
+def describe_run(config: LoopConfig, fingerprint: Mapping[str, Any], n: int) -> dict[str, Any]:
+    """The settings written into a new manifest (the fingerprint less the item structure, the
+    generations, ``n`` and the budgets)."""
+    described = {k: v for k, v in fingerprint.items() if k != "item"}
+    described.update(generations=config.generations, n=n)
+    described.update(images_per_generation=config.images_per_generation, initial_images=config.initial_images)
+    return described
 
 
 def open_run(

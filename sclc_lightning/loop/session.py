@@ -180,6 +180,14 @@ class FitSession:
             restore_rng(position.rng[trainer.global_rank])
         return make_loader(trainer, self.source.template, draw, self.config.seed)
 
+    def close(self, trainer: pl.Trainer, finished: bool) -> None:
+        """End the fit: signal handlers back, the folder marked finished (when the fit trained its
+        last generation) and unlocked."""
+        self.stops.uninstall()
+        if finished and trainer.is_global_zero:
+            self.store.mark(finished=True)
+        self.lock.release()
+
     def expected_records(self) -> list[list[Any]]:
         """``[generation, count, digest]`` of the records up to the generation being trained:
         what a checkpoint saved now relies on."""

@@ -120,5 +120,5 @@ def test_a_class_without_real_items_is_named() -> None:
 def test_target_sampler_with_conditions_is_refused() -> None:
     batch = SyntheticBatch(torch.zeros(2, 2), torch.arange(2), torch.tensor([0, 1]))
     corrector = OptimalTransportCorrector(target_sampler=lambda num, generator: torch.zeros(num, 2))
-    with pytest.raises(ValueError, match="target_sampler.*per_condition=False"):
+    with pytest.raises(ValueError, match=r"target_sampler.*per_condition=False"):
         corrector.correct(batch, generation=1, generator=torch.Generator(), reference=labelled_real())
