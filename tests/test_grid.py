@@ -62,7 +62,7 @@ def test_dry_run_prints_one_fit_per_point(capsys: pytest.CaptureFixture[str], tm
     assert not any(tmp_path.iterdir())
 
 
-def test_grid_runs_in_parallel_and_survives_a_failing_run(tmp_path: Path) -> None:
+def test_grid_runs_in_parallel_and_survives_a_failing_run(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     code = main(
         [
             "grid",
@@ -98,6 +98,34 @@ def test_grid_runs_in_parallel_and_survives_a_failing_run(tmp_path: Path) -> Non
     failed = next(r for r in rows if r["status"] == "failed")
     assert "must be > 0 in mode 'replace'" in failed["error"]
     assert "Traceback" in (Path(failed["run_dir"]) / "log.txt").read_text()
+    # The console has one line per point; Lightning's own lines are in each point's log.txt.
+    out = capsys.readouterr()
+    lines = out.out.strip().splitlines()
+    assert lines[0].startswith("sclc grid: 4 points of") and lines[-2].startswith("sclc grid: 2 ok, 2 failed")
+    points = lines[1:-2]
+    assert len(points) == 4 and [p.split("]")[0] for p in points] == [f"  [{k}/4" for k in range(1, 5)]
+    assert all("elapsed" in p for p in points) and "left" in points[0] and "left" not in points[-1]
+    assert "GPU available" not in out.out + out.err
+    assert "GPU available" in (Path(ok[0]["run_dir"]) / "log.txt").read_text()
+
+
+def test_the_grid_console_shows_a_bar_over_points_on_a_terminal() -> None:
+    import io
+
+    from sclc_lightning.grid.main import PointProgress
+    from sclc_lightning.grid.status import PointResult
+
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    console = Terminal()
+    progress = PointProgress(3, stream=console)
+    assert not progress.bar.disable
+    progress.point_done(PointResult("seed=0", "ok", 1.5, ""))
+    progress.close()
+    assert "[1/3] seed=0: ok (1.5 s; 0:00:00 elapsed, ~0:00:00 left)" in console.getvalue()
+    assert PointProgress(3, stream=io.StringIO()).bar.disable  # a log file gets the lines only
 
 
 def test_workers_get_their_own_gpus(tmp_path: Path) -> None:

@@ -492,7 +492,12 @@ def test_bad_model_output_stops_the_run_and_keeps_disk_intact(tmp_path: Path, ki
         fit(tmp_path, BadSampler(kind), loader(gaussian_points(50)), loop)
     assert [g["generation"] for g in manifest(tmp_path / "s")["generations"]] == [1]
     # nothing half-written is left; the released lock file of the fit stays (an OS lock lives on it)
-    assert sorted(p.name for p in (tmp_path / "s").iterdir()) == [".sclc.lock", "gen_0001", "history.json", "manifest.json"]
+    assert sorted(p.name for p in (tmp_path / "s").iterdir()) == [
+        ".sclc.lock",
+        "gen_0001",
+        "history.json",
+        "manifest.json",
+    ]
 
 
 def test_bad_corrector_output_names_the_corrector(tmp_path: Path) -> None:

@@ -178,6 +178,51 @@ def main(argv: Sequence[str] | None = None) -> int:
         lock.release()
 
 
+class PointProgress:
+    """The grid's console: one line per point as it ends (status, its time, the grid's elapsed
+    time and an estimate of the time left), under a progress bar over the points when the
+    console is a terminal. Each point's own output is in its ``log.txt``."""
+
+    def __init__(self, total: int, stream: Any = None) -> None:
+        from tqdm.auto import tqdm
+
+        self.total, self.done, self.start = total, 0, time.monotonic()
+        self.stream = stream or sys.stdout
+        terminal = hasattr(self.stream, "isatty") and self.stream.isatty()
+        self.bar = tqdm(
+            total=total,
+            desc="sclc grid",
+            unit="point",
+            file=self.stream,
+            disable=not terminal or not total,
+            leave=False,
+        )
+
+    def point_done(self, result: PointResult) -> None:
+        self.done += 1
+        elapsed = time.monotonic() - self.start
+        left = elapsed / self.done * (self.total - self.done)
+        clock = f"{_clock(elapsed)} elapsed" + (f", ~{_clock(left)} left" if self.done < self.total else "")
+        error = f" {result.error}" if result.error else ""
+        line = f"  [{self.done}/{self.total}] {result.name}: {result.status} ({result.seconds:.1f} s; {clock}){error}"
+        self.bar.write(line, file=self.stream)
+        self.bar.update(1)
+
+    def close(self) -> None:
+        self.bar.close()
+
+
+def _clock(seconds: float) -> str:
+    """``h:mm:ss``.
+
+    Examples:
+        >>> _clock(3725.4)
+        '1:02:05'
+    """
+    whole = round(seconds)
+    return f"{whole // 3600}:{whole % 3600 // 60:02d}:{whole % 60:02d}"
+
+
 def _run(args: argparse.Namespace, points: list[GridPoint], out: Path, options: Any, slots: list[str]) -> int:
     to_run, skipped = _plan(points, out, args.rerun_failed, args.launcher)
     print(f"sclc grid: {len(points)} points of {args.config} in {out} ({args.launcher} launcher, --jobs {args.jobs})")
@@ -186,11 +231,11 @@ def _run(args: argparse.Namespace, points: list[GridPoint], out: Path, options: 
     if slots:
         print(f"sclc grid: worker GPUs (CUDA_VISIBLE_DEVICES) {' | '.join(slots)}")
     results: dict[str, PointResult] = {}
+    progress = PointProgress(len(to_run))
 
     def report(result: PointResult) -> None:
         results[result.name] = result
-        error = f" {result.error}" if result.error else ""
-        print(f"  [{len(results)}/{len(to_run)}] {result.name}: {result.status} ({result.seconds:.1f} s){error}")
+        progress.point_done(result)
         write_table(out, points, results)
 
     write_table(out, points, results)
@@ -210,6 +255,7 @@ def _run(args: argparse.Namespace, points: list[GridPoint], out: Path, options: 
                 print(f"sclc grid: jobs submitted; rerun this command with --out {out} to collect them.")
                 return 0
         results.update(results_found)
+    progress.close()
     table = write_table(out, points, results)
     statuses = {
         p.name: results[p.name].status if p.name in results else read_point(out / p.name).get("status", "pending")
