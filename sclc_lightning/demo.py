@@ -95,6 +95,15 @@ def _plot(results: dict[str, list[_Track]], n: int, path: Path) -> None:
             steps = range(values.shape[1])
             ax.plot(steps, mean, color=colour, label=name)
             ax.fill_between(steps, low, high, color=colour, alpha=0.15)
+    # Bertrand et al. Prop. 1: without correction E[σ_t] = α(n)^t E[σ_0] (each dimension's σ
+    # is a one-dimensional sample standard deviation), drawn from the measured σ_0.
+    collapsing = next((tracks for name, tracks in results.items() if name.startswith("self-consuming")), None)
+    if collapsing:
+        start = float(torch.tensor([t.sigma[0] for t in collapsing]).mean())
+        steps = range(len(collapsing[0].sigma))
+        rate = gaussian_collapse_rate(n)
+        theory = [start * rate**t for t in steps]
+        axes[0].plot(steps, theory, color="tab:red", linestyle="--", linewidth=1, label="theory: α(n)^t σ₀")
     axes[0].axhline(1.0, color="black", linestyle=":", linewidth=1, label="true σ = 1")
     axes[0].set(xlabel="generation", ylabel="fitted σ (mean per dimension)", title="Model collapse", ylim=(0, None))
     axes[1].set(xlabel="generation", ylabel="W₂ to the true N(0, I)", title="Distance to the data distribution")

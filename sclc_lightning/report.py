@@ -8,7 +8,9 @@ generation is written, one line per group. Where the theory has a closed form it
 dashed over the measured curve: ``sigma`` of replace-mode Gaussian runs gets
 :math:`\sigma_0\,\alpha(n)^t` (Bertrand et al. Prop. 1); ``test_error`` of linear regression on
 its own targets (λ = 1, replace or accumulate) gets
-:func:`~sclc_lightning.theory.linear_regression_error`. ``report.html`` holds every figure and
+:func:`~sclc_lightning.theory.linear_regression_error`. An ``augment`` group whose λ is at or
+above the stability bound :math:`(1+\gamma)/(2+\gamma)` of Gillman et al. Thm. 4.3 says so in the
+legend (:func:`stability_note`). ``report.html`` holds every figure and
 each run's sample pictures across generations, embedded so the page is self-contained.
 """
 
@@ -29,7 +31,7 @@ import yaml
 
 from sclc_lightning.theory import gaussian_collapse_rate, linear_regression_error
 
-__all__ = ["Run", "figure_name", "find_runs", "group_runs", "main", "write_report"]
+__all__ = ["Run", "figure_name", "find_runs", "group_runs", "main", "stability_note", "write_report"]
 
 # Columns of metrics.csv that are bookkeeping rather than metrics.
 _NOT_METRICS = {"generation", "epoch"}
@@ -201,6 +203,51 @@ def _theory_curve(metric: str, runs: list[Run]) -> tuple[str, list[int], list[fl
     return None
 
 
+def _strength(run: Run) -> float | None:
+    """γ of the run: ``0`` without a corrector, the configured strength, else the registered
+    corrector's default (``None`` for a corrector given as a class path)."""
+    corrector = run.loop.get("corrector")
+    if corrector is None:
+        return 0.0
+    strength = (run.loop.get("corrector_kwargs") or {}).get("strength")
+    if strength is None and isinstance(corrector, str):
+        import inspect
+
+        from sclc_lightning.correctors import get_corrector_class
+
+        try:
+            strength = inspect.signature(get_corrector_class(corrector)).parameters["strength"].default
+        except (ValueError, KeyError):
+            return None
+    return float(strength) if isinstance(strength, (int, float)) else None
+
+
+def stability_note(runs: list[Run]) -> str | None:
+    r"""A warning for a group whose :math:`\lambda` is at or above the stability bound of
+    Gillman et al. Thm. 4.3, in its most favourable case (:math:`arepsilon L/lpha 	o 0`):
+    :math:`\lambda < (1+\gamma)/(2+\gamma)`. The theorem is about real data augmented with
+    synthetic data, so only ``augment`` runs get one.
+
+    Examples:
+        >>> run = Run(Path("r"), {"loop": {"synthetic_fraction": 0.75, "mode": "augment"}}, [])
+        >>> stability_note([run])
+        'λ=0.75 ≥ (1+γ)/(2+γ)=0.50: outside the stability bound (Gillman Thm. 4.3)'
+        >>> run.config["loop"].update(corrector="optimal_transport", corrector_kwargs={"strength": 5.0})
+        >>> stability_note([run]) is None  # (1+5)/(2+5) = 0.86
+        True
+    """
+    from sclc_lightning.theory import max_stable_fraction
+
+    loop = runs[0].loop
+    fraction, gamma = loop.get("synthetic_fraction"), _strength(runs[0])
+    if loop.get("mode") != "augment" or not isinstance(fraction, (int, float)) or fraction <= 0 or gamma is None:
+        return None
+    bound = max_stable_fraction(gamma, alpha=1.0, epsilon=0.0, lipschitz=0.0)
+    if fraction < bound:
+        return None
+    return f"λ={fraction} ≥ (1+γ)/(2+γ)={bound:.2f}: outside the stability bound (Gillman Thm. 4.3)"
+
+
 def _log_scale(values: list[float]) -> bool:
     """Whether a metric spans more than three decades of positive values (a divergence, a
     collapsing variance): then its figure has a logarithmic axis.
@@ -230,6 +277,9 @@ def _plot_metric(metric: str, groups: dict[str, list[Run]], path: Path) -> None:
             means.append(mean)
             stds.append((sum((v - mean) ** 2 for v in values) / len(values)) ** 0.5)
         label = f"{name} ({len(runs)} run{'s' if len(runs) > 1 else ''})"
+        note = stability_note(runs)
+        if note is not None:
+            label += f"\n  {note}"
         line = ax.plot(generations, means, label=label)[0]
         if len(runs) > 1:
             ax.fill_between(

@@ -87,3 +87,16 @@ def test_runs_are_grouped_by_every_setting_but_their_seeds() -> None:
         "λ=1.0 γ=0 replace none keep_real=0.1 lr=0.1": 2,
         "λ=1.0 γ=0 replace none keep_real=0.1 lr=0.2": 1,
     }
+
+
+def test_the_stability_bound_is_named_where_lambda_exceeds_it() -> None:
+    from sclc_lightning.report import Run, stability_note
+
+    def note(**loop: object) -> str | None:
+        return stability_note([Run(Path("r"), {"loop": loop}, [])])
+
+    assert note(synthetic_fraction=0.5, mode="augment") is not None  # γ = 0: stable only for λ < 1/2
+    assert note(synthetic_fraction=0.4, mode="augment") is None
+    assert "(1+γ)/(2+γ)=0.67" in str(note(synthetic_fraction=0.7, mode="augment", corrector="optimal_transport"))
+    assert note(synthetic_fraction=0.99, mode="augment", corrector="kmeans") is None  # default γ = ∞: bound 1
+    assert note(synthetic_fraction=1.0, mode="replace") is None  # the theorem is about augmenting real data
