@@ -21,7 +21,20 @@ __all__ = [
     "LinearRegressionDataModule",
     "PointsDataModule",
     "TwoMoonsDataModule",
+    "standard_normal_2d",
 ]
+
+
+def standard_normal_2d(num: int, generator: torch.Generator) -> Tensor:
+    r"""``num`` fresh points of :math:`\mathcal N(0, I_2)`: the target distribution itself, for
+    the optimal-transport corrector's ``target_sampler`` (Gillman et al. §5 draw the matching
+    targets "from the target", not from the :math:`n` training points).
+
+    Examples:
+        >>> standard_normal_2d(3, torch.Generator().manual_seed(0)).shape
+        torch.Size([3, 2])
+    """
+    return torch.randn(num, 2, generator=generator)
 
 
 class _Rows(Dataset[Tensor]):

@@ -1,0 +1,211 @@
+#!/usr/bin/env bash
+# Rebuild the figures of docs/results.md: one `sclc grid` per arm, then `sclc report`.
+#
+#   scripts/reproduce_results.sh                  # the page's settings (hours on 2 CPU cores)
+#   scripts/reproduce_results.sh --tiny           # every section on a tiny setting (minutes; a test runs it)
+#   scripts/reproduce_results.sh --only gillman_fig2 --only bertrand_prop1
+#   scripts/reproduce_results.sh --out runs/results --jobs 4
+#
+# Each section writes runs/results/<section>/<arm>/ (one run folder per point, resumable: run the
+# same command again after an interruption) and runs/results/<section>/report/ (PNG + report.html).
+# Sections: gillman_fig2 bertrand_prop1 modes bertrand_fig1 bertrand_fig2 gillman_mnist motion
+#           linear_regression gmm_em vae lm_finetune lm_pretrain
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+SCALE=full
+OUT=runs/results
+JOBS=2
+ONLY=()
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --tiny) SCALE=tiny ;;
+    --out) OUT=$2; shift ;;
+    --jobs) JOBS=$2; shift ;;
+    --only) ONLY+=("$2"); shift ;;
+    -h|--help) sed -n '2,12p' "$0"; exit 0 ;;
+    *) echo "reproduce_results.sh: unknown argument $1 (--help lists them)" >&2; exit 2 ;;
+  esac
+  shift
+done
+SCLC=${SCLC:-.venv/bin/sclc}
+export WANDB_MODE=${WANDB_MODE:-disabled}
+# Every point: no W&B, no checkpoint files (a rerun of an interrupted grid starts its unfinished points over).
+COMMON=(--trainer.enable_checkpointing false)
+
+# pick FULL TINY: the value for this scale
+pick() { if [ "$SCALE" = tiny ]; then echo "$2"; else echo "$1"; fi; }
+
+wanted() {
+  [ ${#ONLY[@]} -eq 0 ] && return 0
+  local name
+  for name in "${ONLY[@]}"; do [ "$name" = "$1" ] && return 0; done
+  return 1
+}
+
+# grid SECTION ARM RECIPE [grid options...] -- [fit overrides...]
+grid() {
+  local section=$1 arm=$2 recipe=$3
+  shift 3
+  local options=() overrides=()
+  while [ $# -gt 0 ] && [ "$1" != "--" ]; do options+=("$1"); shift; done
+  [ $# -gt 0 ] && shift
+  overrides=("$@")
+  echo "== $section / $arm"
+  local code=0
+  "$SCLC" grid --config "$recipe" "${options[@]}" --jobs "$JOBS" --out "$OUT/$section/$arm" \
+    -- "${COMMON[@]}" "${overrides[@]}" || code=$?
+  if [ "$code" -ne 0 ]; then
+    echo "reproduce_results.sh: $section / $arm: sclc grid exited with $code (see $OUT/$section/$arm/runs.csv)" >&2
+    exit "$code"
+  fi
+}
+
+report() {
+  local section=$1
+  shift
+  "$SCLC" report "$@" --out "$OUT/$section/report"
+}
+
+timed() {
+  local section=$1 start
+  wanted "$section" || return 0
+  start=$(date +%s)
+  "section_$section"
+  echo "== $section: $(( $(date +%s) - start )) s" | tee -a "$OUT/times.txt"
+}
+
+GAMMAS=$(pick 0,0.01,0.03,0.1,0.3,1,2,5 0,1)
+
+# Gillman et al. Fig. 2: W2 against the generation for the gamma grid, three settings.
+section_gillman_fig2() {
+  local gens seeds
+  gens=$(pick 500 3)
+  seeds=$(pick 0-9 0-1)
+  local fast=(--loop.generations "$gens" --data.init_args.batch_size 20000)  # exact fit: one batch
+  grid gillman_fig2 accumulate recipes/gaussian_toy.yaml \
+    --set "loop.corrector_kwargs.strength=$GAMMAS" --seeds "$seeds" -- "${fast[@]}"
+  grid gillman_fig2 augment recipes/gaussian_toy.yaml \
+    --set "loop.corrector_kwargs.strength=$GAMMAS" --seeds "$seeds" -- "${fast[@]}" --loop.mode augment
+  grid gillman_fig2 accumulate_true_target recipes/gaussian_toy.yaml \
+    --set "loop.corrector_kwargs.strength=$GAMMAS" --seeds "$seeds" -- "${fast[@]}" \
+    --loop.corrector_kwargs.target_sampler sclc_lightning.data.toy:standard_normal_2d
+  report gillman_fig2 "$OUT/gillman_fig2/accumulate" "$OUT/gillman_fig2/augment" \
+    "$OUT/gillman_fig2/accumulate_true_target"
+}
+
+# Bertrand et al. Prop. 1: a Gaussian refitted on its own n samples, sigma_t against alpha(n)^t sigma_0.
+section_bertrand_prop1() {
+  local gens seeds
+  gens=$(pick 100 3)
+  seeds=$(pick 0-19 0-1)
+  grid bertrand_prop1 replace recipes/gaussian_collapse.yaml --set data.init_args.n=10,50 --seeds "$seeds" \
+    -- --loop.generations "$gens"
+  grid bertrand_prop1 real_only recipes/gaussian_collapse.yaml --seeds "$seeds" \
+    -- --loop.generations "$gens" --loop.synthetic_fraction 0 --loop.mode augment
+  report bertrand_prop1 "$OUT/bertrand_prop1/replace" "$OUT/bertrand_prop1/real_only"
+}
+
+# Replace vs accumulate vs accumulate-subsample (Gerstgrasser et al.; Kazdan et al.).
+section_modes() {
+  local gens seeds
+  gens=$(pick 100 3)
+  seeds=$(pick 0-19 0-1)
+  grid modes modes recipes/gaussian_accumulate.yaml --set loop.mode=replace,accumulate --seeds "$seeds" \
+    -- --loop.generations "$gens"
+  grid modes subsample recipes/gaussian_accumulate.yaml --seeds "$seeds" \
+    -- --loop.generations "$gens" --loop.mode_kwargs.max_synthetic 10
+  report modes "$OUT/modes/modes" "$OUT/modes/subsample"
+}
+
+# Bertrand et al. Fig. 1: DDPM on 8 Gaussians, fully synthetic (replace) vs lambda = 1 (augment).
+section_bertrand_fig1() {
+  local gens seeds budget
+  gens=$(pick 10 2)
+  seeds=$(pick 0-2 0)
+  budget=$(pick 200000 2048)
+  grid bertrand_fig1 arms recipes/eight_gaussians_ddpm.yaml --set loop.mode=replace,augment --seeds "$seeds" \
+    -- --loop.generations "$gens" --loop.images_per_generation "$budget"
+  report bertrand_fig1 "$OUT/bertrand_fig1/arms"
+}
+
+# Bertrand et al. Fig. 2: conditional flow matching on two moons, replace vs lambda = 1.
+section_bertrand_fig2() {
+  local gens seeds budget
+  gens=$(pick 10 2)
+  seeds=$(pick 0-2 0)
+  budget=$(pick 150000 2048)
+  grid bertrand_fig2 arms recipes/two_moons_cfm.yaml --set loop.mode=replace,augment --seeds "$seeds" \
+    -- --loop.generations "$gens" --loop.images_per_generation "$budget"
+  report bertrand_fig2 "$OUT/bertrand_fig2/arms"
+}
+
+# Gillman et al.'s MNIST experiment on the 8x8 digits: KMeans vs none vs real only.
+section_gillman_mnist() {
+  local gens seeds extra=()
+  gens=$(pick 10 1)
+  seeds=$(pick 0-2 0)
+  [ "$SCALE" = tiny ] && extra=(--loop.initial_images 256 --loop.images_per_generation 128)
+  grid gillman_mnist loops recipes/digits_ddpm.yaml --set loop.corrector=kmeans,null --seeds "$seeds" \
+    -- --loop.generations "$gens" "${extra[@]}"
+  grid gillman_mnist real_only recipes/digits_ddpm.yaml --seeds "$seeds" \
+    -- --loop.generations "$gens" --loop.synthetic_fraction 0 "${extra[@]}"
+  report gillman_mnist "$OUT/gillman_mnist/loops" "$OUT/gillman_mnist/real_only"
+}
+
+# Gillman et al. section 6: motion, physics correction vs none vs real only (small CPU variant).
+section_motion() {
+  local gens seeds
+  gens=$(pick 5 1)
+  seeds=$(pick 0-1 0)
+  grid motion loops recipes/motion_physics.yaml --set loop.synthetic_fraction=0.5,1.0 \
+    --set loop.corrector=null,physics --seeds "$seeds" -- --config recipes/small/motion_physics.yaml \
+    --loop.generations "$gens"
+  grid motion real_only recipes/motion_physics.yaml --set loop.synthetic_fraction=0 --seeds "$seeds" \
+    -- --config recipes/small/motion_physics.yaml --loop.generations "$gens"
+  report motion "$OUT/motion/loops" "$OUT/motion/real_only"
+}
+
+# The other model families (docs/collapse.md).
+section_linear_regression() {
+  grid linear_regression modes recipes/linear_regression.yaml --set loop.mode=replace,accumulate \
+    --seeds "$(pick 0-19 0-1)" -- --loop.generations "$(pick 50 3)"
+  report linear_regression "$OUT/linear_regression/modes"
+}
+
+section_gmm_em() {
+  grid gmm_em em recipes/gmm_em.yaml --seeds "$(pick 0-2 0)" -- --loop.generations "$(pick 2000 3)"
+  report gmm_em "$OUT/gmm_em/em"
+}
+
+section_vae() {
+  local extra=()
+  [ "$SCALE" = tiny ] && extra=(--config recipes/small/vae_replace_accumulate.yaml --loop.generations 1)
+  grid vae modes recipes/vae_replace_accumulate.yaml --set loop.mode=replace,accumulate \
+    --seeds "$(pick 0-2 0)" -- "${extra[@]}"
+  report vae "$OUT/vae/modes"
+}
+
+section_lm_finetune() {
+  local extra=()
+  [ "$SCALE" = tiny ] && extra=(--config recipes/small/lm_finetune.yaml --loop.generations 1)
+  grid lm_finetune keep recipes/lm_finetune.yaml --set loop.mode_kwargs.keep_real=0,0.1 \
+    --seeds "$(pick 0-2 0)" -- "${extra[@]}"
+  report lm_finetune "$OUT/lm_finetune/keep"
+}
+
+section_lm_pretrain() {
+  local extra=()
+  [ "$SCALE" = tiny ] && extra=(--config recipes/small/lm_pretrain.yaml --loop.generations 1)
+  grid lm_pretrain modes recipes/lm_pretrain.yaml --set loop.mode=replace,accumulate \
+    --seeds "$(pick 0-2 0)" -- "${extra[@]}"
+  report lm_pretrain "$OUT/lm_pretrain/modes"
+}
+
+mkdir -p "$OUT"
+echo "reproduce_results.sh: $SCALE settings, $JOBS jobs, into $OUT"
+for section in gillman_fig2 bertrand_prop1 modes bertrand_fig1 bertrand_fig2 gillman_mnist motion \
+  linear_regression gmm_em vae lm_finetune lm_pretrain; do
+  timed "$section"
+done
+echo "reproduce_results.sh: done; times in $OUT/times.txt"
