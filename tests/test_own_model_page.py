@@ -25,7 +25,7 @@ def test_the_page_runs_as_written(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
     monkeypatch.chdir(tmp_path)  # the Trainer's default logger writes under the working directory
     namespace: dict[str, Any] = {"__name__": "own_model_page"}
     for block in _blocks():
-        exec(compile(block, str(PAGE), "exec"), namespace)  # noqa: S102 - the page's own code
+        exec(compile(block, str(PAGE), "exec"), namespace)  # the page's own code
     loop, trainer = namespace["loop"], namespace["trainer"]
     counts = [(r.generation, r.num_real, r.num_synthetic, r.num_trained) for r in loop.history]
     assert counts == [(0, 1500, 0, 1536), (1, 1500, 750, 1536), (2, 1500, 750, 1536), (3, 1500, 750, 1536)]

@@ -111,18 +111,17 @@ CIFAR_FOLDER = ("--data", "sclc_lightning.data.images.ImageFolderDataModule", "-
 BF16_AND_EMA = ("--trainer.precision", "bf16-mixed", "--model.init_args.ema_decay", "0.99")  # as the full recipes
 
 
+# The small variants train 2,560 images per run with a UNet: minutes each on 2 cores, most of an
+# hour on a loaded machine. They are `slow`; test_image_recipes_on_one_batch_per_generation runs
+# the same recipes and layers in the default suite on one batch per generation.
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("recipe", "small", "data_args"),
     [
         ("cifar10_ddpm", "cifar10", list(CIFAR_FOLDER)),
-        pytest.param(
-            "cifar10_edm",
-            "cifar10",
-            [*CIFAR_FOLDER, *BF16_AND_EMA],
-            # bf16 convolutions are emulated on CPUs without AVX512-BF16: 15 min on such a 2-core
-            # machine; test_edm_under_bf16_mixed_and_ema checks the same in the default suite
-            marks=pytest.mark.slow,
-        ),
+        # bf16 convolutions are emulated on CPUs without AVX512-BF16: 15 min on such a 2-core
+        # machine; test_edm_under_bf16_mixed_and_ema checks the same in the default suite
+        ("cifar10_edm", "cifar10", [*CIFAR_FOLDER, *BF16_AND_EMA]),
         ("ffhq64_edm", "ffhq64", []),
     ],
 )
@@ -144,6 +143,35 @@ def test_small_variants_of_the_paper_image_recipes(
     assert rows[-1]["train_loss"] < rows[0]["train_loss"]  # the model trains across generations
     stored = load_file(str(tmp_path / "r" / "synthetic" / "gen_0002" / "shard_00000.safetensors"))["data"]
     assert stored.dtype == torch.float32 and bool(stored.isfinite().all())  # whatever the training precision
+
+
+ONE_BATCH = ("--loop.initial_images", "32", "--loop.images_per_generation", "32", "--loop.synthetic_fraction", "0.1")
+
+
+@pytest.mark.parametrize(
+    ("recipe", "small", "data_args"), [("cifar10_ddpm", "cifar10", CIFAR_FOLDER), ("ffhq64_edm", "ffhq64", ())]
+)
+def test_image_recipes_on_one_batch_per_generation(
+    tmp_path: Path, recipe: str, small: str, data_args: tuple[str, ...]
+) -> None:
+    """The paper-size recipe with its small layer, as in the slow test above, on one batch of 32
+    per generation and 2 sampling steps: the recipe, the layer, the UNet, sampling and the
+    sample figures work together, and what is stored is finite float32 images."""
+    images = _fake_images(tmp_path / "images", 32)
+    rows = run(
+        tmp_path,
+        recipe,
+        "r",
+        *("--config", str(RECIPES / "small" / f"{small}.yaml"), *data_args, "--data.init_args.root", str(images)),
+        *("--model.init_args.sampling_steps", "2", *ONE_BATCH),
+    )
+    count = 3  # floor(0.1 n) of the 36 training images (the rest is the test split)
+    assert [r["num_synthetic"] for r in rows] == [0, count, count] and all(r["num_trained"] == 32 for r in rows)
+    assert all(math.isfinite(r["train_loss"]) for r in rows)
+    size = 16 if "ffhq" in recipe else 32  # the FFHQ layer trains at 16x16
+    stored = load_file(str(tmp_path / "r" / "synthetic" / "gen_0002" / "shard_00000.safetensors"))["data"]
+    assert stored.shape == (count, 3, size, size) and stored.dtype == torch.float32 and bool(stored.isfinite().all())
+    assert sorted(p.name for p in (tmp_path / "r" / "samples").glob("generation_*.png"))[-1] == "generation_0002.png"
 
 
 def test_edm_under_bf16_mixed_and_ema(tmp_path: Path) -> None:
