@@ -120,31 +120,31 @@ section_modes() {
 
 # Bertrand et al. Fig. 1: DDPM on 8 Gaussians, fully synthetic (replace) vs lambda = 1 (augment).
 section_bertrand_fig1() {
-  local gens seeds budget
+  local gens seeds budget=()
   gens=$(pick 10 2)
   seeds=$(pick 0-2 0)
-  budget=$(pick 200000 2048)
+  [ "$SCALE" = tiny ] && budget=(--loop.initial_images 2048 --loop.images_per_generation 1024)
   grid bertrand_fig1 arms recipes/eight_gaussians_ddpm.yaml --set loop.mode=replace,augment --seeds "$seeds" \
-    -- --loop.generations "$gens" --loop.images_per_generation "$budget"
+    -- --loop.generations "$gens" "${budget[@]}"
   report bertrand_fig1 "$OUT/bertrand_fig1/arms"
 }
 
 # Bertrand et al. Fig. 2: conditional flow matching on two moons, replace vs lambda = 1.
 section_bertrand_fig2() {
-  local gens seeds budget
+  local gens seeds budget=()
   gens=$(pick 10 2)
   seeds=$(pick 0-2 0)
-  budget=$(pick 150000 2048)
+  [ "$SCALE" = tiny ] && budget=(--loop.initial_images 1024 --loop.images_per_generation 512)
   grid bertrand_fig2 arms recipes/two_moons_cfm.yaml --set loop.mode=replace,augment --seeds "$seeds" \
-    -- --loop.generations "$gens" --loop.images_per_generation "$budget"
+    -- --loop.generations "$gens" "${budget[@]}"
   report bertrand_fig2 "$OUT/bertrand_fig2/arms"
 }
 
 # Gillman et al.'s MNIST experiment on the 8x8 digits: KMeans vs none vs real only.
 section_gillman_mnist() {
   local gens seeds extra=()
-  gens=$(pick 10 1)
-  seeds=$(pick 0-2 0)
+  gens=$(pick 6 1)
+  seeds=$(pick 0-1 0)
   [ "$SCALE" = tiny ] && extra=(--loop.initial_images 256 --loop.images_per_generation 128)
   grid gillman_mnist loops recipes/digits_ddpm.yaml --set loop.corrector=kmeans,null --seeds "$seeds" \
     -- --loop.generations "$gens" "${extra[@]}"
