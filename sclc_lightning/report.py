@@ -12,6 +12,8 @@ its own targets (λ = 1, replace or accumulate) gets
 above the stability bound :math:`(1+\gamma)/(2+\gamma)` of Gillman et al. Thm. 4.3 says so in the
 legend (:func:`stability_note`). ``report.html`` holds every figure and
 each run's sample pictures across generations, embedded so the page is self-contained.
+``summary.csv`` gives, per group and metric, the mean and standard deviation over seeds of the
+last generation's value and of the second half's average (:func:`write_summary`).
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ import yaml
 
 from sclc_lightning.theory import gaussian_collapse_rate, linear_regression_error
 
-__all__ = ["Run", "figure_name", "find_runs", "group_runs", "main", "stability_note", "write_report"]
+__all__ = ["Run", "figure_name", "find_runs", "group_runs", "main", "stability_note", "write_report", "write_summary"]
 
 # Columns of metrics.csv that are bookkeeping rather than metrics.
 _NOT_METRICS = {"generation", "epoch"}
@@ -346,6 +348,45 @@ def figure_name(metric: str, taken: set[str]) -> str:
     return name
 
 
+def _mean_std(values: list[float]) -> tuple[float, float]:
+    mean = sum(values) / len(values)
+    return mean, (sum((v - mean) ** 2 for v in values) / len(values)) ** 0.5
+
+
+def write_summary(groups: dict[str, list[Run]], metrics: Sequence[str], path: Path) -> None:
+    """``summary.csv``: for every group and metric, over the group's runs (seeds), the mean and
+    standard deviation of the metric at the last generation and of its average over the second
+    half of the generations (``t > T/2``), the numbers a results table quotes.
+
+    Examples:
+        >>> import tempfile
+        >>> runs = [Run(Path(str(s)), {}, [{"generation": float(g), "w2": float(g + s)} for g in range(5)])
+        ...         for s in (0, 2)]
+        >>> with tempfile.TemporaryDirectory() as folder:
+        ...     write_summary({"arm": runs}, ["w2"], Path(folder) / "s.csv")
+        ...     print(open(Path(folder) / "s.csv").read().splitlines()[1])
+        arm,w2,2,4,5,1,4.5,1
+    """
+    with open(path, "w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["group", "metric", "runs", "last_generation", "last_mean", "last_std", "late_mean", "late_std"])
+        for name, runs in sorted(groups.items()):
+            for metric in metrics:
+                series = [r.series(metric) for r in runs]
+                series = [s for s in series if s]
+                if not series:
+                    continue
+                last = min(max(s) for s in series)  # the last generation every run reached
+                late = [sum(v for g, v in s.items() if last / 2 < g <= last) for s in series]
+                counts = [sum(1 for g in s if last / 2 < g <= last) for s in series]
+                late_means = [total / count for total, count in zip(late, counts) if count]
+                last_mean, last_std = _mean_std([s[last] for s in series if last in s])
+                late_mean, late_std = _mean_std(late_means)
+                writer.writerow(
+                    [name, metric, len(series), last, *(f"{v:.6g}" for v in (last_mean, last_std, late_mean, late_std))]
+                )
+
+
 def write_report(folders: Sequence[str | Path], out: str | Path) -> Path:
     """Write the figures and ``report.html`` for the runs under ``folders``; returns the page.
 
@@ -384,6 +425,7 @@ def write_report(folders: Sequence[str | Path], out: str | Path) -> Path:
         pictures = [{"name": f.name, "caption": f.stem, "data": _base64(f)} for f in dict.fromkeys(chosen)]
         if pictures:
             samples.append({"path": str(run.path), "pictures": pictures})
+    write_summary(groups, metrics, out / "summary.csv")
     page = out / "report.html"
     template = Environment(autoescape=True).from_string(_PAGE)
     page.write_text(template.render(runs=table, groups=len(groups), figures=figures, samples=samples))

@@ -61,10 +61,11 @@ grid() {
   fi
 }
 
+# report SECTION NAME FOLDERS...: figures, report.html and summary.csv in OUT/SECTION/NAME
 report() {
-  local section=$1
-  shift
-  "$SCLC" report "$@" --out "$OUT/$section/report"
+  local section=$1 name=$2
+  shift 2
+  "$SCLC" report "$@" --out "$OUT/$section/$name"
 }
 
 timed() {
@@ -90,8 +91,10 @@ section_gillman_fig2() {
   grid gillman_fig2 accumulate_true_target recipes/gaussian_toy.yaml \
     --set "loop.corrector_kwargs.strength=$GAMMAS" --seeds "$seeds" -- "${fast[@]}" \
     --loop.corrector_kwargs.target_sampler sclc_lightning.data.toy:standard_normal_2d
-  report gillman_fig2 "$OUT/gillman_fig2/accumulate" "$OUT/gillman_fig2/augment" \
-    "$OUT/gillman_fig2/accumulate_true_target"
+  local arm
+  for arm in accumulate augment accumulate_true_target; do
+    report gillman_fig2 "report_$arm" "$OUT/gillman_fig2/$arm"
+  done
 }
 
 # Bertrand et al. Prop. 1: a Gaussian refitted on its own n samples, sigma_t against alpha(n)^t sigma_0.
@@ -103,7 +106,7 @@ section_bertrand_prop1() {
     -- --loop.generations "$gens"
   grid bertrand_prop1 real_only recipes/gaussian_collapse.yaml --seeds "$seeds" \
     -- --loop.generations "$gens" --loop.synthetic_fraction 0 --loop.mode augment
-  report bertrand_prop1 "$OUT/bertrand_prop1/replace" "$OUT/bertrand_prop1/real_only"
+  report bertrand_prop1 report "$OUT/bertrand_prop1/replace" "$OUT/bertrand_prop1/real_only"
 }
 
 # Replace vs accumulate vs accumulate-subsample (Gerstgrasser et al.; Kazdan et al.).
@@ -115,7 +118,7 @@ section_modes() {
     -- --loop.generations "$gens"
   grid modes subsample recipes/gaussian_accumulate.yaml --seeds "$seeds" \
     -- --loop.generations "$gens" --loop.mode_kwargs.max_synthetic 10
-  report modes "$OUT/modes/modes" "$OUT/modes/subsample"
+  report modes report "$OUT/modes/modes" "$OUT/modes/subsample"
 }
 
 # Bertrand et al. Fig. 1: DDPM on 8 Gaussians, fully synthetic (replace) vs lambda = 1 (augment).
@@ -126,7 +129,7 @@ section_bertrand_fig1() {
   [ "$SCALE" = tiny ] && budget=(--loop.initial_images 2048 --loop.images_per_generation 1024)
   grid bertrand_fig1 arms recipes/eight_gaussians_ddpm.yaml --set loop.mode=replace,augment --seeds "$seeds" \
     -- --loop.generations "$gens" "${budget[@]}"
-  report bertrand_fig1 "$OUT/bertrand_fig1/arms"
+  report bertrand_fig1 report "$OUT/bertrand_fig1/arms"
 }
 
 # Bertrand et al. Fig. 2: conditional flow matching on two moons, replace vs lambda = 1.
@@ -137,7 +140,7 @@ section_bertrand_fig2() {
   [ "$SCALE" = tiny ] && budget=(--loop.initial_images 1024 --loop.images_per_generation 512)
   grid bertrand_fig2 arms recipes/two_moons_cfm.yaml --set loop.mode=replace,augment --seeds "$seeds" \
     -- --loop.generations "$gens" "${budget[@]}"
-  report bertrand_fig2 "$OUT/bertrand_fig2/arms"
+  report bertrand_fig2 report "$OUT/bertrand_fig2/arms"
 }
 
 # Gillman et al.'s MNIST experiment on the 8x8 digits: KMeans vs none vs real only.
@@ -150,7 +153,7 @@ section_gillman_mnist() {
     -- --loop.generations "$gens" "${extra[@]}"
   grid gillman_mnist real_only recipes/digits_ddpm.yaml --seeds "$seeds" \
     -- --loop.generations "$gens" --loop.synthetic_fraction 0 "${extra[@]}"
-  report gillman_mnist "$OUT/gillman_mnist/loops" "$OUT/gillman_mnist/real_only"
+  report gillman_mnist report "$OUT/gillman_mnist/loops" "$OUT/gillman_mnist/real_only"
 }
 
 # Gillman et al. section 6: motion, physics correction vs none vs real only (small CPU variant).
@@ -163,19 +166,19 @@ section_motion() {
     --loop.generations "$gens"
   grid motion real_only recipes/motion_physics.yaml --set loop.synthetic_fraction=0 --seeds "$seeds" \
     -- --config recipes/small/motion_physics.yaml --loop.generations "$gens"
-  report motion "$OUT/motion/loops" "$OUT/motion/real_only"
+  report motion report "$OUT/motion/loops" "$OUT/motion/real_only"
 }
 
 # The other model families (docs/collapse.md).
 section_linear_regression() {
   grid linear_regression modes recipes/linear_regression.yaml --set loop.mode=replace,accumulate \
     --seeds "$(pick 0-19 0-1)" -- --loop.generations "$(pick 50 3)"
-  report linear_regression "$OUT/linear_regression/modes"
+  report linear_regression report "$OUT/linear_regression/modes"
 }
 
 section_gmm_em() {
   grid gmm_em em recipes/gmm_em.yaml --seeds "$(pick 0-2 0)" -- --loop.generations "$(pick 2000 3)"
-  report gmm_em "$OUT/gmm_em/em"
+  report gmm_em report "$OUT/gmm_em/em"
 }
 
 section_vae() {
@@ -183,7 +186,7 @@ section_vae() {
   [ "$SCALE" = tiny ] && extra=(--config recipes/small/vae_replace_accumulate.yaml --loop.generations 1)
   grid vae modes recipes/vae_replace_accumulate.yaml --set loop.mode=replace,accumulate \
     --seeds "$(pick 0-2 0)" -- "${extra[@]}"
-  report vae "$OUT/vae/modes"
+  report vae report "$OUT/vae/modes"
 }
 
 section_lm_finetune() {
@@ -191,7 +194,7 @@ section_lm_finetune() {
   [ "$SCALE" = tiny ] && extra=(--config recipes/small/lm_finetune.yaml --loop.generations 1)
   grid lm_finetune keep recipes/lm_finetune.yaml --set loop.mode_kwargs.keep_real=0,0.1 \
     --seeds "$(pick 0-2 0)" -- "${extra[@]}"
-  report lm_finetune "$OUT/lm_finetune/keep"
+  report lm_finetune report "$OUT/lm_finetune/keep"
 }
 
 section_lm_pretrain() {
@@ -199,7 +202,7 @@ section_lm_pretrain() {
   [ "$SCALE" = tiny ] && extra=(--config recipes/small/lm_pretrain.yaml --loop.generations 1)
   grid lm_pretrain modes recipes/lm_pretrain.yaml --set loop.mode=replace,accumulate \
     --seeds "$(pick 0-2 0)" -- "${extra[@]}"
-  report lm_pretrain "$OUT/lm_pretrain/modes"
+  report lm_pretrain report "$OUT/lm_pretrain/modes"
 }
 
 mkdir -p "$OUT"

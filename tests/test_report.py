@@ -100,3 +100,21 @@ def test_the_stability_bound_is_named_where_lambda_exceeds_it() -> None:
     assert "(1+γ)/(2+γ)=0.67" in str(note(synthetic_fraction=0.7, mode="augment", corrector="optimal_transport"))
     assert note(synthetic_fraction=0.99, mode="augment", corrector="kmeans") is None  # default γ = ∞: bound 1
     assert note(synthetic_fraction=1.0, mode="replace") is None  # the theorem is about augmenting real data
+
+
+def test_the_summary_quotes_last_and_late_values_per_group(tmp_path: Path) -> None:
+    import csv
+
+    from sclc_lightning.report import write_report
+
+    for seed, offset in ((0, 0.0), (1, 2.0)):
+        run = tmp_path / "runs" / f"s{seed}"
+        run.mkdir(parents=True)
+        (run / "config.yaml").write_text(f"loop: {{synthetic_fraction: 1.0, mode: replace, seed: {seed}}}\n")
+        rows = "".join(f"{g},{g + offset}\n" for g in range(11))
+        (run / "metrics.csv").write_text("generation,sigma\n" + rows)
+    write_report([tmp_path / "runs"], tmp_path / "out")
+    (row,) = [r for r in csv.DictReader(open(tmp_path / "out" / "summary.csv")) if r["metric"] == "sigma"]
+    assert row["group"] == "λ=1.0 γ=0 replace none" and row["runs"] == "2" and row["last_generation"] == "10"
+    assert float(row["last_mean"]) == 11.0 and float(row["last_std"]) == 1.0  # 10 and 12
+    assert float(row["late_mean"]) == 9.0 and float(row["late_std"]) == 1.0  # generations 6..10: 8 and 10

@@ -33,9 +33,13 @@ def test_the_gillman_section_runs_its_three_settings_and_reports(tmp_path: Path)
         rows = _points(section / arm)
         assert len(rows) == 4 and {r["status"] for r in rows} == {"ok"}, rows  # gamma 0, 1 x seeds 0, 1
         assert {r["final_generation"] for r in rows} == {"3"}
-    assert (section / "report" / "w2.png").stat().st_size > 5_000
-    page = (section / "report" / "report.html").read_text()
-    assert page.count("<tr><td>") == 12  # every run of the three settings in one report
+    for arm in ("accumulate", "augment", "accumulate_true_target"):  # a report per setting
+        report = section / f"report_{arm}"
+        assert (report / "w2.png").stat().st_size > 5_000
+        assert (report / "report.html").read_text().count("<tr><td>") == 4
+        summary = list(csv.DictReader(open(report / "summary.csv")))
+        w2 = [row for row in summary if row["metric"] == "w2"]
+        assert len(w2) == 2 and all(row["runs"] == "2" and row["last_generation"] == "3" for row in w2)
     assert "gillman_fig2:" in (tmp_path / "times.txt").read_text()
 
 
@@ -48,6 +52,6 @@ def test_an_unknown_argument_is_refused(tmp_path: Path) -> None:
 def test_every_section_runs_on_the_tiny_setting(tmp_path: Path) -> None:
     done = _run(tmp_path, "--jobs", "2")
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-    reports = sorted(p.parent.name for p in tmp_path.glob("*/report/report.html"))
-    assert len(reports) == 12, reports
+    sections = sorted({p.parent.parent.name for p in tmp_path.glob("*/report*/report.html")})
+    assert len(sections) == 12, sections
     assert {r["status"] for r in _points(tmp_path)} == {"ok"}
