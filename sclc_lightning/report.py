@@ -369,7 +369,8 @@ def write_summary(groups: dict[str, list[Run]], metrics: Sequence[str], path: Pa
     """
     with open(path, "w", newline="") as handle:
         writer = csv.writer(handle)
-        writer.writerow(["group", "metric", "runs", "last_generation", "last_mean", "last_std", "late_mean", "late_std"])
+        columns = ["last_generation", "last_mean", "last_std", "late_mean", "late_std"]
+        writer.writerow(["group", "metric", "runs", *columns])
         for name, runs in sorted(groups.items()):
             for metric in metrics:
                 series = [r.series(metric) for r in runs]
