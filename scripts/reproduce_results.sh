@@ -172,7 +172,7 @@ section_motion() {
 # The other model families (docs/collapse.md).
 section_linear_regression() {
   grid linear_regression modes recipes/linear_regression.yaml --set loop.mode=replace,accumulate \
-    --seeds "$(pick 0-19 0-1)" -- --loop.generations "$(pick 50 3)"
+    --seeds "$(pick 0-19 0-1)" -- --loop.generations "$(pick 100 3)"
   report linear_regression report "$OUT/linear_regression/modes"
 }
 
