@@ -55,13 +55,17 @@ class PointsDataModule(pl.LightningDataModule):
         n: size of the real training set.
         n_test: size of the held-out test set.
         batch_size: training batch size.
-        seed: the training and test points are drawn from this seed (different streams).
+        seed: the training and test points are drawn from this seed (different streams);
+            ``None`` takes the run's seed (``seed_everything``, which ``sclc grid --seeds`` sets),
+            so that seeds average over datasets as well as over the loop's draws.
     """
 
-    def __init__(self, n: int = 1000, n_test: int = 1000, batch_size: int = 128, seed: int = 0):
+    def __init__(self, n: int = 1000, n_test: int = 1000, batch_size: int = 128, seed: int | None = 0):
         super().__init__()
         if n < 1 or n_test < 0 or batch_size < 1:
             raise ValueError(f"Need n >= 1, n_test >= 0, batch_size >= 1; got {n}, {n_test}, {batch_size}.")
+        if seed is None:
+            seed = torch.initial_seed() % 2**62
         self.n, self.n_test, self.batch_size, self.seed = n, n_test, batch_size, seed
         self.train_points: Tensor | None = None
         self.test_points: Tensor | None = None
@@ -104,7 +108,7 @@ class GaussianDataModule(PointsDataModule):
         cov: list[list[float]] | None = None,
         n_test: int = 1000,
         batch_size: int = 50,
-        seed: int = 0,
+        seed: int | None = 0,
     ):
         super().__init__(n, n_test, batch_size, seed)
         self.dim, self.std = dim, std
@@ -139,7 +143,7 @@ class EightGaussiansDataModule(PointsDataModule):
         std: float = 0.02**0.5,
         n_test: int = 2000,
         batch_size: int = 256,
-        seed: int = 0,
+        seed: int | None = 0,
     ):
         super().__init__(n, n_test, batch_size, seed)
         self.radius, self.std = radius, std
@@ -177,7 +181,7 @@ class GaussianMixtureDataModule(PointsDataModule):
         n: int = 1000,
         n_test: int = 2000,
         batch_size: int | None = None,
-        seed: int = 0,
+        seed: int | None = 0,
     ):
         super().__init__(n, n_test, n if batch_size is None else batch_size, seed)
         centres = torch.tensor(means if means is not None else [[-2.0, 0.0], [2.0, 0.0]], dtype=torch.float64)
@@ -210,7 +214,9 @@ class GaussianMixtureDataModule(PointsDataModule):
 class TwoMoonsDataModule(PointsDataModule):
     """scikit-learn's two moons (Bertrand et al. Fig. 2: n = 10^3), standardised."""
 
-    def __init__(self, n: int = 1000, noise: float = 0.05, n_test: int = 1000, batch_size: int = 128, seed: int = 0):
+    def __init__(
+        self, n: int = 1000, noise: float = 0.05, n_test: int = 1000, batch_size: int = 128, seed: int | None = 0
+    ):
         super().__init__(n, n_test, batch_size, seed)
         self.noise = noise
 

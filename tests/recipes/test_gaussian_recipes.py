@@ -137,3 +137,23 @@ def test_gaussian_data_with_full_covariance_and_w2_against_it(tmp_path: Path) ->
     )
     # fitted on 4,000 points of N((3, -1), [[4, 1], [1, 1]]): w2 is measured against that distribution
     assert rows[0]["w2"] < 0.15 and abs(rows[0]["sigma"] - 1.5) < 0.1
+
+
+def test_point_data_follow_the_run_seed_when_their_seed_is_none() -> None:
+    import lightning.pytorch as pl
+
+    from sclc_lightning.data.toy import GaussianDataModule
+
+    def points(run_seed: int, **kwargs: object) -> object:
+        pl.seed_everything(run_seed, verbose=False)
+        data = GaussianDataModule(n=5, **kwargs)  # type: ignore[arg-type]
+        data.setup("fit")
+        return data.train_points
+
+    import torch
+
+    assert torch.equal(points(3, seed=None), points(3, seed=None))
+    assert not torch.equal(points(3, seed=None), points(4, seed=None))  # seeds average over datasets
+    assert torch.equal(points(3, seed=7), points(4, seed=7))  # a fixed data seed ignores the run's
+    for recipe in ("gaussian_toy", "gaussian_collapse", "gaussian_accumulate"):
+        assert yaml.safe_load((RECIPES / f"{recipe}.yaml").read_text())["data"]["init_args"]["seed"] is None
