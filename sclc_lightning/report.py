@@ -92,6 +92,13 @@ def _settings(run: Run) -> dict[str, str]:
     }
 
 
+def _extra(settings: dict[str, str], differing: list[str], short: bool) -> str:
+    """The settings that tell a group apart, as ``name=value``; ``short`` leaves out those absent
+    or None (``mode_kwargs=None`` beside ``max_synthetic=10``)."""
+    shown = [(name, settings.get(name, "-")) for name in differing]
+    return " ".join(f"{n.rsplit('.', 1)[-1]}={v}" for n, v in shown if not short or v not in ("-", "None"))
+
+
 def group_runs(runs: Sequence[Run]) -> dict[str, list[Run]]:
     """Runs that differ only by their seeds (and paths), by a label: :attr:`Run.group`, plus the
     settings that tell apart groups sharing that label (``replace none keep_real=0.1``)."""
@@ -105,9 +112,13 @@ def group_runs(runs: Sequence[Run]) -> dict[str, list[Run]]:
     for label, keys in labels.items():
         dicts = [dict(k) for k in keys]
         differing = sorted({name for d in dicts for name in d if len({e.get(name) for e in dicts}) > 1})
-        for key, settings in zip(keys, dicts):
-            extra = " ".join(f"{name.rsplit('.', 1)[-1]}={settings.get(name, '-')}" for name in differing)
-            groups[f"{label} {extra}".strip()] = by_settings[key]
+
+        short = [f"{label} {_extra(d, differing, True)}".strip() for d in dicts]
+        if len(set(short)) < len(short):
+            short = [f"{label} {_extra(d, differing, False)}".strip() for d in dicts]
+        names = short
+        for key, name in zip(keys, names):
+            groups[name] = by_settings[key]
     return groups
 
 

@@ -95,6 +95,8 @@ section_gillman_fig2() {
   for arm in accumulate augment accumulate_true_target; do
     report gillman_fig2 "report_$arm" "$OUT/gillman_fig2/$arm"
   done
+  "${PYTHON:-$(dirname "$SCLC")/python}" scripts/gillman_gamma.py "$OUT/gillman_fig2/accumulate" \
+    "$OUT/gillman_fig2/augment" "$OUT/gillman_fig2/accumulate_true_target" --out "$OUT/gillman_fig2/gamma"
 }
 
 # Bertrand et al. Prop. 1: a Gaussian refitted on its own n samples, sigma_t against alpha(n)^t sigma_0.

@@ -87,6 +87,17 @@ def test_runs_are_grouped_by_every_setting_but_their_seeds() -> None:
         "λ=1.0 γ=0 replace none keep_real=0.1 lr=0.1": 2,
         "λ=1.0 γ=0 replace none keep_real=0.1 lr=0.2": 1,
     }
+    # A setting present in one group only (mode_kwargs.max_synthetic) is named where it is set.
+    plain = Run(Path("/runs/a"), {"loop": {"synthetic_fraction": 1.0, "mode": "accumulate"}}, [])
+    capped = Run(
+        Path("/runs/b"),
+        {"loop": {"synthetic_fraction": 1.0, "mode": "accumulate", "mode_kwargs": {"max_synthetic": 10}}},
+        [],
+    )
+    assert set(group_runs([plain, capped])) == {
+        "λ=1.0 γ=0 accumulate none",
+        "λ=1.0 γ=0 accumulate none max_synthetic=10",
+    }
 
 
 def test_the_stability_bound_is_named_where_lambda_exceeds_it() -> None:

@@ -40,6 +40,13 @@ def test_the_gillman_section_runs_its_three_settings_and_reports(tmp_path: Path)
         summary = list(csv.DictReader(open(report / "summary.csv")))
         w2 = [row for row in summary if row["metric"] == "w2"]
         assert len(w2) == 2 and all(row["runs"] == "2" and row["last_generation"] == "3" for row in w2)
+    gamma = list(csv.DictReader(open(section / "gamma" / "gamma.csv")))  # W2 against gamma, paired by seed
+    assert [(r["setting"], r["gamma"], r["seeds"]) for r in gamma][:2] == [
+        ("accumulate", "0.0", "2"),
+        ("accumulate", "1.0", "2"),
+    ]
+    assert len(gamma) == 6 and all(float(r["vs_gamma0_mean"]) == 0.0 for r in gamma if r["gamma"] == "0.0")
+    assert (section / "gamma" / "gamma.png").stat().st_size > 10_000
     assert "gillman_fig2:" in (tmp_path / "times.txt").read_text()
 
 
