@@ -211,6 +211,14 @@ class SCLCCLI(LightningCLI):
                     )
                 )
             config.trainer.logger = loggers
+        if config.loop.get("corrector") is None and config.loop.get("corrector_kwargs"):
+            # `--loop.corrector null` (or `--set loop.corrector=kmeans,null`) on a recipe that
+            # configures its corrector: the recipe's corrector settings go with it.
+            rank_zero_info(
+                f"sclc: loop.corrector is null, so the recipe's loop.corrector_kwargs"
+                f" {dict(config.loop.corrector_kwargs)} are not used."
+            )
+            config.loop.corrector_kwargs = None
         if config.loop.get("output_dir") is None:
             config.loop.output_dir = os.path.join(config.run_dir, "synthetic")
 

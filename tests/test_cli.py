@@ -90,3 +90,15 @@ def test_a_bad_value_is_reported_in_two_lines(tmp_path: Path, capsys, override: 
     assert "Traceback" not in err and "usage:" not in err
     with pytest.raises(Exception, match=message.split(r"\.")[0][:30]):
         main([*args, "--debug"])  # the full error, for a developer
+
+
+def test_switching_the_recipes_corrector_off_drops_its_settings(tmp_path: Path) -> None:
+    import yaml
+
+    # gaussian_toy configures optimal_transport with strength 1.0: `--loop.corrector null` (as in a
+    # grid's `--set loop.corrector=optimal_transport,null`) must run the uncorrected arm.
+    recipe = str(Path(__file__).parents[1] / "recipes" / "gaussian_toy.yaml")
+    args = ["fit", "--config", recipe, "--run_dir", str(tmp_path / "r"), "--wandb", "false"]
+    assert main([*args, "--loop.corrector", "null", "--loop.generations", "1"]) == 0
+    loop = yaml.safe_load((tmp_path / "r" / "config.yaml").read_text())["loop"]
+    assert loop["corrector"] is None and loop["corrector_kwargs"] is None
