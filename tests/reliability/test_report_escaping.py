@@ -34,5 +34,6 @@ def test_hostile_names_are_escaped_and_stay_inside_out(tmp_path: Path) -> None:
         "report.html",
         "script_alert_2_script.png",
         "sigma.png",
+        "summary.csv",
         "x.png",
     ]
