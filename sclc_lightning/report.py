@@ -283,12 +283,8 @@ def _plot_metric(metric: str, groups: dict[str, list[Run]], path: Path) -> None:
         generations = sorted({g for r in runs for g in r.series(metric)})
         if not generations:
             continue
-        means, stds = [], []
-        for g in generations:
-            values = [r.series(metric)[g] for r in runs if g in r.series(metric)]
-            mean = sum(values) / len(values)
-            means.append(mean)
-            stds.append((sum((v - mean) ** 2 for v in values) / len(values)) ** 0.5)
+        spread = [_mean_std([r.series(metric)[g] for r in runs if g in r.series(metric)]) for g in generations]
+        means, stds = [m for m, _ in spread], [s for _, s in spread]
         label = f"{name} ({len(runs)} run{'s' if len(runs) > 1 else ''})"
         note = stability_note(runs)
         if note is not None:

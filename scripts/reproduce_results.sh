@@ -123,27 +123,17 @@ section_modes() {
   report modes report "$OUT/modes/modes" "$OUT/modes/subsample"
 }
 
-# Bertrand et al. Fig. 1: DDPM on 8 Gaussians, fully synthetic (replace) vs lambda = 1 (augment).
-section_bertrand_fig1() {
-  local gens seeds budget=()
-  gens=$(pick 10 2)
-  seeds=$(pick 0-2 0)
-  [ "$SCALE" = tiny ] && budget=(--loop.initial_images 2048 --loop.images_per_generation 1024)
-  grid bertrand_fig1 arms recipes/eight_gaussians_ddpm.yaml --set loop.mode=replace,augment --seeds "$seeds" \
-    -- --loop.generations "$gens" "${budget[@]}"
-  report bertrand_fig1 report "$OUT/bertrand_fig1/arms"
+# Bertrand et al. Figs. 1 and 2: fully synthetic (replace) vs lambda = 1 (augment), 10 generations.
+# bertrand_points SECTION RECIPE TINY_INITIAL TINY_BUDGET
+bertrand_points() {
+  local section=$1 recipe=$2 budget=()
+  [ "$SCALE" = tiny ] && budget=(--loop.initial_images "$3" --loop.images_per_generation "$4")
+  grid "$section" arms "$recipe" --set loop.mode=replace,augment --seeds "$(pick 0-2 0)" \
+    -- --loop.generations "$(pick 10 2)" "${budget[@]}"
+  report "$section" report "$OUT/$section/arms"
 }
-
-# Bertrand et al. Fig. 2: conditional flow matching on two moons, replace vs lambda = 1.
-section_bertrand_fig2() {
-  local gens seeds budget=()
-  gens=$(pick 10 2)
-  seeds=$(pick 0-2 0)
-  [ "$SCALE" = tiny ] && budget=(--loop.initial_images 1024 --loop.images_per_generation 512)
-  grid bertrand_fig2 arms recipes/two_moons_cfm.yaml --set loop.mode=replace,augment --seeds "$seeds" \
-    -- --loop.generations "$gens" "${budget[@]}"
-  report bertrand_fig2 report "$OUT/bertrand_fig2/arms"
-}
+section_bertrand_fig1() { bertrand_points bertrand_fig1 recipes/eight_gaussians_ddpm.yaml 2048 1024; }  # DDPM, 8 Gaussians
+section_bertrand_fig2() { bertrand_points bertrand_fig2 recipes/two_moons_cfm.yaml 1024 512; }  # flow matching, two moons
 
 # Gillman et al.'s MNIST experiment on the 8x8 digits: KMeans vs none vs real only.
 section_gillman_mnist() {

@@ -288,7 +288,7 @@ class SelfConsumingLoop(GenerationalLoop):
             return
         record = self._session.progress.finish(self.generation_of_epoch(trainer.current_epoch))
         self._history.append(record)
-        record.log(trainer, self._session.store.root)
+        record.log(trainer, self._session.history)
 
     @override
     def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:

@@ -13,7 +13,7 @@ from typing import Any
 import lightning.pytorch as pl
 from lightning.pytorch.utilities import rank_zero_info
 
-__all__ = ["HISTORY_FILE", "GenerationProgress", "GenerationRecord", "log_settings", "read_history"]
+__all__ = ["HISTORY_FILE", "GenerationProgress", "GenerationRecord", "HistoryFile", "log_settings", "read_history"]
 
 #: The records of a run's generations, in its synthetic data folder.
 HISTORY_FILE = "history.json"
@@ -31,12 +31,12 @@ class GenerationRecord:
     time_correcting_s: float
     time_training_s: float
 
-    def log(self, trainer: pl.Trainer, folder: Path | None = None) -> None:
-        """Send the record to every logger (global rank zero), add it to ``folder``'s
-        ``history.json`` (:func:`read_history`) and say it in the log."""
+    def log(self, trainer: pl.Trainer, history: HistoryFile | None = None) -> None:
+        """Send the record to every logger (global rank zero), add it to the run's ``history``
+        file (:func:`read_history`) and say it in the log."""
         if trainer.is_global_zero:
-            if folder is not None:
-                _add_to_history(folder, self)
+            if history is not None:
+                history.add(self)
             # Straight to the loggers, as LearningRateMonitor does: one row per generation at
             # the current step, without the cost of `LightningModule.log` bookkeeping.
             metrics = {k: float(v) for k, v in asdict(self).items()}
@@ -106,14 +106,24 @@ def log_settings(trainer: pl.Trainer, settings: dict[str, Any]) -> None:
         logger.log_hyperparams(flat)
 
 
-def _add_to_history(folder: Path, record: GenerationRecord) -> None:
-    """Write ``record`` into ``folder/history.json`` in place of the records of its generation
-    and later ones (a resumed run trains them again)."""
-    path = folder / HISTORY_FILE
-    rows = [row for row in _read_rows(path) if row["generation"] < record.generation]
-    temporary = path.with_name(f".{HISTORY_FILE}.tmp")
-    temporary.write_text(json.dumps([*rows, asdict(record)], indent=1))
-    os.replace(temporary, path)
+class HistoryFile:
+    """``folder/history.json`` for one fit: read once (the records of the fits before it), then
+    rewritten at each generation's end from memory."""
+
+    def __init__(self, folder: Path) -> None:
+        self.path = folder / HISTORY_FILE
+        self._rows: list[dict[str, Any]] | None = None
+
+    def add(self, record: GenerationRecord) -> None:
+        """Write ``record`` in place of the records of its generation and later ones (a resumed
+        run trains them again)."""
+        if self._rows is None:
+            self._rows = _read_rows(self.path)
+        self._rows = [row for row in self._rows if row["generation"] < record.generation]
+        self._rows.append(asdict(record))
+        temporary = self.path.with_name(f".{HISTORY_FILE}.tmp")
+        temporary.write_text(json.dumps(self._rows))
+        os.replace(temporary, self.path)
 
 
 def _read_rows(path: Path) -> list[dict[str, Any]]:

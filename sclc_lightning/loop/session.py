@@ -24,7 +24,7 @@ from sclc_lightning.loop.interruption import GenerationPosition, StopRequests, r
 from sclc_lightning.loop.loader import draw_generation, make_loader
 from sclc_lightning.loop.production import SyntheticProducer
 from sclc_lightning.loop.real_source import RealSource
-from sclc_lightning.loop.records import GenerationProgress
+from sclc_lightning.loop.records import GenerationProgress, HistoryFile
 from sclc_lightning.loop.restart import InitialState
 from sclc_lightning.loop.run import LoopState
 from sclc_lightning.loop.sampling import agree
@@ -67,6 +67,7 @@ class FitSession:
         resume: where the checkpoint being resumed was saved, when in the middle of a
             generation; used by that generation's loader, then cleared.
         start_step: the global step at which the generation being trained started.
+        history: the run's ``history.json``, one record per generation trained.
         initial: with ``start_from="initial"``, the state every generation after the first
             starts from.
     """
@@ -86,8 +87,12 @@ class FitSession:
     resume: GenerationPosition | None = None
     start_step: int = 0
     initial: InitialState | None = None
+    history: HistoryFile = field(init=False)
     _sets: dict[int, SyntheticSet] = field(default_factory=dict)
     _warned: set[tuple[int | None, int]] = field(default_factory=set)
+
+    def __post_init__(self) -> None:
+        self.history = HistoryFile(self.store.root)
 
     @property
     def n(self) -> int:
