@@ -242,7 +242,8 @@ def test_dict_items_with_strings_round_trip(tmp_path: Path) -> None:
         def on_train_batch_start(self, trainer: Any, pl_module: Any, batch: Any, batch_idx: int) -> None:
             seen.append(batch)
 
-    loop = SelfConsumingLoop(1.0, 1, images_per_generation=40, mode="replace", output_dir=tmp_path / "s")
+    copied = {"name": "copy", "weight": "copy"}  # the model is unconditional: the fields are copied
+    loop = SelfConsumingLoop(1.0, 1, images_per_generation=40, mode="replace", output_dir=tmp_path / "s", fields=copied)
     fit(tmp_path, GaussianModel(), DataLoader(DictItems(gaussian_points(20)), batch_size=10), loop, callbacks=[Spy()])
     last = seen[-1]
     assert set(last) == {"x", "name", "weight"}
@@ -374,7 +375,12 @@ def test_resume_with_changed_items_is_refused(tmp_path: Path) -> None:
     # the same points, now carrying a label field: the stored synthetic items no longer fit
     labelled = loader(gaussian_points(50, seed=3), labels=torch.zeros(50, dtype=torch.int64))
     loop = SelfConsumingLoop(
-        0.5, 2, images_per_generation=40, corrector="optimal_transport", output_dir=tmp_path / "synthetic"
+        0.5,
+        2,
+        images_per_generation=40,
+        corrector="optimal_transport",
+        output_dir=tmp_path / "synthetic",
+        fields={1: "copy"},
     )
     with pytest.raises(ValueError, match=r"changed settings \(item.container: checkpoint 'tensor' vs now 'tuple'"):
         fit(tmp_path, GaussianModel(), labelled, loop, ckpt_path=str(tmp_path / "ck" / "epoch=0.ckpt"))
@@ -442,7 +448,7 @@ def test_model_without_sample_is_refused(tmp_path: Path) -> None:
     class NoSample(GaussianModel):
         sample = None  # type: ignore[assignment]
 
-    with pytest.raises(TypeError, match=r"needs a `sample.*NoSample has none"):
+    with pytest.raises(TypeError, match=r"NoSample has no method `sample`.*`sampler='generate'`"):
         fit(tmp_path, NoSample(), loader(gaussian_points(10)), SelfConsumingLoop(0.5, 1))
 
 
@@ -571,12 +577,21 @@ def test_corrector_returning_the_wrong_count_is_refused(tmp_path: Path) -> None:
         def correct(self, batch: Any, *, generation: int, generator: Any, reference: Any) -> torch.Tensor:
             return batch.data[:-2]
 
+    # the dry run finds it before generation 0 trains, before anything is written
     loop = SelfConsumingLoop(0.5, 1, images_per_generation=20, corrector=Dropper(), output_dir=tmp_path / "s")
     with pytest.raises(
-        SyntheticDataError, match=r"generation 1, corrector dropper .* returned shape \(23, 2\), expected \(25, 2\)"
+        SyntheticDataError,
+        match=r"Dry run before generation 0 .*, corrector dropper .* returned shape \(0, 2\), expected \(2, 2\)",
     ):
         fit(tmp_path, GaussianModel(), loader(gaussian_points(50)), loop)
-    assert manifest(tmp_path / "s")["generations"] == [] and not (tmp_path / "s" / "gen_0001").exists()
+    assert not (tmp_path / "s").exists()
+    # without it, at generation 1, where it is refused before being stored
+    loop = SelfConsumingLoop(1, 1, images_per_generation=20, corrector=Dropper(), output_dir=tmp_path / "t", dry_run=False)
+    with pytest.raises(
+        SyntheticDataError, match=r"generation 1, corrector dropper .* returned shape \(48, 2\), expected \(50, 2\)"
+    ):
+        fit(tmp_path, GaussianModel(), loader(gaussian_points(50)), loop)
+    assert manifest(tmp_path / "t")["generations"] == [] and not (tmp_path / "t" / "gen_0001").exists()
 
 
 class PointsDataModule(pl.LightningDataModule):
@@ -620,7 +635,7 @@ def test_condition_field_needs_a_conditions_argument(tmp_path: Path) -> None:
 
     data = loader(gaussian_points(10), labels=torch.zeros(10, dtype=torch.int64))
     loop = SelfConsumingLoop(0.5, 1, condition_field=1, output_dir=tmp_path / "s")
-    with pytest.raises(TypeError, match=r"`condition_field` is 1 but Unconditional.sample takes no `conditions`"):
+    with pytest.raises(TypeError, match=r"`condition_field` is 1, so the loop passes `conditions=` to Unconditional"):
         fit(tmp_path, Unconditional(), data, loop)
 
 
@@ -652,7 +667,7 @@ def test_sampling_runs_under_the_trainer_precision(tmp_path: Path, precision: st
     model = PrecisionRecorder()
     loop = SelfConsumingLoop(0.5, 2, images_per_generation=20, output_dir=tmp_path / "s")
     fit(tmp_path, model, loader(gaussian_points(50)), loop, precision=precision)
-    assert model.autocast == [autocast, autocast]  # generations 1 and 2, as predict_step would run
+    assert model.autocast == [autocast] * 3  # the dry run, generations 1 and 2, as predict_step would run
     assert [r.num_synthetic for r in loop.history] == [0, 25, 25]
 
 

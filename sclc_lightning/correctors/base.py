@@ -20,7 +20,22 @@ from sclc_lightning._settings import init_settings
 from sclc_lightning.data.items import SyntheticBatch
 from sclc_lightning.data.real import RealData
 
-__all__ = ["Corrector", "available_correctors", "get_corrector_class", "make_corrector", "register_corrector"]
+__all__ = [
+    "CAPABILITIES",
+    "Corrector",
+    "available_correctors",
+    "get_corrector_class",
+    "make_corrector",
+    "register_corrector",
+]
+
+#: What a corrector may declare it handles (:attr:`Corrector.supports`).
+CAPABILITIES = {
+    "continuous": "floating-point data",
+    "discrete": "integer or boolean data (token ids, codes)",
+    "conditional": "items with a condition field",
+    "generated_fields": "fields the model generates with the data (it keeps or swaps whole items, never moves data)",
+}
 
 C = TypeVar("C", bound="type[Corrector]")
 
@@ -46,6 +61,10 @@ class Corrector(abc.ABC):
     """
 
     name: ClassVar[str] = ""
+    #: What it handles, among :data:`CAPABILITIES`; the loop refuses other data at set-up
+    #: (:meth:`check_items`). A corrector that moves the data must not declare
+    #: ``"generated_fields"``: the fields generated with the old data would no longer match.
+    supports: ClassVar[frozenset[str]] = frozenset({"continuous", "discrete", "conditional"})
     #: Constructor arguments that do not change the corrected points (workers, timeouts, …):
     #: left out of :meth:`settings`, so a resumed run may change them.
     operational: ClassVar[tuple[str, ...]] = ()
@@ -67,11 +86,64 @@ class Corrector(abc.ABC):
         r"""Weight :math:`\gamma / (1 + \gamma)` of the corrected target in a convex blend."""
         return 1.0 if math.isinf(self.strength) else self.strength / (1.0 + self.strength)
 
-    def mix(self, points: Tensor, targets: Tensor) -> Tensor:
-        r""":math:`y/(1+\gamma) + \gamma\, t/(1+\gamma)`, exact for :math:`\gamma = \infty`."""
+    def mix(self, points: Tensor, targets: Tensor, generator: torch.Generator | None = None) -> Tensor:
+        r"""Move ``points`` toward ``targets`` with strength :math:`\gamma`.
+
+        Floats: :math:`y/(1+\gamma) + \gamma\, t/(1+\gamma)`, exact for :math:`\gamma = \infty`.
+        Tokens (integer or boolean data), where averaging has no meaning: each position takes the
+        target's token with probability :math:`\gamma/(1+\gamma)` (drawn from ``generator``), so
+        the expected Hamming distance to the target shrinks by :math:`1/(1+\gamma)`, as the
+        Euclidean distance does for floats.
+
+        Raises:
+            ValueError: token data with a finite, non-zero strength and no ``generator``, or
+                targets of another dtype than the points (floats of any precision are blended in
+                the points' dtype).
+        """
+        if points.is_floating_point() and targets.is_floating_point():
+            targets = targets.to(points.dtype)  # computed in float64 (centres): a blend, then the data's
+        elif targets.dtype != points.dtype:
+            raise ValueError(
+                f"{type(self).__name__}: targets are {targets.dtype}, the points {points.dtype}; they must match."
+            )
         if math.isinf(self.strength):
-            return targets.to(points.dtype).clone()
-        return (points + self.strength * targets.to(points.dtype)) / (1.0 + self.strength)
+            return targets.clone()
+        if points.is_floating_point():
+            return (points + self.strength * targets) / (1.0 + self.strength)
+        if self.strength == 0:
+            return points.clone()
+        if generator is None:
+            raise ValueError(f"{type(self).__name__}: mixing tokens at strength {self.strength} needs a generator.")
+        take = torch.rand(points.shape, generator=generator, dtype=torch.float64) < self.blend
+        return torch.where(take, targets, points)
+
+    def check_items(self, reference: RealData) -> None:
+        """Refuse, at set-up, items this corrector cannot correct (:attr:`supports`); override to
+        check more, calling ``super().check_items(reference)``.
+
+        Raises:
+            ValueError: naming the corrector and what it does not handle.
+        """
+        codec = reference.codec
+        needed = ["discrete" if codec.is_discrete else "continuous"]
+        if codec.condition_key is not None:
+            needed.append("conditional")
+        if codec.generated_keys:
+            needed.append("generated_fields")
+        missing = [need for need in needed if need not in self.supports]
+        if missing:
+            what = {
+                "discrete": f"the data field {codec.data_key!r} is {codec.data_dtype} (tokens)",
+                "continuous": f"the data field {codec.data_key!r} is {codec.data_dtype}",
+                "conditional": f"the items have a condition field ({codec.condition_key!r})",
+                "generated_fields": f"fields {list(codec.generated_keys)!r} are generated with the data",
+            }
+            name = self.name or type(self).__name__
+            handled = ", ".join(CAPABILITIES[c] for c in sorted(self.supports)) or "nothing"
+            raise ValueError(
+                f"Corrector {name!r} cannot correct these items: {'; '.join(what[m] for m in missing)}. It handles"
+                f" {handled}. Choose another corrector (docs/correctors.md lists what each handles)."
+            )
 
     def setup(self, reference: RealData, generator: torch.Generator) -> None:  # noqa: B027
         """Prepare once per run, before the first correction (e.g. fit cluster centres).

@@ -57,7 +57,7 @@ class CommandCorrector(Corrector):
     The program's output :math:`t` is blended as :math:`(y + \gamma t)/(1 + \gamma)`; the default
     :math:`\gamma = \infty` takes it as it is (the paper's physics correction). A non-zero exit
     code, a run longer than ``timeout`` seconds (the program and its children are killed), a
-    missing output, or an output of the wrong shape or with non-finite values stops the run with
+    missing output, or an output of the wrong shape or dtype (never cast) or with non-finite values stops the run with
     :class:`CorrectorProcessError`, giving the exit code and the last lines of the program's
     stderr.
 
@@ -79,6 +79,7 @@ class CommandCorrector(Corrector):
     """
 
     operational = ("timeout", "keep_files", "stderr_lines")
+    supports = frozenset({"continuous", "discrete", "conditional"})
 
     def __init__(
         self,
@@ -164,7 +165,11 @@ class CommandCorrector(Corrector):
             raise CorrectorProcessError(
                 f"{self._who()} wrote data of shape {tuple(out.shape)}, expected {tuple(batch.data.shape)}.{tail}"
             )
-        out = out.to(batch.data.dtype)
+        if out.dtype != batch.data.dtype:
+            raise CorrectorProcessError(
+                f"{self._who()} wrote data of dtype {out.dtype}, but the synthetic data is {batch.data.dtype};"
+                f" nothing is cast silently: write {batch.data.dtype} (numpy: {_numpy_name(batch.data.dtype)}).{tail}"
+            )
         if out.is_floating_point() and not bool(torch.isfinite(out).all()):
             raise CorrectorProcessError(f"{self._who()} wrote non-finite values.{tail}")
         return out
@@ -216,10 +221,16 @@ class CommandCorrector(Corrector):
                     f"{self._who()} failed with exit code {code} after {time.perf_counter() - start:.1f} s"
                     f" (generation {generation}).{where}{tail}"
                 )
-            return self.mix(batch.data, self._read(folder, batch, tail))
+            return self.mix(batch.data, self._read(folder, batch, tail), generator)
         finally:
             if not self.keep_files:
                 shutil.rmtree(folder, ignore_errors=True)
+
+
+def _numpy_name(dtype: torch.dtype) -> str:
+    if dtype == torch.bfloat16:
+        return "no numpy dtype, use safetensors"
+    return str(torch.empty(0, dtype=dtype).numpy().dtype)
 
 
 def _remove_orphaned_folders() -> None:

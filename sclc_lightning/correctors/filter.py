@@ -34,6 +34,8 @@ class FilterCorrector(Corrector):
         strength: :math:`\gamma`.
     """
 
+    supports = frozenset({"continuous", "discrete", "conditional", "generated_fields"})
+
     def __init__(self, score: ScoreFn | str, strength: float = 1.0) -> None:
         super().__init__(strength)
         resolved = resolve_callable(score, "score")

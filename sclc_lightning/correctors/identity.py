@@ -20,6 +20,8 @@ class IdentityCorrector(Corrector):
         'identity'
     """
 
+    supports = frozenset({"continuous", "discrete", "conditional", "generated_fields"})
+
     def __init__(self, strength: float = 0.0) -> None:
         super().__init__(strength)
 

@@ -7,6 +7,13 @@ condition); each synthetic point moves toward its nearest centre :math:`c(y)`:
     \pi_\gamma(y) = \frac{y + \gamma\, c(y)}{1 + \gamma},
 
 so :math:`\gamma = \infty` puts it on the centre (the authors' code).
+
+On tokens (integer or boolean data) a mean of token ids has no meaning. There the centres are
+*medoids*: real sequences chosen by k-medoids under the Hamming distance (FasterPAM, from the
+``kmedoids`` package), and a point moves to its nearest medoid by taking each position's token
+from it with probability :math:`\gamma/(1+\gamma)`; :math:`\gamma = \infty` (the default)
+replaces it by that real sequence. k-medoids reads the whole distance matrix of a class's real
+items: :math:`O(n^2)` memory (80 MB for 3,000 sequences).
 """
 
 from __future__ import annotations
@@ -15,10 +22,10 @@ from typing import Any
 
 import numpy as np
 import torch
-from sklearn.cluster import KMeans
 from torch import Tensor
 
 from sclc_lightning.correctors.base import Corrector, register_corrector
+from sclc_lightning.correctors.ot import pairwise_distance
 from sclc_lightning.data.items import SyntheticBatch
 from sclc_lightning.data.real import RealData
 
@@ -46,43 +53,73 @@ class KMeansCorrector(Corrector):
         strength: :math:`\gamma` (``float("inf")`` projects onto the centre).
         num_clusters: centres per class (16 in the authors' MNIST code).
         per_class: fit centres per class when the items have a condition field.
-        n_init: KMeans restarts.
+        n_init: KMeans (or k-medoids) restarts.
     """
 
     def __init__(self, strength: float = float("inf"), num_clusters: int = 16, per_class: bool = True, n_init: int = 3):
         super().__init__(strength)
         if num_clusters < 1:
             raise ValueError(f"`num_clusters` must be >= 1, got {num_clusters!r}.")
+        if n_init < 1:
+            raise ValueError(f"`n_init` must be >= 1, got {n_init!r}.")
         self.num_clusters = num_clusters
         self.per_class = per_class
         self.n_init = n_init
         self.centres: dict[Any, Tensor] = {}
 
+    def check_items(self, reference: RealData) -> None:
+        super().check_items(reference)
+        codec = reference.codec
+        if self.per_class and codec.condition_key is not None:
+            condition = codec.field(reference.items([0])[0], codec.condition_key)
+            if isinstance(condition, Tensor) and condition.dim() != 0:
+                raise ValueError(
+                    "KMeansCorrector fits centres per class and needs one class label per item, but the condition"
+                    f" field {codec.condition_key!r} holds tensors of shape {tuple(condition.shape)}; set"
+                    " per_class=False."
+                )
+
+    def _fit(self, points: Tensor, seed: int) -> Tensor:
+        """The centres of ``points`` (flattened rows): KMeans means, or Hamming medoids for tokens."""
+        k = min(self.num_clusters, points.shape[0])
+        if points.is_floating_point():
+            from sklearn.cluster import KMeans
+
+            model = KMeans(n_clusters=k, n_init=self.n_init, random_state=seed).fit(points.double().numpy())
+            return torch.from_numpy(np.asarray(model.cluster_centers_))
+        import kmedoids
+
+        distance = pairwise_distance(points, points).numpy()
+        best: Any = None
+        for attempt in range(self.n_init):  # FasterPAM from several random starts, the lowest loss
+            result = kmedoids.fasterpam(distance, k, random_state=seed + attempt, n_cpu=1)
+            if best is None or result.loss < best.loss:
+                best = result
+        return points[torch.from_numpy(np.asarray(best.medoids, dtype=np.int64))]
+
     def setup(self, reference: RealData, generator: torch.Generator) -> None:
-        data = reference.data().flatten(1).double()
+        data = reference.data().flatten(1)
         keys = _class_keys(reference.conditions() if self.per_class else None, data.shape[0])
         self.centres = {}
         for key in sorted(set(keys), key=repr):
             rows = torch.tensor([i for i, k in enumerate(keys) if k == key])
-            points = data[rows].numpy()
-            k = min(self.num_clusters, points.shape[0])
             seed = int(torch.randint(2**31 - 1, (1,), generator=generator))
-            model = KMeans(n_clusters=k, n_init=self.n_init, random_state=seed).fit(points)
-            self.centres[key] = torch.from_numpy(np.asarray(model.cluster_centers_))
+            self.centres[key] = self._fit(data[rows], seed)
 
     def nearest_centres(self, points: Tensor, conditions: Any) -> Tensor:
-        """The nearest centre (of the point's class) of each point, shape like ``points``."""
+        """The nearest centre (of the point's class) of each point, shape like ``points``
+        (float64 means for float data; for tokens, medoids in the tokens' dtype)."""
         if not self.centres:
             raise RuntimeError("KMeansCorrector.setup must run before correct.")
-        flat = points.flatten(1).double()
+        flat = points.flatten(1)
         keys = _class_keys(conditions if self.per_class else None, flat.shape[0])
-        out = torch.empty_like(flat)
+        out = torch.empty(flat.shape, dtype=torch.float64 if flat.is_floating_point() else flat.dtype)
         for key in set(keys):
             if key not in self.centres:
                 raise ValueError(f"KMeansCorrector has no centres for class {key!r}.")
             rows = torch.tensor([i for i, k in enumerate(keys) if k == key])
             centres = self.centres[key]
-            out[rows] = centres[torch.cdist(flat[rows], centres).argmin(dim=1)]
+            out[rows] = centres[pairwise_distance(flat[rows], centres).argmin(dim=1)]
         return out.view(points.shape)
 
     def correct(
@@ -90,4 +127,4 @@ class KMeansCorrector(Corrector):
     ) -> Tensor:
         if len(batch) == 0:
             return batch.data
-        return self.mix(batch.data, self.nearest_centres(batch.data, batch.conditions))
+        return self.mix(batch.data, self.nearest_centres(batch.data, batch.conditions), generator)

@@ -20,8 +20,11 @@ __all__ = ["IdealMixtureCorrector"]
 class IdealMixtureCorrector(Corrector):
     r"""Replace each synthetic point by a fresh real item with probability :math:`\gamma/(1+\gamma)`.
 
-    A replaced point becomes that real item whole (data, conditions and other fields).
+    A replaced point becomes that real item whole (data, conditions and other fields, those
+    generated with the data included). Works on any data: it moves nothing, it swaps items.
     """
+
+    supports = frozenset({"continuous", "discrete", "conditional", "generated_fields"})
 
     def correct(
         self, batch: SyntheticBatch, *, generation: int, generator: torch.Generator, reference: RealData
@@ -29,9 +32,7 @@ class IdealMixtureCorrector(Corrector):
         num = len(batch)
         replace = torch.rand(num, generator=generator, dtype=torch.float64) < self.blend
         fresh = reference.sample(num, generator)
-        data = torch.where(
-            replace.view(-1, *([1] * (batch.data.dim() - 1))), fresh.data.to(batch.data.dtype), batch.data
-        )
+        data = torch.where(replace.view(-1, *([1] * (batch.data.dim() - 1))), fresh.data, batch.data)
         source = torch.where(replace, fresh.source_index, batch.source_index)
         conditions = batch.conditions
         if isinstance(conditions, torch.Tensor):
@@ -39,4 +40,10 @@ class IdealMixtureCorrector(Corrector):
             conditions = torch.where(mask, fresh.conditions, conditions)
         elif conditions is not None:
             conditions = [f if r else c for r, f, c in zip(replace.tolist(), fresh.conditions, conditions)]
-        return SyntheticBatch(data, source, conditions)
+        fields = None
+        if batch.fields is not None:
+            fields = {}
+            for key, values in batch.fields.items():
+                mask = replace.view(-1, *([1] * (values.dim() - 1)))
+                fields[key] = torch.where(mask, fresh.fields[key], values)  # type: ignore[index]
+        return SyntheticBatch(data, source, conditions, fields)

@@ -10,6 +10,12 @@ The optimal-transport corrector pairs by the one-to-one matching of minimum tota
 distance (Hungarian algorithm, ``scipy.optimize.linear_sum_assignment``); random pairing uses a
 random permutation.
 
+On tokens (integer or boolean data, e.g. token ids) averaging has no meaning: the pairing uses
+the Hamming distance (positions that differ), and the blend takes each position's token from the
+paired target with probability :math:`\gamma/(1+\gamma)` (:meth:`~sclc_lightning.correctors.Corrector.mix`),
+so a corrected sequence is on average :math:`1/(1+\gamma)` as far from its target, in Hamming
+distance, as the generated one was; :math:`\gamma = \infty` gives the target sequence.
+
 With conditional items (a class label per item) both pair within each condition value: the
 targets of the synthetic points labelled ``c`` are real points labelled ``c``, so a corrected
 point keeps a label that matches its data. Conditions that are not one hashable label per item
@@ -36,9 +42,29 @@ __all__ = ["OptimalTransportCorrector", "RandomPairingCorrector", "min_distance_
 TargetSampler = Callable[[int, torch.Generator], Tensor]
 
 
+def pairwise_distance(points: Tensor, targets: Tensor) -> Tensor:
+    """Distances ``(m, k)`` between the rows of ``points (m, ...)`` and ``targets (k, ...)``:
+    Euclidean for floats, Hamming (the number of positions that differ) for tokens.
+
+    Examples:
+        >>> pairwise_distance(torch.tensor([[1, 2, 3]]), torch.tensor([[1, 2, 3], [0, 2, 0]])).tolist()
+        [[0.0, 2.0]]
+    """
+    if points.is_floating_point():
+        return torch.cdist(points.flatten(1).double(), targets.flatten(1).double())
+    a, b = points.flatten(1), targets.flatten(1)
+    if a.shape[1] != b.shape[1]:
+        raise ValueError(f"Token sequences of {a.shape[1]} and {b.shape[1]} positions cannot be compared.")
+    distance = torch.zeros(a.shape[0], b.shape[0], dtype=torch.float64)
+    for start in range(0, a.shape[0], 256):  # (256, k, positions) booleans at a time
+        distance[start : start + 256] = (a[start : start + 256, None, :] != b[None, :, :]).sum(-1).double()
+    return distance
+
+
 def min_distance_matching(points: Tensor, targets: Tensor) -> Tensor:
     """Index ``j = match[i]`` of the target paired with point ``i`` under the one-to-one
-    matching that minimises the total Euclidean distance.
+    matching that minimises the total distance (:func:`pairwise_distance`: Euclidean, or
+    Hamming for tokens).
 
     Args:
         points: shape ``(m, ...)``.
@@ -53,7 +79,7 @@ def min_distance_matching(points: Tensor, targets: Tensor) -> Tensor:
     """
     if points.shape[0] != targets.shape[0]:
         raise ValueError(f"Need as many targets as points, got {targets.shape[0]} and {points.shape[0]}.")
-    cost = torch.cdist(points.flatten(1).double(), targets.flatten(1).double()).numpy()
+    cost = pairwise_distance(points, targets).numpy()
     rows, cols = linear_sum_assignment(cost)
     match = np.empty(len(rows), dtype=np.int64)
     match[rows] = cols
@@ -80,12 +106,32 @@ def _labels(conditions: Any, what: str, name: str) -> list[Hashable]:
 
 
 class _PairingCorrector(Corrector):
+    supports = frozenset({"continuous", "discrete", "conditional"})
+
     def __init__(
         self, strength: float = 1.0, target_sampler: TargetSampler | str | None = None, per_condition: bool = True
     ) -> None:
         super().__init__(strength)
         self.target_sampler = resolve_callable(target_sampler, "target_sampler")
         self.per_condition = per_condition
+
+    def check_items(self, reference: RealData) -> None:
+        super().check_items(reference)
+        codec, name = reference.codec, type(self).__name__
+        if codec.condition_key is None or not self.per_condition:
+            return
+        if self.target_sampler is not None:
+            raise ValueError(
+                f"{name}: `target_sampler` draws targets without conditions, but the items are conditional;"
+                " set per_condition=False to pair across conditions (each point keeps its own condition)."
+            )
+        condition = codec.field(reference.items([0])[0], codec.condition_key)
+        if isinstance(condition, Tensor) and condition.dim() != 0:
+            raise ValueError(
+                f"{name} pairs points within each condition value and needs one label per item, but the"
+                f" condition field {codec.condition_key!r} holds tensors of shape {tuple(condition.shape)}; set"
+                " per_condition=False to pair across all of them (each corrected point keeps its own condition)."
+            )
 
     def _targets(self, num: int, generator: torch.Generator, reference: RealData) -> Tensor:
         if self.target_sampler is not None:
@@ -104,8 +150,8 @@ class _PairingCorrector(Corrector):
         if batch.conditions is None or not self.per_condition:
             targets = self._targets(len(batch), generator, reference)
             self._check_shape(targets, batch.data)
-            return self.mix(batch.data, targets[self._pairing(batch.data, targets, generator)])
-        return self.mix(batch.data, self._targets_by_condition(batch, generator, reference))
+            return self.mix(batch.data, targets[self._pairing(batch.data, targets, generator)], generator)
+        return self.mix(batch.data, self._targets_by_condition(batch, generator, reference), generator)
 
     def _check_shape(self, targets: Tensor, points: Tensor) -> None:
         if targets.shape != points.shape:

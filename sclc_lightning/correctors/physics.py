@@ -47,6 +47,8 @@ class PhysicsCorrector(Corrector):
 
     operational = ("num_workers", "chunk_size", "start_method")
 
+    supports = frozenset({"continuous", "conditional"})
+
     def __init__(
         self,
         strength: float = math.inf,

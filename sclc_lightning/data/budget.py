@@ -24,7 +24,19 @@ __all__ = [
 ]
 
 # Purposes of derived seeds; appending new ones keeps old seeds unchanged.
-SEED_PURPOSES = ("sample", "correct", "templates", "mix", "order", "train", "corrector_setup", "loader", "evaluate")
+SEED_PURPOSES = (
+    "sample",
+    "correct",
+    "templates",
+    "mix",
+    "order",
+    "train",
+    "corrector_setup",
+    "loader",
+    "evaluate",
+    "dry_run",
+    "dry_run_templates",
+)
 
 
 def num_synthetic(synthetic_fraction: float, n: int) -> int:

@@ -49,11 +49,15 @@ class SyntheticBatch:
         conditions: the batched condition field of the source items (a tensor with first
             dimension ``num_samples`` or a list of length ``num_samples``), ``None`` for
             unconditional models.
+        fields: fields built for the synthetic items themselves rather than copied from their
+            source (:mod:`~sclc_lightning.data.contract`): those the model generated with the data
+            and, once derived, those built from it; tensors with first dimension ``num_samples``.
     """
 
     data: Tensor
     source_index: Tensor
     conditions: Any = None
+    fields: dict[FieldKey, Tensor] | None = None
 
     def __len__(self) -> int:
         return int(self.data.shape[0])
@@ -65,11 +69,16 @@ class SyntheticBatch:
             conditions = conditions[index]
         elif conditions is not None:
             conditions = [conditions[i] for i in index.tolist()]
-        return SyntheticBatch(self.data[index], self.source_index[index], conditions)
+        fields = None if self.fields is None else {k: v[index] for k, v in self.fields.items()}
+        return SyntheticBatch(self.data[index], self.source_index[index], conditions, fields)
 
     def with_data(self, data: Tensor) -> SyntheticBatch:
-        """The same batch with its data field replaced."""
+        """The same batch with its data field replaced (the generated fields stay)."""
         return replace(self, data=data)
+
+    def with_fields(self, fields: dict[FieldKey, Tensor]) -> SyntheticBatch:
+        """The same batch with ``fields`` added to its built fields."""
+        return replace(self, fields={**(self.fields or {}), **fields})
 
     @staticmethod
     def concat(batches: Sequence[SyntheticBatch]) -> SyntheticBatch:
@@ -83,10 +92,14 @@ class SyntheticBatch:
                 conditions = torch.cat([b.conditions for b in batches])
             else:
                 conditions = [c for b in batches for c in b.conditions]
+        fields = None
+        if batches[0].fields is not None:
+            fields = {k: torch.cat([b.fields[k] for b in batches]) for k in batches[0].fields}  # type: ignore[index]
         return SyntheticBatch(
             torch.cat([b.data for b in batches]),
             torch.cat([b.source_index for b in batches]),
             conditions,
+            fields,
         )
 
 
@@ -110,9 +123,18 @@ class ItemCodec:
     condition_key: FieldKey
     data_shape: tuple[int, ...]
     data_dtype: torch.dtype
+    #: ``(key, rule)`` of every field not copied from the source item (:mod:`.contract`), the
+    #: rule as text (``"data"``, ``"shift"``, ``"generated"``, ``"callable:module:name"``).
+    rules: tuple[tuple[FieldKey, str], ...] = ()
 
     @classmethod
-    def infer(cls, example: Any, data_field: FieldKey = None, condition_field: FieldKey = None) -> ItemCodec:
+    def infer(
+        cls,
+        example: Any,
+        data_field: FieldKey = None,
+        condition_field: FieldKey = None,
+        rules: Mapping[FieldKey, str] | None = None,
+    ) -> ItemCodec:
         """Read the structure of ``example`` (one real item).
 
         Args:
@@ -122,6 +144,8 @@ class ItemCodec:
                 0 for tuples, the first tensor-valued key for dicts).
             condition_field: the field passed to ``sample(..., conditions=...)``, or ``None``
                 for unconditional models.
+            rules: the described rule of each field that is not copied from the source item
+                (:func:`~sclc_lightning.data.contract.describe_rule`); ``"copy"`` entries are dropped.
 
         Raises:
             TypeError: the item or one of its fields has an unsupported type.
@@ -133,6 +157,8 @@ class ItemCodec:
                     "Real items are tensors, so `data_field` and `condition_field` must be None,"
                     f" got data_field={data_field!r}, condition_field={condition_field!r}."
                 )
+            if rules:
+                raise ValueError(f"Real items are tensors, which have no fields to build; got fields {dict(rules)!r}.")
             return cls("tensor", (None,), ("tensor",), None, None, tuple(example.shape), example.dtype)
         keys: tuple[FieldKey, ...]
         if isinstance(example, (tuple, list)):
@@ -180,6 +206,7 @@ class ItemCodec:
             condition_field,
             tuple(data_value.shape),
             data_value.dtype,
+            tuple((key, rule) for key, rule in (rules or {}).items() if rule != "copy"),
         )
 
     # -- reading items ---------------------------------------------------------------------
@@ -196,6 +223,16 @@ class ItemCodec:
     def other_keys(self) -> tuple[FieldKey, ...]:
         """Keys of every field but the data field."""
         return tuple(k for k in self.keys if k != self.data_key)
+
+    @property
+    def generated_keys(self) -> tuple[FieldKey, ...]:
+        """Keys of the fields the model generates together with the data."""
+        return tuple(k for k, rule in self.rules if rule == "generated")
+
+    @property
+    def is_discrete(self) -> bool:
+        """Whether the data field holds integers or booleans (tokens, codes) rather than floats."""
+        return not (self.data_dtype.is_floating_point or self.data_dtype.is_complex)
 
     def collate_conditions(self, items: Sequence[Any]) -> Any:
         """The batched condition field of ``items`` (``None`` when unconditional)."""
@@ -246,8 +283,9 @@ class ItemCodec:
 
     # -- manifest --------------------------------------------------------------------------
     def to_json(self) -> dict[str, Any]:
-        """A JSON-safe description, stored in the manifest."""
-        return {
+        """A JSON-safe description, stored in the manifest (``fields`` only when a field is not
+        copied, so that runs made before the item contract read the same)."""
+        spec: dict[str, Any] = {
             "container": self.container,
             "keys": list(self.keys),
             "kinds": list(self.kinds),
@@ -256,6 +294,9 @@ class ItemCodec:
             "data_shape": list(self.data_shape),
             "data_dtype": str(self.data_dtype).removeprefix("torch."),
         }
+        if self.rules:
+            spec["fields"] = [[key, rule] for key, rule in self.rules]
+        return spec
 
     @classmethod
     def from_json(cls, spec: Mapping[str, Any]) -> ItemCodec:
@@ -268,4 +309,5 @@ class ItemCodec:
             spec["condition_key"],
             tuple(spec["data_shape"]),
             getattr(torch, spec["data_dtype"]),
+            tuple((key, rule) for key, rule in spec.get("fields", [])),
         )

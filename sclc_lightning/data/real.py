@@ -42,17 +42,42 @@ class RealData:
         return [self.dataset[int(i)] for i in indices]
 
     def batch(self, indices: Tensor) -> SyntheticBatch:
-        """The data and conditions of the real items at ``indices`` (1-D int64)."""
-        if self._data is not None:
+        """The data, conditions and generated fields (``codec.generated_keys``) of the real items
+        at ``indices`` (1-D int64)."""
+        generated = self.codec.generated_keys
+        if self._data is not None and not generated:
             conditions = self._conditions
             if isinstance(conditions, Tensor):
                 conditions = conditions[indices]
             elif conditions is not None:
                 conditions = [conditions[i] for i in indices.tolist()]
             return SyntheticBatch(self._data[indices], indices.clone(), conditions)
+        if not len(indices):
+            return self.empty_batch()
         items = self.items(indices.tolist())
-        data = torch.stack([self.codec.data_of(item) for item in items]) if items else torch.empty(0)
-        return SyntheticBatch(data, indices.clone(), self.codec.collate_conditions(items))
+        data = torch.stack([self.codec.data_of(item) for item in items])
+        fields = {key: self._stack(items, key) for key in generated} if generated else None
+        return SyntheticBatch(data, indices.clone(), self.codec.collate_conditions(items), fields)
+
+    def _stack(self, items: Sequence[Any], key: Any) -> Tensor:
+        values = [self.codec.field(item, key) for item in items]
+        if isinstance(values[0], Tensor):
+            return torch.stack(values)
+        kind = self.codec.kinds[self.codec.keys.index(key)]
+        return torch.tensor(values, dtype={"int": torch.int64, "float": torch.float64, "bool": torch.bool}[kind])
+
+    def empty_batch(self) -> SyntheticBatch:
+        """A batch of no items, shaped like the real ones (generated fields included)."""
+        codec = self.codec
+        empty = torch.empty((0, *codec.data_shape), dtype=codec.data_dtype)
+        fields = None
+        if codec.generated_keys:
+            example = self.items([0])[0]
+            fields = {}
+            for key in codec.generated_keys:
+                value = self._stack([example], key)
+                fields[key] = torch.empty((0, *value.shape[1:]), dtype=value.dtype)
+        return SyntheticBatch(empty, torch.empty(0, dtype=torch.int64), None, fields)
 
     def conditions_of(self, indices: Tensor) -> Any:
         """The batched condition field of the real items at ``indices`` (``None`` when unconditional)."""

@@ -49,7 +49,7 @@ from sclc_lightning.data.manifest import (
 from sclc_lightning.data.real import RealData
 from sclc_lightning.data.verification import STRINGS_FILE, verify_generation
 
-__all__ = ["RunDirectoryError", "SyntheticSet", "SyntheticStore"]
+__all__ = ["RunDirectoryError", "SyntheticSet", "SyntheticStore", "build_items", "encode_batch"]
 
 #: Leftovers of an interrupted write: temporary and replaced generation folders, manifests.
 _STALE = re.compile(r"\.(gen_\d{4}\.(tmp|stale)|manifest\.json\.tmp|sclc\.lock\.json\.tmp)-.+")
@@ -75,6 +75,30 @@ def _atomic_write_bytes(path: Path, data: bytes) -> None:
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def encode_batch(batch: SyntheticBatch, real: RealData) -> tuple[dict[str, Tensor], dict[str, list[str]]]:
+    """The fields of ``batch``'s items as stored: ``data``, ``source_index``, every other field
+    as a tensor ``field.<key>`` (strings in a separate mapping). A field is copied from the
+    item's source real item unless ``batch.fields`` holds it (generated with the data, or
+    derived from it)."""
+    codec = real.codec
+    fields, strings = codec.encode_fields(real.items(batch.source_index.tolist())) if codec.other_keys else ({}, {})
+    for key, values in (batch.fields or {}).items():  # built for the items themselves, not copied
+        fields[codec.storage_name(key)] = values
+    return {"data": batch.data, "source_index": batch.source_index.to(torch.int64), **fields}, strings
+
+
+def build_items(batch: SyntheticBatch, real: RealData) -> list[Any]:
+    """The synthetic items of ``batch`` exactly as training will read them back from disk."""
+    tensors, strings = encode_batch(batch, real)
+    fields = {name: t for name, t in tensors.items() if name.startswith("field.")}
+    items = []
+    for row in range(len(batch)):
+        values: dict[str, Any] = {name: t[row] for name, t in fields.items()}
+        values.update({name: column[row] for name, column in strings.items()})
+        items.append(real.codec.build(tensors["data"][row], values))
+    return items
 
 
 class SyntheticSet(Dataset[Any]):
@@ -268,7 +292,8 @@ class SyntheticStore:
         """Store one generation's items and add its record, with each file's digest, to the manifest.
 
         Each synthetic item keeps the other fields (labels, prompts, ...) of its source real
-        item ``batch.source_index``. The folder is complete before the manifest names it.
+        item ``batch.source_index``, except those in ``batch.fields`` (generated with the data or
+        derived from it). The folder is complete before the manifest names it.
 
         Raises:
             FileNotFoundError: the run has no manifest (:meth:`create` first).
@@ -277,9 +302,7 @@ class SyntheticStore:
         manifest = self.read_manifest()
         if manifest is None:
             raise FileNotFoundError(f"{self.manifest_path} is missing; the store of a run starts with `create`.")
-        codec = real.codec
-        fields, strings = codec.encode_fields(real.items(batch.source_index.tolist())) if codec.other_keys else ({}, {})
-        tensors = {"data": batch.data, "source_index": batch.source_index.to(torch.int64), **fields}
+        tensors, strings = encode_batch(batch, real)
         shards, strings_digest = self._write_folder(generation, tensors, strings, shard_rows)
         record = StoredGeneration(
             generation=generation,
@@ -388,6 +411,8 @@ class SyntheticStore:
         with _naming(path.parent):
             path.parent.mkdir(parents=True, exist_ok=True)
         tensors = {"data": batch.data.contiguous(), "source_index": batch.source_index.contiguous()}
+        for key, values in (batch.fields or {}).items():
+            tensors[ItemCodec.storage_name(key)] = values.contiguous()
         _atomic_write_bytes(path, save(tensors))
 
     def gather_exchange(self, generation: int, world_size: int, real: RealData) -> SyntheticBatch:
@@ -398,7 +423,9 @@ class SyntheticStore:
             with safe_open(str(self.exchange_path(generation, rank)), framework="pt") as handle:
                 parts.append({name: handle.get_tensor(name) for name in handle.keys()})
         source = torch.cat([p["source_index"] for p in parts])
-        batch = SyntheticBatch(torch.cat([p["data"] for p in parts]), source, real.conditions_of(source))
+        generated = real.codec.generated_keys
+        fields = {k: torch.cat([p[ItemCodec.storage_name(k)] for p in parts]) for k in generated} if generated else None
+        batch = SyntheticBatch(torch.cat([p["data"] for p in parts]), source, real.conditions_of(source), fields)
         for rank in range(world_size):
             self.exchange_path(generation, rank).unlink(missing_ok=True)
         return batch

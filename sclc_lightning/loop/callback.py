@@ -16,6 +16,7 @@ and resume), ``session`` (one fit), ``production`` (sample, correct, store), ``l
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -36,13 +37,14 @@ from sclc_lightning.loop.interruption import (
     checkpoint_path,
     gather_rng,
 )
+from sclc_lightning.loop.preflight import prepare
 from sclc_lightning.loop.production import SyntheticProducer, describe_corrector
 from sclc_lightning.loop.real_source import RealSource, find_real_data
 from sclc_lightning.loop.records import GenerationRecord, log_settings, read_history
 from sclc_lightning.loop.run import LoopState, describe_run, open_run, run_root
-from sclc_lightning.loop.sampling import sample_arguments
 from sclc_lightning.loop.session import FitSession, preview_loader
 from sclc_lightning.loop.takeover import TrainerTakeover
+from sclc_lightning.sampler import BoundSampler, bind_sampler
 
 __all__ = ["SelfConsumingLoop"]
 
@@ -50,9 +52,11 @@ __all__ = ["SelfConsumingLoop"]
 class SelfConsumingLoop(GenerationalLoop):
     r"""Train a generative LightningModule on its own (corrected) samples, generation after generation.
 
-    The LightningModule needs a ``sample(num_samples, *, generator=None, conditions=None)``
-    method returning a tensor of ``num_samples`` new data points (the data field of an item).
-    Everything else (``training_step``, optimizers, the DataModule) stays as it is.
+    The LightningModule needs a sampler, by default its ``sample(num_samples, *, generator=None,
+    conditions=None)`` method, returning a tensor of ``num_samples`` new data points (the data
+    field of an item). Everything else (``training_step``, optimizers, the DataModule) stays as
+    it is. Before generation 0 the loop checks the sampler's signature, audits the real items
+    and runs a tiny draw through sample, correction, item building and collation (the dry run).
 
     Args:
         synthetic_fraction: :math:`\lambda \ge 0`; each generation samples
@@ -81,6 +85,14 @@ class SelfConsumingLoop(GenerationalLoop):
         sample_batch_size: points per ``sample`` call.
         data_field: the generated field of tuple/dict items (default: position 0 / first tensor).
         condition_field: the field passed as ``sample(..., conditions=...)``, or ``None``.
+        fields: how the other fields of a synthetic item are built, by field: ``"copy"`` from a
+            real item (the default), ``"data"`` (equal to the data: ``labels`` of
+            ``input_ids``), ``"shift"`` (next-token targets), ``"generated"`` (returned by the
+            sampler with the data) or a callable ``f(data) -> Tensor``
+            (:mod:`~sclc_lightning.data.contract`).
+        sampler: the module's method that samples (``"sample"``), ``"package.module:function"``
+            or a callable ``f(module, num_samples, **kwargs)`` (:mod:`~sclc_lightning.sampler`).
+        dry_run: run a tiny draw through every step before generation 0 (:mod:`.dry_run`).
         shard_rows: rows per safetensors shard on disk.
         start_from: generations after the first start from the ``"previous"`` generation's
             weights and optimizer states or from the run's ``"initial"`` ones (:mod:`~sclc_lightning.loop.restart`).
@@ -113,6 +125,9 @@ class SelfConsumingLoop(GenerationalLoop):
         condition_field: FieldKey = None,
         shard_rows: int = 65536,
         start_from: str = "previous",
+        fields: dict[int | str, Any] | None = None,
+        sampler: str | Callable[..., Any] = "sample",
+        dry_run: bool = True,
         real_per_generation: int | None = None,
         max_synthetic: int | None = None,
     ) -> None:
@@ -121,7 +136,7 @@ class SelfConsumingLoop(GenerationalLoop):
         self._history: list[GenerationRecord] = []
         self._takeover = TrainerTakeover()
         self._corrector: Corrector | None = self.config.corrector
-        self._arguments: frozenset[str] = frozenset()
+        self._sampler: BoundSampler | None = None
         self._source: RealSource | None = None
         self._session: FitSession | None = None
         self._restored: LoopState | None = None
@@ -185,6 +200,17 @@ class SelfConsumingLoop(GenerationalLoop):
         """The generation trained in Lightning epoch ``epoch``."""
         return self.config.generation_of_epoch(epoch)
 
+    def sampler(self, pl_module: pl.LightningModule) -> BoundSampler:
+        """The module's sampler, as the loop calls it (checked at set-up)."""
+        if self._sampler is None or self._sampler.module is not pl_module:
+            self._sampler = bind_sampler(pl_module, self.config.sampler, condition_field=self.config.condition_field)
+        return self._sampler
+
+    @property
+    def conditional(self) -> bool:
+        """Whether the loop passes conditions to the sampler (it has a condition field)."""
+        return self.config.condition_field is not None
+
     @property
     def real_data(self) -> RealData:
         """The real training data, as correctors see it (known once fitting has started)."""
@@ -219,9 +245,9 @@ class SelfConsumingLoop(GenerationalLoop):
     def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
         if stage != "fit":
             return
-        self._arguments = sample_arguments(pl_module, self.config.condition_field)
         # A callback may serve several fits: forget what the previous one found.
-        self._source, self._session, self._restored = None, None, None
+        self._source, self._session, self._restored, self._sampler = None, None, None, None
+        self.sampler(pl_module)  # a sampler the loop cannot call is refused now
         self._corrector = self.config.corrector
         if self._corrector is None and callable(getattr(pl_module, "correct", None)):
             self._corrector = ModuleCorrector(pl_module)
@@ -235,11 +261,14 @@ class SelfConsumingLoop(GenerationalLoop):
         self._takeover.uncap_steps(trainer)
         source = self._real_source(trainer)
         config, fingerprint = self.config, self.fingerprint()
+        sampler = self.sampler(pl_module)
+        producer = SyntheticProducer(config, source.real, None, self._corrector, fingerprint, sampler)
+        prepare(trainer, pl_module, producer, source.template)  # refuses what cannot work, before anything is written
         described = describe_run(config, fingerprint, self.n)
         log_settings(trainer, {**described, "start_from": config.start_from})
         root = run_root(trainer, config.output_dir, self._restored)
         run = open_run(trainer, root, source.real, fingerprint, described, self._restored)
-        producer = SyntheticProducer(config, source.real, run.store, self._corrector, fingerprint, self._arguments)
+        producer.store = run.store
         self._session = FitSession(
             config, source, run.store, run.run_id, self._corrector, producer, run.records, run.lock
         )
@@ -351,7 +380,9 @@ class SelfConsumingLoop(GenerationalLoop):
     def _real_source(self, trainer: pl.Trainer) -> RealSource:
         if self._source is None:
             config = self.config
-            self._source = find_real_data(trainer, config.policy, config.data_field, config.condition_field)
+            self._source = find_real_data(
+                trainer, config.policy, config.data_field, config.condition_field, config.fields
+            )
         return self._source
 
     def _train_dataloader(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> Any:

@@ -10,7 +10,7 @@ import inspect
 import math
 import warnings
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +18,7 @@ import numpy as np
 
 from sclc_lightning.correctors.base import Corrector, make_corrector
 from sclc_lightning.data.budget import num_synthetic
+from sclc_lightning.data.contract import FieldRule, describe_rule, resolve_rules
 from sclc_lightning.data.items import FieldKey
 from sclc_lightning.data.policies import (
     MixingPolicy,
@@ -25,6 +26,7 @@ from sclc_lightning.data.policies import (
     get_mixing_policy_class,
     make_mixing_policy,
 )
+from sclc_lightning.sampler import SamplerSpec, describe_sampler
 
 __all__ = ["DEPRECATED_MODE_ARGUMENTS", "LoopConfig", "fingerprint_changes"]
 
@@ -92,6 +94,9 @@ class LoopConfig:
     condition_field: FieldKey
     shard_rows: int
     start_from: str = "previous"
+    sampler: SamplerSpec = "sample"
+    fields: dict[FieldKey, FieldRule] = field(default_factory=dict)
+    dry_run: bool = True
 
     @classmethod
     def from_arguments(cls, arguments: Mapping[str, Any]) -> LoopConfig:
@@ -110,6 +115,7 @@ class LoopConfig:
         corrector, corrector_kwargs = given.pop("corrector"), given.pop("corrector_kwargs")
         sample_batch_size, shard_rows = given.pop("sample_batch_size"), given.pop("shard_rows")
         start_from = given.pop("start_from", "previous")
+        sampler, fields, dry_run = given.pop("sampler", "sample"), given.pop("fields", None), given.pop("dry_run", True)
         output_dir, data_field, condition_field = (
             given.pop(k) for k in ("output_dir", "data_field", "condition_field")
         )
@@ -135,6 +141,10 @@ class LoopConfig:
         _check_optional_count("shard_rows", shard_rows, 1)
         if start_from not in ("previous", "initial"):
             raise ValueError(f"`start_from` must be 'previous' or 'initial', got {start_from!r}.")
+        if not (isinstance(sampler, str) and sampler) and not callable(sampler):
+            raise ValueError(f"`sampler` must be a method name, an import path or a callable, got {sampler!r}.")
+        if not isinstance(dry_run, bool):
+            raise ValueError(f"`dry_run` must be True or False, got {dry_run!r}.")
         policy.check_loop(float(synthetic_fraction), int(generations))
         if initial_images == 0 and generations == 0:
             raise ValueError("`initial_images=0` skips generation 0, so `generations` must be >= 1, got 0.")
@@ -152,6 +162,9 @@ class LoopConfig:
             condition_field=condition_field,
             shard_rows=int(shard_rows),
             start_from=start_from,
+            sampler=sampler,
+            fields=resolve_rules(fields),
+            dry_run=dry_run,
         )
 
     @property
@@ -177,11 +190,16 @@ class LoopConfig:
         r""":math:`\lfloor \lambda n \rfloor`."""
         return num_synthetic(self.synthetic_fraction, n)
 
+    @property
+    def described_fields(self) -> dict[FieldKey, str]:
+        """The item contract's rules as text (:func:`~sclc_lightning.data.contract.describe_rule`)."""
+        return {key: describe_rule(rule) for key, rule in self.fields.items()}
+
     def fingerprint(self, corrector: Corrector | None, item: Mapping[str, Any] | None = None) -> dict[str, Any]:
         """The settings a resumed run must share with the run it resumes: λ, the mixing policy
         and its settings, the corrector (``corrector``, the one in use) and all its settings, the
-        seed, where generations start from when not the previous one and, once known, the
-        structure of the items."""
+        seed, where generations start from when not the previous one, the sampler when not
+        ``sample`` and, once known, the structure of the items and how their fields are built."""
         fingerprint: dict[str, Any] = {
             "synthetic_fraction": self.synthetic_fraction,
             "mode": self.policy.describe()["name"],
@@ -191,6 +209,8 @@ class LoopConfig:
         }
         if self.start_from != "previous":  # absent from older checkpoints, which continued
             fingerprint["start_from"] = self.start_from
+        if self.sampler != "sample":  # likewise absent from older checkpoints
+            fingerprint["sampler"] = describe_sampler(self.sampler)
         if item is not None:
             fingerprint["item"] = dict(item)
         return fingerprint

@@ -14,12 +14,14 @@ from lightning.pytorch.utilities import rank_zero_info
 
 from sclc_lightning.correctors.base import Corrector
 from sclc_lightning.data.budget import make_generator
+from sclc_lightning.data.contract import ItemContractError, derive_fields
 from sclc_lightning.data.items import SyntheticBatch
 from sclc_lightning.data.manifest import RunDirectoryError
 from sclc_lightning.data.real import RealData
 from sclc_lightning.data.store import StoredGeneration, SyntheticStore
 from sclc_lightning.loop.config import LoopConfig
 from sclc_lightning.loop.sampling import SyntheticDataError, agree, check_points, sample_share
+from sclc_lightning.sampler import BoundSampler
 
 __all__ = ["Produced", "SyntheticProducer", "describe_corrector"]
 
@@ -55,25 +57,38 @@ class SyntheticProducer:
     Args:
         config: the loop's settings.
         real: the real data.
-        store: where generations are written.
+        store: where generations are written (``None`` until the run directory is open; only
+            :meth:`ensure` needs it).
         corrector: the corrector in use, or ``None``.
         fingerprint: the fit's settings, recorded with each generation.
-        arguments: the optional arguments the module's ``sample`` takes.
+        sampler: the module's sampler.
     """
 
     def __init__(
         self,
         config: LoopConfig,
         real: RealData,
-        store: SyntheticStore,
+        store: SyntheticStore | None,
         corrector: Corrector | None,
         fingerprint: Mapping[str, Any],
-        arguments: frozenset[str],
+        sampler: BoundSampler,
     ) -> None:
-        self.config, self.real, self.store, self.corrector = config, real, store, corrector
-        self.fingerprint, self.arguments = dict(fingerprint), arguments
+        self.config, self.real, self.corrector = config, real, corrector
+        self._store = store
+        self.fingerprint, self.sampler = dict(fingerprint), sampler
         self._corrector_ready = False
         self._announced_reuse: int | None = None
+
+    @property
+    def store(self) -> SyntheticStore:
+        """The run directory's store."""
+        if self._store is None:
+            raise RuntimeError("The producer's store is attached once the run directory is open.")
+        return self._store
+
+    @store.setter
+    def store(self, store: SyntheticStore) -> None:
+        self._store = store
 
     def ensure(
         self,
@@ -120,7 +135,7 @@ class SyntheticProducer:
                 generation=generation,
                 seed=self.config.seed,
                 batch_size=self.config.sample_batch_size,
-                arguments=self.arguments,
+                sampler=self.sampler,
                 check=check,
             )
             if world > 1:
@@ -146,6 +161,7 @@ class SyntheticProducer:
         start = time.perf_counter()
         if self.corrector is not None:
             batch = self._correct(generation, batch, show_progress)
+        batch = self.complete(batch, f"generation {generation}")
         correcting_s = time.perf_counter() - start
         if self.corrector is not None:
             rank_zero_info(f"SelfConsumingLoop: corrected generation {generation} in {correcting_s:.1f} s.")
@@ -160,23 +176,55 @@ class SyntheticProducer:
             seconds_correcting=correcting_s,
         )
 
+    def complete(self, batch: SyntheticBatch, where: str) -> SyntheticBatch:
+        """``batch`` with the fields derived from its (corrected) data (the item contract).
+
+        Raises:
+            SyntheticDataError: a derivation returned the wrong shape or dtype, naming the field.
+        """
+        if not self.config.fields:
+            return batch
+        try:
+            derived = derive_fields(self.config.fields, self.real.codec, batch.data, self.real.items([0])[0])
+        except ItemContractError as err:
+            raise SyntheticDataError(f"{where}: {err}") from None
+        return batch.with_fields(derived) if derived else batch
+
+    def prepare_corrector(self) -> None:
+        """Set the corrector up once (fit its centres, ...), before its first correction."""
+        if self.corrector is not None and not self._corrector_ready:
+            self.corrector.setup(self.real, make_generator(self.config.seed, "corrector_setup", 0))
+            self._corrector_ready = True
+
+    def correct(self, batch: SyntheticBatch, generation: int, generator: Any, where: str) -> SyntheticBatch:
+        """``batch`` corrected and checked like the model's samples: the data field's shape,
+        dtype (never cast) and values, one source index per point, the generated fields kept."""
+        corrector = self.corrector
+        if corrector is None:
+            return batch
+        self.prepare_corrector()
+        out = corrector.correct(batch, generation=generation, generator=generator, reference=self.real)
+        if not isinstance(out, SyntheticBatch):
+            return batch.with_data(check_points(out, self.real.codec, len(batch), where))
+        check_points(out.data, self.real.codec, len(batch), where)
+        if tuple(out.source_index.shape) != (len(batch),):
+            raise SyntheticDataError(f"{where} returned {tuple(out.source_index.shape)} source indices.")
+        missing = [k for k in self.real.codec.generated_keys if out.fields is None or k not in out.fields]
+        if missing:
+            raise SyntheticDataError(
+                f"{where} returned a batch without the generated fields {missing!r}; keep `batch.fields` (use"
+                " `batch.select(...)` or `batch.with_data(...)`)."
+            )
+        return out
+
     def _correct(self, generation: int, batch: SyntheticBatch, show_progress: bool) -> SyntheticBatch:
-        """The corrected batch, checked like the model's samples (global rank zero only)."""
+        """The corrected batch (global rank zero only)."""
         corrector = self.corrector
         if corrector is None:
             return batch
         name = describe_corrector(corrector)
-        if not self._corrector_ready:
-            corrector.setup(self.real, make_generator(self.config.seed, "corrector_setup", 0))
-            self._corrector_ready = True
+        self.prepare_corrector()
         rank_zero_info(f"SelfConsumingLoop: correcting generation {generation} with {name}.")
         corrector.show_progress = show_progress
         generator = make_generator(self.config.seed, "correct", generation)
-        out = corrector.correct(batch, generation=generation, generator=generator, reference=self.real)
-        where = f"generation {generation}, corrector {name}"
-        if isinstance(out, SyntheticBatch):
-            check_points(out.data, self.real.codec, len(batch), where)
-            if tuple(out.source_index.shape) != (len(batch),):
-                raise SyntheticDataError(f"{where} returned {tuple(out.source_index.shape)} source indices.")
-            return out
-        return batch.with_data(check_points(out, self.real.codec, len(batch), where))
+        return self.correct(batch, generation, generator, f"generation {generation}, corrector {name}")

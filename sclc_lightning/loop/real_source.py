@@ -3,6 +3,7 @@ was given it (a DataModule, the LightningModule's ``train_dataloader``, a loader
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -11,6 +12,7 @@ import torch
 from torch.utils.data import DataLoader, IterableDataset
 
 from sclc_lightning import _lightning_compat as compat
+from sclc_lightning.data.contract import FieldRule, check_rules, describe_rule
 from sclc_lightning.data.items import FieldKey, ItemCodec
 from sclc_lightning.data.policies import MixingPolicy
 from sclc_lightning.data.real import RealData
@@ -32,7 +34,11 @@ class RealSource:
 
 
 def find_real_data(
-    trainer: pl.Trainer, policy: MixingPolicy, data_field: FieldKey, condition_field: FieldKey
+    trainer: pl.Trainer,
+    policy: MixingPolicy,
+    data_field: FieldKey,
+    condition_field: FieldKey,
+    rules: Mapping[FieldKey, FieldRule] | None = None,
 ) -> RealSource:
     """Ask the trainer for the user's train dataloader and read the structure of its items.
 
@@ -40,6 +46,7 @@ def find_real_data(
         TypeError: not a ``DataLoader`` over a map-style dataset, or items of an unsupported type.
         ValueError: an empty dataset, no batch size, NaN or infinite values in the data, or a
             dataset the mixing policy cannot use.
+        ItemContractError: a rule of ``rules`` (the item contract) does not fit the items.
     """
     loader = compat.request_train_dataloader(trainer)
     if not isinstance(loader, DataLoader):
@@ -55,7 +62,10 @@ def find_real_data(
     policy.check_real_size(size)
     if loader.batch_size is None and getattr(loader.batch_sampler, "batch_size", None) is None:
         raise ValueError("SelfConsumingLoop needs the train dataloader's batch size; it has none.")
-    codec = ItemCodec.infer(dataset[0], data_field, condition_field)
+    example = dataset[0]
+    rules = dict(rules or {})
+    codec = ItemCodec.infer(example, data_field, condition_field, {k: describe_rule(r) for k, r in rules.items()})
+    check_rules(rules, codec, example)
     real = RealData(dataset, codec)
     check_finite(real, loader)
     return RealSource(real, loader)

@@ -8,8 +8,7 @@ rank is raised on every rank (:func:`agree`), never left waiting at a barrier.
 
 from __future__ import annotations
 
-import inspect
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import lightning.pytorch as pl
@@ -19,37 +18,16 @@ from tqdm.auto import tqdm
 
 from sclc_lightning._trainer import eval_mode
 from sclc_lightning.data.budget import derive_seed, make_generator, rank_slice
-from sclc_lightning.data.items import FieldKey, ItemCodec, SyntheticBatch
+from sclc_lightning.data.contract import ItemContractError, check_field
+from sclc_lightning.data.items import ItemCodec, SyntheticBatch
 from sclc_lightning.data.real import RealData
+from sclc_lightning.sampler import BoundSampler
 
-__all__ = ["SyntheticDataError", "agree", "check_points", "sample_arguments", "sample_share"]
+__all__ = ["SyntheticDataError", "agree", "check_points", "draw_templates", "sample_share", "split_output"]
 
 
 class SyntheticDataError(RuntimeError):
     """A model or corrector produced synthetic data of the wrong count, shape, dtype or values."""
-
-
-def sample_arguments(pl_module: pl.LightningModule, condition_field: FieldKey) -> frozenset[str]:
-    """The optional arguments (``generator``, ``conditions``) the module's ``sample`` takes.
-
-    Raises:
-        TypeError: the module has no ``sample``, or conditions are configured and it takes none.
-    """
-    sample = getattr(pl_module, "sample", None)
-    if not callable(sample):
-        raise TypeError(
-            f"SelfConsumingLoop needs a `sample(num_samples, *, generator=None, conditions=None)`"
-            f" method on the LightningModule; {type(pl_module).__name__} has none."
-        )
-    params = inspect.signature(sample).parameters
-    takes_kwargs = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
-    names = frozenset(name for name in ("generator", "conditions") if name in params or takes_kwargs)
-    if condition_field is not None and "conditions" not in names:
-        raise TypeError(
-            f"`condition_field` is {condition_field!r} but {type(pl_module).__name__}.sample"
-            " takes no `conditions` argument."
-        )
-    return names
 
 
 def check_points(points: Any, codec: ItemCodec, count: int, where: str, upcast: bool = False) -> Tensor:
@@ -80,15 +58,54 @@ def check_points(points: Any, codec: ItemCodec, count: int, where: str, upcast: 
     return points
 
 
-def _draw_indices(size: int, num: int, generator: torch.Generator) -> Tensor:
-    """``num`` indices into ``range(size)``: distinct when ``num <= size``, else with replacement."""
+def draw_templates(size: int, num: int, generator: torch.Generator) -> Tensor:
+    r"""The source items of ``num`` synthetic points among ``size`` real ones.
+
+    Distinct when ``num <= size``. Beyond that every real item is used
+    :math:`\lfloor num / size \rfloor` times and the remainder is drawn without replacement, in a
+    random order, so the conditions keep the real data's proportions: at :math:`\lambda = 4`
+    every class is asked for exactly four times its real count.
+
+    Examples:
+        >>> sorted(draw_templates(3, 7, torch.Generator().manual_seed(0)).bincount().tolist())
+        [2, 2, 3]
+    """
     if num <= size:
         return torch.randperm(size, generator=generator)[:num]
-    return torch.randint(size, (num,), generator=generator)
+    rounds, rest = divmod(num, size)
+    chosen = torch.cat([torch.arange(size).repeat(rounds), torch.randperm(size, generator=generator)[:rest]])
+    return chosen[torch.randperm(num, generator=generator)]
 
 
 def _move(value: Any, device: torch.device) -> Any:
     return value.to(device) if isinstance(value, Tensor) else value
+
+
+def split_output(out: Any, real: RealData, count: int, where: str, upcast: bool = False) -> SyntheticBatch:
+    """A sampler's output as a batch (no source index yet): the data tensor, or, when fields are
+    generated with the data, a mapping holding the data field and each generated field.
+
+    Raises:
+        SyntheticDataError: the wrong structure, shape, dtype or values, naming the field.
+    """
+    codec = real.codec
+    generated = codec.generated_keys
+    if not generated:
+        return SyntheticBatch(check_points(out, codec, count, where, upcast), torch.empty(0, dtype=torch.int64))
+    needed = [codec.data_key, *generated]
+    if not isinstance(out, Mapping) or any(key not in out for key in needed):
+        got = sorted(map(repr, out)) if isinstance(out, Mapping) else type(out).__name__
+        raise SyntheticDataError(
+            f"{where} must return a mapping of the data field and the generated fields {needed!r}"
+            f" (`fields` says {list(generated)!r} are 'generated'), got {got}."
+        )
+    data = check_points(out[codec.data_key], codec, count, where, upcast)
+    example = real.items([0])[0]
+    try:
+        fields = {key: check_field(out[key], codec, key, example, count, where) for key in generated}
+    except ItemContractError as err:
+        raise SyntheticDataError(str(err)) from None
+    return SyntheticBatch(data, torch.empty(0, dtype=torch.int64), None, fields)
 
 
 def sample_share(
@@ -100,27 +117,29 @@ def sample_share(
     generation: int,
     seed: int,
     batch_size: int,
-    arguments: frozenset[str],
+    sampler: BoundSampler,
     check: Callable[[], None] | None = None,
+    stream: str = "sample",
 ) -> SyntheticBatch:
     """Sample this rank's share of generation ``generation``'s ``total`` synthetic points.
 
     The source real items (whose labels condition the samples and whose other fields the
     synthetic items keep) are drawn once for all ranks; this rank takes its
     :func:`~sclc_lightning.data.budget.rank_slice` and samples it in batches of ``batch_size``,
-    calling ``check`` before each (it raises to stop sampling).
+    calling ``check`` before each (it raises to stop sampling). ``stream``: the purpose the
+    draws are seeded for (``"sample"``; the dry run uses its own).
     """
-    templates = _draw_indices(len(real), total, make_generator(seed, "templates", generation))
+    purpose = "templates" if stream == "sample" else f"{stream}_templates"
+    templates = draw_templates(len(real), total, make_generator(seed, purpose, generation))
     share = templates[rank_slice(total, trainer.world_size, trainer.global_rank)]
     device = pl_module.device
-    generator = make_generator(seed, "sample", generation, trainer.global_rank)
+    generator = make_generator(seed, stream, generation, trainer.global_rank)
     if device.type != "cpu":
-        generator = torch.Generator(device=device).manual_seed(
-            derive_seed(seed, "sample", generation, trainer.global_rank)
-        )
-    codec = real.codec
-    sample = getattr(pl_module, "sample")  # noqa: B009 - LightningModule.__getattr__ is typed as Tensor | Module
-    where = f"generation {generation}, {type(pl_module).__name__}.sample"
+        generator = torch.Generator(device=device)
+        generator.manual_seed(derive_seed(seed, stream, generation, trainer.global_rank))
+    where = f"generation {generation}, {sampler.name}"
+    if stream != "sample":
+        where = f"dry run before generation 0 (`dry_run=False` skips it), {sampler.name}"
     mixed_precision = str(trainer.precision).endswith("-mixed")
     show = trainer.is_global_zero and trainer.progress_bar_callback is not None
     chunks: list[SyntheticBatch] = []
@@ -132,17 +151,14 @@ def sample_share(
             if check is not None:
                 check()
             index = share[start : start + batch_size]
-            kwargs: dict[str, Any] = {}
-            if "generator" in arguments:
-                kwargs["generator"] = generator
             conditions = real.conditions_of(index)
-            if conditions is not None:
-                kwargs["conditions"] = _move(conditions, device)
-            points = check_points(sample(len(index), **kwargs), codec, len(index), where, upcast=mixed_precision)
-            chunks.append(SyntheticBatch(points.cpu(), index, conditions))
+            out = sampler(len(index), generator=generator, conditions=_move(conditions, device))
+            part = split_output(out, real, len(index), where, upcast=mixed_precision)
+            fields = None if part.fields is None else part.fields
+            chunks.append(SyntheticBatch(part.data.cpu(), index, conditions, fields))
             bar.update(len(index))
     if not chunks:  # a rank whose share is empty (fewer points than ranks)
-        return SyntheticBatch(torch.empty((0, *codec.data_shape), dtype=codec.data_dtype), share)
+        return real.empty_batch()
     return SyntheticBatch.concat(chunks)
 
 

@@ -28,13 +28,13 @@ def reseed(seed: int, generation: int, rank: int, purpose: str = "train") -> Non
 
 
 @contextmanager
-def forked_rng(seed: int, generation: int, rank: int, device: torch.device) -> Iterator[None]:
+def forked_rng(seed: int, generation: int, rank: int, device: torch.device, purpose: str = "sample") -> Iterator[None]:
     """Seed the global generators for sampling and restore them afterwards (a model that ignores
     the ``generator`` argument still samples repeatably)."""
     devices = [device] if device.type == "cuda" else []
     np_state, py_state = np.random.get_state(), random.getstate()
     with torch.random.fork_rng(devices=devices):
-        reseed(seed, generation, rank, purpose="sample")
+        reseed(seed, generation, rank, purpose=purpose)
         try:
             yield
         finally:

@@ -1,0 +1,169 @@
+"""The model's sampler as the loop and the evaluation callbacks call it.
+
+By default the loop calls the LightningModule's ``sample`` method; ``sampler`` names another
+method (``"generate"``) or a function (a callable, or ``"package.module:function"``) called as
+``f(module, num_samples, **kwargs)``. Its signature is checked once, at set-up, against exactly
+the arguments the loop will pass:
+
+- ``num_samples``, positionally;
+- ``generator=`` (a :class:`torch.Generator`), when the sampler accepts it;
+- ``conditions=`` (the condition field of the items to generate for), when the loop has a
+  condition field.
+
+A sampler that cannot be called that way (a ``sample(mu, log_var)`` that means something else, a
+required argument the loop does not know) is refused before anything trains, with the expected
+signature and how to point the loop at another method.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib
+import inspect
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+__all__ = ["BoundSampler", "SamplerError", "SamplerSpec", "bind_sampler", "describe_sampler"]
+
+SamplerSpec = str | Callable[..., Any]
+"""A method name of the module, ``"package.module:function"``, or a callable ``f(module, num_samples, **kw)``."""
+
+_EXPECTED = "sample(num_samples, *, generator=None, conditions=None)"
+
+
+class SamplerError(TypeError):
+    """The sampler cannot be found or called the way the loop calls it; the message shows the
+    expected signature and how to name another one."""
+
+
+def describe_sampler(spec: SamplerSpec) -> str:
+    """The sampler as JSON-safe text: the method name, the import path, or
+    ``"callable:module:qualname"``."""
+    if isinstance(spec, str):
+        return spec
+    module = getattr(spec, "__module__", None) or type(spec).__module__
+    name = getattr(spec, "__qualname__", None) or type(spec).__qualname__
+    return f"callable:{module}:{name}"
+
+
+def _hint(module_name: str) -> str:
+    return (
+        f" The loop calls a sampler as {_EXPECTED} and expects `num_samples` new data points shaped like"
+        f" the data field. Point it at another method of {module_name} with `sampler='generate'` (its"
+        " name), or at a function with `sampler='package.module:function'` or a callable, called as"
+        " f(module, num_samples, *, generator=None, conditions=None)."
+    )
+
+
+def _import(path: str) -> Callable[..., Any]:
+    module_name, _, attribute = path.partition(":")
+    try:
+        target: Any = importlib.import_module(module_name)
+        for part in attribute.split("."):
+            target = getattr(target, part)
+    except (ImportError, AttributeError) as err:
+        raise SamplerError(f"`sampler`: cannot import {path!r} ({err}).") from None
+    if not callable(target):
+        raise SamplerError(f"`sampler`: {path!r} is not callable.")
+    result: Callable[..., Any] = target
+    return result
+
+
+@dataclass(frozen=True)
+class BoundSampler:
+    """A sampler bound to a module, with what it accepts.
+
+    Attributes:
+        function: called as ``function(num_samples, **kwargs)``.
+        name: for messages, e.g. ``"VAE.generate"``.
+        takes_generator: whether ``generator=`` is passed.
+        takes_conditions: whether it accepts ``conditions=`` (a parameter of that name).
+        extra: keyword arguments passed on every call (sampling settings).
+        module: the module it is bound to.
+    """
+
+    function: Callable[..., Any]
+    name: str
+    takes_generator: bool
+    takes_conditions: bool
+    extra: Mapping[str, Any] = field(default_factory=dict)
+    module: Any = field(default=None, compare=False, repr=False)
+
+    def __call__(self, num_samples: int, *, generator: Any = None, conditions: Any = None) -> Any:
+        kwargs: dict[str, Any] = dict(self.extra)
+        if self.takes_generator:
+            kwargs["generator"] = generator
+        if conditions is not None:
+            kwargs["conditions"] = conditions
+        return self.function(num_samples, **kwargs)
+
+
+def bind_sampler(
+    module: Any, spec: SamplerSpec = "sample", *, condition_field: Any = None, extra: Mapping[str, Any] | None = None
+) -> BoundSampler:
+    """Find the sampler of ``module`` and check that the loop can call it.
+
+    Args:
+        module: the LightningModule.
+        spec: a method name, an import path ``"package.module:function"`` or a callable
+            ``f(module, num_samples, **kwargs)``.
+        condition_field: the loop's condition field; when not ``None`` the loop passes
+            ``conditions=``.
+        extra: keyword arguments passed on every call (sampling settings), checked too.
+
+    Raises:
+        SamplerError: no such method, or its signature does not accept the loop's call.
+
+    Examples:
+        >>> class M:
+        ...     def generate(self, n, *, generator=None):
+        ...         return n
+        >>> bind_sampler(M(), "generate").takes_generator
+        True
+        >>> bind_sampler(M(), "sample")
+        Traceback (most recent call last):
+        ...
+        sclc_lightning.sampler.SamplerError: M has no method `sample`. ...
+    """
+    owner = type(module).__name__
+    conditional = condition_field is not None
+    function: Callable[..., Any]
+    if isinstance(spec, str) and ":" not in spec:
+        target = getattr(module, spec, None)
+        if not callable(target):
+            raise SamplerError(f"{owner} has no method `{spec}`.{_hint(owner)}")
+        function, name = target, f"{owner}.{spec}"
+    else:
+        raw = _import(spec) if isinstance(spec, str) else spec
+        if not callable(raw):
+            raise SamplerError(f"`sampler` must be a method name, an import path or a callable, got {spec!r}.")
+        function = functools.partial(raw, module)
+        name = describe_sampler(spec)
+    try:
+        signature = inspect.signature(function)
+    except (TypeError, ValueError):  # no signature to read (a builtin): trust the call
+        return BoundSampler(function, name, True, conditional, dict(extra or {}), module)
+    params = signature.parameters
+    var_kw = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
+    takes_generator = "generator" in params or var_kw
+    takes_conditions = "conditions" in params
+    passed: dict[str, Any] = dict(extra or {})
+    if takes_generator:
+        passed["generator"] = None
+    if conditional:
+        if not (takes_conditions or var_kw):
+            raise SamplerError(
+                f"`condition_field` is {condition_field!r}, so the loop passes `conditions=` to"
+                f" {name}{signature}, which does not take it.{_hint(owner)}"
+            )
+        passed["conditions"] = None
+    try:
+        signature.bind(1, **passed)
+    except TypeError as err:
+        call = ", ".join(["num_samples", *(f"{k}=..." for k in passed)])
+        raise SamplerError(
+            f"{name}{signature} cannot be called as {name.rsplit('.', 1)[-1]}({call}): {err}.{_hint(owner)}"
+        ) from None
+    takes = takes_conditions or (conditional and var_kw)
+    return BoundSampler(function, name, takes_generator, takes, dict(extra or {}), module)
