@@ -5,7 +5,7 @@ import the loop, so they do not either."""
 from __future__ import annotations
 
 import abc
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager, nullcontext
 from typing import Any
 
@@ -14,6 +14,7 @@ import torch
 from lightning.pytorch.callbacks import Callback
 
 from sclc_lightning.data.real import RealData
+from sclc_lightning.sampler import BoundSampler, bind_sampler
 
 __all__ = [
     "GenerationEndListener",
@@ -22,6 +23,7 @@ __all__ = [
     "eval_mode",
     "find_loop",
     "notify_generation_end",
+    "sample_data",
 ]
 
 
@@ -45,6 +47,15 @@ class GenerationalLoop(Callback, abc.ABC):
     @abc.abstractmethod
     def history(self) -> Sequence[Any]:
         """One dataclass record per generation trained, in order."""
+
+    @abc.abstractmethod
+    def sampler(self, pl_module: pl.LightningModule) -> BoundSampler:
+        """The module's sampler, as the loop calls it."""
+
+    @property
+    @abc.abstractmethod
+    def conditional(self) -> bool:
+        """Whether the loop samples with conditions (it has a condition field)."""
 
 
 class GenerationEndListener(abc.ABC):
@@ -81,6 +92,33 @@ def current_generation(trainer: pl.Trainer) -> int:
     """The generation the current epoch trains (the epoch itself when there is no loop)."""
     loop = find_loop(trainer)
     return trainer.current_epoch if loop is None else loop.generation_of_epoch(trainer.current_epoch)
+
+
+def sample_data(
+    trainer: pl.Trainer, pl_module: pl.LightningModule, num_samples: int, *, generator: Any, conditions: Any = None
+) -> torch.Tensor:
+    """``num_samples`` new data points from the sampler the loop uses (the module's ``sample``
+    without a loop), detached: the data field alone when the sampler returns generated fields too.
+
+    Raises:
+        ValueError: the loop samples with conditions and none are given.
+    """
+    loop = find_loop(trainer)
+    if loop is None:
+        sampler, data_key = bind_sampler(pl_module, "sample", condition_field=None), None
+    else:
+        if loop.conditional and conditions is None:
+            raise ValueError(
+                "The loop samples this model with conditions (`condition_field` is set); an evaluation must"
+                " ask for the same: pass labels (e.g. the held-out split's)."
+            )
+        sampler, data_key = loop.sampler(pl_module), loop.real_data.codec.data_key
+    out = sampler(num_samples, generator=generator, conditions=conditions)
+    if isinstance(out, Mapping):
+        out = out[data_key]
+    if not isinstance(out, torch.Tensor):
+        raise TypeError(f"{sampler.name} returned {type(out).__name__}, not a tensor of data points.")
+    return out.detach()
 
 
 @contextmanager

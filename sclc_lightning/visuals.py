@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import lightning.pytorch as pl
 import torch
@@ -12,7 +11,7 @@ from lightning.pytorch.loggers import WandbLogger
 from torch import Tensor
 from typing_extensions import override
 
-from sclc_lightning._trainer import current_generation, eval_mode, find_loop
+from sclc_lightning._trainer import current_generation, eval_mode, find_loop, sample_data
 from sclc_lightning.data.budget import make_generator
 
 __all__ = ["SampleFigures", "save_motion_figure", "save_sample_figure"]
@@ -117,20 +116,20 @@ class SampleFigures(Callback):
         generation = current_generation(trainer)
         if (generation % self.every) if self.generations is None else (generation not in self.generations):
             return
-        kwargs: dict[str, Any] = {"generator": make_generator(self.seed, "sample", 20_000 + generation)}
-        reference, labels = None, None
+        generator = make_generator(self.seed, "sample", 20_000 + generation)
+        reference, labels, asked = None, None, None
         if loop is not None:
             real = loop.real_data
             count = min(self.num_samples, len(real))
             conditions = real.conditions_of(torch.arange(count))
             if conditions is not None:
-                kwargs["conditions"] = conditions.to(pl_module.device) if isinstance(conditions, Tensor) else conditions
+                asked = conditions.to(pl_module.device) if isinstance(conditions, Tensor) else conditions
                 labels = conditions if isinstance(conditions, Tensor) else None
             reference = real.data() if real.codec.data_shape == (2,) else None
         else:
             count = self.num_samples
         with eval_mode(pl_module, trainer):
-            samples = pl_module.sample(count, **kwargs).detach().cpu()  # type: ignore[operator]
+            samples = sample_data(trainer, pl_module, count, generator=generator, conditions=asked).cpu()
         if samples.is_floating_point():
             samples = samples.float()
         path = Path(trainer.default_root_dir) / "samples" / f"generation_{generation:04d}.png"

@@ -21,7 +21,6 @@ from pathlib import Path
 from typing import Any
 
 import lightning.pytorch as pl
-from lightning.pytorch.utilities import rank_zero_info
 from typing_extensions import override
 
 from sclc_lightning import _lightning_compat as compat
@@ -32,17 +31,12 @@ from sclc_lightning.data.policies import MixingPolicy
 from sclc_lightning.data.real import RealData
 from sclc_lightning.loop.config import LoopConfig
 from sclc_lightning.loop.interruption import (
-    GenerationPosition,
     StopPoint,
-    checkpoint_path,
-    gather_rng,
 )
-from sclc_lightning.loop.preflight import prepare
-from sclc_lightning.loop.production import SyntheticProducer, describe_corrector
 from sclc_lightning.loop.real_source import RealSource, find_real_data
-from sclc_lightning.loop.records import GenerationRecord, log_settings, read_history
-from sclc_lightning.loop.run import LoopState, describe_run, open_run, run_root
-from sclc_lightning.loop.session import FitSession, preview_loader
+from sclc_lightning.loop.records import GenerationRecord, read_history
+from sclc_lightning.loop.run import LoopState
+from sclc_lightning.loop.session import FitSession, preview_loader, start_session
 from sclc_lightning.loop.takeover import TrainerTakeover
 from sclc_lightning.sampler import BoundSampler, bind_sampler
 
@@ -140,7 +134,6 @@ class SelfConsumingLoop(GenerationalLoop):
         self._source: RealSource | None = None
         self._session: FitSession | None = None
         self._restored: LoopState | None = None
-        self._position: GenerationPosition | None = None  # set while an interrupted fit saves
         self._stop_point = StopPoint(self._safe_point)
 
     # ------------------------------------------------------------------ what users read ----
@@ -259,27 +252,11 @@ class SelfConsumingLoop(GenerationalLoop):
     @override
     def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self._takeover.uncap_steps(trainer)
-        source = self._real_source(trainer)
-        config, fingerprint = self.config, self.fingerprint()
-        sampler = self.sampler(pl_module)
-        producer = SyntheticProducer(config, source.real, None, self._corrector, fingerprint, sampler)
-        prepare(trainer, pl_module, producer, source.template)  # refuses what cannot work, before anything is written
-        described = describe_run(config, fingerprint, self.n)
-        log_settings(trainer, {**described, "start_from": config.start_from})
-        root = run_root(trainer, config.output_dir, self._restored)
-        run = open_run(trainer, root, source.real, fingerprint, described, self._restored)
-        producer.store = run.store
-        self._session = FitSession(
-            config, source, run.store, run.run_id, self._corrector, producer, run.records, run.lock
+        source, sampler = self._real_source(trainer), self.sampler(pl_module)
+        self._session = start_session(
+            trainer, pl_module, self.config, source, self._corrector, sampler, self.fingerprint(), self._restored
         )
-        self._session.restore(trainer, pl_module, self._restored)
-        self._session.stops.install(trainer)
         compat.invalidate_train_dataloader(trainer)
-        rank_zero_info(
-            f"SelfConsumingLoop: n={self.n} real items, {self.num_synthetic} synthetic per generation,"
-            f" generations {config.first_generation}..{config.generations} (one epoch each), mode"
-            f" {self.mode!r}, corrector {describe_corrector(self._corrector)}, data in {run.store.root}."
-        )
 
     @override
     def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
@@ -350,7 +327,7 @@ class SelfConsumingLoop(GenerationalLoop):
             output_dir=None if session is None else str(session.store.root),
             last_generation=self._history[-1].generation if self._history else None,
             records=None if session is None else session.expected_records(),
-            position=None if self._position is None else self._position.to_dict(),
+            position=None if session is None or session.saving is None else session.saving.to_dict(),
             initial=None if session is None or session.initial is None else session.initial.to_state(),
         ).to_dict()
 
@@ -360,22 +337,8 @@ class SelfConsumingLoop(GenerationalLoop):
 
     # ------------------------------------------------------------------ internals ----------
     def _safe_point(self, trainer: pl.Trainer, batch_idx: int) -> None:
-        """After a batch: on a stop request, save a checkpoint to continue from the next batch,
-        requeue the job if the cluster asked, and end the fit."""
-        session = self._session
-        if session is not None:
-            session.progress.batches += 1
-        if session is None or not session.stops.due(trainer, batch_idx):
-            return
-        position = GenerationPosition(
-            session.generation, batch_idx + 1, session.start_step, trainer.world_size, gather_rng(trainer)
-        )
-        path, self._position = checkpoint_path(trainer), position
-        try:
-            trainer.save_checkpoint(path)
-        finally:
-            self._position = None
-        session.stops.stop(trainer, path, f"generation {session.generation}, after batch {batch_idx + 1}")
+        if self._session is not None:
+            self._session.safe_point(trainer, batch_idx)
 
     def _real_source(self, trainer: pl.Trainer) -> RealSource:
         if self._source is None:

@@ -148,12 +148,14 @@ def prepare(
         SyntheticDataError: from the dry run.
     """
     real, config, sampler = producer.real, producer.config, producer.sampler
+    n = config.policy.n(len(real))
+    if config.generations < 1 or config.num_synthetic(len(real) if n is None else n) == 0:
+        return  # no synthetic item is ever made
     items = real.items(audit_indices(len(real)))
     audit_real_fields(items, real.codec, config.fields, takes_conditions=sampler.takes_conditions, sampler=sampler.name)
     if producer.corrector is not None:
         producer.corrector.check_items(real)
-    n = config.policy.n(len(real))
-    if not config.dry_run or config.generations < 1 or config.num_synthetic(len(real) if n is None else n) == 0:
+    if not config.dry_run:
         return
     seconds = dry_run(trainer, pl_module, producer, template)
     rank_zero_info(

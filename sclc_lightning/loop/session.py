@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import lightning.pytorch as pl
+from lightning.pytorch.utilities import rank_zero_info
 from torch.utils.data import DataLoader, Dataset
 
 from sclc_lightning._trainer import notify_generation_end
@@ -20,18 +21,26 @@ from sclc_lightning.data.manifest import StoredGeneration
 from sclc_lightning.data.policies import GenerationPlan
 from sclc_lightning.data.store import SyntheticSet, SyntheticStore
 from sclc_lightning.loop.config import LoopConfig
-from sclc_lightning.loop.interruption import GenerationPosition, StopRequests, restore_rng
+from sclc_lightning.loop.interruption import (
+    GenerationPosition,
+    StopRequests,
+    checkpoint_path,
+    gather_rng,
+    restore_rng,
+)
 from sclc_lightning.loop.loader import draw_generation, make_loader
-from sclc_lightning.loop.production import SyntheticProducer
+from sclc_lightning.loop.preflight import prepare
+from sclc_lightning.loop.production import SyntheticProducer, describe_corrector
 from sclc_lightning.loop.real_source import RealSource
-from sclc_lightning.loop.records import GenerationProgress, HistoryFile
+from sclc_lightning.loop.records import GenerationProgress, HistoryFile, log_settings
 from sclc_lightning.loop.restart import InitialState
-from sclc_lightning.loop.run import LoopState
+from sclc_lightning.loop.run import LoopState, describe_run, open_run, run_root
 from sclc_lightning.loop.sampling import agree
 from sclc_lightning.loop.seeding import forked_rng, reseed
 from sclc_lightning.loop.steps import planned_batches, planned_steps
+from sclc_lightning.sampler import BoundSampler
 
-__all__ = ["FitSession", "preview_loader"]
+__all__ = ["FitSession", "preview_loader", "start_session"]
 
 
 def preview_loader(trainer: pl.Trainer, config: LoopConfig, source: RealSource) -> tuple[DataLoader[Any], int]:
@@ -70,6 +79,8 @@ class FitSession:
         history: the run's ``history.json``, one record per generation trained.
         initial: with ``start_from="initial"``, the state every generation after the first
             starts from.
+        saving: where in its generation the fit is, while an interrupted fit saves its
+            checkpoint (:meth:`safe_point`), else ``None``.
     """
 
     config: LoopConfig
@@ -87,6 +98,7 @@ class FitSession:
     resume: GenerationPosition | None = None
     start_step: int = 0
     initial: InitialState | None = None
+    saving: GenerationPosition | None = None
     history: HistoryFile = field(init=False)
     _sets: dict[int, SyntheticSet] = field(default_factory=dict)
     _warned: set[tuple[int | None, int]] = field(default_factory=set)
@@ -185,6 +197,22 @@ class FitSession:
             restore_rng(position.rng[trainer.global_rank])
         return make_loader(trainer, self.source.template, draw, self.config.seed)
 
+    def safe_point(self, trainer: pl.Trainer, batch_idx: int) -> None:
+        """After a batch: on a stop request, save a checkpoint to continue from the next batch,
+        requeue the job if the cluster asked, and end the fit."""
+        self.progress.batches += 1
+        if not self.stops.due(trainer, batch_idx):
+            return
+        position = GenerationPosition(
+            self.generation, batch_idx + 1, self.start_step, trainer.world_size, gather_rng(trainer)
+        )
+        path, self.saving = checkpoint_path(trainer), position
+        try:
+            trainer.save_checkpoint(path)
+        finally:
+            self.saving = None
+        self.stops.stop(trainer, path, f"generation {self.generation}, after batch {batch_idx + 1}")
+
     def close(self, trainer: pl.Trainer, finished: bool) -> None:
         """End the fit: signal handlers back, the folder marked finished (when the fit trained its
         last generation) and unlocked."""
@@ -206,3 +234,37 @@ class FitSession:
                 self._sets[g] = self.store.open_generation(self.records[g], real.codec, len(real))
             sets[g] = self._sets[g]
         return sets
+
+
+def start_session(
+    trainer: pl.Trainer,
+    pl_module: pl.LightningModule,
+    config: LoopConfig,
+    source: RealSource,
+    corrector: Corrector | None,
+    sampler: BoundSampler,
+    fingerprint: dict[str, Any],
+    restored: LoopState | None,
+) -> FitSession:
+    """Start a fit (``on_fit_start``): refuse what cannot work before anything is written
+    (:func:`~sclc_lightning.loop.preflight.prepare`), then open the run directory, restore the
+    checkpoint's state and install the signal handlers."""
+    producer = SyntheticProducer(config, source.real, None, corrector, fingerprint, sampler)
+    prepare(trainer, pl_module, producer, source.template)
+    n = config.policy.n(len(source.real))
+    n = len(source.real) if n is None else n
+    described = describe_run(config, fingerprint, n)
+    log_settings(trainer, {**described, "start_from": config.start_from})
+    root = run_root(trainer, config.output_dir, restored)
+    run = open_run(trainer, root, source.real, fingerprint, described, restored)
+    producer.store = run.store
+    session = FitSession(config, source, run.store, run.run_id, corrector, producer, run.records, run.lock)
+    session.restore(trainer, pl_module, restored)
+    session.stops.install(trainer)
+    mode = config.policy.describe()["name"]
+    rank_zero_info(
+        f"SelfConsumingLoop: n={n} real items, {config.num_synthetic(n)} synthetic per generation,"
+        f" generations {config.first_generation}..{config.generations} (one epoch each), mode"
+        f" {mode!r}, corrector {describe_corrector(corrector)}, data in {run.store.root}."
+    )
+    return session

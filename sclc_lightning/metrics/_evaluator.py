@@ -16,7 +16,7 @@ from torch import Tensor, nn
 from tqdm.auto import tqdm
 from typing_extensions import override
 
-from sclc_lightning._trainer import current_generation, eval_mode
+from sclc_lightning._trainer import current_generation, eval_mode, find_loop, sample_data
 from sclc_lightning.data.budget import derive_seed
 
 __all__ = [
@@ -52,17 +52,16 @@ def sample_across_ranks(
     share = math.ceil(num_samples / world)
     device = pl_module.device
     generator = torch.Generator(device=device).manual_seed(derive_seed(seed, "evaluate", stream, rank))
-    sample = getattr(pl_module, "sample")  # noqa: B009 - LightningModule.__getattr__ is typed as Tensor | Module
     show = trainer.is_global_zero and trainer.progress_bar_callback is not None
     chunks: list[Tensor] = []
     with eval_mode(pl_module, trainer), tqdm(total=share, desc=desc, disable=not show, leave=False) as bar:
         for start in range(0, share, batch_size):
             count = min(batch_size, share - start)
-            kwargs: dict[str, Any] = {"generator": generator}
+            asked = None
             if conditions is not None:
                 index = (torch.arange(count) + rank * share + start) % len(conditions)
-                kwargs["conditions"] = conditions[index].to(device)
-            out = sample(count, **kwargs).detach()
+                asked = conditions[index].to(device)
+            out = sample_data(trainer, pl_module, count, generator=generator, conditions=asked)
             chunks.append(out.float() if out.is_floating_point() else out)  # whatever the sampling precision
             bar.update(count)
     mine = torch.cat(chunks)
@@ -133,10 +132,29 @@ class GenerationEvaluator(Callback):
         """The metrics of ``generation``."""
         raise NotImplementedError
 
+    def labels_to_ask(self, trainer: pl.Trainer, labels: Tensor | None) -> Tensor | None:
+        """The conditions of an evaluation draw: the held-out ``labels`` repeated to
+        ``num_samples`` when the loop samples with conditions, else ``None``.
+
+        Raises:
+            ValueError: the loop is conditional and the held-out split has no labels.
+        """
+        loop = find_loop(trainer)
+        if loop is None or not loop.conditional:
+            return None
+        if labels is None:
+            raise ValueError(
+                f"{type(self).__name__}: the loop samples the model with conditions, but the held-out split"
+                " has no labels to ask for; give the test items (data, label) tuples."
+            )
+        return conditions_for(labels, self.num_samples)
+
     def draw(
         self, trainer: pl.Trainer, pl_module: pl.LightningModule, generation: int, conditions: Tensor | None = None
     ) -> Tensor:
-        """``num_samples`` samples, shared out over the ranks (:func:`sample_across_ranks`)."""
+        """``num_samples`` samples, shared out over the ranks (:func:`sample_across_ranks`), from
+        the loop's sampler; a conditional loop's model is asked for ``conditions``, as the loop
+        asks it (a ``ValueError`` without them)."""
         return sample_across_ranks(
             trainer,
             pl_module,

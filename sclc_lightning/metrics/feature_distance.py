@@ -13,6 +13,7 @@ import lightning.pytorch as pl
 from torch import Tensor, nn
 from torchmetrics.image.fid import FrechetInceptionDistance
 
+from sclc_lightning._trainer import find_loop
 from sclc_lightning.data.budget import make_generator
 from sclc_lightning.metrics._evaluator import GenerationEvaluator, Precomputed, conditions_for, extract
 from sclc_lightning.metrics.functional import feature_diversity
@@ -59,9 +60,14 @@ class FeatureDistanceEvaluator(GenerationEvaluator):
         """The encoder and the reference, built at the first evaluation."""
         raise NotImplementedError
 
-    def requested_labels(self, pl_module: pl.LightningModule, reference_labels: Tensor | None) -> Tensor | None:
+    def requested_labels(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, reference_labels: Tensor | None
+    ) -> Tensor | None:
         """The labels to ask of the samples (the reference labels, repeated), ``None`` for
-        unconditional sampling."""
+        unconditional sampling: as the loop samples (:meth:`labels_to_ask`), or, without a
+        loop, whenever the reference has labels."""
+        if find_loop(trainer) is not None:
+            return self.labels_to_ask(trainer, reference_labels)
         return None if reference_labels is None else conditions_for(reference_labels, self.num_samples)
 
     def extra_metrics(
@@ -86,7 +92,7 @@ class FeatureDistanceEvaluator(GenerationEvaluator):
 
     def evaluate(self, trainer: pl.Trainer, pl_module: pl.LightningModule, generation: int) -> dict[str, float]:
         space = self._space or self._prepare(trainer)
-        labels = self.requested_labels(pl_module, space.reference_labels)
+        labels = self.requested_labels(trainer, pl_module, space.reference_labels)
         samples = self.draw(trainer, pl_module, generation, labels).float()
         features = extract(space.encoder, samples, self.batch_size)
         self.fid.reset()

@@ -142,9 +142,13 @@ class ImageMetrics(FeatureDistanceEvaluator):
             inception_weights_path(self.inception_weights, self.inception_sha256)
 
     # -- per generation ---------------------------------------------------------------------
-    def requested_labels(self, pl_module: pl.LightningModule, reference_labels: Tensor | None) -> Tensor | None:
+    def requested_labels(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, reference_labels: Tensor | None
+    ) -> Tensor | None:
+        if find_loop(trainer) is not None:  # as the loop samples
+            return super().requested_labels(trainer, pl_module, reference_labels)
         conditional = getattr(pl_module.hparams, "get", lambda _k: None)("num_classes")
-        return super().requested_labels(pl_module, reference_labels) if conditional else None
+        return super().requested_labels(trainer, pl_module, reference_labels) if conditional else None
 
     def extra_metrics(
         self, space: FeatureSpace, samples: Tensor, features: Tensor, generation: int

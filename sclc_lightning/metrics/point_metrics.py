@@ -19,7 +19,9 @@ class PointMetrics(GenerationEvaluator):
     (eight Gaussians) also ``mode_coverage`` and ``mode_spread``. The number of samples is the
     same every generation and the draw is seeded by (seed, generation), so values are comparable.
     Under DDP the samples are shared out over the ranks and gathered; every rank computes the
-    same values. ``time_evaluating_s`` logs how long the evaluation took.
+    same values. ``time_evaluating_s`` logs how long the evaluation took. A conditional model
+    (the loop's ``condition_field``) is asked for the held-out labels, as the loop asks it for
+    real labels; the samples come from the loop's sampler.
 
     Args:
         num_samples: points sampled per evaluation.
@@ -37,12 +39,13 @@ class PointMetrics(GenerationEvaluator):
         super().__init__(num_samples, every, batch_size, seed)
         self.mode_radius = mode_radius
         self._reference: Tensor | None = None
+        self._labels: Tensor | None = None
 
     def evaluate(self, trainer: pl.Trainer, pl_module: pl.LightningModule, generation: int) -> dict[str, float]:
         if self._reference is None:
-            self._reference = held_out(trainer, "PointMetrics")[0]
+            self._reference, self._labels = held_out(trainer, "PointMetrics")
         reference = self._reference
-        samples = self.draw(trainer, pl_module, generation)
+        samples = self.draw(trainer, pl_module, generation, self.labels_to_ask(trainer, self._labels))
         values = {"frechet": frechet_distance(samples, reference), "mmd": mmd_rbf(samples, reference)}
         values["mean_drift"], values["cov_drift"] = moment_drift(samples, reference)
         centres = getattr(trainer.datamodule, "centres", None)  # type: ignore[attr-defined]
