@@ -586,7 +586,9 @@ def test_corrector_returning_the_wrong_count_is_refused(tmp_path: Path) -> None:
         fit(tmp_path, GaussianModel(), loader(gaussian_points(50)), loop)
     assert not (tmp_path / "s").exists()
     # without it, at generation 1, where it is refused before being stored
-    loop = SelfConsumingLoop(1, 1, images_per_generation=20, corrector=Dropper(), output_dir=tmp_path / "t", dry_run=False)
+    loop = SelfConsumingLoop(
+        1, 1, images_per_generation=20, corrector=Dropper(), output_dir=tmp_path / "t", dry_run=False
+    )
     with pytest.raises(
         SyntheticDataError, match=r"generation 1, corrector dropper .* returned shape \(48, 2\), expected \(50, 2\)"
     ):

@@ -28,7 +28,7 @@ from sclc_lightning.data.real import RealData
 from sclc_lightning.data.store import SyntheticStore
 from sclc_lightning.loop.config import LoopConfig, fingerprint_changes
 
-__all__ = ["STATE_FORMAT", "LoopState", "OpenedRun", "open_run"]
+__all__ = ["STATE_FORMAT", "LoopState", "OpenedRun", "check_resume", "open_run"]
 
 #: Format of the loop's state in checkpoints. 2: the fingerprint holds every corrector and mode
 #: setting and the item structure, and the state a digest of each manifest record up to its
@@ -110,7 +110,12 @@ class OpenedRun:
     lock: RunLock
 
 
-def _check_resume(restored: LoopState, fingerprint: Mapping[str, Any]) -> None:
+def check_resume(restored: LoopState, fingerprint: Mapping[str, Any]) -> None:
+    """Refuse to resume a checkpoint whose settings differ from this fit's.
+
+    Raises:
+        ValueError: naming every setting that changed, with both values.
+    """
     changes = fingerprint_changes(restored.fingerprint, fingerprint, restored.format)
     if changes:
         raise ValueError(f"Cannot resume a self-consuming run with changed settings ({', '.join(changes)}).")
@@ -214,7 +219,7 @@ def open_run(
         FileNotFoundError: a rank cannot see the manifest (a folder not shared between nodes).
     """
     if restored is not None:
-        _check_resume(restored, fingerprint)
+        check_resume(restored, fingerprint)
     root = Path(trainer.strategy.broadcast(str(root), src=0))
     store = SyntheticStore(root)
     lock = RunLock(root)

@@ -34,7 +34,7 @@ from sclc_lightning.loop.production import SyntheticProducer, describe_corrector
 from sclc_lightning.loop.real_source import RealSource
 from sclc_lightning.loop.records import GenerationProgress, HistoryFile, log_settings
 from sclc_lightning.loop.restart import InitialState
-from sclc_lightning.loop.run import LoopState, describe_run, open_run, run_root
+from sclc_lightning.loop.run import LoopState, check_resume, describe_run, open_run, run_root
 from sclc_lightning.loop.sampling import agree
 from sclc_lightning.loop.seeding import forked_rng, reseed
 from sclc_lightning.loop.steps import planned_batches, planned_steps
@@ -249,6 +249,8 @@ def start_session(
     """Start a fit (``on_fit_start``): refuse what cannot work before anything is written
     (:func:`~sclc_lightning.loop.preflight.prepare`), then open the run directory, restore the
     checkpoint's state and install the signal handlers."""
+    if restored is not None:
+        check_resume(restored, fingerprint)  # first: changed settings explain any later refusal
     producer = SyntheticProducer(config, source.real, None, corrector, fingerprint, sampler)
     prepare(trainer, pl_module, producer, source.template)
     n = config.policy.n(len(source.real))

@@ -64,7 +64,9 @@ def test_rules_must_fit_their_fields() -> None:
         with pytest.raises(ItemContractError, match=match):
             check_rules(rules, codec, item)
     floats = {"x": torch.zeros(4), "y": torch.zeros(4)}
-    with pytest.raises(ItemContractError, match=r"'shift', which builds next-token targets, but the data is torch.float32"):
+    with pytest.raises(
+        ItemContractError, match=r"'shift', which builds next-token targets, but the data is torch.float32"
+    ):
         check_rules({"y": "shift"}, ItemCodec.infer(floats, "x"), floats)
 
 
@@ -92,7 +94,9 @@ def test_audit_finds_copies_and_shifts_of_the_data() -> None:
     audit_real_fields(items, codec, {"labels": "data"}, takes_conditions=False, sampler="LM.sample")
     pairs = shift_items()
     codec = ItemCodec.infer(pairs[0])
-    with pytest.raises(ItemContractError, match=r"Field 1 is the data field shifted by one position 0.*fields=\{1: 'shift'\}"):
+    with pytest.raises(
+        ItemContractError, match=r"Field 1 is the data field shifted by one position 0.*fields=\{1: 'shift'\}"
+    ):
         audit_real_fields(pairs, codec, {}, takes_conditions=False, sampler="LM.sample")
     # labels of -100 (padding) are left out of the comparison
     padded = [{"input_ids": i["input_ids"], "labels": i["labels"].clone()} for i in items]
