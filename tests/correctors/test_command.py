@@ -97,3 +97,20 @@ def test_in_the_loop(tmp_path: Path) -> None:
 
     stored = load_file(str(next((tmp_path / "s" / "gen_0002").glob("*.safetensors"))))
     assert stored["data"].shape == (20, 2) and float(stored["data"].abs().max()) <= 1.0
+
+
+@pytest.mark.parametrize(
+    ("mode", "written"), [("int8", "torch.int8"), ("bool", "torch.bool"), ("float64", "torch.float64")]
+)
+@pytest.mark.parametrize("fmt", ["safetensors", "npy"])
+def test_another_dtype_is_refused_never_cast(mode: str, written: str, fmt: str) -> None:
+    with pytest.raises(
+        CorrectorProcessError, match=rf"wrote data of dtype {written}, but the synthetic data is torch.float32.*float32"
+    ):
+        correct(CommandCorrector(command(mode, fmt), file_format=fmt), batch(labels=True))
+
+
+def test_token_data_goes_through_a_program_and_keeps_its_dtype() -> None:
+    tokens = SyntheticBatch(torch.tensor([[3, -4], [0, 7]]), torch.arange(2))
+    out = correct(CommandCorrector(command("clip")), tokens)
+    assert out.dtype == torch.int64 and out.tolist() == [[1, -1], [0, 1]]

@@ -8,6 +8,7 @@ Usage: external_corrector.py MODE INPUT OUTPUT [CONDITIONS]
   shape    writes one row too few
   nan      writes NaNs
   nothing  writes nothing and exits 0
+  int8     writes the clipped data as int8; bool: as booleans (data > 0); float64: as float64
 """
 
 import sys
@@ -35,13 +36,17 @@ def main() -> int:
         time.sleep(600)
     if mode == "nothing":
         return 0
-    out = np.clip(data, -1.0, 1.0)
+    out = np.clip(data, -1, 1)  # keeps the dtype (float or int)
     if mode == "label":
         out = data + conditions.reshape(-1, *([1] * (data.ndim - 1))).astype(data.dtype)
     if mode == "shape":
         out = out[:-1]
     if mode == "nan":
         out = out * np.nan
+    if mode in ("int8", "float64"):
+        out = out.astype(mode)
+    if mode == "bool":
+        out = data > 0
     if target.endswith(".npy"):
         np.save(target, out)
     else:
