@@ -80,7 +80,7 @@ def collect(batches: Iterable[Any]) -> tuple[Tensor, Tensor | None]:
     data, labels = [], []
     for batch in batches:
         data.append(batch[0] if isinstance(batch, (tuple, list)) else batch)
-        if isinstance(batch, (tuple, list)):
+        if isinstance(batch, (tuple, list)) and len(batch) > 1:  # (data,) items carry no labels
             labels.append(torch.as_tensor(batch[1]))
     return torch.cat(data), (torch.cat(labels) if labels else None)
 
