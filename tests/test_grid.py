@@ -16,10 +16,12 @@ def test_parse_seeds_and_expand() -> None:
     points = expand_grid(["loop.synthetic_fraction=0.1,0.5", "loop.corrector_kwargs.strength=0,1"], [0, 1, 2])
     assert len(points) == 12 and len({p.name for p in points}) == 12
     first = points[0]
-    assert first.fit_args("r.yaml", Path("out/x")) == [
+    assert first.fit_args(["r.yaml", "small/r.yaml"], Path("out/x")) == [
         "fit",
         "--config",
         "r.yaml",
+        "--config",
+        "small/r.yaml",
         "--run_dir",
         "out/x",
         "--loop.synthetic_fraction",
@@ -60,6 +62,30 @@ def test_dry_run_prints_one_fit_per_point(capsys: pytest.CaptureFixture[str], tm
     assert len(lines) == 4 and all(line.startswith("sclc fit --config") for line in lines)
     assert all(line.endswith("--loop.generations 3") for line in lines)
     assert not any(tmp_path.iterdir())
+
+
+def test_repeated_config_files_are_layered_as_sclc_fit_does(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """`sclc grid --config recipe.yaml --config layer.yaml` used to keep only the last file (every
+    point then failed for want of the recipe's required arguments)."""
+    layer = tmp_path / "layer.yaml"
+    layer.write_text("loop:\n  generations: 2\n  synthetic_fraction: 0.2\n")
+    args = ["grid", "--config", RECIPE, "--config", str(layer), "--set", "loop.mode=augment,replace"]
+    assert main([*args, "--out", str(tmp_path / "dry"), "--dry-run"]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert len(lines) == 2 and all(f"--config {RECIPE} --config {layer} --run_dir" in line for line in lines)
+    assert all(line.index("--loop.mode") > line.index(str(layer)) for line in lines)  # points override the files
+    assert main([*args, "--out", str(tmp_path / "grid")]) == 0
+    for mode in ("augment", "replace"):
+        with open(tmp_path / "grid" / f"mode={mode}" / "metrics.csv") as handle:
+            rows = list(csv.DictReader(handle))
+        # the layer's settings: 2 generations, floor(0.2 * 10) = 2 synthetic points each
+        assert [int(float(r["generation"])) for r in rows] == [0, 1, 2]
+        assert [int(float(r["num_synthetic"])) for r in rows] == [0, 2, 2]
+    # the grid records both files: the same command resumes it, another layer is refused
+    assert main([*args, "--out", str(tmp_path / "grid")]) == 0
+    with pytest.raises(SystemExit) as exit_code:
+        main(["grid", "--config", RECIPE, "--set", "loop.mode=augment,replace", "--out", str(tmp_path / "grid")])
+    assert exit_code.value.code == 2 and "holds another grid (config:" in capsys.readouterr().err
 
 
 def test_grid_runs_in_parallel_and_survives_a_failing_run(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -42,7 +42,7 @@ class FitPoint(submitit.helpers.Checkpointable):
     submitit resubmits this same call (``Checkpointable``), which resumes from the checkpoint the
     loop saved."""
 
-    def __init__(self, config: str, point: GridPoint, run_dir: str) -> None:
+    def __init__(self, config: Sequence[str], point: GridPoint, run_dir: str) -> None:
         self.config, self.point, self.run_dir = config, point, run_dir
 
     def __call__(self) -> PointResult:
@@ -175,7 +175,7 @@ def _result(job: Any, point: GridPoint) -> PointResult:
 
 def run_submitit(
     launcher: str,
-    config: str,
+    config: Sequence[str],
     points: Sequence[GridPoint],
     out: Path,
     options: ClusterOptions,
@@ -191,13 +191,14 @@ def run_submitit(
         The results by point name (none when detached), and the signal that stopped the grid.
     """
     folder = out / ".submitit" / "%j"
-    name = f"sclc-{Path(config).stem}"
+    name = f"sclc-{Path(config[0]).stem}"
     executor = make_executor(launcher, folder, options, name, jobs)
     extra = options.fit_arguments() if launcher == "slurm" else []
 
     def job_of(point: GridPoint) -> FitPoint:
         grid_point = GridPoint(point.name, point.values, point.seed, (*point.extra, *extra))
-        return FitPoint(str(Path(config).resolve()), grid_point, str((out / point.name).resolve()))
+        resolved = [str(Path(c).resolve()) for c in config]
+        return FitPoint(resolved, grid_point, str((out / point.name).resolve()))
 
     stop: dict[str, int | None] = {"signal": None}
 

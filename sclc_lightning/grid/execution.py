@@ -12,6 +12,7 @@ import os
 import sys
 import time
 import traceback
+from collections.abc import Sequence
 from pathlib import Path
 
 from sclc_lightning.grid.points import GridPoint
@@ -28,7 +29,7 @@ def _one_line(error: BaseException) -> str:
     return f"{type(error).__name__}: {error}".splitlines()[0][:300]
 
 
-def run_point(config: str, point: GridPoint, run_dir: Path, job_id: str = "") -> PointResult:
+def run_point(config: Sequence[str], point: GridPoint, run_dir: Path, job_id: str = "") -> PointResult:
     """Run (or resume) ``point`` with its output in ``<run_dir>/log.txt``.
 
     A :class:`SystemExit` (submitit's requeue, Lightning's exit on Ctrl-C) is recorded as

@@ -30,7 +30,9 @@ from sclc_lightning.grid.status import PointResult
 __all__ = ["run_local"]
 
 
-def _worker(tasks: Any, results: Any, config: str, out: str, gpus: str | None, parent: int, threads: int) -> None:
+def _worker(
+    tasks: Any, results: Any, config: Sequence[str], out: str, gpus: str | None, parent: int, threads: int
+) -> None:
     """A worker process: run the points it is given until told to stop."""
     from sclc_lightning._process import die_with_parent
 
@@ -78,7 +80,7 @@ def _worker(tasks: Any, results: Any, config: str, out: str, gpus: str | None, p
 
 
 def run_local(
-    config: str,
+    config: Sequence[str],
     points: Sequence[GridPoint],
     out: Path,
     jobs: int,

@@ -62,7 +62,12 @@ def _parser() -> argparse.ArgumentParser:
         " point in <out>/<point name>. Rerunning the same command with the same --out skips finished"
         " points and resumes interrupted ones from their last checkpoint.",
     )
-    parser.add_argument("--config", required=True, help="the recipe YAML")
+    parser.add_argument(
+        "--config",
+        required=True,
+        action="append",
+        help="the recipe YAML; repeat it to layer files, later ones over earlier ones, as `sclc fit` does",
+    )
     parser.add_argument("--set", action="append", default=[], metavar="KEY=V1,V2", help="a grid axis (repeatable)")
     parser.add_argument("--seeds", default=None, help="seeds, e.g. 0-9 or 0,3,5 (sets seed_everything and loop.seed)")
     parser.add_argument(
@@ -104,8 +109,10 @@ def _cluster_options(args: argparse.Namespace) -> Any:
             f"--launcher {args.launcher} needs submitit ({err}): pip install 'sclc-lightning[cluster]'"
         ) from None
 
-    recipe = yaml.safe_load(Path(args.config).read_text()) or {}
-    values = dict(recipe.get("slurm") or {}) if isinstance(recipe, dict) else {}
+    values: dict[str, Any] = {}
+    for config in args.config:  # later files override earlier ones, as in `sclc fit`
+        recipe = yaml.safe_load(Path(config).read_text()) or {}
+        values.update(dict(recipe.get("slurm") or {}) if isinstance(recipe, dict) else {})
     values.update({name: getattr(args, f"slurm_{name}") for name in _SLURM_HELP if getattr(args, f"slurm_{name}")})
     return ClusterOptions.from_mapping(values)
 
@@ -147,8 +154,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(args_list)
     if args.jobs < 1:
         parser.error(f"--jobs must be >= 1, got {args.jobs}")
-    if not Path(args.config).is_file():
-        parser.error(f"--config {args.config}: no such file")
+    for config in args.config:
+        if not Path(config).is_file():
+            parser.error(f"--config {config}: no such file")
     try:
         seeds = parse_seeds(args.seeds) if args.seeds else None
         points = expand_grid(args.set, seeds, extra)
@@ -156,7 +164,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         slots = gpu_slots(visible_gpus(args.gpus, args.jobs), args.jobs) if args.launcher == "local" else []
     except (ValueError, TypeError) as err:
         parser.error(str(err))
-    out = Path(args.out or os.path.join("runs", f"{Path(args.config).stem}-grid", time.strftime("%Y%m%d-%H%M%S")))
+    stem = Path(args.config[0]).stem
+    out = Path(args.out or os.path.join("runs", f"{stem}-grid", time.strftime("%Y%m%d-%H%M%S")))
     if args.dry_run:
         for point in points:
             print(shlex.join(["sclc", *point.fit_args(args.config, out / point.name)]))
@@ -225,7 +234,8 @@ def _clock(seconds: float) -> str:
 
 def _run(args: argparse.Namespace, points: list[GridPoint], out: Path, options: Any, slots: list[str]) -> int:
     to_run, skipped = _plan(points, out, args.rerun_failed, args.launcher)
-    print(f"sclc grid: {len(points)} points of {args.config} in {out} ({args.launcher} launcher, --jobs {args.jobs})")
+    recipe = " + ".join(args.config)
+    print(f"sclc grid: {len(points)} points of {recipe} in {out} ({args.launcher} launcher, --jobs {args.jobs})")
     for name, why in skipped.items():
         print(f"  {name}: skipped, {why}")
     if slots:

@@ -26,9 +26,13 @@ class GridPoint:
     seed: int | None
     extra: tuple[str, ...] = field(default=())
 
-    def fit_args(self, config: str, run_dir: Path, ckpt_path: Path | None = None) -> list[str]:
-        """Arguments of ``sclc fit`` for this point (``ckpt_path``: resume from it)."""
-        args = ["fit", "--config", config, "--run_dir", str(run_dir)]
+    def fit_args(self, configs: Sequence[str], run_dir: Path, ckpt_path: Path | None = None) -> list[str]:
+        """Arguments of ``sclc fit`` for this point: the recipe files in order (later ones layered
+        on earlier ones), then the point's values (``ckpt_path``: resume from it)."""
+        args = ["fit"]
+        for config in [configs] if isinstance(configs, str) else configs:
+            args += ["--config", config]
+        args += ["--run_dir", str(run_dir)]
         for key, value in self.values:
             args += [f"--{key}", value]
         if self.seed is not None:

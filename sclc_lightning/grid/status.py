@@ -85,16 +85,23 @@ def latest_checkpoint(run_dir: Path) -> Path | None:
 class GridSpec:
     """A grid's definition, kept in ``<out>/grid.json``."""
 
-    config: str
-    config_sha256: str
+    config: str | list[str]
+    config_sha256: str | list[str]
     sets: list[str]
     seeds: list[int] | None
     extra: list[str]
 
     @classmethod
-    def of(cls, config: str, sets: Sequence[str], seeds: Sequence[int] | None, extra: Sequence[str]) -> GridSpec:
-        digest = hashlib.sha256(Path(config).read_bytes()).hexdigest()
-        return cls(str(Path(config).resolve()), digest, list(sets), None if seeds is None else list(seeds), list(extra))
+    def of(
+        cls, configs: Sequence[str], sets: Sequence[str], seeds: Sequence[int] | None, extra: Sequence[str]
+    ) -> GridSpec:
+        """The definition of a grid over the recipe files ``configs`` (one: kept as a string, as
+        grids of one file have always been recorded)."""
+        paths = [str(Path(c).resolve()) for c in configs]
+        digests = [hashlib.sha256(Path(c).read_bytes()).hexdigest() for c in configs]
+        config: str | list[str] = paths[0] if len(paths) == 1 else paths
+        digest: str | list[str] = digests[0] if len(digests) == 1 else digests
+        return cls(config, digest, list(sets), None if seeds is None else list(seeds), list(extra))
 
     def differences(self, other: Mapping[str, Any]) -> list[str]:
         """What differs from the definition ``other`` (a ``grid.json``)."""

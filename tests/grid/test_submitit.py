@@ -74,7 +74,7 @@ def test_slurm_launcher_submits_one_array_with_the_resources(tmp_path: Path, mon
     assert names == {f"synthetic_fraction={f}_seed={s}" for f in ("0.5", "1") for s in (0, 1)}
     args_of_one = jobs[0].function.point.fit_args(jobs[0].function.config, Path(jobs[0].function.run_dir))
     assert args_of_one[-4:] == ["--trainer.num_nodes", "2", "--trainer.devices", "4"]
-    assert Path(jobs[0].function.run_dir).is_absolute() and Path(jobs[0].function.config).is_absolute()
+    assert Path(jobs[0].function.run_dir).is_absolute() and all(Path(c).is_absolute() for c in jobs[0].function.config)
 
 
 @pytest.mark.slow
