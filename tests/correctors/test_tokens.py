@@ -65,9 +65,9 @@ def test_the_token_blend_shrinks_the_hamming_distance_by_1_over_1_plus_gamma(gam
 def test_the_token_blend_needs_a_generator_and_matching_dtypes() -> None:
     corrector = RandomPairingCorrector(strength=1.0)
     tokens = torch.zeros(2, 3, dtype=torch.int64)
-    with pytest.raises(ValueError, match="mixing tokens at strength 1.0 needs a generator"):
+    with pytest.raises(ValueError, match=r"mixing tokens at strength 1\.0 needs a generator"):
         corrector.mix(tokens, tokens)
-    with pytest.raises(ValueError, match="targets are torch.float32, the points torch.int64"):
+    with pytest.raises(ValueError, match=r"targets are torch\.float32, the points torch\.int64"):
         corrector.mix(tokens, tokens.float(), torch.Generator())
     assert torch.equal(IdentityCorrector().mix(tokens, tokens + 1), tokens)  # γ = 0 keeps the points
 
