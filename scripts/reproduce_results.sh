@@ -84,13 +84,13 @@ section_gillman_fig2() {
   gens=$(pick 500 3)
   seeds=$(pick 0-9 0-1)
   local fast=(--loop.generations "$gens" --data.init_args.batch_size 20000)  # exact fit: one batch
-  grid gillman_fig2 accumulate recipes/gaussian_toy.yaml \
+  local real_targets=(--config recipes/gaussian_toy_real_targets.yaml)
+  grid gillman_fig2 accumulate recipes/gaussian_toy.yaml "${real_targets[@]}" \
     --set "loop.corrector_kwargs.strength=$GAMMAS" --seeds "$seeds" -- "${fast[@]}"
-  grid gillman_fig2 augment recipes/gaussian_toy.yaml \
+  grid gillman_fig2 augment recipes/gaussian_toy.yaml "${real_targets[@]}" \
     --set "loop.corrector_kwargs.strength=$GAMMAS" --seeds "$seeds" -- "${fast[@]}" --loop.mode augment
   grid gillman_fig2 accumulate_true_target recipes/gaussian_toy.yaml \
-    --set "loop.corrector_kwargs.strength=$GAMMAS" --seeds "$seeds" -- "${fast[@]}" \
-    --loop.corrector_kwargs.target_sampler sclc_lightning.data.toy:standard_normal_2d
+    --set "loop.corrector_kwargs.strength=$GAMMAS" --seeds "$seeds" -- "${fast[@]}"
   local arm
   for arm in accumulate augment accumulate_true_target; do
     report gillman_fig2 "report_$arm" "$OUT/gillman_fig2/$arm"

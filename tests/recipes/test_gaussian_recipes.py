@@ -84,11 +84,28 @@ def test_gaussian_toy_recipe_runs_the_paper_setting(tmp_path: Path, strength: st
         f"g{strength}",
         "--loop.generations",
         "20",
-        "--loop.corrector_kwargs",
-        f'{{"strength": {strength}}}',
+        "--loop.corrector_kwargs.strength",
+        strength,
     )
     assert [r["num_synthetic"] for r in rows[1:4]] == [25.0, 50.0, 75.0]  # accumulate, floor(0.5 * 50) each
     assert all(r["w2"] >= 0 for r in rows)
+
+
+def test_gaussian_toy_draws_its_targets_from_n01_by_default_and_from_the_real_points_in_its_layer(
+    tmp_path: Path,
+) -> None:
+    """Gillman et al. §5 draws the OT targets fresh from the target N(0, I); the real-points
+    variant is the layer recipes/gaussian_toy_real_targets.yaml."""
+    import json
+
+    run(tmp_path, "gaussian_toy", "paper", "--loop.generations", "1")
+    layer = str(RECIPES / "gaussian_toy_real_targets.yaml")
+    run(tmp_path, "gaussian_toy", "real", "--config", layer, "--loop.generations", "1")
+    samplers = {}
+    for name in ("paper", "real"):
+        manifest = json.loads((tmp_path / name / "synthetic" / "manifest.json").read_text())
+        samplers[name] = manifest["config"]["corrector"]["target_sampler"]
+    assert samplers == {"paper": "sclc_lightning.data.toy:standard_normal_2d", "real": None}
 
 
 def test_resume_through_the_cli_extends_a_run(tmp_path: Path) -> None:
