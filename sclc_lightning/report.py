@@ -1,9 +1,12 @@
 r"""``sclc report RUN_OR_GRID_DIR ... --out DIR``: paper-style figures of a loop's metrics.
 
-Every run directory (with ``metrics.csv`` and ``config.yaml``) found under the given folders is
-read; runs that differ only by seed are grouped, labelled by (λ, γ, mode, corrector) and the
-other settings that differ between groups, and drawn as their mean with a ±1
-standard-deviation band. For each metric a PNG of the metric against the
+Every run directory (a ``metrics.csv`` beside the run's ``config.yaml`` or its synthetic data's
+``manifest.json``) found under the given folders is read. The loop's settings (λ, mode and its
+settings, corrector and all its settings, seed, ...) are those the run recorded in its manifest,
+whether ``sclc fit`` or a Python script drove it; the other sections of ``config.yaml`` (model,
+data, trainer) complete them. Runs that differ only by seed are grouped, labelled by
+(λ, γ, mode, corrector) and the other settings that differ between groups, and drawn as their
+mean with a ±1 standard-deviation band. For each metric a PNG of the metric against the
 generation is written, one line per group. Where the theory has a closed form it is drawn
 dashed over the measured curve: ``sigma`` of replace-mode Gaussian runs gets
 :math:`\sigma_0\,\alpha(n)^t` (Bertrand et al. Prop. 1); ``test_error`` of linear regression on
@@ -21,6 +24,7 @@ from __future__ import annotations
 import argparse
 import base64
 import csv
+import json
 import math
 import re
 from collections import defaultdict
@@ -41,14 +45,26 @@ _NOT_METRICS = {"generation", "epoch"}
 
 @dataclass
 class Run:
-    """One run: its folder, settings and per-generation metrics."""
+    """One run: its folder, settings and per-generation metrics.
+
+    Attributes:
+        path: the run's folder.
+        config: its ``config.yaml`` (``{}`` for a run driven from Python).
+        rows: its ``metrics.csv``, one row per generation.
+        recorded: the loop's settings as its manifest records them (``None`` without one).
+    """
 
     path: Path
     config: dict[str, Any]
     rows: list[dict[str, float]]
+    recorded: dict[str, Any] | None = None
 
     @property
     def loop(self) -> dict[str, Any]:
+        """The loop's settings, in the shape of ``config.yaml``'s ``loop`` section: from the
+        manifest when the run has one, else from ``config.yaml``."""
+        if self.recorded is not None:
+            return loop_settings(self.recorded)
         loop: dict[str, Any] = self.config.get("loop") or {}
         return loop
 
@@ -66,6 +82,47 @@ class Run:
         return {int(r["generation"]): r[metric] for r in self.rows if metric in r and not math.isnan(r[metric])}
 
 
+def loop_settings(recorded: dict[str, Any]) -> dict[str, Any]:
+    """A manifest's record of the loop's settings in the shape of ``config.yaml``'s ``loop``
+    section (``corrector`` by name, its strength and settings in ``corrector_kwargs``).
+
+    Examples:
+        >>> recorded = {"synthetic_fraction": 0.5, "mode": "accumulate", "mode_settings": {},
+        ...             "corrector": {"name": "kmeans", "strength": 1.0, "num_clusters": 8}, "seed": 3}
+        >>> loop_settings(recorded)["corrector_kwargs"]
+        {'strength': 1.0, 'num_clusters': 8}
+    """
+    loop = {k: v for k, v in recorded.items() if k not in ("corrector", "mode_settings", "n")}
+    loop["mode_kwargs"] = recorded.get("mode_settings") or None
+    corrector = recorded.get("corrector")
+    if isinstance(corrector, dict):
+        loop["corrector"] = corrector.get("name")
+        loop["corrector_kwargs"] = {k: v for k, v in corrector.items() if k != "name"}
+    else:
+        loop["corrector"], loop["corrector_kwargs"] = None, None
+    return loop
+
+
+def _manifest_of(folder: Path) -> Path | None:
+    """The manifest of the run whose metrics are in ``folder``: ``synthetic/manifest.json``, or the
+    one manifest under the logger's folders (``logs/version_0/synthetic/manifest.json``)."""
+    own = folder / "synthetic" / "manifest.json"
+    if own.is_file():
+        return own
+    found = sorted(folder.glob("*/*/synthetic/manifest.json")) + sorted(folder.glob("*/synthetic/manifest.json"))
+    return found[0] if len(found) == 1 else None
+
+
+def _recorded(manifest: Path) -> dict[str, Any] | None:
+    """The loop settings a manifest records (``None`` when it cannot be read)."""
+    try:
+        data = json.loads(manifest.read_text())
+    except (OSError, ValueError):
+        return None
+    config = data.get("config") if isinstance(data, dict) else None
+    return dict(config) if isinstance(config, dict) and "synthetic_fraction" in config else None
+
+
 # Settings that tell runs of one group apart without making them different experiments.
 _NOT_SETTINGS = {"run_dir", "ckpt_path", "wandb", "loop.output_dir", "trainer.default_root_dir"}
 
@@ -80,8 +137,9 @@ def _flatten(config: Any, prefix: str = "") -> dict[str, str]:
 
 
 def _settings(run: Run) -> dict[str, str]:
-    """The run's configuration, flattened, without its seeds and paths."""
-    flat = _flatten(run.config)
+    """The run's configuration (the loop's as recorded, see :attr:`Run.loop`), flattened, without
+    its seeds and paths."""
+    flat = _flatten({**{k: v for k, v in run.config.items() if k != "loop"}, "loop": run.loop})
     return {
         k: v
         for k, v in flat.items()
@@ -122,6 +180,14 @@ def group_runs(runs: Sequence[Run]) -> dict[str, list[Run]]:
     return groups
 
 
+def _step_wise(path: Path) -> bool:
+    """Whether ``path`` is a Lightning ``CSVLogger`` file (a ``step`` column) rather than
+    :class:`~sclc_lightning.generation_csv.GenerationCSV`'s one row per generation."""
+    with open(path, newline="") as handle:
+        header = next(csv.reader(handle), [])
+    return "step" in header
+
+
 def _read_rows(path: Path) -> list[dict[str, float]]:
     rows = []
     with open(path, newline="") as handle:
@@ -139,8 +205,9 @@ def _read_rows(path: Path) -> list[dict[str, float]]:
 
 def find_runs(folders: Sequence[str | Path]) -> list[Run]:
     """Every run directory under ``folders``: a ``metrics.csv`` beside a ``config.yaml`` (``sclc fit``)
-    or a ``synthetic/manifest.json`` (the loop used from Python with ``GenerationCSV``); Lightning's
-    own step-wise ``logs/*/metrics.csv`` are not runs."""
+    or the run's synthetic data manifest (the loop used from Python with ``GenerationCSV``:
+    ``synthetic/manifest.json``, or the one under the logger's folder); Lightning's own step-wise
+    ``logs/*/metrics.csv`` are not runs."""
     runs = []
     for folder in folders:
         root = Path(folder)
@@ -148,12 +215,16 @@ def find_runs(folders: Sequence[str | Path]) -> list[Run]:
             raise FileNotFoundError(f"No such run or grid folder: {str(root)!r}.")
         for metrics in sorted(root.rglob("metrics.csv")):
             config_path = metrics.parent / "config.yaml"
-            if not config_path.exists() and not (metrics.parent / "synthetic" / "manifest.json").exists():
+            manifest = _manifest_of(metrics.parent)
+            if not config_path.exists() and manifest is None:
+                continue
+            if _step_wise(metrics):  # a Lightning logger's file (one row per logging step)
                 continue
             config = yaml.safe_load(config_path.read_text()) if config_path.exists() else {}
             rows = _read_rows(metrics)
             if rows:
-                runs.append(Run(metrics.parent, config or {}, rows))
+                recorded = None if manifest is None else _recorded(manifest)
+                runs.append(Run(metrics.parent, config or {}, rows, recorded))
     if not runs:
         raise FileNotFoundError(f"No run with a metrics.csv under {[str(f) for f in folders]}.")
     return runs

@@ -129,3 +129,35 @@ def test_the_summary_quotes_last_and_late_values_per_group(tmp_path: Path) -> No
     assert row["group"] == "λ=1.0 γ=0 replace none" and row["runs"] == "2" and row["last_generation"] == "10"
     assert float(row["last_mean"]) == 11.0 and float(row["last_std"]) == 1.0  # 10 and 12
     assert float(row["late_mean"]) == 9.0 and float(row["late_std"]) == 1.0  # generations 6..10: 8 and 10
+
+
+def test_runs_driven_from_python_are_grouped_by_what_their_manifest_records(tmp_path: Path) -> None:
+    """No config.yaml: the loop's settings come from the manifest (before, every such run fell
+    into one group, 'λ=None')."""
+    from helpers import GaussianModel, gaussian_points, loader, trainer
+
+    from sclc_lightning import SelfConsumingLoop
+    from sclc_lightning.generation_csv import GenerationCSV
+    from sclc_lightning.report import group_runs
+
+    arms = {
+        "replace": {"mode": "replace"},
+        "kmeans4": {"corrector": "kmeans", "corrector_kwargs": {"num_clusters": 4, "strength": 1.0}},
+        "kmeans8": {"corrector": "kmeans", "corrector_kwargs": {"num_clusters": 8, "strength": 1.0}},
+    }
+    for name, settings in arms.items():
+        for seed in (0, 1):
+            folder = tmp_path / "runs" / f"{name}_{seed}"
+            loop = SelfConsumingLoop(0.5, 2, images_per_generation=20, seed=seed, **settings)  # type: ignore[arg-type]
+            trainer(folder, [loop, GenerationCSV()], logger=True).fit(GaussianModel(), loader(gaussian_points(30)))
+    runs = find_runs([tmp_path / "runs"])
+    assert len(runs) == 6 and all(r.recorded is not None for r in runs)
+    groups = group_runs(runs)
+    assert sorted(groups) == [
+        "λ=0.5 γ=0 replace none",
+        "λ=0.5 γ=1.0 augment kmeans num_clusters=4",
+        "λ=0.5 γ=1.0 augment kmeans num_clusters=8",
+    ]
+    assert all(sorted(r.loop["seed"] for r in members) == [0, 1] for members in groups.values())
+    assert main(["report", str(tmp_path / "runs"), "--out", str(tmp_path / "report")]) == 0
+    assert "num_clusters=8" in (tmp_path / "report" / "summary.csv").read_text()
