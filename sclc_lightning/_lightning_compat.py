@@ -16,6 +16,7 @@ import lightning.pytorch as pl
 from lightning.pytorch.trainer.connectors.data_connector import _DataLoaderSource, _request_dataloader
 
 __all__ = [
+    "classes_named",
     "cluster_environment",
     "epoch_being_loaded",
     "get_reload_every_n_epochs",
@@ -107,10 +108,29 @@ def set_reload_every_n_epochs(trainer: pl.Trainer, value: int) -> None:
     trainer.reload_dataloaders_every_n_epochs = value  # type: ignore[attr-defined]
 
 
+def classes_named(module: str, name: str) -> tuple[Any, ...]:
+    """Lightning's class ``name`` of ``lightning.pytorch.<module>`` and, when the program uses the
+    ``pytorch_lightning`` package (it is imported), of ``pytorch_lightning.<module>``: the loop
+    works with both namespaces' Trainers, callbacks and loggers.
+
+    Examples:
+        >>> classes_named("callbacks", "EarlyStopping")[0].__module__
+        'lightning.pytorch.callbacks.early_stopping'
+    """
+    import importlib
+    import sys
+
+    found = [getattr(importlib.import_module(f"lightning.pytorch.{module}"), name)]
+    if "pytorch_lightning" in sys.modules:
+        found.append(getattr(importlib.import_module(f"pytorch_lightning.{module}"), name))
+    return tuple(found)
+
+
 def describe_train_progress(bar: Any, text: str) -> None:
     """Set the description of the training bar of Lightning's TQDM or Rich progress bar (no-op
     for other bars, or before the bar exists)."""
-    from lightning.pytorch.callbacks import RichProgressBar, TQDMProgressBar
+    TQDMProgressBar = classes_named("callbacks", "TQDMProgressBar")
+    RichProgressBar = classes_named("callbacks", "RichProgressBar")
 
     if isinstance(bar, TQDMProgressBar):
         try:

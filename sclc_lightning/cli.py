@@ -8,7 +8,10 @@
 - ``sclc correctors``: the registered correctors; ``sclc modes``: the registered mixing policies.
 - ``sclc --version``.
 
-Subcommands are imported when used, so ``sclc --help`` stays fast.
+Subcommands are imported when used, so ``sclc --help`` stays fast. The working directory is on
+the import path, so a ``class_path`` may name a module there (``my_model.MyVAE``); other folders
+go in ``PYTHONPATH``. Models written for ``pytorch_lightning`` run with that package's Trainer
+and CLI (:func:`~sclc_lightning.lightning_cli.model_namespace`).
 """
 
 from __future__ import annotations
@@ -65,6 +68,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         print("\n".join(available_mixing_policies()))
         return 0
+    if os.getcwd() not in sys.path:
+        # As `python -m` does: `class_path: my_module.MyModel` finds my_module.py in the working
+        # directory (appended, so that nothing installed is shadowed); PYTHONPATH adds others.
+        sys.path.append(os.getcwd())
     if args[0] in ("fit", "validate", "test"):
         from sclc_lightning.lightning_cli import CLIError, run_lightning_cli
         from sclc_lightning.loop.interruption import EXIT_INTERRUPTED, RunInterrupted

@@ -11,16 +11,18 @@ and ``metrics.csv`` with one row per generation. ``--init_weights PATH`` (with
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import os
 import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
+import yaml
 from jsonargparse import Namespace
-from lightning.pytorch import Callback, LightningDataModule, LightningModule, Trainer
+from lightning.pytorch import Callback, LightningModule, Trainer
 from lightning.pytorch.cli import LightningCLI, SaveConfigCallback
 from lightning.pytorch.utilities import rank_zero_info
 
@@ -30,7 +32,7 @@ from sclc_lightning.generation_csv import GenerationCSV
 from sclc_lightning.loop import SelfConsumingLoop
 from sclc_lightning.weights import load_initial_weights
 
-__all__ = ["SCLCCLI", "CLIError", "check_shared_shapes", "run_lightning_cli"]
+__all__ = ["SCLCCLI", "CLIError", "check_shared_shapes", "cli_class", "model_namespace", "run_lightning_cli"]
 
 SUBCOMMANDS = ("fit", "validate", "test", "predict")
 
@@ -125,15 +127,21 @@ class _SaveConfigToRunDir(SaveConfigCallback):
             logger.log_hyperparams(config)
 
 
-class SCLCCLI(LightningCLI):
-    """LightningCLI with the loop under its own ``loop:`` key and a directory per run."""
+class _SCLCCommand:
+    """What ``sclc fit`` adds to LightningCLI: the loop under its own ``loop:`` key and a
+    directory per run. Mixed into the LightningCLI of the namespace the model is written for
+    (:data:`NAMESPACE`): ``lightning.pytorch`` (:class:`SCLCCLI`) or ``pytorch_lightning``."""
+
+    #: The Lightning package whose classes the command uses (``lightning.pytorch`` or ``pytorch_lightning``).
+    NAMESPACE: ClassVar[str] = "lightning.pytorch"
 
     def __init__(self, args: Sequence[str] | None = None, run: bool = True, marker: Callback | None = None) -> None:
         # Parse errors are raised (and printed in a line by `sclc`), not printed with the usage.
         no_exit = {"exit_on_error": False}
-        super().__init__(
-            model_class=LightningModule,
-            datamodule_class=LightningDataModule,
+        lightning = importlib.import_module(self.NAMESPACE)
+        super().__init__(  # type: ignore[call-arg]
+            model_class=lightning.LightningModule,
+            datamodule_class=lightning.LightningDataModule,
             subclass_mode_model=True,
             subclass_mode_data=True,
             save_config_callback=_SaveConfigToRunDir,
@@ -145,7 +153,9 @@ class SCLCCLI(LightningCLI):
         )
 
     def add_arguments_to_parser(self, parser: Any) -> None:
-        parser.add_lightning_class_args(SelfConsumingLoop, "loop")
+        # As add_lightning_class_args does for a callback, without its check of the namespace.
+        parser.callback_keys.append("loop")
+        parser.add_class_arguments(SelfConsumingLoop, "loop", fail_untyped=False, instantiate=True, sub_configs=True)
         parser.add_argument(
             "--wandb",
             type=bool,
@@ -182,7 +192,7 @@ class SCLCCLI(LightningCLI):
         )
 
     def before_instantiate_classes(self) -> None:
-        config = self.config[self.subcommand] if self.subcommand else self.config
+        config = self.config[self.subcommand] if self.subcommand else self.config  # type: ignore[attr-defined]
         if not config.get("run_dir"):
             configs = config.get("config") or []
             name = Path(str(configs[-1])).stem if configs else "run"
@@ -192,7 +202,7 @@ class SCLCCLI(LightningCLI):
         if config.trainer.get("logger") in (None, True):
             loggers = [
                 Namespace(
-                    class_path="lightning.pytorch.loggers.CSVLogger",
+                    class_path=f"{self.NAMESPACE}.loggers.CSVLogger",
                     init_args=Namespace(save_dir=config.run_dir, name="logs"),
                 )
             ]
@@ -201,7 +211,7 @@ class SCLCCLI(LightningCLI):
                 # Offline unless the user's W&B settings say online; never asks for a key.
                 loggers.append(
                     Namespace(
-                        class_path="lightning.pytorch.loggers.WandbLogger",
+                        class_path=f"{self.NAMESPACE}.loggers.WandbLogger",
                         init_args=Namespace(
                             save_dir=config.run_dir,
                             project=os.environ.get("WANDB_PROJECT", "sclc-lightning"),
@@ -223,13 +233,14 @@ class SCLCCLI(LightningCLI):
             config.loop.output_dir = os.path.join(config.run_dir, "synthetic")
 
     def _load_init_weights(self) -> None:
-        config = self.config[self.subcommand]
+        config = self.config[self.subcommand]  # type: ignore[attr-defined]
         if not config.get("init_weights") or config.get("ckpt_path"):
             return  # a resumed run gets its weights from the checkpoint
-        loaded = load_initial_weights(self.model, config.init_weights, config.get("init_weights_module"))
+        model = self.model  # type: ignore[attr-defined]
+        loaded = load_initial_weights(model, config.init_weights, config.get("init_weights_module"))
         rank_zero_info(
             f"sclc: loaded {loaded['tensors']} tensors from {loaded['path']}"
-            f" into {type(self.model).__name__}{'.' + str(loaded['module']) if loaded['module'] else ''}."
+            f" into {type(model).__name__}{'.' + str(loaded['module']) if loaded['module'] else ''}."
         )
 
     def before_fit(self) -> None:
@@ -240,6 +251,75 @@ class SCLCCLI(LightningCLI):
 
     def before_test(self) -> None:
         self._load_init_weights()
+
+
+class SCLCCLI(_SCLCCommand, LightningCLI):
+    """LightningCLI with the loop under its own ``loop:`` key and a directory per run."""
+
+
+def cli_class(namespace: str) -> type[Any]:
+    """The ``sclc fit`` command for models of ``namespace`` (``lightning.pytorch`` or
+    ``pytorch_lightning``, whose Trainer and CLI the command then uses)."""
+    if namespace == "lightning.pytorch":
+        return SCLCCLI
+    base = importlib.import_module(f"{namespace}.cli").LightningCLI
+    return type("SCLCCLI", (_SCLCCommand, base), {"NAMESPACE": namespace})
+
+
+def _class_path(value: str) -> str | None:
+    """The class path in a ``--model`` value: a class path, or YAML/JSON with a ``class_path``."""
+    text = value.strip()
+    if text.startswith("{"):
+        try:
+            loaded = yaml.safe_load(text)
+        except yaml.YAMLError:
+            return None
+        return loaded.get("class_path") if isinstance(loaded, dict) else None
+    return text or None
+
+
+def _configured_model(args: Sequence[str]) -> str | None:
+    """The model's class path that ``args`` configure (the last one given), without parsing them
+    fully: ``model.class_path`` in ``--config`` files, then ``--model`` / ``--model.class_path``."""
+    found: str | None = None
+    for index, arg in enumerate(args):
+        key, equals, value = arg.partition("=")
+        if not equals:
+            value = args[index + 1] if index + 1 < len(args) else ""
+        if key == "--config":
+            try:
+                loaded = yaml.safe_load(Path(value).read_text())
+            except (OSError, yaml.YAMLError):
+                continue
+            model = loaded.get("model") if isinstance(loaded, dict) else None
+            if isinstance(model, dict) and model.get("class_path"):
+                found = str(model["class_path"])
+        elif key in ("--model", "--model.class_path"):
+            found = _class_path(value) or found
+    return found
+
+
+def model_namespace(args: Sequence[str]) -> str:
+    """``"pytorch_lightning"`` when the configured model derives from
+    ``pytorch_lightning.LightningModule``, else ``"lightning.pytorch"``.
+
+    Examples:
+        >>> model_namespace(["fit", "--model", "sclc_lightning.models.GaussianModel"])
+        'lightning.pytorch'
+    """
+    path = _configured_model(args)
+    if path is None or "." not in path:
+        return "lightning.pytorch"
+    module_name, _, name = path.rpartition(".")
+    try:
+        model = getattr(importlib.import_module(module_name), name)
+        import pytorch_lightning
+    except Exception:  # not importable here: the full parse reports it
+        return "lightning.pytorch"
+    if isinstance(model, type) and issubclass(model, pytorch_lightning.LightningModule):
+        if not issubclass(model, LightningModule):
+            return "pytorch_lightning"
+    return "lightning.pytorch"
 
 
 def _init_args(block: Any) -> dict[str, Any]:
@@ -272,9 +352,10 @@ def run_lightning_cli(args: Sequence[str] | None, debug: bool = False) -> None:
     """
     marker = _TrainingStarted()
     failed = True
+    command = cli_class(model_namespace(list(sys.argv[1:] if args is None else args)))
     try:
         try:
-            SCLCCLI(args, marker=marker)
+            command(args, marker=marker)
         except _SETUP_ERRORS as err:
             if debug or marker.started:
                 raise

@@ -7,10 +7,10 @@ from pathlib import Path
 import lightning.pytorch as pl
 import torch
 from lightning.pytorch.callbacks import Callback
-from lightning.pytorch.loggers import WandbLogger
 from torch import Tensor
 from typing_extensions import override
 
+from sclc_lightning._lightning_compat import classes_named
 from sclc_lightning._trainer import current_generation, eval_mode, find_loop, sample_data
 from sclc_lightning.data.budget import make_generator
 
@@ -138,5 +138,5 @@ class SampleFigures(Callback):
         ):
             return
         for logger in trainer.loggers:
-            if isinstance(logger, WandbLogger):
+            if isinstance(logger, classes_named("loggers", "WandbLogger")):
                 logger.log_image(key="samples", images=[str(path)], step=trainer.global_step, caption=[path.stem])

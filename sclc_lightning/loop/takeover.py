@@ -38,10 +38,8 @@ class TrainerTakeover:
                 f"`Trainer(max_steps={trainer.max_steps})` may stop the fit before the last of"
                 f" the {generations} generations."
             )
-        from lightning.pytorch.callbacks import EarlyStopping
-
         for callback in trainer.callbacks:  # type: ignore[attr-defined]
-            if isinstance(callback, EarlyStopping):
+            if isinstance(callback, compat.classes_named("callbacks", "EarlyStopping")):
                 rank_zero_warn(
                     f"EarlyStopping(monitor={callback.monitor!r}) stops the whole self-consuming run when it"
                     f" triggers: no generation after that one is trained (of {generations}). Each generation"
