@@ -11,7 +11,6 @@ from typing import Any
 
 import pytest
 import torch
-from torch.utils.data import DataLoader
 
 from sclc_lightning import SelfConsumingLoop
 from sclc_lightning.cli import main
