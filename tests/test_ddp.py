@@ -147,3 +147,40 @@ def test_evaluation_samples_are_shared_out_and_gathered(tmp_path: Path) -> None:
         rows = list(csv.DictReader(f))
     assert [int(float(r["generation"])) for r in rows] == [0, 1]
     assert all(0 <= float(r["frechet"]) < 5 and float(r["time_evaluating_s"]) > 0 for r in rows)
+
+
+def _mark_worker_start(worker_id: int) -> None:
+    folder = os.environ["SCLC_TEST_WORKER_STARTS"]
+    Path(folder, f"{os.getpid()}_{worker_id}").touch()
+
+
+@pytest.mark.slow
+def test_persistent_workers_start_once_per_rank_under_ddp_spawn(tmp_path: Path) -> None:
+    """Before, every generation started the workers again: 24-27 s a generation with 4 workers
+    (benchmarks/loader_start.py); now each rank's workers start once and serve every generation."""
+    from torch.utils.data import DataLoader
+
+    from sclc_lightning.generation_csv import GenerationCSV
+
+    os.environ["MASTER_PORT"] = str(find_free_network_port())
+    os.environ["SCLC_TEST_WORKER_STARTS"] = str(tmp_path)
+    data = DataLoader(
+        gaussian_points(40), batch_size=8, num_workers=2, persistent_workers=True, worker_init_fn=_mark_worker_start
+    )
+    trainer = pl.Trainer(
+        default_root_dir=str(tmp_path),
+        accelerator="cpu",
+        devices=2,
+        strategy="ddp_spawn",
+        max_epochs=-1,
+        callbacks=[SelfConsumingLoop(0.5, 3, images_per_generation=32, output_dir=tmp_path / "s"), GenerationCSV()],
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+    )
+    trainer.fit(GaussianModel(), train_dataloaders=data)
+    with open(tmp_path / "metrics.csv") as handle:
+        rows = list(csv.DictReader(handle))
+    assert [(int(float(r["num_synthetic"])), int(float(r["num_trained"]))) for r in rows] == [(0, 32)] + [(20, 32)] * 3
+    assert len([p for p in tmp_path.iterdir() if "_" in p.name and p.name.split("_")[0].isdigit()]) == 2 * 2

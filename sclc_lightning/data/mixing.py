@@ -35,10 +35,13 @@ class MixedDataset(Dataset[Any]):
 
     def __init__(self, real: Dataset[Any], plan: GenerationPlan, synthetic: Mapping[int, Dataset[Any]]):
         self._parts: list[tuple[Dataset[Any], Tensor | None]] = []
+        self._sources: list[int] = []  # -1: the real data; g: synthetic generation g
         if plan.use_real:
             self._parts.append((real, plan.real_indices))
+            self._sources.append(-1)
         for g, rows in plan.synthetic:
             self._parts.append((synthetic[g], rows))
+            self._sources.append(g)
         sizes = [len(ds) if rows is None else int(rows.numel()) for ds, rows in self._parts]  # type: ignore[arg-type]
         self._ends = list(torch.tensor(sizes, dtype=torch.int64).cumsum(0).tolist()) if sizes else []
         self.num_real = sizes[0] if plan.use_real else 0
@@ -46,13 +49,24 @@ class MixedDataset(Dataset[Any]):
     def __len__(self) -> int:
         return self._ends[-1] if self._ends else 0
 
-    def __getitem__(self, index: int) -> Any:
+    def _find(self, index: int) -> tuple[int, int]:
+        """The part holding item ``index`` and the row in that part's dataset."""
         if not 0 <= index < len(self):
             raise IndexError(f"index {index} out of range for a mixed set of {len(self)} items")
         part = bisect.bisect_right(self._ends, index)
         local = index - (self._ends[part - 1] if part else 0)
-        dataset, rows = self._parts[part]
-        return dataset[local if rows is None else int(rows[local])]
+        rows = self._parts[part][1]
+        return part, local if rows is None else int(rows[local])
+
+    def locate(self, index: int) -> tuple[int, int]:
+        """Where item ``index`` comes from: ``(-1, i)`` for real item ``i``, ``(g, i)`` for item
+        ``i`` of synthetic generation ``g``."""
+        part, row = self._find(index)
+        return self._sources[part], row
+
+    def __getitem__(self, index: int) -> Any:
+        part, row = self._find(index)
+        return self._parts[part][0][row]
 
 
 class GenerationSampler(DistributedSampler):  # type: ignore[type-arg]

@@ -1,23 +1,46 @@
 """The training loader of one generation: the planned mixed set, the fixed budget drawn from it,
-and everything else (batch size, collate function, workers) from the user's own loader."""
+and everything else (batch size, collate function, workers) from the user's own loader.
+
+A user loader with ``persistent_workers=True`` gets one loader for the whole fit
+(:class:`PersistentLoader`): its workers start once and serve every generation, as they would
+serve every epoch of an ordinary fit, instead of starting again each generation (seconds to tens
+of seconds with several workers under ``ddp_spawn``). Its sampler hands the workers keys that say
+where each item is (the real data, or a synthetic generation and the digest of its record) and
+its dataset (:class:`ItemsByKey`) reads them; the workers' random generators are seeded again at
+each generation's first item, from the seed, the generation, the rank and the worker, so that a
+resumed fit draws what an uninterrupted one does."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import random
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import lightning.pytorch as pl
+import numpy as np
 import torch
 from lightning.pytorch.utilities import rank_zero_warn
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, DistributedSampler, get_worker_info
 
-from sclc_lightning.data.budget import TrainingBudget, budget_order, make_generator, resolve_budget
+from sclc_lightning.data.budget import TrainingBudget, budget_order, derive_seed, make_generator, resolve_budget
+from sclc_lightning.data.items import ItemCodec
+from sclc_lightning.data.manifest import RunDirectoryError
 from sclc_lightning.data.mixing import GenerationSampler, MixedDataset
 from sclc_lightning.data.policies import GenerationPlan
 from sclc_lightning.data.real import RealData
+from sclc_lightning.data.store import SyntheticSet, SyntheticStore
 
-__all__ = ["GenerationDraw", "GenerationLoader", "draw_generation", "make_loader"]
+__all__ = [
+    "GenerationDraw",
+    "GenerationLoader",
+    "ItemsByKey",
+    "KeyedSampler",
+    "PersistentLoader",
+    "draw_generation",
+    "make_loader",
+]
 
 
 @dataclass(frozen=True)
@@ -116,3 +139,126 @@ def make_loader(trainer: pl.Trainer, template: DataLoader[Any], draw: Generation
         prefetch_factor=template.prefetch_factor if workers else None,
         persistent_workers=template.persistent_workers if workers else False,
     )
+
+
+Key = tuple[int, int, str, int]
+"""``(generation trained, source, record digest, row)``: source ``-1`` is the real data (digest
+``""``), else the synthetic generation whose record has that digest."""
+
+
+class ItemsByKey(Dataset[Any]):
+    """Every item a fit may train on, by :data:`Key`: one dataset for the whole fit.
+
+    Args:
+        real: the user's real dataset.
+        root: the run directory (synthetic generations are opened from its manifest).
+        codec: the structure of the items.
+        seed: the loop's seed.
+        rank: the global rank of the process that owns the loader.
+    """
+
+    def __init__(self, real: Dataset[Any], root: Path, codec: ItemCodec, seed: int, rank: int) -> None:
+        self.real, self.root, self.codec, self.seed, self.rank = real, Path(root), codec, seed, rank
+        self._sets: dict[int, tuple[str, SyntheticSet]] = {}
+        self._generation: int | None = None
+
+    def __len__(self) -> int:  # the sampler decides what is read; this is only what exists now
+        return len(self.real)  # type: ignore[arg-type]
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        state["_sets"], state["_generation"] = {}, None  # opened again in each worker
+        return state
+
+    def __getitem__(self, key: Key) -> Any:
+        generation, source, digest, row = key
+        if generation != self._generation:
+            self._generation = generation
+            self._reseed(generation)
+        if source < 0:
+            return self.real[row]
+        return self._set(source, digest)[row]
+
+    def _reseed(self, generation: int) -> None:
+        """In a worker: seed its generators from (seed, generation, rank, worker)."""
+        worker = get_worker_info()
+        if worker is None:  # loading in the main process: the loop seeds its generators
+            return
+        value = derive_seed(self.seed, "loader", generation, self.rank) + worker.id
+        torch.manual_seed(value)
+        random.seed(value)
+        np.random.seed(value % 2**32)
+
+    def _set(self, source: int, digest: str) -> SyntheticSet:
+        cached = self._sets.get(source)
+        if cached is not None and cached[0] == digest:
+            return cached[1]
+        store = SyntheticStore(self.root)
+        record = store.records().get(source)
+        if record is None or record.digest() != digest:
+            raise RunDirectoryError(
+                f"{store.manifest_path}: generation {source}'s record changed after the loop checked it;"
+                " was the run directory changed during the fit?"
+            )
+        shards = [(shard.name, shard.rows) for shard in record.shards]
+        opened = SyntheticSet(self.root / store.folder_name(source), shards, self.codec)
+        self._sets[source] = (digest, opened)
+        return opened
+
+
+class KeyedSampler(DistributedSampler):  # type: ignore[type-arg]
+    """This rank's share of the generation being served, as :data:`Key` s (a
+    ``DistributedSampler``, so Lightning leaves it as it is)."""
+
+    def __init__(self, num_replicas: int, rank: int) -> None:
+        super().__init__(range(0), num_replicas=num_replicas, rank=rank, shuffle=False)  # type: ignore[arg-type]
+        self._draw: GenerationDraw | None = None
+        self._digests: dict[int, str] = {}
+
+    def serve(self, draw: GenerationDraw, digests: Mapping[int, str]) -> None:
+        """Serve ``draw`` from now on; ``digests``: the record digest of each synthetic generation."""
+        self._draw, self._digests = draw, dict(digests)
+
+    def __iter__(self) -> Iterator[Key]:  # type: ignore[override]
+        draw = self._draw
+        if draw is None:
+            return
+        dataset = draw.dataset
+        for index in draw.sampler:
+            source, row = dataset.locate(index) if isinstance(dataset, MixedDataset) else (-1, index)
+            yield draw.generation, source, self._digests.get(source, ""), row
+
+    def __len__(self) -> int:
+        return 0 if self._draw is None else len(self._draw.sampler)
+
+
+class PersistentLoader:
+    """One loader for a whole fit, for a user loader with ``persistent_workers=True``."""
+
+    def __init__(self, trainer: pl.Trainer, template: DataLoader[Any], real: RealData, root: Path, seed: int) -> None:
+        self.sampler = KeyedSampler(trainer.world_size, trainer.global_rank)
+        self.loader = GenerationLoader(
+            ItemsByKey(real.dataset, root, real.codec, seed, trainer.global_rank),
+            batch_size=template.batch_size or template.batch_sampler.batch_size,  # type: ignore[union-attr]
+            sampler=self.sampler,
+            collate_fn=template.collate_fn,
+            num_workers=template.num_workers,
+            pin_memory=template.pin_memory,
+            drop_last=False,  # a generation's draw is whole batches already when the user drops the last
+            timeout=template.timeout,
+            worker_init_fn=template.worker_init_fn,
+            multiprocessing_context=template.multiprocessing_context,
+            generator=make_generator(seed, "loader", 0, trainer.global_rank),
+            prefetch_factor=template.prefetch_factor,
+            persistent_workers=True,
+        )
+
+    @staticmethod
+    def wanted(template: DataLoader[Any]) -> bool:
+        """Whether the user's loader keeps its workers (and has some)."""
+        return template.num_workers > 0 and bool(template.persistent_workers)
+
+    def serve(self, draw: GenerationDraw, digests: Mapping[int, str]) -> DataLoader[Any]:
+        """The fit's loader, now serving ``draw``."""
+        self.sampler.serve(draw, digests)
+        return self.loader

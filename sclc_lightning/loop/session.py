@@ -28,7 +28,7 @@ from sclc_lightning.loop.interruption import (
     gather_rng,
     restore_rng,
 )
-from sclc_lightning.loop.loader import draw_generation, make_loader
+from sclc_lightning.loop.loader import PersistentLoader, draw_generation, make_loader
 from sclc_lightning.loop.preflight import prepare
 from sclc_lightning.loop.production import SyntheticProducer, describe_corrector
 from sclc_lightning.loop.real_source import RealSource
@@ -101,6 +101,7 @@ class FitSession:
     saving: GenerationPosition | None = None
     history: HistoryFile = field(init=False)
     _sets: dict[int, SyntheticSet] = field(default_factory=dict)
+    _persistent: PersistentLoader | None = None
     _warned: set[tuple[int | None, int]] = field(default_factory=set)
 
     def __post_init__(self) -> None:
@@ -195,6 +196,11 @@ class FitSession:
             reseed(self.config.seed, generation, trainer.global_rank)
         else:  # the generators as they were after the last batch trained
             restore_rng(position.rng[trainer.global_rank])
+        if PersistentLoader.wanted(self.source.template):  # the user's workers serve every generation
+            if self._persistent is None:
+                real, seed = self.source.real, self.config.seed
+                self._persistent = PersistentLoader(trainer, self.source.template, real, self.store.root, seed)
+            return self._persistent.serve(draw, {g: self.records[g].digest() for g, _ in plan.synthetic})
         return make_loader(trainer, self.source.template, draw, self.config.seed)
 
     def safe_point(self, trainer: pl.Trainer, batch_idx: int) -> None:
