@@ -153,11 +153,11 @@ section_motion() {
   local gens seeds
   gens=$(pick 5 1)
   seeds=$(pick 0-1 0)
-  grid motion loops recipes/motion_physics.yaml --set loop.synthetic_fraction=0.5,1.0 \
-    --set loop.corrector=null,physics --seeds "$seeds" -- --config recipes/small/motion_physics.yaml \
-    --loop.generations "$gens"
-  grid motion real_only recipes/motion_physics.yaml --set loop.synthetic_fraction=0 --seeds "$seeds" \
-    -- --config recipes/small/motion_physics.yaml --loop.generations "$gens"
+  local small=(--config recipes/small/motion_physics.yaml)
+  grid motion loops recipes/motion_physics.yaml "${small[@]}" --set loop.synthetic_fraction=0.5,1.0 \
+    --set loop.corrector=null,physics --seeds "$seeds" -- --loop.generations "$gens"
+  grid motion real_only recipes/motion_physics.yaml "${small[@]}" --set loop.synthetic_fraction=0 \
+    --seeds "$seeds" -- --loop.generations "$gens"
   report motion report "$OUT/motion/loops" "$OUT/motion/real_only"
 }
 
