@@ -159,6 +159,6 @@ def prepare(
         return
     seconds = dry_run(trainer, pl_module, producer, template)
     rank_zero_info(
-        f"SelfConsumingLoop: dry run passed in {seconds:.2f} s ({POINTS_PER_RANK} points per rank sampled,"
+        f"SelfConsumingLoop: dry run passed in {seconds:.3f} s ({POINTS_PER_RANK} points per rank sampled,"
         f"{' corrected,' if producer.corrector is not None else ''} built and collated with real items)."
     )
