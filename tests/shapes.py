@@ -162,3 +162,53 @@ class ZooVAE(pl.LightningModule):
     @torch.no_grad()
     def generate(self, num_samples: int, *, generator: torch.Generator | None = None) -> Tensor:
         return self.decoder(torch.randn(num_samples, self.latent, generator=generator).to(self.device))
+
+
+def token_fit(root: str, ckpt_path: str | None = None, kill_at_call: int | None = None) -> TokenLM:
+    """The Hugging Face token shape in accumulate mode with a checkpoint every generation; with
+    ``kill_at_call`` the process kills itself (SIGKILL) at that call of the sampler (the dry run
+    makes the first)."""
+    import os
+    import signal
+
+    from lightning.pytorch.callbacks import ModelCheckpoint
+    from torch.utils.data import DataLoader
+
+    from sclc_lightning import SelfConsumingLoop
+
+    torch.manual_seed(0)
+    model = TokenLM("hf")
+    if kill_at_call is not None:
+        calls = {"n": 0}
+        original = model.sample
+
+        def sample(*args: Any, **kwargs: Any) -> Tensor:
+            calls["n"] += 1
+            if calls["n"] == kill_at_call:
+                os.kill(os.getpid(), signal.SIGKILL)
+            return original(*args, **kwargs)
+
+        model.sample = sample  # type: ignore[method-assign]
+    loop = SelfConsumingLoop(
+        0.5,
+        3,
+        images_per_generation=16,
+        mode="accumulate",
+        data_field="input_ids",
+        fields={"labels": "data"},
+        corrector="kmeans",
+        corrector_kwargs={"num_clusters": 4, "strength": 1.0},
+        output_dir=f"{root}/s",
+    )
+    saver = ModelCheckpoint(dirpath=f"{root}/ck", save_top_k=-1, filename="{epoch}")
+    trainer = pl.Trainer(
+        default_root_dir=root,
+        callbacks=[loop, saver],
+        max_epochs=-1,
+        accelerator="cpu",
+        logger=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+    )
+    trainer.fit(model, DataLoader(HFTokens(48), batch_size=8, shuffle=True), ckpt_path=ckpt_path)
+    return model
