@@ -80,7 +80,33 @@ _EXPORTS = {
     **dict.fromkeys(("GenerationRecord", "SelfConsumingLoop", "SyntheticDataError"), "sclc_lightning.loop"),
 }
 
-__all__ = sorted([*_EXPORTS, "__version__"])
+__all__ = [
+    "AccumulatePolicy",
+    "AugmentPolicy",
+    "CommandCorrector",
+    "Corrector",
+    "FilterCorrector",
+    "FreshPolicy",
+    "GenerationPlan",
+    "GenerationRecord",
+    "IdealMixtureCorrector",
+    "IdentityCorrector",
+    "KMeansCorrector",
+    "MixingPolicy",
+    "OptimalTransportCorrector",
+    "PhysicsCorrector",
+    "RandomPairingCorrector",
+    "RealData",
+    "ReplacePolicy",
+    "SelfConsumingLoop",
+    "SyntheticBatch",
+    "SyntheticDataError",
+    "__version__",
+    "available_correctors",
+    "available_mixing_policies",
+    "register_corrector",
+    "register_mixing_policy",
+]
 
 
 def __getattr__(name: str) -> Any:

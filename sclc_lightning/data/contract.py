@@ -97,9 +97,14 @@ def resolve_rules(fields: Mapping[Any, FieldRule] | None) -> dict[FieldKey, Fiel
             raise ItemContractError(f"`fields` keys are field names or positions, got {key!r}.")
         if isinstance(rule, str) and rule in BUILT_IN_RULES:
             resolved[key] = rule
-        elif isinstance(rule, str) and ":" in rule:
-            resolved[key] = _import_path(rule, f"`fields[{key!r}]`")
-        elif callable(rule) and not isinstance(rule, str):
+            continue
+        if isinstance(rule, str) and ":" in rule:
+            rule = _import_path(rule, f"`fields[{key!r}]`")
+        if callable(rule) and not isinstance(rule, str):
+            if not _takes_one_argument(rule):
+                raise ItemContractError(
+                    f"`fields[{key!r}]` {describe_rule(rule)} must be callable as f(data) -> Tensor (one argument)."
+                )
             resolved[key] = rule
         else:
             raise ItemContractError(
@@ -107,6 +112,16 @@ def resolve_rules(fields: Mapping[Any, FieldRule] | None) -> dict[FieldKey, Fiel
                 f" import path 'package.module:function', got {rule!r}."
             )
     return resolved
+
+
+def _takes_one_argument(rule: Callable[..., Any]) -> bool:
+    try:
+        inspect.signature(rule).bind(None)
+    except TypeError:
+        return False
+    except ValueError:  # no signature to read (a builtin): trust it
+        return True
+    return True
 
 
 def describe_rule(rule: FieldRule) -> str:
@@ -119,11 +134,7 @@ def describe_rule(rule: FieldRule) -> str:
     return f"callable:{module}:{name}"
 
 
-def _field_value(codec: ItemCodec, item: Any, key: FieldKey) -> Any:
-    return codec.field(item, key)
-
-
-def check_rules(rules: Mapping[FieldKey, FieldRule], codec: ItemCodec, example: Any, generated_ok: bool = True) -> None:
+def check_rules(rules: Mapping[FieldKey, FieldRule], codec: ItemCodec, example: Any) -> None:
     """Check each rule against the fields of the real items (``example``: one of them).
 
     Raises:
@@ -145,7 +156,7 @@ def check_rules(rules: Mapping[FieldKey, FieldRule], codec: ItemCodec, example: 
                 " generated for the condition of its source item, which the synthetic item keeps ('copy')."
             )
         kind = codec.kinds[codec.keys.index(key)]
-        value = _field_value(codec, example, key)
+        value = codec.field(example, key)
         if rule in ("data", "shift"):
             data = codec.data_of(example)
             if not isinstance(value, Tensor) or tuple(value.shape) != tuple(data.shape) or value.dtype != data.dtype:
@@ -166,8 +177,6 @@ def check_rules(rules: Mapping[FieldKey, FieldRule], codec: ItemCodec, example: 
                 f"{where}[{key!r}] is {describe_rule(rule)!r}, but field {key!r} holds strings, which are only"
                 " copied ('copy')."
             )
-        if rule == "generated" and not generated_ok:
-            raise ItemContractError(f"{where}[{key!r}] is 'generated', which this sampler cannot return.")
 
 
 def shifted(data: Tensor) -> Tensor:
@@ -320,14 +329,3 @@ def audit_real_fields(
                 f" {key!r} it was generated for), or fields={{{key!r}: 'copy'}} if the model is unconditional"
                 " and the field may be copied from a random real item."
             )
-
-
-def callable_arity_ok(rule: Callable[..., Any]) -> bool:
-    """Whether ``rule`` can be called with one positional argument."""
-    try:
-        inspect.signature(rule).bind(None)
-    except TypeError:
-        return False
-    except ValueError:  # no signature (builtins): assume it can
-        return True
-    return True

@@ -137,3 +137,8 @@ def test_codec_records_rules_only_when_a_field_is_built() -> None:
     assert built.to_json()["fields"] == [["labels", "data"]] and ItemCodec.from_json(built.to_json()) == built
     generated = ItemCodec.infer((torch.zeros(2), torch.zeros(1)), rules={1: "generated"})
     assert generated.generated_keys == (1,) and not generated.is_discrete and plain.is_discrete
+
+
+def test_a_callable_rule_must_take_the_data() -> None:
+    with pytest.raises(ItemContractError, match=r"`fields\['labels'\]` callable:.* must be callable as f\(data\)"):
+        resolve_rules({"labels": lambda data, other: data})
