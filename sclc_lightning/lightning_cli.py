@@ -313,13 +313,13 @@ def model_namespace(args: Sequence[str]) -> str:
     module_name, _, name = path.rpartition(".")
     try:
         model = getattr(importlib.import_module(module_name), name)
-        import pytorch_lightning
     except Exception:  # not importable here: the full parse reports it
         return "lightning.pytorch"
-    if isinstance(model, type) and issubclass(model, pytorch_lightning.LightningModule):
-        if not issubclass(model, LightningModule):
-            return "pytorch_lightning"
-    return "lightning.pytorch"
+    if not isinstance(model, type) or issubclass(model, LightningModule) or "pytorch_lightning" not in sys.modules:
+        return "lightning.pytorch"  # a module of the other package imported it, or it is not a module
+    import pytorch_lightning
+
+    return "pytorch_lightning" if issubclass(model, pytorch_lightning.LightningModule) else "lightning.pytorch"
 
 
 def _init_args(block: Any) -> dict[str, Any]:
