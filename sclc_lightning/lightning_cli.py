@@ -106,7 +106,7 @@ def _short(error: BaseException) -> str:
         given = [line for line in lines if line.startswith("Given value:")]
         head = lines[0] if lines[0].startswith("Parser key") else ""
         lines = [head, *causes[:1], *given] if head else [*causes[:1]] or lines
-    return " ".join(lines)[:500]
+    return " ".join(lines)[:900]
 
 
 class _SaveConfigToRunDir(SaveConfigCallback):

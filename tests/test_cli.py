@@ -102,3 +102,26 @@ def test_switching_the_recipes_corrector_off_drops_its_settings(tmp_path: Path) 
     assert main([*args, "--loop.corrector", "null", "--loop.generations", "1"]) == 0
     loop = yaml.safe_load((tmp_path / "r" / "config.yaml").read_text())["loop"]
     assert loop["corrector"] is None and loop["corrector_kwargs"] is None
+
+
+def half_spread(module, num_samples, *, generator=None):  # type: ignore[no-untyped-def]
+    """A sampler function for the test below: the module's own, at half its spread."""
+    return module.mean + 0.5 * (module.sample(num_samples, generator=generator) - module.mean)
+
+
+def test_the_sampler_from_the_command_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """`--loop.sampler` takes a method name or `package.module:function`; a sampler the loop
+    cannot call is refused in one line before anything trains."""
+    import json
+
+    recipe = str(Path(__file__).parents[1] / "recipes" / "gaussian_collapse.yaml")
+    base = ["fit", "--config", recipe, "--wandb", "false", "--loop.generations", "1"]
+    assert main([*base, "--run_dir", str(tmp_path / "f"), "--loop.sampler", "tests.test_cli:half_spread"]) == 0
+    manifest = json.loads((tmp_path / "f" / "synthetic" / "manifest.json").read_text())
+    assert manifest["config"]["sampler"] == "tests.test_cli:half_spread"
+    capsys.readouterr()
+    assert main([*base, "--run_dir", str(tmp_path / "m"), "--loop.sampler", "configure_optimizers"]) == 2
+    error = capsys.readouterr().err
+    assert "GaussianModel.configure_optimizers() -> 'torch.optim.Optimizer' cannot be called as" in error
+    assert "sampler='generate'" in error and error.count("\n") == 2  # one line, and the hint to --help
+    assert not (tmp_path / "m" / "synthetic").exists()
