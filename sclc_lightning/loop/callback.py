@@ -9,8 +9,8 @@ Lightning epoch, so the optimizer, LR schedulers, loggers and checkpoints carry 
 
 The callback only wires the Lightning hooks to the modules that do the work: ``config``
 (arguments, fingerprint), ``takeover`` (trainer settings), ``real_source``, ``run`` (identity
-and resume), ``session`` (one fit), ``production`` (sample, correct, store), ``loader``,
-``seeding`` and ``records``.
+and resume), ``session`` (one fit), ``preflight`` (the checks before generation 0),
+``production`` (sample, correct, store), ``loader``, ``seeding`` and ``records``.
 """
 
 from __future__ import annotations
@@ -30,9 +30,7 @@ from sclc_lightning.data.items import FieldKey
 from sclc_lightning.data.policies import MixingPolicy
 from sclc_lightning.data.real import RealData
 from sclc_lightning.loop.config import LoopConfig
-from sclc_lightning.loop.interruption import (
-    StopPoint,
-)
+from sclc_lightning.loop.interruption import StopPoint
 from sclc_lightning.loop.real_source import RealSource, find_real_data
 from sclc_lightning.loop.records import GenerationRecord, read_history
 from sclc_lightning.loop.run import LoopState
@@ -86,7 +84,8 @@ class SelfConsumingLoop(GenerationalLoop):
             (:mod:`~sclc_lightning.data.contract`).
         sampler: the module's method that samples (``"sample"``), ``"package.module:function"``
             or a callable ``f(module, num_samples, **kwargs)`` (:mod:`~sclc_lightning.sampler`).
-        dry_run: run a tiny draw through every step before generation 0 (:mod:`.dry_run`).
+        dry_run: run a tiny draw through every step before generation 0
+            (:mod:`~sclc_lightning.loop.preflight`).
         shard_rows: rows per safetensors shard on disk.
         start_from: generations after the first start from the ``"previous"`` generation's
             weights and optimizer states or from the run's ``"initial"`` ones (:mod:`~sclc_lightning.loop.restart`).
