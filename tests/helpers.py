@@ -149,3 +149,14 @@ def metrics_rows(run_dir: Any) -> list[dict[str, float]]:
 
     with open(Path(run_dir) / "metrics.csv", newline="") as handle:
         return [{k: float(v) for k, v in row.items() if v != ""} for row in csv.DictReader(handle)]
+
+
+class CrashAt(pl.Callback):
+    """Raises "simulated crash" at the start of epoch ``epoch`` (a crash between generations)."""
+
+    def __init__(self, epoch: int):
+        self.epoch = epoch
+
+    def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if trainer.current_epoch == self.epoch:
+            raise RuntimeError("simulated crash")

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 import torch
-from helpers import gaussian_points, trainer
+from helpers import CrashAt, gaussian_points, trainer
 from lightning.pytorch.callbacks import Callback, ModelCheckpoint
 from shapes import GAN, Digits16, HFTokens, ShiftTokens, TokenLM, ZooVAE
 from torch.utils.data import DataLoader
@@ -52,15 +52,6 @@ class Batches(Callback):
 
     def on_train_batch_start(self, trainer: Any, pl_module: Any, batch: Any, batch_idx: int) -> None:
         self.seen.append((trainer.current_epoch, batch))
-
-
-class CrashAt(Callback):
-    def __init__(self, epoch: int) -> None:
-        self.epoch = epoch
-
-    def on_train_epoch_start(self, trainer: Any, pl_module: Any) -> None:
-        if trainer.current_epoch == self.epoch:
-            raise RuntimeError("simulated crash")
 
 
 MODES = {

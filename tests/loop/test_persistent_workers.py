@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 import torch
-from helpers import GaussianModel, gaussian_points, trainer
+from helpers import CrashAt, GaussianModel, gaussian_points, trainer
 from lightning.pytorch.callbacks import Callback, ModelCheckpoint
 from torch.utils.data import DataLoader, Dataset
 
@@ -88,15 +88,6 @@ def test_persistent_workers_start_once_and_serve_what_the_workers_of_each_genera
     assert len(kept_batches.seen) == len(fresh_batches.seen) == 4 * 3
     for a, b in zip(kept_batches.seen, fresh_batches.seen):
         assert torch.allclose(a, b, atol=0.1)
-
-
-class CrashAt(Callback):
-    def __init__(self, epoch: int) -> None:
-        self.epoch = epoch
-
-    def on_train_epoch_start(self, trainer: Any, pl_module: Any) -> None:
-        if trainer.current_epoch == self.epoch:
-            raise RuntimeError("simulated crash")
 
 
 def test_a_fit_with_persistent_workers_resumes_bit_identically(tmp_path: Path) -> None:
