@@ -130,9 +130,7 @@ def test_the_package_and_the_light_commands_import_without_lightning() -> None:
     code = (
         "import sys, sclc_lightning, sclc_lightning.cli, sclc_lightning.grid\n"
         "heavy = sorted(m for m in ('torch', 'lightning', 'sklearn', 'matplotlib') if m in sys.modules)\n"
-        "print(','.join(heavy))\n"
-        "from sclc_lightning import SelfConsumingLoop\n"
-        "print(SelfConsumingLoop.__module__, 'lightning' in sys.modules)\n"
+        "print(','.join(heavy), 'SelfConsumingLoop' in dir(sclc_lightning))\n"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.splitlines()
-    assert out == ["", "sclc_lightning.loop.callback True"]
+    assert out == [" True"]  # nothing heavy imported; the names are there, imported when first used
