@@ -18,11 +18,12 @@ signature and how to point the loop at another method.
 from __future__ import annotations
 
 import functools
-import importlib
 import inspect
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
+
+from sclc_lightning._callables import resolve_callable
 
 __all__ = ["BoundSampler", "SamplerError", "SamplerSpec", "bind_sampler", "describe_sampler"]
 
@@ -54,20 +55,6 @@ def _hint(module_name: str) -> str:
         " name), or at a function with `sampler='package.module:function'` or a callable, called as"
         " f(module, num_samples, *, generator=None, conditions=None)."
     )
-
-
-def _import(path: str) -> Callable[..., Any]:
-    module_name, _, attribute = path.partition(":")
-    try:
-        target: Any = importlib.import_module(module_name)
-        for part in attribute.split("."):
-            target = getattr(target, part)
-    except (ImportError, AttributeError) as err:
-        raise SamplerError(f"`sampler`: cannot import {path!r} ({err}).") from None
-    if not callable(target):
-        raise SamplerError(f"`sampler`: {path!r} is not callable.")
-    result: Callable[..., Any] = target
-    return result
 
 
 @dataclass(frozen=True)
@@ -135,7 +122,10 @@ def bind_sampler(
             raise SamplerError(f"{owner} has no method `{spec}`.{_hint(owner)}")
         function, name = target, f"{owner}.{spec}"
     else:
-        raw = _import(spec) if isinstance(spec, str) else spec
+        try:
+            raw = resolve_callable(spec, "sampler")
+        except (TypeError, ValueError) as err:
+            raise SamplerError(str(err)) from None
         if not callable(raw):
             raise SamplerError(f"`sampler` must be a method name, an import path or a callable, got {spec!r}.")
         function = functools.partial(raw, module)

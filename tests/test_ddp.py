@@ -122,28 +122,30 @@ class CountingModel(GaussianModel):
         return super().sample(num_samples, generator=generator)
 
 
-def test_evaluation_samples_are_shared_out_and_gathered(tmp_path: Path) -> None:
-    from sclc_lightning.data.toy import GaussianDataModule
-    from sclc_lightning.generation_csv import GenerationCSV
-    from sclc_lightning.metrics import PointMetrics
-
+def _spawned(tmp_path: Path, callbacks: list[Any]) -> pl.Trainer:
+    """A two-process ``ddp_spawn`` trainer on a fresh rendezvous port."""
     os.environ["MASTER_PORT"] = str(find_free_network_port())
-    trainer = pl.Trainer(
+    return pl.Trainer(
         default_root_dir=str(tmp_path),
         accelerator="cpu",
         devices=2,
         strategy="ddp_spawn",
         max_epochs=-1,
-        callbacks=[
-            SelfConsumingLoop(0.0, 1, images_per_generation=40, output_dir=tmp_path / "s"),
-            PointMetrics(num_samples=101, batch_size=30),
-            GenerationCSV(),
-        ],
+        callbacks=callbacks,
         logger=False,
         enable_checkpointing=False,
         enable_progress_bar=False,
         enable_model_summary=False,
     )
+
+
+def test_evaluation_samples_are_shared_out_and_gathered(tmp_path: Path) -> None:
+    from sclc_lightning.data.toy import GaussianDataModule
+    from sclc_lightning.generation_csv import GenerationCSV
+    from sclc_lightning.metrics import PointMetrics
+
+    loop = SelfConsumingLoop(0.0, 1, images_per_generation=40, output_dir=tmp_path / "s")
+    trainer = _spawned(tmp_path, [loop, PointMetrics(num_samples=101, batch_size=30), GenerationCSV()])
     trainer.fit(CountingModel(str(tmp_path)), datamodule=GaussianDataModule(n=51, batch_size=10))
     for rank in (0, 1):  # 51 = ceil(101 / 2) each, in batches of 30, at both generations
         calls = (tmp_path / f"rank{rank}.txt").read_text().split("\n")[:-1]
@@ -167,23 +169,12 @@ def test_persistent_workers_start_once_per_rank_under_ddp_spawn(tmp_path: Path) 
 
     from sclc_lightning.generation_csv import GenerationCSV
 
-    os.environ["MASTER_PORT"] = str(find_free_network_port())
     os.environ["SCLC_TEST_WORKER_STARTS"] = str(tmp_path)
     data = DataLoader(
         gaussian_points(40), batch_size=8, num_workers=2, persistent_workers=True, worker_init_fn=_mark_worker_start
     )
-    trainer = pl.Trainer(
-        default_root_dir=str(tmp_path),
-        accelerator="cpu",
-        devices=2,
-        strategy="ddp_spawn",
-        max_epochs=-1,
-        callbacks=[SelfConsumingLoop(0.5, 3, images_per_generation=32, output_dir=tmp_path / "s"), GenerationCSV()],
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-    )
+    loop = SelfConsumingLoop(0.5, 3, images_per_generation=32, output_dir=tmp_path / "s")
+    trainer = _spawned(tmp_path, [loop, GenerationCSV()])
     trainer.fit(GaussianModel(), train_dataloaders=data)
     with open(tmp_path / "metrics.csv") as handle:
         rows = list(csv.DictReader(handle))

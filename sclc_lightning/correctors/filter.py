@@ -9,7 +9,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from sclc_lightning.correctors._callables import resolve_callable
+from sclc_lightning._callables import resolve_callable
 from sclc_lightning.correctors.base import Corrector, register_corrector
 from sclc_lightning.data.items import SyntheticBatch
 from sclc_lightning.data.real import RealData

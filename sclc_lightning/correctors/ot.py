@@ -32,7 +32,7 @@ import torch
 from scipy.optimize import linear_sum_assignment
 from torch import Tensor
 
-from sclc_lightning.correctors._callables import resolve_callable
+from sclc_lightning._callables import resolve_callable
 from sclc_lightning.correctors.base import Corrector, register_corrector
 from sclc_lightning.data.items import SyntheticBatch
 from sclc_lightning.data.real import RealData

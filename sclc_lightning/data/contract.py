@@ -29,7 +29,6 @@ or its one-step shift, on every real item) is refused unless a rule is given for
 
 from __future__ import annotations
 
-import importlib
 import inspect
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
@@ -37,6 +36,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from sclc_lightning._callables import resolve_callable
 from sclc_lightning.data.items import FieldKey, ItemCodec
 
 __all__ = [
@@ -67,20 +67,6 @@ class ItemContractError(ValueError):
     message names the field and the fix."""
 
 
-def _import_path(path: str, what: str) -> Callable[..., Any]:
-    module_name, _, attribute = path.partition(":")
-    try:
-        target: Any = importlib.import_module(module_name)
-        for part in attribute.split("."):
-            target = getattr(target, part)
-    except (ImportError, AttributeError) as err:
-        raise ItemContractError(f"{what}: cannot import {path!r} ({err}).") from None
-    if not callable(target):
-        raise ItemContractError(f"{what}: {path!r} is not callable.")
-    result: Callable[..., Any] = target
-    return result
-
-
 def resolve_rules(fields: Mapping[Any, FieldRule] | None) -> dict[FieldKey, FieldRule]:
     """The loop's ``fields`` argument, checked: built-in names kept, import paths imported.
 
@@ -99,7 +85,10 @@ def resolve_rules(fields: Mapping[Any, FieldRule] | None) -> dict[FieldKey, Fiel
             resolved[key] = rule
             continue
         if isinstance(rule, str) and ":" in rule:
-            rule = _import_path(rule, f"`fields[{key!r}]`")
+            try:
+                rule = resolve_callable(rule, f"fields[{key!r}]")  # type: ignore[assignment]
+            except ValueError as err:
+                raise ItemContractError(str(err)) from None
         if callable(rule) and not isinstance(rule, str):
             if not _takes_one_argument(rule):
                 raise ItemContractError(
