@@ -223,7 +223,6 @@ class SyntheticProducer:
         if corrector is None:
             return batch
         name = describe_corrector(corrector)
-        self.prepare_corrector()
         rank_zero_info(f"SelfConsumingLoop: correcting generation {generation} with {name}.")
         corrector.show_progress = show_progress
         generator = make_generator(self.config.seed, "correct", generation)

@@ -154,8 +154,7 @@ def sample_share(
             conditions = real.conditions_of(index)
             out = sampler(len(index), generator=generator, conditions=_move(conditions, device))
             part = split_output(out, real, len(index), where, upcast=mixed_precision)
-            fields = None if part.fields is None else part.fields
-            chunks.append(SyntheticBatch(part.data.cpu(), index, conditions, fields))
+            chunks.append(SyntheticBatch(part.data.cpu(), index, conditions, part.fields))
             bar.update(len(index))
     if not chunks:  # a rank whose share is empty (fewer points than ranks)
         return real.empty_batch()
