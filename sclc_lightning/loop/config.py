@@ -18,7 +18,7 @@ import numpy as np
 
 from sclc_lightning.correctors.base import Corrector, make_corrector
 from sclc_lightning.data.budget import num_synthetic
-from sclc_lightning.data.contract import FieldRule, describe_rule, resolve_rules
+from sclc_lightning.data.contract import FieldRule, resolve_rules
 from sclc_lightning.data.items import FieldKey
 from sclc_lightning.data.policies import (
     MixingPolicy,
@@ -189,11 +189,6 @@ class LoopConfig:
     def num_synthetic(self, n: int) -> int:
         r""":math:`\lfloor \lambda n \rfloor`."""
         return num_synthetic(self.synthetic_fraction, n)
-
-    @property
-    def described_fields(self) -> dict[FieldKey, str]:
-        """The item contract's rules as text (:func:`~sclc_lightning.data.contract.describe_rule`)."""
-        return {key: describe_rule(rule) for key, rule in self.fields.items()}
 
     def fingerprint(self, corrector: Corrector | None, item: Mapping[str, Any] | None = None) -> dict[str, Any]:
         """The settings a resumed run must share with the run it resumes: λ, the mixing policy
