@@ -101,7 +101,7 @@ def measure(spec: str, batches: int, work: Path) -> dict[str, Any]:
     args = ["fit", *(a for f in files for a in ("--config", str(f))), "--run_dir", str(work / spec.replace("/", "_"))]
     if "cifar10" in recipe and batch is not None:  # CIFAR-10 is not here: random images of its size
         _images(work / "images", 4 * batch + 32, 32)
-        args += ["--data", "sclc_lightning.data.images.ImageFolderDataModule"]
+        args += ["--data", "sclc_lightning.datasets.images.ImageFolderDataModule"]
         args += ["--data.init_args.root", str(work / "images")]
         args += ["--data.init_args.resolution", "32", "--data.init_args.batch_size", str(batch)]
     args += ["--loop.generations", "1"]

@@ -20,7 +20,7 @@ import torch
 from torchmetrics.image.fid import FrechetInceptionDistance
 from torchmetrics.image.kid import KernelInceptionDistance
 
-from sclc_lightning.data.images import MNIST5kDataModule
+from sclc_lightning.datasets.images import MNIST5kDataModule
 from sclc_lightning.metrics import FeatureView, load_or_train_classifier
 
 

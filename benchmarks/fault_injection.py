@@ -64,7 +64,7 @@ def _install_kill(point: str, trainer: Any, model: Any) -> None:
     """Make this process kill itself at ``point`` (second occurrence, so generation 0 is done)."""
     from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
 
-    import sclc_lightning.data.store as store
+    import sclc_lightning.store.synthetic as store
 
     calls = {"n": 0}
 
@@ -112,8 +112,8 @@ def build(root: Path, generations: int = GENERATIONS) -> tuple[Any, Any, Any]:
     from lightning.pytorch.callbacks import ModelCheckpoint
 
     from sclc_lightning import SelfConsumingLoop
-    from sclc_lightning.data.toy import EightGaussiansDataModule
-    from sclc_lightning.generation_csv import GenerationCSV
+    from sclc_lightning.callbacks.generation_csv import GenerationCSV
+    from sclc_lightning.datasets.toy import EightGaussiansDataModule
     from sclc_lightning.models import PointDDPM
 
     pl.seed_everything(0, verbose=False)
@@ -361,7 +361,7 @@ class _Crash(RuntimeError):
 
 def corruption_outcome(damage: Callable[[Path, Path], None], base: Path, other: Path, work: Path) -> dict[str, Any]:
     """Copy the crashed run ``base``, damage it, resume it in-process and describe what happened."""
-    from sclc_lightning.data import RunDirectoryError
+    from sclc_lightning.store import RunDirectoryError
 
     root = Path(tempfile.mkdtemp(dir=work))
     shutil.copytree(base, root, dirs_exist_ok=True)

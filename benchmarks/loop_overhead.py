@@ -25,7 +25,8 @@ import torch
 from torch import Tensor, nn
 from torch.utils.data import DataLoader
 
-from sclc_lightning import IdentityCorrector, SelfConsumingLoop
+from sclc_lightning import SelfConsumingLoop
+from sclc_lightning.correctors import IdentityCorrector
 from sclc_lightning.models import GaussianModel
 
 

@@ -72,7 +72,7 @@ def timed_config(recipe: str, config: dict[str, Any], args: argparse.Namespace, 
         _stand_in_images(work / "images", count, resolution)
         workers = min(int(data["init_args"].get("num_workers", 0)), os.cpu_count() or 1)
         timed["data"] = {
-            "class_path": "sclc_lightning.data.images.ImageFolderDataModule",
+            "class_path": "sclc_lightning.datasets.images.ImageFolderDataModule",
             "init_args": {
                 "root": str(work / "images"),
                 "resolution": resolution,

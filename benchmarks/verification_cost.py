@@ -18,8 +18,9 @@ from pathlib import Path
 
 import torch
 
-from sclc_lightning.data import ItemCodec, RealData, SyntheticBatch, SyntheticStore
-from sclc_lightning.data.verification import file_sha256
+from sclc_lightning.items import ItemCodec, RealData, SyntheticBatch
+from sclc_lightning.store import SyntheticStore
+from sclc_lightning.store.verification import file_sha256
 
 
 class _Labelled:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Callable, Mapping
-from typing import Any, Generic, TypeVar
+from typing import Any, ClassVar, Generic, TypeVar
 
 __all__ = ["Registry"]
 
@@ -22,9 +22,22 @@ class Registry(Generic[T]):
             arguments are ``<argument>_kwargs``.
     """
 
+    #: Every registry made, for tools that must snapshot them (the test suite restores them
+    #: after each test, so that what one test or doctest registers is not seen by the next).
+    instances: ClassVar[list[Registry[Any]]] = []
+
     def __init__(self, kind: str, base: type[Any], argument: str) -> None:
         self.kind, self.base, self.argument = kind, base, argument
         self._classes: dict[str, type[T]] = {}
+        Registry.instances.append(self)
+
+    def snapshot(self) -> dict[str, type[T]]:
+        """The registered classes by name, as they are now."""
+        return dict(self._classes)
+
+    def restore(self, snapshot: dict[str, type[T]]) -> None:
+        """Go back to what :meth:`snapshot` returned."""
+        self._classes = dict(snapshot)
 
     def register(self, name: str) -> Callable[[Any], Any]:
         """Class decorator registering a subclass of ``base`` under ``name`` (sets its ``name``)."""
@@ -68,6 +81,7 @@ class Registry(Generic[T]):
         Raises:
             ValueError: ``kwargs`` given with an instance, or naming an argument the registered
                 class does not take.
+            ValueError: ``value`` is ``None``.
             TypeError: ``value`` is neither.
         """
         if isinstance(value, self.base):
@@ -89,4 +103,6 @@ class Registry(Generic[T]):
                         f" {value!r} does not take; it takes {sorted(parameters)}."
                     )
             return cls(**kwargs)
-        raise TypeError(f"`{self.argument}` must be a {self.base.__name__}, a registered name or None, got {value!r}.")
+        if value is None:  # where None is accepted (no corrector), the caller handles it first
+            raise ValueError(f"`{self.argument}` must be one of {self.names()} or a {self.base.__name__}, got None.")
+        raise TypeError(f"`{self.argument}` must be a {self.base.__name__} or a registered name, got {value!r}.")

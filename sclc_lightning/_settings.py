@@ -12,7 +12,7 @@ from typing import Any
 
 import torch
 
-__all__ = ["init_settings", "jsonable"]
+__all__ = ["constructor_arguments", "declared_settings", "jsonable"]
 
 
 def jsonable(value: Any) -> Any:
@@ -43,17 +43,71 @@ def jsonable(value: Any) -> Any:
     return f"{cls.__module__}.{cls.__qualname__}"
 
 
-def init_settings(obj: Any, exclude: Iterable[str] = ()) -> dict[str, Any]:
-    """The constructor arguments of ``obj`` that it keeps as attributes of the same name.
+def constructor_arguments(cls: type) -> list[str]:
+    """The named arguments of ``cls.__init__`` (``self``, ``*args`` and ``**kwargs`` left out)."""
+    return [
+        name
+        for name, parameter in inspect.signature(cls.__init__).parameters.items()  # type: ignore[misc]
+        if name != "self" and parameter.kind not in (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD)
+    ]
 
-    Arguments stored under another name are not seen: such classes override the method that
-    calls this (``settings()``) to list them.
+
+def declared_settings(
+    obj: Any, deciding: Iterable[str] | None, operational: Iterable[str], exclude: Iterable[str] = ()
+) -> dict[str, Any]:
+    """The settings of ``obj`` that decide its results, as JSON-safe values, by its class's
+    declaration: every constructor argument is either *deciding* (it changes what the object
+    produces; recorded, and a resumed run must not change it) or *operational* (workers,
+    timeouts; never recorded). ``deciding=None`` declares every argument that is not operational
+    deciding. Each deciding argument is read from the attribute of the same name.
+
+    Raises:
+        TypeError: naming the class and the argument, when an argument is declared neither way,
+            both ways, or is deciding but not kept as an attribute of its name (a setting that
+            would silently leave the resume fingerprint).
+
+    Examples:
+        >>> class Smooth:
+        ...     def __init__(self, width, workers=4):
+        ...         self.width, self.workers = width, workers
+        >>> declared_settings(Smooth(3), deciding=("width",), operational=("workers",))
+        {'width': 3}
+        >>> class Hidden:
+        ...     def __init__(self, width):
+        ...         self._width = width
+        >>> try:
+        ...     declared_settings(Hidden(3), deciding=None, operational=())
+        ... except TypeError as err:
+        ...     print(str(err)[:56])
+        Hidden keeps its constructor argument 'width' under anot
     """
-    skipped = {"self", *exclude}
+    cls = type(obj)
+    arguments = [name for name in constructor_arguments(cls) if name not in set(exclude)]
+    operational = tuple(operational)
+    both = sorted(set(deciding or ()) & set(operational))
+    if both:
+        raise TypeError(f"{cls.__name__} declares {both} both deciding and operational; choose one.")
+    if deciding is None:
+        chosen = [name for name in arguments if name not in operational]
+    else:
+        deciding = tuple(deciding)
+        unknown = sorted(set(deciding) - set(arguments))
+        undeclared = [name for name in arguments if name not in deciding and name not in operational]
+        if unknown:
+            raise TypeError(f"{cls.__name__} declares deciding settings {unknown} that its constructor does not take.")
+        if undeclared:
+            raise TypeError(
+                f"{cls.__name__}: constructor arguments {undeclared} are declared neither deciding nor operational;"
+                " add each to `deciding` (it changes results) or `operational` (workers, timeouts)."
+            )
+        chosen = list(deciding)
     settings: dict[str, Any] = {}
-    for name, parameter in inspect.signature(type(obj).__init__).parameters.items():
-        if name in skipped or parameter.kind in (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD):
-            continue
-        if hasattr(obj, name):
-            settings[name] = jsonable(getattr(obj, name))
+    for name in chosen:
+        if not hasattr(obj, name):
+            raise TypeError(
+                f"{cls.__name__} keeps its constructor argument {name!r} under another name, so it cannot be"
+                " recorded with the run and a resume with another value would be accepted. Store it as"
+                f" `self.{name}`, declare it operational (it does not change results), or override `settings()`."
+            )
+        settings[name] = jsonable(getattr(obj, name))
     return settings

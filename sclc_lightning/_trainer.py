@@ -13,7 +13,7 @@ import lightning.pytorch as pl
 import torch
 from lightning.pytorch.callbacks import Callback
 
-from sclc_lightning.data.real import RealData
+from sclc_lightning.items.real import RealData
 from sclc_lightning.sampler import BoundSampler, bind_sampler
 
 __all__ = [

@@ -64,7 +64,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("\n".join(available_correctors()))
         return 0
     if args[0] == "modes":
-        from sclc_lightning.data.policies import available_mixing_policies
+        from sclc_lightning.mixing.policies import available_mixing_policies
 
         print("\n".join(available_mixing_policies()))
         return 0

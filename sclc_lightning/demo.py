@@ -28,8 +28,10 @@ import torch
 from lightning.pytorch.callbacks import Callback
 from torch.utils.data import DataLoader
 
+from sclc_lightning._files import atomic_path
 from sclc_lightning.loop import SelfConsumingLoop
-from sclc_lightning.models.gaussian import GaussianModel, gaussian_w2
+from sclc_lightning.metrics.functional import gaussian_w2
+from sclc_lightning.models.gaussian import GaussianModel
 from sclc_lightning.theory import gaussian_collapse_rate
 
 __all__ = ["ARMS", "main", "run_arm"]
@@ -112,7 +114,8 @@ def _plot(results: dict[str, list[_Track]], n: int, path: Path) -> None:
         f"Gaussian fitted exactly on n={n} points, mean and 10–90% band over {len(next(iter(results.values())))} seeds"
     )
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=120, format="png")
     plt.close(fig)
 
 
@@ -143,7 +146,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             results[name].append(run_arm(arm, args.n, args.dim, args.generations, seed, folder))
         last = torch.tensor([t.sigma[-1] for t in results[name]])
         print(f"{name:42s} final σ {float(last.mean()):.3f} ± {float(last.std()):.3f}")
-    with open(args.out / "summary.csv", "w", newline="") as handle:
+    with atomic_path(args.out / "summary.csv") as tmp, open(tmp, "w", newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow(["arm", "seed", "generation", "sigma", "w2"])
         for name, tracks in results.items():

@@ -26,10 +26,10 @@ from lightning.pytorch import Callback, LightningModule, Trainer
 from lightning.pytorch.cli import LightningCLI, SaveConfigCallback
 from lightning.pytorch.utilities import rank_zero_info
 
-from sclc_lightning.data.lock import RunDirectoryLocked
-from sclc_lightning.data.manifest import RunDirectoryError
-from sclc_lightning.generation_csv import GenerationCSV
+from sclc_lightning.callbacks.generation_csv import GenerationCSV
 from sclc_lightning.loop import SelfConsumingLoop
+from sclc_lightning.store.lock import RunDirectoryLocked
+from sclc_lightning.store.manifest import RunDirectoryError
 from sclc_lightning.weights import load_initial_weights
 
 __all__ = ["SCLCCLI", "CLIError", "check_shared_shapes", "cli_class", "model_namespace", "run_lightning_cli"]

@@ -35,6 +35,7 @@ from typing import Any
 
 import yaml
 
+from sclc_lightning._files import atomic_path, atomic_write
 from sclc_lightning.theory import gaussian_collapse_rate, linear_regression_error
 
 __all__ = ["Run", "figure_name", "find_runs", "group_runs", "main", "stability_note", "write_report", "write_summary"]
@@ -182,7 +183,7 @@ def group_runs(runs: Sequence[Run]) -> dict[str, list[Run]]:
 
 def _step_wise(path: Path) -> bool:
     """Whether ``path`` is a Lightning ``CSVLogger`` file (a ``step`` column) rather than
-    :class:`~sclc_lightning.generation_csv.GenerationCSV`'s one row per generation."""
+    :class:`~sclc_lightning.callbacks.generation_csv.GenerationCSV`'s one row per generation."""
     with open(path, newline="") as handle:
         header = next(csv.reader(handle), [])
     return "step" in header
@@ -378,7 +379,8 @@ def _plot_metric(metric: str, groups: dict[str, list[Run]], path: Path) -> None:
     ax.set(xlabel="generation", ylabel=shown, title=shown)
     ax.legend(fontsize=7)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=110, format="png")
     plt.close(fig)
 
 
@@ -445,7 +447,7 @@ def write_summary(groups: dict[str, list[Run]], metrics: Sequence[str], path: Pa
         ...     print(open(Path(folder) / "s.csv").read().splitlines()[1])
         arm,w2,2,4,5,1,4.5,1
     """
-    with open(path, "w", newline="") as handle:
+    with atomic_path(path) as tmp, open(tmp, "w", newline="") as handle:
         writer = csv.writer(handle)
         columns = ["last_generation", "last_mean", "last_std", "late_mean", "late_std"]
         writer.writerow(["group", "metric", "runs", *columns])
@@ -507,7 +509,7 @@ def write_report(folders: Sequence[str | Path], out: str | Path) -> Path:
     write_summary(groups, metrics, out / "summary.csv")
     page = out / "report.html"
     template = Environment(autoescape=True).from_string(_PAGE)
-    page.write_text(template.render(runs=table, groups=len(groups), figures=figures, samples=samples))
+    atomic_write(page, template.render(runs=table, groups=len(groups), figures=figures, samples=samples))
     return page
 
 

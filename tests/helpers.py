@@ -152,11 +152,33 @@ def metrics_rows(run_dir: Any) -> list[dict[str, float]]:
 
 
 class CrashAt(pl.Callback):
-    """Raises "simulated crash" at the start of epoch ``epoch`` (a crash between generations)."""
+    """Raises "simulated crash" in epoch ``epoch``: at its start (``where="start"``, a crash
+    between generations) or after its first batch (``where="batch"``, in the middle of one)."""
 
-    def __init__(self, epoch: int):
-        self.epoch = epoch
+    def __init__(self, epoch: int, where: str = "start"):
+        self.epoch, self.where = epoch, where
 
     def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        if trainer.current_epoch == self.epoch:
+        if self.where == "start" and trainer.current_epoch == self.epoch:
             raise RuntimeError("simulated crash")
+
+    def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, *args: Any) -> None:
+        if self.where == "batch" and trainer.current_epoch == self.epoch:
+            raise RuntimeError("simulated crash")
+
+
+def fit(tmp_path: Any, model: pl.LightningModule, data: Any, loop: Any, **kwargs: Any) -> pl.Trainer:
+    """Fit ``model`` on ``data`` with ``loop`` (and ``callbacks=``, ``ckpt_path=``, Trainer
+    arguments) in a small CPU trainer."""
+    ckpt_path = kwargs.pop("ckpt_path", None)
+    t = trainer(tmp_path, [loop, *kwargs.pop("callbacks", [])], **kwargs)
+    t.fit(model, train_dataloaders=data, ckpt_path=ckpt_path)
+    return t
+
+
+def manifest(path: Any) -> dict[str, Any]:
+    """A run directory's ``manifest.json``."""
+    import json
+    from pathlib import Path
+
+    return json.loads((Path(path) / "manifest.json").read_text())

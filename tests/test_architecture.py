@@ -92,22 +92,85 @@ def test_no_import_cycles() -> None:
     assert _cycle(_graph()) is None
 
 
+def _within(module: str, packages: tuple[str, ...]) -> bool:
+    return any(module == p or module.startswith(p + ".") for p in packages)
+
+
+_CALLERS = ("sclc_lightning.loop", "sclc_lightning.cli", "sclc_lightning.grid", "sclc_lightning.callbacks")
+#: Deprecated paths kept for old imports and old run directories; the package itself uses none.
+DEPRECATED = (
+    "sclc_lightning.data",
+    "sclc_lightning.generation_csv",
+    "sclc_lightning.visuals",
+    "sclc_lightning.metrics._evaluator",
+    "sclc_lightning.loop.seeding",
+)
+
+
 @pytest.mark.parametrize(
     ("layer", "forbidden"),
     [
-        ("sclc_lightning.data", ("sclc_lightning.loop", "sclc_lightning.correctors", "sclc_lightning.metrics")),
-        ("sclc_lightning.correctors", ("sclc_lightning.loop", "sclc_lightning.metrics")),
-        ("sclc_lightning.metrics", ("sclc_lightning.loop", "sclc_lightning.cli", "sclc_lightning.grid")),
-        ("sclc_lightning.visuals", ("sclc_lightning.loop",)),
-        ("sclc_lightning.generation_csv", ("sclc_lightning.loop",)),
+        ("sclc_lightning.seeding", ("sclc_lightning",)),
+        (
+            "sclc_lightning.items",
+            (
+                *_CALLERS,
+                "sclc_lightning.correctors",
+                "sclc_lightning.metrics",
+                "sclc_lightning.store",
+                "sclc_lightning.mixing",
+                "sclc_lightning.datasets",
+            ),
+        ),
+        (
+            "sclc_lightning.store",
+            (
+                *_CALLERS,
+                "sclc_lightning.correctors",
+                "sclc_lightning.metrics",
+                "sclc_lightning.mixing",
+                "sclc_lightning.datasets",
+            ),
+        ),
+        (
+            "sclc_lightning.mixing",
+            (
+                *_CALLERS,
+                "sclc_lightning.correctors",
+                "sclc_lightning.metrics",
+                "sclc_lightning.store",
+                "sclc_lightning.datasets",
+            ),
+        ),
+        (
+            "sclc_lightning.datasets",
+            (
+                *_CALLERS,
+                "sclc_lightning.correctors",
+                "sclc_lightning.metrics",
+                "sclc_lightning.store",
+                "sclc_lightning.mixing",
+            ),
+        ),
+        ("sclc_lightning.correctors", (*_CALLERS, "sclc_lightning.metrics")),
+        ("sclc_lightning.metrics", (*_CALLERS, "sclc_lightning.models")),
+        ("sclc_lightning.callbacks", ("sclc_lightning.loop", "sclc_lightning.cli", "sclc_lightning.grid")),
         ("sclc_lightning.grid", ("sclc_lightning.cli",)),
     ],
 )
 def test_layers_import_downwards(layer: str, forbidden: tuple[str, ...]) -> None:
+    assert any(_within(m, (layer,)) for m in _graph()), f"no module {layer}"
     for module, imported in _graph().items():
-        if module == layer or module.startswith(layer + "."):
-            bad = sorted(m for m in imported if any(m == f or m.startswith(f + ".") for f in forbidden))
+        if _within(module, (layer,)) and not _within(module, DEPRECATED):
+            bad = sorted(m for m in imported if _within(m, forbidden))
             assert not bad, f"{module} imports {bad}"
+
+
+def test_the_package_uses_no_deprecated_path() -> None:
+    for module, imported in _graph().items():
+        if not _within(module, DEPRECATED):
+            bad = sorted(m for m in imported if _within(m, DEPRECATED))
+            assert not bad, f"{module} imports the deprecated {bad}"
 
 
 def test_no_class_above_350_lines() -> None:

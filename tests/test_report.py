@@ -137,7 +137,7 @@ def test_runs_driven_from_python_are_grouped_by_what_their_manifest_records(tmp_
     from helpers import GaussianModel, gaussian_points, loader, trainer
 
     from sclc_lightning import SelfConsumingLoop
-    from sclc_lightning.generation_csv import GenerationCSV
+    from sclc_lightning.callbacks.generation_csv import GenerationCSV
     from sclc_lightning.report import group_runs
 
     arms = {

@@ -16,9 +16,9 @@ import torch
 from torch import Tensor
 
 from sclc_lightning._registry import Registry
-from sclc_lightning._settings import init_settings
-from sclc_lightning.data.items import SyntheticBatch
-from sclc_lightning.data.real import RealData
+from sclc_lightning._settings import declared_settings
+from sclc_lightning.items.codec import SyntheticBatch
+from sclc_lightning.items.real import RealData
 
 __all__ = [
     "CAPABILITIES",
@@ -65,6 +65,11 @@ class Corrector(abc.ABC):
     #: (:meth:`check_items`). A corrector that moves the data must not declare
     #: ``"generated_fields"``: the fields generated with the old data would no longer match.
     supports: ClassVar[frozenset[str]] = frozenset({"continuous", "discrete", "conditional"})
+    #: Constructor arguments that decide the corrected points: recorded in the manifest and the
+    #: checkpoint, and a resumed run must not change them. ``None`` (the default, for brevity in
+    #: user classes): every argument but ``strength`` and :attr:`operational`. Built-in
+    #: correctors declare theirs.
+    deciding: ClassVar[tuple[str, ...] | None] = None
     #: Constructor arguments that do not change the corrected points (workers, timeouts, …):
     #: left out of :meth:`settings`, so a resumed run may change them.
     operational: ClassVar[tuple[str, ...]] = ()
@@ -170,13 +175,15 @@ class Corrector(abc.ABC):
         """
 
     def settings(self) -> dict[str, Any]:
-        """Every setting that decides the corrected points, as JSON-safe values.
+        """Every setting that decides the corrected points, as JSON-safe values: the
+        :attr:`deciding` constructor arguments, read from the attributes of the same name.
 
-        By default the constructor arguments kept as attributes of the same name, less
-        ``strength`` and :attr:`operational`; override it when a setting is stored under
-        another name.
+        Raises:
+            TypeError: a constructor argument is declared neither :attr:`deciding` nor
+                :attr:`operational`, or a deciding one is kept under another name (override this
+                method then, returning it): it would leave the resume fingerprint.
         """
-        return init_settings(self, exclude=("strength", *self.operational))
+        return declared_settings(self, self.deciding, self.operational, exclude=("strength",))
 
     def describe(self) -> dict[str, Any]:
         """The name, the strength and :meth:`settings`, recorded in the manifest and checkpoints;
@@ -198,12 +205,25 @@ def register_corrector(name: str) -> Callable[[C], C]:
 
     Raises:
         ValueError: ``name`` is already registered to another class.
+
+    Examples:
+        >>> @register_corrector("halfway")
+        ... class Halfway(Corrector):
+        ...     def correct(self, batch, *, generation, generator, reference):
+        ...         return batch.data / 2
+        >>> get_corrector_class("halfway") is Halfway
+        True
     """
     return _REGISTRY.register(name)
 
 
 def available_correctors() -> list[str]:
-    """Registered corrector names."""
+    """Registered corrector names.
+
+    Examples:
+        >>> [name for name in available_correctors() if name in ("kmeans", "optimal_transport")]
+        ['kmeans', 'optimal_transport']
+    """
     return _REGISTRY.names()
 
 

@@ -27,8 +27,8 @@ from torch import Tensor
 
 from sclc_lightning._process import launcher_arguments, pid_alive
 from sclc_lightning.correctors.base import Corrector, register_corrector
-from sclc_lightning.data.items import SyntheticBatch
-from sclc_lightning.data.real import RealData
+from sclc_lightning.items.codec import SyntheticBatch
+from sclc_lightning.items.real import RealData
 
 __all__ = ["CommandCorrector", "CorrectorProcessError"]
 
@@ -78,6 +78,7 @@ class CommandCorrector(Corrector):
         ['/tmp/x/input.safetensors', '--out', '/tmp/x/output.safetensors']
     """
 
+    deciding = ("command", "file_format", "cwd", "env")
     operational = ("timeout", "keep_files", "stderr_lines")
     supports = frozenset({"continuous", "discrete", "conditional"})
 

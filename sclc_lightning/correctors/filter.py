@@ -11,8 +11,8 @@ from torch import Tensor
 
 from sclc_lightning._callables import resolve_callable
 from sclc_lightning.correctors.base import Corrector, register_corrector
-from sclc_lightning.data.items import SyntheticBatch
-from sclc_lightning.data.real import RealData
+from sclc_lightning.items.codec import SyntheticBatch
+from sclc_lightning.items.real import RealData
 
 __all__ = ["FilterCorrector"]
 
@@ -35,6 +35,7 @@ class FilterCorrector(Corrector):
     """
 
     supports = frozenset({"continuous", "discrete", "conditional", "generated_fields"})
+    deciding = ("score",)
 
     def __init__(self, score: ScoreFn | str, strength: float = 1.0) -> None:
         super().__init__(strength)

@@ -5,8 +5,8 @@ from __future__ import annotations
 import torch
 
 from sclc_lightning.correctors.base import Corrector, register_corrector
-from sclc_lightning.data.items import SyntheticBatch
-from sclc_lightning.data.real import RealData
+from sclc_lightning.items.codec import SyntheticBatch
+from sclc_lightning.items.real import RealData
 
 __all__ = ["IdentityCorrector"]
 
@@ -21,6 +21,7 @@ class IdentityCorrector(Corrector):
     """
 
     supports = frozenset({"continuous", "discrete", "conditional", "generated_fields"})
+    deciding = ()
 
     def __init__(self, strength: float = 0.0) -> None:
         super().__init__(strength)

@@ -26,8 +26,8 @@ from torch import Tensor
 
 from sclc_lightning.correctors.base import Corrector, register_corrector
 from sclc_lightning.correctors.ot import pairwise_distance
-from sclc_lightning.data.items import SyntheticBatch
-from sclc_lightning.data.real import RealData
+from sclc_lightning.items.codec import SyntheticBatch
+from sclc_lightning.items.real import RealData
 
 __all__ = ["KMeansCorrector"]
 
@@ -55,6 +55,8 @@ class KMeansCorrector(Corrector):
         per_class: fit centres per class when the items have a condition field.
         n_init: KMeans (or k-medoids) restarts.
     """
+
+    deciding = ("num_clusters", "per_class", "n_init")
 
     def __init__(self, strength: float = float("inf"), num_clusters: int = 16, per_class: bool = True, n_init: int = 3):
         super().__init__(strength)

@@ -10,8 +10,8 @@ from __future__ import annotations
 import torch
 
 from sclc_lightning.correctors.base import Corrector, register_corrector
-from sclc_lightning.data.items import SyntheticBatch
-from sclc_lightning.data.real import RealData
+from sclc_lightning.items.codec import SyntheticBatch
+from sclc_lightning.items.real import RealData
 
 __all__ = ["IdealMixtureCorrector"]
 
@@ -25,6 +25,7 @@ class IdealMixtureCorrector(Corrector):
     """
 
     supports = frozenset({"continuous", "discrete", "conditional", "generated_fields"})
+    deciding = ()
 
     def correct(
         self, batch: SyntheticBatch, *, generation: int, generator: torch.Generator, reference: RealData

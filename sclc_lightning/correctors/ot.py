@@ -34,8 +34,8 @@ from torch import Tensor
 
 from sclc_lightning._callables import resolve_callable
 from sclc_lightning.correctors.base import Corrector, register_corrector
-from sclc_lightning.data.items import SyntheticBatch
-from sclc_lightning.data.real import RealData
+from sclc_lightning.items.codec import SyntheticBatch
+from sclc_lightning.items.real import RealData
 
 __all__ = ["OptimalTransportCorrector", "RandomPairingCorrector", "min_distance_matching"]
 
@@ -107,6 +107,7 @@ def _labels(conditions: Any, what: str, name: str) -> list[Hashable]:
 
 class _PairingCorrector(Corrector):
     supports = frozenset({"continuous", "discrete", "conditional"})
+    deciding = ("target_sampler", "per_condition")
 
     def __init__(
         self, strength: float = 1.0, target_sampler: TargetSampler | str | None = None, per_condition: bool = True

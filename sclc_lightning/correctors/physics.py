@@ -17,8 +17,8 @@ import torch
 from torch import Tensor
 
 from sclc_lightning.correctors.base import Corrector, register_corrector
-from sclc_lightning.data.items import SyntheticBatch
-from sclc_lightning.data.real import RealData
+from sclc_lightning.items.codec import SyntheticBatch
+from sclc_lightning.items.real import RealData
 
 __all__ = ["PhysicsCorrector"]
 
@@ -45,6 +45,7 @@ class PhysicsCorrector(Corrector):
             available: workers start at once; ``spawn`` re-imports the package in each worker).
     """
 
+    deciding = ("kp", "kd", "smooth")
     operational = ("num_workers", "chunk_size", "start_method")
 
     supports = frozenset({"continuous", "conditional"})

@@ -1,64 +1,19 @@
-"""Data machinery of the loop: item structure, budgets, mixing policies, the synthetic store."""
+"""Deprecated package: its modules moved to packages named after their jobs.
 
-from sclc_lightning.data.budget import (
-    TrainingBudget,
-    budget_order,
-    derive_seed,
-    make_generator,
-    num_synthetic,
-    rank_slice,
-    resolve_budget,
-)
-from sclc_lightning.data.items import ItemCodec, SyntheticBatch
-from sclc_lightning.data.lock import RunDirectoryLocked, RunLock
-from sclc_lightning.data.manifest import Manifest, RunDirectoryError, Shard, StoredGeneration
-from sclc_lightning.data.mixing import GenerationSampler, MixedDataset
-from sclc_lightning.data.policies import (
-    AccumulatePolicy,
-    AugmentPolicy,
-    FreshPolicy,
-    GenerationPlan,
-    MixingPolicy,
-    ReplacePolicy,
-    available_mixing_policies,
-    get_mixing_policy_class,
-    make_mixing_policy,
-    plan_generation,
-    register_mixing_policy,
-)
-from sclc_lightning.data.real import RealData
-from sclc_lightning.data.store import SyntheticSet, SyntheticStore
+| old path | new path |
+|---|---|
+| `sclc_lightning.data.items`, `contract`, `real` | `sclc_lightning.items` |
+| `sclc_lightning.data.store`, `manifest`, `verification`, `lock` | `sclc_lightning.store` |
+| `sclc_lightning.data.policies`, `mixing`, `budget` | `sclc_lightning.mixing` |
+| `sclc_lightning.data.toy`, `images`, `motion`, `text` | `sclc_lightning.datasets` |
+| seeds (`derive_seed`, `make_generator`) | `sclc_lightning.seeding` |
 
-__all__ = [
-    "AccumulatePolicy",
-    "AugmentPolicy",
-    "FreshPolicy",
-    "GenerationPlan",
-    "GenerationSampler",
-    "ItemCodec",
-    "Manifest",
-    "MixedDataset",
-    "MixingPolicy",
-    "RealData",
-    "ReplacePolicy",
-    "RunDirectoryError",
-    "RunDirectoryLocked",
-    "RunLock",
-    "Shard",
-    "StoredGeneration",
-    "SyntheticBatch",
-    "SyntheticSet",
-    "SyntheticStore",
-    "TrainingBudget",
-    "available_mixing_policies",
-    "budget_order",
-    "derive_seed",
-    "get_mixing_policy_class",
-    "make_generator",
-    "make_mixing_policy",
-    "num_synthetic",
-    "plan_generation",
-    "rank_slice",
-    "register_mixing_policy",
-    "resolve_budget",
-]
+Every old path still imports, with a :class:`DeprecationWarning`; recipes and the
+``config.yaml`` of run directories written before the move still resolve.
+"""
+
+from sclc_lightning._lazy import forward
+
+__getattr__, __dir__ = forward(
+    __name__, "sclc_lightning.items", "sclc_lightning.store", "sclc_lightning.mixing", "sclc_lightning.seeding"
+)

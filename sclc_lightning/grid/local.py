@@ -93,117 +93,116 @@ def run_local(
     Returns:
         The results by point name, and the signal that stopped the grid (or ``None``).
     """
-    context = get_context("spawn")
-    tasks, results = context.Queue(), context.Queue()
     stop: dict[str, int | None] = {"signal": None}
 
     def on_signal(signum: int, frame: FrameType | None) -> None:
         stop["signal"] = signum
 
     previous = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
-    threads = max(1, (os.cpu_count() or 1) // max(1, min(jobs, len(points))))
-    workers = [
-        context.Process(
-            target=_worker,
-            args=(tasks, results, config, str(out), slots[i] if slots else None, os.getpid(), threads),
-            name=f"sclc-grid-worker-{i}",
-        )
-        for i in range(min(jobs, len(points)))
-    ]
-    todo = list(points)
-    running: dict[int, str] = {}  # worker pid -> point name
-    done: dict[str, PointResult] = {}
-    queued = [0]  # points put in the task queue that no worker has taken yet
+    pool = _Pool(config, out, min(jobs, len(points)), slots, report)
     try:
-        for worker in workers:
-            worker.start()
-        finished_sent = False
-        while len(done) < len(points) and stop["signal"] is None:
-            alive = sum(w.is_alive() for w in workers)
-            while todo and len(running) + queued[0] < alive:
-                tasks.put(todo.pop(0))
-                queued[0] += 1
-            if not todo and not finished_sent:
-                for _ in workers:
-                    tasks.put(None)
-                finished_sent = True
-            _collect(results, running, done, report, queued, timeout=0.5)
-            _reap_dead(workers, running, done, report, "failed")
-            if not any(w.is_alive() for w in workers) and results.empty():
-                break  # no worker left: the points not run stay pending
+        pool.start()
+        pool.run(list(points), lambda: stop["signal"] is not None)
         if stop["signal"] is not None:
-            _stop_workers(workers, results, running, done, report, queued, stop_timeout)
+            pool.stop(stop_timeout)
     finally:
         for signum, handler in previous.items():
             signal.signal(signum, handler)
-        for worker in workers:
+        pool.close()
+    return pool.done, stop["signal"]
+
+
+class _Pool:
+    """The grid process's side of the workers: hand out points, collect their reports, notice
+    workers that died, and stop them all."""
+
+    def __init__(
+        self, config: Sequence[str], out: Path, size: int, slots: Sequence[str], report: Callable[[PointResult], None]
+    ) -> None:
+        context = get_context("spawn")
+        self.tasks, self.results = context.Queue(), context.Queue()
+        threads = max(1, (os.cpu_count() or 1) // max(1, size))
+        self.workers = [
+            context.Process(
+                target=_worker,
+                args=(self.tasks, self.results, config, str(out), slots[i] if slots else None, os.getpid(), threads),
+                name=f"sclc-grid-worker-{i}",
+            )
+            for i in range(size)
+        ]
+        self.report = report
+        self.running: dict[int, str] = {}  # worker pid -> point name
+        self.done: dict[str, PointResult] = {}
+        self.queued = 0  # points put in the task queue that no worker has taken yet
+
+    def start(self) -> None:
+        for worker in self.workers:
+            worker.start()
+
+    def alive(self) -> int:
+        return sum(w.is_alive() for w in self.workers)
+
+    def run(self, todo: list[GridPoint], stopped: Callable[[], bool]) -> None:
+        """Give each idle worker its next point until every point reported, no worker is left
+        (the points not run stay pending) or ``stopped()``."""
+        total, finished_sent = len(todo) + len(self.done), False
+        while len(self.done) < total and not stopped():
+            while todo and len(self.running) + self.queued < self.alive():
+                self.tasks.put(todo.pop(0))
+                self.queued += 1
+            if not todo and not finished_sent:
+                for _ in self.workers:
+                    self.tasks.put(None)
+                finished_sent = True
+            self.collect(timeout=0.5)
+            self.reap("failed")
+            if not self.alive() and self.results.empty():
+                break
+
+    def collect(self, timeout: float) -> bool:
+        """Take one message from the workers; whether there was one."""
+        try:
+            kind, payload, pid = self.results.get(timeout=timeout)
+        except queue.Empty:
+            return False
+        if kind == "started":
+            self.running[pid] = payload
+            self.queued -= 1
+            return True
+        self.running.pop(pid, None)
+        self.done[payload.name] = payload
+        self.report(payload)
+        return True
+
+    def reap(self, status: str) -> None:
+        """Points whose worker process died without reporting (killed, out of memory)."""
+        for worker in self.workers:
+            if worker.exitcode is not None and worker.pid in self.running:
+                name = self.running.pop(worker.pid)
+                result = PointResult(name, status, 0.0, f"worker process ended with exit code {worker.exitcode}")
+                self.done[name] = result
+                self.report(result)
+
+    def stop(self, timeout: float) -> None:
+        """SIGTERM to every worker, their reports for ``timeout`` seconds, then SIGKILL."""
+        for worker in self.workers:
+            if worker.is_alive() and worker.pid is not None:
+                os.kill(worker.pid, signal.SIGTERM)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and self.alive():
+            self.collect(timeout=0.2)
+        while self.collect(timeout=0.05):
+            pass
+        for worker in self.workers:
+            if worker.is_alive():
+                worker.kill()
+                worker.join(timeout=5)
+        self.reap("interrupted")
+
+    def close(self) -> None:
+        for worker in self.workers:
             if worker.is_alive():
                 worker.kill()
             worker.join(timeout=5)
-        tasks.cancel_join_thread()
-        results.cancel_join_thread()
-    return done, stop["signal"]
-
-
-def _collect(
-    results: Any,
-    running: dict[int, str],
-    done: dict[str, PointResult],
-    report: Callable[[PointResult], None],
-    queued: list[int],
-    timeout: float,
-) -> bool:
-    """Take one message from the workers; whether there was one."""
-    try:
-        kind, payload, pid = results.get(timeout=timeout)
-    except queue.Empty:
-        return False
-    if kind == "started":
-        running[pid] = payload
-        queued[0] -= 1
-        return True
-    running.pop(pid, None)
-    done[payload.name] = payload
-    report(payload)
-    return True
-
-
-def _reap_dead(
-    workers: Sequence[Any],
-    running: dict[int, str],
-    done: dict[str, PointResult],
-    report: Callable[[PointResult], None],
-    status: str,
-) -> None:
-    """Points whose worker process died without reporting (killed, out of memory)."""
-    for worker in workers:
-        if worker.exitcode is not None and worker.pid in running:
-            name = running.pop(worker.pid)
-            result = PointResult(name, status, 0.0, f"worker process ended with exit code {worker.exitcode}")
-            done[name] = result
-            report(result)
-
-
-def _stop_workers(
-    workers: Sequence[Any],
-    results: Any,
-    running: dict[int, str],
-    done: dict[str, PointResult],
-    report: Callable[[PointResult], None],
-    queued: list[int],
-    stop_timeout: float,
-) -> None:
-    """SIGTERM to every worker, their reports for ``stop_timeout`` seconds, then SIGKILL."""
-    for worker in workers:
-        if worker.is_alive() and worker.pid is not None:
-            os.kill(worker.pid, signal.SIGTERM)
-    deadline = time.monotonic() + stop_timeout
-    while time.monotonic() < deadline and any(w.is_alive() for w in workers):
-        _collect(results, running, done, report, queued, timeout=0.2)
-    while _collect(results, running, done, report, queued, timeout=0.05):
-        pass
-    for worker in workers:
-        if worker.is_alive():
-            worker.kill()
-            worker.join(timeout=5)
-    _reap_dead(workers, running, done, report, "interrupted")
+        self.tasks.cancel_join_thread()
+        self.results.cancel_join_thread()

@@ -174,7 +174,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         GridSpec.of(args.config, args.set, seeds, extra).save_or_check(out)
     except ValueError as err:
         parser.error(str(err))
-    from sclc_lightning.data.lock import RunDirectoryLocked, RunLock
+    from sclc_lightning.store.lock import RunDirectoryLocked, RunLock
 
     try:
         lock = RunLock(out, owner="grid").acquire(None)

@@ -22,6 +22,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from sclc_lightning._files import atomic_path, atomic_write
 from sclc_lightning.grid.points import GridPoint
 
 __all__ = [
@@ -48,12 +49,6 @@ class PointResult:
     job_id: str = ""
 
 
-def _atomic_write(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(text)
-    os.replace(tmp, path)
-
-
 def read_point(run_dir: Path) -> dict[str, Any]:
     """The point's ``point.json`` (empty when it never started or the file is unreadable)."""
     try:
@@ -68,7 +63,7 @@ def write_point(run_dir: Path, **fields: Any) -> dict[str, Any]:
     run_dir.mkdir(parents=True, exist_ok=True)
     state = read_point(run_dir)
     state.update(fields, host=socket.gethostname(), pid=os.getpid(), updated=time.strftime("%Y-%m-%dT%H:%M:%S%z"))
-    _atomic_write(run_dir / "point.json", json.dumps(state, indent=1))
+    atomic_write(run_dir / "point.json", json.dumps(state, indent=1))
     return state
 
 
@@ -128,7 +123,7 @@ class GridSpec:
                 )
             return
         out.mkdir(parents=True, exist_ok=True)
-        _atomic_write(path, json.dumps(asdict(self), indent=1))
+        atomic_write(path, json.dumps(asdict(self), indent=1))
 
 
 def _final_metrics(run_dir: Path) -> dict[str, str]:
@@ -174,10 +169,8 @@ def write_table(out: Path, points: Sequence[GridPoint], results: Mapping[str, Po
         rows.append(row)
     columns = list(dict.fromkeys(k for row in rows for k in row))
     path = out / "runs.csv"
-    tmp = path.with_name(f".runs.csv.tmp-{os.getpid()}")
-    with open(tmp, "w", newline="") as handle:
+    with atomic_path(path) as tmp, open(tmp, "w", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=columns)
         writer.writeheader()
         writer.writerows(rows)
-    os.replace(tmp, path)
     return path

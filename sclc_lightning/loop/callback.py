@@ -26,9 +26,8 @@ from typing_extensions import override
 from sclc_lightning import _lightning_compat as compat
 from sclc_lightning._trainer import GenerationalLoop
 from sclc_lightning.correctors.base import Corrector, ModuleCorrector
-from sclc_lightning.data.items import FieldKey
-from sclc_lightning.data.policies import MixingPolicy
-from sclc_lightning.data.real import RealData
+from sclc_lightning.items.codec import FieldKey
+from sclc_lightning.items.real import RealData
 from sclc_lightning.loop.config import LoopConfig
 from sclc_lightning.loop.interruption import StopPoint
 from sclc_lightning.loop.real_source import RealSource, find_real_data
@@ -36,6 +35,7 @@ from sclc_lightning.loop.records import GenerationRecord, read_history
 from sclc_lightning.loop.run import LoopState
 from sclc_lightning.loop.session import FitSession, preview_loader, start_session
 from sclc_lightning.loop.takeover import TrainerTakeover
+from sclc_lightning.mixing.policies import MixingPolicy
 from sclc_lightning.sampler import BoundSampler, bind_sampler
 
 __all__ = ["SelfConsumingLoop"]
@@ -60,11 +60,11 @@ class SelfConsumingLoop(GenerationalLoop):
             ``None`` means one pass over the current mixed set.
         initial_images: the budget of generation 0 (default: ``images_per_generation``);
             ``0`` skips training generation 0 because the model is already trained.
-        mode: the mixing policy, a :class:`~sclc_lightning.data.policies.MixingPolicy` or a
+        mode: the mixing policy, a :class:`~sclc_lightning.mixing.policies.MixingPolicy` or a
             registered name: ``"augment"`` (real and the latest synthetic set), ``"accumulate"``
             (real and every synthetic set so far), ``"replace"`` (the latest synthetic set only),
             ``"fresh"`` (a new random real subset and the latest synthetic set) or your own
-            (:func:`~sclc_lightning.data.policies.register_mixing_policy`).
+            (:func:`~sclc_lightning.mixing.policies.register_mixing_policy`).
         mode_kwargs: arguments of the registered policy, e.g. ``{"max_synthetic": 5000}`` for
             ``accumulate`` or ``{"real_per_generation": 1000}`` for ``fresh``.
         corrector: a :class:`~sclc_lightning.correctors.Corrector`, a registered name (``"kmeans"``,
@@ -81,7 +81,7 @@ class SelfConsumingLoop(GenerationalLoop):
             real item (the default), ``"data"`` (equal to the data: ``labels`` of
             ``input_ids``), ``"shift"`` (next-token targets), ``"generated"`` (returned by the
             sampler with the data) or a callable ``f(data) -> Tensor``
-            (:mod:`~sclc_lightning.data.contract`).
+            (:mod:`~sclc_lightning.items.contract`).
         sampler: the module's method that samples (``"sample"``), ``"package.module:function"``
             or a callable ``f(module, num_samples, **kwargs)`` (:mod:`~sclc_lightning.sampler`).
         dry_run: run a tiny draw through every step before generation 0

@@ -1,7 +1,8 @@
 r"""The loop's settings: validated once, frozen, and fingerprinted for resumes.
 
 :class:`LoopConfig` holds what the user asked for; :meth:`LoopConfig.fingerprint` is the part a
-resumed run must share with the run it resumes, and :func:`fingerprint_changes` says what differs.
+resumed run must share with the run it resumes (:mod:`sclc_lightning.loop.fingerprint` owns its
+format and says what differs).
 """
 
 from __future__ import annotations
@@ -17,18 +18,19 @@ from typing import Any
 import numpy as np
 
 from sclc_lightning.correctors.base import Corrector, make_corrector
-from sclc_lightning.data.budget import num_synthetic
-from sclc_lightning.data.contract import FieldRule, resolve_rules
-from sclc_lightning.data.items import FieldKey
-from sclc_lightning.data.policies import (
+from sclc_lightning.items.codec import FieldKey
+from sclc_lightning.items.contract import FieldRule, resolve_rules
+from sclc_lightning.loop.fingerprint import build as build_fingerprint
+from sclc_lightning.mixing.budget import num_synthetic
+from sclc_lightning.mixing.policies import (
     MixingPolicy,
     available_mixing_policies,
     get_mixing_policy_class,
     make_mixing_policy,
 )
-from sclc_lightning.sampler import SamplerSpec, describe_sampler
+from sclc_lightning.sampler import SamplerSpec
 
-__all__ = ["DEPRECATED_MODE_ARGUMENTS", "LoopConfig", "fingerprint_changes"]
+__all__ = ["DEPRECATED_MODE_ARGUMENTS", "LoopConfig"]
 
 #: Loop arguments that moved into ``mode_kwargs`` (still accepted, with a DeprecationWarning).
 DEPRECATED_MODE_ARGUMENTS = ("real_per_generation", "max_synthetic")
@@ -41,6 +43,11 @@ def _is_int(value: Any) -> bool:
 def _check_optional_count(name: str, value: Any, minimum: int) -> None:
     if value is not None and (not _is_int(value) or value < minimum):
         raise ValueError(f"`{name}` must be None or an integer >= {minimum}, got {value!r}.")
+
+
+def _check_count(name: str, value: Any, minimum: int) -> None:
+    if not _is_int(value) or value < minimum:
+        raise ValueError(f"`{name}` must be an integer >= {minimum}, got {value!r}.")
 
 
 def _policies_taking(argument: str) -> list[str]:
@@ -137,8 +144,8 @@ class LoopConfig:
         policy = make_mixing_policy(mode, _merge_deprecated(mode, mode_kwargs, deprecated))
         if not _is_int(seed) or seed < 0:
             raise ValueError(f"`seed` must be an integer >= 0, got {seed!r}.")
-        _check_optional_count("sample_batch_size", sample_batch_size, 1)
-        _check_optional_count("shard_rows", shard_rows, 1)
+        _check_count("sample_batch_size", sample_batch_size, 1)
+        _check_count("shard_rows", shard_rows, 1)
         if start_from not in ("previous", "initial"):
             raise ValueError(f"`start_from` must be 'previous' or 'initial', got {start_from!r}.")
         if not (isinstance(sampler, str) and sampler) and not callable(sampler):
@@ -146,6 +153,10 @@ class LoopConfig:
         if not isinstance(dry_run, bool):
             raise ValueError(f"`dry_run` must be True or False, got {dry_run!r}.")
         policy.check_loop(float(synthetic_fraction), int(generations))
+        corrector = make_corrector(corrector, corrector_kwargs)
+        for part in (policy, corrector):  # refused now, not when the fit has started
+            if part is not None:
+                part.settings()
         if initial_images == 0 and generations == 0:
             raise ValueError("`initial_images=0` skips generation 0, so `generations` must be >= 1, got 0.")
         return cls(
@@ -154,7 +165,7 @@ class LoopConfig:
             images_per_generation=images_per_generation,
             initial_images=images_per_generation if initial_images is None else initial_images,
             policy=policy,
-            corrector=make_corrector(corrector, corrector_kwargs),
+            corrector=corrector,
             output_dir=None if output_dir is None else Path(output_dir),
             seed=int(seed),
             sample_batch_size=int(sample_batch_size),
@@ -191,61 +202,6 @@ class LoopConfig:
         return num_synthetic(self.synthetic_fraction, n)
 
     def fingerprint(self, corrector: Corrector | None, item: Mapping[str, Any] | None = None) -> dict[str, Any]:
-        """The settings a resumed run must share with the run it resumes: λ, the mixing policy
-        and its settings, the corrector (``corrector``, the one in use) and all its settings, the
-        seed, where generations start from when not the previous one, the sampler when not
-        ``sample`` and, once known, the structure of the items and how their fields are built."""
-        fingerprint: dict[str, Any] = {
-            "synthetic_fraction": self.synthetic_fraction,
-            "mode": self.policy.describe()["name"],
-            "mode_settings": self.policy.settings(),
-            "corrector": corrector.describe() if corrector is not None else None,
-            "seed": self.seed,
-        }
-        if self.start_from != "previous":  # absent from older checkpoints, which continued
-            fingerprint["start_from"] = self.start_from
-        if self.sampler != "sample":  # likewise absent from older checkpoints
-            fingerprint["sampler"] = describe_sampler(self.sampler)
-        if item is not None:
-            fingerprint["item"] = dict(item)
-        return fingerprint
-
-
-def _upgrade_format_1(old: Mapping[str, Any]) -> dict[str, Any]:
-    """A fingerprint of checkpoint format 1 in today's shape: the mode settings were top-level
-    keys, and the corrector was described by its name and strength only."""
-    upgraded = {k: v for k, v in old.items() if k not in DEPRECATED_MODE_ARGUMENTS}
-    upgraded["mode_settings"] = {k: old[k] for k in DEPRECATED_MODE_ARGUMENTS if old.get(k) is not None}
-    return upgraded
-
-
-def fingerprint_changes(old: Mapping[str, Any], new: Mapping[str, Any], old_format: int) -> list[str]:
-    """What differs between a checkpoint's fingerprint and today's, one ``"key: checkpoint A vs
-    now B"`` per difference. A corrector or mode of the same name is compared setting by setting
-    (``corrector.num_clusters: checkpoint 16 vs now 8``).
-
-    Checkpoints of format 1 recorded fewer settings (the corrector's name and strength, no item
-    structure); what they did not record is not compared.
-
-    Examples:
-        >>> fingerprint_changes({"seed": 0, "corrector": {"name": "kmeans", "num_clusters": 16}},
-        ...                     {"seed": 0, "corrector": {"name": "kmeans", "num_clusters": 8}}, 2)
-        ['corrector.num_clusters: checkpoint 16 vs now 8']
-    """
-    lenient = old_format < 2
-    if lenient:
-        old = _upgrade_format_1(old)
-    changes: list[str] = []
-    for key, now in new.items():
-        if lenient and key not in old:
-            continue
-        before = old.get(key)
-        if isinstance(before, dict) and isinstance(now, dict) and before.get("name", 0) == now.get("name", 0):
-            for sub in sorted(set(before) | set(now)):
-                if lenient and key == "corrector" and sub not in before:
-                    continue
-                if before.get(sub) != now.get(sub):
-                    changes.append(f"{key}.{sub}: checkpoint {before.get(sub)!r} vs now {now.get(sub)!r}")
-        elif before != now:
-            changes.append(f"{key}: checkpoint {before!r} vs now {now!r}")
-    return changes
+        """The settings a resumed run must share with the run it resumes
+        (:func:`sclc_lightning.loop.fingerprint.build`)."""
+        return build_fingerprint(self, corrector, item)

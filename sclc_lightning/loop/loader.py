@@ -24,13 +24,14 @@ import torch
 from lightning.pytorch.utilities import rank_zero_warn
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, get_worker_info
 
-from sclc_lightning.data.budget import TrainingBudget, budget_order, derive_seed, make_generator, resolve_budget
-from sclc_lightning.data.items import ItemCodec
-from sclc_lightning.data.manifest import RunDirectoryError
-from sclc_lightning.data.mixing import GenerationSampler, MixedDataset
-from sclc_lightning.data.policies import GenerationPlan
-from sclc_lightning.data.real import RealData
-from sclc_lightning.data.store import SyntheticSet, SyntheticStore
+from sclc_lightning.items.codec import ItemCodec
+from sclc_lightning.items.real import RealData
+from sclc_lightning.mixing.budget import TrainingBudget, budget_order, resolve_budget
+from sclc_lightning.mixing.dataset import GenerationSampler, MixedDataset
+from sclc_lightning.mixing.policies import GenerationPlan
+from sclc_lightning.seeding import derive_seed, make_generator
+from sclc_lightning.store.manifest import RunDirectoryError
+from sclc_lightning.store.synthetic import SyntheticSet, SyntheticStore
 
 __all__ = [
     "GenerationDraw",

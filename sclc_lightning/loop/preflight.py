@@ -1,7 +1,7 @@
 """Before generation 0: the checks that refuse what cannot work, and the dry run.
 
 :func:`prepare` audits the real items against the item contract
-(:func:`~sclc_lightning.data.contract.audit_real_fields`), asks the corrector whether it handles
+(:func:`~sclc_lightning.items.contract.audit_real_fields`), asks the corrector whether it handles
 them (:meth:`~sclc_lightning.correctors.Corrector.check_items`) and runs the dry run, all before
 the run directory is written or anything trains.
 
@@ -27,14 +27,13 @@ from lightning.pytorch.utilities import rank_zero_info
 from torch import Tensor
 from torch.utils.data import DataLoader
 
-from sclc_lightning.data.budget import make_generator
-from sclc_lightning.data.contract import audit_indices, audit_real_fields
-from sclc_lightning.data.items import SyntheticBatch
-from sclc_lightning.data.real import RealData
-from sclc_lightning.data.store import build_items
+from sclc_lightning.items.codec import SyntheticBatch
+from sclc_lightning.items.contract import audit_indices, audit_real_fields
+from sclc_lightning.items.real import RealData
 from sclc_lightning.loop.production import SyntheticProducer, describe_corrector
 from sclc_lightning.loop.sampling import SyntheticDataError, agree, sample_share
-from sclc_lightning.loop.seeding import forked_rng
+from sclc_lightning.seeding import forked_rng, make_generator
+from sclc_lightning.store.synthetic import build_items
 
 __all__ = ["DryRunError", "dry_run", "item_difference", "prepare"]
 
@@ -58,7 +57,7 @@ def item_difference(real_item: Any, synthetic_item: Any, real: RealData) -> str 
 
     Examples:
         >>> import torch
-        >>> from sclc_lightning.data.items import ItemCodec
+        >>> from sclc_lightning.items.codec import ItemCodec
         >>> real = RealData([(torch.zeros(2), 1)], ItemCodec.infer((torch.zeros(2), 1)))
         >>> synthetic = (torch.zeros(2, dtype=torch.int64), 1)
         >>> print(item_difference((torch.zeros(2), 1), synthetic, real))  # doctest: +NORMALIZE_WHITESPACE

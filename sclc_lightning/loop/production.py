@@ -13,15 +13,15 @@ import lightning.pytorch as pl
 from lightning.pytorch.utilities import rank_zero_info
 
 from sclc_lightning.correctors.base import Corrector
-from sclc_lightning.data.budget import make_generator
-from sclc_lightning.data.contract import ItemContractError, derive_fields
-from sclc_lightning.data.items import SyntheticBatch
-from sclc_lightning.data.manifest import RunDirectoryError
-from sclc_lightning.data.real import RealData
-from sclc_lightning.data.store import StoredGeneration, SyntheticStore
+from sclc_lightning.items.codec import SyntheticBatch
+from sclc_lightning.items.contract import ItemContractError, derive_fields
+from sclc_lightning.items.real import RealData
 from sclc_lightning.loop.config import LoopConfig
 from sclc_lightning.loop.sampling import SyntheticDataError, agree, check_points, sample_share
 from sclc_lightning.sampler import BoundSampler
+from sclc_lightning.seeding import make_generator
+from sclc_lightning.store.manifest import RunDirectoryError
+from sclc_lightning.store.synthetic import StoredGeneration, SyntheticStore
 
 __all__ = ["Produced", "SyntheticProducer", "describe_corrector"]
 

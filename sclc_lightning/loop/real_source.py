@@ -12,10 +12,10 @@ import torch
 from torch.utils.data import DataLoader, IterableDataset
 
 from sclc_lightning import _lightning_compat as compat
-from sclc_lightning.data.contract import FieldRule, check_rules, describe_rule
-from sclc_lightning.data.items import FieldKey, ItemCodec
-from sclc_lightning.data.policies import MixingPolicy
-from sclc_lightning.data.real import RealData
+from sclc_lightning.items.codec import FieldKey, ItemCodec
+from sclc_lightning.items.contract import FieldRule, check_rules, describe_rule
+from sclc_lightning.items.real import RealData
+from sclc_lightning.mixing.policies import MixingPolicy
 
 __all__ = ["RealSource", "check_finite", "find_real_data"]
 

@@ -13,6 +13,8 @@ from typing import Any
 import lightning.pytorch as pl
 from lightning.pytorch.utilities import rank_zero_info
 
+from sclc_lightning._files import atomic_write
+
 __all__ = ["HISTORY_FILE", "GenerationProgress", "GenerationRecord", "HistoryFile", "log_settings", "read_history"]
 
 #: The records of a run's generations, in its synthetic data folder.
@@ -21,7 +23,14 @@ HISTORY_FILE = "history.json"
 
 @dataclass
 class GenerationRecord:
-    """What the loop did in one generation (also logged to the trainer's loggers)."""
+    """What the loop did in one generation (also logged to the trainer's loggers).
+
+    Examples:
+        >>> record = GenerationRecord(1, num_real=100, num_synthetic=50, num_trained=300,
+        ...                           time_sampling_s=0.4, time_correcting_s=0.1, time_training_s=2.0)
+        >>> record.num_synthetic / (record.num_real + record.num_synthetic)
+        0.3333333333333333
+    """
 
     generation: int
     num_real: int
@@ -121,9 +130,7 @@ class HistoryFile:
             self._rows = _read_rows(self.path)
         self._rows = [row for row in self._rows if row["generation"] < record.generation]
         self._rows.append(asdict(record))
-        temporary = self.path.with_name(f".{HISTORY_FILE}.tmp")
-        temporary.write_text(json.dumps(self._rows))
-        os.replace(temporary, self.path)
+        atomic_write(self.path, json.dumps(self._rows))
 
 
 def _read_rows(path: Path) -> list[dict[str, Any]]:

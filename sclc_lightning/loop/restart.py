@@ -12,8 +12,6 @@ a resumed run refuses a file that does not match.
 from __future__ import annotations
 
 import copy
-import hashlib
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,20 +20,13 @@ import lightning.pytorch as pl
 from safetensors.torch import load_file, save_file
 from torch import Tensor
 
-from sclc_lightning.data.manifest import RunDirectoryError
+from sclc_lightning._files import atomic_path, sha256_file
+from sclc_lightning.store.manifest import RunDirectoryError
 
 __all__ = ["INITIAL_STATE_FILE", "START_FROM", "InitialState"]
 
 INITIAL_STATE_FILE = "initial_state.safetensors"
 START_FROM = ("previous", "initial")
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 @dataclass
@@ -67,10 +58,9 @@ class InitialState:
         """Write the weights (atomically) and record their digest."""
         folder.mkdir(parents=True, exist_ok=True)
         path = folder / INITIAL_STATE_FILE
-        tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-        save_file(self.weights, str(tmp))
-        os.replace(tmp, path)
-        self.digest = _sha256(path)
+        with atomic_path(path) as tmp:
+            save_file(self.weights, str(tmp))
+        self.digest = sha256_file(path)
 
     @classmethod
     def open(
@@ -102,7 +92,7 @@ class InitialState:
                 f"{path} is missing: the run trains every generation from this initial state"
                 " (start_from='initial'); restore the file or start a new run."
             )
-        found = _sha256(path)
+        found = sha256_file(path)
         if found != state["digest"]:
             raise RunDirectoryError(
                 f"{path} has SHA-256 {found[:16]}…, not the {str(state['digest'])[:16]}… the run wrote:"

@@ -4,7 +4,7 @@ Global rank zero locks the folder for the life of the fit, inspects it and decid
 rank, so that no rank can see a manifest another rank just wrote. A new run gets a fresh id and
 refuses a folder holding another run's data (a run that stopped before its first checkpoint is
 started over, with a warning). A resumed run (``trainer.fit(..., ckpt_path=...)``) must find its
-own run's folder, the same settings (:func:`~sclc_lightning.loop.config.fingerprint_changes`),
+own run's folder, the same settings (:func:`~sclc_lightning.loop.fingerprint.fingerprint_changes`),
 the same item structure and the manifest records the checkpoint saw, and every generation's
 files must match their records; every difference is refused with a message naming the file or
 the old and new values.
@@ -21,19 +21,15 @@ from typing import Any
 import lightning.pytorch as pl
 from lightning.pytorch.utilities import rank_zero_warn
 
-from sclc_lightning.data.items import ItemCodec
-from sclc_lightning.data.lock import RunDirectoryLocked, RunLock
-from sclc_lightning.data.manifest import RunDirectoryError, StoredGeneration
-from sclc_lightning.data.real import RealData
-from sclc_lightning.data.store import SyntheticStore
-from sclc_lightning.loop.config import LoopConfig, fingerprint_changes
+from sclc_lightning.items.codec import ItemCodec
+from sclc_lightning.items.real import RealData
+from sclc_lightning.loop.config import LoopConfig
+from sclc_lightning.loop.fingerprint import STATE_FORMAT, check_format, fingerprint_changes
+from sclc_lightning.store.lock import RunDirectoryLocked, RunLock
+from sclc_lightning.store.manifest import RunDirectoryError, StoredGeneration
+from sclc_lightning.store.synthetic import SyntheticStore
 
 __all__ = ["STATE_FORMAT", "LoopState", "OpenedRun", "check_resume", "open_run"]
-
-#: Format of the loop's state in checkpoints. 2: the fingerprint holds every corrector and mode
-#: setting and the item structure, and the state a digest of each manifest record up to its
-#: generation; format 1 is still read.
-STATE_FORMAT = 2
 
 
 @dataclass(frozen=True)
@@ -75,11 +71,7 @@ class LoopState:
         Raises:
             ValueError: a state format this version cannot read.
         """
-        if state.get("format") not in (1, STATE_FORMAT):
-            raise ValueError(
-                f"Checkpoint holds SelfConsumingLoop state format {state.get('format')!r};"
-                f" this version reads formats 1 and {STATE_FORMAT}."
-            )
+        check_format(state.get("format"))
         records = state.get("records")
         return cls(
             state.get("run_id"),

@@ -17,17 +17,27 @@ from torch import Tensor
 from tqdm.auto import tqdm
 
 from sclc_lightning._trainer import eval_mode
-from sclc_lightning.data.budget import derive_seed, make_generator, rank_slice
-from sclc_lightning.data.contract import ItemContractError, check_field
-from sclc_lightning.data.items import ItemCodec, SyntheticBatch
-from sclc_lightning.data.real import RealData
+from sclc_lightning.items.codec import ItemCodec, SyntheticBatch
+from sclc_lightning.items.contract import ItemContractError, check_field
+from sclc_lightning.items.real import RealData
+from sclc_lightning.mixing.budget import rank_slice
 from sclc_lightning.sampler import BoundSampler
+from sclc_lightning.seeding import derive_seed, make_generator
 
 __all__ = ["SyntheticDataError", "agree", "check_points", "draw_templates", "sample_share", "split_output"]
 
 
 class SyntheticDataError(RuntimeError):
-    """A model or corrector produced synthetic data of the wrong count, shape, dtype or values."""
+    """A model or corrector produced synthetic data of the wrong count, shape, dtype or values.
+
+    Examples:
+        >>> from sclc_lightning import SyntheticDataError
+        >>> try:
+        ...     raise SyntheticDataError("generation 2: the model returned 3 samples, 4 were asked for")
+        ... except RuntimeError as err:  # a RuntimeError: the fit stops
+        ...     print(type(err).__name__)
+        SyntheticDataError
+    """
 
 
 def check_points(points: Any, codec: ItemCodec, count: int, where: str, upcast: bool = False) -> Tensor:
@@ -125,7 +135,7 @@ def sample_share(
 
     The source real items (whose labels condition the samples and whose other fields the
     synthetic items keep) are drawn once for all ranks; this rank takes its
-    :func:`~sclc_lightning.data.budget.rank_slice` and samples it in batches of ``batch_size``,
+    :func:`~sclc_lightning.mixing.budget.rank_slice` and samples it in batches of ``batch_size``,
     calling ``check`` before each (it raises to stop sampling). ``stream``: the purpose the
     draws are seeded for (``"sample"``; the dry run uses its own).
     """

@@ -16,10 +16,6 @@ from torch.utils.data import DataLoader, Dataset
 
 from sclc_lightning._trainer import notify_generation_end
 from sclc_lightning.correctors.base import Corrector
-from sclc_lightning.data.lock import RunLock
-from sclc_lightning.data.manifest import StoredGeneration
-from sclc_lightning.data.policies import GenerationPlan
-from sclc_lightning.data.store import SyntheticSet, SyntheticStore
 from sclc_lightning.loop.config import LoopConfig
 from sclc_lightning.loop.interruption import (
     GenerationPosition,
@@ -28,7 +24,7 @@ from sclc_lightning.loop.interruption import (
     gather_rng,
     restore_rng,
 )
-from sclc_lightning.loop.loader import PersistentLoader, draw_generation, make_loader
+from sclc_lightning.loop.loader import GenerationDraw, PersistentLoader, draw_generation, make_loader
 from sclc_lightning.loop.preflight import prepare
 from sclc_lightning.loop.production import SyntheticProducer, describe_corrector
 from sclc_lightning.loop.real_source import RealSource
@@ -36,9 +32,13 @@ from sclc_lightning.loop.records import GenerationProgress, HistoryFile, log_set
 from sclc_lightning.loop.restart import InitialState
 from sclc_lightning.loop.run import LoopState, check_resume, describe_run, open_run, run_root
 from sclc_lightning.loop.sampling import agree
-from sclc_lightning.loop.seeding import forked_rng, reseed
 from sclc_lightning.loop.steps import planned_batches, planned_steps
+from sclc_lightning.mixing.policies import GenerationPlan
 from sclc_lightning.sampler import BoundSampler
+from sclc_lightning.seeding import forked_rng, reseed
+from sclc_lightning.store.lock import RunLock
+from sclc_lightning.store.manifest import StoredGeneration
+from sclc_lightning.store.synthetic import SyntheticSet, SyntheticStore
 
 __all__ = ["FitSession", "preview_loader", "start_session"]
 
@@ -65,7 +65,6 @@ class FitSession:
         source: the real data and the user's loader.
         store: the run's synthetic store.
         run_id: the run's id.
-        corrector: the corrector in use (the module's ``correct`` when none is configured).
         producer: makes each generation's synthetic data.
         records: the generations on disk.
         lock: the run directory's lock (held by global rank zero).
@@ -87,7 +86,6 @@ class FitSession:
     source: RealSource
     store: SyntheticStore
     run_id: str
-    corrector: Corrector | None
     producer: SyntheticProducer
     records: dict[int, StoredGeneration]
     lock: RunLock
@@ -133,45 +131,75 @@ class FitSession:
             return DataLoader([], batch_size=1)  # type: ignore[arg-type]
         if generation > self.config.first_generation:
             notify_generation_end(trainer, pl_module, generation - 1)  # e.g. its metrics row, before sampling
+        position = self._resume_position(trainer, generation)
+        self.generation = generation
+        self.start_step = trainer.global_step if position is None else position.start_step
+        self.progress = GenerationProgress()
+        self._produce(trainer, pl_module, generation, position)
+        if self.initial is not None and generation >= 1 and position is None:
+            self.initial.apply(trainer, pl_module)  # after sampling from the previous generation's model
+        plan, draw = self._draw(trainer, generation, position)
+        self._count(trainer, draw, position)
+        if position is None:
+            reseed(self.config.seed, generation, trainer.global_rank)
+        else:  # the generators as they were after the last batch trained
+            restore_rng(position.rng[trainer.global_rank])
+        return self._loader(trainer, plan, draw)
+
+    def _resume_position(self, trainer: pl.Trainer, generation: int) -> GenerationPosition | None:
+        """Where in ``generation`` the checkpoint being resumed was saved (once; ``None`` when
+        it was saved at a generation's end or in another generation)."""
         position, self.resume = self.resume, None
-        if position is not None and position.generation != generation:
-            position = None
-        if position is not None and position.world_size != trainer.world_size:
+        if position is None or position.generation != generation:
+            return None
+        if position.world_size != trainer.world_size:
             raise ValueError(
                 f"The checkpoint was saved in the middle of generation {generation} by {position.world_size}"
                 f" rank(s); resume it with {position.world_size} (now {trainer.world_size}), or from a"
                 " checkpoint saved at a generation's end."
             )
-        self.generation = generation
-        self.start_step = trainer.global_step if position is None else position.start_step
-        self.progress = GenerationProgress()
+        return position
+
+    def _produce(
+        self,
+        trainer: pl.Trainer,
+        pl_module: pl.LightningModule,
+        generation: int,
+        position: GenerationPosition | None,
+    ) -> None:
+        """Sample and correct ``generation``'s synthetic data, or find it on disk."""
         total = self.num_synthetic
-        if generation >= 1 and total > 0:
-            check = self.stops.check_while_sampling(trainer, generation)
-            with forked_rng(self.config.seed, generation, trainer.global_rank, pl_module.device):
-                produced = self.producer.ensure(
-                    trainer,
-                    pl_module,
-                    generation,
-                    self.records,
-                    total,
-                    step=self.start_step,
-                    check=check,
-                    must_reuse=position is not None,
-                )
-            self.records = produced.records
-            if produced.written:
-                self._sets = {g: s for g, s in self._sets.items() if g < generation}
-            self.progress.time_sampling_s = produced.seconds_sampling
-            self.progress.time_correcting_s = produced.seconds_correcting
-        if self.initial is not None and generation >= 1 and position is None:
-            self.initial.apply(trainer, pl_module)  # after sampling from the previous generation's model
+        if generation < 1 or total == 0:
+            return
+        check = self.stops.check_while_sampling(trainer, generation)
+        with forked_rng(self.config.seed, generation, trainer.global_rank, pl_module.device):
+            produced = self.producer.ensure(
+                trainer,
+                pl_module,
+                generation,
+                self.records,
+                total,
+                step=self.start_step,
+                check=check,
+                must_reuse=position is not None,
+            )
+        self.records = produced.records
+        if produced.written:
+            self._sets = {g: s for g, s in self._sets.items() if g < generation}
+        self.progress.time_sampling_s = produced.seconds_sampling
+        self.progress.time_correcting_s = produced.seconds_correcting
+
+    def _draw(
+        self, trainer: pl.Trainer, generation: int, position: GenerationPosition | None
+    ) -> tuple[GenerationPlan, GenerationDraw]:
+        """The policy's plan of ``generation``'s mixed set and the budget's draw from it; every
+        synthetic set read back is checked against its record, on every rank."""
         counts = {g: r.count for g, r in self.records.items() if g <= generation}
         plan = self.config.policy.plan(generation, len(self.source.real), counts, self.config.seed)
         error: BaseException | None = None
         sets: dict[int, Dataset[Any]] = {}
         try:
-            sets = self._synthetic_sets(plan)  # every read-back is checked against its record
+            sets = self._synthetic_sets(plan)
         except Exception as err:
             error = err
         agree(trainer, error)
@@ -187,21 +215,24 @@ class FitSession:
             warned=self._warned,
             skip_batches=0 if position is None else position.batches,
         )
-        self.progress.num_real, self.progress.num_synthetic = draw.num_real, draw.num_synthetic
-        progress = self.progress
+        return plan, draw
+
+    def _count(self, trainer: pl.Trainer, draw: GenerationDraw, position: GenerationPosition | None) -> None:
+        """What the generation will train on, for its record and the progress bar."""
+        progress, template = self.progress, self.source.template
+        progress.num_real, progress.num_synthetic = draw.num_real, draw.num_synthetic
         progress.num_trained, progress.planned_batches = draw.budget.total, draw.budget.batches_per_rank
-        progress.batch_size = self.source.template.batch_size or self.source.template.batch_sampler.batch_size  # type: ignore[union-attr]
+        progress.batch_size = template.batch_size or template.batch_sampler.batch_size  # type: ignore[union-attr]
         progress.world_size, progress.batches = trainer.world_size, 0 if position is None else position.batches
-        if position is None:
-            reseed(self.config.seed, generation, trainer.global_rank)
-        else:  # the generators as they were after the last batch trained
-            restore_rng(position.rng[trainer.global_rank])
-        if PersistentLoader.wanted(self.source.template):  # the user's workers serve every generation
-            if self._persistent is None:
-                real, seed = self.source.real, self.config.seed
-                self._persistent = PersistentLoader(trainer, self.source.template, real, self.store.root, seed)
-            return self._persistent.serve(draw, {g: self.records[g].digest() for g, _ in plan.synthetic})
-        return make_loader(trainer, self.source.template, draw, self.config.seed)
+
+    def _loader(self, trainer: pl.Trainer, plan: GenerationPlan, draw: GenerationDraw) -> DataLoader[Any]:
+        """A loader over the draw; the user's persistent workers serve every generation."""
+        if not PersistentLoader.wanted(self.source.template):
+            return make_loader(trainer, self.source.template, draw, self.config.seed)
+        if self._persistent is None:
+            real, seed = self.source.real, self.config.seed
+            self._persistent = PersistentLoader(trainer, self.source.template, real, self.store.root, seed)
+        return self._persistent.serve(draw, {g: self.records[g].digest() for g, _ in plan.synthetic})
 
     def safe_point(self, trainer: pl.Trainer, batch_idx: int) -> None:
         """After a batch: on a stop request, save a checkpoint to continue from the next batch,
@@ -266,7 +297,7 @@ def start_session(
     root = run_root(trainer, config.output_dir, restored)
     run = open_run(trainer, root, source.real, fingerprint, described, restored)
     producer.store = run.store
-    session = FitSession(config, source, run.store, run.run_id, corrector, producer, run.records, run.lock)
+    session = FitSession(config, source, run.store, run.run_id, producer, run.records, run.lock)
     session.restore(trainer, pl_module, restored)
     session.stops.install(trainer)
     mode = config.policy.describe()["name"]

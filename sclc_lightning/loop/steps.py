@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import math
 
-from sclc_lightning.data.budget import resolve_budget
 from sclc_lightning.loop.config import LoopConfig
+from sclc_lightning.mixing.budget import resolve_budget
 
 __all__ = ["planned_batches", "planned_steps"]
 

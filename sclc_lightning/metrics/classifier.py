@@ -18,6 +18,8 @@ from safetensors.torch import load_file, save_file
 from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset
 
+from sclc_lightning._files import atomic_path
+
 __all__ = ["DomainClassifier", "MotionClassifier", "load_or_train_classifier", "train_classifier"]
 
 
@@ -157,7 +159,6 @@ def load_or_train_classifier(
         return model.eval(), key
     train_classifier(model, dataset, epochs, seed, batch_size)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(tmp))
-    tmp.replace(path)
+    with atomic_path(path) as tmp:  # grid points that start together train and write it at once
+        save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(tmp))
     return model.eval(), key

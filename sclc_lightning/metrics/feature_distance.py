@@ -14,9 +14,9 @@ from torch import Tensor, nn
 from torchmetrics.image.fid import FrechetInceptionDistance
 
 from sclc_lightning._trainer import find_loop
-from sclc_lightning.data.budget import make_generator
-from sclc_lightning.metrics._evaluator import GenerationEvaluator, Precomputed, conditions_for, extract
+from sclc_lightning.metrics.evaluator import GenerationEvaluator, Precomputed, conditions_for, extract
 from sclc_lightning.metrics.functional import feature_diversity
+from sclc_lightning.seeding import make_generator
 
 __all__ = ["FeatureDistanceEvaluator", "FeatureSpace"]
 
@@ -48,6 +48,15 @@ class FeatureDistanceEvaluator(GenerationEvaluator):
 
     Subclasses build the :class:`FeatureSpace` once (:meth:`feature_space`) and may add their
     own metrics (:meth:`extra_metrics`).
+
+    Examples:
+        A subclass says where samples are compared (see :class:`FeatureSpace`) by overriding its
+        feature-space method; :class:`~sclc_lightning.metrics.ImageMetrics` and
+        :class:`~sclc_lightning.metrics.MotionMetrics` are two.
+
+        >>> from sclc_lightning.callbacks import FeatureDistanceEvaluator, ImageMetrics
+        >>> issubclass(ImageMetrics, FeatureDistanceEvaluator)
+        True
     """
 
     headline = "fid"

@@ -11,8 +11,8 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 
-from sclc_lightning.data.verification import file_sha256
 from sclc_lightning.metrics.classifier import DomainClassifier, MotionClassifier
+from sclc_lightning.store.verification import file_sha256
 
 __all__ = ["INCEPTION_SHA256", "FeatureView", "InceptionFeatures", "inception_weights_path"]
 

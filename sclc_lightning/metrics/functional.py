@@ -6,21 +6,62 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from sclc_lightning.models.gaussian import gaussian_w2
+__all__ = [
+    "feature_diversity",
+    "frechet_distance",
+    "gaussian_w2",
+    "mmd_rbf",
+    "mode_statistics",
+    "moment_drift",
+    "sqrtm_psd",
+]
 
-__all__ = ["feature_diversity", "frechet_distance", "mmd_rbf", "mode_statistics", "moment_drift"]
+
+def sqrtm_psd(matrix: Tensor) -> Tensor:
+    """The symmetric square root of a positive semi-definite matrix (negative eigenvalues, from
+    rounding, are taken as 0)."""
+    values, vectors = torch.linalg.eigh(matrix)
+    return (vectors * values.clamp_min(0).sqrt()) @ vectors.T
+
+
+def gaussian_w2(mean_a: Tensor, cov_a: Tensor, mean_b: Tensor, cov_b: Tensor) -> float:
+    r"""Closed-form Wasserstein-2 distance between two Gaussians.
+
+    .. math::
+        W_2^2 = \|\mu_a - \mu_b\|^2 + \operatorname{tr}\big(\Sigma_a + \Sigma_b
+        - 2 (\Sigma_b^{1/2} \Sigma_a \Sigma_b^{1/2})^{1/2}\big)
+
+    Examples:
+        >>> round(gaussian_w2(torch.ones(2), torch.eye(2), torch.zeros(2), torch.eye(2)), 6)
+        1.414214
+    """
+    mean_a, cov_a, mean_b, cov_b = (t.double() for t in (mean_a, cov_a, mean_b, cov_b))
+    root_b = sqrtm_psd(cov_b)
+    cross = sqrtm_psd(root_b @ cov_a @ root_b)
+    squared = (mean_a - mean_b).pow(2).sum() + torch.trace(cov_a + cov_b - 2 * cross)
+    return float(squared.clamp_min(0).sqrt())
 
 
 def frechet_distance(samples: Tensor, reference: Tensor) -> Tensor:
-    r"""Fréchet distance: the closed-form W2 distance between Gaussians fitted to both sets.
+    r"""Fréchet distance :math:`d` between Gaussians fitted to both sets (sample means, unbiased
+    sample covariances), which is their closed-form W2 distance:
 
     .. math::
         d^2 = \|\mu_s - \mu_r\|^2
         + \operatorname{tr}\big(\Sigma_s + \Sigma_r - 2(\Sigma_r^{1/2}\Sigma_s\Sigma_r^{1/2})^{1/2}\big)
 
+    The distance :math:`d` is returned, not :math:`d^2` (FID, by convention, reports :math:`d^2`
+    of Inception features; the ``fid`` metrics use torchmetrics for that). Items of any shape are
+    flattened.
+
     Args:
-        samples: shape ``(num, dim)``.
-        reference: shape ``(num_ref, dim)``.
+        samples: shape ``(num, ...)``.
+        reference: shape ``(num_ref, ...)``, the same item shape.
+
+    Examples:
+        >>> reference = torch.randn(4000, 2, generator=torch.Generator().manual_seed(0))
+        >>> round(float(frechet_distance(reference + torch.tensor([3.0, 4.0]), reference)), 6)
+        5.0
     """
     s, r = samples.double().flatten(1), reference.double().flatten(1)
     distance = gaussian_w2(

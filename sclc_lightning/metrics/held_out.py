@@ -34,6 +34,10 @@ class HeldOutScores(Callback):
         every: evaluate every ``every`` generations.
         tail: the score whose tail is measured (e.g. ``"nelbo"``, ``"perplexity"``), or ``None``.
         quantile: the reference quantile of generation 0's scores.
+
+    Examples:
+        >>> from sclc_lightning.callbacks import HeldOutScores
+        >>> scores = HeldOutScores(every=1, tail="nll")  # and `tail_share` of the `nll` scores
     """
 
     def __init__(self, every: int = 1, tail: str | None = None, quantile: float = 0.95) -> None:

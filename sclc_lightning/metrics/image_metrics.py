@@ -12,9 +12,10 @@ from torch.utils.data import DataLoader
 from torchmetrics.image.kid import KernelInceptionDistance
 from typing_extensions import override
 
+from sclc_lightning._files import atomic_path
 from sclc_lightning._trainer import find_loop
-from sclc_lightning.metrics._evaluator import Precomputed, collect, extract, held_out
 from sclc_lightning.metrics.classifier import load_or_train_classifier
+from sclc_lightning.metrics.evaluator import Precomputed, collect, extract, held_out
 from sclc_lightning.metrics.feature_distance import FeatureDistanceEvaluator, FeatureSpace
 from sclc_lightning.metrics.features import FeatureView, InceptionFeatures, inception_weights_path
 
@@ -59,6 +60,10 @@ class ImageMetrics(FeatureDistanceEvaluator):
         prc_neighborhood: the k of the k-NN balls of precision and recall.
         batch_size: images per ``sample`` call.
         seed: seed of the evaluation draws.
+
+    Examples:
+        >>> from sclc_lightning.callbacks import ImageMetrics
+        >>> metrics = ImageMetrics(num_samples=1000, feature="domain", num_classes=10, every=5)
     """
 
     def __init__(
@@ -132,7 +137,8 @@ class ImageMetrics(FeatureDistanceEvaluator):
             return load_file(str(path))["features"]
         features = extract(encoder, reference, self.batch_size)
         path.parent.mkdir(parents=True, exist_ok=True)
-        save_file({"features": features.contiguous()}, str(path))
+        with atomic_path(path) as tmp:  # a cache that other runs read, maybe while it is written
+            save_file({"features": features.contiguous()}, str(tmp))
         return features
 
     @override

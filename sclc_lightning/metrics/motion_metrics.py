@@ -10,8 +10,8 @@ import numpy as np
 from torch import Tensor
 
 from sclc_lightning._trainer import find_loop
-from sclc_lightning.metrics._evaluator import extract, held_out
 from sclc_lightning.metrics.classifier import load_or_train_classifier
+from sclc_lightning.metrics.evaluator import extract, held_out
 from sclc_lightning.metrics.feature_distance import FeatureDistanceEvaluator, FeatureSpace
 from sclc_lightning.metrics.features import FeatureView
 
@@ -44,6 +44,10 @@ class MotionMetrics(FeatureDistanceEvaluator):
         batch_size: motions per ``sample`` call.
         physics_workers: worker processes for the physics checks (0: this process).
         seed: seed of the evaluation draws.
+
+    Examples:
+        >>> from sclc_lightning.callbacks import MotionMetrics
+        >>> metrics = MotionMetrics(num_samples=256, every=2)
     """
 
     accuracy_key = "matching_accuracy"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import lightning.pytorch as pl
 from torch import Tensor
 
-from sclc_lightning.metrics._evaluator import GenerationEvaluator, held_out
+from sclc_lightning.metrics.evaluator import GenerationEvaluator, held_out
 from sclc_lightning.metrics.functional import frechet_distance, mmd_rbf, mode_statistics, moment_drift
 
 __all__ = ["PointMetrics"]
@@ -29,6 +29,10 @@ class PointMetrics(GenerationEvaluator):
         mode_radius: a sample within this distance of a centre counts for that mode.
         batch_size: points per ``sample`` call.
         seed: seed of the evaluation draws.
+
+    Examples:
+        >>> from sclc_lightning.callbacks import PointMetrics
+        >>> metrics = PointMetrics(num_samples=2000, every=10)
     """
 
     headline = "frechet"

@@ -5,8 +5,8 @@ from __future__ import annotations
 import lightning.pytorch as pl
 import torch
 
-from sclc_lightning.data.text import distinct_n
-from sclc_lightning.metrics._evaluator import GenerationEvaluator
+from sclc_lightning.datasets.text import distinct_n
+from sclc_lightning.metrics.evaluator import GenerationEvaluator
 
 __all__ = ["TextMetrics"]
 
@@ -30,6 +30,10 @@ class TextMetrics(GenerationEvaluator):
         every: evaluate every ``every`` generations (and always at generation 0).
         batch_size: prompts per ``sample`` call.
         seed: seed of the evaluation draws.
+
+    Examples:
+        >>> from sclc_lightning.callbacks import TextMetrics
+        >>> metrics = TextMetrics(num_samples=256)
     """
 
     headline = "distinct_2"

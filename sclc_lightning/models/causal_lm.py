@@ -3,7 +3,7 @@ language-model collapse experiments (Shumailov et al. 2024: OPT-125m fine-tuned 
 wikitext-2 continuations; Gerstgrasser et al. 2024: transformers pretrained on their own stories).
 
 Items are ``{"prompt": (P,), "continuation": (C,)}`` token blocks
-(:mod:`sclc_lightning.data.text`). Training is next-token prediction on the whole block;
+(:mod:`sclc_lightning.datasets.text`). Training is next-token prediction on the whole block;
 :meth:`CausalLM.sample` continues the given prompts by ancestral sampling (``generate`` with
 ``do_sample``, temperature 1, no top-k by default) to exactly ``C`` new tokens.
 

@@ -13,32 +13,10 @@ import torch
 from torch import Tensor
 
 from sclc_lightning._trainer import attached_datamodule
+from sclc_lightning.metrics.functional import gaussian_w2, sqrtm_psd
 from sclc_lightning.models._exact_fit import ExactFitModule
 
 __all__ = ["GaussianModel", "gaussian_w2"]
-
-
-def _sqrtm_psd(matrix: Tensor) -> Tensor:
-    values, vectors = torch.linalg.eigh(matrix)
-    return (vectors * values.clamp_min(0).sqrt()) @ vectors.T
-
-
-def gaussian_w2(mean_a: Tensor, cov_a: Tensor, mean_b: Tensor, cov_b: Tensor) -> float:
-    r"""Closed-form Wasserstein-2 distance between two Gaussians.
-
-    .. math::
-        W_2^2 = \|\mu_a - \mu_b\|^2 + \operatorname{tr}\big(\Sigma_a + \Sigma_b
-        - 2 (\Sigma_b^{1/2} \Sigma_a \Sigma_b^{1/2})^{1/2}\big)
-
-    Examples:
-        >>> round(gaussian_w2(torch.ones(2), torch.eye(2), torch.zeros(2), torch.eye(2)), 6)
-        1.414214
-    """
-    mean_a, cov_a, mean_b, cov_b = (t.double() for t in (mean_a, cov_a, mean_b, cov_b))
-    root_b = _sqrtm_psd(cov_b)
-    cross = _sqrtm_psd(root_b @ cov_a @ root_b)
-    squared = (mean_a - mean_b).pow(2).sum() + torch.trace(cov_a + cov_b - 2 * cross)
-    return float(squared.clamp_min(0).sqrt())
 
 
 class GaussianModel(ExactFitModule):
@@ -97,6 +75,6 @@ class GaussianModel(ExactFitModule):
     def sample(self, num_samples: int, *, generator: torch.Generator | None = None, conditions: Any = None) -> Tensor:
         """``num_samples`` points from the fitted Gaussian, shape ``(num_samples, dim)``."""
         # The symmetric square root tolerates the singular covariance of a collapsed model.
-        root = _sqrtm_psd(self.cov.double())
+        root = sqrtm_psd(self.cov.double())
         noise = torch.randn(num_samples, self.dim, generator=generator, dtype=torch.float64)
         return (self.mean.double() + noise @ root).to(self.mean.dtype)

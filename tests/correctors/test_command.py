@@ -13,7 +13,7 @@ from helpers import GaussianModel, loader
 
 from sclc_lightning import SelfConsumingLoop
 from sclc_lightning.correctors import CommandCorrector, CorrectorProcessError, make_corrector
-from sclc_lightning.data.items import SyntheticBatch
+from sclc_lightning.items.codec import SyntheticBatch
 
 SCRIPT = Path(__file__).parent / "scripts" / "external_corrector.py"
 

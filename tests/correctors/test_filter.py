@@ -2,7 +2,7 @@ import pytest
 import torch
 
 from sclc_lightning.correctors import FilterCorrector
-from sclc_lightning.data import ItemCodec, RealData, SyntheticBatch
+from sclc_lightning.items import ItemCodec, RealData, SyntheticBatch
 
 
 def score(data: torch.Tensor, conditions: object) -> torch.Tensor:

@@ -1,7 +1,7 @@
 import torch
 
 from sclc_lightning.correctors import KMeansCorrector
-from sclc_lightning.data import ItemCodec, RealData, SyntheticBatch
+from sclc_lightning.items import ItemCodec, RealData, SyntheticBatch
 
 
 def clustered_real() -> RealData:

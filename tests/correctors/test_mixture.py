@@ -1,7 +1,7 @@
 import torch
 
 from sclc_lightning.correctors import IdealMixtureCorrector
-from sclc_lightning.data import ItemCodec, RealData, SyntheticBatch
+from sclc_lightning.items import ItemCodec, RealData, SyntheticBatch
 
 
 def test_replaces_with_probability_gamma_over_one_plus_gamma() -> None:

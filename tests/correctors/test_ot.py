@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from sclc_lightning.correctors import OptimalTransportCorrector, RandomPairingCorrector, min_distance_matching
-from sclc_lightning.data import ItemCodec, RealData, SyntheticBatch
+from sclc_lightning.items import ItemCodec, RealData, SyntheticBatch
 
 
 def real_data(points: torch.Tensor) -> RealData:

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from sclc_lightning.correctors import PhysicsCorrector, make_corrector
-from sclc_lightning.data.items import SyntheticBatch
+from sclc_lightning.items.codec import SyntheticBatch
 from sclc_lightning.physics import generate_motions, physics_violations
 from sclc_lightning.physics.sim import CONTACT_TOLERANCE
 

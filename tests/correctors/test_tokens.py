@@ -15,7 +15,7 @@ from sclc_lightning.correctors import (
     min_distance_matching,
 )
 from sclc_lightning.correctors.ot import pairwise_distance
-from sclc_lightning.data import ItemCodec, RealData, SyntheticBatch
+from sclc_lightning.items import ItemCodec, RealData, SyntheticBatch
 
 
 def real_tokens(sequences: torch.Tensor, labels: torch.Tensor | None = None) -> RealData:

@@ -4,7 +4,8 @@ import pytest
 
 from sclc_lightning import SelfConsumingLoop
 from sclc_lightning.correctors import CommandCorrector, KMeansCorrector, PhysicsCorrector
-from sclc_lightning.loop.config import LoopConfig, fingerprint_changes
+from sclc_lightning.loop.config import LoopConfig
+from sclc_lightning.loop.fingerprint import fingerprint_changes
 
 
 @pytest.mark.parametrize(
@@ -22,7 +23,7 @@ def test_deprecated_mode_arguments_still_work(argument: str, value: int, mode: s
 
 
 def test_policy_instance_and_unknown_arguments() -> None:
-    from sclc_lightning import AccumulatePolicy
+    from sclc_lightning.mixing import AccumulatePolicy
 
     loop = SelfConsumingLoop(0.5, 2, mode=AccumulatePolicy(max_synthetic=3))
     assert loop.fingerprint()["mode_settings"] == {"max_synthetic": 3}

@@ -54,7 +54,7 @@ def _recipe(tmp_path: Path, mode: object, mode_kwargs: dict[str, int] | None) ->
         "seed_everything": 0,
         "model": {"class_path": "sclc_lightning.models.GaussianModel", "init_args": {"dim": 2}},
         "data": {
-            "class_path": "sclc_lightning.data.toy.GaussianDataModule",
+            "class_path": "sclc_lightning.datasets.toy.GaussianDataModule",
             "init_args": {"n": 20, "dim": 2, "batch_size": 10},
         },
         "loop": {

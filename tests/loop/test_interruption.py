@@ -22,8 +22,8 @@ from helpers import trainer
 from lightning.pytorch.callbacks import ModelCheckpoint
 
 from sclc_lightning import SelfConsumingLoop
-from sclc_lightning.data.toy import EightGaussiansDataModule, LinearRegressionDataModule
-from sclc_lightning.generation_csv import GenerationCSV
+from sclc_lightning.callbacks.generation_csv import GenerationCSV
+from sclc_lightning.datasets.toy import EightGaussiansDataModule, LinearRegressionDataModule
 from sclc_lightning.loop.interruption import RunInterrupted, stop_requested
 from sclc_lightning.models import LinearRegressionModel, PointDDPM
 

@@ -15,7 +15,7 @@ from safetensors.torch import load_file
 from torch.utils.data import DataLoader, TensorDataset
 
 from sclc_lightning import SelfConsumingLoop, SyntheticDataError
-from sclc_lightning.data.contract import ItemContractError
+from sclc_lightning.items.contract import ItemContractError
 
 
 def manifest(path: Path) -> dict[str, Any]:

@@ -16,7 +16,7 @@ from shapes import GAN, Digits16, HFTokens, ShiftTokens, TokenLM, ZooVAE
 from torch.utils.data import DataLoader
 
 from sclc_lightning import SelfConsumingLoop
-from sclc_lightning.data.contract import IGNORE_INDEX, ItemContractError
+from sclc_lightning.items.contract import IGNORE_INDEX, ItemContractError
 from sclc_lightning.sampler import SamplerError
 
 N = 48

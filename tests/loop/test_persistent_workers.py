@@ -15,10 +15,10 @@ from lightning.pytorch.callbacks import Callback, ModelCheckpoint
 from torch.utils.data import DataLoader, Dataset
 
 from sclc_lightning import SelfConsumingLoop
-from sclc_lightning.data import ItemCodec
-from sclc_lightning.data.manifest import RunDirectoryError
-from sclc_lightning.data.store import SyntheticStore
+from sclc_lightning.items import ItemCodec
 from sclc_lightning.loop.loader import ItemsByKey
+from sclc_lightning.store.manifest import RunDirectoryError
+from sclc_lightning.store.synthetic import SyntheticStore
 
 
 class Noisy(Dataset[torch.Tensor]):
@@ -102,7 +102,7 @@ def test_a_fit_with_persistent_workers_resumes_bit_identically(tmp_path: Path) -
 
 
 def test_items_by_key_refuses_a_generation_changed_after_it_was_checked(tmp_path: Path) -> None:
-    from sclc_lightning.data import RealData, SyntheticBatch
+    from sclc_lightning.items import RealData, SyntheticBatch
 
     real = RealData([torch.tensor([float(i)]) for i in range(4)], ItemCodec.infer(torch.zeros(1)))
     store = SyntheticStore(tmp_path)

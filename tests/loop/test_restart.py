@@ -15,11 +15,11 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 from safetensors.torch import load_file, save_file
 
 from sclc_lightning import SelfConsumingLoop
-from sclc_lightning.data.manifest import RunDirectoryError
-from sclc_lightning.data.toy import EightGaussiansDataModule
+from sclc_lightning.datasets.toy import EightGaussiansDataModule
 from sclc_lightning.loop.interruption import RunInterrupted
 from sclc_lightning.loop.restart import INITIAL_STATE_FILE
 from sclc_lightning.models import PointDDPM
+from sclc_lightning.store.manifest import RunDirectoryError
 from tests.loop.test_interruption import SignalAtBatch
 
 

@@ -9,24 +9,11 @@ from typing import Any
 
 import pytest
 import torch
-from helpers import GaussianModel, gaussian_points, loader, trainer
+from helpers import CrashAt, GaussianModel, gaussian_points, loader, trainer
 from lightning.pytorch.callbacks import Callback, ModelCheckpoint
 
 from sclc_lightning import SelfConsumingLoop
-from sclc_lightning.data import RunDirectoryError, RunDirectoryLocked, RunLock
-
-
-class CrashAt(Callback):
-    def __init__(self, epoch: int, where: str = "start"):
-        self.epoch, self.where = epoch, where
-
-    def on_train_epoch_start(self, trainer: Any, pl_module: Any) -> None:
-        if self.where == "start" and trainer.current_epoch == self.epoch:
-            raise RuntimeError("simulated crash")
-
-    def on_train_batch_end(self, trainer: Any, pl_module: Any, *args: Any) -> None:
-        if self.where == "batch" and trainer.current_epoch == self.epoch:
-            raise RuntimeError("simulated crash")
+from sclc_lightning.store import RunDirectoryError, RunDirectoryLocked, RunLock
 
 
 def _fit(root: Path, *, ckpt_path: str | None = None, crash: Callback | None = None, checkpoints: bool = True) -> Any:

@@ -105,7 +105,7 @@ def test_gaussian_toy_draws_its_targets_from_n01_by_default_and_from_the_real_po
     for name in ("paper", "real"):
         manifest = json.loads((tmp_path / name / "synthetic" / "manifest.json").read_text())
         samplers[name] = manifest["config"]["corrector"]["target_sampler"]
-    assert samplers == {"paper": "sclc_lightning.data.toy:standard_normal_2d", "real": None}
+    assert samplers == {"paper": "sclc_lightning.datasets.toy:standard_normal_2d", "real": None}
 
 
 def test_resume_through_the_cli_extends_a_run(tmp_path: Path) -> None:
@@ -159,7 +159,7 @@ def test_gaussian_data_with_full_covariance_and_w2_against_it(tmp_path: Path) ->
 def test_point_data_follow_the_run_seed_when_their_seed_is_none() -> None:
     import lightning.pytorch as pl
 
-    from sclc_lightning.data.toy import GaussianDataModule
+    from sclc_lightning.datasets.toy import GaussianDataModule
 
     def points(run_seed: int, **kwargs: object) -> object:
         pl.seed_everything(run_seed, verbose=False)

@@ -13,7 +13,7 @@ from scipy.stats import multivariate_normal
 from sklearn.mixture import GaussianMixture
 
 from sclc_lightning.cli import main
-from sclc_lightning.data.toy import GaussianMixtureDataModule
+from sclc_lightning.datasets.toy import GaussianMixtureDataModule
 from sclc_lightning.models import GaussianMixtureModel
 from sclc_lightning.models.gaussian_mixture import mixture_log_prob
 

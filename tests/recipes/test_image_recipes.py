@@ -9,7 +9,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from sclc_lightning.data.images import CIFAR10DataModule, DigitsDataModule, ImageFolderDataModule, MNIST5kDataModule
+from sclc_lightning.datasets.images import CIFAR10DataModule, DigitsDataModule, ImageFolderDataModule, MNIST5kDataModule
 
 from .test_gaussian_recipes import run
 
@@ -107,7 +107,7 @@ def _fake_images(folder: Path, size: int) -> Path:
     return folder
 
 
-CIFAR_FOLDER = ("--data", "sclc_lightning.data.images.ImageFolderDataModule", "--data.init_args.resolution", "32")
+CIFAR_FOLDER = ("--data", "sclc_lightning.datasets.images.ImageFolderDataModule", "--data.init_args.resolution", "32")
 BF16_AND_EMA = ("--trainer.precision", "bf16-mixed", "--model.init_args.ema_decay", "0.99")  # as the full recipes
 
 

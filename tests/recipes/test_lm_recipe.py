@@ -12,7 +12,7 @@ from helpers import metrics_rows
 from safetensors.torch import load_file
 
 from sclc_lightning.cli import main
-from sclc_lightning.data.text import GrammarTextDataModule, MarkovGrammar, distinct_n
+from sclc_lightning.datasets.text import GrammarTextDataModule, MarkovGrammar, distinct_n
 from sclc_lightning.models import CausalLM
 
 RECIPES = Path(__file__).parents[2] / "recipes"
@@ -143,7 +143,7 @@ def test_real_text_files_become_blocks_and_a_model_continues_them(
     (tmp_path / "train.txt").write_text("\n".join(lines[:150]) + "\n\n")
     (tmp_path / "test.txt").write_text("\n".join(lines[150:]))
     tokenizer = _word_tokenizer(tmp_path / "tok", lines)
-    from sclc_lightning.data.text import TokenizedTextDataModule
+    from sclc_lightning.datasets.text import TokenizedTextDataModule
 
     files = {"train": str(tmp_path / "train.txt"), "test": str(tmp_path / "test.txt")}
     data = TokenizedTextDataModule(tokenizer, "text", None, files, prompt_length=8, continuation_length=8)

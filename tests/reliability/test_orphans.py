@@ -46,7 +46,7 @@ def test_command_corrector_program_dies_with_the_fit(tmp_path: Path) -> None:
         f"""
         import sys, torch
         from sclc_lightning.correctors.command import CommandCorrector
-        from sclc_lightning.data.items import SyntheticBatch
+        from sclc_lightning.items.codec import SyntheticBatch
         program = "import os, sys, time; open(sys.argv[1], 'w').write(str(os.getpid())); time.sleep(300)"
         corrector = CommandCorrector([sys.executable, "-c", program, {str(pid_file)!r}])
         corrector.correct(SyntheticBatch(torch.zeros(2, 2), torch.arange(2)), generation=1,

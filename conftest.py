@@ -1,0 +1,21 @@
+"""pytest set-up shared by the tests and the doctests of the package: each test or doctest sees
+the built-in correctors and mixing policies and what it registers itself, never what another
+test registered, so that no test depends on the order they run in."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+
+@pytest.fixture(autouse=True)
+def _registries_restored() -> Iterator[None]:
+    import sclc_lightning.correctors
+    import sclc_lightning.mixing  # noqa: F401 - the built-ins register on import
+    from sclc_lightning._registry import Registry
+
+    saved = [(registry, registry.snapshot()) for registry in Registry.instances]
+    yield
+    for registry, snapshot in saved:
+        registry.restore(snapshot)

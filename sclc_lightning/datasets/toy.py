@@ -1,0 +1,305 @@
+"""DataModules of the papers' low-dimensional experiments, generated offline from a seed.
+
+Each has a training split (the real data of the loop) and a held-out test split of the same
+distribution, for evaluation.
+"""
+
+from __future__ import annotations
+
+import math
+
+import lightning.pytorch as pl
+import numpy as np
+import torch
+from torch import Tensor
+from torch.utils.data import DataLoader, Dataset
+
+__all__ = [
+    "EightGaussiansDataModule",
+    "GaussianDataModule",
+    "GaussianMixtureDataModule",
+    "LinearRegressionDataModule",
+    "PointsDataModule",
+    "TwoMoonsDataModule",
+    "standard_normal_2d",
+]
+
+
+def standard_normal_2d(num: int, generator: torch.Generator) -> Tensor:
+    r"""``num`` fresh points of :math:`\mathcal N(0, I_2)`: the target distribution itself, for
+    the optimal-transport corrector's ``target_sampler`` (Gillman et al. §5 draw the matching
+    targets "from the target", not from the :math:`n` training points).
+
+    Examples:
+        >>> standard_normal_2d(3, torch.Generator().manual_seed(0)).shape
+        torch.Size([3, 2])
+    """
+    return torch.randn(num, 2, generator=generator)
+
+
+class _Rows(Dataset[Tensor]):
+    def __init__(self, rows: Tensor):
+        self.rows = rows
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __getitem__(self, index: int) -> Tensor:
+        return self.rows[index]
+
+
+class PointsDataModule(pl.LightningDataModule):
+    """Base of point-cloud DataModules: override :meth:`draw` to produce ``num`` points.
+
+    Args:
+        n: size of the real training set.
+        n_test: size of the held-out test set.
+        batch_size: training batch size.
+        seed: the training and test points are drawn from this seed (different streams);
+            ``None`` takes the run's seed (``seed_everything``, which ``sclc grid --seeds`` sets),
+            so that seeds average over datasets as well as over the loop's draws.
+    """
+
+    def __init__(self, n: int = 1000, n_test: int = 1000, batch_size: int = 128, seed: int | None = 0):
+        super().__init__()
+        if n < 1 or n_test < 0 or batch_size < 1:
+            raise ValueError(f"Need n >= 1, n_test >= 0, batch_size >= 1; got {n}, {n_test}, {batch_size}.")
+        if seed is None:
+            seed = torch.initial_seed() % 2**62
+        self.n, self.n_test, self.batch_size, self.seed = n, n_test, batch_size, seed
+        self.train_points: Tensor | None = None
+        self.test_points: Tensor | None = None
+
+    def draw(self, num: int, generator: torch.Generator) -> Tensor:
+        """``num`` points of the data distribution, shape ``(num, dim)``."""
+        raise NotImplementedError
+
+    def setup(self, stage: str) -> None:
+        if self.train_points is None:
+            self.train_points = self.draw(self.n, torch.Generator().manual_seed(self.seed))
+            self.test_points = self.draw(self.n_test, torch.Generator().manual_seed(self.seed + 1_000_003))
+
+    def train_dataloader(self) -> DataLoader[Tensor]:
+        assert self.train_points is not None
+        return DataLoader(_Rows(self.train_points), batch_size=self.batch_size, shuffle=True)
+
+    def test_dataloader(self) -> DataLoader[Tensor]:
+        assert self.test_points is not None
+        return DataLoader(_Rows(self.test_points), batch_size=self.batch_size)
+
+
+class GaussianDataModule(PointsDataModule):
+    """Points from :math:`N(\\mu, \\Sigma)` in ``dim`` dimensions (Gillman §5: n = 50, 2-D, N(0, I)).
+
+    Args:
+        n: size of the real training set.
+        dim: dimension.
+        mean: a number (the same in every dimension) or one value per dimension.
+        std: :math:`\\Sigma = \\mathrm{std}^2 I` when ``cov`` is not given.
+        cov: a full ``dim`` x ``dim`` covariance matrix (symmetric positive definite).
+    """
+
+    def __init__(
+        self,
+        n: int = 50,
+        dim: int = 2,
+        mean: float | list[float] = 0.0,
+        std: float = 1.0,
+        cov: list[list[float]] | None = None,
+        n_test: int = 1000,
+        batch_size: int = 50,
+        seed: int | None = 0,
+    ):
+        super().__init__(n, n_test, batch_size, seed)
+        self.dim, self.std = dim, std
+        self.mean = torch.full((dim,), float(mean)) if isinstance(mean, (int, float)) else torch.tensor(mean).float()
+        self.cov = std**2 * torch.eye(dim) if cov is None else torch.tensor(cov, dtype=torch.float32)
+        if self.mean.shape != (dim,) or self.cov.shape != (dim, dim):
+            raise ValueError(
+                f"`mean` must have {dim} values and `cov` be {dim}x{dim}, got shapes"
+                f" {tuple(self.mean.shape)} and {tuple(self.cov.shape)}."
+            )
+        try:
+            self._chol = torch.linalg.cholesky(self.cov.double())
+        except RuntimeError as err:
+            raise ValueError(f"`cov` must be symmetric positive definite, got {cov!r}.") from err
+
+    def draw(self, num: int, generator: torch.Generator) -> Tensor:
+        noise = torch.randn(num, self.dim, generator=generator, dtype=torch.float64)
+        return (self.mean.double() + noise @ self._chol.T).float()
+
+    def true_distribution(self) -> tuple[Tensor, Tensor]:
+        """Mean and covariance of the data distribution."""
+        return self.mean.clone(), self.cov.clone()
+
+
+class EightGaussiansDataModule(PointsDataModule):
+    """Eight Gaussians on a circle of radius ``radius`` (Bertrand et al. Fig. 1: n = 10^4)."""
+
+    def __init__(
+        self,
+        n: int = 10_000,
+        radius: float = 2.0,
+        std: float = 0.02**0.5,
+        n_test: int = 2000,
+        batch_size: int = 256,
+        seed: int | None = 0,
+    ):
+        super().__init__(n, n_test, batch_size, seed)
+        self.radius, self.std = radius, std
+
+    @property
+    def centres(self) -> Tensor:
+        """The eight mode centres, shape ``(8, 2)``."""
+        angles = torch.arange(8, dtype=torch.float64) * (2 * math.pi / 8)
+        return (self.radius * torch.stack([angles.cos(), angles.sin()], 1)).float()
+
+    def draw(self, num: int, generator: torch.Generator) -> Tensor:
+        modes = torch.randint(8, (num,), generator=generator)
+        return self.centres[modes] + self.std * torch.randn(num, 2, generator=generator)
+
+
+class GaussianMixtureDataModule(PointsDataModule):
+    r"""Points from a mixture of isotropic Gaussians :math:`\sum_k w_k N(\mu_k, s_k^2 I)`
+    (Shumailov et al. 2024, the GMM experiment: two 2-D Gaussians, a thousand points).
+
+    Args:
+        means: one centre per component.
+        stds: one standard deviation per component.
+        weights: the mixture weights (default: equal).
+        n: size of the real training set.
+        n_test: size of the held-out test set.
+        batch_size: training batch size (default: ``n``, one batch per pass, for exact fits).
+        seed: the training and test points are drawn from this seed (different streams).
+    """
+
+    def __init__(
+        self,
+        means: list[list[float]] | None = None,
+        stds: list[float] | None = None,
+        weights: list[float] | None = None,
+        n: int = 1000,
+        n_test: int = 2000,
+        batch_size: int | None = None,
+        seed: int | None = 0,
+    ):
+        super().__init__(n, n_test, n if batch_size is None else batch_size, seed)
+        centres = torch.tensor(means if means is not None else [[-2.0, 0.0], [2.0, 0.0]], dtype=torch.float64)
+        k = centres.shape[0]
+        spread = torch.tensor(stds if stds is not None else [0.5] * k, dtype=torch.float64)
+        mix = torch.tensor(weights if weights is not None else [1.0 / k] * k, dtype=torch.float64)
+        if centres.dim() != 2 or spread.shape != (k,) or mix.shape != (k,):
+            raise ValueError(
+                f"`means` must be a list of points and `stds`, `weights` one value per component ({k}),"
+                f" got shapes {tuple(centres.shape)}, {tuple(spread.shape)}, {tuple(mix.shape)}."
+            )
+        if (spread <= 0).any() or (mix < 0).any() or not math.isclose(float(mix.sum()), 1.0, rel_tol=1e-6):
+            raise ValueError(f"`stds` must be > 0 and `weights` >= 0 summing to 1, got {stds} and {weights}.")
+        self.centres, self.stds, self.mix = centres, spread, mix
+
+    def draw(self, num: int, generator: torch.Generator) -> Tensor:
+        components = torch.multinomial(self.mix, num, replacement=True, generator=generator)
+        noise = torch.randn(num, self.centres.shape[1], generator=generator, dtype=torch.float64)
+        return (self.centres[components] + self.stds[components, None] * noise).float()
+
+    def log_prob(self, points: Tensor) -> Tensor:
+        """Log-density of the data distribution at ``points`` ``(N, d)``, shape ``(N,)``."""
+        x = points.double()
+        dim = self.centres.shape[1]
+        squared = (x[:, None, :] - self.centres[None]).pow(2).sum(-1)  # (N, k)
+        per_component = -0.5 * squared / self.stds**2 - dim * self.stds.log() - 0.5 * dim * math.log(2 * math.pi)
+        return torch.logsumexp(per_component + self.mix.log(), dim=1)
+
+
+class TwoMoonsDataModule(PointsDataModule):
+    """scikit-learn's two moons (Bertrand et al. Fig. 2: n = 10^3), standardised."""
+
+    def __init__(
+        self, n: int = 1000, noise: float = 0.05, n_test: int = 1000, batch_size: int = 128, seed: int | None = 0
+    ):
+        super().__init__(n, n_test, batch_size, seed)
+        self.noise = noise
+
+    def draw(self, num: int, generator: torch.Generator) -> Tensor:
+        from sklearn.datasets import make_moons
+
+        state = int(torch.randint(2**31 - 1, (1,), generator=generator))
+        points, _ = make_moons(num, noise=self.noise, random_state=np.random.RandomState(state))
+        # Fixed affine map (not per-draw statistics) so train and test share the distribution.
+        return torch.from_numpy((points - np.array([0.5, 0.25])) / np.array([0.87, 0.5])).float()
+
+
+class _Pairs(Dataset[tuple[Tensor, Tensor]]):
+    def __init__(self, x: Tensor, y: Tensor):
+        self.x, self.y = x, y
+
+    def __len__(self) -> int:
+        return len(self.x)
+
+    def __getitem__(self, index: int) -> tuple[Tensor, Tensor]:
+        return self.x[index], self.y[index]
+
+
+class LinearRegressionDataModule(pl.LightningDataModule):
+    r"""Pairs ``(x, y)`` with :math:`x \sim N(0, I_d)` and :math:`y = x^\top w^* + \sigma\varepsilon`
+    (Gerstgrasser et al. 2024, §3: the design is drawn once and kept; the loop regenerates only
+    the targets). :math:`w^* \sim N(0, I_d)` is drawn from the seed.
+
+    Items are ``(x, y)`` tuples, ``x`` of shape ``(dim,)`` and ``y`` of shape ``(1,)``: use the
+    loop's ``data_field: 1`` and ``condition_field: 0``.
+
+    Args:
+        n: rows of the design (the real training set); the theory needs ``n >= dim + 2``.
+        dim: dimension :math:`d` of ``x``.
+        noise_std: :math:`\sigma`.
+        n_test: size of the held-out test set.
+        batch_size: training batch size (default: the whole set in one batch).
+        seed: draws the weights, the training and the test data (different streams); ``None``
+            (default) takes the run's seed (``seed_everything``, which ``sclc grid --seeds``
+            sets), so that seeds average over designs as the theory's expectation does.
+    """
+
+    def __init__(
+        self,
+        n: int = 64,
+        dim: int = 8,
+        noise_std: float = 1.0,
+        n_test: int = 1000,
+        batch_size: int | None = None,
+        seed: int | None = None,
+    ):
+        super().__init__()
+        if dim < 1 or n < dim or n_test < 0 or noise_std < 0 or (batch_size is not None and batch_size < 1):
+            raise ValueError(
+                "Need dim >= 1, n >= dim, n_test >= 0, noise_std >= 0 and batch_size >= 1 (or None);"
+                f" got dim={dim}, n={n}, n_test={n_test}, noise_std={noise_std}, batch_size={batch_size}."
+            )
+        if seed is None:
+            seed = torch.initial_seed() % 2**62
+        self.n, self.dim, self.noise_std, self.n_test, self.seed = n, dim, noise_std, n_test, seed
+        self.batch_size = n if batch_size is None else batch_size
+        self._weights = torch.randn(dim, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
+        self.train_pairs: _Pairs | None = None
+        self.test_pairs: _Pairs | None = None
+
+    def _draw(self, num: int, generator: torch.Generator) -> _Pairs:
+        x = torch.randn(num, self.dim, generator=generator, dtype=torch.float64)
+        y = x @ self._weights + self.noise_std * torch.randn(num, generator=generator, dtype=torch.float64)
+        return _Pairs(x.float(), y.float().unsqueeze(1))
+
+    def setup(self, stage: str) -> None:
+        if self.train_pairs is None:
+            self.train_pairs = self._draw(self.n, torch.Generator().manual_seed(self.seed + 1))
+            self.test_pairs = self._draw(self.n_test, torch.Generator().manual_seed(self.seed + 1_000_003))
+
+    def true_weights(self) -> Tensor:
+        """:math:`w^*`, shape ``(dim,)``, float64."""
+        return self._weights.clone()
+
+    def train_dataloader(self) -> DataLoader[tuple[Tensor, Tensor]]:
+        assert self.train_pairs is not None
+        return DataLoader(self.train_pairs, batch_size=self.batch_size, shuffle=True)
+
+    def test_dataloader(self) -> DataLoader[tuple[Tensor, Tensor]]:
+        assert self.test_pairs is not None
+        return DataLoader(self.test_pairs, batch_size=max(1, min(self.n_test, 1024)))

@@ -1,0 +1,129 @@
+r"""The checkpoint's record of a run's settings, in one place: what it holds, its format
+version, how an older version is read, and how two are compared on resume.
+
+A resumed run must share the *fingerprint* of the run it resumes: λ, the mixing policy and its
+settings, the corrector and the settings that decide its output, the seed, where generations
+start from, the sampler and the structure of the items. A later feature that changes results
+adds its field in :func:`build` (absent when at its default, so that older checkpoints still
+match) and, when older checkpoints cannot be compared with the new shape, a new
+:data:`STATE_FORMAT` with its entry in :data:`FORMATS` and an upgrade in :func:`upgrade`.
+
+Formats (the ``format`` of the loop's checkpoint state):
+
+- 1: the mode's settings as top-level keys, the corrector by name and strength only, no item
+  structure and no digest of the manifest's records; still read, what it did not record is not
+  compared.
+- 2: every setting of the mode and of the corrector (those that decide results), the item
+  structure and its field rules, and a digest of each manifest record up to the checkpoint.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from sclc_lightning.correctors.base import Corrector
+    from sclc_lightning.loop.config import LoopConfig
+
+__all__ = ["FORMATS", "STATE_FORMAT", "build", "check_format", "fingerprint_changes", "upgrade"]
+
+#: The format this version writes.
+STATE_FORMAT = 2
+#: Every format this version reads, with what it holds.
+FORMATS = {
+    1: "mode settings as top-level keys; the corrector's name and strength only",
+    2: "every deciding setting, the item structure and the records' digests",
+}
+# Format 1 kept these mode settings as top-level keys.
+_FORMAT_1_MODE_KEYS = ("real_per_generation", "max_synthetic")
+
+
+def build(config: LoopConfig, corrector: Corrector | None, item: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """The fingerprint of a run with ``config`` and ``corrector`` (the one in use), and, once
+    known, the structure of its items and how their fields are built."""
+    fingerprint: dict[str, Any] = {
+        "synthetic_fraction": config.synthetic_fraction,
+        "mode": config.policy.describe()["name"],
+        "mode_settings": config.policy.settings(),
+        "corrector": corrector.describe() if corrector is not None else None,
+        "seed": config.seed,
+    }
+    if config.start_from != "previous":  # absent from older checkpoints, which continued
+        fingerprint["start_from"] = config.start_from
+    if config.sampler != "sample":  # likewise absent from older checkpoints
+        from sclc_lightning.sampler import describe_sampler
+
+        fingerprint["sampler"] = describe_sampler(config.sampler)
+    if item is not None:
+        fingerprint["item"] = dict(item)
+    return fingerprint
+
+
+def check_format(found: Any) -> int:
+    """The format of a checkpoint's loop state, if this version reads it.
+
+    Raises:
+        ValueError: naming the format found and those this version reads.
+
+    Examples:
+        >>> check_format(2)
+        2
+        >>> try:
+        ...     check_format(7)
+        ... except ValueError as err:
+        ...     print(str(err).rsplit(". ", 1)[-1])
+        A newer sclc-lightning wrote it: upgrade the package to resume it.
+    """
+    if found in FORMATS and not isinstance(found, bool):
+        return int(found)
+    readable = " and ".join(f"{number} ({what})" for number, what in FORMATS.items())
+    newer = isinstance(found, int) and not isinstance(found, bool) and found > STATE_FORMAT
+    advice = (
+        "A newer sclc-lightning wrote it: upgrade the package to resume it."
+        if newer
+        else "It was not written by SelfConsumingLoop, or it is damaged."
+    )
+    raise ValueError(
+        f"Checkpoint holds SelfConsumingLoop state format {found!r}; this version reads formats {readable}. {advice}"
+    )
+
+
+def upgrade(old: Mapping[str, Any], old_format: int) -> dict[str, Any]:
+    """A fingerprint of ``old_format`` in today's shape (what it did not record stays absent)."""
+    if old_format >= 2:
+        return dict(old)
+    upgraded = {k: v for k, v in old.items() if k not in _FORMAT_1_MODE_KEYS}
+    upgraded["mode_settings"] = {k: old[k] for k in _FORMAT_1_MODE_KEYS if old.get(k) is not None}
+    return upgraded
+
+
+def fingerprint_changes(old: Mapping[str, Any], new: Mapping[str, Any], old_format: int) -> list[str]:
+    """What differs between a checkpoint's fingerprint and today's, one ``"key: checkpoint A vs
+    now B"`` per difference. A corrector or mode of the same name is compared setting by setting
+    (``corrector.num_clusters: checkpoint 16 vs now 8``).
+
+    Checkpoints of format 1 recorded fewer settings (the corrector's name and strength, no item
+    structure); what they did not record is not compared.
+
+    Examples:
+        >>> fingerprint_changes({"seed": 0, "corrector": {"name": "kmeans", "num_clusters": 16}},
+        ...                     {"seed": 0, "corrector": {"name": "kmeans", "num_clusters": 8}}, 2)
+        ['corrector.num_clusters: checkpoint 16 vs now 8']
+    """
+    lenient = old_format < 2
+    old = upgrade(old, old_format)
+    changes: list[str] = []
+    for key, now in new.items():
+        if lenient and key not in old:
+            continue
+        before = old.get(key)
+        if isinstance(before, dict) and isinstance(now, dict) and before.get("name", 0) == now.get("name", 0):
+            for sub in sorted(set(before) | set(now)):
+                if lenient and key == "corrector" and sub not in before:
+                    continue
+                if before.get(sub) != now.get(sub):
+                    changes.append(f"{key}.{sub}: checkpoint {before.get(sub)!r} vs now {now.get(sub)!r}")
+        elif before != now:
+            changes.append(f"{key}: checkpoint {before!r} vs now {now!r}")
+    return changes

@@ -1,0 +1,351 @@
+r"""Mixing policies: which real and synthetic items form each generation's training set.
+
+A policy turns (generation, size of the real pool, sizes of the synthetic sets on disk, seed)
+into a :class:`GenerationPlan`, a pure function tested without a Trainer. The loop takes a
+registered name (``mode="accumulate"``, with ``mode_kwargs``) or an instance. Built-ins, by what
+generation :math:`t \ge 1` trains on:
+
+- ``augment``: all real items and the latest synthetic set (Gillman et al.; Bertrand et al.);
+- ``accumulate``: all real items and every synthetic set so far, ``max_synthetic`` capping them
+  by uniform subsampling (Gerstgrasser et al.; Kazdan et al.);
+- ``replace``: the latest synthetic set only (Shumailov et al.; Bertrand et al. Prop. 1), with
+  ``keep_real`` a random share of the real data too (Shumailov et al.'s 10% arm);
+- ``fresh``: a new random subset of ``real_per_generation`` real items and the latest synthetic
+  set (Alemohammad et al.).
+
+Synthetic set ``g`` (``g >= 1``) is the one sampled from the model at the end of generation
+``g - 1``. Generation 0 trains on real data under every built-in policy.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, TypeVar
+
+import torch
+from torch import Tensor
+
+from sclc_lightning._registry import Registry
+from sclc_lightning._settings import declared_settings
+from sclc_lightning.seeding import make_generator
+
+__all__ = [
+    "AccumulatePolicy",
+    "AugmentPolicy",
+    "FreshPolicy",
+    "GenerationPlan",
+    "MixingPolicy",
+    "ReplacePolicy",
+    "available_mixing_policies",
+    "get_mixing_policy_class",
+    "make_mixing_policy",
+    "plan_generation",
+    "register_mixing_policy",
+]
+
+P = TypeVar("P", bound="type[MixingPolicy]")
+
+
+@dataclass(frozen=True)
+class GenerationPlan:
+    """The parts of one generation's training set.
+
+    Attributes:
+        generation: the generation that trains on this set.
+        use_real: whether real items are part of the set at all.
+        real_indices: indices into the real dataset, ``None`` for all of it.
+        synthetic: ``(generation, rows)`` pairs: rows of that generation's synthetic set,
+            ``None`` for all its rows.
+
+    Examples:
+        >>> plan = GenerationPlan(3, use_real=True, synthetic=((2, None), (3, None)))
+        >>> plan.use_real, [generation for generation, _ in plan.synthetic]
+        (True, [2, 3])
+    """
+
+    generation: int
+    use_real: bool
+    real_indices: Tensor | None = None
+    synthetic: tuple[tuple[int, Tensor | None], ...] = field(default_factory=tuple)
+
+    def num_real(self, real_size: int) -> int:
+        """Number of real items in the set."""
+        if not self.use_real:
+            return 0
+        return real_size if self.real_indices is None else int(self.real_indices.numel())
+
+    def num_synthetic(self, synthetic_counts: Mapping[int, int]) -> int:
+        """Number of synthetic items in the set."""
+        return sum(synthetic_counts[g] if rows is None else int(rows.numel()) for g, rows in self.synthetic)
+
+    @property
+    def is_all_real(self) -> bool:
+        """Whether the set is exactly the whole real dataset."""
+        return self.use_real and self.real_indices is None and not self.synthetic
+
+
+def _check_count(name: str, value: Any, minimum: int) -> None:
+    if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < minimum):
+        raise ValueError(f"`{name}` must be None or an integer >= {minimum}, got {value!r}.")
+
+
+class MixingPolicy(abc.ABC):
+    """Base class of mixing policies. Override :meth:`plan`; the checks are optional.
+
+    Register a subclass with :func:`register_mixing_policy` to name it in YAML
+    (``loop.mode: my_policy`` and ``loop.mode_kwargs: {...}``). Its settings are the constructor
+    arguments kept as attributes of the same name (see :meth:`settings`); a resumed run must have
+    the same ones.
+
+    Examples:
+        >>> @register_mixing_policy("doc_latest_two")
+        ... class LatestTwo(MixingPolicy):
+        ...     def plan(self, generation, real_size, synthetic_counts, seed):
+        ...         sets = [g for g in (generation - 1, generation) if synthetic_counts.get(g, 0) > 0]
+        ...         return GenerationPlan(generation, True, None, tuple((g, None) for g in sets))
+        >>> [g for g, _ in LatestTwo().plan(3, 10, {1: 5, 2: 5, 3: 5}, seed=0).synthetic]
+        [2, 3]
+    """
+
+    name: ClassVar[str] = ""
+    #: Constructor arguments that decide the plans (recorded; a resume must not change them);
+    #: ``None``: every argument not :attr:`operational`.
+    deciding: ClassVar[tuple[str, ...] | None] = None
+    #: Constructor arguments that do not change the plans (never recorded).
+    operational: ClassVar[tuple[str, ...]] = ()
+
+    @abc.abstractmethod
+    def plan(self, generation: int, real_size: int, synthetic_counts: Mapping[int, int], seed: int) -> GenerationPlan:
+        """The training set of ``generation``.
+
+        Args:
+            generation: the generation about to train (``0`` trains before any synthetic data).
+            real_size: the size of the real dataset.
+            synthetic_counts: the size of every synthetic set on disk, by generation (sets of
+                generations ``<= generation`` only).
+            seed: the loop's seed; draw randomness from
+                ``make_generator(seed, "mix", generation)`` so that a resumed run draws the same.
+        """
+
+    def n(self, real_size: int | None) -> int | None:
+        r"""The :math:`n` of :math:`\lfloor \lambda n \rfloor`: the real items a generation sees
+        (default: the whole real dataset; ``None`` while it is unknown)."""
+        return real_size
+
+    def check_loop(self, synthetic_fraction: float, generations: int) -> None:  # noqa: B027
+        """Refuse loop settings this policy cannot train with (called at construction)."""
+
+    def check_real_size(self, real_size: int) -> None:  # noqa: B027
+        """Refuse a real dataset this policy cannot use (called when fitting starts)."""
+
+    def settings(self) -> dict[str, Any]:
+        """The settings that decide the plans, as JSON-safe values: the :attr:`deciding`
+        constructor arguments (see :meth:`Corrector.settings
+        <sclc_lightning.correctors.base.Corrector.settings>`).
+
+        Raises:
+            TypeError: an argument declared neither way, or a deciding one kept under another name.
+        """
+        return declared_settings(self, self.deciding, self.operational)
+
+    def describe(self) -> dict[str, Any]:
+        """The name and :meth:`settings`."""
+        return {"name": self.name or type(self).__name__, **self.settings()}
+
+    @staticmethod
+    def latest(generation: int, synthetic_counts: Mapping[int, int]) -> tuple[tuple[int, Tensor | None], ...]:
+        """The synthetic set of ``generation`` whole, when it has items."""
+        return ((generation, None),) if synthetic_counts.get(generation, 0) > 0 else ()
+
+
+_REGISTRY: Registry[MixingPolicy] = Registry("mixing policy", MixingPolicy, "mode")
+
+
+def register_mixing_policy(name: str) -> Callable[[P], P]:
+    """Class decorator registering a :class:`MixingPolicy` under ``name`` (the loop's ``mode``).
+
+    Raises:
+        ValueError: ``name`` is already registered to another class.
+
+    Examples:
+        >>> @register_mixing_policy("real_only")
+        ... class RealOnly(MixingPolicy):
+        ...     def plan(self, generation, real_size, synthetic_counts, seed):
+        ...         return GenerationPlan(generation, True)
+        >>> "real_only" in available_mixing_policies()
+        True
+    """
+    return _REGISTRY.register(name)
+
+
+def available_mixing_policies() -> list[str]:
+    """Registered mixing policy names.
+
+    Examples:
+        >>> [name for name in available_mixing_policies() if name in ("accumulate", "replace")]
+        ['accumulate', 'replace']
+    """
+    return _REGISTRY.names()
+
+
+def get_mixing_policy_class(name: str) -> type[MixingPolicy]:
+    """The class registered as ``name``."""
+    return _REGISTRY.get(name)
+
+
+def make_mixing_policy(mode: MixingPolicy | str, kwargs: Mapping[str, Any] | None = None) -> MixingPolicy:
+    """Resolve the loop's ``mode`` and ``mode_kwargs`` to a policy instance.
+
+    Raises:
+        ValueError: an unknown name, or ``kwargs`` the policy does not take.
+    """
+    return _REGISTRY.make(mode, kwargs)
+
+
+def plan_generation(
+    mode: MixingPolicy | str,
+    generation: int,
+    real_size: int,
+    synthetic_counts: Mapping[int, int],
+    seed: int,
+    **mode_kwargs: Any,
+) -> GenerationPlan:
+    """The training set of ``generation`` under ``mode`` (a policy or a registered name with its
+    ``mode_kwargs``).
+
+    Examples:
+        >>> plan = plan_generation("accumulate", 2, 10, {1: 5, 2: 5}, seed=0)
+        >>> [g for g, _ in plan.synthetic]
+        [1, 2]
+    """
+    return make_mixing_policy(mode, mode_kwargs).plan(generation, real_size, synthetic_counts, seed)
+
+
+@register_mixing_policy("augment")
+class AugmentPolicy(MixingPolicy):
+    """All real items and the latest synthetic set (Gillman et al.; Bertrand et al.)."""
+
+    deciding = ()
+
+    def plan(self, generation: int, real_size: int, synthetic_counts: Mapping[int, int], seed: int) -> GenerationPlan:
+        if generation == 0:
+            return GenerationPlan(0, True)
+        return GenerationPlan(generation, True, None, self.latest(generation, synthetic_counts))
+
+
+@register_mixing_policy("accumulate")
+class AccumulatePolicy(MixingPolicy):
+    """All real items and every synthetic set so far (Gerstgrasser et al. 2024).
+
+    Args:
+        max_synthetic: cap the synthetic pool at this size by a uniform random subset of its
+            items, drawn anew each generation ("accumulate-subsample", Kazdan et al. 2024);
+            ``None`` keeps everything.
+    """
+
+    deciding = ("max_synthetic",)
+
+    def __init__(self, max_synthetic: int | None = None) -> None:
+        _check_count("max_synthetic", max_synthetic, 0)
+        self.max_synthetic = max_synthetic
+
+    def plan(self, generation: int, real_size: int, synthetic_counts: Mapping[int, int], seed: int) -> GenerationPlan:
+        if generation == 0:
+            return GenerationPlan(0, True)
+        parts: list[tuple[int, Tensor | None]] = [
+            (g, None) for g in range(1, generation + 1) if synthetic_counts.get(g, 0) > 0
+        ]
+        total = sum(synthetic_counts[g] for g, _ in parts)
+        if self.max_synthetic is not None and total > self.max_synthetic:
+            keep = torch.randperm(total, generator=make_generator(seed, "mix", generation))
+            keep = keep[: self.max_synthetic].sort().values
+            capped: list[tuple[int, Tensor | None]] = []
+            offset = 0
+            for g, _ in parts:
+                count = synthetic_counts[g]
+                inside = keep[(keep >= offset) & (keep < offset + count)] - offset
+                if inside.numel():
+                    capped.append((g, inside))
+                offset += count
+            parts = capped
+        return GenerationPlan(generation, True, None, tuple(parts))
+
+
+@register_mixing_policy("replace")
+class ReplacePolicy(MixingPolicy):
+    """The latest synthetic set only: fully synthetic retraining (Shumailov et al.; Bertrand
+    et al. Prop. 1). Generation 0 trains on the real data.
+
+    Args:
+        keep_real: the share of the real dataset kept in every later generation's training set,
+            a new uniform random subset of ``round(keep_real * n)`` items each generation
+            (Shumailov et al.'s "10% of the original data preserved": ``keep_real=0.1``).
+    """
+
+    deciding = ("keep_real",)
+
+    def __init__(self, keep_real: float = 0.0) -> None:
+        if isinstance(keep_real, bool) or not isinstance(keep_real, (int, float)) or not 0 <= keep_real <= 1:
+            raise ValueError(f"`keep_real` must be a number in [0, 1], got {keep_real!r}.")
+        self.keep_real = float(keep_real)
+
+    def settings(self) -> dict[str, Any]:
+        # Runs saved before `keep_real` existed recorded no settings: the default is left out.
+        return {"keep_real": self.keep_real} if self.keep_real else {}
+
+    def check_loop(self, synthetic_fraction: float, generations: int) -> None:
+        if synthetic_fraction == 0 and generations > 0:
+            raise ValueError(
+                "`synthetic_fraction` must be > 0 in mode 'replace' (later generations train on"
+                f" synthetic data only), got {synthetic_fraction!r}."
+            )
+
+    def plan(self, generation: int, real_size: int, synthetic_counts: Mapping[int, int], seed: int) -> GenerationPlan:
+        if generation == 0:
+            return GenerationPlan(0, True)
+        kept = round(self.keep_real * real_size)
+        if kept == 0:
+            return GenerationPlan(generation, False, None, self.latest(generation, synthetic_counts))
+        subset = torch.randperm(real_size, generator=make_generator(seed, "mix", generation))[:kept]
+        return GenerationPlan(generation, True, subset.sort().values, self.latest(generation, synthetic_counts))
+
+
+@register_mixing_policy("fresh")
+class FreshPolicy(MixingPolicy):
+    r"""A new uniform random subset of the real pool each generation, and the latest synthetic
+    set (Alemohammad et al. 2023). :math:`n` is the subset size.
+
+    Args:
+        real_per_generation: the size of each generation's real subset (required).
+    """
+
+    deciding = ("real_per_generation",)
+
+    def __init__(self, real_per_generation: int | None = None) -> None:
+        if real_per_generation is None:
+            raise ValueError("`real_per_generation` is required in mode 'fresh', got None.")
+        _check_count("real_per_generation", real_per_generation, 1)
+        self.real_per_generation = real_per_generation
+
+    def n(self, real_size: int | None) -> int | None:
+        return self.real_per_generation
+
+    def check_real_size(self, real_size: int) -> None:
+        if self.real_per_generation > real_size:
+            raise ValueError(
+                f"`real_per_generation` must be at most the size of the real pool ({real_size}),"
+                f" got {self.real_per_generation}."
+            )
+
+    def plan(self, generation: int, real_size: int, synthetic_counts: Mapping[int, int], seed: int) -> GenerationPlan:
+        if not 0 < self.real_per_generation <= real_size:
+            raise ValueError(
+                f"`real_per_generation` must be in [1, {real_size}] (the size of the real pool),"
+                f" got {self.real_per_generation!r}."
+            )
+        subset = torch.randperm(real_size, generator=make_generator(seed, "mix", generation))
+        subset = subset[: self.real_per_generation]
+        synthetic = self.latest(generation, synthetic_counts) if generation else ()
+        return GenerationPlan(generation, True, subset, synthetic)

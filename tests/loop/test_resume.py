@@ -1,0 +1,163 @@
+"""A crashed fit resumes exactly; a resume with other settings is refused."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+from helpers import (
+    CrashAt,
+    GaussianModel,
+    fit,
+    gaussian_points,
+    loader,
+    manifest,
+)
+from lightning.pytorch.callbacks import ModelCheckpoint
+
+from sclc_lightning import SelfConsumingLoop
+
+
+def _resumable_run(
+    tmp_path: Path, name: str, loop_kwargs: dict[str, Any], scheduler: bool | str = True, **fit_kwargs: Any
+) -> tuple[Any, Any]:
+    torch.manual_seed(0)
+    model = GaussianModel(scheduler=scheduler, noise=0.2)
+    loop = SelfConsumingLoop(
+        **{
+            "synthetic_fraction": 0.5,
+            "generations": 4,
+            "images_per_generation": 40,
+            "corrector": "optimal_transport",
+            "output_dir": tmp_path / "synthetic",
+            **loop_kwargs,
+        }
+    )
+    ckpt = ModelCheckpoint(dirpath=tmp_path / name, every_n_epochs=1, save_top_k=-1, filename="{epoch}")
+    callbacks = [ckpt, *fit_kwargs.pop("callbacks", [])]
+    torch.manual_seed(1234 if "ckpt_path" in fit_kwargs else 0)  # history must not matter
+    fit(
+        tmp_path,
+        model,
+        loader(gaussian_points(50, seed=3)),
+        loop,
+        callbacks=callbacks,
+        enable_checkpointing=True,
+        **fit_kwargs,
+    )
+    return model, loop
+
+
+@pytest.mark.parametrize("scheduler", ["step", "epoch"])
+def test_crash_then_resume_equals_uninterrupted(
+    tmp_path: Path, scheduler: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    import logging
+
+    full, _ = _resumable_run(tmp_path / "a", "ck", {}, scheduler)
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        _resumable_run(tmp_path / "b", "ck", {}, scheduler, callbacks=[CrashAt(3)])
+    on_disk = manifest(tmp_path / "b" / "synthetic")["generations"]
+    assert [g["generation"] for g in on_disk] == [1, 2, 3]  # generation 3's data was made before the crash
+    with caplog.at_level(logging.INFO, logger="lightning.pytorch"):
+        resumed, loop = _resumable_run(
+            tmp_path / "b", "ck2", {}, scheduler, ckpt_path=str(tmp_path / "b" / "ck" / "epoch=2.ckpt")
+        )
+    assert "generation 3 reuses its synthetic data on disk" in caplog.text  # same model state, same settings
+    assert [r.generation for r in loop.history] == [3, 4]
+    assert torch.equal(full.mean, resumed.mean) and torch.equal(full.log_std, resumed.log_std)
+    a = manifest(tmp_path / "a" / "synthetic")["generations"]
+    b = manifest(tmp_path / "b" / "synthetic")["generations"]
+    assert [g["sampled_at_step"] for g in a] == [g["sampled_at_step"] for g in b]
+
+
+@pytest.mark.parametrize(
+    ("change", "match"),
+    [
+        ({"synthetic_fraction": 0.25}, "synthetic_fraction: checkpoint 0.5 vs now 0.25"),
+        ({"mode": "accumulate"}, "mode: checkpoint 'augment' vs now 'accumulate'"),
+        ({"corrector": "kmeans"}, "corrector: checkpoint"),
+    ],
+)
+def test_resume_with_changed_settings_is_refused(tmp_path: Path, change: dict[str, Any], match: str) -> None:
+    _resumable_run(tmp_path, "ck", {"generations": 1})
+    with pytest.raises(ValueError, match=match):
+        _resumable_run(tmp_path, "ck2", change, ckpt_path=str(tmp_path / "ck" / "epoch=0.ckpt"))
+
+
+@pytest.mark.parametrize(
+    ("first", "then", "match"),
+    [
+        (
+            {"corrector": "kmeans", "corrector_kwargs": {"num_clusters": 4, "strength": 1.0}},
+            {"corrector": "kmeans", "corrector_kwargs": {"num_clusters": 8, "strength": 1.0}},
+            r"changed settings \(corrector.num_clusters: checkpoint 4 vs now 8\)",
+        ),
+        (
+            {"mode": "accumulate", "mode_kwargs": {"max_synthetic": 30}},
+            {"mode": "accumulate", "mode_kwargs": {"max_synthetic": 10}},
+            r"changed settings \(mode_settings.max_synthetic: checkpoint 30 vs now 10\)",
+        ),
+    ],
+)
+def test_resume_with_changed_corrector_or_mode_settings_is_refused(
+    tmp_path: Path, first: dict[str, Any], then: dict[str, Any], match: str
+) -> None:
+    _resumable_run(tmp_path, "ck", {"generations": 1, **first})
+    with pytest.raises(ValueError, match=match):
+        _resumable_run(tmp_path, "ck2", {"generations": 2, **then}, ckpt_path=str(tmp_path / "ck" / "epoch=0.ckpt"))
+    # the same settings resume
+    _, loop = _resumable_run(
+        tmp_path, "ck3", {"generations": 2, **first}, ckpt_path=str(tmp_path / "ck" / "epoch=0.ckpt")
+    )
+    assert [r.generation for r in loop.history] == [1, 2]
+
+
+def test_resume_with_changed_items_is_refused(tmp_path: Path) -> None:
+    _resumable_run(tmp_path, "ck", {"generations": 1})
+    # the same points, now carrying a label field: the stored synthetic items no longer fit
+    labelled = loader(gaussian_points(50, seed=3), labels=torch.zeros(50, dtype=torch.int64))
+    loop = SelfConsumingLoop(
+        0.5,
+        2,
+        images_per_generation=40,
+        corrector="optimal_transport",
+        output_dir=tmp_path / "synthetic",
+        fields={1: "copy"},
+    )
+    with pytest.raises(ValueError, match=r"changed settings \(item.container: checkpoint 'tensor' vs now 'tuple'"):
+        fit(tmp_path, GaussianModel(), labelled, loop, ckpt_path=str(tmp_path / "ck" / "epoch=0.ckpt"))
+
+
+def test_checkpoint_of_state_format_1_resumes(tmp_path: Path) -> None:
+    full, _ = _resumable_run(tmp_path / "a", "ck", {})
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        _resumable_run(tmp_path / "b", "ck", {}, callbacks=[CrashAt(3)])
+    path = tmp_path / "b" / "ck" / "epoch=2.ckpt"
+    checkpoint = torch.load(path, weights_only=False)
+    (key,) = [k for k in checkpoint["callbacks"] if "SelfConsumingLoop" in k]
+    state = checkpoint["callbacks"][key]
+    # what the previous version wrote: name and strength of the corrector, mode settings on top
+    state["format"] = 1
+    state["fingerprint"] = {
+        "synthetic_fraction": 0.5,
+        "mode": "augment",
+        "corrector": {"name": "optimal_transport", "strength": 1.0},
+        "seed": 0,
+        "real_per_generation": None,
+        "max_synthetic": None,
+    }
+    torch.save(checkpoint, path)
+    resumed, loop = _resumable_run(tmp_path / "b", "ck2", {}, ckpt_path=str(path))
+    assert [r.generation for r in loop.history] == [3, 4]
+    assert torch.equal(full.mean, resumed.mean) and torch.equal(full.log_std, resumed.log_std)
+
+
+def test_existing_output_dir_of_another_run_is_refused(tmp_path: Path) -> None:
+    loop = SelfConsumingLoop(0.5, 1, images_per_generation=20, output_dir=tmp_path / "s")
+    fit(tmp_path, GaussianModel(), loader(gaussian_points(50)), loop)
+    again = SelfConsumingLoop(0.5, 1, images_per_generation=20, output_dir=tmp_path / "s")
+    with pytest.raises(ValueError, match="already holds the synthetic data of run"):
+        fit(tmp_path, GaussianModel(), loader(gaussian_points(50)), again)

@@ -1,0 +1,94 @@
+import hashlib
+import json
+import pickle
+
+import pytest
+import torch
+
+from sclc_lightning.items.codec import ItemCodec, SyntheticBatch
+from sclc_lightning.items.real import RealData
+from sclc_lightning.store.manifest import StoredGeneration, parse_manifest
+from sclc_lightning.store.synthetic import SyntheticStore
+
+
+def _write(store: SyntheticStore, generation: int, batch: SyntheticBatch, real: RealData, shard_rows: int = 10):
+    return store.write_generation(
+        generation,
+        batch,
+        real,
+        shard_rows=shard_rows,
+        sampled_at_step=7,
+        settings={"mode": "augment", "corrector": {"name": "kmeans", "strength": 1.0}, "seed": 3},
+        seconds_sampling=1.5,
+        seconds_correcting=0.5,
+    )
+
+
+def test_generation_round_trip_in_shards(tmp_path) -> None:
+    items = [(torch.zeros(2), i, f"s{i}") for i in range(25)]
+    real = RealData(items, ItemCodec.infer(items[0]))
+    store = SyntheticStore(tmp_path)
+    store.create("r", {}, real.codec)
+    data = torch.randn(25, 2)
+    source = torch.arange(25)
+    record = _write(store, 3, SyntheticBatch(data, source), real)
+    assert [(s.name, s.rows) for s in record.shards] == [
+        ("shard_00000.safetensors", 10),
+        ("shard_00001.safetensors", 10),
+        ("shard_00002.safetensors", 5),
+    ]
+    assert all(len(s.sha256) == 64 for s in record.shards) and record.strings_sha256 is not None
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["gen_0003", "manifest.json"]  # no temporary folder left
+    ds = store.open_generation(record, real.codec, len(real))
+    assert len(ds) == 25
+    x, label, name = ds[17]  # the other fields come from the source item
+    assert torch.equal(x, data[17]) and label == 17 and name == "s17"
+    assert torch.equal(ds.load("data"), data)
+    clone = pickle.loads(pickle.dumps(ds))  # DataLoader workers receive a copy without open handles
+    assert torch.equal(clone[24][0], data[24])
+
+
+def test_rewrite_replaces_atomically_and_manifest(tmp_path) -> None:
+    real = RealData([torch.zeros(1)] * 4, ItemCodec.infer(torch.zeros(1)))
+    store = SyntheticStore(tmp_path)
+    assert store.read_manifest() is None and store.records() == {}
+    with pytest.raises(FileNotFoundError, match=r"manifest\.json is missing"):
+        _write(store, 1, SyntheticBatch(torch.zeros(3, 1), torch.arange(3)), real)
+    store.create("r", {"n": 4}, real.codec)
+    _write(store, 1, SyntheticBatch(torch.zeros(3, 1), torch.arange(3)), real)
+    _write(store, 2, SyntheticBatch(torch.zeros(3, 1), torch.arange(3)), real)
+    record = _write(store, 1, SyntheticBatch(torch.ones(4, 1), torch.arange(4)), real)
+    # rewriting generation 1 drops the records of later generations (a history being redone)
+    assert sorted(store.records()) == [1] and store.records()[1] == record
+    ds = store.open_generation(record, real.codec, len(real))
+    assert float(ds[3]) == 1.0 and len(ds) == 4
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["gen_0001", "gen_0002", "manifest.json"]
+
+
+def test_manifest_json_keeps_its_keys(tmp_path) -> None:
+    real = RealData([torch.zeros(2)] * 4, ItemCodec.infer(torch.zeros(2)))
+    store = SyntheticStore(tmp_path)
+    store.create("run-a", {"n": 4}, real.codec)
+    _write(store, 1, SyntheticBatch(torch.zeros(3, 2), torch.arange(3)), real)
+    payload = json.loads((tmp_path / "manifest.json").read_text())
+    assert payload["format"] == 2 and payload["run_id"] == "run-a" and payload["item"] == real.codec.to_json()
+    (record,) = payload["generations"]
+    assert record["count"] == 3 and record["corrector"] == "kmeans" and record["strength"] == 1.0
+    assert record["mode"] == "augment" and record["seed"] == 3 and record["sampled_at_step"] == 7
+    digest = hashlib.sha256((tmp_path / "gen_0001" / "shard_00000.safetensors").read_bytes()).hexdigest()
+    assert record["shards"] == [["shard_00000.safetensors", 3, digest]]
+    manifest = parse_manifest((tmp_path / "manifest.json").read_text(), tmp_path / "manifest.json")
+    assert manifest.to_json() == payload and manifest.generations[0] == StoredGeneration.from_json(record)
+
+
+def test_exchange_gathers_the_ranks_in_order(tmp_path) -> None:
+    labels = torch.arange(6) % 3
+    items = [(torch.zeros(1), int(label)) for label in labels]
+    real = RealData(items, ItemCodec.infer(items[0], condition_field=1))
+    store = SyntheticStore(tmp_path)
+    store.write_exchange(2, 0, SyntheticBatch(torch.tensor([[1.0], [2.0]]), torch.tensor([0, 1])))
+    store.write_exchange(2, 1, SyntheticBatch(torch.tensor([[3.0]]), torch.tensor([5])))
+    batch = store.gather_exchange(2, 2, real)
+    assert batch.data.flatten().tolist() == [1.0, 2.0, 3.0] and batch.source_index.tolist() == [0, 1, 5]
+    assert batch.conditions.tolist() == [0, 1, 2]  # the labels of the source items
+    assert not list((tmp_path / ".exchange").iterdir())  # the exchange files are gone
