@@ -124,3 +124,23 @@ def test_old_paths_still_import_with_a_deprecation_warning(old: str, new: str, n
     assert getattr(module, name) is getattr(importlib.import_module(new), name)
     with pytest.raises(AttributeError, match=f"module '{old}'"):
         module.no_such_name  # noqa: B018
+
+
+def test_a_run_directory_config_written_before_the_data_split_still_runs(tmp_path: Path) -> None:
+    """``config.yaml`` of a run made by the version before ``data/`` was split (class paths
+    ``sclc_lightning.data.toy…`` and ``sclc_lightning.visuals…``), as that version wrote it."""
+    from sclc_lightning.cli import main
+
+    text = (ROOT / "tests" / "fixtures" / "config_before_the_data_split.yaml").read_text()
+    assert "sclc_lightning.data.toy.EightGaussiansDataModule" in text and "sclc_lightning.visuals" in text
+    config = tmp_path / "config.yaml"
+    config.write_text(text.replace("/tmp/oldrun", str(tmp_path / "run")))
+    for old in ("sclc_lightning.data.toy", "sclc_lightning.visuals"):
+        sys.modules.pop(old, None)  # imported again, as in a new process
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        assert main(["fit", "--config", str(config), "--trainer.logger", "false"]) == 0
+    moved = {str(w.message).split(" moved")[0] for w in caught if issubclass(w.category, DeprecationWarning)}
+    assert {"sclc_lightning.data.toy", "sclc_lightning.visuals"} <= moved
+    assert (tmp_path / "run" / "samples" / "generation_0001.png").is_file()
+    assert (tmp_path / "run" / "synthetic" / "manifest.json").is_file()
