@@ -309,7 +309,7 @@ def _strength(run: Run) -> float | None:
 
 def stability_note(runs: list[Run]) -> str | None:
     r"""A warning for a group whose :math:`\lambda` is at or above the stability bound of
-    Gillman et al. Thm. 4.3, in its most favourable case (:math:`arepsilon L/lpha 	o 0`):
+    Gillman et al. Thm. 4.3, in its most favourable case (:math:`\varepsilon L/\alpha \to 0`):
     :math:`\lambda < (1+\gamma)/(2+\gamma)`. The theorem is about real data augmented with
     synthetic data, so only ``augment`` runs get one.
 

@@ -197,3 +197,21 @@ def test_the_package_and_the_light_commands_import_without_lightning() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.splitlines()
     assert out == [" True"]  # nothing heavy imported; the names are there, imported when first used
+
+
+def test_no_control_characters_in_the_sources() -> None:
+    """A docstring written through an escaping layer once held ``\\v``, ``\\a`` and ``\\t`` bytes
+    where ``\\varepsilon``, ``\\alpha`` and ``\\to`` were meant; the API site showed them."""
+    import re
+
+    control = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+    roots = [PACKAGE, PACKAGE.parent / "docs", PACKAGE.parent / "tests", PACKAGE.parent / "recipes"]
+    found = [
+        f"{path}:{number}"
+        for root in roots
+        for path in sorted(root.rglob("*"))
+        if path.suffix in (".py", ".md", ".yaml") and path.is_file()
+        for number, line in enumerate(path.read_text().splitlines(), 1)
+        if control.search(line)
+    ]
+    assert not found, found

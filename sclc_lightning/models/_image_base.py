@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Any
 
 import lightning.pytorch as pl
@@ -18,27 +17,27 @@ __all__ = ["ImageDiffusion"]
 class ImageDiffusion(pl.LightningModule):
     """Base of :class:`ImageDDPM` and :class:`ImageEDM`; items are ``image`` or ``(image, label)``."""
 
-    def __init__(
-        self,
-        image_size: int,
-        channels: int,
-        block_out_channels: Sequence[int],
-        layers_per_block: int,
-        attention: bool,
-        num_classes: int | None,
-        lr: float,
-        ema_decay: float | None,
-        pretrained_unet: str | None = None,
-    ) -> None:
+    def __init__(self) -> None:
+        """Save the subclass's constructor arguments as hyperparameters and build from them the
+        UNet (``image_size``, ``channels``, ``block_out_channels``, ``layers_per_block``,
+        ``attention``, ``num_classes``, or ``pretrained_unet``), the EMA copy (``ema_decay``) and
+        the optimizer's ``lr``."""
         super().__init__()
-        self.image_size, self.channels, self.num_classes, self.lr = image_size, channels, num_classes, lr
-        if pretrained_unet is not None:
-            self.unet = load_pretrained_unet(pretrained_unet, image_size, channels, num_classes)
-        else:
-            self.unet = build_unet(image_size, channels, block_out_channels, layers_per_block, attention, num_classes)
-        self.ema = (
-            AveragedModel(self.unet, multi_avg_fn=get_ema_multi_avg_fn(ema_decay)) if ema_decay is not None else None
+        self.save_hyperparameters()  # the arguments of the subclass's __init__, which called this one
+        hp = self.hparams
+        self.image_size, self.channels, self.num_classes, self.lr = (
+            hp["image_size"],
+            hp["channels"],
+            hp["num_classes"],
+            hp["lr"],
         )
+        if hp["pretrained_unet"] is not None:
+            self.unet = load_pretrained_unet(hp["pretrained_unet"], self.image_size, self.channels, self.num_classes)
+        else:
+            shape = ("block_out_channels", "layers_per_block", "attention")
+            self.unet = build_unet(self.image_size, self.channels, *(hp[k] for k in shape), self.num_classes)
+        decay = hp["ema_decay"]
+        self.ema = AveragedModel(self.unet, multi_avg_fn=get_ema_multi_avg_fn(decay)) if decay is not None else None
 
     def split(self, batch: Any) -> tuple[Tensor, Tensor | None]:
         """Images and (for class-conditional models) labels of a batch."""

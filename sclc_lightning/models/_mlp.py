@@ -1,13 +1,37 @@
-"""A time-conditioned MLP for point clouds (the denoiser / velocity field of the 2-D models)."""
+"""What the 2-D point models share: a time-conditioned MLP (their denoiser / velocity field),
+reading points from a batch, logging the loss and the optimizer."""
 
 from __future__ import annotations
 
 import math
+from typing import Any
 
+import lightning.pytorch as pl
 import torch
 from torch import Tensor, nn
 
-__all__ = ["TimeMLP"]
+__all__ = ["PointGenerator", "TimeMLP"]
+
+
+class PointGenerator(pl.LightningModule):
+    """Base of :class:`~sclc_lightning.models.PointDDPM` and
+    :class:`~sclc_lightning.models.PointFlowMatching`: items are points or ``(point, ...)``, the
+    optimizer is Adam at ``self.lr``."""
+
+    lr: float
+
+    @staticmethod
+    def points(batch: Any) -> Tensor:
+        """The points of a batch of points or of tuples."""
+        return batch if isinstance(batch, Tensor) else batch[0]
+
+    def logged(self, loss: Tensor) -> Tensor:
+        """``loss``, logged as ``train_loss`` (per epoch, i.e. per generation)."""
+        self.log("train_loss", loss, on_step=False, on_epoch=True)
+        return loss
+
+    def configure_optimizers(self) -> torch.optim.Optimizer:
+        return torch.optim.Adam(self.parameters(), lr=self.lr)
 
 
 class TimeMLP(nn.Module):

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import lightning.pytorch as pl
 import torch
 from flow_matching.path import AffineProbPath
 from flow_matching.path.scheduler import CondOTScheduler
@@ -13,7 +12,7 @@ from flow_matching.solver import ODESolver
 from flow_matching.utils import ModelWrapper
 from torch import Tensor
 
-from sclc_lightning.models._mlp import TimeMLP
+from sclc_lightning.models._mlp import PointGenerator, TimeMLP
 
 __all__ = ["PointFlowMatching"]
 
@@ -23,7 +22,7 @@ class _Velocity(ModelWrapper):
         return self.model(x, t.expand(x.shape[0]) if t.dim() == 0 else t)
 
 
-class PointFlowMatching(pl.LightningModule):
+class PointFlowMatching(PointGenerator):
     """Flow matching with the conditional optimal-transport path from N(0, I) to the data.
 
     Args:
@@ -42,16 +41,11 @@ class PointFlowMatching(pl.LightningModule):
         self.sampling_steps, self.lr = sampling_steps, lr
 
     def training_step(self, batch: Any, batch_idx: int) -> Tensor:
-        x1 = batch if isinstance(batch, Tensor) else batch[0]
+        x1 = self.points(batch)
         x0 = torch.randn_like(x1)
         t = torch.rand(x1.shape[0], device=x1.device)
         sample = self.path.sample(x_0=x0, x_1=x1, t=t)
-        loss = (self.velocity(sample.x_t, sample.t) - sample.dx_t).pow(2).mean()
-        self.log("train_loss", loss, on_step=False, on_epoch=True)
-        return loss
-
-    def configure_optimizers(self) -> torch.optim.Optimizer:
-        return torch.optim.Adam(self.parameters(), lr=self.lr)
+        return self.logged((self.velocity(sample.x_t, sample.t) - sample.dx_t).pow(2).mean())
 
     @torch.no_grad()
     def sample(self, num_samples: int, *, generator: torch.Generator | None = None, conditions: Any = None) -> Tensor:

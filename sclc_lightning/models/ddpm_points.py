@@ -6,16 +6,15 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-import lightning.pytorch as pl
 import torch
 from torch import Tensor
 
-from sclc_lightning.models._mlp import TimeMLP
+from sclc_lightning.models._mlp import PointGenerator, TimeMLP
 
 __all__ = ["PointDDPM"]
 
 
-class PointDDPM(pl.LightningModule):
+class PointDDPM(PointGenerator):
     """Denoising diffusion on points; ``sample`` runs the reverse process with a generator.
 
     Args:
@@ -47,21 +46,12 @@ class PointDDPM(pl.LightningModule):
         )
         self.timesteps, self.sampling_steps, self.lr = timesteps, sampling_steps, lr
 
-    @staticmethod
-    def _points(batch: Any) -> Tensor:
-        return batch if isinstance(batch, Tensor) else batch[0]
-
     def training_step(self, batch: Any, batch_idx: int) -> Tensor:
-        x = self._points(batch)
+        x = self.points(batch)
         noise = torch.randn_like(x)
         t = torch.randint(self.timesteps, (x.shape[0],), device=x.device)
         noisy = self.scheduler.add_noise(x, noise, t)
-        loss = (self.denoiser(noisy, t / self.timesteps) - noise).pow(2).mean()
-        self.log("train_loss", loss, on_step=False, on_epoch=True)
-        return loss
-
-    def configure_optimizers(self) -> torch.optim.Optimizer:
-        return torch.optim.Adam(self.parameters(), lr=self.lr)
+        return self.logged((self.denoiser(noisy, t / self.timesteps) - noise).pow(2).mean())
 
     @torch.no_grad()
     def sample(self, num_samples: int, *, generator: torch.Generator | None = None, conditions: Any = None) -> Tensor:

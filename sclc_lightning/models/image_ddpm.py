@@ -56,18 +56,7 @@ class ImageDDPM(ImageDiffusion):
     ) -> None:
         if sampler not in ("ddpm", "ddim"):
             raise ValueError(f"`sampler` must be 'ddpm' or 'ddim', got {sampler!r}.")
-        super().__init__(
-            image_size,
-            channels,
-            block_out_channels,
-            layers_per_block,
-            attention,
-            num_classes,
-            lr,
-            ema_decay,
-            pretrained_unet,
-        )
-        self.save_hyperparameters()
+        super().__init__()  # saves the arguments above as hyperparameters, builds the UNet
         diffusers = diffusers_module()
         self.noise_scheduler = diffusers.DDPMScheduler(num_train_timesteps=timesteps)
         sampler_class = diffusers.DDIMScheduler if sampler == "ddim" else diffusers.DDPMScheduler

@@ -52,18 +52,7 @@ class ImageEDM(ImageDiffusion):
         ema_decay: float | None = None,
         pretrained_unet: str | None = None,
     ) -> None:
-        super().__init__(
-            image_size,
-            channels,
-            block_out_channels,
-            layers_per_block,
-            attention,
-            num_classes,
-            lr,
-            ema_decay,
-            pretrained_unet,
-        )
-        self.save_hyperparameters()
+        super().__init__()  # saves the arguments above as hyperparameters, builds the UNet
         self.scheduler = diffusers_module().EDMEulerScheduler(
             sigma_min=sigma_min, sigma_max=sigma_max, sigma_data=sigma_data, rho=rho
         )
