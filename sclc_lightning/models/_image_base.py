@@ -34,8 +34,8 @@ class ImageDiffusion(pl.LightningModule):
         if hp["pretrained_unet"] is not None:
             self.unet = load_pretrained_unet(hp["pretrained_unet"], self.image_size, self.channels, self.num_classes)
         else:
-            shape = ("block_out_channels", "layers_per_block", "attention")
-            self.unet = build_unet(self.image_size, self.channels, *(hp[k] for k in shape), self.num_classes)
+            blocks, layers, attention = hp["block_out_channels"], hp["layers_per_block"], hp["attention"]
+            self.unet = build_unet(self.image_size, self.channels, blocks, layers, attention, self.num_classes)
         decay = hp["ema_decay"]
         self.ema = AveragedModel(self.unet, multi_avg_fn=get_ema_multi_avg_fn(decay)) if decay is not None else None
 
