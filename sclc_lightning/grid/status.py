@@ -12,7 +12,6 @@
 from __future__ import annotations
 
 import csv
-import hashlib
 import json
 import os
 import socket
@@ -22,7 +21,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from sclc_lightning._files import atomic_path, atomic_write
+from sclc_lightning._files import atomic_path, atomic_write, sha256_file
 from sclc_lightning.grid.points import GridPoint
 
 __all__ = [
@@ -93,7 +92,7 @@ class GridSpec:
         """The definition of a grid over the recipe files ``configs`` (one: kept as a string, as
         grids of one file have always been recorded)."""
         paths = [str(Path(c).resolve()) for c in configs]
-        digests = [hashlib.sha256(Path(c).read_bytes()).hexdigest() for c in configs]
+        digests = [sha256_file(c) for c in configs]
         config: str | list[str] = paths[0] if len(paths) == 1 else paths
         digest: str | list[str] = digests[0] if len(digests) == 1 else digests
         return cls(config, digest, list(sets), None if seeds is None else list(seeds), list(extra))
