@@ -23,13 +23,15 @@ from __future__ import annotations
 
 import argparse
 import base64
+import contextlib
 import csv
 import json
 import math
 import re
+import sys
 from collections import defaultdict
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -38,10 +40,30 @@ import yaml
 from sclc_lightning._files import atomic_path, atomic_write
 from sclc_lightning.theory import gaussian_collapse_rate, linear_regression_error
 
-__all__ = ["Run", "figure_name", "find_runs", "group_runs", "main", "stability_note", "write_report", "write_summary"]
+__all__ = [
+    "ReportError",
+    "Run",
+    "figure_name",
+    "find_runs",
+    "group_runs",
+    "main",
+    "spreadsheet_safe",
+    "stability_note",
+    "write_report",
+    "write_summary",
+]
 
 # Columns of metrics.csv that are bookkeeping rather than metrics.
 _NOT_METRICS = {"generation", "epoch"}
+# The most generations a figure draws per group.
+_MAX_POINTS = 20_000
+# What starts a spreadsheet formula (OWASP, CSV injection); such text cells get a leading "'".
+_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+class ReportError(ValueError):
+    """What ``sclc report`` cannot do with the folders or ``--out`` it was given (the message
+    names the folder or file and what is allowed)."""
 
 
 @dataclass
@@ -51,7 +73,8 @@ class Run:
     Attributes:
         path: the run's folder.
         config: its ``config.yaml`` (``{}`` for a run driven from Python).
-        rows: its ``metrics.csv``, one row per generation.
+        rows: its metrics, one row per generation (runs read from disk keep them by metric
+            instead, see :meth:`series`, and leave this empty).
         recorded: the loop's settings as its manifest records them (``None`` without one).
     """
 
@@ -59,6 +82,12 @@ class Run:
     config: dict[str, Any]
     rows: list[dict[str, float]]
     recorded: dict[str, Any] | None = None
+    _series: dict[str, dict[int, float]] | None = field(default=None, repr=False)
+
+    @classmethod
+    def read(cls, path: Path, config: dict[str, Any], metrics: Path, recorded: dict[str, Any] | None) -> Run:
+        """The run whose ``metrics.csv`` is ``metrics``, read as a stream, by metric."""
+        return cls(path, config, [], recorded, _read_series(metrics))
 
     @property
     def loop(self) -> dict[str, Any]:
@@ -80,7 +109,27 @@ class Run:
         return f"λ={self.loop.get('synthetic_fraction')} γ={gamma} {self.loop.get('mode')} {corrector}"
 
     def series(self, metric: str) -> dict[int, float]:
-        return {int(r["generation"]): r[metric] for r in self.rows if metric in r and not math.isnan(r[metric])}
+        """``{generation: value}`` of ``metric`` (NaN and empty cells left out)."""
+        if self._series is None:
+            self._series = {}
+            for row in self.rows:
+                for key, value in row.items():
+                    if key != "generation" and not math.isnan(value):
+                        self._series.setdefault(key, {})[int(row["generation"])] = value
+        return self._series.get(metric, {})
+
+    def metrics(self) -> set[str]:
+        """The metrics the run logged."""
+        self.series("generation")
+        assert self._series is not None
+        return set(self._series) - _NOT_METRICS
+
+    def last_generation(self) -> int:
+        """The last generation with a row."""
+        self.series("generation")
+        assert self._series is not None
+        last = max((max(values) for values in self._series.values() if values), default=0)
+        return max(last, *(int(r["generation"]) for r in self.rows)) if self.rows else last
 
 
 def loop_settings(recorded: dict[str, Any]) -> dict[str, Any]:
@@ -189,19 +238,55 @@ def _step_wise(path: Path) -> bool:
     return "step" in header
 
 
-def _read_rows(path: Path) -> list[dict[str, float]]:
-    rows = []
-    with open(path, newline="") as handle:
-        for raw in csv.DictReader(handle):
-            row = {}
-            for key, value in raw.items():
+def _read_series(path: Path) -> dict[str, dict[int, float]]:
+    """``metrics.csv`` as ``{metric: {generation: value}}``, read row by row (a file of a million
+    generations is never held as rows); cells that are not numbers are left out, and a cell may be
+    of any size."""
+    series: dict[str, dict[int, float]] = {}
+    with _any_field_size(), open(path, newline="") as handle:
+        reader = csv.reader(handle)
+        header = next(reader, [])
+        if "generation" not in header:
+            return {}
+        at = header.index("generation")
+        columns = [(index, series.setdefault(name, {})) for index, name in enumerate(header) if index != at]
+        for row in reader:
+            try:
+                generation = int(float(row[at]))
+            except (IndexError, ValueError):
+                continue
+            for index, values in columns:
                 try:
-                    row[key] = float(value)
-                except (TypeError, ValueError):
+                    value = float(row[index])
+                except (IndexError, ValueError):
                     continue
-            if "generation" in row:
-                rows.append(row)
-    return rows
+                if not math.isnan(value):
+                    values[generation] = value
+            series.setdefault("generation", {})[generation] = float(generation)
+    return series
+
+
+@contextlib.contextmanager
+def _any_field_size() -> Iterator[None]:
+    """Lift the csv module's 128 kB limit on one cell while reading."""
+    before = csv.field_size_limit()
+    csv.field_size_limit(2**31 - 1)
+    try:
+        yield
+    finally:
+        csv.field_size_limit(before)
+
+
+def _read_config(path: Path) -> dict[str, Any]:
+    try:
+        config = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark is not None else ""
+        raise ReportError(f"{path} is not valid YAML{where} ({getattr(err, 'problem', None) or err}).") from None
+    if config is not None and not isinstance(config, dict):
+        raise ReportError(f"{path} holds a {type(config).__name__}, not a mapping of settings.")
+    return config or {}
 
 
 def find_runs(folders: Sequence[str | Path]) -> list[Run]:
@@ -221,11 +306,11 @@ def find_runs(folders: Sequence[str | Path]) -> list[Run]:
                 continue
             if _step_wise(metrics):  # a Lightning logger's file (one row per logging step)
                 continue
-            config = yaml.safe_load(config_path.read_text()) if config_path.exists() else {}
-            rows = _read_rows(metrics)
-            if rows:
-                recorded = None if manifest is None else _recorded(manifest)
-                runs.append(Run(metrics.parent, config or {}, rows, recorded))
+            config = _read_config(config_path) if config_path.exists() else {}
+            recorded = None if manifest is None else _recorded(manifest)
+            run = Run.read(metrics.parent, config or {}, metrics, recorded)
+            if run.series("generation"):
+                runs.append(run)
     if not runs:
         raise FileNotFoundError(f"No run with a metrics.csv under {[str(f) for f in folders]}.")
     return runs
@@ -352,10 +437,13 @@ def _plot_metric(metric: str, groups: dict[str, list[Run]], path: Path) -> None:
 
     fig, ax = plt.subplots(figsize=(6, 4))
     for name, runs in sorted(groups.items()):
-        generations = sorted({g for r in runs for g in r.series(metric)})
+        series = [r.series(metric) for r in runs]
+        generations = sorted({g for values in series for g in values})
         if not generations:
             continue
-        spread = [_mean_std([r.series(metric)[g] for r in runs if g in r.series(metric)]) for g in generations]
+        # a figure is a few hundred pixels wide: beyond 20,000 generations every k-th is drawn
+        generations = generations[:: max(1, len(generations) // _MAX_POINTS)]
+        spread = [_mean_std([values[g] for values in series if g in values]) for g in generations]
         means, stds = [m for m, _ in spread], [s for _, s in spread]
         label = f"{name} ({len(runs)} run{'s' if len(runs) > 1 else ''})"
         note = stability_note(runs)
@@ -433,6 +521,27 @@ def _mean_std(values: list[float]) -> tuple[float, float]:
     return mean, (sum((v - mean) ** 2 for v in values) / len(values)) ** 0.5
 
 
+def spreadsheet_safe(text: str) -> str:
+    """``text`` as a CSV cell that a spreadsheet shows and never evaluates: text that would start
+    a formula (``=``, ``+``, ``-``, ``@``, tab, carriage return) gets a leading ``'``; numbers
+    (``-0.5``, ``+3``) stay as they are.
+
+    Examples:
+        >>> for cell in ('=HYPERLINK("http://x", "click")', "-0.5", "fid"):
+        ...     print(spreadsheet_safe(cell))
+        '=HYPERLINK("http://x", "click")
+        -0.5
+        fid
+    """
+    if not text.startswith(_FORMULA_STARTS):
+        return text
+    try:
+        float(text)
+    except ValueError:
+        return "'" + text
+    return text
+
+
 def write_summary(groups: dict[str, list[Run]], metrics: Sequence[str], path: Path) -> None:
     """``summary.csv``: for every group and metric, over the group's runs (seeds), the mean and
     standard deviation of the metric at the last generation and of its average over the second
@@ -464,8 +573,27 @@ def write_summary(groups: dict[str, list[Run]], metrics: Sequence[str], path: Pa
                 last_mean, last_std = _mean_std([s[last] for s in series if last in s])
                 late_mean, late_std = _mean_std(late_means)
                 writer.writerow(
-                    [name, metric, len(series), last, *(f"{v:.6g}" for v in (last_mean, last_std, late_mean, late_std))]
+                    [
+                        spreadsheet_safe(name),
+                        spreadsheet_safe(metric),
+                        len(series),
+                        last,
+                        *(f"{v:.6g}" for v in (last_mean, last_std, late_mean, late_std)),
+                    ]
                 )
+
+
+def _refuse_inside_run_data(out: Path) -> None:
+    """Refuse an output folder inside a run's synthetic data (a folder with a ``manifest.json``,
+    or one of its generation folders): the run's resume would refuse the files found there."""
+    for folder in (out.resolve(), *out.resolve().parents):
+        if (folder / "manifest.json").is_file() or (
+            re.fullmatch(r"gen_\d{4,}", folder.name) and (folder.parent / "manifest.json").is_file()
+        ):
+            raise ReportError(
+                f"--out {str(out)!r} is inside the synthetic data of a run ({folder}); files written there"
+                " would make that run's resume refuse its folder. Choose a folder outside it."
+            )
 
 
 def write_report(folders: Sequence[str | Path], out: str | Path) -> Path:
@@ -478,10 +606,11 @@ def write_report(folders: Sequence[str | Path], out: str | Path) -> Path:
 
     runs = find_runs(folders)
     out = Path(out)
+    _refuse_inside_run_data(out)
     out.mkdir(parents=True, exist_ok=True)
     groups = group_runs(runs)
     label_of = {id(r): label for label, members in groups.items() for r in members}
-    metrics = sorted({k for r in runs for row in r.rows for k in row} - _NOT_METRICS)
+    metrics = sorted(set().union(*(r.metrics() for r in runs)))
     figures: list[dict[str, str]] = []
     taken: set[str] = set()
     for metric in metrics:
@@ -495,7 +624,7 @@ def write_report(folders: Sequence[str | Path], out: str | Path) -> Path:
             "path": str(r.path),
             "group": label_of[id(r)],
             "seed": r.loop.get("seed", ""),
-            "last": int(max(x["generation"] for x in r.rows)),
+            "last": r.last_generation(),
         }
         for r in runs
     ]
@@ -514,11 +643,19 @@ def write_report(folders: Sequence[str | Path], out: str | Path) -> Path:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of ``sclc report``."""
+    """Entry point of ``sclc report``: 0 on success; 2, with one line on stderr naming the problem,
+    when the folders or ``--out`` cannot be used (``--debug``: the traceback instead)."""
     parser = argparse.ArgumentParser(prog="sclc report", description=__doc__.split("\n\n")[0])
     parser.add_argument("folders", nargs="+", help="run or grid folders")
     parser.add_argument("--out", required=True, help="folder for the PNG figures and report.html")
+    parser.add_argument("--debug", action="store_true", help="show the traceback of an error")
     args = parser.parse_args(argv)
-    page = write_report(args.folders, args.out)
+    try:
+        page = write_report(args.folders, args.out)
+    except (OSError, ValueError, csv.Error, yaml.YAMLError) as err:  # ReportError is a ValueError
+        if args.debug:
+            raise
+        print(f"sclc report: {err}", file=sys.stderr)
+        return 2
     print(f"sclc report: wrote {page}")
     return 0

@@ -51,8 +51,11 @@ from sclc_lightning.store.verification import STRINGS_FILE, verify_generation
 
 __all__ = ["RunDirectoryError", "SyntheticSet", "SyntheticStore", "build_items", "encode_batch"]
 
-#: Leftovers of an interrupted write: temporary and replaced generation folders, manifests.
-_STALE = re.compile(r"\.(gen_\d{4}\.(tmp|stale)|manifest\.json\.tmp|sclc\.lock\.json\.tmp)-.+")
+#: Leftovers of an interrupted write: temporary and replaced generation folders, and the
+#: temporary files (:func:`~sclc_lightning._files.temporary_name`) of the files the run keeps here.
+_STALE = re.compile(
+    r"\.(gen_\d{4}\.(tmp|stale)|(manifest\.json|sclc\.lock\.json|history\.json|initial_state\.safetensors)\.tmp)-.+"
+)
 _GENERATION_FOLDER = re.compile(r"gen_(\d{4,})")
 
 
