@@ -11,17 +11,24 @@ two writers that start together write two temporary files and the last rename wi
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import os
+import stat
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import BinaryIO
 
 __all__ = [
     "TEMPORARY_MARK",
+    "NotARegularFile",
     "atomic_path",
     "atomic_write",
+    "check_regular",
     "fsync_folder",
+    "open_regular",
+    "read_regular",
     "sha256_bytes",
     "sha256_file",
     "temporary_name",
@@ -122,9 +129,87 @@ def sha256_bytes(data: bytes) -> str:
 
 
 def sha256_file(path: str | os.PathLike[str], chunk: int = 1 << 20) -> str:
-    """The SHA-256 hex digest of the file at ``path``, read in chunks of ``chunk`` bytes."""
+    """The SHA-256 hex digest of the regular file at ``path``, read in chunks of ``chunk`` bytes.
+
+    Raises:
+        NotARegularFile: it is a link, a FIFO, a device, a socket or a folder (see
+            :func:`open_regular`).
+    """
     digest = hashlib.sha256()
-    with open(path, "rb") as handle:
+    with open_regular(path) as handle:
         while block := handle.read(chunk):
             digest.update(block)
     return digest.hexdigest()
+
+
+class NotARegularFile(OSError):
+    """A path that should be a file the package wrote is a symbolic link, a FIFO, a device, a
+    socket or a folder: reading it could hang (a FIFO), never end (``/dev/zero``) or leave the
+    folder it belongs to (a link)."""
+
+
+def _kind(mode: int) -> str:
+    for test, name in (
+        (stat.S_ISLNK, "a symbolic link"),
+        (stat.S_ISFIFO, "a FIFO (named pipe)"),
+        (stat.S_ISCHR, "a character device"),
+        (stat.S_ISBLK, "a block device"),
+        (stat.S_ISSOCK, "a socket"),
+        (stat.S_ISDIR, "a folder"),
+    ):
+        if test(mode):
+            return name
+    return "not a regular file"
+
+
+def check_regular(path: str | os.PathLike[str], folder: bool = False) -> None:
+    """Refuse ``path`` unless it is a regular file (``folder=True``: a real folder), itself and
+    not through a symbolic link; nothing is opened.
+
+    Raises:
+        FileNotFoundError: there is nothing at ``path``.
+        NotARegularFile: naming the path and what it is.
+
+    Examples:
+        >>> import tempfile
+        >>> root = Path(tempfile.mkdtemp())
+        >>> (root / "link").symlink_to("/dev/zero")
+        >>> try:
+        ...     check_regular(root / "link")
+        ... except NotARegularFile as err:
+        ...     print(str(err).split(": ", 1)[1])
+        is a symbolic link, not a regular file
+    """
+    mode = os.lstat(path).st_mode
+    wanted, name = (stat.S_ISDIR, "folder") if folder else (stat.S_ISREG, "regular file")
+    if not wanted(mode):
+        raise NotARegularFile(f"{os.fspath(path)}: is {_kind(mode)}, not a {name}")
+
+
+@contextlib.contextmanager
+def open_regular(path: str | os.PathLike[str]) -> Iterator[BinaryIO]:
+    """The regular file at ``path``, open for reading: opened without following a symbolic link
+    and without blocking on a FIFO, and checked to be a regular file once open (no window between
+    the check and the read).
+
+    Raises:
+        FileNotFoundError: there is nothing at ``path``.
+        NotARegularFile: it is a link, a FIFO, a device, a socket or a folder.
+    """
+    try:
+        handle = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0))
+    except OSError as err:
+        if err.errno in (errno.ELOOP, errno.EMLINK):  # O_NOFOLLOW met a symbolic link
+            raise NotARegularFile(f"{os.fspath(path)}: is a symbolic link, not a regular file") from None
+        raise
+    with os.fdopen(handle, "rb") as opened:
+        mode = os.fstat(opened.fileno()).st_mode
+        if not stat.S_ISREG(mode):
+            raise NotARegularFile(f"{os.fspath(path)}: is {_kind(mode)}, not a regular file")
+        yield opened
+
+
+def read_regular(path: str | os.PathLike[str]) -> bytes:
+    """The bytes of the regular file at ``path`` (see :func:`open_regular`)."""
+    with open_regular(path) as handle:
+        return handle.read()

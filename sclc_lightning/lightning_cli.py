@@ -14,6 +14,7 @@ import argparse
 import importlib
 import json
 import os
+import pickle
 import sys
 import time
 from collections.abc import Sequence
@@ -27,7 +28,8 @@ from lightning.pytorch.cli import LightningCLI, SaveConfigCallback
 from lightning.pytorch.utilities import rank_zero_info
 
 from sclc_lightning.callbacks.generation_csv import GenerationCSV
-from sclc_lightning.loop import SelfConsumingLoop
+from sclc_lightning.correctors.command import CorrectorProcessError
+from sclc_lightning.loop import SelfConsumingLoop, SyntheticDataError
 from sclc_lightning.store.lock import RunDirectoryLocked
 from sclc_lightning.store.manifest import RunDirectoryError
 from sclc_lightning.weights import load_initial_weights
@@ -42,15 +44,37 @@ class CLIError(Exception):
     which value and what is allowed, in a line or two (``--debug`` shows the traceback)."""
 
 
-#: Errors that, before training starts, come from what the user configured.
+#: Errors that, before training starts, come from what the user configured (an ``OSError``
+#: names its file: a ``run_dir`` that is a file, a read-only folder, a special file).
 _SETUP_ERRORS: tuple[type[BaseException], ...] = (
     argparse.ArgumentError,
     ValueError,
     TypeError,
-    FileNotFoundError,
+    OSError,
+    pickle.UnpicklingError,
     RunDirectoryError,
     RunDirectoryLocked,
 )
+#: Errors that, once training started, still say all there is to say in their message: the run
+#: directory's checks, the model's or corrector's output refused, an external corrector's failure.
+_RUN_ERRORS: tuple[type[BaseException], ...] = (
+    RunDirectoryError,
+    RunDirectoryLocked,
+    SyntheticDataError,
+    CorrectorProcessError,
+)
+
+
+def _message(error: BaseException) -> str:
+    """What the command prints for ``error``: its message on one line, and for a checkpoint
+    torch's weights-only loader refused, what that means."""
+    if isinstance(error, pickle.UnpicklingError):
+        return (
+            "the checkpoint cannot be loaded safely: torch's weights-only loader refused it (it holds"
+            " objects other than tensors and plain data, which loading would run as code). Load only"
+            " checkpoints the loop wrote; --debug shows torch's message."
+        )
+    return _short(error)
 
 
 #: Arguments that describe the same shape in the model and in the data: ``(model's, data's)``.
@@ -347,8 +371,9 @@ def run_lightning_cli(args: Sequence[str] | None, debug: bool = False) -> None:
     the W&B run it opened, even when it fails.
 
     Raises:
-        CLIError: a bad argument or value, or a configuration refused before training started
-            (unless ``debug``: then the original error).
+        CLIError: a bad argument or value, or a configuration refused before training started;
+            or, during training, a run directory, a model's or corrector's output or an external
+            corrector refused (unless ``debug``: then the original error).
     """
     marker = _TrainingStarted()
     failed = True
@@ -356,10 +381,10 @@ def run_lightning_cli(args: Sequence[str] | None, debug: bool = False) -> None:
     try:
         try:
             command(args, marker=marker)
-        except _SETUP_ERRORS as err:
-            if debug or marker.started:
+        except _SETUP_ERRORS + _RUN_ERRORS as err:
+            if debug or (marker.started and not isinstance(err, _RUN_ERRORS)):
                 raise
-            raise CLIError(_short(err)) from err
+            raise CLIError(_message(err)) from err
         failed = False
     finally:
         _close_wandb(failed)

@@ -1,3 +1,5 @@
+import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -125,3 +127,49 @@ def test_the_sampler_from_the_command_line(tmp_path: Path, capsys: pytest.Captur
     assert "GaussianModel.configure_optimizers() -> 'torch.optim.Optimizer' cannot be called as" in error
     assert "sampler='generate'" in error and error.count("\n") == 2  # one line, and the hint to --help
     assert not (tmp_path / "m" / "synthetic").exists()
+
+
+def _toy(tmp_path: Path, *extra: str) -> list[str]:
+    recipe = str(Path(__file__).parents[1] / "recipes" / "gaussian_toy.yaml")
+    return ["fit", "--config", recipe, "--wandb", "false", "--loop.generations", "1", *extra]
+
+
+def _one_message(capsys: pytest.CaptureFixture[str], *parts: str) -> str:
+    err = capsys.readouterr().err
+    lines = [line for line in err.splitlines() if line.startswith("sclc fit")]
+    assert "Traceback" not in err and len(lines) == 1, err
+    for part in parts:
+        assert part in lines[0], lines[0]
+    return lines[0]
+
+
+def test_a_run_dir_that_is_a_file_is_one_message(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    afile = tmp_path / "afile"
+    afile.write_text("not a folder")
+    assert main(_toy(tmp_path, "--run_dir", str(afile))) == 2
+    _one_message(capsys, "Not a directory", str(afile))
+
+
+def test_a_malicious_checkpoint_is_refused_in_one_message(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A checkpoint that would run code when unpickled: torch's weights-only loader refuses it
+    (nothing runs), and the command says so in a line instead of an unpickling traceback."""
+    import pickle
+
+    class Payload:
+        def __reduce__(self):  # type: ignore[no-untyped-def]
+            return (os.system, (f"touch {tmp_path / 'pwned'}",))
+
+    ckpt = tmp_path / "evil.ckpt"
+    ckpt.write_bytes(pickle.dumps({"state_dict": {}, "payload": Payload()}))
+    assert main(_toy(tmp_path, "--run_dir", str(tmp_path / "run"), "--ckpt_path", str(ckpt))) == 2
+    _one_message(capsys, "cannot be loaded safely", "weights-only")
+    assert not (tmp_path / "pwned").exists()
+
+
+def test_a_failing_external_corrector_is_its_own_message(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    script = Path(__file__).parent / "correctors" / "scripts" / "external_corrector.py"
+    command = f"{sys.executable} {script} fail {{input}} {{output}}"
+    args = _toy(tmp_path, "--run_dir", str(tmp_path / "run"), "--loop.corrector", "command")
+    args += ["--loop.corrector_kwargs", json.dumps({"command": command})]
+    assert main(args) == 2
+    _one_message(capsys, "exit code 3", "the humanoid fell over")

@@ -12,6 +12,7 @@ a resumed run refuses a file that does not match.
 from __future__ import annotations
 
 import copy
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,7 +21,7 @@ import lightning.pytorch as pl
 from safetensors.torch import load_file, save_file
 from torch import Tensor
 
-from sclc_lightning._files import atomic_path, sha256_file
+from sclc_lightning._files import NotARegularFile, atomic_path, sha256_file
 from sclc_lightning.store.manifest import RunDirectoryError
 
 __all__ = ["INITIAL_STATE_FILE", "START_FROM", "InitialState"]
@@ -87,12 +88,15 @@ class InitialState:
             RunDirectoryError: the file is missing or differs from the one the run wrote.
         """
         path = folder / INITIAL_STATE_FILE
-        if not path.is_file():
+        if not os.path.lexists(path):
             raise RunDirectoryError(
                 f"{path} is missing: the run trains every generation from this initial state"
                 " (start_from='initial'); restore the file or start a new run."
             )
-        found = sha256_file(path)
+        try:
+            found = sha256_file(path)  # a regular file, or refused before it is read
+        except NotARegularFile as err:
+            raise RunDirectoryError(f"{err}; restore the file the run wrote, or start a new run.") from None
         if found != state["digest"]:
             raise RunDirectoryError(
                 f"{path} has SHA-256 {found[:16]}…, not the {str(state['digest'])[:16]}… the run wrote:"

@@ -18,7 +18,7 @@ from typing import Any
 
 from filelock import FileLock, Timeout
 
-from sclc_lightning._files import atomic_write
+from sclc_lightning._files import atomic_write, read_regular
 
 __all__ = ["RunDirectoryLocked", "RunLock"]
 
@@ -57,7 +57,7 @@ class RunLock:
     def holder(self) -> dict[str, Any]:
         """What the holder wrote about itself (empty when unknown)."""
         try:
-            holder = json.loads((self.root / HOLDER_FILE).read_text())
+            holder = json.loads(read_regular(self.root / HOLDER_FILE))  # never blocks on a FIFO
         except (OSError, ValueError):
             return {}
         return holder if isinstance(holder, dict) else {}

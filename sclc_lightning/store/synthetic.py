@@ -36,7 +36,15 @@ from safetensors.torch import save
 from torch import Tensor
 from torch.utils.data import Dataset
 
-from sclc_lightning._files import atomic_write, fsync_folder, sha256_bytes, temporary_name, write_synced
+from sclc_lightning._files import (
+    NotARegularFile,
+    atomic_write,
+    fsync_folder,
+    read_regular,
+    sha256_bytes,
+    temporary_name,
+    write_synced,
+)
 from sclc_lightning.items.codec import ItemCodec, SyntheticBatch
 from sclc_lightning.items.real import RealData
 from sclc_lightning.store.manifest import (
@@ -206,13 +214,17 @@ class SyntheticStore:
             RunDirectoryError: it cannot be read or parsed (the message names it and the field).
         """
         try:
-            data = self.manifest_path.read_bytes()
+            data = read_regular(self.manifest_path)
             if self._manifest is not None and self._manifest[0] == data:
                 return self._manifest[1]
             text = data.decode()
         except FileNotFoundError:
             self._manifest = None
             return None
+        except NotARegularFile as err:
+            raise RunDirectoryError(
+                f"{err}; the manifest is a file the loop wrote. Restore the run directory, or start a new run."
+            ) from None
         except (OSError, UnicodeDecodeError) as err:
             raise RunDirectoryError(f"{self.manifest_path} cannot be read: {err}.") from None
         manifest = parse_manifest(text, self.manifest_path)
@@ -264,7 +276,8 @@ class SyntheticStore:
         for path in sorted(self.root.iterdir()):
             folder = _GENERATION_FOLDER.fullmatch(path.name)
             if _STALE.fullmatch(path.name) or (folder and path.name not in recorded) or path.name == ".exchange":
-                shutil.rmtree(path) if path.is_dir() else path.unlink(missing_ok=True)
+                # a link is removed, never followed: what it points to is not the run's
+                shutil.rmtree(path) if path.is_dir() and not path.is_symlink() else path.unlink(missing_ok=True)
                 removed.append(path.name)
         return removed
 
@@ -344,7 +357,10 @@ class SyntheticStore:
                 stale = self.root / f".{final.name}.stale-{uuid.uuid4().hex}"
                 os.replace(final, stale)
                 os.replace(tmp, final)
-                shutil.rmtree(stale, ignore_errors=True)
+                if stale.is_symlink():  # removed, never followed
+                    stale.unlink()
+                else:
+                    shutil.rmtree(stale, ignore_errors=True)
             else:
                 os.replace(tmp, final)
             fsync_folder(self.root)

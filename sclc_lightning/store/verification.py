@@ -17,11 +17,11 @@ from typing import Any
 import torch
 from safetensors import safe_open
 
-from sclc_lightning._files import sha256_file
+from sclc_lightning._files import NotARegularFile, check_regular, read_regular, sha256_file
 from sclc_lightning.items.codec import ItemCodec
 from sclc_lightning.store.manifest import RunDirectoryError, StoredGeneration
 
-__all__ = ["STRINGS_FILE", "file_sha256", "verify_generation"]
+__all__ = ["STRINGS_FILE", "file_sha256", "regular", "verify_generation"]
 
 STRINGS_FILE = "strings.json"
 _CHUNK = 16 << 20
@@ -40,14 +40,33 @@ def _expected_tensors(codec: ItemCodec) -> set[str]:
     return names
 
 
+def regular(path: Path, folder: bool = False) -> None:
+    """Refuse ``path`` unless it is a regular file (``folder``: a folder) of the run directory
+    itself: a symbolic link (which may lead out of it), a FIFO (reading it hangs) or a device
+    (``/dev/zero`` never ends) is refused before anything opens it.
+
+    Raises:
+        RunDirectoryError: naming the path and what it is.
+    """
+    try:
+        check_regular(path, folder=folder)
+    except NotARegularFile as err:
+        raise RunDirectoryError(
+            f"{err}; a run directory holds only the files and folders the loop wrote. Restore it, or start a new run."
+        ) from None
+
+
 def _check_files(folder: Path, record: StoredGeneration) -> None:
-    if not folder.is_dir():
+    if not os.path.lexists(folder):
         raise RunDirectoryError(f"{folder} is missing; the manifest records generation {record.generation} there.")
+    regular(folder, folder=True)
     expected = {shard.name for shard in record.shards}
     checked = record.strings_sha256 is not None or any(s.sha256 is not None for s in record.shards)
     if record.strings_sha256 is not None or (not checked and (folder / STRINGS_FILE).exists()):
         expected.add(STRINGS_FILE)  # records of format 1 do not say whether there is one
     present = set(os.listdir(folder))
+    for name in sorted(present & expected):
+        regular(folder / name)
     if present - expected:
         raise RunDirectoryError(f"{folder} holds files the manifest does not record: {sorted(present - expected)}.")
     if expected - present:
@@ -60,6 +79,7 @@ def _check_files(folder: Path, record: StoredGeneration) -> None:
 
 
 def _check_digest(path: Path, recorded: str | None) -> None:
+    regular(path)
     if recorded is not None and (actual := file_sha256(path)) != recorded:
         raise RunDirectoryError(
             f"{path} has SHA-256 {actual[:16]}…, the manifest records {recorded[:16]}…: the file changed after"
@@ -109,7 +129,9 @@ def _check_shard(path: Path, rows: int, codec: ItemCodec, real_size: int) -> Non
 
 def _check_strings(path: Path, count: int, codec: ItemCodec) -> None:
     try:
-        values: Any = json.loads(path.read_text())
+        values: Any = json.loads(read_regular(path))
+    except NotARegularFile as err:
+        raise RunDirectoryError(str(err)) from None
     except (OSError, ValueError) as err:
         raise RunDirectoryError(f"{path} cannot be read as JSON: {err}.") from None
     expected = {codec.storage_name(k) for k, kind in zip(codec.keys, codec.kinds) if kind == "str"}
@@ -133,7 +155,7 @@ def verify_generation(folder: Path, record: StoredGeneration, codec: ItemCodec, 
         _check_digest(path, shard.sha256)
         _check_shard(path, shard.rows, codec, real_size)
     strings = folder / STRINGS_FILE
-    if strings.exists():
+    if os.path.lexists(strings):
         _check_digest(strings, record.strings_sha256)
         _check_strings(strings, record.count, codec)
     elif any(kind == "str" for kind in codec.kinds):

@@ -6,7 +6,7 @@ import pytest
 from sclc_lightning.cli import main
 from sclc_lightning.grid import expand_grid, gpu_slots, parse_seeds
 
-RECIPE = str(Path(__file__).parents[1] / "recipes" / "gaussian_collapse.yaml")
+RECIPE = str(Path(__file__).parents[2] / "recipes" / "gaussian_collapse.yaml")
 
 
 def test_parse_seeds_and_expand() -> None:

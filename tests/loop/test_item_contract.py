@@ -130,7 +130,6 @@ def test_a_corrector_that_cannot_handle_tokens_is_refused_at_set_up(tmp_path: Pa
     from sclc_lightning.correctors import PhysicsCorrector
 
     tokens = torch.randint(5, (20, 4))
-    loop = SelfConsumingLoop(1.0, 1, corrector=PhysicsCorrector.__new__(PhysicsCorrector), output_dir=tmp_path / "s")
-    loop.config.corrector.strength = 1.0  # type: ignore[union-attr]
+    loop = SelfConsumingLoop(1.0, 1, corrector=PhysicsCorrector(1.0, num_workers=0), output_dir=tmp_path / "s")
     with pytest.raises(ValueError, match=r"'physics' cannot correct these items: the data field None is torch.int64"):
         trainer(tmp_path, [loop]).fit(GaussianModel(), DataLoader(list(tokens), batch_size=5))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -246,3 +247,82 @@ def test_a_full_disk_names_the_file(tmp_path: Path, monkeypatch: pytest.MonkeyPa
         )
     monkeypatch.undo()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["gen_0001", "gen_0002", "manifest.json"]  # nothing left
+
+
+def _replace_with_fifo(path: Path) -> None:
+    import os
+
+    path.unlink()
+    os.mkfifo(path)
+
+
+def _replace_with_link(path: Path, target: str) -> None:
+    path.unlink()
+    path.symlink_to(target)
+
+
+def _link_generation_folder(root: Path) -> None:
+    import shutil
+
+    elsewhere = root.parent / "elsewhere"
+    shutil.move(str(root / "gen_0002"), str(elsewhere))
+    (root / "gen_0002").symlink_to(elsewhere, target_is_directory=True)
+
+
+SPECIAL = [
+    ("shard is a FIFO", lambda r: _replace_with_fifo(r / "gen_0001" / "shard_00000.safetensors"), r"is a FIFO"),
+    (
+        "shard links to /dev/zero",
+        lambda r: _replace_with_link(r / "gen_0001" / "shard_00001.safetensors", "/dev/zero"),
+        r"shard_00001.safetensors: is a symbolic link",
+    ),
+    ("strings are a FIFO", lambda r: _replace_with_fifo(r / "gen_0002" / "strings.json"), r"strings.json: is a FIFO"),
+    ("manifest is a FIFO", lambda r: _replace_with_fifo(r / "manifest.json"), r"manifest.json: is a FIFO"),
+    (
+        "manifest links to /dev/zero",
+        lambda r: _replace_with_link(r / "manifest.json", "/dev/zero"),
+        r"manifest.json: is a symbolic link",
+    ),
+    ("generation folder is a link", _link_generation_folder, r"gen_0002: is a symbolic link, not a folder"),
+]
+
+
+@pytest.mark.parametrize(("damage", "match"), [(d, m) for _, d, m in SPECIAL], ids=[n for n, _, _ in SPECIAL])
+def test_special_files_are_refused_without_hanging(tmp_path: Path, damage: Callable[[Path], None], match: str) -> None:
+    """A FIFO (reading it waits forever), a link to /dev/zero (it never ends) or a linked
+    generation folder (it leads out of the run directory) is refused by name, before any read."""
+    import threading
+
+    root = tmp_path / "run"
+    _, real = _store(root)
+    damage(root)
+    outcome: list[BaseException | None] = []
+
+    def resume() -> None:
+        try:
+            fresh = SyntheticStore(root)
+            for record in fresh.records().values():
+                fresh.open_generation(record, real.codec, N)
+            outcome.append(None)
+        except BaseException as err:
+            outcome.append(err)
+
+    worker = threading.Thread(target=resume, daemon=True)
+    worker.start()
+    worker.join(timeout=30)
+    assert not worker.is_alive(), "reading the run directory hangs"
+    (error,) = outcome
+    assert isinstance(error, RunDirectoryError) and re.search(match, str(error)), error
+    assert "a run directory holds only the files" in str(error) or "manifest is a file the loop wrote" in str(error)
+
+
+def test_stale_links_are_removed_never_followed(tmp_path: Path) -> None:
+    root = tmp_path / "run"
+    store, _ = _store(root)
+    precious = tmp_path / "precious"
+    precious.mkdir()
+    (precious / "data.txt").write_text("keep me")
+    (root / "gen_0007").symlink_to(precious, target_is_directory=True)  # not recorded: stale
+    (root / ".gen_0003.tmp-abc").symlink_to(precious, target_is_directory=True)
+    assert sorted(store.remove_stale()) == [".gen_0003.tmp-abc", "gen_0007"]
+    assert (precious / "data.txt").read_text() == "keep me"
