@@ -106,3 +106,46 @@ def test_sigterm_stops_every_worker_and_a_rerun_resumes(tmp_path: Path) -> None:
 
     again = subprocess.run(_grid(out, *args), capture_output=True, text=True, timeout=600)
     assert again.returncode == 0 and again.stdout.count("skipped, finished") == 2, again.stdout
+
+
+def test_only_the_loops_own_checkpoints_are_resumed(tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+    """A point resumes from the most advanced checkpoint holding its run's loop state, never from
+    the newest file: planted, foreign and broken ``.ckpt`` files written later are skipped."""
+    import json
+    import os
+
+    import torch
+
+    from sclc_lightning.grid.status import latest_checkpoint
+
+    run = tmp_path / "point"
+    (run / "synthetic").mkdir(parents=True)
+    (run / "synthetic" / "manifest.json").write_text(json.dumps({"run_id": "mine"}))
+    assert latest_checkpoint(run) is None
+
+    def save(name: str, step: int, run_id: str | None) -> Path:
+        path = run / "logs" / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        callbacks = {} if run_id is None else {"SelfConsumingLoop": {"run_id": run_id}}
+        torch.save({"global_step": step, "epoch": step // 10, "callbacks": callbacks}, path)
+        return path
+
+    early, genuine = save("epoch=1.ckpt", 10, "mine"), save("epoch=2.ckpt", 20, "mine")
+    os.utime(early, (2e9, 2e9))  # newest by modification time, but less advanced
+    save("zzz-planted.ckpt", 99, "someone-else")
+    save("zzz-no-loop.ckpt", 99, None)
+    (run / "logs" / "zzz-garbage.ckpt").write_bytes(b"not a checkpoint")
+    assert latest_checkpoint(run) == genuine
+    skipped = capsys.readouterr().err
+    assert skipped.count("is not a checkpoint of run mine") == 3 and "zzz-planted" in skipped
+
+
+def test_a_grid_json_of_another_shape_is_refused(tmp_path: Path) -> None:
+    import pytest
+
+    from sclc_lightning.grid.status import GridSpec
+
+    (tmp_path / "grid.json").write_text("[1, 2]")
+    spec = GridSpec("recipe.yaml", "0" * 64, [], None, [])
+    with pytest.raises(ValueError, match=r"grid.json holds a JSON list, not a grid's definition"):
+        spec.save_or_check(tmp_path)
