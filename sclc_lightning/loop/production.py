@@ -153,6 +153,7 @@ class SyntheticProducer:
                 error = err
         agree(trainer, error)
         records = self.store.records()
+        self._announced_reuse = generation  # made by this fit: finding it again is no news
         return Produced(records, True, sampling_s, records[generation].seconds_correcting)
 
     def _correct_and_write(

@@ -19,14 +19,14 @@ from pathlib import Path
 from typing import Any
 
 import lightning.pytorch as pl
-from lightning.pytorch.utilities import rank_zero_warn
+from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
 
 from sclc_lightning.items.codec import ItemCodec
 from sclc_lightning.items.real import RealData
 from sclc_lightning.loop.config import LoopConfig
 from sclc_lightning.loop.fingerprint import STATE_FORMAT, check_format, fingerprint_changes
 from sclc_lightning.store.lock import RunDirectoryLocked, RunLock
-from sclc_lightning.store.manifest import RunDirectoryError, StoredGeneration
+from sclc_lightning.store.manifest import Manifest, RunDirectoryError, StoredGeneration
 from sclc_lightning.store.synthetic import SyntheticStore
 
 __all__ = ["STATE_FORMAT", "LoopState", "OpenedRun", "check_resume", "open_run"]
@@ -134,9 +134,27 @@ def _resume(store: SyntheticStore, restored: LoopState, codec: ItemCodec, real_s
         )
     if restored.records is not None:
         store.check_expected(restored.records, manifest)
+        manifest = _drop_unvouched(store, manifest, restored.records)
     store.remove_stale()
     for record in manifest.generations:
         store.verify(record, codec, real_size)
+
+
+def _drop_unvouched(store: SyntheticStore, manifest: Manifest, vouched: list[list[Any]]) -> Manifest:
+    """Drop the generations sampled after the checkpoint: no checkpoint vouches for them (a
+    forged record with a matching digest would otherwise be trained on), and the loop, being
+    deterministic, samples them again identically. Their folders go with :meth:`remove_stale`."""
+    last = max((g for g, _, _ in vouched), default=0)
+    newer = sorted(g for g in manifest.records() if g > last)
+    if not newer:
+        return manifest
+    rank_zero_info(
+        f"SelfConsumingLoop: generations {newer} were sampled after the checkpoint (which vouches for"
+        f" generations up to {last}); they are dropped and sampled again."
+    )
+    trimmed = manifest.up_to(last)
+    store.write_manifest(trimmed)
+    return trimmed
 
 
 def _start(store: SyntheticStore) -> bool:

@@ -188,6 +188,11 @@ class Manifest:
         kept = tuple(r for r in self.generations if r.generation < record.generation)
         return Manifest(self.run_id, self.config, self.item, (*kept, record), self.checkpointed, self.finished)
 
+    def up_to(self, last: int) -> Manifest:
+        """This manifest without the records of generations after ``last``."""
+        kept = tuple(r for r in self.generations if r.generation <= last)
+        return Manifest(self.run_id, self.config, self.item, kept, self.checkpointed, self.finished)
+
     def with_state(self, *, checkpointed: bool | None = None, finished: bool | None = None) -> Manifest:
         """This manifest marked checkpointed or finished."""
         return Manifest(

@@ -65,7 +65,9 @@ def test_crash_then_resume_equals_uninterrupted(
         resumed, loop = _resumable_run(
             tmp_path / "b", "ck2", {}, scheduler, ckpt_path=str(tmp_path / "b" / "ck" / "epoch=2.ckpt")
         )
-    assert "generation 3 reuses its synthetic data on disk" in caplog.text  # same model state, same settings
+    # generation 3 was sampled after the checkpoint, which does not vouch for it: sampled again
+    assert "generations [3] were sampled after the checkpoint" in caplog.text
+    assert "generation 3 reuses its synthetic data on disk" not in caplog.text
     assert [r.generation for r in loop.history] == [3, 4]
     assert torch.equal(full.mean, resumed.mean) and torch.equal(full.log_std, resumed.log_std)
     a = manifest(tmp_path / "a" / "synthetic")["generations"]
@@ -161,3 +163,28 @@ def test_existing_output_dir_of_another_run_is_refused(tmp_path: Path) -> None:
     again = SelfConsumingLoop(0.5, 1, images_per_generation=20, output_dir=tmp_path / "s")
     with pytest.raises(ValueError, match="already holds the synthetic data of run"):
         fit(tmp_path, GaussianModel(), loader(gaussian_points(50)), again)
+
+
+def test_a_forged_generation_after_the_checkpoint_is_never_trained_on(tmp_path: Path) -> None:
+    """A generation sampled after the checkpoint, replaced by other data whose digest is written
+    into the manifest so that every file check passes: the resume samples it again instead."""
+    import hashlib
+    import json
+
+    from safetensors.torch import load_file, save_file
+
+    full, _ = _resumable_run(tmp_path / "a", "ck", {})
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        _resumable_run(tmp_path / "b", "ck", {}, callbacks=[CrashAt(3)])
+    synthetic = tmp_path / "b" / "synthetic"
+    shard = synthetic / "gen_0003" / "shard_00000.safetensors"
+    tensors = load_file(str(shard))
+    genuine = tensors["data"].clone()
+    tensors["data"] = torch.full_like(tensors["data"], 7.0)  # far from anything the model made
+    save_file(tensors, str(shard))
+    record = json.loads((synthetic / "manifest.json").read_text())
+    record["generations"][-1]["shards"][0][2] = hashlib.sha256(shard.read_bytes()).hexdigest()
+    (synthetic / "manifest.json").write_text(json.dumps(record))
+    resumed, _ = _resumable_run(tmp_path / "b", "ck2", {}, ckpt_path=str(tmp_path / "b" / "ck" / "epoch=2.ckpt"))
+    assert torch.equal(load_file(str(shard))["data"], genuine)  # sampled again, identically
+    assert torch.equal(full.mean, resumed.mean) and torch.equal(full.log_std, resumed.log_std)
