@@ -142,7 +142,8 @@ def loop_settings(recorded: dict[str, Any]) -> dict[str, Any]:
         >>> loop_settings(recorded)["corrector_kwargs"]
         {'strength': 1.0, 'num_clusters': 8}
     """
-    loop = {k: v for k, v in recorded.items() if k not in ("corrector", "mode_settings", "n")}
+    # the real data's digest differs between seeds of one experiment: not a setting to group by
+    loop = {k: v for k, v in recorded.items() if k not in ("corrector", "mode_settings", "n", "real_data")}
     loop["mode_kwargs"] = recorded.get("mode_settings") or None
     corrector = recorded.get("corrector")
     if isinstance(corrector, dict):

@@ -86,6 +86,8 @@ class SelfConsumingLoop(GenerationalLoop):
             or a callable ``f(module, num_samples, **kwargs)`` (:mod:`~sclc_lightning.sampler`).
         dry_run: run a tiny draw through every step before generation 0
             (:mod:`~sclc_lightning.loop.preflight`).
+        accept_other_real_data: resume a run whose real data differs from its checkpoint's (size
+            or content; refused by default, naming what changed); the change is logged.
         shard_rows: rows per safetensors shard on disk.
         start_from: generations after the first start from the ``"previous"`` generation's
             weights and optimizer states or from the run's ``"initial"`` ones (:mod:`~sclc_lightning.loop.restart`).
@@ -121,6 +123,7 @@ class SelfConsumingLoop(GenerationalLoop):
         fields: dict[int | str, Any] | None = None,
         sampler: str | Callable[..., Any] = "sample",
         dry_run: bool = True,
+        accept_other_real_data: bool = False,
         real_per_generation: int | None = None,
         max_synthetic: int | None = None,
     ) -> None:
@@ -225,8 +228,10 @@ class SelfConsumingLoop(GenerationalLoop):
 
     def fingerprint(self) -> dict[str, Any]:
         """The settings a resumed run must share with the run it resumes."""
-        item = None if self._source is None else self._source.real.codec.to_json()
-        return self.config.fingerprint(self._corrector, item)
+        source = self._source
+        if source is None:
+            return self.config.fingerprint(self._corrector)
+        return self.config.fingerprint(self._corrector, source.real.codec.to_json(), source.fingerprint())
 
     @property
     def state_key(self) -> str:

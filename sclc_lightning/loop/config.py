@@ -104,6 +104,7 @@ class LoopConfig:
     sampler: SamplerSpec = "sample"
     fields: dict[FieldKey, FieldRule] = field(default_factory=dict)
     dry_run: bool = True
+    accept_other_real_data: bool = False
 
     @classmethod
     def from_arguments(cls, arguments: Mapping[str, Any]) -> LoopConfig:
@@ -123,6 +124,7 @@ class LoopConfig:
         sample_batch_size, shard_rows = given.pop("sample_batch_size"), given.pop("shard_rows")
         start_from = given.pop("start_from", "previous")
         sampler, fields, dry_run = given.pop("sampler", "sample"), given.pop("fields", None), given.pop("dry_run", True)
+        accept_other_real_data = given.pop("accept_other_real_data", False)
         output_dir, data_field, condition_field = (
             given.pop(k) for k in ("output_dir", "data_field", "condition_field")
         )
@@ -150,8 +152,9 @@ class LoopConfig:
             raise ValueError(f"`start_from` must be 'previous' or 'initial', got {start_from!r}.")
         if not (isinstance(sampler, str) and sampler) and not callable(sampler):
             raise ValueError(f"`sampler` must be a method name, an import path or a callable, got {sampler!r}.")
-        if not isinstance(dry_run, bool):
-            raise ValueError(f"`dry_run` must be True or False, got {dry_run!r}.")
+        for name, flag in (("dry_run", dry_run), ("accept_other_real_data", accept_other_real_data)):
+            if not isinstance(flag, bool):
+                raise ValueError(f"`{name}` must be True or False, got {flag!r}.")
         policy.check_loop(float(synthetic_fraction), int(generations))
         corrector = make_corrector(corrector, corrector_kwargs)
         for part in (policy, corrector):  # refused now, not when the fit has started
@@ -176,6 +179,7 @@ class LoopConfig:
             sampler=sampler,
             fields=resolve_rules(fields),
             dry_run=dry_run,
+            accept_other_real_data=accept_other_real_data,
         )
 
     @property
@@ -201,7 +205,12 @@ class LoopConfig:
         r""":math:`\lfloor \lambda n \rfloor`."""
         return num_synthetic(self.synthetic_fraction, n)
 
-    def fingerprint(self, corrector: Corrector | None, item: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    def fingerprint(
+        self,
+        corrector: Corrector | None,
+        item: Mapping[str, Any] | None = None,
+        real_data: Mapping[str, Any] | None = None,
+    ) -> dict[str, Any]:
         """The settings a resumed run must share with the run it resumes
         (:func:`sclc_lightning.loop.fingerprint.build`)."""
-        return build_fingerprint(self, corrector, item)
+        return build_fingerprint(self, corrector, item, real_data)

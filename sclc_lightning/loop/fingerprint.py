@@ -15,6 +15,8 @@ Formats (the ``format`` of the loop's checkpoint state):
   compared.
 - 2: every setting of the mode and of the corrector (those that decide results), the item
   structure and its field rules, and a digest of each manifest record up to the checkpoint.
+- 3: also the real data: its number of items and the SHA-256 of every field of every item
+  (``real_data``). Checkpoints of format 2 did not record it; it is not compared for them.
 """
 
 from __future__ import annotations
@@ -26,22 +28,32 @@ if TYPE_CHECKING:
     from sclc_lightning.correctors.base import Corrector
     from sclc_lightning.loop.config import LoopConfig
 
-__all__ = ["FORMATS", "STATE_FORMAT", "build", "check_format", "fingerprint_changes", "upgrade"]
+__all__ = ["FORMATS", "INTRODUCED", "STATE_FORMAT", "build", "check_format", "fingerprint_changes", "upgrade"]
 
 #: The format this version writes.
-STATE_FORMAT = 2
+STATE_FORMAT = 3
 #: Every format this version reads, with what it holds.
 FORMATS = {
     1: "mode settings as top-level keys; the corrector's name and strength only",
     2: "every deciding setting, the item structure and the records' digests",
+    3: "format 2 and the real data's size and digest",
 }
+#: Fields added after format 1, with the format that added them: a checkpoint of an older format
+#: did not record them, so they are not compared when resuming it.
+INTRODUCED = {"real_data": 3}
 # Format 1 kept these mode settings as top-level keys.
 _FORMAT_1_MODE_KEYS = ("real_per_generation", "max_synthetic")
 
 
-def build(config: LoopConfig, corrector: Corrector | None, item: Mapping[str, Any] | None = None) -> dict[str, Any]:
+def build(
+    config: LoopConfig,
+    corrector: Corrector | None,
+    item: Mapping[str, Any] | None = None,
+    real_data: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
     """The fingerprint of a run with ``config`` and ``corrector`` (the one in use), and, once
-    known, the structure of its items and how their fields are built."""
+    known, the structure of its items and how their fields are built, and its real data (size
+    and digest)."""
     fingerprint: dict[str, Any] = {
         "synthetic_fraction": config.synthetic_fraction,
         "mode": config.policy.describe()["name"],
@@ -57,6 +69,8 @@ def build(config: LoopConfig, corrector: Corrector | None, item: Mapping[str, An
         fingerprint["sampler"] = describe_sampler(config.sampler)
     if item is not None:
         fingerprint["item"] = dict(item)
+    if real_data is not None:
+        fingerprint["real_data"] = dict(real_data)
     return fingerprint
 
 
@@ -115,7 +129,7 @@ def fingerprint_changes(old: Mapping[str, Any], new: Mapping[str, Any], old_form
     old = upgrade(old, old_format)
     changes: list[str] = []
     for key, now in new.items():
-        if lenient and key not in old:
+        if (lenient and key not in old) or old_format < INTRODUCED.get(key, 0):
             continue
         before = old.get(key)
         if isinstance(before, dict) and isinstance(now, dict) and before.get("name", 0) == now.get("name", 0):

@@ -3,6 +3,8 @@ was given it (a DataModule, the LightningModule's ``train_dataloader``, a loader
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -17,7 +19,7 @@ from sclc_lightning.items.contract import FieldRule, check_rules, describe_rule
 from sclc_lightning.items.real import RealData
 from sclc_lightning.mixing.policies import MixingPolicy
 
-__all__ = ["RealSource", "check_finite", "find_real_data"]
+__all__ = ["RealSource", "find_real_data", "scan_real_data"]
 
 
 @dataclass(frozen=True)
@@ -27,10 +29,17 @@ class RealSource:
     Attributes:
         real: the real dataset and the structure of its items.
         template: the user's loader; every generation's loader copies its settings.
+        digest: SHA-256 over every field of every real item, in index order
+            (:func:`scan_real_data`); ``""`` when not computed.
     """
 
     real: RealData
     template: DataLoader[Any]
+    digest: str = ""
+
+    def fingerprint(self) -> dict[str, Any]:
+        """What the checkpoint records of the real data: its size and digest."""
+        return {"items": len(self.real), "sha256": self.digest}
 
 
 def find_real_data(
@@ -67,48 +76,64 @@ def find_real_data(
     codec = ItemCodec.infer(example, data_field, condition_field, {k: describe_rule(r) for k, r in rules.items()})
     check_rules(rules, codec, example)
     real = RealData(dataset, codec)
-    check_finite(real, loader)
-    return RealSource(real, loader)
+    return RealSource(real, loader, scan_real_data(real, loader))
 
 
-class _DataField:
-    """Collates the data field of items (picklable, for loader workers)."""
+class _Fields:
+    """Collates items into their data tensor, their other tensors and their strings (picklable,
+    for loader workers)."""
 
     def __init__(self, codec: ItemCodec) -> None:
         self.codec = codec
 
-    def __call__(self, items: list[Any]) -> torch.Tensor:
-        return torch.stack([self.codec.data_of(item) for item in items])
+    def __call__(self, items: list[Any]) -> tuple[torch.Tensor, dict[str, torch.Tensor], dict[str, list[str]]]:
+        tensors, strings = self.codec.encode_fields(items)
+        return torch.stack([self.codec.data_of(item) for item in items]), tensors, strings
 
 
-def check_finite(real: RealData, template: DataLoader[Any]) -> None:
-    """Refuse real data whose data field holds NaN or infinite values, before training (it
-    would otherwise surface generations later, as if the model had produced them).
+def _tensor_bytes(tensor: torch.Tensor) -> bytes:
+    flat = tensor.detach().cpu().contiguous().reshape(-1)
+    return flat.view(torch.uint8).numpy().tobytes() if flat.numel() else b""
 
-    Large datasets are read with the user loader's workers.
+
+def scan_real_data(real: RealData, template: DataLoader[Any]) -> str:
+    """Read every real item once, before training: refuse NaN or infinite values in the data
+    field (they would otherwise surface generations later, as if the model had produced them) and
+    return the SHA-256 of every field of every item, in index order, which the checkpoint keeps so
+    that a resume with other real data is refused. Large datasets are read with the user loader's
+    workers. The digest covers every item (no sampling): the NaN check reads them all anyway, and
+    hashing adds about 1 s per GB of items here (``benchmarks/real_digest_cost.py``).
 
     Raises:
-        ValueError: naming the first bad item and how many there are.
+        ValueError: NaN or infinite values, naming the first bad item and how many there are.
     """
-    if not real.codec.data_dtype.is_floating_point:
-        return
     workers = template.num_workers if len(real) >= 20_000 else 0
     reader = DataLoader(
         real.dataset,
         batch_size=512,
-        collate_fn=_DataField(real.codec),
+        collate_fn=_Fields(real.codec),
         num_workers=workers,
         multiprocessing_context=template.multiprocessing_context if workers else None,
     )
+    digest = hashlib.sha256()
+    check = real.codec.data_dtype.is_floating_point
     bad, first, start = 0, -1, 0
-    for batch in reader:
-        rows = ~torch.isfinite(batch.reshape(len(batch), -1)).all(dim=1)
-        if bool(rows.any()):
-            first = start + int(torch.nonzero(rows)[0]) if first < 0 else first
-            bad += int(rows.sum())
-        start += len(batch)
+    for data, tensors, strings in reader:
+        if check:
+            rows = ~torch.isfinite(data.reshape(len(data), -1)).all(dim=1)
+            if bool(rows.any()):
+                first = start + int(torch.nonzero(rows)[0]) if first < 0 else first
+                bad += int(rows.sum())
+        digest.update(_tensor_bytes(data))
+        for name in sorted(tensors):
+            digest.update(name.encode() + _tensor_bytes(tensors[name]))
+        for name in sorted(strings):
+            digest.update(json.dumps([name, strings[name]]).encode())
+        start += len(data)
     if bad:
         raise ValueError(
             f"The real training data holds NaN or infinite values: {bad} of its {len(real)} items"
             f" ({type(real.dataset).__name__}), the first at index {first}. Clean the dataset before training."
         )
+    return digest.hexdigest()
+

@@ -102,15 +102,26 @@ class OpenedRun:
     lock: RunLock
 
 
-def check_resume(restored: LoopState, fingerprint: Mapping[str, Any]) -> None:
-    """Refuse to resume a checkpoint whose settings differ from this fit's.
+def check_resume(restored: LoopState, fingerprint: Mapping[str, Any], accept_other_real_data: bool = False) -> None:
+    """Refuse to resume a checkpoint whose settings or real data differ from this fit's; other
+    real data is accepted, with a warning, when ``accept_other_real_data``.
 
     Raises:
         ValueError: naming every setting that changed, with both values.
     """
     changes = fingerprint_changes(restored.fingerprint, fingerprint, restored.format)
+    data = [c for c in changes if c.startswith("real_data")]
+    if data and accept_other_real_data:
+        rank_zero_warn(f"SelfConsumingLoop: resuming with other real data, as accepted ({', '.join(data)}).")
+        changes = [c for c in changes if c not in data]
     if changes:
-        raise ValueError(f"Cannot resume a self-consuming run with changed settings ({', '.join(changes)}).")
+        hint = (
+            "; the real data differs from the run's: resume with the same data, or pass"
+            " accept_other_real_data=True if you mean to"
+            if data
+            else ""
+        )
+        raise ValueError(f"Cannot resume a self-consuming run with changed settings ({', '.join(changes)}){hint}.")
 
 
 def _resume(store: SyntheticStore, restored: LoopState, codec: ItemCodec, real_size: int) -> None:
@@ -208,7 +219,6 @@ def open_run(
     trainer: pl.Trainer,
     root: Path,
     real: RealData,
-    fingerprint: Mapping[str, Any],
     config: Mapping[str, Any],
     restored: LoopState | None,
 ) -> OpenedRun:
@@ -218,7 +228,6 @@ def open_run(
         trainer: the trainer (its strategy carries rank zero's decisions to every rank).
         root: the synthetic data folder.
         real: the real data (the structure of its items, its size).
-        fingerprint: the settings of this fit.
         config: the configuration written into a new manifest.
         restored: the loop's state from the checkpoint being resumed, if any.
 
@@ -226,11 +235,10 @@ def open_run(
         RunDirectoryLocked: another fit uses the folder.
         RunDirectoryError: the folder is not what the checkpoint left (missing, changed or
             damaged files), naming the file.
-        ValueError: the folder belongs to another run, or the settings or items changed.
+        ValueError: the folder belongs to another run, or the items changed (the settings are
+            compared before, by :func:`check_resume`).
         FileNotFoundError: a rank cannot see the manifest (a folder not shared between nodes).
     """
-    if restored is not None:
-        check_resume(restored, fingerprint)
     root = Path(trainer.strategy.broadcast(str(root), src=0))
     store = SyntheticStore(root)
     lock = RunLock(root)

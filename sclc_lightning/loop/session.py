@@ -287,15 +287,17 @@ def start_session(
     (:func:`~sclc_lightning.loop.preflight.prepare`), then open the run directory, restore the
     checkpoint's state and install the signal handlers."""
     if restored is not None:
-        check_resume(restored, fingerprint)  # first: changed settings explain any later refusal
-    producer = SyntheticProducer(config, source.real, None, corrector, fingerprint, sampler)
+        check_resume(restored, fingerprint, config.accept_other_real_data)  # first: it explains later refusals
+    # records keep the settings that made them, without the real data's digest (checked above)
+    made_with = {k: v for k, v in fingerprint.items() if k != "real_data"}
+    producer = SyntheticProducer(config, source.real, None, corrector, made_with, sampler)
     prepare(trainer, pl_module, producer, source.template)
     n = config.policy.n(len(source.real))
     n = len(source.real) if n is None else n
     described = describe_run(config, fingerprint, n)
     log_settings(trainer, {**described, "start_from": config.start_from})
     root = run_root(trainer, config.output_dir, restored)
-    run = open_run(trainer, root, source.real, fingerprint, described, restored)
+    run = open_run(trainer, root, source.real, described, restored)
     producer.store = run.store
     session = FitSession(config, source, run.store, run.run_id, producer, run.records, run.lock)
     session.restore(trainer, pl_module, restored)

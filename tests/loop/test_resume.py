@@ -188,3 +188,43 @@ def test_a_forged_generation_after_the_checkpoint_is_never_trained_on(tmp_path: 
     resumed, _ = _resumable_run(tmp_path / "b", "ck2", {}, ckpt_path=str(tmp_path / "b" / "ck" / "epoch=2.ckpt"))
     assert torch.equal(load_file(str(shard))["data"], genuine)  # sampled again, identically
     assert torch.equal(full.mean, resumed.mean) and torch.equal(full.log_std, resumed.log_std)
+
+
+def _run_on(tmp_path: Path, points: torch.Tensor, ckpt_path: str | None = None, **loop: Any) -> Any:
+    model = GaussianModel(noise=0.2)
+    looped = SelfConsumingLoop(0.5, 3, images_per_generation=40, output_dir=tmp_path / "synthetic", **loop)
+    ckpt = ModelCheckpoint(dirpath=tmp_path / "ck", every_n_epochs=1, save_top_k=-1, filename="{epoch}")
+    fit(tmp_path, model, loader(points), looped, callbacks=[ckpt], enable_checkpointing=True, ckpt_path=ckpt_path)
+    return looped
+
+
+@pytest.mark.parametrize(
+    ("other", "named"),
+    [
+        (gaussian_points(50, seed=4), "real_data.sha256"),  # another seed: same size, other content
+        (gaussian_points(60, seed=3), "real_data.items: checkpoint 50 vs now 60"),
+        (gaussian_points(50, seed=3) + 1.0, "real_data.sha256"),  # another mean
+    ],
+)
+def test_a_resume_with_other_real_data_is_refused_unless_accepted(
+    tmp_path: Path, other: torch.Tensor, named: str
+) -> None:
+    loop = _run_on(tmp_path, gaussian_points(50, seed=3))
+    assert loop.fingerprint()["real_data"]["items"] == 50
+    assert manifest(tmp_path / "synthetic")["config"]["real_data"] == loop.fingerprint()["real_data"]
+    checkpoint = str(tmp_path / "ck" / "epoch=1.ckpt")
+    with pytest.raises(ValueError, match=rf"{named}.*resume with the same data, or pass accept_other_real_data=True"):
+        _run_on(tmp_path, other, ckpt_path=checkpoint)
+    with pytest.warns(UserWarning, match="resuming with other real data, as accepted"):
+        _run_on(tmp_path, other, ckpt_path=checkpoint, accept_other_real_data=True)
+
+
+def test_the_same_real_data_resumes_and_older_checkpoints_are_not_compared(tmp_path: Path) -> None:
+    from sclc_lightning.loop.fingerprint import fingerprint_changes
+
+    loop = _run_on(tmp_path, gaussian_points(50, seed=3))
+    _run_on(tmp_path, gaussian_points(50, seed=3), ckpt_path=str(tmp_path / "ck" / "epoch=1.ckpt"))
+    now = loop.fingerprint()
+    before = {k: v for k, v in now.items() if k != "real_data"}  # what a format-2 checkpoint recorded
+    assert fingerprint_changes(before, now, 2) == []
+    assert fingerprint_changes(before, now, 3) == [f"real_data: checkpoint None vs now {now['real_data']!r}"]
