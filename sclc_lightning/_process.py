@@ -5,6 +5,13 @@ Python workers call :func:`die_with_parent` as their initializer; external progr
 tiny launcher (:func:`launcher_arguments`) that does the same and then ``exec``s the program, so
 no ``preexec_fn`` runs in a threaded parent. Elsewhere both do nothing, and the callers' own
 clean-up (killing the process group) is all there is.
+
+A program's descendants can leave its process group (``setsid``) and, once it exits, its
+parent-death chain. To find them all the same, an external program starts with a marker in its
+environment (:data:`TREE_VARIABLE`), which every descendant inherits; :func:`kill_tree` kills
+every process that carries it (Linux, read from ``/proc``), and :func:`kill_orphaned_trees` the
+trees of fits that were killed before they could. A descendant that clears its environment
+escapes this; cgroups would catch it, but need privileges a user's machine may not grant.
 """
 
 from __future__ import annotations
@@ -13,9 +20,21 @@ import ctypes
 import os
 import signal
 import sys
+import uuid
 from collections.abc import Sequence
 
-__all__ = ["die_with_parent", "launcher_arguments", "pid_alive"]
+__all__ = [
+    "TREE_VARIABLE",
+    "die_with_parent",
+    "kill_orphaned_trees",
+    "kill_tree",
+    "launcher_arguments",
+    "pid_alive",
+    "tree_marker",
+]
+
+#: The environment variable that marks every process of one external program's tree.
+TREE_VARIABLE = "SCLC_PROCESS_TREE"
 
 _PR_SET_PDEATHSIG = 1
 _LAUNCHER = (
@@ -51,3 +70,58 @@ def pid_alive(pid: int) -> bool:
     except PermissionError:
         return True
     return True
+
+
+def tree_marker() -> str:
+    """A new marker for one program's tree: ``<this pid>-<random>`` (the pid says whose it is)."""
+    return f"{os.getpid()}-{uuid.uuid4().hex}"
+
+
+def _marked() -> dict[int, str]:
+    """``{pid: marker}`` of every process whose environment carries :data:`TREE_VARIABLE`."""
+    found: dict[int, str] = {}
+    key = TREE_VARIABLE.encode() + b"="
+    try:
+        entries = os.listdir("/proc")
+    except OSError:  # not Linux
+        return found
+    for entry in entries:
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/environ", "rb") as handle:
+                environ = handle.read()
+        except OSError:  # gone, or not ours
+            continue
+        for variable in environ.split(b"\0"):
+            if variable.startswith(key):
+                found[int(entry)] = variable[len(key) :].decode(errors="replace")
+    return found
+
+
+def kill_tree(marker: str) -> list[int]:
+    """``SIGKILL`` every process carrying ``marker`` (the program and all it started, those that
+    called ``setsid`` included); the pids killed."""
+    killed = []
+    for pid, found in _marked().items():
+        if found == marker and pid != os.getpid():
+            try:
+                os.kill(pid, signal.SIGKILL)
+                killed.append(pid)
+            except (ProcessLookupError, PermissionError):
+                pass
+    return killed
+
+
+def kill_orphaned_trees() -> list[int]:
+    """``SIGKILL`` the processes of trees whose fit is gone (killed before it could end them)."""
+    killed = []
+    for pid, marker in _marked().items():
+        owner = marker.split("-", 1)[0]
+        if owner.isdigit() and not pid_alive(int(owner)):
+            try:
+                os.kill(pid, signal.SIGKILL)
+                killed.append(pid)
+            except (ProcessLookupError, PermissionError):
+                pass
+    return killed

@@ -25,7 +25,14 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import Tensor
 
-from sclc_lightning._process import launcher_arguments, pid_alive
+from sclc_lightning._process import (
+    TREE_VARIABLE,
+    kill_orphaned_trees,
+    kill_tree,
+    launcher_arguments,
+    pid_alive,
+    tree_marker,
+)
 from sclc_lightning.correctors.base import Corrector, register_corrector
 from sclc_lightning.items.codec import SyntheticBatch
 from sclc_lightning.items.real import RealData
@@ -190,6 +197,8 @@ class CommandCorrector(Corrector):
         if len(batch) == 0:
             return batch.data
         _remove_orphaned_folders()
+        kill_orphaned_trees()  # what a killed fit's program left running
+        marker = tree_marker()
         folder = Path(tempfile.mkdtemp(prefix=f"{_FOLDER_PREFIX}{os.getpid()}-g{generation}-"))
         try:
             self._write(folder, batch)
@@ -200,7 +209,7 @@ class CommandCorrector(Corrector):
                 process = subprocess.Popen(
                     launcher_arguments(arguments),  # the program dies with this process, even on kill -9
                     cwd=self.cwd,
-                    env={**os.environ, **self.env},
+                    env={**os.environ, **self.env, TREE_VARIABLE: marker},  # inherited by all it starts
                     stdout=stdout,
                     stderr=stderr,
                     start_new_session=True,  # its own process group, killed as a whole on every exit path
@@ -215,6 +224,7 @@ class CommandCorrector(Corrector):
                     ) from None
                 finally:
                     _kill_group(process)  # its children too, and on Ctrl-C or any error
+                    kill_tree(marker)  # and those that left its process group (setsid)
             tail = self._tail(stderr_path)
             if code != 0:
                 where = f" Files kept in {folder}." if self.keep_files else ""

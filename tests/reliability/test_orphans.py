@@ -68,6 +68,65 @@ def test_command_corrector_program_dies_with_the_fit(tmp_path: Path) -> None:
         parent.kill()
 
 
+_SETSID_PROGRAM = """
+import os, subprocess, sys, time
+grandchild = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(300)"], start_new_session=True)
+open(sys.argv[1], "w").write(str(grandchild.pid))
+if sys.argv[2] == "wait":
+    time.sleep(300)
+sys.exit(3 if sys.argv[2] == "fail" else 0)
+"""
+
+
+@pytest.mark.parametrize("ending", ["fail", "wait"])
+def test_a_setsid_grandchild_of_the_command_corrector_ends_with_it(tmp_path: Path, ending: str) -> None:
+    """A program that starts a grandchild in a new session (``setsid``: out of the program's
+    process group, out of the parent-death chain) and exits, or hangs until the timeout: the
+    grandchild is killed with the program's tree."""
+    import torch
+
+    from sclc_lightning.correctors.command import CommandCorrector, CorrectorProcessError
+    from sclc_lightning.items.codec import SyntheticBatch
+
+    pid_file = tmp_path / "grandchild.pid"
+    program = [sys.executable, "-c", _SETSID_PROGRAM, str(pid_file), ending]
+    corrector = CommandCorrector(program, timeout=3.0 if ending == "wait" else 120.0)
+    with pytest.raises(CorrectorProcessError, match="exit code 3" if ending == "fail" else "did not finish"):
+        corrector.correct(
+            SyntheticBatch(torch.zeros(2, 2), torch.arange(2)),
+            generation=1,
+            generator=torch.Generator(),
+            reference=None,
+        )
+    (grandchild,) = _wait_for([pid_file])
+    assert _dies(grandchild), "the setsid grandchild outlived the correction"
+
+
+def test_a_setsid_grandchild_of_a_killed_fit_is_ended_by_the_next_correction(tmp_path: Path) -> None:
+    pid_file = tmp_path / "grandchild.pid"
+    parent = _start(
+        f"""
+        import sys, torch
+        from sclc_lightning.correctors.command import CommandCorrector
+        from sclc_lightning.items.codec import SyntheticBatch
+        program = {_SETSID_PROGRAM!r}
+        corrector = CommandCorrector([sys.executable, "-c", program, {str(pid_file)!r}, "wait"])
+        corrector.correct(SyntheticBatch(torch.zeros(2, 2), torch.arange(2)), generation=1,
+                          generator=torch.Generator(), reference=None)
+        """
+    )
+    try:
+        (grandchild,) = _wait_for([pid_file])
+        parent.send_signal(signal.SIGKILL)
+        parent.wait()
+        from sclc_lightning._process import kill_orphaned_trees
+
+        assert grandchild in kill_orphaned_trees()  # what the next command corrector does first
+        assert _dies(grandchild)
+    finally:
+        parent.kill()
+
+
 def test_physics_workers_die_with_the_fit(tmp_path: Path) -> None:
     files = [tmp_path / f"worker{i}.pid" for i in range(2)]
     parent = _start(
