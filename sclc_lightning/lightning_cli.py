@@ -25,7 +25,7 @@ import yaml
 from jsonargparse import Namespace
 from lightning.pytorch import Callback, LightningModule, Trainer
 from lightning.pytorch.cli import LightningCLI, SaveConfigCallback
-from lightning.pytorch.utilities import rank_zero_info
+from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
 
 from sclc_lightning.callbacks.generation_csv import GenerationCSV
 from sclc_lightning.correctors.command import CorrectorProcessError
@@ -106,13 +106,35 @@ def check_shared_shapes(model: Any, data: Any) -> None:
 
 
 class _TrainingStarted(Callback):
-    """Marks the moment the fit starts training: errors before it are configuration errors."""
+    """Marks the moment the fit starts training: errors before it are configuration errors. It
+    also keeps the trainer's log folders, so that an attempt refused before training leaves none
+    (:meth:`discard_logs`)."""
 
     def __init__(self) -> None:
         self.started = False
+        self.since = time.time()
+        self.log_dirs: list[Path] = []
+
+    def setup(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
+        for logger in trainer.loggers:
+            folder = getattr(logger, "log_dir", None) or getattr(logger, "save_dir", None)
+            if folder:
+                self.log_dirs.append(Path(folder))
 
     def on_train_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
         self.started = True
+
+    def discard_logs(self) -> None:
+        """Remove the log folders this attempt made (a CSV logger's ``version_N``, a W&B
+        ``offline-run-*``): a refused attempt leaves the run directory as it found it."""
+        import shutil
+
+        for folder in self.log_dirs:
+            candidates = [folder, *folder.glob("wandb/offline-run-*"), *folder.glob("wandb/run-*")]
+            for candidate in candidates:
+                made_now = candidate.is_dir() and candidate.stat().st_ctime >= self.since - 1
+                if made_now and (candidate.name.startswith(("version_", "offline-run-", "run-"))):
+                    shutil.rmtree(candidate, ignore_errors=True)
 
 
 def _short(error: BaseException) -> str:
@@ -214,6 +236,52 @@ class _SCLCCommand:
             default=None,
             help="Directory of this run (default: runs/<config name>/<timestamp>).",
         )
+        parser.add_argument(
+            "--model_settings_on_resume",
+            type=str,
+            default="refuse",
+            help="With --ckpt_path, Lightning restores the model's settings from the checkpoint. A model"
+            " setting of the recipe or command line that differs from the checkpoint's is 'refuse'd by"
+            " name (default); 'checkpoint' keeps the checkpoint's; 'config' trains on with the new value"
+            " (recorded in config.yaml).",
+        )
+
+    def _parse_ckpt_path(self) -> None:
+        """``--ckpt_path last``: the run's most advanced checkpoint of the loop; then Lightning's
+        restoring of the model's settings from the checkpoint, which never silently replaces a
+        different value the recipe or the command line gave (``--model_settings_on_resume``)."""
+        sub = self.config.get("subcommand")  # type: ignore[attr-defined]
+        config = self.config[sub] if sub else None  # type: ignore[attr-defined]
+        if config is None or not config.get("ckpt_path"):
+            super()._parse_ckpt_path()  # type: ignore[misc]
+            return
+        if config.ckpt_path == "last":
+            config.ckpt_path = str(last_checkpoint(config.get("run_dir")))
+        choice = config.get("model_settings_on_resume", "refuse")
+        if choice not in ("refuse", "checkpoint", "config"):
+            raise ValueError(f"--model_settings_on_resume must be refuse, checkpoint or config, got {choice!r}.")
+        given = _init_args(config.get("model"))
+        super()._parse_ckpt_path()  # type: ignore[misc]
+        config = self.config[sub]  # type: ignore[attr-defined]
+        restored = _init_args(config.get("model"))
+        changed = {
+            k: (restored[k], given[k]) for k in given if k in restored and _plain(given[k]) != _plain(restored[k])
+        }
+        if not changed or choice == "checkpoint":
+            return
+        listed = ", ".join(
+            f"model.init_args.{k}: checkpoint {old!r} vs now {new!r}" for k, (old, new) in changed.items()
+        )
+        if choice == "refuse":
+            raise ValueError(
+                f"Resuming from {config.ckpt_path}, whose model settings differ from the recipe's or the command"
+                f" line's ({listed}); Lightning would take the checkpoint's. Drop the change, or choose with"
+                " --model_settings_on_resume checkpoint (keep the checkpoint's) or config (train on with the new"
+                " values)."
+            )
+        for key, (_, new) in changed.items():
+            config.model.init_args[key] = new
+        rank_zero_warn(f"sclc: resuming with model settings that differ from the checkpoint's, as asked ({listed}).")
 
     def before_instantiate_classes(self) -> None:
         config = self.config[self.subcommand] if self.subcommand else self.config  # type: ignore[attr-defined]
@@ -346,6 +414,31 @@ def model_namespace(args: Sequence[str]) -> str:
     return "pytorch_lightning" if issubclass(model, pytorch_lightning.LightningModule) else "lightning.pytorch"
 
 
+def _plain(value: Any) -> Any:
+    """``value`` as JSON would store it (tuples as lists), for comparisons."""
+    return json.loads(json.dumps(value, default=str))
+
+
+def last_checkpoint(run_dir: str | None) -> Path:
+    """What ``--ckpt_path last`` means: the most advanced checkpoint under ``run_dir`` that holds
+    the loop's state of the run whose data is in ``run_dir/synthetic``.
+
+    Raises:
+        ValueError: no ``--run_dir``, or no such checkpoint in it (naming the folder).
+    """
+    if not run_dir:
+        raise ValueError("--ckpt_path last needs the --run_dir of the run to resume.")
+    from sclc_lightning.grid.status import latest_checkpoint
+
+    found = latest_checkpoint(Path(run_dir))
+    if found is None:
+        raise ValueError(
+            f"--ckpt_path last: {run_dir} holds no checkpoint of the loop to resume from; pass the run's"
+            " --run_dir, or a checkpoint file."
+        )
+    return found
+
+
 def _init_args(block: Any) -> dict[str, Any]:
     """The ``init_args`` of a ``class_path`` block of the configuration, as a dict."""
     if not isinstance(block, Namespace) or not isinstance(block.get("init_args"), Namespace):
@@ -382,6 +475,9 @@ def run_lightning_cli(args: Sequence[str] | None, debug: bool = False) -> None:
         try:
             command(args, marker=marker)
         except _SETUP_ERRORS + _RUN_ERRORS as err:
+            if not marker.started:
+                _close_wandb(True)
+                marker.discard_logs()
             if debug or (marker.started and not isinstance(err, _RUN_ERRORS)):
                 raise
             raise CLIError(_message(err)) from err

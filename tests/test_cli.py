@@ -173,3 +173,36 @@ def test_a_failing_external_corrector_is_its_own_message(tmp_path: Path, capsys:
     args += ["--loop.corrector_kwargs", json.dumps({"command": command})]
     assert main(args) == 2
     _one_message(capsys, "exit code 3", "the humanoid fell over")
+
+
+def test_resuming_with_ckpt_path_last_and_model_settings_that_differ(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`--ckpt_path last` finds the run's own checkpoint; a model setting that differs from the
+    checkpoint's (which Lightning would silently take) is refused by name, or applied when asked."""
+    import csv
+
+    import yaml
+
+    run = tmp_path / "run"
+    assert main(_toy(tmp_path, "--run_dir", str(run))) == 0
+    capsys.readouterr()
+    assert main(_toy(tmp_path, "--run_dir", str(tmp_path / "other"), "--ckpt_path", "last")) == 2
+    _one_message(capsys, "holds no checkpoint of the loop to resume from")
+    changed = ["--run_dir", str(run), "--ckpt_path", "last", "--model.init_args.target_std", "2.0"]
+    assert main(_toy(tmp_path, *changed, "--loop.generations", "2")) == 2
+    _one_message(capsys, "model.init_args.target_std: checkpoint 1.0 vs now 2.0", "--model_settings_on_resume")
+    assert main(_toy(tmp_path, *changed, "--loop.generations", "2", "--model_settings_on_resume", "config")) == 0
+    assert yaml.safe_load((run / "config.yaml").read_text())["model"]["init_args"]["target_std"] == 2.0
+    rows = list(csv.DictReader(open(run / "metrics.csv")))
+    assert [int(float(r["generation"])) for r in rows] == [0, 1, 2]  # the run went on from its checkpoint
+
+
+def test_a_refused_resume_leaves_no_new_log_folder(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    run = tmp_path / "run"
+    assert main(_toy(tmp_path, "--run_dir", str(run))) == 0
+    before = sorted(p.name for p in (run / "logs").iterdir())
+    refused = _toy(tmp_path, "--run_dir", str(run), "--ckpt_path", "last", "--loop.seed", "5")
+    assert main(refused) == 2  # the loop's settings changed: refused when the fit starts
+    _one_message(capsys, "Cannot resume", "seed: checkpoint 0 vs now 5")
+    assert sorted(p.name for p in (run / "logs").iterdir()) == before

@@ -228,10 +228,9 @@ class SelfConsumingLoop(GenerationalLoop):
 
     def fingerprint(self) -> dict[str, Any]:
         """The settings a resumed run must share with the run it resumes."""
-        source = self._source
-        if source is None:
-            return self.config.fingerprint(self._corrector)
-        return self.config.fingerprint(self._corrector, source.real.codec.to_json(), source.fingerprint())
+        source = self._source  # the items and the real data, once the fit has found them
+        item, real = (source.real.codec.to_json(), source.fingerprint()) if source is not None else (None, None)
+        return self.config.fingerprint(self._corrector, item, real)
 
     @property
     def state_key(self) -> str:
