@@ -136,4 +136,3 @@ def scan_real_data(real: RealData, template: DataLoader[Any]) -> str:
             f" ({type(real.dataset).__name__}), the first at index {first}. Clean the dataset before training."
         )
     return digest.hexdigest()
-
