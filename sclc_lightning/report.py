@@ -430,13 +430,16 @@ def _log_scale(values: list[float]) -> bool:
     return bool(values) and min(values) > 0 and max(values) > 1000 * min(values)
 
 
-def _plot_metric(metric: str, groups: dict[str, list[Run]], path: Path) -> None:
+def _plot_metric(metric: str, groups: dict[str, list[Run]], path: Path) -> list[str]:
+    """Draw ``metric`` against the generation, one line per group, into ``path``; the theory
+    curves drawn over it, as ``"group: curve"``."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(6, 4))
+    theories: list[str] = []
     for name, runs in sorted(groups.items()):
         series = [r.series(metric) for r in runs]
         generations = sorted({g for values in series for g in values})
@@ -462,6 +465,7 @@ def _plot_metric(metric: str, groups: dict[str, list[Run]], path: Path) -> None:
         theory = _theory_curve(metric, runs)
         if theory is not None:
             ax.plot(theory[1], theory[2], linestyle="--", color=line.get_color(), label=f"{name}: {theory[0]}")
+            theories.append(f"{name}: {theory[0]}")
     if _log_scale([v for runs in groups.values() for r in runs for v in r.series(metric).values()]):
         ax.set_yscale("log")
     shown = metric.replace("$", r"\$")  # a name is text, never matplotlib mathtext
@@ -471,6 +475,7 @@ def _plot_metric(metric: str, groups: dict[str, list[Run]], path: Path) -> None:
     with atomic_path(path) as tmp:
         fig.savefig(tmp, dpi=110, format="png")
     plt.close(fig)
+    return theories
 
 
 _PAGE = """<!doctype html><html><head><meta charset="utf-8"><title>sclc report</title>
@@ -484,12 +489,13 @@ body{font-family:sans-serif;margin:2em} img{max-width:560px;margin:4px} td,th{pa
 {% endfor %}</table>
 <h2>Metrics</h2>
 {% for figure in figures %}
-<h3>{{ figure.metric }}</h3><img src="data:image/png;base64,{{ figure.data }}" alt="{{ figure.name }}">
+<h3>{{ figure.metric }}</h3><figure><img src="data:image/png;base64,{{ figure.data }}" alt="{{ figure.alt }}">
+<figcaption>{{ figure.caption }}</figcaption></figure>
 {% endfor %}
 {% if samples %}<h2>Samples across generations</h2>{% endif %}
 {% for run in samples %}<h3>{{ run.path }}</h3>
 {% for picture in run.pictures %}
-<figure style="display:inline-block"><img src="data:image/png;base64,{{ picture.data }}" alt="{{ picture.name }}">
+<figure style="display:inline-block"><img src="data:image/png;base64,{{ picture.data }}" alt="{{ picture.alt }}">
 <figcaption>{{ picture.caption }}</figcaption></figure>
 {% endfor %}{% endfor %}
 </body></html>
@@ -618,8 +624,15 @@ def write_report(folders: Sequence[str | Path], out: str | Path) -> Path:
         path = out / figure_name(metric, taken)
         if path.resolve().parent != out.resolve():  # cannot happen with the names above; never write outside
             raise ValueError(f"The figure of metric {metric!r} would be written outside {out}.")
-        _plot_metric(metric, groups, path)
-        figures.append({"metric": metric, "name": path.name, "data": _base64(path)})
+        theories = _plot_metric(metric, groups, path)
+        drawn = [name for name, runs in groups.items() if any(r.series(metric) for r in runs)]
+        shown = (
+            f"{metric} against the generation, one line per group of runs ({len(drawn)} groups), the mean over seeds"
+        )
+        caption = f"{shown}, with a band of ± 1 standard deviation where a group has several seeds."
+        if theories:
+            caption += " Dashed: the theory's prediction (" + "; ".join(theories) + ")."
+        figures.append({"metric": metric, "data": _base64(path), "alt": shown, "caption": caption})
     table = [
         {
             "path": str(r.path),
@@ -633,7 +646,14 @@ def write_report(folders: Sequence[str | Path], out: str | Path) -> Path:
     for run in runs:
         files = sorted((run.path / "samples").glob("generation_*.png"))
         chosen = [files[0], files[len(files) // 2], files[-1]] if len(files) > 3 else files
-        pictures = [{"name": f.name, "caption": f.stem, "data": _base64(f)} for f in dict.fromkeys(chosen)]
+        pictures = [
+            {
+                "alt": f"samples of run {run.path.name} at {f.stem.replace('_', ' ')}",
+                "caption": f"{f.stem.replace('_', ' ')} ({f.name})",
+                "data": _base64(f),
+            }
+            for f in dict.fromkeys(chosen)
+        ]
         if pictures:
             samples.append({"path": str(run.path), "pictures": pictures})
     write_summary(groups, metrics, out / "summary.csv")

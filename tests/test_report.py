@@ -71,6 +71,14 @@ def test_report_from_real_runs(tmp_path: Path) -> None:
     for run in runs:
         assert str(run.path) in page
     assert page.count("data:image/png;base64,") == len(list(out.glob("*.png")))  # self-contained
+    # every figure says what it shows, the theory curve included, in its alt text and caption
+    import re
+
+    alts = re.findall(r'<img src="data:image/png;base64,[^"]*" alt="([^"]*)"', page)
+    assert len(alts) == page.count("<img ") and all("against the generation" in a or "samples" in a for a in alts)
+    assert not [a for a in alts if a.endswith(".png")]
+    sigma = page.split("<h3>sigma</h3>")[1].split("</figure>")[0]
+    assert "Dashed: the theory&#39;s prediction (λ=1.0 γ=0 replace none: " in sigma
 
 
 def test_runs_are_grouped_by_every_setting_but_their_seeds() -> None:
