@@ -9,6 +9,12 @@ if [ ! -x .venv/bin/python ]; then
 fi
 stamp=".venv/.sclc-setup-$(cat pyproject.toml scripts/setup.sh | sha256sum | cut -c1-16)"
 if [ ! -f "$stamp" ]; then
+  # Chromium from the Debian packages, for the report's browser test (skipped without it).
+  if ! command -v chromium >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
+    apt-get install -y -q chromium >/dev/null 2>&1 \
+      || { apt-get update -q >/dev/null 2>&1 && apt-get install -y -q chromium >/dev/null 2>&1; } \
+      || echo "setup: chromium could not be installed; the report's browser test will be skipped" >&2
+  fi
   .venv/bin/python -m pip install --quiet --upgrade pip
   # torch 2.14.1 + torchvision 0.29.1 work together with torch-fidelity and Lightning.
   .venv/bin/python -m pip install --quiet "torch==2.14.1" "torchvision==0.29.1"
