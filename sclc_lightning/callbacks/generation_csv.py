@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import io
 import os
 from dataclasses import asdict
 from pathlib import Path
@@ -16,6 +17,12 @@ from sclc_lightning._files import atomic_path
 from sclc_lightning._trainer import GenerationEndListener, current_generation, find_loop
 
 __all__ = ["GenerationCSV"]
+
+
+def _version(path: Path) -> tuple[int, int, int, int]:
+    """One version of a file: inode, size, modification and change times."""
+    info = os.stat(path)
+    return info.st_ino, info.st_size, info.st_mtime_ns, info.st_ctime_ns
 
 
 def _scalar(value: Any) -> float | None:
@@ -50,6 +57,8 @@ class GenerationCSV(GenerationEndListener, Callback):
         self._pending: int | None = None
         self._trainer: pl.Trainer | None = None
         self._restored: dict[str, Any] | None = None
+        # the file as this callback last wrote it: (path, its version, columns, last generation)
+        self._written: tuple[Path, tuple[int, int, int, int], list[str], int] | None = None
 
     def _target(self, trainer: pl.Trainer) -> Path:
         return self.path or Path(trainer.default_root_dir) / "metrics.csv"
@@ -112,6 +121,8 @@ class GenerationCSV(GenerationEndListener, Callback):
         if not trainer.is_global_zero:
             return
         path = self._target(trainer)
+        if self._append(path, row):
+            return
         rows = []
         if path.exists():
             with open(path, newline="") as handle:
@@ -123,3 +134,28 @@ class GenerationCSV(GenerationEndListener, Callback):
             writer = csv.DictWriter(handle, fieldnames=columns)
             writer.writeheader()
             writer.writerows(rows)
+        self._written = (path, _version(path), columns, int(row["generation"]))
+
+    def _append(self, path: Path, row: dict[str, Any]) -> bool:
+        """Add ``row`` at the end of the file in one write, when the file is as this callback left
+        it, the row's generation comes next and it has no new column: the cost of a generation
+        then does not grow with the run (the file is rewritten whole otherwise). Whether it did."""
+        if self._written is None or self._written[0] != path:
+            return False
+        _, version, columns, last = self._written
+        try:
+            unchanged = _version(path) == version
+        except OSError:
+            return False
+        if not unchanged or int(row["generation"]) <= last or not set(row) <= set(columns):
+            return False
+        line = io.StringIO()
+        csv.DictWriter(line, fieldnames=columns).writerow(row)
+        handle = os.open(path, os.O_WRONLY | os.O_APPEND)
+        try:
+            os.write(handle, line.getvalue().encode())
+            os.fsync(handle)
+        finally:
+            os.close(handle)
+        self._written = (path, _version(path), columns, int(row["generation"]))
+        return True

@@ -117,20 +117,22 @@ def log_settings(trainer: pl.Trainer, settings: dict[str, Any]) -> None:
 
 class HistoryFile:
     """``folder/history.json`` for one fit: read once (the records of the fits before it), then
-    rewritten at each generation's end from memory."""
+    rewritten at each generation's end from memory, each record encoded once (the file is a JSON
+    list of small records: rewriting it costs little next to a generation, even after
+    thousands)."""
 
     def __init__(self, folder: Path) -> None:
         self.path = folder / HISTORY_FILE
-        self._rows: list[dict[str, Any]] | None = None
+        self._rows: list[tuple[int, str]] | None = None  # (generation, the record as JSON)
 
     def add(self, record: GenerationRecord) -> None:
         """Write ``record`` in place of the records of its generation and later ones (a resumed
         run trains them again)."""
         if self._rows is None:
-            self._rows = _read_rows(self.path)
-        self._rows = [row for row in self._rows if row["generation"] < record.generation]
-        self._rows.append(asdict(record))
-        atomic_write(self.path, json.dumps(self._rows))
+            self._rows = [(int(row["generation"]), json.dumps(row)) for row in _read_rows(self.path)]
+        self._rows = [row for row in self._rows if row[0] < record.generation]
+        self._rows.append((record.generation, json.dumps(asdict(record))))
+        atomic_write(self.path, "[" + ", ".join(text for _, text in self._rows) + "]")
 
 
 def _read_rows(path: Path) -> list[dict[str, Any]]:

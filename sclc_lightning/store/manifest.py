@@ -98,12 +98,21 @@ class StoredGeneration:
             "seed": self.settings.get("seed"),
         }
 
+    def text(self) -> str:
+        """The record as one line of sorted JSON; computed once (a frozen record never changes),
+        so that rewriting the manifest of a long run does not encode every record again."""
+        cached: str | None = self.__dict__.get("_text")
+        if cached is None:
+            cached = json.dumps(self.to_json(), sort_keys=True)
+            object.__setattr__(self, "_text", cached)
+        return cached
+
     def digest(self) -> str:
         """A SHA-256 digest of the record (what a checkpoint remembers of it); computed once."""
         cached: str | None = self.__dict__.get("_digest")
         if cached is None:
-            cached = hashlib.sha256(json.dumps(self.to_json(), sort_keys=True).encode()).hexdigest()
-            object.__setattr__(self, "_digest", cached)  # a frozen record: its digest never changes
+            cached = hashlib.sha256(self.text().encode()).hexdigest()
+            object.__setattr__(self, "_digest", cached)
         return cached
 
     @classmethod
@@ -204,16 +213,19 @@ class Manifest:
             self.finished if finished is None else finished,
         )
 
-    def to_json(self) -> dict[str, Any]:
-        return {
+    def to_json(self, records: bool = True) -> dict[str, Any]:
+        """The manifest as JSON data (``records=False``: without the generations' records)."""
+        payload: dict[str, Any] = {
             "format": MANIFEST_FORMAT,
             "run_id": self.run_id,
             "config": self.config,
             "item": self.item,
             "checkpointed": self.checkpointed,
             "finished": self.finished,
-            "generations": [record.to_json() for record in self.generations],
         }
+        if records:
+            payload["generations"] = [record.to_json() for record in self.generations]
+        return payload
 
 
 def parse_manifest(text: str, path: Path) -> Manifest:
@@ -262,9 +274,10 @@ def manifest_text(manifest: Manifest) -> str:
     by the C encoder (``indent`` would select Python's slower one, which a long run calls every
     generation on a growing manifest)."""
     lines = []
-    for key, value in sorted(manifest.to_json().items()):
+    header: dict[str, Any] = {**manifest.to_json(records=False), "generations": None}
+    for key, value in sorted(header.items()):
         if key == "generations":
-            records = ",\n".join(f"    {json.dumps(r, sort_keys=True)}" for r in value)
+            records = ",\n".join(f"    {r.text()}" for r in manifest.generations)
             lines.append(f'  "generations": [\n{records}\n  ]' if records else '  "generations": []')
         else:
             lines.append(f"  {json.dumps(key)}: {json.dumps(value, sort_keys=True)}")

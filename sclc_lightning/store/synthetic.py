@@ -78,6 +78,13 @@ def _naming(path: Path) -> Iterator[None]:
         raise OSError(err.errno, f"{err.strerror or err} (writing the run directory)", str(path)) from err
 
 
+def _file_key(path: Path) -> tuple[int, int, int, int]:
+    """What identifies one version of a file without reading it: its inode (a rename gives a new
+    one), size, modification and change times."""
+    info = os.lstat(path)
+    return info.st_ino, info.st_size, info.st_mtime_ns, info.st_ctime_ns
+
+
 def _atomic_write_bytes(path: Path, data: bytes) -> None:
     with _naming(path):
         atomic_write(path, data)
@@ -195,7 +202,7 @@ class SyntheticStore:
         # The manifest last read or written, with its bytes: it is parsed again only when the
         # file's bytes differ, so that a run of thousands of generations does not parse a
         # manifest that grows with every generation several times per generation.
-        self._manifest: tuple[bytes, Manifest] | None = None
+        self._manifest: tuple[tuple[int, int, int, int], Manifest] | None = None
 
     @property
     def manifest_path(self) -> Path:
@@ -214,10 +221,10 @@ class SyntheticStore:
             RunDirectoryError: it cannot be read or parsed (the message names it and the field).
         """
         try:
-            data = read_regular(self.manifest_path)
-            if self._manifest is not None and self._manifest[0] == data:
-                return self._manifest[1]
-            text = data.decode()
+            if self._manifest is not None and self._manifest[0] == _file_key(self.manifest_path):
+                return self._manifest[1]  # the file this store last read or wrote, unchanged
+            key = _file_key(self.manifest_path)
+            text = read_regular(self.manifest_path).decode()
         except FileNotFoundError:
             self._manifest = None
             return None
@@ -228,7 +235,7 @@ class SyntheticStore:
         except (OSError, UnicodeDecodeError) as err:
             raise RunDirectoryError(f"{self.manifest_path} cannot be read: {err}.") from None
         manifest = parse_manifest(text, self.manifest_path)
-        self._manifest = (data, manifest)
+        self._manifest = (key, manifest)
         return manifest
 
     def write_manifest(self, manifest: Manifest) -> None:
@@ -236,9 +243,8 @@ class SyntheticStore:
         with _naming(self.root):
             self.root.mkdir(parents=True, exist_ok=True)
         self._manifest = None
-        data = manifest_text(manifest).encode()
-        _atomic_write_bytes(self.manifest_path, data)
-        self._manifest = (data, manifest)
+        _atomic_write_bytes(self.manifest_path, manifest_text(manifest).encode())
+        self._manifest = (_file_key(self.manifest_path), manifest)
 
     def create(self, run_id: str, config: Mapping[str, Any], codec: ItemCodec) -> Manifest:
         """Start the manifest of a new run (no generations yet)."""
