@@ -332,7 +332,8 @@ CORRUPTIONS: dict[str, tuple[Callable[[Path, Path], None], str]] = {
         lambda r, o: (r / "synthetic" / "gen_0001" / "extra.safetensors").write_bytes(b"x"),
         "refused",
     ),
-    "NaN in generation 3 (after the checkpoint)": (lambda r, o: _nan_with_digest(r, 3), "refused"),
+    # no checkpoint vouches for generation 3: it is sampled again, never read
+    "NaN in generation 3 (after the checkpoint)": (lambda r, o: _nan_with_digest(r, 3), "identical"),
     "leftovers of interrupted writes": (lambda r, o: _stale_leftovers(r), "identical"),
 }
 
@@ -361,10 +362,12 @@ class _Crash(RuntimeError):
 
 def corruption_outcome(damage: Callable[[Path, Path], None], base: Path, other: Path, work: Path) -> dict[str, Any]:
     """Copy the crashed run ``base``, damage it, resume it in-process and describe what happened."""
-    from sclc_lightning.store import RunDirectoryError
+    from sclc_lightning.store import RunDirectoryError, SyntheticStore
 
     root = Path(tempfile.mkdtemp(dir=work))
     shutil.copytree(base, root, dirs_exist_ok=True)
+    for run in (root, other):  # every record in manifest.json, where the damage below edits it
+        SyntheticStore(run / "synthetic").compact()
     damage(root, other)
     _quiet()
     try:

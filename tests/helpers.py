@@ -177,8 +177,11 @@ def fit(tmp_path: Any, model: pl.LightningModule, data: Any, loop: Any, **kwargs
 
 
 def manifest(path: Any) -> dict[str, Any]:
-    """A run directory's ``manifest.json``."""
-    import json
+    """A run directory's manifest, as JSON data: ``manifest.json`` with the journal's records."""
     from pathlib import Path
 
-    return json.loads((Path(path) / "manifest.json").read_text())
+    from sclc_lightning.store import SyntheticStore
+
+    found = SyntheticStore(Path(path)).read_manifest()
+    assert found is not None, f"no manifest in {path}"
+    return found.to_json()

@@ -102,8 +102,9 @@ class GenerationCSV(GenerationEndListener, Callback):
     def _row(self, trainer: pl.Trainer) -> dict[str, Any]:
         generation = self._pending
         loop = find_loop(trainer)
-        records = [asdict(r) for r in (loop.history if loop is not None else []) if r.generation == generation]
-        row: dict[str, Any] = records[-1] if records else {"generation": generation}
+        history = loop.history if loop is not None else []
+        record = next((r for r in reversed(history) if r.generation == generation), None)  # the latest, at the end
+        row: dict[str, Any] = asdict(record) if record is not None else {"generation": generation}
         for key, value in trainer.callback_metrics.items():
             number = _scalar(value)
             if number is not None and key not in row:

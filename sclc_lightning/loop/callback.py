@@ -183,7 +183,7 @@ class SelfConsumingLoop(GenerationalLoop):
     @property
     def history(self) -> list[GenerationRecord]:
         """One record per generation trained (all fits of this callback); in a process that did
-        not train (the parent of ``ddp_spawn``), those in ``output_dir``'s ``history.json``."""
+        not train (the parent of ``ddp_spawn``), those in ``output_dir``'s ``history.jsonl``."""
         return self._history if self._history or self._session else read_history(self.config.output_dir)
 
     @property

@@ -13,12 +13,14 @@ from typing import Any
 import lightning.pytorch as pl
 from lightning.pytorch.utilities import rank_zero_info
 
-from sclc_lightning._files import atomic_write
+from sclc_lightning._files import atomic_write, read_regular
 
 __all__ = ["HISTORY_FILE", "GenerationProgress", "GenerationRecord", "HistoryFile", "log_settings", "read_history"]
 
-#: The records of a run's generations, in its synthetic data folder.
-HISTORY_FILE = "history.json"
+#: The records of a run's generations, in its synthetic data folder: one JSON object per line.
+HISTORY_FILE = "history.jsonl"
+#: Where runs of earlier versions kept them (a JSON list), still read.
+LEGACY_HISTORY_FILE = "history.json"
 
 
 @dataclass
@@ -116,33 +118,57 @@ def log_settings(trainer: pl.Trainer, settings: dict[str, Any]) -> None:
 
 
 class HistoryFile:
-    """``folder/history.json`` for one fit: read once (the records of the fits before it), then
-    rewritten at each generation's end from memory, each record encoded once (the file is a JSON
-    list of small records: rewriting it costs little next to a generation, even after
-    thousands)."""
+    """``folder/history.jsonl`` for one fit, one record per line: read and rewritten once, when
+    the fit adds its first record (dropping the records of generations it trains again), then one
+    line appended (and ``fsync``-ed) per generation, so that a generation costs the same after
+    thousands. A line cut short by a crash is dropped when read."""
 
     def __init__(self, folder: Path) -> None:
         self.path = folder / HISTORY_FILE
-        self._rows: list[tuple[int, str]] | None = None  # (generation, the record as JSON)
+        self._last: int | None = None  # the generation of the last record written by this fit
 
     def add(self, record: GenerationRecord) -> None:
         """Write ``record`` in place of the records of its generation and later ones (a resumed
         run trains them again)."""
-        if self._rows is None:
-            self._rows = [(int(row["generation"]), json.dumps(row)) for row in _read_rows(self.path)]
-        self._rows = [row for row in self._rows if row[0] < record.generation]
-        self._rows.append((record.generation, json.dumps(asdict(record))))
-        atomic_write(self.path, "[" + ", ".join(text for _, text in self._rows) + "]")
+        line = json.dumps(asdict(record)) + "\n"
+        if self._last is not None and record.generation > self._last and self.path.is_file():
+            handle = os.open(self.path, os.O_WRONLY | os.O_APPEND | getattr(os, "O_NOFOLLOW", 0))
+            try:
+                os.write(handle, line.encode())
+                os.fsync(handle)
+            finally:
+                os.close(handle)
+        else:
+            kept = [row for row in _read_rows(self.path.parent) if row["generation"] < record.generation]
+            atomic_write(self.path, "".join(json.dumps(row) + "\n" for row in kept) + line)
+            (self.path.parent / LEGACY_HISTORY_FILE).unlink(missing_ok=True)  # now in history.jsonl
+        self._last = record.generation
 
 
-def _read_rows(path: Path) -> list[dict[str, Any]]:
+def _read_rows(folder: Path) -> list[dict[str, Any]]:
+    """The records in ``folder``'s history (``history.jsonl``, else an earlier version's
+    ``history.json``); a last line cut short by a crash is dropped."""
+    path = folder / HISTORY_FILE
     if not path.is_file():
-        return []
-    try:
-        rows = json.loads(path.read_text())
-    except json.JSONDecodeError as err:
-        raise ValueError(f"{path} is not a generation history written by the loop: {err}") from err
-    return list(rows)
+        legacy = folder / LEGACY_HISTORY_FILE
+        if not legacy.is_file():
+            return []
+        try:
+            return list(json.loads(read_regular(legacy)))
+        except (ValueError, TypeError) as err:
+            raise ValueError(f"{legacy} is not a generation history written by the loop: {err}") from err
+    text = read_regular(path).decode()
+    lines = text.split("\n")[:-1]  # the text after the last newline: a line cut short, or nothing
+    rows = []
+    for number, line in enumerate(lines, start=1):
+        try:
+            row = json.loads(line)
+        except ValueError as err:
+            raise ValueError(f"{path}: line {number} is not a record written by the loop: {err}") from err
+        if not isinstance(row, dict) or not isinstance(row.get("generation"), int):
+            raise ValueError(f"{path}: line {number} is not a record written by the loop.")
+        rows.append(row)
+    return rows
 
 
 def read_history(folder: str | os.PathLike[str] | None) -> list[GenerationRecord]:
@@ -155,8 +181,9 @@ def read_history(folder: str | os.PathLike[str] | None) -> list[GenerationRecord
     """
     if folder is None:
         return []
-    path = Path(folder) / HISTORY_FILE
     try:
-        return [GenerationRecord(**row) for row in _read_rows(path)]
+        return [GenerationRecord(**row) for row in _read_rows(Path(folder))]
     except TypeError as err:
-        raise ValueError(f"{path} is not a generation history written by the loop: {err}") from err
+        raise ValueError(
+            f"{Path(folder) / HISTORY_FILE} is not a generation history written by the loop: {err}"
+        ) from err

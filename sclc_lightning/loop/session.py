@@ -75,7 +75,7 @@ class FitSession:
         resume: where the checkpoint being resumed was saved, when in the middle of a
             generation; used by that generation's loader, then cleared.
         start_step: the global step at which the generation being trained started.
-        history: the run's ``history.json``, one record per generation trained.
+        history: the run's ``history.jsonl``, one record per generation trained.
         initial: with ``start_from="initial"``, the state every generation after the first
             starts from.
         saving: where in its generation the fit is, while an interrupted fit saves its
@@ -270,6 +270,7 @@ class FitSession:
                 real = self.source.real
                 self._sets[g] = self.store.open_generation(self.records[g], real.codec, len(real))
             sets[g] = self._sets[g]
+        self._sets = dict(sets)  # the sets of this plan only: those of older plans are closed
         return sets
 
 

@@ -188,13 +188,20 @@ class Manifest:
     format: int = MANIFEST_FORMAT
 
     def records(self) -> dict[int, StoredGeneration]:
-        """The records by generation."""
-        return {record.generation: record for record in self.generations}
+        """The records by generation (built once: a manifest never changes)."""
+        cached: dict[int, StoredGeneration] | None = self.__dict__.get("_records")
+        if cached is None:
+            cached = {record.generation: record for record in self.generations}
+            object.__setattr__(self, "_records", cached)
+        return dict(cached)
 
     def with_generation(self, record: StoredGeneration) -> Manifest:
         """This manifest with ``record`` as its last generation: records of the same and later
         generations came from a history that is being redone and are dropped."""
-        kept = tuple(r for r in self.generations if r.generation < record.generation)
+        if not self.generations or self.generations[-1].generation < record.generation:
+            kept = self.generations  # the usual case: the next generation
+        else:
+            kept = tuple(r for r in self.generations if r.generation < record.generation)
         return Manifest(self.run_id, self.config, self.item, (*kept, record), self.checkpointed, self.finished)
 
     def up_to(self, last: int) -> Manifest:

@@ -4,14 +4,21 @@
 records, and :mod:`.verification`, the checks on read). Layout under ``root``::
 
     manifest.json              # run id, configuration, item structure, one record per generation
+    manifest.journal           # records added since manifest.json was last written whole
     gen_0001/shard_00000.safetensors   # tensors "data", "source_index", "field.<key>"
     gen_0001/strings.json      # only when items carry string fields (prompts)
     gen_0002/...
     .exchange/                 # multi-process runs: each rank's raw samples, until rank 0 writes
     .sclc.lock, .sclc.lock.json        # the lock of the fit using the folder, and its holder
 
-A generation folder is written under a temporary name and renamed when complete; the manifest
-is replaced atomically after that, recording each file's SHA-256 digest. Every read-back checks
+A generation folder is written under a temporary name and renamed when complete; its record,
+with each file's SHA-256 digest, is then appended to ``manifest.journal`` (one line, written and
+``fsync``-ed), so that a generation costs the same after thousands as after one. The journal
+names the version of ``manifest.json`` it extends (its digest): every ``JOURNAL_LIMIT`` records,
+and whenever the manifest changes otherwise (checkpointed, finished, a resume dropping newer
+generations), ``manifest.json`` is rewritten whole, atomically, and the journal removed; a
+journal of another version is ignored, and a last line cut short by a crash is dropped (that
+generation is sampled again). Every read-back checks
 the files against the record first (:meth:`SyntheticStore.open_generation`). Nothing is ever
 unpickled: tensors come from safetensors, the rest from JSON. Shards are read lazily, one row at
 a time, through memory-mapped ``safe_open`` handles, so serving older generations costs no memory.
@@ -59,10 +66,15 @@ from sclc_lightning.store.verification import STRINGS_FILE, verify_generation
 
 __all__ = ["RunDirectoryError", "SyntheticSet", "SyntheticStore", "build_items", "encode_batch"]
 
+#: The journal of records added since ``manifest.json`` was written whole.
+JOURNAL_FILE = "manifest.journal"
+#: Records the journal holds at most before ``manifest.json`` is written whole again.
+JOURNAL_LIMIT = 1000
+
 #: Leftovers of an interrupted write: temporary and replaced generation folders, and the
 #: temporary files (:func:`~sclc_lightning._files.temporary_name`) of the files the run keeps here.
 _STALE = re.compile(
-    r"\.(gen_\d{4}\.(tmp|stale)|(manifest\.json|sclc\.lock\.json|history\.json|initial_state\.safetensors)\.tmp)-.+"
+    r"\.(gen_\d{4}\.(tmp|stale)|(manifest\.json|sclc\.lock\.json|history\.jsonl?|initial_state\.safetensors)\.tmp)-.+"
 )
 _GENERATION_FOLDER = re.compile(r"gen_(\d{4,})")
 
@@ -198,11 +210,21 @@ class SyntheticStore:
 
     def __init__(self, root: str | os.PathLike[str]):
         self.root = Path(root)
-        self._verified: set[str] = set()
-        # The manifest last read or written, with its bytes: it is parsed again only when the
-        # file's bytes differ, so that a run of thousands of generations does not parse a
-        # manifest that grows with every generation several times per generation.
-        self._manifest: tuple[tuple[int, int, int, int], Manifest] | None = None
+        self._verified: dict[int, str] = {}  # generation -> the digest of the record verified
+        # The manifest last read or written, with the versions of its two files: it is read
+        # again only when one of them changed.
+        self._manifest: tuple[Any, Manifest] | None = None
+        self._base: str | None = None  # the digest of manifest.json, which the journal extends
+        self._journaled = 0  # records in the journal
+
+    @property
+    def journal_path(self) -> Path:
+        """Records appended since ``manifest.json`` was last written whole."""
+        return self.root / JOURNAL_FILE
+
+    def _versions(self) -> tuple[Any, Any]:
+        journal = _file_key(self.journal_path) if os.path.lexists(self.journal_path) else None
+        return _file_key(self.manifest_path), journal
 
     @property
     def manifest_path(self) -> Path:
@@ -221,10 +243,11 @@ class SyntheticStore:
             RunDirectoryError: it cannot be read or parsed (the message names it and the field).
         """
         try:
-            if self._manifest is not None and self._manifest[0] == _file_key(self.manifest_path):
-                return self._manifest[1]  # the file this store last read or wrote, unchanged
-            key = _file_key(self.manifest_path)
-            text = read_regular(self.manifest_path).decode()
+            versions = self._versions()
+            if self._manifest is not None and self._manifest[0] == versions:
+                return self._manifest[1]  # the files this store last read or wrote, unchanged
+            data = read_regular(self.manifest_path)
+            text = data.decode()
         except FileNotFoundError:
             self._manifest = None
             return None
@@ -235,16 +258,83 @@ class SyntheticStore:
         except (OSError, UnicodeDecodeError) as err:
             raise RunDirectoryError(f"{self.manifest_path} cannot be read: {err}.") from None
         manifest = parse_manifest(text, self.manifest_path)
-        self._manifest = (key, manifest)
+        self._base = sha256_bytes(data)
+        manifest, self._journaled = self._replay(manifest)
+        self._manifest = (versions, manifest)
         return manifest
 
+    def _replay(self, manifest: Manifest) -> tuple[Manifest, int]:
+        """``manifest`` with the journal's records (when the journal extends this version of
+        ``manifest.json``); a last line cut short by a crash is dropped.
+
+        Raises:
+            RunDirectoryError: a line is damaged, naming the journal and the line.
+        """
+        path = self.journal_path
+        try:
+            lines = read_regular(path).decode().split("\n")
+        except FileNotFoundError:
+            return manifest, 0
+        except (NotARegularFile, OSError, UnicodeDecodeError) as err:
+            raise RunDirectoryError(f"{path} cannot be read: {err}.") from None
+        try:
+            header = json.loads(lines[0])
+        except ValueError:
+            header = None
+        if not isinstance(header, dict) or header.get("base") != self._base:
+            return manifest, 0  # it extends another version of manifest.json: nothing of it counts
+        complete = lines[1:-1]  # the text after the last newline is a line cut short, or nothing
+        for number, line in enumerate(complete, start=2):
+            try:
+                entry = json.loads(line)
+                record = StoredGeneration.from_json(entry["record"])
+                if record.digest() != entry["sha256"]:
+                    raise ValueError("its digest does not match its record")
+            except (ValueError, KeyError, TypeError) as err:
+                raise RunDirectoryError(f"{path}: line {number} is damaged ({err}).") from None
+            manifest = manifest.with_generation(record)
+        return manifest, len(complete)
+
     def write_manifest(self, manifest: Manifest) -> None:
-        """Replace the manifest atomically."""
+        """Replace the manifest atomically, whole; the journal is then removed (a journal left by
+        a crash between the two extends another version, and is ignored)."""
         with _naming(self.root):
             self.root.mkdir(parents=True, exist_ok=True)
         self._manifest = None
-        _atomic_write_bytes(self.manifest_path, manifest_text(manifest).encode())
-        self._manifest = (_file_key(self.manifest_path), manifest)
+        data = manifest_text(manifest).encode()
+        _atomic_write_bytes(self.manifest_path, data)
+        self._base, self._journaled = sha256_bytes(data), 0
+        if os.path.lexists(self.journal_path):
+            self.journal_path.unlink()
+            fsync_folder(self.root)
+        self._manifest = (self._versions(), manifest)
+
+    def compact(self) -> None:
+        """Fold the journal into ``manifest.json`` (written whole), for readers of that file alone."""
+        manifest = self.read_manifest()
+        if manifest is not None and os.path.lexists(self.journal_path):
+            self.write_manifest(manifest)
+
+    def _append(self, manifest: Manifest, record: StoredGeneration) -> None:
+        """Add ``record`` to the manifest: one line appended to the journal, or the manifest
+        written whole every :data:`JOURNAL_LIMIT` records."""
+        updated = manifest.with_generation(record)
+        if self._base is None or self._journaled >= JOURNAL_LIMIT:
+            self.write_manifest(updated)
+            return
+        lines = "" if os.path.lexists(self.journal_path) else json.dumps({"base": self._base}) + "\n"
+        lines += json.dumps({"record": record.to_json(), "sha256": record.digest()}, sort_keys=True) + "\n"
+        with _naming(self.journal_path):
+            handle = os.open(self.journal_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW, 0o644)
+            try:
+                os.write(handle, lines.encode())
+                os.fsync(handle)
+            finally:
+                os.close(handle)
+            if lines.startswith('{"base"'):
+                fsync_folder(self.root)
+        self._journaled += 1
+        self._manifest = (self._versions(), updated)
 
     def create(self, run_id: str, config: Mapping[str, Any], codec: ItemCodec) -> Manifest:
         """Start the manifest of a new run (no generations yet)."""
@@ -291,6 +381,7 @@ class SyntheticStore:
         """Remove the manifest and every generation (a run that crashed before its first
         checkpoint, which nothing can resume). Call it only while holding the directory's lock."""
         self.manifest_path.unlink(missing_ok=True)
+        self.journal_path.unlink(missing_ok=True)
         self.remove_stale()
 
     # -- generations -------------------------------------------------------------------------
@@ -331,7 +422,7 @@ class SyntheticStore:
             seconds_correcting=seconds_correcting,
             strings_sha256=strings_digest,
         )
-        self.write_manifest(manifest.with_generation(record))
+        self._append(manifest, record)
         return record
 
     def _write_folder(
@@ -373,7 +464,7 @@ class SyntheticStore:
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
-        self._verified = {key for key in self._verified if not key.startswith(f"{generation}:")}
+        self._verified.pop(generation, None)
         return shards, strings_digest
 
     def verify(self, record: StoredGeneration, codec: ItemCodec, real_size: int) -> None:
@@ -383,10 +474,9 @@ class SyntheticStore:
             RunDirectoryError: a file is missing, extra, changed or holds bad values; the message
                 names it.
         """
-        key = f"{record.generation}:{record.digest()}"
-        if key not in self._verified:
+        if self._verified.get(record.generation) != record.digest():
             verify_generation(self.root / self.folder_name(record.generation), record, codec, real_size)
-            self._verified.add(key)
+            self._verified[record.generation] = record.digest()
 
     def open_generation(self, record: StoredGeneration, codec: ItemCodec, real_size: int) -> SyntheticSet:
         """The lazily read dataset of one generation, after checking its files (:meth:`verify`)."""

@@ -96,7 +96,8 @@ def test_bad_model_output_stops_the_run_and_keeps_disk_intact(tmp_path: Path, ki
     assert sorted(p.name for p in (tmp_path / "s").iterdir()) == [
         ".sclc.lock",
         "gen_0001",
-        "history.json",
+        "history.jsonl",
+        "manifest.journal",
         "manifest.json",
     ]
 

@@ -182,6 +182,9 @@ def test_a_forged_generation_after_the_checkpoint_is_never_trained_on(tmp_path: 
     genuine = tensors["data"].clone()
     tensors["data"] = torch.full_like(tensors["data"], 7.0)  # far from anything the model made
     save_file(tensors, str(shard))
+    from sclc_lightning.store import SyntheticStore
+
+    SyntheticStore(synthetic).compact()  # the record in manifest.json, where the forger edits it
     record = json.loads((synthetic / "manifest.json").read_text())
     record["generations"][-1]["shards"][0][2] = hashlib.sha256(shard.read_bytes()).hexdigest()
     (synthetic / "manifest.json").write_text(json.dumps(record))

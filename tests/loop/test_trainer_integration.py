@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import json
 from pathlib import Path
 from typing import Any
 
@@ -280,6 +282,12 @@ def test_the_history_is_written_beside_the_synthetic_data(tmp_path: Path) -> Non
     assert read_history(tmp_path / "s") == loop.history and len(loop.history) == 3
     # Another process's loop on that folder (the parent of ddp_spawn, a notebook) reads it there.
     assert SelfConsumingLoop(0.5, 2, images_per_generation=30, output_dir=tmp_path / "s").history == loop.history
-    (tmp_path / "s" / "history.json").write_text("[{")
-    with pytest.raises(ValueError, match=r"history\.json is not a generation history written by the loop"):
+    lines = (tmp_path / "s" / "history.jsonl").read_text().splitlines(keepends=True)
+    (tmp_path / "s" / "history.jsonl").write_text("".join(lines) + lines[-1][:20])  # cut short by a crash
+    assert read_history(tmp_path / "s") == loop.history
+    (tmp_path / "s" / "history.jsonl").write_text(lines[0] + "[{\n")
+    with pytest.raises(ValueError, match=r"history\.jsonl: line 2 is not a record written by the loop"):
         read_history(tmp_path / "s")
+    (tmp_path / "s" / "history.jsonl").unlink()  # a run of an earlier version: history.json, a list
+    (tmp_path / "s" / "history.json").write_text(json.dumps([dataclasses.asdict(r) for r in loop.history]))
+    assert read_history(tmp_path / "s") == loop.history

@@ -7,7 +7,7 @@ import torch
 
 from sclc_lightning.items.codec import ItemCodec, SyntheticBatch
 from sclc_lightning.items.real import RealData
-from sclc_lightning.store.manifest import StoredGeneration, parse_manifest
+from sclc_lightning.store.manifest import RunDirectoryError, StoredGeneration, parse_manifest
 from sclc_lightning.store.synthetic import SyntheticStore
 
 
@@ -38,7 +38,7 @@ def test_generation_round_trip_in_shards(tmp_path) -> None:
         ("shard_00002.safetensors", 5),
     ]
     assert all(len(s.sha256) == 64 for s in record.shards) and record.strings_sha256 is not None
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["gen_0003", "manifest.json"]  # no temporary folder left
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["gen_0003", "manifest.journal", "manifest.json"]
     ds = store.open_generation(record, real.codec, len(real))
     assert len(ds) == 25
     x, label, name = ds[17]  # the other fields come from the source item
@@ -62,7 +62,7 @@ def test_rewrite_replaces_atomically_and_manifest(tmp_path) -> None:
     assert sorted(store.records()) == [1] and store.records()[1] == record
     ds = store.open_generation(record, real.codec, len(real))
     assert float(ds[3]) == 1.0 and len(ds) == 4
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["gen_0001", "gen_0002", "manifest.json"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["gen_0001", "gen_0002", "manifest.journal", "manifest.json"]
 
 
 def test_manifest_json_keeps_its_keys(tmp_path) -> None:
@@ -70,6 +70,7 @@ def test_manifest_json_keeps_its_keys(tmp_path) -> None:
     store = SyntheticStore(tmp_path)
     store.create("run-a", {"n": 4}, real.codec)
     _write(store, 1, SyntheticBatch(torch.zeros(3, 2), torch.arange(3)), real)
+    store.compact()
     payload = json.loads((tmp_path / "manifest.json").read_text())
     assert payload["format"] == 2 and payload["run_id"] == "run-a" and payload["item"] == real.codec.to_json()
     (record,) = payload["generations"]
@@ -92,3 +93,63 @@ def test_exchange_gathers_the_ranks_in_order(tmp_path) -> None:
     assert batch.data.flatten().tolist() == [1.0, 2.0, 3.0] and batch.source_index.tolist() == [0, 1, 5]
     assert batch.conditions.tolist() == [0, 1, 2]  # the labels of the source items
     assert not list((tmp_path / ".exchange").iterdir())  # the exchange files are gone
+
+
+def _journaled_store(tmp_path, generations: int = 4):  # type: ignore[no-untyped-def]
+    real = RealData([torch.zeros(1)] * 4, ItemCodec.infer(torch.zeros(1)))
+    store = SyntheticStore(tmp_path)
+    store.create("r", {"n": 4}, real.codec)
+    for generation in range(1, generations + 1):
+        _write(store, generation, SyntheticBatch(torch.full((3, 1), float(generation)), torch.arange(3)), real)
+    return store, real
+
+
+def test_records_are_appended_to_a_journal_and_read_back_whole(tmp_path) -> None:
+    import json
+
+    store, _ = _journaled_store(tmp_path)
+    on_disk = json.loads((tmp_path / "manifest.json").read_text())
+    assert on_disk["generations"] == []  # the records are in the journal, one line each
+    assert len((tmp_path / "manifest.journal").read_text().splitlines()) == 1 + 4
+    fresh = SyntheticStore(tmp_path)  # what another process reads
+    assert sorted(fresh.records()) == [1, 2, 3, 4] and fresh.records() == store.records()
+    store.mark(checkpointed=True)  # any other change writes manifest.json whole, the journal goes
+    assert not (tmp_path / "manifest.journal").exists()
+    written = json.loads((tmp_path / "manifest.json").read_text())["generations"]
+    assert [g["generation"] for g in written] == [1, 2, 3, 4]
+    assert sorted(SyntheticStore(tmp_path).records()) == [1, 2, 3, 4]
+
+
+def test_a_journal_line_cut_short_is_dropped_and_a_damaged_one_refused(tmp_path) -> None:
+    _journaled_store(tmp_path)
+    journal = tmp_path / "manifest.journal"
+    text = journal.read_text()
+    journal.write_text(text[:-40])  # the last append cut short by a crash: that generation is redone
+    assert sorted(SyntheticStore(tmp_path).records()) == [1, 2, 3]
+    lines = text.splitlines(keepends=True)
+    lines[2] = lines[2].replace('"count": 3', '"count": 2')  # a record changed, its digest not
+    journal.write_text("".join(lines))
+    with pytest.raises(RunDirectoryError, match=r"manifest\.journal: line 3 is damaged"):
+        SyntheticStore(tmp_path).records()
+
+
+def test_a_journal_of_another_manifest_version_is_ignored(tmp_path) -> None:
+    """A crash after ``manifest.json`` was written whole but before the journal was removed: the
+    journal extends the previous version and must not add its records again."""
+    import shutil
+
+    store, _ = _journaled_store(tmp_path)
+    shutil.copy(tmp_path / "manifest.journal", tmp_path / "old.journal")
+    store.write_manifest(store.read_manifest().up_to(2))  # type: ignore[union-attr]
+    shutil.move(str(tmp_path / "old.journal"), str(tmp_path / "manifest.journal"))
+    assert sorted(SyntheticStore(tmp_path).records()) == [1, 2]
+
+
+def test_the_journal_is_folded_into_the_manifest_every_limit_records(tmp_path, monkeypatch) -> None:
+    import sclc_lightning.store.synthetic as synthetic
+
+    monkeypatch.setattr(synthetic, "JOURNAL_LIMIT", 3)
+    _journaled_store(tmp_path, generations=5)
+    journal = (tmp_path / "manifest.journal").read_text().splitlines()
+    assert len(journal) == 1 + 1  # records 1-3 journaled, the 4th folded all into manifest.json, 5 after
+    assert sorted(SyntheticStore(tmp_path).records()) == [1, 2, 3, 4, 5]

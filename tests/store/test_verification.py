@@ -38,6 +38,7 @@ def _store(root: Path) -> tuple[SyntheticStore, RealData]:
             seconds_sampling=0.0,
             seconds_correcting=0.0,
         )
+    store.compact()  # the records in manifest.json, which the damage below edits
     return store, real
 
 
@@ -208,7 +209,7 @@ def test_stale_leftovers_are_removed_when_a_store_is_opened(tmp_path: Path) -> N
     (tmp_path / ".gen_0003.tmp-abc").mkdir()
     (tmp_path / ".gen_0001.stale-abc").mkdir()
     (tmp_path / ".manifest.json.tmp-abc").write_text("{")
-    (tmp_path / ".history.json.tmp-abc").write_text("[")
+    (tmp_path / ".history.jsonl.tmp-abc").write_text("[")
     (tmp_path / ".initial_state.safetensors.tmp-abc").write_text("")
     (tmp_path / "gen_0007").mkdir()  # written, but never recorded
     (tmp_path / ".exchange").mkdir()
@@ -217,7 +218,7 @@ def test_stale_leftovers_are_removed_when_a_store_is_opened(tmp_path: Path) -> N
         ".exchange",
         ".gen_0001.stale-abc",
         ".gen_0003.tmp-abc",
-        ".history.json.tmp-abc",
+        ".history.jsonl.tmp-abc",
         ".initial_state.safetensors.tmp-abc",
         ".manifest.json.tmp-abc",
         "gen_0007",
