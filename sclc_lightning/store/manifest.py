@@ -198,11 +198,13 @@ class Manifest:
     def with_generation(self, record: StoredGeneration) -> Manifest:
         """This manifest with ``record`` as its last generation: records of the same and later
         generations came from a history that is being redone and are dropped."""
-        if not self.generations or self.generations[-1].generation < record.generation:
-            kept = self.generations  # the usual case: the next generation
-        else:
-            kept = tuple(r for r in self.generations if r.generation < record.generation)
-        return Manifest(self.run_id, self.config, self.item, (*kept, record), self.checkpointed, self.finished)
+        appended = not self.generations or self.generations[-1].generation < record.generation
+        kept = self.generations if appended else tuple(r for r in self.generations if r.generation < record.generation)
+        updated = Manifest(self.run_id, self.config, self.item, (*kept, record), self.checkpointed, self.finished)
+        cached = self.__dict__.get("_records")
+        if appended and cached is not None:  # the usual case, the next generation: no scan of the others
+            object.__setattr__(updated, "_records", {**cached, record.generation: record})
+        return updated
 
     def up_to(self, last: int) -> Manifest:
         """This manifest without the records of generations after ``last``."""
