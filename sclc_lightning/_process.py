@@ -99,29 +99,27 @@ def _marked() -> dict[int, str]:
     return found
 
 
+def _kill(pids: list[int]) -> list[int]:
+    """``SIGKILL`` each of ``pids`` still there (never this process); those killed."""
+    killed = []
+    for pid in pids:
+        if pid == os.getpid():
+            continue
+        try:
+            os.kill(pid, signal.SIGKILL)
+            killed.append(pid)
+        except (ProcessLookupError, PermissionError):
+            pass
+    return killed
+
+
 def kill_tree(marker: str) -> list[int]:
     """``SIGKILL`` every process carrying ``marker`` (the program and all it started, those that
     called ``setsid`` included); the pids killed."""
-    killed = []
-    for pid, found in _marked().items():
-        if found == marker and pid != os.getpid():
-            try:
-                os.kill(pid, signal.SIGKILL)
-                killed.append(pid)
-            except (ProcessLookupError, PermissionError):
-                pass
-    return killed
+    return _kill([pid for pid, found in _marked().items() if found == marker])
 
 
 def kill_orphaned_trees() -> list[int]:
     """``SIGKILL`` the processes of trees whose fit is gone (killed before it could end them)."""
-    killed = []
-    for pid, marker in _marked().items():
-        owner = marker.split("-", 1)[0]
-        if owner.isdigit() and not pid_alive(int(owner)):
-            try:
-                os.kill(pid, signal.SIGKILL)
-                killed.append(pid)
-            except (ProcessLookupError, PermissionError):
-                pass
-    return killed
+    owners = {pid: marker.split("-", 1)[0] for pid, marker in _marked().items()}
+    return _kill([pid for pid, owner in owners.items() if owner.isdigit() and not pid_alive(int(owner))])
