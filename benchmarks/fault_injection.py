@@ -75,19 +75,24 @@ def _install_kill(point: str, trainer: Any, model: Any) -> None:
     if point == "sampling":
         original_sample = model.sample
         model.sample = lambda *a, **k: _die() if nth(2) else original_sample(*a, **k)
-    elif point in ("shard", "record"):
+    elif point == "shard":
         original_replace = os.replace
 
         def replace(src: Any, dst: Any) -> None:
-            name = Path(src).name
-            if point == "shard" and name.startswith(".gen_0002.tmp"):
+            if Path(src).name.startswith(".gen_0002.tmp"):
                 _die()  # generation 2's shards written, its folder not yet in place
-            recording = point == "record" and name.startswith(".manifest.json.tmp")
-            if recording and '"generation": 2' in Path(src).read_text():
-                _die()  # generation 2's folder in place, its record not yet in the manifest
             original_replace(src, dst)
 
         store.os.replace = replace  # type: ignore[attr-defined]
+    elif point == "record":
+        original_append = store.SyntheticStore._append
+
+        def append(self: Any, manifest: Any, record: Any) -> None:
+            if record.generation == 2:
+                _die()  # generation 2's folder in place, its record not yet in the manifest's journal
+            original_append(self, manifest, record)
+
+        store.SyntheticStore._append = append  # type: ignore[method-assign]
     elif point in ("checkpoint", "after-checkpoint"):
         original_save = TorchCheckpointIO.save_checkpoint
 
@@ -237,6 +242,10 @@ def reference_digest(work: Path) -> tuple[str, float]:
 
 # -- corruptions ------------------------------------------------------------------------------------
 def _manifest(root: Path) -> dict[str, Any]:
+    """``manifest.json`` with every record in it (the journal folded in first), to be edited."""
+    from sclc_lightning.store import SyntheticStore
+
+    SyntheticStore(root / "synthetic").compact()
     return json.loads((root / "synthetic" / "manifest.json").read_text())
 
 
@@ -274,7 +283,30 @@ def _nan_with_digest(root: Path, generation: int = 1) -> None:
 
 
 def _swap_manifest(root: Path, other: Path) -> None:
+    _manifest(other)  # every record of the other run in its manifest.json
     shutil.copy(other / "synthetic" / "manifest.json", root / "synthetic" / "manifest.json")
+
+
+def _fifo(path: Path) -> None:
+    path.unlink()
+    os.mkfifo(path)
+
+
+def _link(path: Path, target: str) -> None:
+    path.unlink()
+    path.symlink_to(target)
+
+
+def _linked_folder(root: Path) -> None:
+    synthetic = root / "synthetic"
+    elsewhere = root / "elsewhere"
+    shutil.move(str(synthetic / "gen_0001"), str(elsewhere))
+    (synthetic / "gen_0001").symlink_to(elsewhere, target_is_directory=True)
+
+
+def _journal(root: Path, change: Callable[[list[str]], list[str]]) -> None:
+    path = root / "synthetic" / "manifest.journal"
+    path.write_text("".join(change(path.read_text().splitlines(keepends=True))))
 
 
 def _stale_leftovers(root: Path) -> None:
@@ -335,6 +367,19 @@ CORRUPTIONS: dict[str, tuple[Callable[[Path, Path], None], str]] = {
     # no checkpoint vouches for generation 3: it is sampled again, never read
     "NaN in generation 3 (after the checkpoint)": (lambda r, o: _nan_with_digest(r, 3), "identical"),
     "leftovers of interrupted writes": (lambda r, o: _stale_leftovers(r), "identical"),
+    "shard replaced by a FIFO": (lambda r, o: _fifo(_shard(r)), "refused"),
+    "shard linked to /dev/zero": (lambda r, o: _link(_shard(r), "/dev/zero"), "refused"),
+    "manifest.json replaced by a FIFO": (lambda r, o: _fifo(r / "synthetic" / "manifest.json"), "refused"),
+    "generation folder is a symbolic link": (lambda r, o: _linked_folder(r), "refused"),
+    "journal record changed, digest not": (
+        lambda r, o: _journal(r, lambda lines: [lines[0], lines[1].replace('"count": ', '"count": 1'), *lines[2:]]),
+        "refused",
+    ),
+    # the last append cut short by a crash: generation 3's record (after the checkpoint) is dropped
+    "journal's last line cut short": (
+        lambda r, o: _journal(r, lambda lines: [*lines[:-1], lines[-1][:30]]),
+        "identical",
+    ),
 }
 
 
@@ -362,12 +407,10 @@ class _Crash(RuntimeError):
 
 def corruption_outcome(damage: Callable[[Path, Path], None], base: Path, other: Path, work: Path) -> dict[str, Any]:
     """Copy the crashed run ``base``, damage it, resume it in-process and describe what happened."""
-    from sclc_lightning.store import RunDirectoryError, SyntheticStore
+    from sclc_lightning.store import RunDirectoryError
 
     root = Path(tempfile.mkdtemp(dir=work))
     shutil.copytree(base, root, dirs_exist_ok=True)
-    for run in (root, other):  # every record in manifest.json, where the damage below edits it
-        SyntheticStore(run / "synthetic").compact()
     damage(root, other)
     _quiet()
     try:

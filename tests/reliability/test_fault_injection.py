@@ -47,7 +47,11 @@ def test_every_corruption_is_refused_naming_the_file(script: Any, tmp_path: Path
     assert all(r["outcome"] == "refused" and r["names_file"] for r in refused)
     clean = [r for r in rows if r["expected"] == "identical"]
     kinds = {r["kind"] for r in clean}
-    assert kinds == {"leftovers of interrupted writes", "NaN in generation 3 (after the checkpoint)"}
+    assert kinds == {
+        "leftovers of interrupted writes",
+        "NaN in generation 3 (after the checkpoint)",
+        "journal's last line cut short",
+    }
     assert all(r["outcome"] == "resumed" and r["identical"] and r["rows_complete"] for r in clean)
 
 
