@@ -26,6 +26,7 @@ from sclc_lightning._files import atomic_path, atomic_write, read_regular, sha25
 from sclc_lightning.grid.points import GridPoint
 
 __all__ = [
+    "GridError",
     "GridSpec",
     "PointResult",
     "latest_checkpoint",
@@ -112,6 +113,11 @@ def _loop_checkpoint(path: Path, run_id: str | None) -> tuple[int, int] | None:
         return None
 
 
+class GridError(ValueError):
+    """A grid's ``--out`` folder holds what this grid cannot use (another grid, an unreadable or
+    malformed ``grid.json``); the message names the file and what to do."""
+
+
 @dataclass(frozen=True)
 class GridSpec:
     """A grid's definition, kept in ``<out>/grid.json``."""
@@ -143,21 +149,21 @@ class GridSpec:
         """Record the grid in ``out``, or check that ``out`` holds this same grid.
 
         Raises:
-            ValueError: ``out`` holds another grid.
+            GridError: ``out`` holds another grid, or a ``grid.json`` that cannot be read.
         """
         path = out / "grid.json"
         if path.exists():
             try:
                 old = json.loads(read_regular(path))
             except (OSError, ValueError) as err:
-                raise ValueError(f"{path} cannot be read ({err}); use another --out.") from None
+                raise GridError(f"{path} cannot be read ({err}); use another --out.") from None
             if not isinstance(old, dict):
-                raise ValueError(
+                raise GridError(
                     f"{path} holds a JSON {type(old).__name__}, not a grid's definition (an object); use another --out."
                 )
             changes = self.differences(old)
             if changes:
-                raise ValueError(
+                raise GridError(
                     f"{out} holds another grid ({'; '.join(changes)}): rerun it with the same recipe and"
                     " arguments, or use another --out."
                 )

@@ -5,11 +5,13 @@ See ``docs/architecture.md`` for the map of these modules and the data flow of o
 
 from sclc_lightning._trainer import current_generation, eval_mode, find_loop
 from sclc_lightning.loop.callback import SelfConsumingLoop
+from sclc_lightning.loop.fingerprint import ResumeRefused
 from sclc_lightning.loop.records import GenerationRecord
 from sclc_lightning.loop.sampling import SyntheticDataError
 
 __all__ = [
     "GenerationRecord",
+    "ResumeRefused",
     "SelfConsumingLoop",
     "SyntheticDataError",
     "current_generation",

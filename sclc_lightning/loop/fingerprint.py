@@ -28,7 +28,23 @@ if TYPE_CHECKING:
     from sclc_lightning.correctors.base import Corrector
     from sclc_lightning.loop.config import LoopConfig
 
-__all__ = ["FORMATS", "INTRODUCED", "STATE_FORMAT", "build", "check_format", "fingerprint_changes", "upgrade"]
+__all__ = [
+    "FORMATS",
+    "INTRODUCED",
+    "STATE_FORMAT",
+    "ResumeRefused",
+    "build",
+    "check_format",
+    "fingerprint_changes",
+    "upgrade",
+]
+
+
+class ResumeRefused(ValueError):
+    """A checkpoint this fit must not resume: its settings, real data, item structure or format
+    differ from this fit's (or its run directory belongs to another run); the message names each
+    difference with both values and what to do."""
+
 
 #: The format this version writes.
 STATE_FORMAT = 3
@@ -78,7 +94,7 @@ def check_format(found: Any) -> int:
     """The format of a checkpoint's loop state, if this version reads it.
 
     Raises:
-        ValueError: naming the format found and those this version reads.
+        ResumeRefused: naming the format found and those this version reads.
 
     Examples:
         >>> check_format(2)
@@ -98,7 +114,7 @@ def check_format(found: Any) -> int:
         if newer
         else "It was not written by SelfConsumingLoop, or it is damaged."
     )
-    raise ValueError(
+    raise ResumeRefused(
         f"Checkpoint holds SelfConsumingLoop state format {found!r}; this version reads formats {readable}. {advice}"
     )
 

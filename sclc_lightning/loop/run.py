@@ -24,7 +24,7 @@ from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
 from sclc_lightning.items.codec import ItemCodec
 from sclc_lightning.items.real import RealData
 from sclc_lightning.loop.config import LoopConfig
-from sclc_lightning.loop.fingerprint import STATE_FORMAT, check_format, fingerprint_changes
+from sclc_lightning.loop.fingerprint import STATE_FORMAT, ResumeRefused, check_format, fingerprint_changes
 from sclc_lightning.store.lock import RunDirectoryLocked, RunLock
 from sclc_lightning.store.manifest import Manifest, RunDirectoryError, StoredGeneration
 from sclc_lightning.store.synthetic import SyntheticStore
@@ -69,7 +69,7 @@ class LoopState:
         """Read a checkpoint's state.
 
         Raises:
-            ValueError: a state format this version cannot read.
+            ResumeRefused: a state format this version cannot read.
         """
         check_format(state.get("format"))
         records = state.get("records")
@@ -107,7 +107,7 @@ def check_resume(restored: LoopState, fingerprint: Mapping[str, Any], accept_oth
     real data is accepted, with a warning, when ``accept_other_real_data``.
 
     Raises:
-        ValueError: naming every setting that changed, with both values.
+        ResumeRefused: naming every setting that changed, with both values.
     """
     changes = fingerprint_changes(restored.fingerprint, fingerprint, restored.format)
     data = [c for c in changes if c.startswith("real_data")]
@@ -121,7 +121,7 @@ def check_resume(restored: LoopState, fingerprint: Mapping[str, Any], accept_oth
             if data
             else ""
         )
-        raise ValueError(f"Cannot resume a self-consuming run with changed settings ({', '.join(changes)}){hint}.")
+        raise ResumeRefused(f"Cannot resume a self-consuming run with changed settings ({', '.join(changes)}){hint}.")
 
 
 def _resume(store: SyntheticStore, restored: LoopState, codec: ItemCodec, real_size: int) -> None:
@@ -134,12 +134,12 @@ def _resume(store: SyntheticStore, restored: LoopState, codec: ItemCodec, real_s
             " run (without `ckpt_path`)."
         )
     if manifest.run_id != restored.run_id:
-        raise ValueError(
+        raise ResumeRefused(
             f"{store.manifest_path} belongs to run {manifest.run_id}, the checkpoint to run"
             f" {restored.run_id}; pass the run's own `output_dir`."
         )
     if manifest.item != codec.to_json():
-        raise ValueError(
+        raise ResumeRefused(
             f"{store.manifest_path} stores items structured as {manifest.item}, but the real data's items"
             f" are now {codec.to_json()}; resume with the data the run started with."
         )
@@ -192,6 +192,7 @@ _ERRORS: dict[str, type[Exception]] = {
     "RunDirectoryError": RunDirectoryError,
     "RunDirectoryLocked": RunDirectoryLocked,
     "ValueError": ValueError,
+    "ResumeRefused": ResumeRefused,
 }
 
 
@@ -252,7 +253,7 @@ def open_run(
                 _resume(store, restored, real.codec, len(real))
             else:
                 fresh = _start(store)
-        except (RunDirectoryError, RunDirectoryLocked, ValueError) as err:
+        except (RunDirectoryError, RunDirectoryLocked, ValueError) as err:  # ResumeRefused included
             problem = (type(err).__name__, str(err))
             lock.release()
     problem, fresh = trainer.strategy.broadcast((problem, fresh), src=0)

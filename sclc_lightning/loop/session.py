@@ -264,14 +264,14 @@ class FitSession:
         return [[g, r.count, r.digest()] for g, r in sorted(self.records.items()) if g <= self.generation]
 
     def _synthetic_sets(self, plan: GenerationPlan) -> dict[int, Dataset[Any]]:
-        sets: dict[int, Dataset[Any]] = {}
+        opened: dict[int, SyntheticSet] = {}
         for g, _ in plan.synthetic:
             if g not in self._sets:
                 real = self.source.real
                 self._sets[g] = self.store.open_generation(self.records[g], real.codec, len(real))
-            sets[g] = self._sets[g]
-        self._sets = dict(sets)  # the sets of this plan only: those of older plans are closed
-        return sets
+            opened[g] = self._sets[g]
+        self._sets = opened  # the sets of this plan only: those of older plans are let go
+        return dict(opened)
 
 
 def start_session(

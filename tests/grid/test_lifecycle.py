@@ -143,9 +143,9 @@ def test_only_the_loops_own_checkpoints_are_resumed(tmp_path: Path, capsys) -> N
 def test_a_grid_json_of_another_shape_is_refused(tmp_path: Path) -> None:
     import pytest
 
-    from sclc_lightning.grid.status import GridSpec
+    from sclc_lightning.grid.status import GridError, GridSpec
 
     (tmp_path / "grid.json").write_text("[1, 2]")
     spec = GridSpec("recipe.yaml", "0" * 64, [], None, [])
-    with pytest.raises(ValueError, match=r"grid.json holds a JSON list, not a grid's definition"):
+    with pytest.raises(GridError, match=r"grid.json holds a JSON list, not a grid's definition"):
         spec.save_or_check(tmp_path)

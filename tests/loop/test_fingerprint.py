@@ -15,7 +15,7 @@ import torch
 from sclc_lightning import Corrector, SelfConsumingLoop
 from sclc_lightning._settings import constructor_arguments
 from sclc_lightning.correctors import available_correctors, get_corrector_class
-from sclc_lightning.loop.fingerprint import FORMATS, STATE_FORMAT, check_format, fingerprint_changes
+from sclc_lightning.loop.fingerprint import FORMATS, STATE_FORMAT, ResumeRefused, check_format, fingerprint_changes
 from sclc_lightning.loop.run import LoopState, check_resume
 from sclc_lightning.mixing import available_mixing_policies, get_mixing_policy_class
 
@@ -213,7 +213,9 @@ def test_checkpoint_formats_are_read_or_refused_by_name() -> None:
     now = _fingerprint(mode="accumulate", mode_kwargs={"max_synthetic": 3})
     assert fingerprint_changes(old, now, 1) == []  # format 1: mode settings were top-level keys
     for bad, says in ((STATE_FORMAT + 1, "A newer sclc-lightning wrote it"), (None, "not written by"), (True, "not")):
-        with pytest.raises(ValueError, match=f"state format {bad!r}; this version reads formats 1 .* and 2 .*{says}"):
+        with pytest.raises(
+            ResumeRefused, match=f"state format {bad!r}; this version reads formats 1 .* and 2 .*{says}"
+        ):
             LoopState.from_dict({"format": bad, "fingerprint": {}})
 
 

@@ -216,7 +216,11 @@ def test_a_resume_with_other_real_data_is_refused_unless_accepted(
     assert loop.fingerprint()["real_data"]["items"] == 50
     assert manifest(tmp_path / "synthetic")["config"]["real_data"] == loop.fingerprint()["real_data"]
     checkpoint = str(tmp_path / "ck" / "epoch=1.ckpt")
-    with pytest.raises(ValueError, match=rf"{named}.*resume with the same data, or pass accept_other_real_data=True"):
+    from sclc_lightning.loop import ResumeRefused
+
+    with pytest.raises(
+        ResumeRefused, match=rf"{named}.*resume with the same data, or pass accept_other_real_data=True"
+    ):
         _run_on(tmp_path, other, ckpt_path=checkpoint)
     with pytest.warns(UserWarning, match="resuming with other real data, as accepted"):
         _run_on(tmp_path, other, ckpt_path=checkpoint, accept_other_real_data=True)
