@@ -7,7 +7,9 @@ asks for a loader early) :func:`preview_loader` answers, with the fit's planned 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import Any
 
 import lightning.pytorch as pl
@@ -101,9 +103,11 @@ class FitSession:
     _sets: dict[int, SyntheticSet] = field(default_factory=dict)
     _persistent: PersistentLoader | None = None
     _warned: set[tuple[int | None, int]] = field(default_factory=set)
+    _counts: dict[int, int] = field(default_factory=dict)  # the size of each synthetic set on disk
 
     def __post_init__(self) -> None:
         self.history = HistoryFile(self.store.root)
+        self._counts = {g: r.count for g, r in self.records.items()}
 
     @property
     def n(self) -> int:
@@ -184,6 +188,9 @@ class FitSession:
                 must_reuse=position is not None,
             )
         self.records = produced.records
+        if self._counts and max(self._counts) >= generation:  # a history being redone (rare)
+            self._counts = {g: c for g, c in self._counts.items() if g < generation}
+        self._counts[generation] = produced.records[generation].count  # kept, not rebuilt: no scan
         if produced.written:
             self._sets = {g: s for g, s in self._sets.items() if g < generation}
         self.progress.time_sampling_s = produced.seconds_sampling
@@ -194,7 +201,9 @@ class FitSession:
     ) -> tuple[GenerationPlan, GenerationDraw]:
         """The policy's plan of ``generation``'s mixed set and the budget's draw from it; every
         synthetic set read back is checked against its record, on every rank."""
-        counts = {g: r.count for g, r in self.records.items() if g <= generation}
+        counts: Mapping[int, int] = MappingProxyType(self._counts)  # read-only, up to `generation`
+        if self._counts and max(self._counts) > generation:
+            counts = {g: c for g, c in self._counts.items() if g <= generation}
         plan = self.config.policy.plan(generation, len(self.source.real), counts, self.config.seed)
         error: BaseException | None = None
         sets: dict[int, Dataset[Any]] = {}
