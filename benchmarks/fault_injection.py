@@ -8,6 +8,9 @@ directory in every way a user or a crash can, resume, and record what happens.
    It is then resumed from its latest checkpoint (or started again when it had none) until it
    finishes. Each resumed run must end with the final weights of an uninterrupted run, bit for
    bit, a ``metrics.csv`` with exactly one row per generation, and no temporary files left.
+3. Bad input under ``sclc`` (``--bad-input``): each case runs the command in its own process and
+   is classified ``named`` (non-zero exit, one or two lines, no traceback), ``traceback``,
+   ``hang`` or ``silent`` (exit code 0).
 2. Corruptions. A run crashed after generation 2's checkpoint is copied, damaged in one way, and
    resumed in-process; the outcome must be a refusal naming the file, or, for leftovers of
    interrupted writes, a clean resume identical to an uninterrupted run.
@@ -16,6 +19,7 @@ Usage::
 
     python benchmarks/fault_injection.py --kills 30          # random kills, then the chosen points
     python benchmarks/fault_injection.py --corruptions       # the corruption table
+    python benchmarks/fault_injection.py --bad-input         # bad input under `sclc`, each in its own process
     python benchmarks/fault_injection.py fit ROOT [--kill-at POINT]   # one fit (used by the above)
 """
 
@@ -446,6 +450,112 @@ def corruption_table(work: Path, kinds: list[str] | None = None) -> list[dict[st
     return rows
 
 
+# -- bad input under `sclc` --------------------------------------------------------------------------
+_TOY = str(Path(__file__).parents[1] / "recipes" / "gaussian_toy.yaml")
+_EXTERNAL = Path(__file__).parents[1] / "tests" / "correctors" / "scripts" / "external_corrector.py"
+
+
+def _toy(*extra: str) -> list[str]:
+    return ["fit", "--config", _TOY, "--wandb", "false", "--loop.generations", "2", *extra]
+
+
+def _evil_checkpoint(path: Path) -> None:
+    import pickle
+
+    class Payload:
+        def __reduce__(self) -> tuple[Any, ...]:
+            return (os.system, (f"touch {path.parent / 'pwned'}",))
+
+    path.write_bytes(pickle.dumps({"state_dict": {}, "payload": Payload()}))
+
+
+def bad_inputs(work: Path) -> dict[str, tuple[Callable[[], None], list[str]]]:
+    """Each case: how its folder is prepared, and the ``sclc`` command it runs."""
+    run = work / "run"  # a finished run with checkpoints, shared by the resume cases
+    last = ["--run_dir", str(run), "--ckpt_path", "last"]
+    command = f"{sys.executable} {_EXTERNAL} fail {{input}} {{output}}"
+
+    def fifo_in_run() -> None:
+        copy = work / "fifo-run"
+        shutil.copytree(run, copy)
+        _fifo(next((copy / "synthetic" / "gen_0001").glob("shard_*.safetensors")))
+
+    def grid_list() -> None:
+        (work / "grid").mkdir(exist_ok=True)
+        (work / "grid" / "grid.json").write_text("[1, 2]")
+
+    return {
+        "run_dir is a regular file": (lambda: (work / "afile").write_text("x"), _toy("--run_dir", str(work / "afile"))),
+        "malicious checkpoint": (
+            lambda: _evil_checkpoint(work / "evil.ckpt"),
+            _toy("--run_dir", str(work / "evil"), "--ckpt_path", str(work / "evil.ckpt")),
+        ),
+        "external corrector fails": (
+            lambda: None,
+            _toy(
+                "--run_dir",
+                str(work / "ext"),
+                "--loop.corrector",
+                "command",
+                "--loop.corrector_kwargs",
+                json.dumps({"command": command}),
+            ),
+        ),
+        "--ckpt_path last, no checkpoint": (
+            lambda: None,
+            _toy("--run_dir", str(work / "empty"), "--ckpt_path", "last"),
+        ),
+        "resume, a loop setting changed": (lambda: None, _toy(*last, "--loop.seed", "5")),
+        "resume, other real data": (lambda: None, _toy(*last, "--data.init_args.n", "60")),
+        "resume, a model setting changed": (lambda: None, _toy(*last, "--model.init_args.target_std", "2.0")),
+        "resume, a shard is a FIFO": (
+            fifo_in_run,
+            _toy("--run_dir", str(work / "fifo-run"), "--ckpt_path", "last"),
+        ),
+        "grid.json holds a list": (grid_list, ["grid", "--config", _TOY, "--out", str(work / "grid")]),
+        "report --out inside a run's data": (
+            lambda: None,
+            ["report", str(run), "--out", str(run / "synthetic" / "report")],
+        ),
+        "report of a broken config.yaml": (
+            lambda: (shutil.copytree(run, work / "broken"), (work / "broken" / "config.yaml").write_text("x: [")),
+            ["report", str(work / "broken"), "--out", str(work / "broken-report")],
+        ),
+    }
+
+
+def bad_input_table(work: Path, timeout: float = 300.0) -> list[dict[str, Any]]:
+    """Every bad input under the ``sclc`` command, in its own process: ``named`` (a non-zero exit
+    code, one or two lines, no traceback), ``traceback``, ``hang`` (past ``timeout``) or
+    ``silent`` (exit code 0)."""
+    work.mkdir(parents=True, exist_ok=True)
+    sclc = str(Path(sys.executable).parent / "sclc")
+    reference = subprocess.run([sclc, *_toy("--run_dir", str(work / "run"))], capture_output=True, timeout=timeout)
+    if reference.returncode != 0:
+        raise RuntimeError(f"the reference run failed: {reference.stderr.decode()[-2000:]}")
+    rows = []
+    for kind, (prepare, args) in bad_inputs(work).items():
+        prepare()
+        start = time.perf_counter()
+        try:
+            done = subprocess.run([sclc, *args], capture_output=True, text=True, timeout=timeout)
+        except subprocess.TimeoutExpired:
+            rows.append({"kind": kind, "outcome": "hang", "seconds": timeout, "message": ""})
+            continue
+        seconds = time.perf_counter() - start
+        err = done.stderr
+        lines = [line for line in err.splitlines() if line.startswith(("sclc ", "(`sclc"))]
+        if done.returncode == 0:
+            outcome = "silent"
+        elif "Traceback" in err:
+            outcome = "traceback"
+        else:
+            outcome = "named" if 1 <= len(lines) <= 2 else "unclear"
+        message = next((line for line in lines if line.startswith("sclc ")), err.strip()[-200:])
+        rows.append({"kind": kind, "outcome": outcome, "seconds": seconds, "message": message})
+    return rows
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("command", nargs="?", choices=["fit"], help="internal: run one fit")
@@ -453,6 +563,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--kill-at", choices=KILL_POINTS, default=None)
     parser.add_argument("--kills", type=int, default=0, help="random kills (then one at each chosen point)")
     parser.add_argument("--corruptions", action="store_true", help="print the corruption table")
+    parser.add_argument("--bad-input", action="store_true", help="print the table of bad input under `sclc`")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--work", default=None, help="working folder (default: a temporary one)")
     args = parser.parse_args(argv)
@@ -498,6 +609,16 @@ def main(argv: list[str] | None = None) -> int:
         bad = [row["kind"] for row in rows if not row["ok"]]
         print(f"{len(rows)} corruptions: {len(rows) - len(bad)} as expected{'; NOT: ' + ', '.join(bad) if bad else ''}")
         failures += len(bad)
+    if args.bad_input:
+        rows = bad_input_table(work / "bad-input")
+        for row in rows:
+            print(f"{row['kind']:<36} {row['outcome']:<10} {row['seconds']:5.1f} s  {row['message'][:110]}")
+        counts = {kind: sum(r["outcome"] == kind for r in rows) for kind in ("silent", "hang", "traceback", "unclear")}
+        print(
+            f"{len(rows)} bad inputs: {sum(r['outcome'] == 'named' for r in rows)} named in a line or two; "
+            + ", ".join(f"{count} {kind}" for kind, count in counts.items())
+        )
+        failures += len(rows) - sum(r["outcome"] == "named" for r in rows)
     return 1 if failures else 0
 
 

@@ -98,3 +98,12 @@ def test_two_fits_started_together_on_one_directory(script: Any, tmp_path: Path)
     refused = logs[codes.index(1)].read_text()
     assert "is in use by another fit" in refused or "already holds the synthetic data of run" in refused
     assert script.rows_complete(root) and script.leftovers(root) == []
+
+
+@pytest.mark.slow
+def test_every_bad_input_under_sclc_is_named_in_a_line_or_two(script: Any, tmp_path: Path) -> None:
+    """No bad input is silent, hangs or ends in a traceback: each ends with a non-zero exit code
+    and one or two lines naming the thing (each in its own `sclc` process, about a minute)."""
+    rows = script.bad_input_table(tmp_path)
+    assert len(rows) == len(script.bad_inputs(tmp_path)) >= 11
+    assert [r["kind"] for r in rows if r["outcome"] != "named"] == [], rows
