@@ -11,8 +11,8 @@ stamp=".venv/.sclc-setup-$(cat pyproject.toml scripts/setup.sh | sha256sum | cut
 if [ ! -f "$stamp" ]; then
   # Chromium from the Debian packages, for the report's browser test (skipped without it).
   if ! command -v chromium >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
-    apt-get install -y -q chromium >/dev/null 2>&1 \
-      || { apt-get update -q >/dev/null 2>&1 && apt-get install -y -q chromium >/dev/null 2>&1; } \
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium >/dev/null 2>&1 \
+      || { apt-get update -q >/dev/null 2>&1 && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium >/dev/null 2>&1; } \
       || echo "setup: chromium could not be installed; the report's browser test will be skipped" >&2
   fi
   .venv/bin/python -m pip install --quiet --upgrade pip
