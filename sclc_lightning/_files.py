@@ -26,6 +26,7 @@ __all__ = [
     "atomic_path",
     "atomic_write",
     "check_regular",
+    "file_version",
     "fsync_folder",
     "open_regular",
     "read_regular",
@@ -47,6 +48,13 @@ def temporary_name(path: Path) -> Path:
         True
     """
     return path.with_name(f".{path.name}{TEMPORARY_MARK}{uuid.uuid4().hex}")
+
+
+def file_version(path: str | os.PathLike[str]) -> tuple[int, int, int, int]:
+    """What identifies one version of a file without reading it: its inode (a rename gives a new
+    one), size, modification and change times (the link itself, not what it points to)."""
+    info = os.lstat(path)
+    return info.st_ino, info.st_size, info.st_mtime_ns, info.st_ctime_ns
 
 
 def fsync_folder(folder: Path) -> None:

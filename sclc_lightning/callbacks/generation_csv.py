@@ -13,16 +13,10 @@ import lightning.pytorch as pl
 from lightning.pytorch.callbacks import Callback
 from typing_extensions import override
 
-from sclc_lightning._files import atomic_path
+from sclc_lightning._files import atomic_path, file_version
 from sclc_lightning._trainer import GenerationEndListener, current_generation, find_loop
 
 __all__ = ["GenerationCSV"]
-
-
-def _version(path: Path) -> tuple[int, int, int, int]:
-    """One version of a file: inode, size, modification and change times."""
-    info = os.stat(path)
-    return info.st_ino, info.st_size, info.st_mtime_ns, info.st_ctime_ns
 
 
 def _scalar(value: Any) -> float | None:
@@ -135,7 +129,7 @@ class GenerationCSV(GenerationEndListener, Callback):
             writer = csv.DictWriter(handle, fieldnames=columns)
             writer.writeheader()
             writer.writerows(rows)
-        self._written = (path, _version(path), columns, int(row["generation"]))
+        self._written = (path, file_version(path), columns, int(row["generation"]))
 
     def _append(self, path: Path, row: dict[str, Any]) -> bool:
         """Add ``row`` at the end of the file in one write, when the file is as this callback left
@@ -145,7 +139,7 @@ class GenerationCSV(GenerationEndListener, Callback):
             return False
         _, version, columns, last = self._written
         try:
-            unchanged = _version(path) == version
+            unchanged = file_version(path) == version
         except OSError:
             return False
         if not unchanged or int(row["generation"]) <= last or not set(row) <= set(columns):
@@ -158,5 +152,5 @@ class GenerationCSV(GenerationEndListener, Callback):
             os.fsync(handle)
         finally:
             os.close(handle)
-        self._written = (path, _version(path), columns, int(row["generation"]))
+        self._written = (path, file_version(path), columns, int(row["generation"]))
         return True

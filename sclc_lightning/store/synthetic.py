@@ -46,6 +46,7 @@ from torch.utils.data import Dataset
 from sclc_lightning._files import (
     NotARegularFile,
     atomic_write,
+    file_version,
     fsync_folder,
     read_regular,
     sha256_bytes,
@@ -88,13 +89,6 @@ def _naming(path: Path) -> Iterator[None]:
         if err.filename:
             raise
         raise OSError(err.errno, f"{err.strerror or err} (writing the run directory)", str(path)) from err
-
-
-def _file_key(path: Path) -> tuple[int, int, int, int]:
-    """What identifies one version of a file without reading it: its inode (a rename gives a new
-    one), size, modification and change times."""
-    info = os.lstat(path)
-    return info.st_ino, info.st_size, info.st_mtime_ns, info.st_ctime_ns
 
 
 def _atomic_write_bytes(path: Path, data: bytes) -> None:
@@ -223,8 +217,8 @@ class SyntheticStore:
         return self.root / JOURNAL_FILE
 
     def _versions(self) -> tuple[Any, Any]:
-        journal = _file_key(self.journal_path) if os.path.lexists(self.journal_path) else None
-        return _file_key(self.manifest_path), journal
+        journal = file_version(self.journal_path) if os.path.lexists(self.journal_path) else None
+        return file_version(self.manifest_path), journal
 
     @property
     def manifest_path(self) -> Path:
