@@ -8,7 +8,8 @@ the arguments the loop will pass:
 - ``num_samples``, positionally;
 - ``generator=`` (a :class:`torch.Generator`), when the sampler accepts it;
 - ``conditions=`` (the condition field of the items to generate for), when the loop has a
-  condition field.
+  condition field;
+- the loop's ``sample_kwargs`` (sampling settings such as ``temperature=0.9``), when given.
 
 A sampler that cannot be called that way (a ``sample(mu, log_var)`` that means something else, a
 required argument the loop does not know) is refused before anything trains, with the expected
@@ -152,8 +153,9 @@ def bind_sampler(
         signature.bind(1, **passed)
     except TypeError as err:
         call = ", ".join(["num_samples", *(f"{k}=..." for k in passed)])
+        settings = f" The loop's `sample_kwargs` passes {sorted(extra)}." if extra else ""
         raise SamplerError(
-            f"{name}{signature} cannot be called as {name.rsplit('.', 1)[-1]}({call}): {err}.{_hint(owner)}"
+            f"{name}{signature} cannot be called as {name.rsplit('.', 1)[-1]}({call}): {err}.{settings}{_hint(owner)}"
         ) from None
     takes = takes_conditions or (conditional and var_kw)
     return BoundSampler(function, name, takes_generator, takes, dict(extra or {}), module)

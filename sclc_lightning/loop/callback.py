@@ -28,7 +28,7 @@ from sclc_lightning._trainer import GenerationalLoop
 from sclc_lightning.correctors.base import Corrector, ModuleCorrector
 from sclc_lightning.items.codec import FieldKey
 from sclc_lightning.items.real import RealData
-from sclc_lightning.loop.config import LoopConfig
+from sclc_lightning.loop.config import LoopConfig, LoopSettings
 from sclc_lightning.loop.interruption import StopPoint
 from sclc_lightning.loop.real_source import RealSource, find_real_data
 from sclc_lightning.loop.records import GenerationRecord, read_history
@@ -41,7 +41,7 @@ from sclc_lightning.sampler import BoundSampler, bind_sampler
 __all__ = ["SelfConsumingLoop"]
 
 
-class SelfConsumingLoop(GenerationalLoop):
+class SelfConsumingLoop(LoopSettings, GenerationalLoop):
     r"""Train a generative LightningModule on its own (corrected) samples, generation after generation.
 
     The LightningModule needs a sampler, by default its ``sample(num_samples, *, generator=None,
@@ -86,6 +86,12 @@ class SelfConsumingLoop(GenerationalLoop):
             or a callable ``f(module, num_samples, **kwargs)`` (:mod:`~sclc_lightning.sampler`).
         dry_run: run a tiny draw through every step before generation 0
             (:mod:`~sclc_lightning.loop.preflight`).
+        sample_kwargs: settings passed to every sampler call, e.g. ``{"temperature": 0.9}``: the
+            sampling bias of Alemohammad et al. (2024). Recorded with each generation and in the
+            checkpoint; the sampler's signature must accept them (checked at set-up).
+        max_oversampling: the most points the loop draws per point kept when the corrector
+            selects (:class:`~sclc_lightning.correctors.SelectingCorrector`): past it, the run
+            stops with :class:`~sclc_lightning.correctors.OversamplingError`.
         accept_other_real_data: resume a run whose real data differs from its checkpoint's (size
             or content; refused by default, naming what changed); the change is logged.
         shard_rows: rows per safetensors shard on disk.
@@ -124,6 +130,8 @@ class SelfConsumingLoop(GenerationalLoop):
         sampler: str | Callable[..., Any] = "sample",
         dry_run: bool = True,
         accept_other_real_data: bool = False,
+        sample_kwargs: dict[str, Any] | None = None,
+        max_oversampling: float = 100.0,
         real_per_generation: int | None = None,
         max_synthetic: int | None = None,
     ) -> None:
@@ -140,42 +148,6 @@ class SelfConsumingLoop(GenerationalLoop):
 
     # ------------------------------------------------------------------ what users read ----
     @property
-    def generations(self) -> int:
-        return self.config.generations
-
-    @property
-    def synthetic_fraction(self) -> float:
-        return self.config.synthetic_fraction
-
-    @property
-    def images_per_generation(self) -> int | None:
-        return self.config.images_per_generation
-
-    @property
-    def initial_images(self) -> int | None:
-        """Generation 0's budget (``images_per_generation`` unless set)."""
-        return self.config.initial_images
-
-    @property
-    def seed(self) -> int:
-        return self.config.seed
-
-    @property
-    def mode(self) -> str:
-        """The mixing policy's name (``"augment"``, ...)."""
-        return str(self.config.policy.describe()["name"])
-
-    @property
-    def policy(self) -> MixingPolicy:
-        """The mixing policy."""
-        return self.config.policy
-
-    @property
-    def corrector(self) -> Corrector | None:
-        """The configured corrector (``None``: the module's ``correct`` if any, else none)."""
-        return self.config.corrector
-
-    @property
     def output_dir(self) -> Path | None:
         """The synthetic data's folder: the current (or last) fit's, else the configured one."""
         return self._session.store.root if self._session is not None else self.config.output_dir
@@ -186,19 +158,13 @@ class SelfConsumingLoop(GenerationalLoop):
         not train (the parent of ``ddp_spawn``), those in ``output_dir``'s ``history.jsonl``."""
         return self._history if self._history or self._session else read_history(self.config.output_dir)
 
-    @property
-    def num_epochs(self) -> int:
-        """Lightning epochs the fit runs: one per trained generation."""
-        return self.config.num_epochs
-
-    def generation_of_epoch(self, epoch: int) -> int:
-        """The generation trained in Lightning epoch ``epoch``."""
-        return self.config.generation_of_epoch(epoch)
-
     def sampler(self, pl_module: pl.LightningModule) -> BoundSampler:
         """The module's sampler, as the loop calls it (checked at set-up)."""
         if self._sampler is None or self._sampler.module is not pl_module:
-            self._sampler = bind_sampler(pl_module, self.config.sampler, condition_field=self.config.condition_field)
+            config = self.config
+            self._sampler = bind_sampler(
+                pl_module, config.sampler, condition_field=config.condition_field, extra=config.sample_kwargs
+            )
         return self._sampler
 
     @property

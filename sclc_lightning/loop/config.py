@@ -30,7 +30,7 @@ from sclc_lightning.mixing.policies import (
 )
 from sclc_lightning.sampler import SamplerSpec
 
-__all__ = ["DEPRECATED_MODE_ARGUMENTS", "LoopConfig"]
+__all__ = ["DEPRECATED_MODE_ARGUMENTS", "LoopConfig", "LoopSettings"]
 
 #: Loop arguments that moved into ``mode_kwargs`` (still accepted, with a DeprecationWarning).
 DEPRECATED_MODE_ARGUMENTS = ("real_per_generation", "max_synthetic")
@@ -84,6 +84,42 @@ def _merge_deprecated(
     return merged or None
 
 
+#: What the loop passes to the sampler itself: not sampling settings.
+_LOOP_SAMPLER_ARGUMENTS = ("num_samples", "generator", "conditions")
+
+
+def _check_sample_kwargs(value: Any) -> dict[str, Any]:
+    """``sample_kwargs`` as a plain dict of JSON-safe settings (they are recorded)."""
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping) or not all(isinstance(k, str) and k.isidentifier() for k in value):
+        raise ValueError(
+            f"`sample_kwargs` must be a mapping of keyword names to values, e.g. {{'temperature': 0.9}}, got {value!r}."
+        )
+    taken = sorted(set(value) & set(_LOOP_SAMPLER_ARGUMENTS))
+    if taken:
+        raise ValueError(f"`sample_kwargs` may not set {taken}: the loop passes them to the sampler itself.")
+    for key, setting in value.items():
+        if not _json_safe(setting):
+            raise ValueError(
+                f"`sample_kwargs[{key!r}]` must be a number, string, boolean, None or a list/dict of them (it is"
+                f" recorded with the run), got {type(setting).__name__}."
+            )
+    return dict(value)
+
+
+def _json_safe(value: Any) -> bool:
+    if value is None or isinstance(value, (bool, int, str)):
+        return True
+    if isinstance(value, float):
+        return math.isfinite(value)
+    if isinstance(value, (list, tuple)):
+        return all(_json_safe(v) for v in value)
+    if isinstance(value, Mapping):
+        return all(isinstance(k, str) and _json_safe(v) for k, v in value.items())
+    return False
+
+
 @dataclass(frozen=True)
 class LoopConfig:
     """The validated settings of a :class:`~sclc_lightning.SelfConsumingLoop` (see its arguments)."""
@@ -105,6 +141,8 @@ class LoopConfig:
     fields: dict[FieldKey, FieldRule] = field(default_factory=dict)
     dry_run: bool = True
     accept_other_real_data: bool = False
+    sample_kwargs: dict[str, Any] = field(default_factory=dict)
+    max_oversampling: float = 100.0
 
     @classmethod
     def from_arguments(cls, arguments: Mapping[str, Any]) -> LoopConfig:
@@ -125,6 +163,8 @@ class LoopConfig:
         start_from = given.pop("start_from", "previous")
         sampler, fields, dry_run = given.pop("sampler", "sample"), given.pop("fields", None), given.pop("dry_run", True)
         accept_other_real_data = given.pop("accept_other_real_data", False)
+        sample_kwargs = _check_sample_kwargs(given.pop("sample_kwargs", None))
+        max_oversampling = given.pop("max_oversampling", 100.0)
         output_dir, data_field, condition_field = (
             given.pop(k) for k in ("output_dir", "data_field", "condition_field")
         )
@@ -155,6 +195,12 @@ class LoopConfig:
         for name, flag in (("dry_run", dry_run), ("accept_other_real_data", accept_other_real_data)):
             if not isinstance(flag, bool):
                 raise ValueError(f"`{name}` must be True or False, got {flag!r}.")
+        if (
+            isinstance(max_oversampling, bool)
+            or not isinstance(max_oversampling, (int, float))
+            or not 1 <= max_oversampling < math.inf
+        ):
+            raise ValueError(f"`max_oversampling` must be a finite number >= 1, got {max_oversampling!r}.")
         policy.check_loop(float(synthetic_fraction), int(generations))
         corrector = make_corrector(corrector, corrector_kwargs)
         for part in (policy, corrector):  # refused now, not when the fit has started
@@ -180,6 +226,8 @@ class LoopConfig:
             fields=resolve_rules(fields),
             dry_run=dry_run,
             accept_other_real_data=accept_other_real_data,
+            sample_kwargs=sample_kwargs,
+            max_oversampling=float(max_oversampling),
         )
 
     @property
@@ -214,3 +262,59 @@ class LoopConfig:
         """The settings a resumed run must share with the run it resumes
         (:func:`sclc_lightning.loop.fingerprint.build`)."""
         return build_fingerprint(self, corrector, item, real_data)
+
+
+class LoopSettings:
+    """Read-only views of a loop's settings (``self.config``), for users and other callbacks."""
+
+    config: LoopConfig
+
+    @property
+    def generations(self) -> int:
+        return self.config.generations
+
+    @property
+    def synthetic_fraction(self) -> float:
+        return self.config.synthetic_fraction
+
+    @property
+    def images_per_generation(self) -> int | None:
+        return self.config.images_per_generation
+
+    @property
+    def initial_images(self) -> int | None:
+        """Generation 0's budget (``images_per_generation`` unless set)."""
+        return self.config.initial_images
+
+    @property
+    def seed(self) -> int:
+        return self.config.seed
+
+    @property
+    def mode(self) -> str:
+        """The mixing policy's name (``"augment"``, ...)."""
+        return str(self.config.policy.describe()["name"])
+
+    @property
+    def policy(self) -> MixingPolicy:
+        """The mixing policy."""
+        return self.config.policy
+
+    @property
+    def corrector(self) -> Corrector | None:
+        """The configured corrector (``None``: the module's ``correct`` if any, else none)."""
+        return self.config.corrector
+
+    @property
+    def num_epochs(self) -> int:
+        """Lightning epochs the fit runs: one per trained generation."""
+        return self.config.num_epochs
+
+    def generation_of_epoch(self, epoch: int) -> int:
+        """The generation trained in Lightning epoch ``epoch``."""
+        return self.config.generation_of_epoch(epoch)
+
+    @property
+    def sample_kwargs(self) -> dict[str, Any]:
+        """The settings passed to every sampler call (``{}``: none)."""
+        return dict(self.config.sample_kwargs)

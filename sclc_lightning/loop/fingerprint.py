@@ -3,10 +3,10 @@ version, how an older version is read, and how two are compared on resume.
 
 A resumed run must share the *fingerprint* of the run it resumes: λ, the mixing policy and its
 settings, the corrector and the settings that decide its output, the seed, where generations
-start from, the sampler and the structure of the items. A later feature that changes results
-adds its field in :func:`build` (absent when at its default, so that older checkpoints still
-match) and, when older checkpoints cannot be compared with the new shape, a new
-:data:`STATE_FORMAT` with its entry in :data:`FORMATS` and an upgrade in :func:`upgrade`.
+start from, the sampler and its settings (``sample_kwargs``) and the structure of the items.
+A later feature that changes results adds its field in :func:`build` (absent when at its
+default, so that older checkpoints still match) and, when older checkpoints cannot be compared
+with the new shape, a new :data:`STATE_FORMAT` with its entry in :data:`FORMATS` and an upgrade in :func:`upgrade`.
 
 Formats (the ``format`` of the loop's checkpoint state):
 
@@ -83,6 +83,8 @@ def build(
         from sclc_lightning.sampler import describe_sampler
 
         fingerprint["sampler"] = describe_sampler(config.sampler)
+    if config.sample_kwargs:  # the sampling bias (temperature, ...); absent at the default
+        fingerprint["sample_kwargs"] = dict(config.sample_kwargs)
     if item is not None:
         fingerprint["item"] = dict(item)
     if real_data is not None:

@@ -23,6 +23,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from sclc_lightning._trainer import attached_datamodule
+from sclc_lightning.models._sampling import check_temperature
 
 __all__ = ["CausalLM"]
 
@@ -125,14 +126,24 @@ class CausalLM(pl.LightningModule):
         }
 
     @torch.no_grad()
-    def sample(self, num_samples: int, *, generator: torch.Generator | None = None, conditions: Any = None) -> Tensor:
+    def sample(
+        self,
+        num_samples: int,
+        *,
+        generator: torch.Generator | None = None,
+        conditions: Any = None,
+        temperature: float | None = None,
+    ) -> Tensor:
         """Continuations of the ``num_samples`` prompts in ``conditions`` (``(N, P)`` ids), each of
         as many tokens as the model was trained to continue (``continuation_length``, read from
         the DataModule, else ``P``), shape ``(N, C)`` int64.
 
         ``generate`` draws from the global generator: it is seeded from ``generator`` inside a
         forked random state, so the draw is repeatable and leaves the caller's state alone.
+        ``temperature`` :math:`\tau` divides the logits before sampling (``None``: the model's own
+        ``temperature``, 1.0 by default).
         """
+        tau = self.temperature if temperature is None else check_temperature(temperature, type(self).__name__)
         if not isinstance(conditions, Tensor) or conditions.shape[0] != num_samples:
             raise ValueError("CausalLM.sample needs the prompts as `conditions` (loop `condition_field: prompt`).")
         prompts = conditions.long().to(self.device)
@@ -147,7 +158,7 @@ class CausalLM(pl.LightningModule):
                 attention_mask=torch.ones_like(prompts),
                 do_sample=self.num_beams == 1,
                 num_beams=self.num_beams,
-                temperature=self.temperature if self.num_beams == 1 else None,
+                temperature=tau if self.num_beams == 1 else None,
                 top_k=self.top_k if self.num_beams == 1 else None,
                 max_new_tokens=new_tokens,
                 min_new_tokens=new_tokens,

@@ -13,6 +13,7 @@ from flow_matching.utils import ModelWrapper
 from torch import Tensor
 
 from sclc_lightning.models._mlp import PointGenerator, TimeMLP
+from sclc_lightning.models._sampling import check_temperature
 
 __all__ = ["PointFlowMatching"]
 
@@ -48,9 +49,18 @@ class PointFlowMatching(PointGenerator):
         return self.logged((self.velocity(sample.x_t, sample.t) - sample.dx_t).pow(2).mean())
 
     @torch.no_grad()
-    def sample(self, num_samples: int, *, generator: torch.Generator | None = None, conditions: Any = None) -> Tensor:
-        """Integrate the learned velocity from noise, shape ``(num_samples, dim)``."""
-        x0 = torch.randn(num_samples, self.hparams["dim"], generator=generator).to(self.device)
+    def sample(
+        self,
+        num_samples: int,
+        *,
+        generator: torch.Generator | None = None,
+        conditions: Any = None,
+        temperature: float = 1.0,
+    ) -> Tensor:
+        r"""Integrate the learned velocity from noise, shape ``(num_samples, dim)``; ``temperature``
+        :math:`\tau` scales the initial noise (:math:`x_0 \sim N(0, \tau^2 I)`), the ODE is unchanged."""
+        tau = check_temperature(temperature, type(self).__name__)
+        x0 = tau * torch.randn(num_samples, self.hparams["dim"], generator=generator).to(self.device)
         solver = ODESolver(velocity_model=_Velocity(self.velocity))
         grid = torch.tensor([0.0, 1.0], device=self.device)
         out: Tensor = solver.sample(x_init=x0, step_size=1.0 / self.sampling_steps, method="midpoint", time_grid=grid)

@@ -10,6 +10,7 @@ import torch
 from torch import Tensor
 
 from sclc_lightning.models._mlp import PointGenerator, TimeMLP
+from sclc_lightning.models._sampling import check_temperature
 
 __all__ = ["PointDDPM"]
 
@@ -54,10 +55,19 @@ class PointDDPM(PointGenerator):
         return self.logged((self.denoiser(noisy, t / self.timesteps) - noise).pow(2).mean())
 
     @torch.no_grad()
-    def sample(self, num_samples: int, *, generator: torch.Generator | None = None, conditions: Any = None) -> Tensor:
-        """``num_samples`` points, shape ``(num_samples, dim)``."""
+    def sample(
+        self,
+        num_samples: int,
+        *,
+        generator: torch.Generator | None = None,
+        conditions: Any = None,
+        temperature: float = 1.0,
+    ) -> Tensor:
+        r"""``num_samples`` points, shape ``(num_samples, dim)``; ``temperature`` :math:`\tau`
+        scales the initial noise (:math:`x_T \sim N(0, \tau^2 I)`), not the noise of each step."""
+        tau = check_temperature(temperature, type(self).__name__)
         self.scheduler.set_timesteps(self.sampling_steps)
-        x = torch.randn(
+        x = tau * torch.randn(
             num_samples, self.hparams["dim"], generator=generator, device=generator.device if generator else None
         )
         x = x.to(self.device)

@@ -15,6 +15,7 @@ from torch import Tensor
 from sclc_lightning._trainer import attached_datamodule
 from sclc_lightning.metrics.functional import gaussian_w2, sqrtm_psd
 from sclc_lightning.models._exact_fit import ExactFitModule
+from sclc_lightning.models._sampling import check_temperature
 
 __all__ = ["GaussianModel", "gaussian_w2"]
 
@@ -72,9 +73,19 @@ class GaussianModel(ExactFitModule):
         """Mean standard deviation per dimension of the fitted model."""
         return float(self.cov.diagonal().clamp_min(0).sqrt().mean())
 
-    def sample(self, num_samples: int, *, generator: torch.Generator | None = None, conditions: Any = None) -> Tensor:
-        """``num_samples`` points from the fitted Gaussian, shape ``(num_samples, dim)``."""
+    def sample(
+        self,
+        num_samples: int,
+        *,
+        generator: torch.Generator | None = None,
+        conditions: Any = None,
+        temperature: float = 1.0,
+    ) -> Tensor:
+        r"""``num_samples`` points from the fitted Gaussian, shape ``(num_samples, dim)``:
+        :math:`x = \mu + \tau\,\Sigma^{1/2} z` with :math:`z \sim N(0, I)`, so ``temperature``
+        :math:`\tau` scales the standard deviation (``1``: the fitted model itself)."""
+        tau = check_temperature(temperature, type(self).__name__)
         # The symmetric square root tolerates the singular covariance of a collapsed model.
-        root = sqrtm_psd(self.cov.double())
+        root = sqrtm_psd(self.cov.double()) * tau
         noise = torch.randn(num_samples, self.dim, generator=generator, dtype=torch.float64)
         return (self.mean.double() + noise @ root).to(self.mean.dtype)

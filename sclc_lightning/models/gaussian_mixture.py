@@ -17,6 +17,7 @@ from torch import Tensor
 
 from sclc_lightning._trainer import attached_datamodule, current_generation
 from sclc_lightning.models._exact_fit import ExactFitModule
+from sclc_lightning.models._sampling import check_temperature
 from sclc_lightning.seeding import derive_seed
 
 __all__ = ["GaussianMixtureModel", "mixture_log_prob"]
@@ -117,10 +118,20 @@ class GaussianMixtureModel(ExactFitModule):
                 metrics["kl_to_data"] = float((true_log_prob(held_out).double() - log_p).mean())
         return metrics
 
-    def sample(self, num_samples: int, *, generator: torch.Generator | None = None, conditions: Any = None) -> Tensor:
-        """``num_samples`` points of the fitted mixture, shape ``(num_samples, dim)``, float32."""
+    def sample(
+        self,
+        num_samples: int,
+        *,
+        generator: torch.Generator | None = None,
+        conditions: Any = None,
+        temperature: float = 1.0,
+    ) -> Tensor:
+        r"""``num_samples`` points of the fitted mixture, shape ``(num_samples, dim)``, float32;
+        ``temperature`` :math:`\tau` scales each component's standard deviation
+        (:math:`x = \mu_k + \tau L_k z`), the weights are kept."""
+        tau = check_temperature(temperature, type(self).__name__)
         components = torch.multinomial(self.weights.double().cpu(), num_samples, replacement=True, generator=generator)
         noise = torch.randn(num_samples, self.dim, generator=generator, dtype=torch.float64)
         roots = torch.linalg.cholesky(self.covariances.double().cpu())
-        points = self.means.double().cpu()[components] + torch.einsum("nij,nj->ni", roots[components], noise)
+        points = self.means.double().cpu()[components] + tau * torch.einsum("nij,nj->ni", roots[components], noise)
         return points.float().to(self.device)

@@ -11,6 +11,7 @@ import torch
 from torch import Tensor
 
 from sclc_lightning.models._image_base import ImageDiffusion
+from sclc_lightning.models._sampling import check_temperature
 from sclc_lightning.models._unet import diffusers_module
 
 __all__ = ["ImageDDPM"]
@@ -73,10 +74,19 @@ class ImageDDPM(ImageDiffusion):
         return loss
 
     @torch.no_grad()
-    def sample(self, num_samples: int, *, generator: torch.Generator | None = None, conditions: Any = None) -> Tensor:
-        """``num_samples`` images ``(num_samples, C, H, W)``, clamped to [-1, 1]."""
+    def sample(
+        self,
+        num_samples: int,
+        *,
+        generator: torch.Generator | None = None,
+        conditions: Any = None,
+        temperature: float = 1.0,
+    ) -> Tensor:
+        r"""``num_samples`` images ``(num_samples, C, H, W)``, clamped to [-1, 1]; ``temperature``
+        :math:`\tau` scales the initial noise (:math:`x_T \sim N(0, \tau^2 I)`), not the noise of each step."""
+        tau = check_temperature(temperature, type(self).__name__)
         net, labels = self.sampling_net(), self.sampling_labels(conditions)
-        x = self.initial_noise(num_samples, generator)
+        x = self.initial_noise(num_samples, generator) * tau
         self.sampler.set_timesteps(self.sampling_steps)
         for t in self.sampler.timesteps:
             eps = net(x, t.to(self.device), class_labels=labels).sample

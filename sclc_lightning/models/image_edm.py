@@ -16,6 +16,7 @@ import torch
 from torch import Tensor
 
 from sclc_lightning.models._image_base import ImageDiffusion
+from sclc_lightning.models._sampling import check_temperature
 from sclc_lightning.models._unet import diffusers_module
 
 __all__ = ["ImageEDM"]
@@ -77,11 +78,20 @@ class ImageEDM(ImageDiffusion):
         return loss
 
     @torch.no_grad()
-    def sample(self, num_samples: int, *, generator: torch.Generator | None = None, conditions: Any = None) -> Tensor:
-        """``num_samples`` images ``(num_samples, C, H, W)`` by the Euler sampler, clamped to [-1, 1]."""
+    def sample(
+        self,
+        num_samples: int,
+        *,
+        generator: torch.Generator | None = None,
+        conditions: Any = None,
+        temperature: float = 1.0,
+    ) -> Tensor:
+        r"""``num_samples`` images ``(num_samples, C, H, W)`` by the Euler sampler, clamped to [-1, 1];
+        ``temperature`` :math:`\tau` scales the initial noise (:math:`\tau\sigma_{max} z`)."""
+        tau = check_temperature(temperature, type(self).__name__)
         net, labels = self.sampling_net(), self.sampling_labels(conditions)
         self.scheduler.set_timesteps(self.sampling_steps, device=self.device)
-        x = self.initial_noise(num_samples, generator) * self.scheduler.init_noise_sigma
+        x = self.initial_noise(num_samples, generator) * self.scheduler.init_noise_sigma * tau
         for t in self.scheduler.timesteps:
             inputs = self.scheduler.scale_model_input(x, t)
             output = net(inputs, t, class_labels=labels).sample

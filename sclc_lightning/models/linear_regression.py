@@ -19,6 +19,7 @@ from torch import Tensor
 
 from sclc_lightning._trainer import attached_datamodule
 from sclc_lightning.models._exact_fit import ExactFitModule
+from sclc_lightning.models._sampling import check_temperature
 
 __all__ = ["LinearRegressionModel"]
 
@@ -77,13 +78,22 @@ class LinearRegressionModel(ExactFitModule):
         r""":math:`x^\top \hat w`, shape ``(len(x),)``."""
         return x.double().flatten(1) @ self.weights
 
-    def sample(self, num_samples: int, *, generator: torch.Generator | None = None, conditions: Any = None) -> Tensor:
+    def sample(
+        self,
+        num_samples: int,
+        *,
+        generator: torch.Generator | None = None,
+        conditions: Any = None,
+        temperature: float = 1.0,
+    ) -> Tensor:
         r"""Targets :math:`x^\top \hat w + \sigma\varepsilon` for the ``num_samples`` inputs in
-        ``conditions``, shape ``(num_samples, 1)``, in float32 like the real targets."""
+        ``conditions``, shape ``(num_samples, 1)``, in float32 like the real targets;
+        ``temperature`` :math:`\tau` scales the noise (:math:`\tau\sigma\varepsilon`)."""
+        tau = check_temperature(temperature, type(self).__name__)
         if not isinstance(conditions, Tensor) or conditions.shape[0] != num_samples:
             raise ValueError(
                 "LinearRegressionModel.sample needs the inputs x as `conditions` (set the loop's"
                 " `condition_field: 0` and `data_field: 1`)."
             )
         noise = torch.randn(num_samples, generator=generator, dtype=torch.float64, device=conditions.device)
-        return (self.predict(conditions) + self.noise_std * noise).float().unsqueeze(1)
+        return (self.predict(conditions) + tau * self.noise_std * noise).float().unsqueeze(1)

@@ -13,6 +13,8 @@ import torch
 from torch import Tensor, nn
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
+from sclc_lightning.models._sampling import check_temperature
+
 __all__ = ["MotionDiffusion"]
 
 
@@ -136,16 +138,27 @@ class MotionDiffusion(pl.LightningModule):
         )
 
     @torch.no_grad()
-    def sample(self, num_samples: int, *, generator: torch.Generator | None = None, conditions: Any = None) -> Tensor:
-        """``num_samples`` motions ``(num_samples, frames, features)`` of the labels ``conditions``."""
+    def sample(
+        self,
+        num_samples: int,
+        *,
+        generator: torch.Generator | None = None,
+        conditions: Any = None,
+        temperature: float = 1.0,
+        guidance: float | None = None,
+    ) -> Tensor:
+        r"""``num_samples`` motions ``(num_samples, frames, features)`` of the labels ``conditions``;
+        ``temperature`` :math:`\tau` scales the initial noise (:math:`x_T \sim N(0, \tau^2 I)`) and
+        ``guidance`` overrides the classifier-free guidance scale (``None``: the model's)."""
+        tau = check_temperature(temperature, type(self).__name__)
         if conditions is None:
             raise ValueError("MotionDiffusion needs `conditions` (motion labels) to sample.")
         labels = torch.as_tensor(conditions, device=self.device).long().reshape(num_samples)
         empty = torch.full_like(labels, self.hparams["num_classes"])
         shape = (num_samples, self.hparams["frames"], self.hparams["features"])
         x = torch.randn(shape, generator=generator, device=generator.device if generator is not None else None)
-        x = x.to(self.device)
-        scale = float(self.hparams["guidance"])
+        x = x.to(self.device) * tau
+        scale = float(self.hparams["guidance"] if guidance is None else guidance)
         self.scheduler.set_timesteps(self.hparams["sampling_steps"])
         # EMA weights once they have been updated (weights loaded into a fresh model have not).
         averaged = self.ema is not None and int(self.ema.n_averaged) > 0

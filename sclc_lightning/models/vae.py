@@ -16,6 +16,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from sclc_lightning.models._sampling import check_temperature
+
 __all__ = ["ImageVAE"]
 
 
@@ -87,8 +89,17 @@ class ImageVAE(pl.LightningModule):
         return {"nelbo": self.nelbo(self._images(batch).to(self.device), generator)}
 
     @torch.no_grad()
-    def sample(self, num_samples: int, *, generator: torch.Generator | None = None, conditions: Any = None) -> Tensor:
-        """Decoder means at ``num_samples`` latents from the prior, ``(N, C, H, W)`` in [-1, 1]."""
+    def sample(
+        self,
+        num_samples: int,
+        *,
+        generator: torch.Generator | None = None,
+        conditions: Any = None,
+        temperature: float = 1.0,
+    ) -> Tensor:
+        r"""Decoder means at ``num_samples`` latents from the prior, ``(N, C, H, W)`` in [-1, 1];
+        ``temperature`` :math:`\tau` scales the latents (:math:`z \sim N(0, \tau^2 I)`)."""
+        tau = check_temperature(temperature, type(self).__name__)
         device = generator.device if generator is not None else None
-        z = torch.randn(num_samples, self.latent_dim, generator=generator, device=device).to(self.device)
+        z = tau * torch.randn(num_samples, self.latent_dim, generator=generator, device=device).to(self.device)
         return (torch.sigmoid(self.decoder(z)) * 2 - 1).reshape(num_samples, *self.shape)
