@@ -29,24 +29,29 @@ SEED_PURPOSES = (
     "evaluate",
     "dry_run",
     "dry_run_templates",
+    "sample_round",
+    "templates_round",
 )
 
 
-def derive_seed(seed: int, purpose: str, generation: int, rank: int = 0) -> int:
-    """A 63-bit seed that depends only on ``(seed, purpose, generation, rank)``.
+def derive_seed(seed: int, purpose: str, generation: int, rank: int = 0, part: int = 0) -> int:
+    """A 63-bit seed that depends only on ``(seed, purpose, generation, rank, part)``.
 
     This is what makes a generation's randomness independent of history, so that a resumed
-    run draws exactly what an uninterrupted one draws.
+    run draws exactly what an uninterrupted one draws. ``part`` numbers the further draws of a
+    generation (the sampling rounds of a selecting corrector); ``0`` gives the seeds of earlier
+    versions.
     """
     if purpose not in SEED_PURPOSES:
         raise ValueError(f"`purpose` must be one of {SEED_PURPOSES}, got {purpose!r}.")
-    sequence = np.random.SeedSequence([seed, SEED_PURPOSES.index(purpose), generation, rank])
+    entropy = [seed, SEED_PURPOSES.index(purpose), generation, rank] + ([part] if part else [])
+    sequence = np.random.SeedSequence(entropy)
     return int(sequence.generate_state(1, dtype=np.uint64)[0] >> np.uint64(1))
 
 
-def make_generator(seed: int, purpose: str, generation: int, rank: int = 0) -> torch.Generator:
+def make_generator(seed: int, purpose: str, generation: int, rank: int = 0, part: int = 0) -> torch.Generator:
     """A CPU ``torch.Generator`` seeded with :func:`derive_seed`."""
-    return torch.Generator().manual_seed(derive_seed(seed, purpose, generation, rank))
+    return torch.Generator().manual_seed(derive_seed(seed, purpose, generation, rank, part))
 
 
 def reseed(seed: int, generation: int, rank: int, purpose: str = "train") -> None:

@@ -7,6 +7,7 @@
 | `SampleFigures` | a picture of each generation's samples |
 | `GenerationEvaluator` | the base of per-generation metrics (subclass it) |
 | `PointMetrics` | Fréchet distance, MMD, moment drift of points |
+| `DiversityMetrics` | dispersion ratio, tail mass, smallest mode weight of samples |
 | `ImageMetrics` | FID, KID, precision/recall of images |
 | `FeatureDistanceEvaluator` | Fréchet distance in a feature space of your choice |
 | `HeldOutScores` | the model's scores of held-out items (ELBO, perplexity) |
@@ -32,6 +33,7 @@ if TYPE_CHECKING:
     from sclc_lightning.callbacks.generation_csv import GenerationCSV
     from sclc_lightning.loop import SelfConsumingLoop
     from sclc_lightning.metrics import (
+        DiversityMetrics,
         FeatureDistanceEvaluator,
         HeldOutScores,
         ImageMetrics,
@@ -42,6 +44,7 @@ if TYPE_CHECKING:
     from sclc_lightning.metrics.evaluator import GenerationEvaluator
 
 __all__ = [
+    "DiversityMetrics",
     "FeatureDistanceEvaluator",
     "GenerationCSV",
     "GenerationEvaluator",
@@ -63,6 +66,7 @@ __getattr__, __dir__ = lazy(
         "GenerationEvaluator": "sclc_lightning.metrics.evaluator",
         **dict.fromkeys(
             (
+                "DiversityMetrics",
                 "FeatureDistanceEvaluator",
                 "HeldOutScores",
                 "ImageMetrics",

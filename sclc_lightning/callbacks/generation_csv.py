@@ -5,7 +5,6 @@ from __future__ import annotations
 import csv
 import io
 import os
-from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -98,7 +97,7 @@ class GenerationCSV(GenerationEndListener, Callback):
         loop = find_loop(trainer)
         history = loop.history if loop is not None else []
         record = next((r for r in reversed(history) if r.generation == generation), None)  # the latest, at the end
-        row: dict[str, Any] = asdict(record) if record is not None else {"generation": generation}
+        row: dict[str, Any] = record.as_row() if record is not None else {"generation": generation}
         for key, value in trainer.callback_metrics.items():
             number = _scalar(value)
             if number is not None and key not in row:

@@ -15,22 +15,36 @@ from sclc_lightning.correctors.kmeans import KMeansCorrector
 from sclc_lightning.correctors.mixture import IdealMixtureCorrector
 from sclc_lightning.correctors.ot import OptimalTransportCorrector, RandomPairingCorrector, min_distance_matching
 from sclc_lightning.correctors.physics import PhysicsCorrector
+from sclc_lightning.correctors.scores import Score, available_scores, register_score
+from sclc_lightning.correctors.selection import (
+    CurationCorrector,
+    OversamplingError,
+    SelectingCorrector,
+    VerifierCorrector,
+)
 
 __all__ = [
     "CommandCorrector",
     "Corrector",
     "CorrectorProcessError",
+    "CurationCorrector",
     "FilterCorrector",
     "IdealMixtureCorrector",
     "IdentityCorrector",
     "KMeansCorrector",
     "ModuleCorrector",
     "OptimalTransportCorrector",
+    "OversamplingError",
     "PhysicsCorrector",
     "RandomPairingCorrector",
+    "Score",
+    "SelectingCorrector",
+    "VerifierCorrector",
     "available_correctors",
+    "available_scores",
     "get_corrector_class",
     "make_corrector",
     "min_distance_matching",
     "register_corrector",
+    "register_score",
 ]

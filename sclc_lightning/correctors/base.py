@@ -79,6 +79,20 @@ class Corrector(abc.ABC):
     def __init__(self, strength: float = 1.0) -> None:
         self.strength = _check_strength(strength)
 
+    def attach(self, module: Any) -> None:  # noqa: B027
+        """Called by the loop at set-up with the LightningModule being trained (a corrector that
+        scores points with the current model keeps it); by default nothing."""
+
+    def report(self, **values: float) -> None:
+        """Record what this correction measured (``reward_mean=...``): the loop logs each value with
+        the generation and keeps it in the manifest. Called from :meth:`correct`."""
+        self.__dict__.setdefault("_reported", {}).update({k: float(v) for k, v in values.items()})
+
+    def take_report(self) -> dict[str, float]:
+        """What :meth:`report` recorded since the last call (the loop reads it after each correction)."""
+        reported: dict[str, float] = self.__dict__.pop("_reported", {})
+        return reported
+
     def progress(self, total: int, desc: str) -> Any:
         """A tqdm bar for long corrections (one update per item), shown when the trainer shows
         its progress bar; use it as a context manager and call ``update(n)``."""

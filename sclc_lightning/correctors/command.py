@@ -16,9 +16,9 @@ import signal
 import subprocess
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import torch
@@ -41,6 +41,7 @@ __all__ = ["CommandCorrector", "CorrectorProcessError"]
 
 _FIELDS = ("input", "output", "conditions", "generation", "strength", "folder")
 _FOLDER_PREFIX = "sclc-command-"
+T = TypeVar("T")
 
 
 class CorrectorProcessError(RuntimeError):
@@ -196,6 +197,16 @@ class CommandCorrector(Corrector):
     ) -> Tensor:
         if len(batch) == 0:
             return batch.data
+        out = self.run_program(batch, generation, lambda folder, tail: self._read(folder, batch, tail))
+        return self.mix(batch.data, out, generator)
+
+    def run_program(self, batch: SyntheticBatch, generation: int, read: Callable[[Path, str], T]) -> T:
+        """Write ``batch``, run the program on it and return ``read(folder, stderr_tail)``; the
+        program and what it started are killed on every exit path.
+
+        Raises:
+            CorrectorProcessError: a non-zero exit code or a timeout, with the end of its stderr.
+        """
         _remove_orphaned_folders()
         kill_orphaned_trees()  # what a killed fit's program left running
         marker = tree_marker()
@@ -232,7 +243,7 @@ class CommandCorrector(Corrector):
                     f"{self._who()} failed with exit code {code} after {time.perf_counter() - start:.1f} s"
                     f" (generation {generation}).{where}{tail}"
                 )
-            return self.mix(batch.data, self._read(folder, batch, tail), generator)
+            return read(folder, tail)
         finally:
             if not self.keep_files:
                 shutil.rmtree(folder, ignore_errors=True)

@@ -27,6 +27,9 @@ class FilterCorrector(Corrector):
     refilled to its size :math:`m = \lfloor \lambda n \rfloor` by drawing uniformly, with
     replacement, among the kept points (each copy keeps its conditions and other fields).
     :math:`\gamma = 0` keeps everything; :math:`\gamma = \infty` keeps only the best point.
+    The refill repeats points, so it reports ``unique_fraction`` (distinct points over the batch);
+    ``verify`` (:class:`~sclc_lightning.correctors.VerifierCorrector`) keeps only new samples
+    instead, the loop drawing more.
 
     Args:
         score: ``f(data (m, ...), conditions) -> Tensor (m,)``, higher is better, or an import
@@ -63,4 +66,5 @@ class FilterCorrector(Corrector):
             raise ValueError(f"`score` must return one value per point ({num}), got shape {tuple(scores.shape)}.")
         kept = torch.sort(torch.argsort(scores, descending=True, stable=True)[: self.num_kept(num)]).values
         refill = kept[torch.randint(kept.numel(), (num - kept.numel(),), generator=generator)]
+        self.report(unique_fraction=kept.numel() / num)
         return batch.select(torch.cat([kept, refill]))

@@ -213,6 +213,8 @@ class SelfConsumingLoop(LoopSettings, GenerationalLoop):
         self._corrector = self.config.corrector
         if self._corrector is None and callable(getattr(pl_module, "correct", None)):
             self._corrector = ModuleCorrector(pl_module)
+        if self._corrector is not None:
+            self._corrector.attach(pl_module)  # a corrector that scores with the model keeps it
         provider = lambda: self._train_dataloader(trainer, pl_module)  # noqa: E731
         self._takeover.take(trainer, provider, self.config.num_epochs, self.config.generations)
         if self._stop_point not in trainer.callbacks:  # type: ignore[attr-defined]

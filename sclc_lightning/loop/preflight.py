@@ -27,6 +27,7 @@ from lightning.pytorch.utilities import rank_zero_info
 from torch import Tensor
 from torch.utils.data import DataLoader
 
+from sclc_lightning.correctors.selection import SelectingCorrector
 from sclc_lightning.items.codec import SyntheticBatch
 from sclc_lightning.items.contract import audit_indices, audit_real_fields
 from sclc_lightning.items.real import RealData
@@ -110,12 +111,17 @@ def dry_run(
     world, rank = trainer.world_size, trainer.global_rank
     error: BaseException | None = None
     try:
+        corrector = producer.corrector
+        # a selecting corrector gets the candidates of one kept point on rank zero
+        per_rank = POINTS_PER_RANK
+        if isinstance(corrector, SelectingCorrector):
+            per_rank = max(per_rank, corrector.draws(1))
         with forked_rng(config.seed, 0, rank, pl_module.device, purpose="dry_run"):
             local = sample_share(
                 trainer,
                 pl_module,
                 real,
-                total=POINTS_PER_RANK * world,
+                total=per_rank * world,
                 generation=0,
                 seed=config.seed,
                 batch_size=config.sample_batch_size,

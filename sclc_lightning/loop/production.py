@@ -4,6 +4,7 @@ model state with the same settings."""
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -13,11 +14,13 @@ import lightning.pytorch as pl
 from lightning.pytorch.utilities import rank_zero_info
 
 from sclc_lightning.correctors.base import Corrector
+from sclc_lightning.correctors.selection import SelectingCorrector
 from sclc_lightning.items.codec import SyntheticBatch
 from sclc_lightning.items.contract import ItemContractError, derive_fields
 from sclc_lightning.items.real import RealData
 from sclc_lightning.loop.config import LoopConfig
 from sclc_lightning.loop.sampling import SyntheticDataError, agree, check_points, sample_share
+from sclc_lightning.loop.selection import SelectionRounds, check_rows
 from sclc_lightning.sampler import BoundSampler
 from sclc_lightning.seeding import make_generator
 from sclc_lightning.store.manifest import RunDirectoryError
@@ -43,12 +46,14 @@ class Produced:
         written: whether the generation was written now (rather than reused).
         seconds_sampling: time spent sampling it (as recorded, when reused).
         seconds_correcting: time spent correcting it.
+        statistics: what the corrector and the sampling rounds measured (as recorded, when reused).
     """
 
     records: dict[int, StoredGeneration]
     written: bool
     seconds_sampling: float
     seconds_correcting: float
+    statistics: dict[str, float]
 
 
 class SyntheticProducer:
@@ -115,7 +120,7 @@ class SyntheticProducer:
             if self._announced_reuse != generation:
                 rank_zero_info(f"SelfConsumingLoop: generation {generation} reuses its synthetic data on disk.")
                 self._announced_reuse = generation
-            return Produced(records, False, record.seconds_sampling, record.seconds_correcting)
+            return Produced(records, False, record.seconds_sampling, record.seconds_correcting, record.statistics or {})
         if must_reuse:
             raise RunDirectoryError(
                 f"{self.store.manifest_path} has no generation {generation} sampled at step {step}, but the"
@@ -123,47 +128,96 @@ class SyntheticProducer:
                 " from a checkpoint saved at a generation's end."
             )
         world, rank = trainer.world_size, trainer.global_rank
-        error: BaseException | None = None
-        local: SyntheticBatch | None = None
-        start = time.perf_counter()
-        try:
-            local = sample_share(
-                trainer,
-                pl_module,
-                self.real,
-                total=total,
-                generation=generation,
-                seed=self.config.seed,
-                batch_size=self.config.sample_batch_size,
-                sampler=self.sampler,
-                check=check,
-            )
-            if world > 1:
-                self.store.write_exchange(generation, rank, local)
-        except Exception as err:  # reported to every rank below
-            error = err
-        agree(trainer, error)
-        sampling_s = time.perf_counter() - start
-        rank_zero_info(f"SelfConsumingLoop: sampled {total} points for generation {generation} in {sampling_s:.1f} s.")
-        if trainer.is_global_zero and local is not None:
+        selecting = isinstance(self.corrector, SelectingCorrector)
+        rounds = SelectionRounds(total, self.config.max_oversampling, self.corrector) if selecting else None
+        ask, part, sampling_s = rounds.first() if rounds else total, 0, 0.0
+        while True:
+            error: BaseException | None = None
+            local: SyntheticBatch | None = None
+            started = time.perf_counter()
             try:
-                batch = self.store.gather_exchange(generation, world, self.real) if world > 1 else local
-                self._correct_and_write(generation, batch, step, sampling_s, trainer.progress_bar_callback is not None)
+                local = sample_share(
+                    trainer,
+                    pl_module,
+                    self.real,
+                    total=ask,
+                    generation=generation,
+                    seed=self.config.seed,
+                    batch_size=self.config.sample_batch_size,
+                    sampler=self.sampler,
+                    check=check,
+                    part=part,
+                )
+                if world > 1:
+                    self.store.write_exchange(generation, rank, local)
+            except Exception as err:  # reported to every rank below
+                error = err
+            agree(trainer, error)
+            sampling_s += time.perf_counter() - started
+            if rounds is None:
+                break
+            if trainer.is_global_zero and local is not None:
+                try:
+                    batch = self.store.gather_exchange(generation, world, self.real) if world > 1 else local
+                    rounds.add(self._select(generation, part, batch, rounds.needed, trainer), ask)
+                except Exception as err:
+                    error = err
+            agree(trainer, error)
+            rounds.record(ask, rounds.needed if world == 1 else trainer.strategy.broadcast(rounds.needed, src=0))
+            if rounds.needed == 0:
+                break
+            ask, part = rounds.next(generation), part + 1  # raises OversamplingError past the cap
+        drawn = rounds.drawn if rounds else total
+        rank_zero_info(f"SelfConsumingLoop: sampled {drawn} points for generation {generation} in {sampling_s:.1f} s.")
+        if trainer.is_global_zero and (local is not None or rounds is not None):
+            try:
+                if rounds is not None:
+                    batch, statistics = rounds.result(), rounds.statistics()
+                else:
+                    assert local is not None
+                    batch = self.store.gather_exchange(generation, world, self.real) if world > 1 else local
+                    statistics = {}
+                self._correct_and_write(generation, batch, step, sampling_s, statistics, trainer, rounds is None)
             except Exception as err:
                 error = err
         agree(trainer, error)
         records = self.store.records()
         self._announced_reuse = generation  # made by this fit: finding it again is no news
-        return Produced(records, True, sampling_s, records[generation].seconds_correcting)
+        made = records[generation]
+        return Produced(records, True, sampling_s, made.seconds_correcting, made.statistics or {})
+
+    def _select(
+        self, generation: int, part: int, batch: SyntheticBatch, needed: int, trainer: pl.Trainer
+    ) -> tuple[SyntheticBatch, dict[str, float], float]:
+        """The rows a selecting corrector keeps of one round's ``batch`` (at most ``needed``), what
+        it reported, and the seconds it took."""
+        corrector = self.corrector
+        assert isinstance(corrector, SelectingCorrector)
+        started = time.perf_counter()
+        self.prepare_corrector()
+        corrector.show_progress = trainer.progress_bar_callback is not None
+        generator = make_generator(self.config.seed, "correct", generation, 0, part)
+        name = describe_corrector(corrector)
+        rows = corrector.choose(batch, keep=needed, generation=generation, generator=generator, reference=self.real)
+        check_rows(rows, len(batch), needed, f"generation {generation}, corrector {name}")
+        return batch.select(rows), corrector.take_report(), time.perf_counter() - started
 
     def _correct_and_write(
-        self, generation: int, batch: SyntheticBatch, step: int, sampling_s: float, show_progress: bool
+        self,
+        generation: int,
+        batch: SyntheticBatch,
+        step: int,
+        sampling_s: float,
+        statistics: dict[str, float],
+        trainer: pl.Trainer,
+        correct: bool,
     ) -> None:
         start = time.perf_counter()
-        if self.corrector is not None:
-            batch = self._correct(generation, batch, show_progress)
+        if self.corrector is not None and correct:
+            batch = self._correct(generation, batch, trainer.progress_bar_callback is not None)
+            statistics = {**statistics, **self.corrector.take_report()}
         batch = self.complete(batch, f"generation {generation}")
-        correcting_s = time.perf_counter() - start
+        correcting_s = time.perf_counter() - start + statistics.pop("seconds_choosing", 0.0)
         if self.corrector is not None:
             rank_zero_info(f"SelfConsumingLoop: corrected generation {generation} in {correcting_s:.1f} s.")
         self.store.write_generation(
@@ -175,6 +229,7 @@ class SyntheticProducer:
             settings=self.fingerprint,
             seconds_sampling=sampling_s,
             seconds_correcting=correcting_s,
+            statistics={k: v for k, v in statistics.items() if math.isfinite(v)},
         )
 
     def complete(self, batch: SyntheticBatch, where: str) -> SyntheticBatch:
@@ -204,6 +259,10 @@ class SyntheticProducer:
         if corrector is None:
             return batch
         self.prepare_corrector()
+        if isinstance(corrector, SelectingCorrector):  # (the dry run) what it keeps for one point
+            rows = corrector.choose(batch, keep=1, generation=generation, generator=generator, reference=self.real)
+            corrector.take_report()
+            return batch.select(check_rows(rows, len(batch), 1, where))
         out = corrector.correct(batch, generation=generation, generator=generator, reference=self.real)
         if not isinstance(out, SyntheticBatch):
             return batch.with_data(check_points(out, self.real.codec, len(batch), where))

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import os
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +41,20 @@ class GenerationRecord:
     time_sampling_s: float
     time_correcting_s: float
     time_training_s: float
+    #: What the corrector measured while making this generation's data (``reward_mean``,
+    #: ``acceptance_rate``, ``oversampling``, ...), recorded with it in the manifest.
+    statistics: dict[str, float] = field(default_factory=dict)
+
+    def as_row(self) -> dict[str, int | float]:
+        """The record as one flat row of numbers: its fields and its statistics.
+
+        Examples:
+            >>> GenerationRecord(1, 0, 5, 5, 0.0, 0.0, 0.1, {"acceptance_rate": 0.5}).as_row()["acceptance_rate"]
+            0.5
+        """
+        row: dict[str, int | float] = {k: v for k, v in asdict(self).items() if k != "statistics"}
+        row.update({k: float(v) for k, v in self.statistics.items() if k not in row})
+        return row
 
     def log(self, trainer: pl.Trainer, history: HistoryFile | None = None) -> None:
         """Send the record to every logger (global rank zero), add it to the run's ``history``
@@ -50,7 +64,7 @@ class GenerationRecord:
                 history.add(self)
             # Straight to the loggers, as LearningRateMonitor does: one row per generation at
             # the current step, without the cost of `LightningModule.log` bookkeeping.
-            metrics = {k: float(v) for k, v in asdict(self).items()}
+            metrics = {k: float(v) for k, v in self.as_row().items()}
             for logger in trainer.loggers:
                 logger.log_metrics(metrics, step=trainer.global_step)
         rank_zero_info(
@@ -75,6 +89,7 @@ class GenerationProgress:
     batches: int = 0
     time_sampling_s: float = 0.0
     time_correcting_s: float = 0.0
+    statistics: dict[str, float] = field(default_factory=dict)
     validation_s: float = 0.0
     _train_start: float | None = None
     _validation_start: float | None = None
@@ -106,6 +121,7 @@ class GenerationProgress:
             time_sampling_s=self.time_sampling_s,
             time_correcting_s=self.time_correcting_s,
             time_training_s=training_s,
+            statistics=dict(self.statistics),
         )
 
 

@@ -130,6 +130,7 @@ def sample_share(
     sampler: BoundSampler,
     check: Callable[[], None] | None = None,
     stream: str = "sample",
+    part: int = 0,
 ) -> SyntheticBatch:
     """Sample this rank's share of generation ``generation``'s ``total`` synthetic points.
 
@@ -137,18 +138,22 @@ def sample_share(
     synthetic items keep) are drawn once for all ranks; this rank takes its
     :func:`~sclc_lightning.mixing.budget.rank_slice` and samples it in batches of ``batch_size``,
     calling ``check`` before each (it raises to stop sampling). ``stream``: the purpose the
-    draws are seeded for (``"sample"``; the dry run uses its own).
+    draws are seeded for (``"sample"``; the dry run uses its own). ``part``: the sampling round
+    of a selecting corrector (``0``: the first), seeded on its own.
     """
-    purpose = "templates" if stream == "sample" else f"{stream}_templates"
-    templates = draw_templates(len(real), total, make_generator(seed, purpose, generation))
+    if part:
+        stream, purpose = "sample_round", "templates_round"
+    else:
+        purpose = "templates" if stream == "sample" else f"{stream}_templates"
+    templates = draw_templates(len(real), total, make_generator(seed, purpose, generation, 0, part))
     share = templates[rank_slice(total, trainer.world_size, trainer.global_rank)]
     device = pl_module.device
-    generator = make_generator(seed, stream, generation, trainer.global_rank)
+    generator = make_generator(seed, stream, generation, trainer.global_rank, part)
     if device.type != "cpu":
         generator = torch.Generator(device=device)
-        generator.manual_seed(derive_seed(seed, stream, generation, trainer.global_rank))
+        generator.manual_seed(derive_seed(seed, stream, generation, trainer.global_rank, part))
     where = f"generation {generation}, {sampler.name}"
-    if stream != "sample":
+    if stream not in ("sample", "sample_round"):
         where = f"dry run before generation 0 (`dry_run=False` skips it), {sampler.name}"
     mixed_precision = str(trainer.precision).endswith("-mixed")
     show = trainer.is_global_zero and trainer.progress_bar_callback is not None
@@ -163,8 +168,8 @@ def sample_share(
             index = share[start : start + batch_size]
             conditions = real.conditions_of(index)
             out = sampler(len(index), generator=generator, conditions=_move(conditions, device))
-            part = split_output(out, real, len(index), where, upcast=mixed_precision)
-            chunks.append(SyntheticBatch(part.data.cpu(), index, conditions, part.fields))
+            piece = split_output(out, real, len(index), where, upcast=mixed_precision)
+            chunks.append(SyntheticBatch(piece.data.cpu(), index, conditions, piece.fields))
             bar.update(len(index))
     if not chunks:  # a rank whose share is empty (fewer points than ranks)
         return real.empty_batch()

@@ -195,6 +195,7 @@ class FitSession:
             self._sets = {g: s for g, s in self._sets.items() if g < generation}
         self.progress.time_sampling_s = produced.seconds_sampling
         self.progress.time_correcting_s = produced.seconds_correcting
+        self.progress.statistics = dict(produced.statistics)
 
     def _draw(
         self, trainer: pl.Trainer, generation: int, position: GenerationPosition | None

@@ -7,14 +7,18 @@ from sclc_lightning.metrics.classifier import (
     load_or_train_classifier,
     train_classifier,
 )
+from sclc_lightning.metrics.diversity import DiversityMetrics
 from sclc_lightning.metrics.feature_distance import FeatureDistanceEvaluator, FeatureSpace
 from sclc_lightning.metrics.features import FeatureView
 from sclc_lightning.metrics.functional import (
+    dispersion,
     feature_diversity,
     frechet_distance,
+    min_mode_weight,
     mmd_rbf,
     mode_statistics,
     moment_drift,
+    tail_mass,
 )
 from sclc_lightning.metrics.held_out import HeldOutScores
 from sclc_lightning.metrics.image_metrics import ImageMetrics
@@ -23,6 +27,7 @@ from sclc_lightning.metrics.point_metrics import PointMetrics
 from sclc_lightning.metrics.text_metrics import TextMetrics
 
 __all__ = [
+    "DiversityMetrics",
     "DomainClassifier",
     "FeatureDistanceEvaluator",
     "FeatureSpace",
@@ -33,11 +38,14 @@ __all__ = [
     "MotionMetrics",
     "PointMetrics",
     "TextMetrics",
+    "dispersion",
     "feature_diversity",
     "frechet_distance",
     "load_or_train_classifier",
+    "min_mode_weight",
     "mmd_rbf",
     "mode_statistics",
     "moment_drift",
+    "tail_mass",
     "train_classifier",
 ]

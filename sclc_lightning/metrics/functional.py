@@ -7,13 +7,16 @@ import torch
 from torch import Tensor
 
 __all__ = [
+    "dispersion",
     "feature_diversity",
     "frechet_distance",
     "gaussian_w2",
+    "min_mode_weight",
     "mmd_rbf",
     "mode_statistics",
     "moment_drift",
     "sqrtm_psd",
+    "tail_mass",
 ]
 
 
@@ -158,3 +161,45 @@ def feature_diversity(
     if not means:
         return torch.tensor(float("nan"), dtype=torch.float64)
     return sum(means[1:], means[0]) / len(means)
+
+
+def dispersion(samples: Tensor) -> Tensor:
+    r"""The spread of a point cloud: the trace of its covariance (unbiased), the quantity whose
+    ratio to generation 0's is the dispersion ratio of Qiao et al. (2026).
+
+    Examples:
+        >>> float(dispersion(torch.tensor([[0.0, 0.0], [2.0, 0.0]])))
+        2.0
+    """
+    x = samples.double().flatten(1)
+    return x.var(0, unbiased=True).sum() if len(x) > 1 else x.new_zeros(())
+
+
+def tail_mass(samples: Tensor, reference: Tensor, low: float = 0.01, high: float = 0.99) -> Tensor:
+    r"""The share of samples beyond the reference's ``low`` and ``high`` quantiles, per
+    dimension, averaged over the dimensions: ``low + (1 - high)`` (0.02) for samples of the
+    reference's distribution, falling toward 0 as the tails vanish (Shumailov et al. 2024).
+
+    Examples:
+        >>> reference = torch.arange(101.0)[:, None]
+        >>> float(tail_mass(torch.tensor([[-5.0], [50.0], [200.0], [60.0]]), reference))
+        0.5
+    """
+    x, r = samples.double().flatten(1), reference.double().flatten(1)
+    bounds = torch.quantile(r, torch.tensor([low, high], dtype=torch.float64), dim=0)
+    beyond = (x < bounds[0]) | (x > bounds[1])
+    return beyond.double().mean()
+
+
+def min_mode_weight(samples: Tensor, centres: Tensor) -> Tensor:
+    r"""The smallest share of samples whose nearest centre is a given mode: ``1/k`` for ``k``
+    equally weighted modes, ``0`` once a mode is lost.
+
+    Examples:
+        >>> centres = torch.tensor([[0.0], [10.0]])
+        >>> float(min_mode_weight(torch.tensor([[0.1], [9.0], [11.0], [10.2]]), centres))
+        0.25
+    """
+    x, c = samples.double().flatten(1), centres.double().flatten(1)
+    nearest = torch.cdist(x, c).argmin(1)
+    return torch.bincount(nearest, minlength=len(c)).double().min() / max(len(x), 1)

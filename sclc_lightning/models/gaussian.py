@@ -68,6 +68,13 @@ class GaussianModel(ExactFitModule):
         """W2 distance between the fitted model and the true distribution."""
         return gaussian_w2(self.mean, self.cov, *self.true_distribution())
 
+    def log_prob(self, points: Tensor) -> Tensor:
+        """The log-density of each point under the fitted Gaussian, shape ``(len(points),)``,
+        float64 (the covariance regularised by 1e-9 so that a collapsed model still answers)."""
+        cov = self.cov.double() + 1e-9 * torch.eye(self.dim, dtype=torch.float64, device=self.cov.device)
+        normal = torch.distributions.MultivariateNormal(self.mean.double(), covariance_matrix=cov)
+        return normal.log_prob(points.double().flatten(1).to(cov.device))
+
     @property
     def sigma(self) -> float:
         """Mean standard deviation per dimension of the fitted model."""

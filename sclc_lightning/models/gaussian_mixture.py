@@ -118,6 +118,10 @@ class GaussianMixtureModel(ExactFitModule):
                 metrics["kl_to_data"] = float((true_log_prob(held_out).double() - log_p).mean())
         return metrics
 
+    def log_prob(self, points: Tensor) -> Tensor:
+        """The log-density of each point under the fitted mixture, shape ``(len(points),)``, float64."""
+        return mixture_log_prob(points.double().cpu(), self.weights, self.means, self.covariances)
+
     def sample(
         self,
         num_samples: int,

@@ -68,6 +68,8 @@ class StoredGeneration:
         seconds_sampling: time spent sampling.
         seconds_correcting: time spent correcting.
         strings_sha256: the digest of ``strings.json`` (string fields), ``None`` without one.
+        statistics: what the corrector measured while making them (``reward_mean``,
+            ``acceptance_rate``, ``oversampling``, ...), ``None`` when nothing was measured.
     """
 
     generation: int
@@ -78,11 +80,14 @@ class StoredGeneration:
     seconds_sampling: float
     seconds_correcting: float
     strings_sha256: str | None = None
+    statistics: dict[str, float] | None = None
 
     def to_json(self) -> dict[str, Any]:
         """The JSON record, with the mode, λ, corrector, strength and seed spelled out for readers."""
         corrector = self.settings.get("corrector")
+        statistics = {} if self.statistics is None else {"statistics": dict(self.statistics)}  # absent: older digests
         return {
+            **statistics,
             "generation": self.generation,
             "count": self.count,
             "shards": [[s.name, s.rows, s.sha256] for s in self.shards],
@@ -144,7 +149,18 @@ class StoredGeneration:
             seconds_sampling=float(_field(record, "seconds_sampling", (int, float))),
             seconds_correcting=float(_field(record, "seconds_correcting", (int, float))),
             strings_sha256=strings,
+            statistics=_statistics(record.get("statistics")),
         )
+
+
+def _statistics(value: Any) -> dict[str, float] | None:
+    if value is None:
+        return None
+    if not isinstance(value, dict) or not all(
+        isinstance(k, str) and isinstance(v, (int, float)) and not isinstance(v, bool) for k, v in value.items()
+    ):
+        raise ValueError(f"`statistics` must map names to numbers, got {value!r}")
+    return {k: float(v) for k, v in value.items()}
 
 
 def _is_count(value: Any) -> bool:

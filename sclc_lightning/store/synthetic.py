@@ -390,6 +390,7 @@ class SyntheticStore:
         settings: Mapping[str, Any],
         seconds_sampling: float,
         seconds_correcting: float,
+        statistics: Mapping[str, float] | None = None,
     ) -> StoredGeneration:
         """Store one generation's items and add its record, with each file's digest, to the manifest.
 
@@ -401,8 +402,7 @@ class SyntheticStore:
             FileNotFoundError: the run has no manifest (:meth:`create` first).
             OSError: writing failed (a full disk); the message names the file.
         """
-        manifest = self.read_manifest()
-        if manifest is None:
+        if (manifest := self.read_manifest()) is None:
             raise FileNotFoundError(f"{self.manifest_path} is missing; the store of a run starts with `create`.")
         tensors, strings = encode_batch(batch, real)
         shards, strings_digest = self._write_folder(generation, tensors, strings, shard_rows)
@@ -415,6 +415,7 @@ class SyntheticStore:
             seconds_sampling=seconds_sampling,
             seconds_correcting=seconds_correcting,
             strings_sha256=strings_digest,
+            statistics=None if not statistics else {k: float(v) for k, v in statistics.items()},
         )
         self._append(manifest, record)
         return record

@@ -41,9 +41,7 @@ def test_the_temperature_reaches_the_sampler_and_is_recorded(tmp_path: Path) -> 
     assert stored["biased"].settings["sample_kwargs"] == {"temperature": 0.5}
     assert biased.fingerprint()["sample_kwargs"] == {"temperature": 0.5}
     # a resume with another temperature is refused, naming the setting
-    with pytest.raises(
-        ValueError, match=r"sample_kwargs.temperature: checkpoint 0.5 vs now 0.9"
-    ):
+    with pytest.raises(ValueError, match=r"sample_kwargs.temperature: checkpoint 0.5 vs now 0.9"):
         check_resume(LoopState("run", biased.fingerprint(), None, 1), _gaussian_fingerprint(0.9))
 
 

@@ -14,6 +14,7 @@ from sclc_lightning.correctors import (
 def test_builtins_are_registered_and_exported() -> None:
     builtins = [
         "command",
+        "curate",
         "filter",
         "ideal_mixture",
         "identity",
@@ -21,6 +22,7 @@ def test_builtins_are_registered_and_exported() -> None:
         "optimal_transport",
         "physics",
         "random_pairing",
+        "verify",
     ]
     assert [
         n for n in available_correctors() if get_corrector_class(n).__module__.startswith("sclc_lightning.")

@@ -54,6 +54,21 @@ CORRECTORS: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {
         },
     ),
     "filter": ({"score": f"{HERE}:score_a"}, {"score": f"{HERE}:score_b", "strength": 2.0}),
+    "curate": (
+        {"reward": f"{HERE}:score_a"},
+        {"reward": f"{HERE}:score_b", "num_candidates": 8, "beta": 2.0, "strength": 1.0},
+    ),
+    "verify": (
+        {"verifier": f"{HERE}:score_a", "threshold": 0.0},
+        {
+            "verifier": f"{HERE}:score_b",
+            "rule": "probability",
+            "threshold": 1.0,
+            "fraction": 0.5,
+            "oversample": 2.0,
+            "strength": 1.0,
+        },
+    ),
     "ideal_mixture": ({}, {"strength": 3.0}),
     "identity": ({}, {"strength": 1.0}),
     "kmeans": ({}, {"strength": 1.0, "num_clusters": 8, "per_class": False, "n_init": 5}),

@@ -1,0 +1,186 @@
+r"""Scores of synthetic points: the rewards of curation and the verifiers of selection.
+
+A score gives one number per point. It is named in one of four ways:
+
+- a registered name (:func:`register_score`), e.g. ``"model_log_prob"``: the log-density of each
+  point under the model being trained (its ``log_prob(data)`` method), the selection of Qiao et
+  al. (2026);
+- a callable ``f(data, conditions) -> Tensor (m,)``;
+- an import path ``"package.module:function"`` to such a callable (YAML);
+- ``{"command": "program {input} {output}", ...}``: an external program, run like the
+  :class:`~sclc_lightning.correctors.CommandCorrector` (same placeholders, files, timeout and
+  process guarantees), that writes one value per point (a ``data`` tensor of shape ``(m,)``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import shlex
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from safetensors.torch import load_file
+from torch import Tensor
+
+from sclc_lightning._callables import resolve_callable
+from sclc_lightning._settings import jsonable
+from sclc_lightning.correctors.command import CommandCorrector, CorrectorProcessError
+from sclc_lightning.items.codec import SyntheticBatch
+
+__all__ = ["Score", "ScoreSpec", "available_scores", "register_score"]
+
+ScoreSpec = str | Callable[..., Any] | Mapping[str, Any]
+"""A registered name, a callable ``f(data, conditions)``, an import path, or ``{"command": ...}``."""
+
+#: Registered scores: ``f(data, conditions, module) -> Tensor (m,)``.
+_SCORES: dict[str, Callable[[Tensor, Any, Any], Tensor]] = {}
+
+
+def register_score(name: str) -> Callable[[Callable[[Tensor, Any, Any], Tensor]], Callable[[Tensor, Any, Any], Tensor]]:
+    """Register ``f(data, conditions, module) -> Tensor (m,)`` under ``name`` (``module``: the
+    LightningModule being trained).
+
+    Examples:
+        >>> @register_score("doc_negative_norm")
+        ... def negative_norm(data, conditions, module):
+        ...     return -data.flatten(1).norm(dim=1)
+        >>> "doc_negative_norm" in available_scores()
+        True
+    """
+
+    def decorate(function: Callable[[Tensor, Any, Any], Tensor]) -> Callable[[Tensor, Any, Any], Tensor]:
+        if name in _SCORES and _SCORES[name] is not function:
+            raise ValueError(f"A score named {name!r} is already registered.")
+        _SCORES[name] = function
+        return function
+
+    return decorate
+
+
+def available_scores() -> list[str]:
+    """The registered score names."""
+    return sorted(_SCORES)
+
+
+@register_score("model_log_prob")
+def model_log_prob(data: Tensor, conditions: Any, module: Any) -> Tensor:
+    """The log-density of each point under the model being trained: ``module.log_prob(data)``
+    (``module.log_prob(data, conditions)`` for a conditional loop), without gradients.
+
+    Raises:
+        TypeError: the module has no ``log_prob`` method.
+    """
+    method = getattr(module, "log_prob", None)
+    if not callable(method):
+        raise TypeError(
+            f"The score 'model_log_prob' calls the model's `log_prob(data)`, and {type(module).__name__} has none;"
+            " add one, or score with a callable (`package.module:function`)."
+        )
+    device = getattr(module, "device", torch.device("cpu"))
+    with torch.no_grad():
+        inputs = data.to(device)
+        out = method(inputs) if conditions is None else method(inputs, conditions)
+    return torch.as_tensor(out).detach().cpu()
+
+
+class _CommandScore(CommandCorrector):
+    """An external program that writes one value per point."""
+
+    def _who(self) -> str:
+        return f"score command `{shlex.join(self.command)}`"
+
+    def _read(self, folder: Path, batch: SyntheticBatch, tail: str) -> Tensor:
+        path = self._paths(folder)["output"]
+        if not path.exists():
+            raise CorrectorProcessError(f"{self._who()} exited 0 but wrote no {path.name}.{tail}")
+        try:
+            if self.file_format == "safetensors":
+                out = load_file(str(path))["data"]
+            else:
+                out = torch.from_numpy(np.load(path, allow_pickle=False))
+        except Exception as err:
+            raise CorrectorProcessError(f"{self._who()} wrote an unreadable {path.name}: {err!r}.{tail}") from err
+        return out
+
+    def scores(self, batch: SyntheticBatch, generation: int) -> Tensor:
+        return self.run_program(batch, generation, lambda folder, tail: self._read(folder, batch, tail))
+
+
+class Score:
+    """A resolved :data:`ScoreSpec`, called on a batch.
+
+    Args:
+        spec: what names the score (see the module's documentation).
+        argument: the corrector's argument, for messages (``"reward"``, ``"verifier"``).
+
+    Raises:
+        ValueError: an unknown name, an import path that names nothing callable, or a command
+            mapping without ``command``.
+
+    Examples:
+        >>> from sclc_lightning.items.codec import SyntheticBatch
+        >>> score = Score(lambda data, conditions: -data.norm(dim=1), "reward")
+        >>> score(SyntheticBatch(torch.tensor([[3.0, 4.0]]), torch.zeros(1, dtype=torch.long)), 1, None)
+        tensor([-5.], dtype=torch.float64)
+    """
+
+    def __init__(self, spec: ScoreSpec, argument: str) -> None:
+        self.argument = argument
+        self._registered: Callable[[Tensor, Any, Any], Tensor] | None = None
+        self._callable: Callable[..., Any] | None = None
+        self._command: _CommandScore | None = None
+        if isinstance(spec, Mapping):
+            options = dict(spec)
+            if "command" not in options:
+                raise ValueError(
+                    f"`{argument}` as a mapping runs a program: it needs 'command', got {sorted(options)}."
+                )
+            self._command = _CommandScore(strength=float("inf"), **options)
+            secrets = sorted(options.get("env", {}).items())  # values may be secrets: a digest of each
+            env = {k: hashlib.sha256(str(v).encode()).hexdigest()[:16] for k, v in secrets}
+            self.description: Any = {**jsonable({k: v for k, v in options.items() if k != "env"}), "env": env}
+        elif isinstance(spec, str) and spec in _SCORES:
+            self._registered, self.description = _SCORES[spec], spec
+        elif isinstance(spec, str) and ":" not in spec and "." not in spec:
+            raise ValueError(
+                f"`{argument}` {spec!r} is not a registered score ({available_scores()}); give a callable, an import"
+                " path 'package.module:function' or {'command': ...}."
+            )
+        else:
+            self._callable = resolve_callable(spec, argument)  # type: ignore[arg-type]
+            self.description = spec if isinstance(spec, str) else jsonable(spec)
+
+    @property
+    def needs_module(self) -> bool:
+        """Whether it scores with the model being trained (a registered score)."""
+        return self._registered is not None
+
+    def __call__(self, batch: SyntheticBatch, generation: int, module: Any) -> Tensor:
+        """One float64 value per point of ``batch``.
+
+        Raises:
+            ValueError: not one finite value per point, naming the argument.
+            RuntimeError: a registered score needs the module and the loop has not attached one.
+        """
+        if self._command is not None:
+            out: Any = self._command.scores(batch, generation)
+        elif self._registered is not None:
+            if module is None:
+                raise RuntimeError(f"`{self.argument}` {self.description!r} scores with the model: attach it first.")
+            out = self._registered(batch.data, batch.conditions, module)
+        else:
+            assert self._callable is not None
+            out = self._callable(batch.data, batch.conditions)
+        values = torch.as_tensor(out).detach().cpu().to(torch.float64).flatten()
+        if values.shape != (len(batch),):
+            raise ValueError(
+                f"`{self.argument}` {self.description!r} must give one value per point ({len(batch)}), got shape"
+                f" {tuple(torch.as_tensor(out).shape)}."
+            )
+        if not bool(torch.isfinite(values).all()):
+            bad = int((~torch.isfinite(values)).sum())
+            raise ValueError(f"`{self.argument}` {self.description!r} gave {bad} non-finite values.")
+        return values
