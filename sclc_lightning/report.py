@@ -87,7 +87,9 @@ class Run:
     @classmethod
     def read(cls, path: Path, config: dict[str, Any], metrics: Path, recorded: dict[str, Any] | None) -> Run:
         """The run whose ``metrics.csv`` is ``metrics``, read as a stream, by metric."""
-        return cls(path, config, [], recorded, _read_series(metrics))
+        run = cls(path, config, [], recorded, _read_series(metrics))
+        run._derive()
+        return run
 
     @property
     def loop(self) -> dict[str, Any]:
@@ -116,7 +118,18 @@ class Run:
                 for key, value in row.items():
                     if key != "generation" and not math.isnan(value):
                         self._series.setdefault(key, {})[int(row["generation"])] = value
+            self._derive()
         return self._series.get(metric, {})
+
+    def _derive(self) -> None:
+        r"""Series computed from others: ``log_sigma_ratio``, :math:`\log(\sigma_t/\sigma_0)` of an
+        exactly fitted Gaussian (the statistic whose expectation the theory gives)."""
+        assert self._series is not None
+        sigma = self._series.get("sigma", {})
+        if sigma and _model_is(self, "GaussianModel") and "log_sigma_ratio" not in self._series:
+            start = sigma[min(sigma)]
+            if start > 0:
+                self._series["log_sigma_ratio"] = {g: math.log(v / start) for g, v in sigma.items() if v > 0}
 
     def metrics(self) -> set[str]:
         """The metrics the run logged."""
@@ -332,9 +345,41 @@ def _gaussian_sigma_theory(runs: list[Run], generations: list[int]) -> tuple[str
     n = _init_args(first, "data").get("n")
     if not (_model_is(first, "GaussianModel") and first.loop.get("mode") == "replace" and isinstance(n, int)):
         return None
-    rate = gaussian_collapse_rate(n)
+    tau = _temperature(first)
+    if tau is None:
+        return None
+    rate = tau * gaussian_collapse_rate(n)
     start = sum(r.series("sigma").get(generations[0], 0.0) for r in runs) / len(runs)
-    return "σ0 α(n)^t (theory)", [start * rate ** (g - generations[0]) for g in generations]
+    label = "σ0 α(n)^t (theory)" if tau == 1 else f"σ0 (τα(n))^t, τ={tau:g} (theory)"
+    return label, [start * rate ** (g - generations[0]) for g in generations]
+
+
+def _temperature(run: Run) -> float | None:
+    """The sampling temperature τ of the run (1 without ``sample_kwargs``; ``None`` when its
+    sampling settings are others the theory does not cover)."""
+    settings = run.loop.get("sample_kwargs") or {}
+    tau = settings.get("temperature", 1.0) if isinstance(settings, dict) else None
+    others = set(settings) - {"temperature"} if isinstance(settings, dict) else {"?"}
+    return float(tau) if isinstance(tau, (int, float)) and tau > 0 and not others else None
+
+
+def _gaussian_log_sigma_theory(runs: list[Run], generations: list[int]) -> tuple[str, list[float]] | None:
+    """E[log(σ_t/σ_0)] for replace-mode Gaussian runs at temperature τ (theory.expected_log_sigma_ratio)."""
+    from sclc_lightning.theory import expected_log_sigma_ratio
+
+    first = runs[0]
+    n, tau = _init_args(first, "data").get("n"), _temperature(first)
+    if not (
+        _model_is(first, "GaussianModel")
+        and first.loop.get("mode") == "replace"
+        and first.loop.get("synthetic_fraction") == 1
+        and first.loop.get("corrector") is None
+        and isinstance(n, int)
+        and tau is not None
+    ):
+        return None
+    start = generations[0]
+    return "E[log σt/σ0] (theory)", [expected_log_sigma_ratio(g - start, n, tau) for g in generations]
 
 
 def _regression_error_theory(runs: list[Run], generations: list[int]) -> tuple[str, list[float]] | None:
@@ -359,7 +404,11 @@ def _regression_error_theory(runs: list[Run], generations: list[int]) -> tuple[s
 
 
 # metric -> closed forms that may apply to a group of runs (None when they do not)
-_THEORY = {"sigma": [_gaussian_sigma_theory], "test_error": [_regression_error_theory]}
+_THEORY = {
+    "sigma": [_gaussian_sigma_theory],
+    "log_sigma_ratio": [_gaussian_log_sigma_theory],
+    "test_error": [_regression_error_theory],
+}
 
 
 def _theory_curve(metric: str, runs: list[Run]) -> tuple[str, list[int], list[float]] | None:

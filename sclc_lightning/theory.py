@@ -13,10 +13,12 @@ import math
 __all__ = [
     "bound_probability",
     "error_bound",
+    "expected_log_sigma_ratio",
     "gaussian_collapse_rate",
     "is_stable",
     "linear_regression_error",
     "linear_regression_error_limit",
+    "log_sigma_ratio_std",
     "max_stable_fraction",
     "rho",
 ]
@@ -128,6 +130,54 @@ def gaussian_collapse_rate(n: int) -> float:
     if isinstance(n, bool) or not isinstance(n, int) or n < 2:
         raise ValueError(f"`n` must be an integer >= 2, got {n!r}.")
     return math.sqrt(2.0 / (n - 1)) * math.exp(math.lgamma(n / 2) - math.lgamma((n - 1) / 2))
+
+
+def expected_log_sigma_ratio(t: int, n: int, temperature: float = 1.0) -> float:
+    r""":math:`E[\log(\sigma_t/\sigma_0)]` for a Gaussian refitted (unbiased variance) on the
+    :math:`n` points it samples at temperature :math:`\tau` (replace mode): each generation
+    multiplies the variance by :math:`\tau^2 \chi^2_{n-1}/(n-1)`, so
+
+    .. math::
+        E[\log(\sigma_t/\sigma_0)] = t\Big(\log\tau + \tfrac12\big(\psi(\tfrac{n-1}{2})
+        + \log\tfrac{2}{n-1}\big)\Big).
+
+    The expectation of the log, not the log of :math:`E[\sigma_t]/\sigma_0 = (\tau\alpha(n))^t`
+    (:func:`gaussian_collapse_rate`): by Jensen's inequality it is the lower of the two.
+
+    Examples:
+        >>> round(expected_log_sigma_ratio(30, 10, 0.9), 3), round(expected_log_sigma_ratio(30, 10), 3)
+        (-4.889, -1.728)
+    """
+    from scipy.special import digamma
+
+    t, n, tau = _check_collapse(t, n, temperature)
+    return t * (math.log(tau) + 0.5 * (float(digamma((n - 1) / 2)) + math.log(2.0 / (n - 1))))
+
+
+def log_sigma_ratio_std(t: int, n: int) -> float:
+    r"""The standard deviation of :math:`\log(\sigma_t/\sigma_0)` in the setting of
+    :func:`expected_log_sigma_ratio`: :math:`\sqrt{t\,\psi'(\tfrac{n-1}{2})/4}` (independent of
+    the temperature).
+
+    Examples:
+        >>> round(log_sigma_ratio_std(30, 10), 3)
+        1.366
+    """
+    from scipy.special import polygamma
+
+    t, n, _ = _check_collapse(t, n, 1.0)
+    return math.sqrt(t * float(polygamma(1, (n - 1) / 2)) / 4)
+
+
+def _check_collapse(t: int, n: int, temperature: float) -> tuple[int, int, float]:
+    if isinstance(t, bool) or not isinstance(t, int) or t < 0:
+        raise ValueError(f"`t` must be an integer >= 0, got {t!r}.")
+    if isinstance(n, bool) or not isinstance(n, int) or n < 2:
+        raise ValueError(f"`n` must be an integer >= 2, got {n!r}.")
+    tau = _check("temperature", temperature)
+    if tau == 0:
+        raise ValueError("`temperature` must be > 0, got 0.")
+    return t, n, tau
 
 
 def _check_regression(n: int, dim: int, noise_std: float) -> float:

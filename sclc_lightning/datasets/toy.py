@@ -7,6 +7,7 @@ distribution, for evaluation.
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import lightning.pytorch as pl
 import numpy as np
@@ -21,6 +22,7 @@ __all__ = [
     "LinearRegressionDataModule",
     "PointsDataModule",
     "TwoMoonsDataModule",
+    "first_mode_reward",
     "standard_normal_2d",
 ]
 
@@ -157,6 +159,17 @@ class EightGaussiansDataModule(PointsDataModule):
     def draw(self, num: int, generator: torch.Generator) -> Tensor:
         modes = torch.randint(8, (num,), generator=generator)
         return self.centres[modes] + self.std * torch.randn(num, 2, generator=generator)
+
+
+def first_mode_reward(data: Tensor, conditions: Any = None) -> Tensor:
+    r"""A reward favouring the first of the eight Gaussians (the mode at angle 0): the first
+    coordinate, :math:`r(x) = x_1`, largest at that mode (the ``curation_mixture`` recipe).
+
+    Examples:
+        >>> first_mode_reward(torch.tensor([[2.0, 0.0], [-2.0, 0.0]])).tolist()
+        [2.0, -2.0]
+    """
+    return data.flatten(1)[:, 0].double()
 
 
 class GaussianMixtureDataModule(PointsDataModule):

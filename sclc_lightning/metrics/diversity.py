@@ -10,7 +10,7 @@ from torch import Tensor
 from typing_extensions import override
 
 from sclc_lightning.metrics.evaluator import GenerationEvaluator, held_out
-from sclc_lightning.metrics.functional import dispersion, min_mode_weight, tail_mass
+from sclc_lightning.metrics.functional import dispersion, mode_weights, tail_mass
 
 __all__ = ["DiversityMetrics"]
 
@@ -24,7 +24,8 @@ class DiversityMetrics(GenerationEvaluator):
       percentiles, per dimension (0.02 for samples of the real distribution; tails vanish first,
       Shumailov et al. 2024);
     - ``min_mode_weight``: for DataModules with mode ``centres`` (eight Gaussians), the smallest
-      share of samples nearest to one mode (1/8 when balanced, 0 when a mode is lost).
+      share of samples nearest to one mode (1/8 when balanced, 0 when a mode is lost), and
+      ``max_mode_weight``, the largest (1 when every sample is in one mode).
 
     Generation 0's dispersion is kept in the checkpoint, so a resumed run divides by the same.
 
@@ -61,7 +62,8 @@ class DiversityMetrics(GenerationEvaluator):
         }
         centres = getattr(trainer.datamodule, "centres", None)  # type: ignore[attr-defined]
         if isinstance(centres, Tensor):
-            values["min_mode_weight"] = float(min_mode_weight(samples, centres))
+            weights = mode_weights(samples, centres)
+            values["min_mode_weight"], values["max_mode_weight"] = float(weights.min()), float(weights.max())
         return values
 
     @override

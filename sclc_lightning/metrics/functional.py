@@ -14,6 +14,7 @@ __all__ = [
     "min_mode_weight",
     "mmd_rbf",
     "mode_statistics",
+    "mode_weights",
     "moment_drift",
     "sqrtm_psd",
     "tail_mass",
@@ -191,6 +192,18 @@ def tail_mass(samples: Tensor, reference: Tensor, low: float = 0.01, high: float
     return beyond.double().mean()
 
 
+def mode_weights(samples: Tensor, centres: Tensor) -> Tensor:
+    r"""The share of samples whose nearest centre is each mode, shape ``(k,)``.
+
+    Examples:
+        >>> mode_weights(torch.tensor([[0.1], [9.0], [11.0], [10.2]]), torch.tensor([[0.0], [10.0]])).tolist()
+        [0.25, 0.75]
+    """
+    x, c = samples.double().flatten(1), centres.double().flatten(1)
+    nearest = torch.cdist(x, c).argmin(1)
+    return torch.bincount(nearest, minlength=len(c)).double() / max(len(x), 1)
+
+
 def min_mode_weight(samples: Tensor, centres: Tensor) -> Tensor:
     r"""The smallest share of samples whose nearest centre is a given mode: ``1/k`` for ``k``
     equally weighted modes, ``0`` once a mode is lost.
@@ -200,6 +213,4 @@ def min_mode_weight(samples: Tensor, centres: Tensor) -> Tensor:
         >>> float(min_mode_weight(torch.tensor([[0.1], [9.0], [11.0], [10.2]]), centres))
         0.25
     """
-    x, c = samples.double().flatten(1), centres.double().flatten(1)
-    nearest = torch.cdist(x, c).argmin(1)
-    return torch.bincount(nearest, minlength=len(c)).double().min() / max(len(x), 1)
+    return mode_weights(samples, centres).min()
