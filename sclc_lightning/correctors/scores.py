@@ -4,7 +4,8 @@ A score gives one number per point. It is named in one of four ways:
 
 - a registered name (:func:`register_score`), e.g. ``"model_log_prob"``: the log-density of each
   point under the model being trained (its ``log_prob(data)`` method), the selection of Qiao et
-  al. (2026);
+  al. (2026); or a mapping ``{"name": ..., **settings}`` for a registered score with settings,
+  e.g. ``{"name": "linear_residual", "weights": [...]}``;
 - a callable ``f(data, conditions) -> Tensor (m,)``;
 - an import path ``"package.module:function"`` to such a callable (YAML);
 - ``{"command": "program {input} {output}", ...}``: an external program, run like the
@@ -35,13 +36,13 @@ __all__ = ["Score", "ScoreSpec", "available_scores", "register_score"]
 ScoreSpec = str | Callable[..., Any] | Mapping[str, Any]
 """A registered name, a callable ``f(data, conditions)``, an import path, or ``{"command": ...}``."""
 
-#: Registered scores: ``f(data, conditions, module) -> Tensor (m,)``.
-_SCORES: dict[str, Callable[[Tensor, Any, Any], Tensor]] = {}
+#: Registered scores: ``f(data, conditions, module, **settings) -> Tensor (m,)``.
+_SCORES: dict[str, Callable[..., Tensor]] = {}
 
 
-def register_score(name: str) -> Callable[[Callable[[Tensor, Any, Any], Tensor]], Callable[[Tensor, Any, Any], Tensor]]:
-    """Register ``f(data, conditions, module) -> Tensor (m,)`` under ``name`` (``module``: the
-    LightningModule being trained).
+def register_score(name: str) -> Callable[[Callable[..., Tensor]], Callable[..., Tensor]]:
+    """Register ``f(data, conditions, module, **settings) -> Tensor (m,)`` under ``name``
+    (``module``: the LightningModule being trained; ``settings``: those of a mapping spec).
 
     Examples:
         >>> @register_score("doc_negative_norm")
@@ -51,7 +52,7 @@ def register_score(name: str) -> Callable[[Callable[[Tensor, Any, Any], Tensor]]
         True
     """
 
-    def decorate(function: Callable[[Tensor, Any, Any], Tensor]) -> Callable[[Tensor, Any, Any], Tensor]:
+    def decorate(function: Callable[..., Tensor]) -> Callable[..., Tensor]:
         if name in _SCORES and _SCORES[name] is not function:
             raise ValueError(f"A score named {name!r} is already registered.")
         _SCORES[name] = function
@@ -73,6 +74,8 @@ def model_log_prob(data: Tensor, conditions: Any, module: Any) -> Tensor:
     Raises:
         TypeError: the module has no ``log_prob`` method.
     """
+    if module is None:
+        raise RuntimeError("The score 'model_log_prob' needs the model: the loop attaches it at set-up.")
     method = getattr(module, "log_prob", None)
     if not callable(method):
         raise TypeError(
@@ -84,6 +87,27 @@ def model_log_prob(data: Tensor, conditions: Any, module: Any) -> Tensor:
         inputs = data.to(device)
         out = method(inputs) if conditions is None else method(inputs, conditions)
     return torch.as_tensor(out).detach().cpu()
+
+
+@register_score("linear_residual")
+def linear_residual(data: Tensor, conditions: Any, module: Any, weights: list[float]) -> Tensor:
+    r""":math:`-|y - x^\top \theta_c|` for items ``(x, y)`` (``x`` the condition, ``y`` the
+    data): how well a synthetic target agrees with a verifier holding its own parameter
+    :math:`\theta_c` = ``weights`` (Yi et al. 2026). Higher is better.
+
+    Examples:
+        >>> linear_residual(torch.tensor([[3.0]]), torch.tensor([[1.0, 1.0]]), None, weights=[1.0, 1.0]).tolist()
+        [-1.0]
+    """
+    if not isinstance(conditions, Tensor):
+        raise TypeError("The score 'linear_residual' needs the inputs x as conditions (the loop's `condition_field`).")
+    theta = torch.tensor(weights, dtype=torch.float64)
+    x = conditions.double().flatten(1)
+    if x.shape[1] != theta.numel():
+        raise ValueError(
+            f"The score 'linear_residual' has {theta.numel()} weights for inputs of dimension {x.shape[1]}."
+        )
+    return -(data.double().reshape(len(x), -1)[:, 0] - x @ theta).abs()
 
 
 class _CommandScore(CommandCorrector):
@@ -129,10 +153,18 @@ class Score:
 
     def __init__(self, spec: ScoreSpec, argument: str) -> None:
         self.argument = argument
-        self._registered: Callable[[Tensor, Any, Any], Tensor] | None = None
+        self.description: Any = None
+        self._registered: Callable[..., Tensor] | None = None
+        self._settings: dict[str, Any] = {}
         self._callable: Callable[..., Any] | None = None
         self._command: _CommandScore | None = None
-        if isinstance(spec, Mapping):
+        if isinstance(spec, Mapping) and "name" in spec:
+            options = {k: v for k, v in spec.items() if k != "name"}
+            if spec["name"] not in _SCORES:
+                raise ValueError(f"`{argument}` names {spec['name']!r}, not a registered score ({available_scores()}).")
+            self._registered, self._settings = _SCORES[spec["name"]], options
+            self.description = jsonable(dict(spec))
+        elif isinstance(spec, Mapping):
             options = dict(spec)
             if "command" not in options:
                 raise ValueError(
@@ -141,7 +173,7 @@ class Score:
             self._command = _CommandScore(strength=float("inf"), **options)
             secrets = sorted(options.get("env", {}).items())  # values may be secrets: a digest of each
             env = {k: hashlib.sha256(str(v).encode()).hexdigest()[:16] for k, v in secrets}
-            self.description: Any = {**jsonable({k: v for k, v in options.items() if k != "env"}), "env": env}
+            self.description = {**jsonable({k: v for k, v in options.items() if k != "env"}), "env": env}
         elif isinstance(spec, str) and spec in _SCORES:
             self._registered, self.description = _SCORES[spec], spec
         elif isinstance(spec, str) and ":" not in spec and "." not in spec:
@@ -153,11 +185,6 @@ class Score:
             self._callable = resolve_callable(spec, argument)  # type: ignore[arg-type]
             self.description = spec if isinstance(spec, str) else jsonable(spec)
 
-    @property
-    def needs_module(self) -> bool:
-        """Whether it scores with the model being trained (a registered score)."""
-        return self._registered is not None
-
     def __call__(self, batch: SyntheticBatch, generation: int, module: Any) -> Tensor:
         """One float64 value per point of ``batch``.
 
@@ -168,9 +195,7 @@ class Score:
         if self._command is not None:
             out: Any = self._command.scores(batch, generation)
         elif self._registered is not None:
-            if module is None:
-                raise RuntimeError(f"`{self.argument}` {self.description!r} scores with the model: attach it first.")
-            out = self._registered(batch.data, batch.conditions, module)
+            out = self._registered(batch.data, batch.conditions, module, **self._settings)
         else:
             assert self._callable is not None
             out = self._callable(batch.data, batch.conditions)

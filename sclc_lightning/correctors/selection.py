@@ -183,7 +183,8 @@ class VerifierCorrector(SelectingCorrector):
       :math:`q` (the loop keeps :math:`m` of them, in the order drawn);
     - ``"probability"``: accept with probability :math:`s(x) \in [0, 1]`.
 
-    Reports ``score_mean`` (of every point drawn) and ``score_mean_kept``.
+    Reports ``acceptance_rate`` (the share of the points drawn that the rule accepts),
+    ``score_mean`` (of every point drawn) and ``score_mean_kept``.
 
     Args:
         verifier: the score (:mod:`~sclc_lightning.correctors.scores`); ``"model_log_prob"`` is
@@ -263,5 +264,9 @@ class VerifierCorrector(SelectingCorrector):
         accepted = self._forgive(accepted, generator)
         rows = torch.nonzero(accepted).flatten()[:keep]
         kept = float(scores[rows].mean()) if rows.numel() else math.nan
-        self.report(score_mean=float(scores.mean()), **({"score_mean_kept": kept} if rows.numel() else {}))
+        self.report(
+            acceptance_rate=float(accepted.double().mean()),
+            score_mean=float(scores.mean()),
+            **({"score_mean_kept": kept} if rows.numel() else {}),
+        )
         return rows

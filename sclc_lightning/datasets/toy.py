@@ -270,6 +270,7 @@ class LinearRegressionDataModule(pl.LightningDataModule):
         seed: draws the weights, the training and the test data (different streams); ``None``
             (default) takes the run's seed (``seed_everything``, which ``sclc grid --seeds``
             sets), so that seeds average over designs as the theory's expectation does.
+        weights: :math:`w^*` itself (``dim`` values) instead of a draw.
     """
 
     def __init__(
@@ -280,8 +281,11 @@ class LinearRegressionDataModule(pl.LightningDataModule):
         n_test: int = 1000,
         batch_size: int | None = None,
         seed: int | None = None,
+        weights: list[float] | None = None,
     ):
         super().__init__()
+        if weights is not None and len(weights) != dim:
+            raise ValueError(f"`weights` must have `dim` = {dim} values, got {len(weights)}.")
         if dim < 1 or n < dim or n_test < 0 or noise_std < 0 or (batch_size is not None and batch_size < 1):
             raise ValueError(
                 "Need dim >= 1, n >= dim, n_test >= 0, noise_std >= 0 and batch_size >= 1 (or None);"
@@ -291,7 +295,8 @@ class LinearRegressionDataModule(pl.LightningDataModule):
             seed = torch.initial_seed() % 2**62
         self.n, self.dim, self.noise_std, self.n_test, self.seed = n, dim, noise_std, n_test, seed
         self.batch_size = n if batch_size is None else batch_size
-        self._weights = torch.randn(dim, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
+        drawn = torch.randn(dim, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
+        self._weights = drawn if weights is None else torch.tensor(weights, dtype=torch.float64)
         self.train_pairs: _Pairs | None = None
         self.test_pairs: _Pairs | None = None
 

@@ -133,14 +133,15 @@ class SelectionRounds:
         return batch
 
     def statistics(self) -> dict[str, float]:
-        """``oversampling`` (drawn per kept), ``acceptance_rate`` (kept over drawn) and the
-        corrector's reports averaged over the rounds; ``seconds_choosing`` for the record."""
+        """``oversampling`` (drawn per kept), ``acceptance_rate`` (kept over drawn, unless the
+        corrector reports its own) and the corrector's reports averaged over the rounds;
+        ``seconds_choosing`` for the record."""
         kept = self.total - self.needed
         averaged = {key: self._sums[key] / self._weights[key] for key in self._sums}
         return {
-            **averaged,
             "oversampling": self.drawn / self.total if self.total else 1.0,
             "acceptance_rate": kept / self.drawn if self.drawn else 1.0,
+            **averaged,  # a corrector's own acceptance rate (its rule's, before the loop keeps enough) wins
             "seconds_choosing": self._seconds,
         }
 

@@ -31,16 +31,21 @@ class LinearRegressionModel(ExactFitModule):
         dim: the dimension :math:`d` of ``x``.
         noise_std: :math:`\sigma`, the noise of generated targets (the theory's known noise
             level; the real data's noise in the recipes).
+        reference_weights: a vector to follow the fit against (e.g. a verifier's own
+            :math:`\theta_c`): logs ``reference_distance``, :math:`\|\hat w - \theta_c\|^2`.
 
     After each generation it logs ``test_error``, :math:`\|\hat w - w^*\|^2` (the expected
     squared error of a prediction at an isotropic test point, above the noise floor), when the
     DataModule says :math:`w^*` (``true_weights()``), and ``weight_norm``, :math:`\|\hat w\|`.
     """
 
-    def __init__(self, dim: int = 8, noise_std: float = 1.0) -> None:
+    def __init__(self, dim: int = 8, noise_std: float = 1.0, reference_weights: list[float] | None = None) -> None:
         super().__init__()
         if dim < 1 or noise_std < 0:
             raise ValueError(f"Need dim >= 1 and noise_std >= 0, got dim={dim}, noise_std={noise_std}.")
+        if reference_weights is not None and len(reference_weights) != dim:
+            raise ValueError(f"`reference_weights` must have `dim` = {dim} values, got {len(reference_weights)}.")
+        self.reference = None if reference_weights is None else torch.tensor(reference_weights, dtype=torch.float64)
         self.save_hyperparameters()
         self.dim, self.noise_std = dim, noise_std
         self.weights = torch.nn.Parameter(torch.zeros(dim, dtype=torch.float64), requires_grad=False)
@@ -64,6 +69,8 @@ class LinearRegressionModel(ExactFitModule):
         true = self.true_weights()
         if true is not None:
             metrics["test_error"] = float((self.weights - true).pow(2).sum())
+        if self.reference is not None:
+            metrics["reference_distance"] = float((self.weights - self.reference.to(self.weights)).pow(2).sum())
         return metrics
 
     def true_weights(self) -> Tensor | None:
