@@ -53,7 +53,9 @@ class SelfConsumingLoop(LoopSettings, GenerationalLoop):
     Args:
         synthetic_fraction: :math:`\lambda \ge 0`; each generation samples
             :math:`\lfloor \lambda n \rfloor` points, ``n`` the size of the real training set
-            (the real subset's size in ``fresh`` mode). May exceed 1.
+            (the real subset's size in ``fresh`` mode). May exceed 1. Or a schedule
+            :math:`\lambda_t`: a list of one value per generation, a function of the generation
+            or ``{"name": "linear", "start": ..., "end": ...}`` (:mod:`~sclc_lightning.mixing.schedule`).
         generations: :math:`T \ge 0`, the generations trained after generation 0.
         images_per_generation: training samples per generation, summed over ranks, drawn from
             the mixed set (rounded to whole batches on every rank, with a warning);
@@ -111,7 +113,7 @@ class SelfConsumingLoop(LoopSettings, GenerationalLoop):
 
     def __init__(
         self,
-        synthetic_fraction: float,
+        synthetic_fraction: float | list[float] | str | dict[str, Any] | Callable[[int], float],
         generations: int,
         images_per_generation: int | None = None,
         initial_images: int | None = None,
@@ -189,7 +191,7 @@ class SelfConsumingLoop(LoopSettings, GenerationalLoop):
 
     @property
     def num_synthetic(self) -> int:
-        r""":math:`\lfloor \lambda n \rfloor`."""
+        r""":math:`\lfloor \lambda n \rfloor` (with a schedule, the largest :math:`\lambda_t`)."""
         return self.config.num_synthetic(self.n)
 
     def fingerprint(self) -> dict[str, Any]:

@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from sclc_lightning._settings import jsonable
 from sclc_lightning.correctors.base import Corrector, make_corrector
 from sclc_lightning.items.codec import FieldKey
 from sclc_lightning.items.contract import FieldRule, resolve_rules
@@ -28,6 +29,7 @@ from sclc_lightning.mixing.policies import (
     get_mixing_policy_class,
     make_mixing_policy,
 )
+from sclc_lightning.mixing.schedule import resolve_schedule
 from sclc_lightning.sampler import SamplerSpec
 
 __all__ = ["DEPRECATED_MODE_ARGUMENTS", "LoopConfig", "LoopSettings"]
@@ -143,6 +145,10 @@ class LoopConfig:
     accept_other_real_data: bool = False
     sample_kwargs: dict[str, Any] = field(default_factory=dict)
     max_oversampling: float = 100.0
+    #: :math:`\lambda_1, \dots, \lambda_T` when ``synthetic_fraction`` is a schedule (then
+    #: :attr:`synthetic_fraction` is the largest), with the schedule as given, for the record.
+    schedule: tuple[float, ...] | None = None
+    schedule_description: Any = None
 
     @classmethod
     def from_arguments(cls, arguments: Mapping[str, Any]) -> LoopConfig:
@@ -170,15 +176,22 @@ class LoopConfig:
         )
         if given:
             raise TypeError(f"SelfConsumingLoop got unexpected arguments {sorted(given)}.")
-        if (
-            isinstance(synthetic_fraction, bool)
-            or not isinstance(synthetic_fraction, (int, float))
-            or not math.isfinite(synthetic_fraction)
-            or synthetic_fraction < 0
-        ):
-            raise ValueError(f"`synthetic_fraction` must be a finite number >= 0, got {synthetic_fraction!r}.")
         if not _is_int(generations) or generations < 0:
             raise ValueError(f"`generations` must be an integer >= 0, got {generations!r}.")
+        schedule: tuple[float, ...] | None = None
+        described: Any = None
+        if isinstance(synthetic_fraction, bool) or not isinstance(synthetic_fraction, (int, float)):
+            text = isinstance(synthetic_fraction, str) and ":" not in synthetic_fraction
+            if synthetic_fraction is None or isinstance(synthetic_fraction, bool) or text:
+                raise ValueError(
+                    "`synthetic_fraction` must be a finite number >= 0 or a schedule (a list per generation, a"
+                    f" function of the generation, {{'name': 'linear', ...}}), got {synthetic_fraction!r}."
+                )
+            schedule = resolve_schedule(synthetic_fraction, int(generations))
+            described = jsonable(synthetic_fraction)
+            synthetic_fraction = max(schedule, default=0.0)
+        elif not math.isfinite(synthetic_fraction) or synthetic_fraction < 0:
+            raise ValueError(f"`synthetic_fraction` must be a finite number >= 0, got {synthetic_fraction!r}.")
         _check_optional_count("images_per_generation", images_per_generation, 1)
         _check_optional_count("initial_images", initial_images, 0)
         if isinstance(mode, str):
@@ -201,7 +214,7 @@ class LoopConfig:
             or not 1 <= max_oversampling < math.inf
         ):
             raise ValueError(f"`max_oversampling` must be a finite number >= 1, got {max_oversampling!r}.")
-        policy.check_loop(float(synthetic_fraction), int(generations))
+        policy.check_loop(min(schedule) if schedule else float(synthetic_fraction), int(generations))
         corrector = make_corrector(corrector, corrector_kwargs)
         for part in (policy, corrector):  # refused now, not when the fit has started
             if part is not None:
@@ -210,6 +223,8 @@ class LoopConfig:
             raise ValueError("`initial_images=0` skips generation 0, so `generations` must be >= 1, got 0.")
         return cls(
             synthetic_fraction=float(synthetic_fraction),
+            schedule=schedule,
+            schedule_description=described,
             generations=int(generations),
             images_per_generation=images_per_generation,
             initial_images=images_per_generation if initial_images is None else initial_images,
@@ -249,9 +264,19 @@ class LoopConfig:
         trains_zero = generation == 0 and self.first_generation == 0
         return self.initial_images if trains_zero else self.images_per_generation
 
-    def num_synthetic(self, n: int) -> int:
-        r""":math:`\lfloor \lambda n \rfloor`."""
-        return num_synthetic(self.synthetic_fraction, n)
+    def fraction_at(self, generation: int) -> float:
+        r""":math:`\lambda_t`: the synthetic fraction sampled for ``generation`` (>= 1)."""
+        if self.schedule is None:
+            return self.synthetic_fraction
+        return self.schedule[generation - 1] if 1 <= generation <= len(self.schedule) else 0.0
+
+    def num_synthetic(self, n: int, generation: int | None = None) -> int:
+        r""":math:`\lfloor \lambda_t n \rfloor` points to sample for ``generation``, as the mixing
+        policy asks (:meth:`~sclc_lightning.mixing.MixingPolicy.num_to_sample`); without a
+        generation, :math:`\lfloor \lambda n \rfloor` with the largest :math:`\lambda_t`."""
+        if generation is None:
+            return num_synthetic(self.synthetic_fraction, n)
+        return self.policy.num_to_sample(generation, num_synthetic(self.fraction_at(generation), n))
 
     def fingerprint(
         self,

@@ -71,7 +71,8 @@ def build(
     known, the structure of its items and how their fields are built, and its real data (size
     and digest)."""
     fingerprint: dict[str, Any] = {
-        "synthetic_fraction": config.synthetic_fraction,
+        # a schedule is recorded as given (a list, a function's path, a registered name and settings)
+        "synthetic_fraction": config.synthetic_fraction if config.schedule is None else config.schedule_description,
         "mode": config.policy.describe()["name"],
         "mode_settings": config.policy.settings(),
         "corrector": corrector.describe() if corrector is not None else None,

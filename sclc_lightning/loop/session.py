@@ -117,7 +117,8 @@ class FitSession:
 
     @property
     def num_synthetic(self) -> int:
-        return self.config.num_synthetic(self.n)
+        """Points sampled for the generation being trained."""
+        return self.config.num_synthetic(self.n, max(self.generation, 1))
 
     def restore(self, trainer: pl.Trainer, pl_module: pl.LightningModule, restored: LoopState | None) -> None:
         """From the checkpoint's loop state (``None``: a new run): where in a generation the fit
@@ -172,7 +173,7 @@ class FitSession:
         position: GenerationPosition | None,
     ) -> None:
         """Sample and correct ``generation``'s synthetic data, or find it on disk."""
-        total = self.num_synthetic
+        total = self.config.num_synthetic(self.n, generation)
         if generation < 1 or total == 0:
             return
         check = self.stops.check_while_sampling(trainer, generation)
@@ -284,6 +285,14 @@ class FitSession:
         return dict(opened)
 
 
+def _per_generation(config: LoopConfig, n: int) -> str:
+    """The synthetic points per generation, for the log: a count, or a schedule's range."""
+    if config.schedule is None:
+        return str(config.num_synthetic(n))
+    counts = [config.num_synthetic(n, g) for g in range(1, config.generations + 1)]
+    return f"{counts[0]}..{counts[-1]} (a schedule)" if counts else "0"
+
+
 def start_session(
     trainer: pl.Trainer,
     pl_module: pl.LightningModule,
@@ -315,7 +324,7 @@ def start_session(
     session.stops.install(trainer)
     mode = config.policy.describe()["name"]
     rank_zero_info(
-        f"SelfConsumingLoop: n={n} real items, {config.num_synthetic(n)} synthetic per generation,"
+        f"SelfConsumingLoop: n={n} real items, {_per_generation(config, n)} synthetic per generation,"
         f" generations {config.first_generation}..{config.generations} (one epoch each), mode"
         f" {mode!r}, corrector {describe_corrector(corrector)}, data in {run.store.root}."
     )

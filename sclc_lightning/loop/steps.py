@@ -23,7 +23,7 @@ def planned_batches(
 ) -> dict[int, int]:
     """Batches per rank of every generation the fit trains, by generation.
 
-    Every synthetic set is assumed to hold ``⌊λn⌋`` items, as the loop makes them.
+    Every synthetic set is assumed to hold ``⌊λ_t n⌋`` items, as the loop makes them.
 
     Examples:
         >>> from sclc_lightning import SelfConsumingLoop
@@ -32,11 +32,12 @@ def planned_batches(
         {0: 10, 1: 15, 2: 20}
     """
     n = config.policy.n(real_size)
-    per_set = config.num_synthetic(real_size if n is None else n)
+    n = real_size if n is None else n
     counts: dict[int, int] = {}
     batches: dict[int, int] = {}
     for generation in range(config.first_generation, config.generations + 1):
-        if generation >= 1 and per_set > 0:
+        per_set = config.num_synthetic(n, generation) if generation >= 1 else 0
+        if per_set > 0:
             counts[generation] = per_set
         plan = config.policy.plan(generation, real_size, dict(counts), config.seed)
         size = plan.num_real(real_size) + plan.num_synthetic(counts)

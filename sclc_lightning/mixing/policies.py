@@ -134,8 +134,15 @@ class MixingPolicy(abc.ABC):
         (default: the whole real dataset; ``None`` while it is unknown)."""
         return real_size
 
+    def num_to_sample(self, generation: int, proposed: int) -> int:
+        r"""How many synthetic points the loop samples for ``generation``: by default
+        ``proposed``, :math:`\lfloor \lambda_t n \rfloor` (a schedule's :math:`\lambda_t`). A
+        policy that uses fewer of them says so here, and the loop samples only those."""
+        return proposed
+
     def check_loop(self, synthetic_fraction: float, generations: int) -> None:  # noqa: B027
-        """Refuse loop settings this policy cannot train with (called at construction)."""
+        r"""Refuse loop settings this policy cannot train with (called at construction);
+        ``synthetic_fraction`` is the smallest :math:`\lambda_t` of a schedule."""
 
     def check_real_size(self, real_size: int) -> None:  # noqa: B027
         """Refuse a real dataset this policy cannot use (called when fitting starts)."""

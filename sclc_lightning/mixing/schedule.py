@@ -1,0 +1,106 @@
+r"""Synthetic fractions that change over the generations: :math:`\lambda_t` instead of one
+:math:`\lambda` (a web whose synthetic share grows over time).
+
+The loop's ``synthetic_fraction`` may be
+
+- a number: the same :math:`\lambda` every generation;
+- a list of ``generations`` numbers: :math:`\lambda_1, \dots, \lambda_T`, the share sampled for
+  generation :math:`t` (at the end of generation :math:`t-1`);
+- a callable ``f(generation) -> float`` or its import path ``"package.module:function"``;
+- a mapping ``{"name": ..., **settings}`` naming a registered schedule, e.g.
+  ``{"name": "linear", "start": 0.1, "end": 1.0}`` (:func:`register_schedule`).
+
+Every :math:`\lambda_t` is computed when the loop is made (and refused there if one is negative or
+not finite), recorded with the run and compared on resume.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+from sclc_lightning._callables import resolve_callable
+
+__all__ = ["available_schedules", "register_schedule", "resolve_schedule"]
+
+#: Registered schedules: ``f(generation, generations, **settings) -> float``.
+_SCHEDULES: dict[str, Callable[..., float]] = {}
+
+
+def register_schedule(name: str) -> Callable[[Callable[..., float]], Callable[..., float]]:
+    """Register ``f(generation, generations, **settings) -> float`` under ``name``.
+
+    Examples:
+        >>> @register_schedule("doc_half")
+        ... def half(generation, generations):
+        ...     return 0.5
+        >>> resolve_schedule({"name": "doc_half"}, 2)
+        (0.5, 0.5)
+    """
+
+    def decorate(function: Callable[..., float]) -> Callable[..., float]:
+        if name in _SCHEDULES and _SCHEDULES[name] is not function:
+            raise ValueError(f"A schedule named {name!r} is already registered.")
+        _SCHEDULES[name] = function
+        return function
+
+    return decorate
+
+
+def available_schedules() -> list[str]:
+    """The registered schedule names."""
+    return sorted(_SCHEDULES)
+
+
+@register_schedule("linear")
+def linear(generation: int, generations: int, start: float, end: float) -> float:
+    r""":math:`\lambda_t` from ``start`` at generation 1 to ``end`` at the last, linearly.
+
+    Examples:
+        >>> [linear(t, 3, 0.0, 1.0) for t in (1, 2, 3)]
+        [0.0, 0.5, 1.0]
+    """
+    if generations <= 1:
+        return float(end)
+    value = float(start) + (float(end) - float(start)) * (generation - 1) / (generations - 1)
+    return round(value, 12)  # 0.8, not 0.7999999999999999: floor(λn) must not lose a point
+
+
+def resolve_schedule(value: Any, generations: int) -> tuple[float, ...]:
+    r""":math:`(\lambda_1, \dots, \lambda_T)` of a schedule (see the module's documentation).
+
+    Raises:
+        ValueError: a list of another length, an unknown name, or a value that is negative or
+            not finite, naming the generation.
+
+    Examples:
+        >>> resolve_schedule([0.1, 0.2], 2)
+        (0.1, 0.2)
+        >>> resolve_schedule({"name": "linear", "start": 0.0, "end": 1.0}, 5)
+        (0.0, 0.25, 0.5, 0.75, 1.0)
+    """
+    if isinstance(value, Mapping):
+        settings = {k: v for k, v in value.items() if k != "name"}
+        name = value.get("name")
+        if name not in _SCHEDULES:
+            raise ValueError(f"`synthetic_fraction` names the schedule {name!r}; registered: {available_schedules()}.")
+        function = _SCHEDULES[name]
+        values = [function(t, generations, **settings) for t in range(1, generations + 1)]
+    elif isinstance(value, Sequence) and not isinstance(value, str):
+        if len(value) != generations:
+            raise ValueError(
+                f"`synthetic_fraction` as a list needs one value per generation 1..{generations}"
+                f" ({generations}), got {len(value)}."
+            )
+        values = list(value)
+    else:
+        given = resolve_callable(value, "synthetic_fraction")
+        assert given is not None
+        values = [given(t) for t in range(1, generations + 1)]
+    for generation, fraction in enumerate(values, start=1):
+        if isinstance(fraction, bool) or not isinstance(fraction, (int, float)) or not 0 <= fraction < math.inf:
+            raise ValueError(
+                f"`synthetic_fraction` at generation {generation} must be a finite number >= 0, got {fraction!r}."
+            )
+    return tuple(float(f) for f in values)
