@@ -391,6 +391,8 @@ def _regression_error_theory(runs: list[Run], generations: list[int]) -> tuple[s
     if not (
         _model_is(first, "LinearRegressionModel")
         and mode in ("replace", "accumulate")
+        and first.loop.get("corrector") is None
+        and not first.loop.get("sample_kwargs")
         and first.loop.get("synthetic_fraction") == 1
         and _init_args(first, "model").get("noise_std", noise) == noise
         and isinstance(n, int)
@@ -442,6 +444,15 @@ def _strength(run: Run) -> float | None:
     return float(strength) if isinstance(strength, (int, float)) else None
 
 
+def _selects(corrector: Any) -> bool:
+    """Whether ``corrector`` (a registered name) keeps some samples rather than correcting them."""
+    if not isinstance(corrector, str):
+        return False
+    from sclc_lightning.correctors import SelectingCorrector, available_correctors, get_corrector_class
+
+    return corrector in available_correctors() and issubclass(get_corrector_class(corrector), SelectingCorrector)
+
+
 def stability_note(runs: list[Run]) -> str | None:
     r"""A warning for a group whose :math:`\lambda` is at or above the stability bound of
     Gillman et al. Thm. 4.3, in its most favourable case (:math:`\varepsilon L/\alpha \to 0`):
@@ -461,6 +472,8 @@ def stability_note(runs: list[Run]) -> str | None:
     loop = runs[0].loop
     fraction, gamma = loop.get("synthetic_fraction"), _strength(runs[0])
     if loop.get("mode") != "augment" or not isinstance(fraction, (int, float)) or fraction <= 0 or gamma is None:
+        return None
+    if _selects(loop.get("corrector")):  # curation and verification do not pull toward the data: not Thm. 4.3's
         return None
     bound = max_stable_fraction(gamma, alpha=1.0, epsilon=0.0, lipschitz=0.0)
     if fraction < bound:

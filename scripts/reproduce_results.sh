@@ -10,6 +10,7 @@
 # same command again after an interruption) and runs/results/<section>/report/ (PNG + report.html).
 # Sections: gillman_fig2 bertrand_prop1 modes bertrand_fig1 bertrand_fig2 gillman_mnist motion
 #           linear_regression gmm_em vae lm_finetune lm_pretrain
+#           sampling_bias selection_bias curation verification (docs/beyond.md)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -23,7 +24,7 @@ while [ $# -gt 0 ]; do
     --out) OUT=$2; shift ;;
     --jobs) JOBS=$2; shift ;;
     --only) ONLY+=("$2"); shift ;;
-    -h|--help) sed -n '2,12p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,13p' "$0"; exit 0 ;;
     *) echo "reproduce_results.sh: unknown argument $1 (--help lists them)" >&2; exit 2 ;;
   esac
   shift
@@ -197,10 +198,48 @@ section_lm_pretrain() {
   report lm_pretrain report "$OUT/lm_pretrain/modes"
 }
 
+# Beyond the sources (docs/beyond.md): sampling bias, selection, curation, verification.
+section_sampling_bias() {
+  grid sampling_bias tau recipes/sampling_bias_gaussian.yaml --set loop.sample_kwargs.temperature=0.9,1 \
+    --seeds "$(pick 0-199 0-1)" -- --loop.generations "$(pick 30 3)"
+  report sampling_bias report "$OUT/sampling_bias/tau"
+}
+
+section_selection_bias() {
+  local small=()
+  [ "$SCALE" = tiny ] && small=(--config recipes/small/selection_bias.yaml --loop.generations 3)
+  grid selection_bias selection recipes/selection_bias.yaml --set loop.mode=accumulate,replace \
+    --seeds "$(pick 0-4 0)" -- "${small[@]}"
+  grid selection_bias accumulate recipes/selection_bias.yaml --seeds "$(pick 0-4 0)" \
+    -- "${small[@]}" --loop.corrector null --loop.corrector_kwargs null
+  report selection_bias report "$OUT/selection_bias/selection" "$OUT/selection_bias/accumulate"
+}
+
+section_curation() {
+  local gens
+  gens=$(pick 20 2)
+  grid curation curated recipes/curation_mixture.yaml --set loop.mode=replace,augment --seeds "$(pick 0-2 0)" \
+    -- --loop.generations "$gens"
+  grid curation plain recipes/curation_mixture.yaml --seeds "$(pick 0-2 0)" \
+    -- --loop.generations "$gens" --loop.corrector null --loop.corrector_kwargs null
+  report curation report "$OUT/curation/curated" "$OUT/curation/plain"
+}
+
+section_verification() {
+  local gens
+  gens=$(pick 30 3)
+  grid verification biased recipes/verified_regression.yaml --seeds "$(pick 0-9 0)" -- --loop.generations "$gens"
+  grid verification good recipes/verified_regression.yaml --seeds "$(pick 0-9 0)" -- --loop.generations "$gens" \
+    --loop.corrector_kwargs.verifier '{"name": "linear_residual", "weights": [1, 1, 1, 1, 1, 1, 1, 1]}'
+  grid verification none recipes/verified_regression.yaml --seeds "$(pick 0-9 0)" -- --loop.generations "$gens" \
+    --loop.corrector null --loop.corrector_kwargs null
+  report verification report "$OUT/verification/biased" "$OUT/verification/good" "$OUT/verification/none"
+}
+
 mkdir -p "$OUT"
 echo "reproduce_results.sh: $SCALE settings, $JOBS jobs, into $OUT"
 for section in gillman_fig2 bertrand_prop1 modes bertrand_fig1 bertrand_fig2 gillman_mnist motion \
-  linear_regression gmm_em vae lm_finetune lm_pretrain; do
+  linear_regression gmm_em vae lm_finetune lm_pretrain sampling_bias selection_bias curation verification; do
   timed "$section"
 done
 echo "reproduce_results.sh: done; times in $OUT/times.txt"

@@ -180,3 +180,23 @@ def test_persistent_workers_start_once_per_rank_under_ddp_spawn(tmp_path: Path) 
         rows = list(csv.DictReader(handle))
     assert [(int(float(r["num_synthetic"])), int(float(r["num_trained"]))) for r in rows] == [(0, 32)] + [(20, 32)] * 3
     assert len([p for p in tmp_path.iterdir() if "_" in p.name and p.name.split("_")[0].isdigit()]) == 2 * 2
+
+
+def above_one(data: torch.Tensor, conditions: Any) -> torch.Tensor:
+    return data[:, 0]
+
+
+@pytest.mark.slow
+def test_selection_rounds_agree_across_ranks(tmp_path: Path) -> None:
+    """A strict verifier needs several rounds; every rank samples each round's share, rank zero
+    chooses, and every rank learns how many are still missing (and stops with the same error)."""
+    from sclc_lightning.correctors import VerifierCorrector
+    from sclc_lightning.store import SyntheticStore
+
+    verify = VerifierCorrector(f"{__name__}:above_one", threshold=1.0)
+    loop = SelfConsumingLoop(1.0, 2, images_per_generation=40, output_dir=tmp_path / "s", corrector=verify)
+    trainer = _spawned(tmp_path, [loop])
+    trainer.fit(GaussianModel(), train_dataloaders=loader(gaussian_points(40)))
+    records = SyntheticStore(tmp_path / "s").records()
+    assert [r.count for r in records.values()] == [40, 40]
+    assert all(r.statistics is not None and r.statistics["oversampling"] > 1.5 for r in records.values())
