@@ -159,17 +159,24 @@ class CommandCorrector(Corrector):
             if conditions is not None:
                 np.save(paths["conditions"], conditions.numpy())
 
-    def _read(self, folder: Path, batch: SyntheticBatch, tail: str) -> Tensor:
+    def load_output(self, folder: Path, tail: str) -> Tensor:
+        """The ``data`` tensor the program wrote, as it is.
+
+        Raises:
+            CorrectorProcessError: no output file, or one that cannot be read.
+        """
         path = self._paths(folder)["output"]
         if not path.exists():
             raise CorrectorProcessError(f"{self._who()} exited 0 but wrote no {path.name}.{tail}")
         try:
             if self.file_format == "safetensors":
-                out = load_file(str(path))["data"]
-            else:
-                out = torch.from_numpy(np.load(path, allow_pickle=False))
+                return load_file(str(path))["data"]
+            return torch.from_numpy(np.load(path, allow_pickle=False))
         except Exception as err:  # unreadable file, no `data` tensor
             raise CorrectorProcessError(f"{self._who()} wrote an unreadable {path.name}: {err!r}.{tail}") from err
+
+    def _read(self, folder: Path, batch: SyntheticBatch, tail: str) -> Tensor:
+        out = self.load_output(folder, tail)
         if tuple(out.shape) != tuple(batch.data.shape):
             raise CorrectorProcessError(
                 f"{self._who()} wrote data of shape {tuple(out.shape)}, expected {tuple(batch.data.shape)}.{tail}"

@@ -18,17 +18,14 @@ from __future__ import annotations
 import hashlib
 import shlex
 from collections.abc import Callable, Mapping
-from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
-from safetensors.torch import load_file
 from torch import Tensor
 
 from sclc_lightning._callables import resolve_callable
 from sclc_lightning._settings import jsonable
-from sclc_lightning.correctors.command import CommandCorrector, CorrectorProcessError
+from sclc_lightning.correctors.command import CommandCorrector
 from sclc_lightning.items.codec import SyntheticBatch
 
 __all__ = ["Score", "ScoreSpec", "available_scores", "register_score"]
@@ -116,21 +113,8 @@ class _CommandScore(CommandCorrector):
     def _who(self) -> str:
         return f"score command `{shlex.join(self.command)}`"
 
-    def _read(self, folder: Path, batch: SyntheticBatch, tail: str) -> Tensor:
-        path = self._paths(folder)["output"]
-        if not path.exists():
-            raise CorrectorProcessError(f"{self._who()} exited 0 but wrote no {path.name}.{tail}")
-        try:
-            if self.file_format == "safetensors":
-                out = load_file(str(path))["data"]
-            else:
-                out = torch.from_numpy(np.load(path, allow_pickle=False))
-        except Exception as err:
-            raise CorrectorProcessError(f"{self._who()} wrote an unreadable {path.name}: {err!r}.{tail}") from err
-        return out
-
     def scores(self, batch: SyntheticBatch, generation: int) -> Tensor:
-        return self.run_program(batch, generation, lambda folder, tail: self._read(folder, batch, tail))
+        return self.run_program(batch, generation, self.load_output)
 
 
 class Score:

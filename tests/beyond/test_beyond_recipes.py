@@ -11,13 +11,10 @@ import statistics
 import warnings
 from pathlib import Path
 
-import lightning.pytorch as pl
 import pytest
 
-from sclc_lightning import SelfConsumingLoop
 from sclc_lightning.cli import main
-from sclc_lightning.datasets.toy import GaussianDataModule
-from sclc_lightning.models import GaussianModel
+from sclc_lightning.demo import run_arm
 from sclc_lightning.theory import expected_log_sigma_ratio, gaussian_collapse_rate, log_sigma_ratio_std
 
 RECIPES = Path(__file__).parents[2] / "recipes"
@@ -36,40 +33,12 @@ def fit_recipe(tmp_path: Path, recipe: str, name: str, *overrides: str, small: b
         return [{k: float(v) for k, v in row.items() if v != ""} for row in csv.DictReader(handle)]
 
 
-class _Sigma(pl.Callback):
-    def __init__(self) -> None:
-        self.sigma: list[float] = []
-
-    def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        self.sigma.append(pl_module.sigma)  # type: ignore[attr-defined]
-
-
 def sigma_ratio(seed: int, temperature: float, tmp_path: Path) -> float:
-    """σ_T/σ_0 of the `sampling_bias_gaussian` recipe's setting for one seed, in-process (the
-    recipe through `sclc fit` costs seconds per seed; this, a quarter of one)."""
-    loop = SelfConsumingLoop(
-        1.0,
-        30,
-        images_per_generation=None,
-        mode="replace",
-        seed=seed,
-        output_dir=tmp_path / f"{temperature}_{seed}",
-        sample_kwargs={"temperature": temperature},
-    )
-    track = _Sigma()
-    trainer = pl.Trainer(
-        default_root_dir=str(tmp_path),
-        callbacks=[loop, track],
-        max_epochs=-1,
-        accelerator="cpu",
-        devices=1,
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-    )
-    data = GaussianDataModule(n=10, dim=1, batch_size=10, seed=seed)
-    trainer.fit(GaussianModel(dim=1), datamodule=data)
+    """σ_T/σ_0 of the `sampling_bias_gaussian` recipe's setting for one seed (n = 10 points of
+    N(0, 1), replace, 30 generations), in-process with the demo's runner: the recipe through
+    `sclc fit` costs seconds per seed, this a quarter of one."""
+    arm = {"synthetic_fraction": 1.0, "mode": "replace", "sample_kwargs": {"temperature": temperature}}
+    track = run_arm(arm, n=10, dim=1, generations=30, seed=seed, out=tmp_path / f"{temperature}_{seed}")
     return track.sigma[-1] / track.sigma[0]
 
 
