@@ -63,7 +63,7 @@ def test_fit_with_two_processes_writes_one_table(tmp_path: Path) -> None:
     [
         (
             ["--loop.synthetic_fraction", "abc"],
-            r'Parser key "loop.synthetic_fraction": Expected a <class \'float\'>\. Got value: abc',
+            r"`synthetic_fraction` must be a finite number >= 0 or a schedule .* got 'abc'\.",
         ),
         (["--loop.synthetic_fraction", "-1"], r"`synthetic_fraction` must be a finite number >= 0, got -1\.0\."),
         (["--loop.mode", "mix"], r"`mode` must be one of \['accumulate', 'augment', 'fresh', 'replace'.*got 'mix'"),
