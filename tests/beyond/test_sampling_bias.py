@@ -96,7 +96,16 @@ def test_bad_sample_kwargs_are_refused_by_name(value: Any, says: str) -> None:
 
 
 def _models() -> dict[str, tuple[Any, dict[str, Any]]]:
-    from sclc_lightning.models import GaussianMixtureModel, LinearRegressionModel, PointDDPM, PointFlowMatching
+    from sclc_lightning.models import (
+        GaussianMixtureModel,
+        ImageVAE,
+        LinearRegressionModel,
+        MotionDiffusion,
+        PointDDPM,
+        PointFlowMatching,
+    )
+
+    motion = MotionDiffusion(frames=4, width=16, layers=1, heads=2, timesteps=10, sampling_steps=2)
 
     return {
         "gaussian": (GaussianModel(dim=2), {}),
@@ -104,10 +113,12 @@ def _models() -> dict[str, tuple[Any, dict[str, Any]]]:
         "regression": (LinearRegressionModel(dim=3), {"conditions": torch.randn(6, 3)}),
         "cfm": (PointFlowMatching(dim=2, hidden=16, layers=2, sampling_steps=4), {}),
         "ddpm": (PointDDPM(dim=2, hidden=16, layers=2, timesteps=20, sampling_steps=5), {}),
+        "vae": (ImageVAE(image_size=4, latent_dim=2, hidden=8), {}),
+        "motion": (motion, {"conditions": torch.tensor([0, 1, 2, 3, 0, 1])}),
     }
 
 
-@pytest.mark.parametrize("name", ["gaussian", "mixture", "regression", "cfm", "ddpm"])
+@pytest.mark.parametrize("name", ["gaussian", "mixture", "regression", "cfm", "ddpm", "vae", "motion"])
 def test_bundled_models_take_a_temperature(name: str) -> None:
     model, extra = _models()[name]
     model.eval()
@@ -120,6 +131,8 @@ def test_bundled_models_take_a_temperature(name: str) -> None:
         default, one, cold = draw(), draw(temperature=1.0), draw(temperature=0.25)
     torch.testing.assert_close(default, one)  # 1 is the model itself
     assert not torch.allclose(cold, one)
+    if name == "motion":  # the guidance scale is a sampling setting too
+        assert not torch.allclose(draw(guidance=1.0), one)
     for bad in (0.0, -1.0, math.inf):
         with pytest.raises(ValueError, match="`temperature` must be a finite number > 0"):
             draw(temperature=bad)
