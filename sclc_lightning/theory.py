@@ -11,6 +11,8 @@ from __future__ import annotations
 import math
 
 __all__ = [
+    "bertrand_is_stable",
+    "bertrand_max_fraction",
     "bound_probability",
     "error_bound",
     "expected_log_sigma_ratio",
@@ -77,6 +79,32 @@ def max_stable_fraction(strength: float, alpha: float, epsilon: float, lipschitz
         raise ValueError("`alpha` must be > 0, got 0.")
     ratio = 1.0 if math.isinf(gamma) else (1.0 + gamma) / (2.0 + gamma)
     return ratio / (1.0 + _check("epsilon", epsilon) * _check("lipschitz", lipschitz) / a)
+
+
+def bertrand_max_fraction(alpha: float, epsilon: float, lipschitz: float) -> float:
+    r"""Bertrand et al. (2024), Thm. 1: iterative retraining on a mix of real data and a share
+    :math:`\lambda` of the model's own samples is stable (the parameters stay within a ball of the
+    optimum that shrinks to it) when :math:`\lambda(1 + L\varepsilon/\alpha) < 1` and the first
+    model is close enough to the optimum; this is the supremum :math:`1/(1 + L\varepsilon/\alpha)`.
+
+    Examples:
+        >>> bertrand_max_fraction(alpha=1.0, epsilon=0.5, lipschitz=2.0)
+        0.5
+    """
+    a = _check("alpha", alpha)
+    if a == 0:
+        raise ValueError("`alpha` must be > 0, got 0.")
+    return 1.0 / (1.0 + _check("epsilon", epsilon) * _check("lipschitz", lipschitz) / a)
+
+
+def bertrand_is_stable(synthetic_fraction: float, alpha: float, epsilon: float, lipschitz: float) -> bool:
+    r"""Whether :math:`\lambda(1 + L\varepsilon/\alpha) < 1` (:func:`bertrand_max_fraction`).
+
+    Examples:
+        >>> bertrand_is_stable(0.4, alpha=1.0, epsilon=0.5, lipschitz=2.0), bertrand_is_stable(0.6, 1.0, 0.5, 2.0)
+        (True, False)
+    """
+    return _check("synthetic_fraction", synthetic_fraction) < bertrand_max_fraction(alpha, epsilon, lipschitz)
 
 
 def error_bound(

@@ -8,6 +8,8 @@
 | `GenerationEvaluator` | the base of per-generation metrics (subclass it) |
 | `PointMetrics` | Fréchet distance, MMD, moment drift of points |
 | `DiversityMetrics` | dispersion ratio, tail mass, smallest mode weight of samples |
+| `DetectorMetrics` | a classifier two-sample test: can real and synthetic be told apart (AUC) |
+| `StabilityMonitor` | where the run stands against the theory, live; warns when it leaves the band |
 | `ImageMetrics` | FID, KID, precision/recall of images |
 | `FeatureDistanceEvaluator` | Fréchet distance in a feature space of your choice |
 | `HeldOutScores` | the model's scores of held-out items (ELBO, perplexity) |
@@ -31,8 +33,10 @@ from sclc_lightning._lazy import lazy
 if TYPE_CHECKING:
     from sclc_lightning.callbacks.figures import SampleFigures
     from sclc_lightning.callbacks.generation_csv import GenerationCSV
+    from sclc_lightning.callbacks.stability import StabilityMonitor
     from sclc_lightning.loop import SelfConsumingLoop
     from sclc_lightning.metrics import (
+        DetectorMetrics,
         DiversityMetrics,
         FeatureDistanceEvaluator,
         HeldOutScores,
@@ -44,6 +48,7 @@ if TYPE_CHECKING:
     from sclc_lightning.metrics.evaluator import GenerationEvaluator
 
 __all__ = [
+    "DetectorMetrics",
     "DiversityMetrics",
     "FeatureDistanceEvaluator",
     "GenerationCSV",
@@ -54,6 +59,7 @@ __all__ = [
     "PointMetrics",
     "SampleFigures",
     "SelfConsumingLoop",
+    "StabilityMonitor",
     "TextMetrics",
 ]
 
@@ -63,9 +69,11 @@ __getattr__, __dir__ = lazy(
         "SelfConsumingLoop": "sclc_lightning.loop",
         "GenerationCSV": "sclc_lightning.callbacks.generation_csv",
         "SampleFigures": "sclc_lightning.callbacks.figures",
+        "StabilityMonitor": "sclc_lightning.callbacks.stability",
         "GenerationEvaluator": "sclc_lightning.metrics.evaluator",
         **dict.fromkeys(
             (
+                "DetectorMetrics",
                 "DiversityMetrics",
                 "FeatureDistanceEvaluator",
                 "HeldOutScores",

@@ -7,6 +7,7 @@ from sclc_lightning.metrics.classifier import (
     load_or_train_classifier,
     train_classifier,
 )
+from sclc_lightning.metrics.detector import DetectorMetrics, c2st_auc
 from sclc_lightning.metrics.diversity import DiversityMetrics
 from sclc_lightning.metrics.feature_distance import FeatureDistanceEvaluator, FeatureSpace
 from sclc_lightning.metrics.features import FeatureView
@@ -27,6 +28,7 @@ from sclc_lightning.metrics.point_metrics import PointMetrics
 from sclc_lightning.metrics.text_metrics import TextMetrics
 
 __all__ = [
+    "DetectorMetrics",
     "DiversityMetrics",
     "DomainClassifier",
     "FeatureDistanceEvaluator",
@@ -38,6 +40,7 @@ __all__ = [
     "MotionMetrics",
     "PointMetrics",
     "TextMetrics",
+    "c2st_auc",
     "dispersion",
     "feature_diversity",
     "frechet_distance",
