@@ -31,6 +31,8 @@ SEED_PURPOSES = (
     "dry_run_templates",
     "sample_round",
     "templates_round",
+    "model_correct",
+    "model_correct_templates",
 )
 
 

@@ -26,6 +26,7 @@ from typing_extensions import override
 from sclc_lightning import _lightning_compat as compat
 from sclc_lightning._trainer import GenerationalLoop
 from sclc_lightning.correctors.base import Corrector, ModuleCorrector
+from sclc_lightning.correctors.model import ModelCorrector
 from sclc_lightning.items.codec import FieldKey
 from sclc_lightning.items.real import RealData
 from sclc_lightning.loop.config import LoopConfig, LoopSettings
@@ -94,6 +95,10 @@ class SelfConsumingLoop(LoopSettings, GenerationalLoop):
         max_oversampling: the most points the loop draws per point kept when the corrector
             selects (:class:`~sclc_lightning.correctors.SelectingCorrector`): past it, the run
             stops with :class:`~sclc_lightning.correctors.OversamplingError`.
+        model_corrector: a weight-space corrector applied at each generation's end, before the
+            next samples (:mod:`~sclc_lightning.correctors.model`): a
+            :class:`~sclc_lightning.correctors.model.ModelCorrector` or a registered name (``"neon"``).
+        model_corrector_kwargs: its arguments, e.g. ``{"weight": 1.5, "num_samples": 1000}``.
         accept_other_real_data: resume a run whose real data differs from its checkpoint's (size
             or content; refused by default, naming what changed); the change is logged.
         shard_rows: rows per safetensors shard on disk.
@@ -134,6 +139,8 @@ class SelfConsumingLoop(LoopSettings, GenerationalLoop):
         accept_other_real_data: bool = False,
         sample_kwargs: dict[str, Any] | None = None,
         max_oversampling: float = 100.0,
+        model_corrector: ModelCorrector | str | None = None,
+        model_corrector_kwargs: dict[str, Any] | None = None,
         real_per_generation: int | None = None,
         max_synthetic: int | None = None,
     ) -> None:

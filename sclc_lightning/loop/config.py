@@ -19,6 +19,7 @@ import numpy as np
 
 from sclc_lightning._settings import jsonable
 from sclc_lightning.correctors.base import Corrector, make_corrector
+from sclc_lightning.correctors.model import ModelCorrector, make_model_corrector
 from sclc_lightning.items.codec import FieldKey
 from sclc_lightning.items.contract import FieldRule, resolve_rules
 from sclc_lightning.loop.fingerprint import build as build_fingerprint
@@ -149,6 +150,7 @@ class LoopConfig:
     #: :attr:`synthetic_fraction` is the largest), with the schedule as given, for the record.
     schedule: tuple[float, ...] | None = None
     schedule_description: Any = None
+    model_corrector: ModelCorrector | None = None
 
     @classmethod
     def from_arguments(cls, arguments: Mapping[str, Any]) -> LoopConfig:
@@ -171,6 +173,9 @@ class LoopConfig:
         accept_other_real_data = given.pop("accept_other_real_data", False)
         sample_kwargs = _check_sample_kwargs(given.pop("sample_kwargs", None))
         max_oversampling = given.pop("max_oversampling", 100.0)
+        model_corrector = make_model_corrector(
+            given.pop("model_corrector", None), given.pop("model_corrector_kwargs", None)
+        )
         output_dir, data_field, condition_field = (
             given.pop(k) for k in ("output_dir", "data_field", "condition_field")
         )
@@ -216,7 +221,7 @@ class LoopConfig:
             raise ValueError(f"`max_oversampling` must be a finite number >= 1, got {max_oversampling!r}.")
         policy.check_loop(min(schedule) if schedule else float(synthetic_fraction), int(generations))
         corrector = make_corrector(corrector, corrector_kwargs)
-        for part in (policy, corrector):  # refused now, not when the fit has started
+        for part in (policy, corrector, model_corrector):  # refused now, not when the fit has started
             if part is not None:
                 part.settings()
         if initial_images == 0 and generations == 0:
@@ -243,6 +248,7 @@ class LoopConfig:
             accept_other_real_data=accept_other_real_data,
             sample_kwargs=sample_kwargs,
             max_oversampling=float(max_oversampling),
+            model_corrector=model_corrector,
         )
 
     @property

@@ -84,6 +84,8 @@ def build(
         from sclc_lightning.sampler import describe_sampler
 
         fingerprint["sampler"] = describe_sampler(config.sampler)
+    if config.model_corrector is not None:  # a weight-space corrector; absent without one
+        fingerprint["model_corrector"] = config.model_corrector.describe()
     if config.sample_kwargs:  # the sampling bias (temperature, ...); absent at the default
         fingerprint["sample_kwargs"] = dict(config.sample_kwargs)
     if item is not None:

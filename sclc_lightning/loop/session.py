@@ -27,6 +27,7 @@ from sclc_lightning.loop.interruption import (
     restore_rng,
 )
 from sclc_lightning.loop.loader import GenerationDraw, PersistentLoader, draw_generation, make_loader
+from sclc_lightning.loop.model_correction import correct_model
 from sclc_lightning.loop.preflight import prepare
 from sclc_lightning.loop.production import SyntheticProducer, describe_corrector
 from sclc_lightning.loop.real_source import RealSource
@@ -104,6 +105,7 @@ class FitSession:
     _persistent: PersistentLoader | None = None
     _warned: set[tuple[int | None, int]] = field(default_factory=set)
     _counts: dict[int, int] = field(default_factory=dict)  # the size of each synthetic set on disk
+    _corrected: int | None = None  # the generation whose end the model corrector has corrected
 
     def __post_init__(self) -> None:
         self.history = HistoryFile(self.store.root)
@@ -140,6 +142,10 @@ class FitSession:
         self.generation = generation
         self.start_step = trainer.global_step if position is None else position.start_step
         self.progress = GenerationProgress()
+        if position is None and generation >= 1 and self._corrected != generation - 1:
+            # once per generation: a resumed fit asks for the same loader twice
+            correct_model(trainer, pl_module, self.config, self.producer, self.source.template, generation - 1)
+            self._corrected = generation - 1
         self._produce(trainer, pl_module, generation, position)
         if self.initial is not None and generation >= 1 and position is None:
             self.initial.apply(trainer, pl_module)  # after sampling from the previous generation's model

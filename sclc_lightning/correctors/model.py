@@ -1,0 +1,207 @@
+r"""Correction in weight space: at a generation's end, change the model's weights instead of its
+data.
+
+A :class:`ModelCorrector` receives the module, samples the loop drew from it for this purpose
+(a corrector cannot call the sampler), the reference weights :math:`\theta_r` and a generator,
+and returns new weights. The loop applies them before sampling the next generation, on every
+rank alike; the run's optimizer and scheduler states are not touched.
+
+Neon (Alemohammad et al. 2025, "Neon: Negative Extrapolation From Self-Training Improves Image
+Generation") is the first: fine-tune a copy of the model on its own samples to :math:`\theta_s`,
+then step the other way, :math:`\theta = (1 + w)\,\theta_r - w\,\theta_s`. The self-training
+direction shows the sampler's bias (e.g. a temperature below 1 makes the refit narrower), and
+stepping against it undoes it.
+"""
+
+from __future__ import annotations
+
+import abc
+import copy
+import math
+from collections.abc import Callable, Sequence
+from typing import Any, ClassVar, TypeVar
+
+import torch
+from torch import Tensor
+
+from sclc_lightning._registry import Registry
+from sclc_lightning._settings import declared_settings
+
+__all__ = [
+    "ModelCorrector",
+    "NeonCorrector",
+    "available_model_correctors",
+    "make_model_corrector",
+    "register_model_corrector",
+]
+
+M = TypeVar("M", bound="type[ModelCorrector]")
+
+
+class ModelCorrector(abc.ABC):
+    """Base class of weight-space correctors. Override :meth:`correct_model`.
+
+    Attributes:
+        num_samples: how many points the loop samples for it at each generation's end.
+    """
+
+    name: ClassVar[str] = ""
+    #: Constructor arguments that decide the new weights (recorded, compared on resume).
+    deciding: ClassVar[tuple[str, ...] | None] = None
+    #: Constructor arguments that do not.
+    operational: ClassVar[tuple[str, ...]] = ()
+    num_samples: int = 0
+
+    @abc.abstractmethod
+    def correct_model(
+        self,
+        module: Any,
+        *,
+        items: Sequence[Any],
+        collate: Callable[[list[Any]], Any],
+        reference: dict[str, Tensor],
+        generation: int,
+        generator: torch.Generator,
+    ) -> dict[str, Tensor]:
+        """The module's new state dict.
+
+        Args:
+            module: the LightningModule (do not train it in place: work on a copy).
+            items: ``num_samples`` synthetic items, built as the training set's would be.
+            collate: the training loader's ``collate_fn``.
+            reference: the reference weights :math:`\\theta_r` (a state dict on the CPU).
+            generation: the generation that has just ended.
+            generator: a CPU generator seeded from (seed, generation), the same on every rank.
+        """
+
+    def settings(self) -> dict[str, Any]:
+        """The deciding constructor arguments, JSON-safe."""
+        return declared_settings(self, self.deciding, self.operational)
+
+    def describe(self) -> dict[str, Any]:
+        """The name and :meth:`settings`, recorded in the manifest and the checkpoint."""
+        return {"name": self.name or type(self).__name__, **self.settings()}
+
+
+_REGISTRY: Registry[ModelCorrector] = Registry("model corrector", ModelCorrector, "model_corrector")
+
+
+def register_model_corrector(name: str) -> Callable[[M], M]:
+    """Class decorator registering a :class:`ModelCorrector` under ``name``."""
+    return _REGISTRY.register(name)
+
+
+def available_model_correctors() -> list[str]:
+    """Registered model corrector names.
+
+    Examples:
+        >>> "neon" in available_model_correctors()
+        True
+    """
+    return _REGISTRY.names()
+
+
+def make_model_corrector(
+    corrector: ModelCorrector | str | None, kwargs: dict[str, Any] | None = None
+) -> ModelCorrector | None:
+    """Resolve the loop's ``model_corrector`` argument (``None`` stays ``None``)."""
+    if corrector is None:
+        if kwargs:
+            raise ValueError(f"`model_corrector_kwargs` needs a `model_corrector`, got {kwargs!r} without one.")
+        return None
+    return _REGISTRY.make(corrector, kwargs)
+
+
+def _detached_copy(module: Any) -> Any:
+    """A deep copy of ``module`` without its trainer (which must not be copied)."""
+    trainer = getattr(module, "_trainer", None)
+    module._trainer = None
+    try:
+        return copy.deepcopy(module)
+    finally:
+        module._trainer = trainer
+
+
+@register_model_corrector("neon")
+class NeonCorrector(ModelCorrector):
+    r"""Negative extrapolation from self-training (Alemohammad et al. 2025).
+
+    A copy of the model, set to the reference weights :math:`\theta_r` (the model at the
+    generation's end), is trained on ``num_samples`` of its own samples to :math:`\theta_s`:
+
+    - a model fitted in closed form (``batch_statistics`` and ``fit``, e.g. the exact Gaussian)
+      is refitted on them;
+    - any other takes ``steps`` steps of Adam (learning rate ``lr``, batches of ``batch_size``
+      drawn with the loop's generator) on its own ``training_step``, with an optimizer of its
+      own: the run's optimizer and scheduler states are untouched.
+
+    The weights become :math:`\theta = (1 + w)\theta_r - w\theta_s` (floating-point entries of the
+    state dict; integer buffers keep :math:`\theta_r`'s). Which :math:`w` undoes a bias depends on
+    how the model is parameterised: see docs/model_correction.md.
+
+    Args:
+        weight: :math:`w`.
+        num_samples: self-training samples per generation.
+        steps: fine-tuning steps (gradient-trained models).
+        lr: the fine-tuning learning rate.
+        batch_size: the fine-tuning batch size.
+
+    Examples:
+        >>> NeonCorrector(weight=1.5625, num_samples=100_000).describe()["weight"]
+        1.5625
+    """
+
+    deciding = ("weight", "num_samples", "steps", "lr", "batch_size")
+
+    def __init__(
+        self, weight: float, num_samples: int = 1000, steps: int = 100, lr: float = 1e-4, batch_size: int = 256
+    ) -> None:
+        if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not math.isfinite(weight):
+            raise ValueError(f"`weight` must be a finite number, got {weight!r}.")
+        for name, value in (("num_samples", num_samples), ("steps", steps), ("batch_size", batch_size)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"`{name}` must be an integer >= 1, got {value!r}.")
+        if not lr > 0:
+            raise ValueError(f"`lr` must be > 0, got {lr!r}.")
+        self.weight, self.num_samples, self.steps = float(weight), num_samples, steps
+        self.lr, self.batch_size = float(lr), batch_size
+
+    def correct_model(
+        self,
+        module: Any,
+        *,
+        items: Sequence[Any],
+        collate: Callable[[list[Any]], Any],
+        reference: dict[str, Tensor],
+        generation: int,
+        generator: torch.Generator,
+    ) -> dict[str, Tensor]:
+        tuned = _detached_copy(module)
+        tuned.load_state_dict(reference)
+        if callable(getattr(tuned, "batch_statistics", None)) and callable(getattr(tuned, "fit", None)):
+            statistics = [s.detach() for s in tuned.batch_statistics(collate(list(items)))]
+            with torch.no_grad():
+                tuned.fit(statistics)
+        else:
+            self._fine_tune(tuned, items, collate, generator)
+        tuned_state = {k: v.detach().cpu() for k, v in tuned.state_dict().items()}
+        w = self.weight
+        return {
+            k: (1 + w) * r - w * tuned_state[k].to(r.dtype) if r.is_floating_point() else r.clone()
+            for k, r in reference.items()
+        }
+
+    def _fine_tune(
+        self, tuned: Any, items: Sequence[Any], collate: Callable[[list[Any]], Any], generator: torch.Generator
+    ) -> None:
+        tuned.train()
+        parameters = [p for p in tuned.parameters() if p.requires_grad]
+        optimizer = torch.optim.Adam(parameters, lr=self.lr)
+        for step in range(self.steps):
+            index = torch.randint(len(items), (min(self.batch_size, len(items)),), generator=generator)
+            batch = collate([items[i] for i in index.tolist()])
+            out = tuned.training_step(batch, step)
+            loss = out["loss"] if isinstance(out, dict) else out
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()

@@ -1,0 +1,126 @@
+"""Correction in weight space: Neon's θ = (1 + w)θ_r − wθ_s, applied by the loop at a
+generation's end, undoes a sampling bias when w is derived for the model's own parameters; the
+run's optimizer state is untouched and a resumed run corrects to the same weights."""
+
+from __future__ import annotations
+
+import copy
+import math
+from pathlib import Path
+from typing import Any
+
+import lightning.pytorch as pl
+import pytest
+import torch
+from helpers import CrashAt, fit, gaussian_points, loader
+from helpers import GaussianModel as GradientGaussian
+from lightning.pytorch.callbacks import ModelCheckpoint
+from torch.utils.data import DataLoader
+
+from sclc_lightning import SelfConsumingLoop
+from sclc_lightning.correctors import NeonCorrector
+from sclc_lightning.models import GaussianModel
+
+TAU = 0.8
+
+
+class Watch(pl.Callback):
+    """The weights and optimizer state at generation 0's end and at generation 1's start (after
+    the correction, before any training)."""
+
+    def __init__(self) -> None:
+        self.end: dict[str, Any] = {}
+        self.start: dict[str, Any] = {}
+
+    def _state(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> dict[str, Any]:
+        return {
+            "weights": {k: v.clone() for k, v in pl_module.state_dict().items()},
+            "optimizer": copy.deepcopy(trainer.optimizers[0].state_dict()),
+        }
+
+    def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if trainer.current_epoch == 0:
+            self.end = self._state(trainer, pl_module)
+
+    def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if trainer.current_epoch == 1:
+            self.start = self._state(trainer, pl_module)
+
+
+def _neon_sigma_ratio(tmp_path: Path, seed: int, weight: float) -> float:
+    """σ of the Neon model's samples at τ over σ_r, after one correction (n = 1,000 real points,
+    θ_s refitted on 100,000 samples at τ)."""
+    watch = Watch()
+    neon = NeonCorrector(weight=weight, num_samples=100_000)
+    loop = SelfConsumingLoop(
+        1.0,
+        1,
+        images_per_generation=None,
+        mode="replace",
+        seed=seed,
+        output_dir=tmp_path / f"{seed}_{weight}",
+        sample_kwargs={"temperature": TAU},
+        model_corrector=neon,
+    )
+    real = torch.randn(1000, 1, generator=torch.Generator().manual_seed(seed))
+    fit(tmp_path, GaussianModel(dim=1), DataLoader(real, batch_size=1000), loop, callbacks=[watch])  # type: ignore[arg-type]
+    sigma_r = float(watch.end["weights"]["cov"].sqrt())
+    return TAU * float(watch.start["weights"]["cov"].sqrt()) / sigma_r
+
+
+def test_w_derived_for_the_variance_undoes_the_temperature_and_others_do_not(tmp_path: Path) -> None:
+    # GaussianModel holds the variance: θ_s = τ²σ_r², so θ = σ_r²(1 + w(1 − τ²)) and the samples at τ
+    # have σ_r when w = 1/τ² = 1.5625. w = 1/τ = 1.25 (derived for σ) gives 0.963 σ_r, w = 1 (log σ)
+    # 0.933 σ_r. θ_s from 10^5 samples: its variance is off by about 0.45%, σ by about 0.22%.
+    for seed in range(10):
+        assert abs(_neon_sigma_ratio(tmp_path, seed, 1 / TAU**2) - 1) < 0.03
+        for wrong in (1 / TAU, 1.0):
+            assert abs(_neon_sigma_ratio(tmp_path, seed, wrong) - 1) > 0.03
+
+
+def test_the_run_optimizer_is_untouched_and_the_weights_move(tmp_path: Path) -> None:
+    watch = Watch()
+    neon = NeonCorrector(weight=0.5, num_samples=64, steps=5, lr=0.05, batch_size=16)
+    loop = SelfConsumingLoop(0.5, 1, images_per_generation=40, output_dir=tmp_path / "s", model_corrector=neon)
+    torch.manual_seed(0)
+    fit(tmp_path, GradientGaussian(), loader(gaussian_points(40)), loop, callbacks=[watch])
+    assert not torch.equal(watch.end["weights"]["mean"], watch.start["weights"]["mean"])
+    before, after = watch.end["optimizer"], watch.start["optimizer"]
+    assert before["param_groups"] == after["param_groups"]
+    for key, state in before["state"].items():
+        assert all(torch.equal(state[k], after["state"][key][k]) for k in state if isinstance(state[k], torch.Tensor))
+
+
+def test_a_resumed_run_corrects_to_the_same_weights(tmp_path: Path) -> None:
+    def run(folder: Path, **kwargs: Any) -> GradientGaussian:
+        neon = NeonCorrector(weight=0.5, num_samples=64, steps=5, lr=0.05, batch_size=16)
+        loop = SelfConsumingLoop(0.5, 3, images_per_generation=40, output_dir=folder / "s", model_corrector=neon)
+        ckpt = ModelCheckpoint(dirpath=folder / "ck", every_n_epochs=1, save_top_k=-1, filename="{epoch}")
+        torch.manual_seed(0)
+        model = GradientGaussian(noise=0.2)
+        fit(
+            folder,
+            model,
+            loader(gaussian_points(40)),
+            loop,
+            enable_checkpointing=True,
+            callbacks=[ckpt, *kwargs.pop("callbacks", [])],
+            **kwargs,
+        )
+        return model
+
+    full = run(tmp_path / "a")
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        run(tmp_path / "b", callbacks=[CrashAt(2)])
+    resumed = run(tmp_path / "b", ckpt_path=str(tmp_path / "b" / "ck" / "epoch=1.ckpt"))
+    assert torch.equal(full.mean, resumed.mean) and torch.equal(full.log_std, resumed.log_std)
+
+
+def test_the_weight_is_recorded_and_a_bad_one_refused() -> None:
+    loop = SelfConsumingLoop(1.0, 2, model_corrector="neon", model_corrector_kwargs={"weight": 1.5625})
+    assert loop.fingerprint()["model_corrector"]["weight"] == 1.5625
+    for bad in (math.nan, "1"):
+        with pytest.raises(ValueError, match="`weight` must be a finite number"):
+            NeonCorrector(weight=bad)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="`model_corrector_kwargs` needs a `model_corrector`"):
+        SelfConsumingLoop(1.0, 2, model_corrector_kwargs={"weight": 1.0})
