@@ -62,11 +62,18 @@ class PointDDPM(PointGenerator):
         generator: torch.Generator | None = None,
         conditions: Any = None,
         temperature: float = 1.0,
+        sampling_steps: int | None = None,
     ) -> Tensor:
         r"""``num_samples`` points, shape ``(num_samples, dim)``; ``temperature`` :math:`\tau`
-        scales the initial noise (:math:`x_T \sim N(0, \tau^2 I)`), not the noise of each step."""
+        scales the initial noise (:math:`x_T \sim N(0, \tau^2 I)`), not the noise of each step;
+        ``sampling_steps`` overrides the model's number of denoising steps (fewer: a biased sampler)."""
         tau = check_temperature(temperature, type(self).__name__)
-        self.scheduler.set_timesteps(self.sampling_steps)
+        steps = self.sampling_steps if sampling_steps is None else sampling_steps
+        if isinstance(steps, bool) or not isinstance(steps, int) or not 1 <= steps <= self.timesteps:
+            raise ValueError(
+                f"PointDDPM.sample: `sampling_steps` must be an integer in [1, {self.timesteps}], got {steps!r}."
+            )
+        self.scheduler.set_timesteps(steps)
         x = tau * torch.randn(
             num_samples, self.hparams["dim"], generator=generator, device=generator.device if generator else None
         )

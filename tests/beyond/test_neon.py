@@ -124,3 +124,20 @@ def test_the_weight_is_recorded_and_a_bad_one_refused() -> None:
             NeonCorrector(weight=bad)  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="`model_corrector_kwargs` needs a `model_corrector`"):
         SelfConsumingLoop(1.0, 2, model_corrector_kwargs={"weight": 1.0})
+
+
+def test_every_neon_setting_is_deciding() -> None:
+    from sclc_lightning._settings import constructor_arguments
+    from sclc_lightning.loop.fingerprint import STATE_FORMAT, fingerprint_changes
+
+    base = {"weight": 1.0}
+    other = {"weight": 2.0, "num_samples": 7, "steps": 3, "lr": 0.5, "batch_size": 9}
+    assert set(other) == set(constructor_arguments(NeonCorrector))
+
+    def fingerprint(settings: dict[str, Any]) -> dict[str, Any]:
+        return SelfConsumingLoop(1.0, 2, model_corrector=NeonCorrector(**settings)).fingerprint()
+
+    before = fingerprint(base)
+    for argument, value in other.items():
+        (change,) = fingerprint_changes(before, fingerprint({**base, argument: value}), STATE_FORMAT)
+        assert change.startswith(f"model_corrector.{argument}: checkpoint "), change

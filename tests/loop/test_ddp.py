@@ -200,3 +200,27 @@ def test_selection_rounds_agree_across_ranks(tmp_path: Path) -> None:
     records = SyntheticStore(tmp_path / "s").records()
     assert [r.count for r in records.values()] == [40, 40]
     assert all(r.statistics is not None and r.statistics["oversampling"] > 1.5 for r in records.values())
+
+
+class WeightsPerRank(GaussianModel):
+    """Writes its weights at the end of the fit, per rank."""
+
+    def __init__(self, record_dir: str):
+        super().__init__(noise=0.2)
+        self.record_dir = record_dir
+
+    def on_train_end(self) -> None:
+        path = Path(self.record_dir) / f"weights_rank{self.global_rank}.json"
+        path.write_text(json.dumps({"mean": self.mean.tolist(), "log_std": self.log_std.tolist()}))
+
+
+@pytest.mark.slow
+def test_a_weight_space_correction_keeps_the_ranks_equal(tmp_path: Path) -> None:
+    from sclc_lightning.correctors import NeonCorrector
+
+    neon = NeonCorrector(weight=0.5, num_samples=64, steps=5, lr=0.05, batch_size=16)
+    loop = SelfConsumingLoop(0.5, 2, images_per_generation=40, output_dir=tmp_path / "s", model_corrector=neon)
+    trainer = _spawned(tmp_path, [loop])
+    trainer.fit(WeightsPerRank(str(tmp_path)), train_dataloaders=loader(gaussian_points(40)))
+    ranks = [json.loads((tmp_path / f"weights_rank{r}.json").read_text()) for r in (0, 1)]
+    assert ranks[0] == ranks[1] and ranks[0]["mean"] != [0.0, 0.0]
