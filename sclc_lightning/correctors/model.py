@@ -18,6 +18,7 @@ from __future__ import annotations
 import abc
 import copy
 import math
+import warnings
 from collections.abc import Callable, Sequence
 from typing import Any, ClassVar, TypeVar
 
@@ -200,7 +201,9 @@ class NeonCorrector(ModelCorrector):
         for step in range(self.steps):
             index = torch.randint(len(items), (min(self.batch_size, len(items)),), generator=generator)
             batch = collate([items[i] for i in index.tolist()])
-            out = tuned.training_step(batch, step)
+            with warnings.catch_warnings():  # the copy has no trainer: its `self.log` calls log nothing
+                warnings.filterwarnings("ignore", message=r".*`self\.trainer` reference is not registered")
+                out = tuned.training_step(batch, step)
             loss = out["loss"] if isinstance(out, dict) else out
             optimizer.zero_grad()
             loss.backward()

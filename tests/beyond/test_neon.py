@@ -141,3 +141,96 @@ def test_every_neon_setting_is_deciding() -> None:
     for argument, value in other.items():
         (change,) = fingerprint_changes(before, fingerprint({**base, argument: value}), STATE_FORMAT)
         assert change.startswith(f"model_corrector.{argument}: checkpoint "), change
+
+
+def _sweep_module() -> Any:
+    import importlib.util
+
+    path = Path(__file__).parents[2] / "scripts" / "neon_sweep.py"
+    spec = importlib.util.spec_from_file_location("neon_sweep", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _read(path: Path) -> list[dict[str, str]]:
+    import csv
+
+    with open(path, newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+def test_the_eight_gaussians_sweep_runs_and_w_0_is_the_base_model(tmp_path: Path) -> None:
+    sweep = _sweep_module()
+    arguments = ["--out", str(tmp_path), "--seeds", "0", "--epochs", "3", "--weights", "0", "0.5"]
+    assert sweep.main([*arguments, "--eval-points", "500", "--samples", "200", "--finetune-steps", "3"]) == 0
+    rows, (summary,) = _read(tmp_path / "sweep.csv"), _read(tmp_path / "summary.csv")
+    assert [float(r["w"]) for r in rows] == [0.0, 0.5] and (tmp_path / "sweep.png").is_file()
+    base = next(r for r in rows if float(r["w"]) == 0.0)
+    assert float(summary["base_test"]) == float(base["frechet_test"])
+    assert float(summary["chosen_w"]) in (0.0, 0.5)
+    # w = 0 gives θ_r itself, bit for bit
+    model = GradientGaussian()
+    reference = {k: v.clone() + 1.0 for k, v in model.state_dict().items()}
+    same = NeonCorrector(weight=0.0, num_samples=8, steps=2, lr=0.1, batch_size=4).correct_model(
+        model,
+        items=list(torch.randn(8, 2)),
+        collate=torch.stack,
+        reference=reference,
+        generation=0,
+        generator=torch.Generator().manual_seed(0),
+    )
+    assert all(torch.equal(same[k], reference[k]) for k in reference)
+
+
+@pytest.mark.slow
+def test_neon_lowers_the_frechet_distance_at_the_validation_chosen_w(tmp_path: Path) -> None:
+    assert _sweep_module().main(["--out", str(tmp_path)]) == 0  # 3 seeds, 1,000 epochs, 7 values of w
+    summary = _read(tmp_path / "summary.csv")
+    base = sum(float(r["base_test"]) for r in summary) / len(summary)
+    neon = sum(float(r["neon_test"]) for r in summary) / len(summary)
+    assert neon < base and all(float(r["neon_test"]) <= float(r["base_test"]) * 1.02 for r in summary), summary
+
+
+RECIPES = Path(__file__).parents[2] / "recipes"
+
+
+def _sigma_ratios(tmp_path: Path, name: str, *overrides: str) -> list[float]:
+    from sclc_lightning.cli import main
+
+    run_dir = tmp_path / name
+    args = ["fit", "--config", str(RECIPES / "neon_gaussian.yaml"), "--run_dir", str(run_dir)]
+    assert main([*args, "--loop.generations", "5", "--trainer.enable_checkpointing", "false", *overrides]) == 0
+    rows = _read(run_dir / "metrics.csv")
+    return [float(r["sigma"]) / float(rows[0]["sigma"]) for r in rows]
+
+
+def test_the_neon_gaussian_recipe_undoes_the_temperature_in_the_loop(tmp_path: Path) -> None:
+    neon = _sigma_ratios(tmp_path, "neon")
+    none = _sigma_ratios(tmp_path, "none", "--loop.model_corrector", "null", "--loop.model_corrector_kwargs", "null")
+    sigma = _sigma_ratios(tmp_path, "sigma", "--loop.model_corrector_kwargs.weight", "1.25")
+    assert none[-1] == pytest.approx(TAU**5, rel=0.1)  # the biased sampler alone: τ per generation
+    assert abs(neon[-1] - 1) < 0.1  # n = 1,000: about 3% of refitting noise per generation
+    assert sigma[-1] < neon[-1] - 0.1  # w derived for σ: 0.963 per generation
+
+
+def test_the_neon_8gaussians_small_variant_runs_both_arms(tmp_path: Path) -> None:
+    from sclc_lightning.cli import main
+
+    for name, extra in (
+        ("neon", []),
+        ("none", ["--loop.model_corrector", "null", "--loop.model_corrector_kwargs", "null"]),
+    ):
+        args = [
+            "fit",
+            "--config",
+            str(RECIPES / "neon_8gaussians.yaml"),
+            "--config",
+            str(RECIPES / "small" / "neon_8gaussians.yaml"),
+        ]
+        assert main([*args, "--run_dir", str(tmp_path / name), "--trainer.enable_checkpointing", "false", *extra]) == 0
+        rows = _read(tmp_path / name / "metrics.csv")
+        assert [int(r["generation"]) for r in rows] == [0, 1, 2] and all(float(r["frechet"]) < 5 for r in rows)
+    manifest = (tmp_path / "neon" / "synthetic" / "manifest.json").read_text()
+    assert '"model_corrector": {"batch_size": 256, "lr": 0.0001, "name": "neon"' in manifest
