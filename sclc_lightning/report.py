@@ -108,7 +108,13 @@ class Run:
         if isinstance(corrector, dict):
             corrector = str(corrector.get("class_path", "custom")).rsplit(".", 1)[-1]
         gamma = kwargs.get("strength", "default" if corrector != "none" else 0)
-        return f"λ={self.loop.get('synthetic_fraction')} γ={gamma} {self.loop.get('mode')} {corrector}"
+        label = f"λ={self.loop.get('synthetic_fraction')} γ={gamma} {self.loop.get('mode')} {corrector}"
+        model_corrector = self.loop.get("model_corrector")
+        if isinstance(model_corrector, dict):  # as recorded: its name and settings
+            label += f" +{model_corrector.get('name', 'model corrector')}"
+        elif isinstance(model_corrector, str):
+            label += f" +{model_corrector}"
+        return label
 
     def series(self, metric: str) -> dict[int, float]:
         """``{generation: value}`` of ``metric`` (NaN and empty cells left out)."""
@@ -234,8 +240,11 @@ def group_runs(runs: Sequence[Run]) -> dict[str, list[Run]]:
     for label, keys in labels.items():
         dicts = [dict(k) for k in keys]
         differing = sorted({name for d in dicts for name in d if len({e.get(name) for e in dicts}) > 1})
-
-        short = [f"{label} {_extra(d, differing, True)}".strip() for d in dicts]
+        # first, only the settings whose given values differ (not those some groups lack)
+        varying = [name for name in differing if len({d[name] for d in dicts if name in d}) > 1]
+        short = [f"{label} {_extra(d, varying, True)}".strip() for d in dicts]
+        if len(set(short)) < len(short):
+            short = [f"{label} {_extra(d, differing, True)}".strip() for d in dicts]
         if len(set(short)) < len(short):
             short = [f"{label} {_extra(d, differing, False)}".strip() for d in dicts]
         names = short
@@ -345,6 +354,8 @@ def _gaussian_sigma_theory(runs: list[Run], generations: list[int]) -> tuple[str
     n = _init_args(first, "data").get("n")
     if not (_model_is(first, "GaussianModel") and first.loop.get("mode") == "replace" and isinstance(n, int)):
         return None
+    if first.loop.get("model_corrector") is not None:  # the weights are changed: not Prop. 1's process
+        return None
     tau = _temperature(first)
     if tau is None:
         return None
@@ -374,6 +385,7 @@ def _gaussian_log_sigma_theory(runs: list[Run], generations: list[int]) -> tuple
         and first.loop.get("mode") == "replace"
         and first.loop.get("synthetic_fraction") == 1
         and first.loop.get("corrector") is None
+        and first.loop.get("model_corrector") is None
         and isinstance(n, int)
         and tau is not None
     ):

@@ -43,7 +43,9 @@ class StabilityMonitor(Callback):
 
     Args:
         band: how many standard deviations from the expectation count as inside.
-        alpha, epsilon, lipschitz: Bertrand et al.'s constants (all three or none).
+        alpha: Bertrand et al.'s strong-concavity constant α (give the three constants or none).
+        epsilon: the model's error ε.
+        lipschitz: its Lipschitz constant L.
         drift_metric: a metric to watch (``None``: none).
         drift_threshold: the drift metric's value past which the run has drifted.
 
