@@ -17,9 +17,11 @@ from __future__ import annotations
 
 import abc
 import copy
+import io
 import math
 import warnings
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any, ClassVar, TypeVar
 
 import torch
@@ -123,6 +125,37 @@ def _detached_copy(module: Any) -> Any:
         module._trainer = trainer
 
 
+def _read_weights(path: Path) -> tuple[dict[str, Tensor], str]:
+    """The state dict in ``path`` (``.safetensors``, or a Lightning ``.ckpt``'s ``state_dict``,
+    loaded with ``weights_only=True``) on the CPU, and the file's SHA-256.
+
+    Raises:
+        ValueError: the file is missing, not a regular file, or holds no state dict; naming it.
+    """
+    from sclc_lightning._files import NotARegularFile, read_regular, sha256_bytes
+
+    try:
+        data = read_regular(path)
+    except (OSError, NotARegularFile) as err:
+        raise ValueError(f"Neon's `reference` {path} cannot be read: {err}") from None
+    try:
+        weights: Any
+        if path.suffix == ".safetensors":
+            from safetensors.torch import load
+
+            weights = load(data)
+        else:
+            checkpoint = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
+            weights = checkpoint.get("state_dict") if isinstance(checkpoint, dict) else None
+    except Exception as err:  # a damaged file, or one that is not a checkpoint
+        raise ValueError(
+            f"Neon's `reference` {path} is not a .safetensors state dict or a Lightning checkpoint: {err}"
+        ) from None
+    if not isinstance(weights, dict) or not all(isinstance(v, Tensor) for v in weights.values()):
+        raise ValueError(f"Neon's `reference` {path} holds no state dict of tensors.")
+    return {k: v.detach().cpu() for k, v in weights.items()}, sha256_bytes(data)
+
+
 @register_model_corrector("neon")
 class NeonCorrector(ModelCorrector):
     r"""Negative extrapolation from self-training (Alemohammad et al. 2025).
@@ -140,22 +173,35 @@ class NeonCorrector(ModelCorrector):
     state dict; integer buffers keep :math:`\theta_r`'s). Which :math:`w` undoes a bias depends on
     how the model is parameterised: see docs/model_correction.md.
 
+    :math:`\theta_r` is the model at the generation's end (``reference="current"``), or the
+    weights of a file the user keeps, e.g. generation 0's checkpoint: a Lightning ``.ckpt`` (its
+    ``state_dict``, read without unpickling code) or a ``.safetensors`` state dict. The file's
+    SHA-256 is recorded with the run's settings (the checkpoint's fingerprint): a resume whose
+    file changed is refused. The fine-tuning always starts from :math:`\theta_r`.
+
     Args:
         weight: :math:`w`.
         num_samples: self-training samples per generation.
         steps: fine-tuning steps (gradient-trained models).
         lr: the fine-tuning learning rate.
         batch_size: the fine-tuning batch size.
+        reference: ``"current"`` or the path of the reference weights.
 
     Examples:
         >>> NeonCorrector(weight=1.5625, num_samples=100_000).describe()["weight"]
         1.5625
     """
 
-    deciding = ("weight", "num_samples", "steps", "lr", "batch_size")
+    deciding = ("weight", "num_samples", "steps", "lr", "batch_size", "reference")
 
     def __init__(
-        self, weight: float, num_samples: int = 1000, steps: int = 100, lr: float = 1e-4, batch_size: int = 256
+        self,
+        weight: float,
+        num_samples: int = 1000,
+        steps: int = 100,
+        lr: float = 1e-4,
+        batch_size: int = 256,
+        reference: str = "current",
     ) -> None:
         if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not math.isfinite(weight):
             raise ValueError(f"`weight` must be a finite number, got {weight!r}.")
@@ -165,7 +211,17 @@ class NeonCorrector(ModelCorrector):
         if not lr > 0:
             raise ValueError(f"`lr` must be > 0, got {lr!r}.")
         self.weight, self.num_samples, self.steps = float(weight), num_samples, steps
-        self.lr, self.batch_size = float(lr), batch_size
+        self.lr, self.batch_size, self.reference = float(lr), batch_size, reference
+        self._weights: dict[str, Tensor] | None = None
+        self._digest = ""
+        if reference != "current":
+            self._weights, self._digest = _read_weights(Path(reference))
+
+    def settings(self) -> dict[str, Any]:
+        settings = super().settings()
+        if self.reference != "current":  # the file's content, not only its name
+            settings["reference"] = {"path": self.reference, "sha256": self._digest}
+        return settings
 
     def correct_model(
         self,
@@ -177,6 +233,8 @@ class NeonCorrector(ModelCorrector):
         generation: int,
         generator: torch.Generator,
     ) -> dict[str, Tensor]:
+        if self._weights is not None:
+            reference = {k: v.clone() for k, v in self._weights.items()}
         tuned = _detached_copy(module)
         tuned.load_state_dict(reference)
         if callable(getattr(tuned, "batch_statistics", None)) and callable(getattr(tuned, "fit", None)):

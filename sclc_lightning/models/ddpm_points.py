@@ -68,12 +68,12 @@ class PointDDPM(PointGenerator):
         scales the initial noise (:math:`x_T \sim N(0, \tau^2 I)`), not the noise of each step;
         ``sampling_steps`` overrides the model's number of denoising steps (fewer: a biased sampler)."""
         tau = check_temperature(temperature, type(self).__name__)
-        steps = self.sampling_steps if sampling_steps is None else sampling_steps
-        if isinstance(steps, bool) or not isinstance(steps, int) or not 1 <= steps <= self.timesteps:
+        count = self.sampling_steps if sampling_steps is None else sampling_steps
+        if isinstance(count, bool) or not isinstance(count, int) or not 1 <= count <= self.timesteps:
             raise ValueError(
-                f"PointDDPM.sample: `sampling_steps` must be an integer in [1, {self.timesteps}], got {steps!r}."
+                f"PointDDPM.sample: `sampling_steps` must be an integer in [1, {self.timesteps}], got {count!r}."
             )
-        self.scheduler.set_timesteps(steps)
+        self.scheduler.set_timesteps(count)
         x = tau * torch.randn(
             num_samples, self.hparams["dim"], generator=generator, device=generator.device if generator else None
         )

@@ -126,12 +126,48 @@ def test_the_weight_is_recorded_and_a_bad_one_refused() -> None:
         SelfConsumingLoop(1.0, 2, model_corrector_kwargs={"weight": 1.0})
 
 
+REFERENCE = str(Path(__file__).parent / "scripts" / "neon_reference.safetensors")
+
+
+def test_a_reference_file_is_used_and_its_content_recorded(tmp_path: Path) -> None:
+    from safetensors.torch import save_file
+
+    from sclc_lightning.loop.fingerprint import STATE_FORMAT, fingerprint_changes
+
+    model = GradientGaussian()
+    weights = {"mean": torch.tensor([3.0, -1.0]), "log_std": torch.zeros(2)}
+    path = tmp_path / "generation_0.safetensors"
+    save_file(weights, str(path))
+    neon = NeonCorrector(weight=0.0, num_samples=8, steps=1, lr=0.1, batch_size=4, reference=str(path))
+    out = neon.correct_model(
+        model,
+        items=list(torch.randn(8, 2)),
+        collate=torch.stack,
+        reference=model.state_dict(),
+        generation=0,
+        generator=torch.Generator().manual_seed(0),
+    )
+    assert torch.equal(out["mean"], weights["mean"])  # θ_r is the file's, not the model's
+    before = SelfConsumingLoop(1.0, 2, model_corrector=neon).fingerprint()
+    save_file({**weights, "mean": torch.tensor([2.0, -1.0])}, str(path))
+    changed = NeonCorrector(weight=0.0, num_samples=8, steps=1, lr=0.1, batch_size=4, reference=str(path))
+    (change,) = fingerprint_changes(
+        before, SelfConsumingLoop(1.0, 2, model_corrector=changed).fingerprint(), STATE_FORMAT
+    )
+    assert change.startswith("model_corrector.reference: checkpoint {'path'") and "sha256" in change
+    path.write_bytes(b"not weights")
+    with pytest.raises(ValueError, match=f"Neon's `reference` {path} is not a .safetensors state dict"):
+        NeonCorrector(weight=1.0, reference=str(path))
+    with pytest.raises(ValueError, match="cannot be read"):
+        NeonCorrector(weight=1.0, reference=str(tmp_path / "missing.ckpt"))
+
+
 def test_every_neon_setting_is_deciding() -> None:
     from sclc_lightning._settings import constructor_arguments
     from sclc_lightning.loop.fingerprint import STATE_FORMAT, fingerprint_changes
 
     base = {"weight": 1.0}
-    other = {"weight": 2.0, "num_samples": 7, "steps": 3, "lr": 0.5, "batch_size": 9}
+    other = {"weight": 2.0, "num_samples": 7, "steps": 3, "lr": 0.5, "batch_size": 9, "reference": REFERENCE}
     assert set(other) == set(constructor_arguments(NeonCorrector))
 
     def fingerprint(settings: dict[str, Any]) -> dict[str, Any]:
