@@ -77,6 +77,10 @@ class ModelCorrector(abc.ABC):
             generator: a CPU generator seeded from (seed, generation), the same on every rank.
         """
 
+    def check_module(self, module: Any) -> None:  # noqa: B027
+        """Refuse, before generation 0 trains, a module this corrector cannot work on (override;
+        raise a ``ValueError`` naming the module and the fix)."""
+
     def settings(self) -> dict[str, Any]:
         """The deciding constructor arguments, JSON-safe."""
         return declared_settings(self, self.deciding, self.operational)
@@ -222,6 +226,23 @@ class NeonCorrector(ModelCorrector):
         if self.reference != "current":  # the file's content, not only its name
             settings["reference"] = {"path": self.reference, "sha256": self._digest}
         return settings
+
+    def check_module(self, module: Any) -> None:
+        exact = callable(getattr(module, "batch_statistics", None)) and callable(getattr(module, "fit", None))
+        if not exact and not getattr(module, "automatic_optimization", True):
+            raise ValueError(
+                f"Neon fine-tunes a copy of {type(module).__name__} with its `training_step` returning the loss, but"
+                " the module optimizes manually (`automatic_optimization = False`); give it a training_step that"
+                " returns the loss, or use another model corrector."
+            )
+        if self._weights is not None:
+            own = set(module.state_dict())
+            if set(self._weights) != own:
+                missing, extra = sorted(own - set(self._weights))[:3], sorted(set(self._weights) - own)[:3]
+                raise ValueError(
+                    f"Neon's `reference` {self.reference} does not hold {type(module).__name__}'s weights (missing"
+                    f" {missing}, unexpected {extra}); give the checkpoint of this model."
+                )
 
     def correct_model(
         self,

@@ -63,6 +63,20 @@ def available_scores() -> list[str]:
     return sorted(_SCORES)
 
 
+def _check_log_prob(module: Any) -> None:
+    if module is None:
+        raise RuntimeError("The score 'model_log_prob' needs the model: the loop attaches it at set-up.")
+    if not callable(getattr(module, "log_prob", None)):
+        raise ValueError(
+            f"The score 'model_log_prob' calls the model's `log_prob(data)`, and {type(module).__name__} has none;"
+            " add one, or score with a callable (`package.module:function`)."
+        )
+
+
+#: What registered scores need of the module, checked before generation 0.
+_MODULE_CHECKS: dict[str, Callable[[Any], None]] = {"model_log_prob": _check_log_prob}
+
+
 @register_score("model_log_prob")
 def model_log_prob(data: Tensor, conditions: Any, module: Any) -> Tensor:
     """The log-density of each point under the model being trained: ``module.log_prob(data)``
@@ -71,14 +85,8 @@ def model_log_prob(data: Tensor, conditions: Any, module: Any) -> Tensor:
     Raises:
         TypeError: the module has no ``log_prob`` method.
     """
-    if module is None:
-        raise RuntimeError("The score 'model_log_prob' needs the model: the loop attaches it at set-up.")
-    method = getattr(module, "log_prob", None)
-    if not callable(method):
-        raise TypeError(
-            f"The score 'model_log_prob' calls the model's `log_prob(data)`, and {type(module).__name__} has none;"
-            " add one, or score with a callable (`package.module:function`)."
-        )
+    _check_log_prob(module)
+    method = module.log_prob
     device = getattr(module, "device", torch.device("cpu"))
     with torch.no_grad():
         inputs = data.to(device)
@@ -168,6 +176,17 @@ class Score:
         else:
             self._callable = resolve_callable(spec, argument)  # type: ignore[arg-type]
             self.description = spec if isinstance(spec, str) else jsonable(spec)
+
+    def check_module(self, module: Any) -> None:
+        """Refuse, before generation 0, a module a registered score cannot use (no ``log_prob``).
+
+        Raises:
+            ValueError: naming the score, the module and the fix.
+        """
+        name = self.description.get("name") if isinstance(self.description, dict) else self.description
+        check = _MODULE_CHECKS.get(name) if isinstance(name, str) else None
+        if check is not None:
+            check(module)
 
     def __call__(self, batch: SyntheticBatch, generation: int, module: Any) -> Tensor:
         """One float64 value per point of ``batch``.

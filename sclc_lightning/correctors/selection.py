@@ -67,6 +67,16 @@ class SelectingCorrector(Corrector):
     def attach(self, module: Any) -> None:
         self._module = module
 
+    def scores(self) -> list[Score]:
+        """The rewards or verifiers it scores with (checked against the module at set-up)."""
+        return []
+
+    def check_items(self, reference: RealData) -> None:
+        super().check_items(reference)
+        if self.module is not None:
+            for score in self.scores():
+                score.check_module(self.module)
+
     @property
     def module(self) -> Any:
         """The LightningModule the loop attached (``None`` before)."""
@@ -144,6 +154,9 @@ class CurationCorrector(SelectingCorrector):
 
     def settings(self) -> dict[str, Any]:
         return {"reward": self._reward.description, "num_candidates": self.num_candidates, "beta": self.beta}
+
+    def scores(self) -> list[Score]:
+        return [self._reward]
 
     def draws(self, keep: int) -> int:
         return self.num_candidates * keep
@@ -238,6 +251,9 @@ class VerifierCorrector(SelectingCorrector):
             "fraction": self.fraction,
             "oversample": self.oversample,
         }
+
+    def scores(self) -> list[Score]:
+        return [self._verifier]
 
     def draws(self, keep: int) -> int:
         if self.rule == "top_fraction":

@@ -149,10 +149,12 @@ def prepare(
 
     Raises:
         ItemContractError: from the audit of the real items.
-        ValueError: the corrector does not handle these items.
+        ValueError: the corrector does not handle these items, or the model corrector this module.
         SyntheticDataError: from the dry run.
     """
     real, config, sampler = producer.real, producer.config, producer.sampler
+    if config.model_corrector is not None:
+        config.model_corrector.check_module(pl_module)
     n = config.policy.n(len(real))
     if config.generations < 1 or config.num_synthetic(len(real) if n is None else n) == 0:
         return  # no synthetic item is ever made

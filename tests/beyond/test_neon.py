@@ -270,3 +270,41 @@ def test_the_neon_8gaussians_small_variant_runs_both_arms(tmp_path: Path) -> Non
         assert [int(r["generation"]) for r in rows] == [0, 1, 2] and all(float(r["frechet"]) < 5 for r in rows)
     manifest = (tmp_path / "neon" / "synthetic" / "manifest.json").read_text()
     assert '"model_corrector": {"batch_size": 256, "lr": 0.0001, "name": "neon"' in manifest
+
+
+class ManualGaussian(GradientGaussian):
+    """Optimizes by hand: no loss for Neon to fine-tune with."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.automatic_optimization = False
+
+    def training_step(self, batch: Any, batch_idx: int) -> None:
+        optimizer = self.optimizers()
+        loss = super().training_step(batch, batch_idx)
+        optimizer.zero_grad()  # type: ignore[union-attr]
+        self.manual_backward(loss)
+        optimizer.step()  # type: ignore[union-attr]
+
+
+def test_a_module_neon_cannot_work_on_is_refused_before_generation_0(tmp_path: Path) -> None:
+    from safetensors.torch import save_file
+
+    model = ManualGaussian()
+    loop = SelfConsumingLoop(
+        0.5, 1, images_per_generation=20, output_dir=tmp_path / "s", model_corrector=NeonCorrector(1.0)
+    )
+    with pytest.raises(ValueError, match="optimizes manually"):
+        fit(tmp_path, model, loader(gaussian_points(20)), loop)
+    assert model.mean.abs().sum() == 0  # nothing trained
+    other = tmp_path / "other.safetensors"
+    save_file({"weight": torch.zeros(2)}, str(other))
+    loop = SelfConsumingLoop(
+        0.5,
+        1,
+        images_per_generation=20,
+        output_dir=tmp_path / "t",
+        model_corrector=NeonCorrector(1.0, reference=str(other)),
+    )
+    with pytest.raises(ValueError, match=r"does not hold GaussianModel's weights \(missing \['log_std', 'mean'\]"):
+        fit(tmp_path, GradientGaussian(), loader(gaussian_points(20)), loop)

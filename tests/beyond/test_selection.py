@@ -191,3 +191,20 @@ def test_the_filter_reports_the_share_of_distinct_points() -> None:
         _batch([float(i) for i in range(8)]), generation=1, generator=torch.Generator(), reference=_reference()
     )
     assert corrector.take_report() == {"unique_fraction": 0.25}
+
+
+def test_a_model_without_log_prob_is_refused_before_generation_0(tmp_path: Path) -> None:
+    from helpers import GaussianModel as Plain
+    from helpers import gaussian_points, loader
+
+    model = Plain()  # no `log_prob`
+    loop = SelfConsumingLoop(
+        0.5,
+        1,
+        images_per_generation=20,
+        output_dir=tmp_path / "s",
+        corrector=VerifierCorrector("model_log_prob", rule="top_fraction", fraction=0.5),
+    )
+    with pytest.raises(ValueError, match="calls the model's `log_prob\\(data\\)`, and GaussianModel has none"):
+        fit(tmp_path, model, loader(gaussian_points(20)), loop)
+    assert model.mean.abs().sum() == 0  # refused at set-up, before anything trained
