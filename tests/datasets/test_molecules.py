@@ -1,0 +1,78 @@
+"""Molecules offline (RDKit's shipped NCI set, ETKDG + MMFF), GEOM's MessagePack files, and the
+conformer metrics on hand-checked cases: the RMSD of a conformer with itself and with a rotated
+copy is 0; COV-R and MAT-R on a known set."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import msgpack
+import pytest
+import torch
+
+from sclc_lightning.datasets.molecules import embed_conformer, read_geom, shipped_smiles
+from sclc_lightning.metrics.conformers import best_rmsd, coverage_matching, rmsd_matrix
+
+
+def _rotation(angle: float) -> torch.Tensor:
+    c, s = math.cos(angle), math.sin(angle)
+    return torch.tensor([[c, -s, 0.0], [s, c, 0.0], [0.0, 0.0, 1.0]])
+
+
+def test_a_few_hundred_drug_like_molecules_ship_with_rdkit() -> None:
+    smiles = shipped_smiles(limit=300)
+    assert len(smiles) == 300 and len(set(smiles)) == 300
+    molecule = embed_conformer(smiles[0], seed=0)
+    again = embed_conformer(smiles[0], seed=0)
+    assert torch.equal(molecule.conformers, again.conformers)  # the seed decides the conformer
+    assert molecule.conformers.shape == (1, molecule.num_atoms, 3) and molecule.bonds.shape[1] == 2
+
+
+def test_rmsd_is_zero_with_itself_and_a_rotated_copy_and_not_with_another_conformer() -> None:
+    mol = embed_conformer("CC(=O)Nc1ccc(O)cc1", seed=0)  # paracetamol
+    conformer = mol.conformers[0]
+    moved = conformer @ _rotation(1.1).T + torch.tensor([3.0, -2.0, 5.0])
+    assert best_rmsd(mol, conformer, conformer) == pytest.approx(0.0, abs=1e-6)
+    assert best_rmsd(mol, moved, conformer) == pytest.approx(0.0, abs=1e-4)
+    stretched = conformer * 1.2  # every distance 20% longer: no rotation can undo it
+    assert best_rmsd(mol, stretched, conformer) > 0.1
+
+
+def test_coverage_and_matching_on_a_known_set() -> None:
+    mol = embed_conformer("CCCCCCO", seed=0)
+    near = mol.conformers[0]
+    far = (near - near.mean(0)) * 2.0  # a conformer the threshold does not cover
+    reference = torch.stack([near, far])
+    generated = torch.stack([near @ _rotation(0.4).T, near + 1.0])  # two copies of `near`, moved rigidly
+    distances = rmsd_matrix(mol, generated, reference)
+    d_far = float(distances[:, 1].min())
+    assert distances[:, 0].max() < 1e-4 and d_far > 1.25
+    cov, mat = coverage_matching(mol, generated, reference)
+    assert cov == 0.5 and mat == pytest.approx(d_far / 2, rel=1e-6)  # near covered at 0 Å, far not
+    assert coverage_matching(mol, generated, reference, threshold=d_far + 0.01)[0] == 1.0
+
+
+def test_geom_messagepack_files_are_read_without_pickles(tmp_path: Path) -> None:
+    a, b = embed_conformer("CCO", seed=1), embed_conformer("CCO", seed=2)
+    c = embed_conformer("c1ccccc1O", seed=0)
+
+    def record(*molecules) -> dict:  # type: ignore[no-untyped-def]
+        conformers = []
+        for m in molecules:
+            xyz = torch.cat([m.atomic_numbers[:, None].double(), m.conformers[0].double()], dim=1)
+            conformers.append({"xyz": xyz.tolist(), "totalenergy": -1.0, "boltzmannweight": 0.5})
+        return {"conformers": conformers, "charge": 0}
+
+    path = tmp_path / "drugs_crude.msgpack"
+    with open(path, "wb") as handle:
+        handle.write(msgpack.packb({"CCO": record(a, b)}))
+        handle.write(msgpack.packb({"c1ccccc1O": record(c)}))
+    molecules = list(read_geom(path))
+    assert [m.smiles for m in molecules] == ["CCO", "c1ccccc1O"]
+    assert torch.allclose(molecules[0].conformers, torch.stack([a.conformers[0], b.conformers[0]]), atol=1e-6)
+    assert len(list(read_geom(path, limit=1))) == 1
+    bad = tmp_path / "bad.msgpack"
+    bad.write_bytes(msgpack.packb({"CCO": {"conformers": [{"xyz": [[6, 0.0, 0.0, 0.0]]}]}}))
+    with pytest.raises(ValueError, match=f"{bad}: a conformer of 'CCO' does not match its graph's atoms"):
+        list(read_geom(bad))
