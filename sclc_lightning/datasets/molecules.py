@@ -22,10 +22,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import lightning.pytorch as pl
 import torch
 from torch import Tensor
+from torch.utils.data import DataLoader
 
-__all__ = ["ELEMENTS", "Molecule", "embed_conformer", "read_geom", "shipped_smiles"]
+__all__ = ["ELEMENTS", "ConformerDataModule", "Molecule", "embed_conformer", "read_geom", "shipped_smiles"]
 
 #: The elements kept by :func:`shipped_smiles` (hydrogen is added to every molecule).
 ELEMENTS = ("H", "C", "N", "O", "F", "S", "Cl")
@@ -200,3 +202,93 @@ def read_geom(path: str | os.PathLike[str], limit: int | None = None) -> Iterato
                 count += 1
                 if limit is not None and count >= limit:
                     return
+
+
+class ConformerDataModule(pl.LightningDataModule):
+    r"""Conformers of small drug-like molecules as fixed-size items, offline.
+
+    Molecules have different numbers of atoms; an item pads them to ``max_atoms`` with a mask, so
+    that it is made of plain tensors the loop stores in safetensors shards and verifies like any
+    other (no pickling, no ragged storage):
+
+    - ``"pos"``: ``(max_atoms, 3)`` float32 coordinates in Å, zero beyond the molecule's atoms
+      (the field the model generates: the loop's ``data_field: pos``);
+    - ``"atoms"``: ``(max_atoms,)`` int64 atomic numbers, 0 beyond them;
+    - ``"mask"``: ``(max_atoms,)`` bool, which rows are atoms;
+    - ``"mol"``: the molecule's index, int64 (the condition: ``condition_field: mol``; a synthetic
+      item copies ``atoms`` and ``mask`` from its source real item, the same molecule).
+
+    The graphs (bonds and bond orders) are :attr:`molecules`, indexed by ``mol``, for the model.
+    Each molecule's conformers are embedded at set-up (:func:`embed_conformer`, seeds from
+    ``seed``): ``train_conformers`` for training, ``test_conformers`` held out.
+
+    Args:
+        num_molecules: molecules taken from :func:`shipped_smiles`.
+        train_conformers: training conformers per molecule.
+        test_conformers: held-out conformers per molecule.
+        max_heavy_atoms: the largest molecules kept.
+        batch_size: training batch size.
+        seed: the conformers' embedding seeds.
+    """
+
+    def __init__(
+        self,
+        num_molecules: int = 200,
+        train_conformers: int = 2,
+        test_conformers: int = 2,
+        max_heavy_atoms: int = 16,
+        batch_size: int = 64,
+        seed: int = 0,
+    ) -> None:
+        super().__init__()
+        if num_molecules < 1 or train_conformers < 1 or test_conformers < 0 or batch_size < 1:
+            raise ValueError(
+                "Need num_molecules >= 1, train_conformers >= 1, test_conformers >= 0 and batch_size >= 1, got"
+                f" {num_molecules}, {train_conformers}, {test_conformers}, {batch_size}."
+            )
+        self.num_molecules, self.train_conformers, self.test_conformers = (
+            num_molecules,
+            train_conformers,
+            test_conformers,
+        )
+        self.max_heavy_atoms, self.batch_size, self.seed = max_heavy_atoms, batch_size, seed
+        self.molecules: list[Molecule] = []
+        self.max_atoms = 0
+        self._train: list[dict[str, Tensor]] | None = None
+        self._test: list[dict[str, Tensor]] | None = None
+
+    def setup(self, stage: str) -> None:
+        if self._train is not None:
+            return
+        per_molecule = self.train_conformers + self.test_conformers
+        for index, smiles in enumerate(shipped_smiles(self.num_molecules, max_heavy_atoms=self.max_heavy_atoms)):
+            conformers = [embed_conformer(smiles, self.seed * 1_000_003 + index * 97 + k) for k in range(per_molecule)]
+            molecule = conformers[0]
+            molecule.conformers = torch.cat([c.conformers for c in conformers])
+            self.molecules.append(molecule)
+        self.max_atoms = max(m.num_atoms for m in self.molecules)
+        self._train = [self.item(i, k) for i in range(len(self.molecules)) for k in range(self.train_conformers)]
+        self._test = [
+            self.item(i, self.train_conformers + k)
+            for i in range(len(self.molecules))
+            for k in range(self.test_conformers)
+        ]
+
+    def item(self, molecule: int, conformer: int) -> dict[str, Tensor]:
+        """Conformer ``conformer`` of molecule ``molecule`` as a padded item."""
+        m, count = self.molecules[molecule], self.molecules[molecule].num_atoms
+        pos = torch.zeros(self.max_atoms, 3)
+        pos[:count] = m.conformers[conformer]
+        atoms = torch.zeros(self.max_atoms, dtype=torch.int64)
+        atoms[:count] = m.atomic_numbers
+        mask = torch.zeros(self.max_atoms, dtype=torch.bool)
+        mask[:count] = True
+        return {"pos": pos, "atoms": atoms, "mask": mask, "mol": torch.tensor(molecule)}
+
+    def train_dataloader(self) -> DataLoader[dict[str, Tensor]]:
+        assert self._train is not None
+        return DataLoader(self._train, batch_size=self.batch_size, shuffle=True)  # type: ignore[arg-type]
+
+    def test_dataloader(self) -> DataLoader[dict[str, Tensor]]:
+        assert self._test is not None
+        return DataLoader(self._test, batch_size=self.batch_size)  # type: ignore[arg-type]

@@ -6,13 +6,18 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
+from typing import Any
 
+import lightning.pytorch as pl
 import msgpack
 import pytest
 import torch
+from helpers import fit
 
-from sclc_lightning.datasets.molecules import embed_conformer, read_geom, shipped_smiles
+from sclc_lightning import SelfConsumingLoop
+from sclc_lightning.datasets.molecules import ConformerDataModule, embed_conformer, read_geom, shipped_smiles
 from sclc_lightning.metrics.conformers import best_rmsd, coverage_matching, rmsd_matrix
+from sclc_lightning.store import SyntheticStore
 
 
 def _rotation(angle: float) -> torch.Tensor:
@@ -76,3 +81,52 @@ def test_geom_messagepack_files_are_read_without_pickles(tmp_path: Path) -> None
     bad.write_bytes(msgpack.packb({"CCO": {"conformers": [{"xyz": [[6, 0.0, 0.0, 0.0]]}]}}))
     with pytest.raises(ValueError, match=f"{bad}: a conformer of 'CCO' does not match its graph's atoms"):
         list(read_geom(bad))
+
+
+class JitterConformers(pl.LightningModule):
+    """A stand-in generator: the molecule's first training conformer plus noise on its atoms."""
+
+    def __init__(self, data: ConformerDataModule) -> None:
+        super().__init__()
+        self.data = data
+        self.weight = torch.nn.Parameter(torch.zeros(()))
+
+    def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
+        return (self.weight * batch["pos"][batch["mask"]].sum()) ** 2
+
+    def configure_optimizers(self) -> torch.optim.Optimizer:
+        return torch.optim.SGD(self.parameters(), lr=0.0)
+
+    def sample(self, num_samples: int, *, generator: Any = None, conditions: Any = None) -> torch.Tensor:
+        items = [self.data.item(int(m), 0) for m in conditions]
+        pos = torch.stack([i["pos"] for i in items])
+        mask = torch.stack([i["mask"] for i in items])[..., None]
+        return pos + 0.1 * torch.randn(pos.shape, generator=generator) * mask
+
+
+def test_padded_molecule_items_go_through_the_loop(tmp_path: Path) -> None:
+    data = ConformerDataModule(num_molecules=6, train_conformers=2, test_conformers=1, batch_size=4)
+    data.setup("fit")
+    first = data.item(0, 0)
+    assert first["pos"].shape == (data.max_atoms, 3) and int(first["mask"].sum()) == data.molecules[0].num_atoms
+    assert bool((first["pos"][~first["mask"]] == 0).all()) and bool((first["atoms"][~first["mask"]] == 0).all())
+    loop = SelfConsumingLoop(
+        1.0,
+        1,
+        images_per_generation=None,
+        mode="replace",
+        data_field="pos",
+        condition_field="mol",
+        output_dir=tmp_path / "s",
+    )
+    fit(tmp_path, JitterConformers(data), data, loop)
+    store = SyntheticStore(tmp_path / "s")
+    (record,) = store.records().values()
+    synthetic = store.open_generation(record, loop.real_data.codec, len(loop.real_data))
+    assert len(synthetic) == 12  # λ = 1: one conformer per real item
+    for index in range(len(synthetic)):
+        item = synthetic[index]
+        source = data.molecules[int(item["mol"])]
+        assert torch.equal(item["atoms"][item["mask"]], source.atomic_numbers)  # the graph follows its molecule
+        assert bool((item["pos"][~item["mask"]] == 0).all())
+        assert best_rmsd(source, item["pos"][item["mask"]], source.conformers[0]) < 0.5
