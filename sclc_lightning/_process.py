@@ -17,24 +17,31 @@ escapes this; cgroups would catch it, but need privileges a user's machine may n
 from __future__ import annotations
 
 import ctypes
+import multiprocessing
 import os
 import signal
 import sys
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from typing import Any, TypeVar
 
 __all__ = [
     "TREE_VARIABLE",
+    "default_workers",
     "die_with_parent",
     "kill_orphaned_trees",
     "kill_tree",
     "launcher_arguments",
     "pid_alive",
+    "run_chunks",
     "tree_marker",
 ]
 
 #: The environment variable that marks every process of one external program's tree.
 TREE_VARIABLE = "SCLC_PROCESS_TREE"
+
+T = TypeVar("T")
 
 _PR_SET_PDEATHSIG = 1
 _LAUNCHER = (
@@ -123,3 +130,41 @@ def kill_orphaned_trees() -> list[int]:
     """``SIGKILL`` the processes of trees whose fit is gone (killed before it could end them)."""
     owners = {pid: marker.split("-", 1)[0] for pid, marker in _marked().items()}
     return _kill([pid for pid, owner in owners.items() if owner.isdigit() and not pid_alive(int(owner))])
+
+
+def run_chunks(
+    function: Callable[[Any], T],
+    chunks: list[Any],
+    num_workers: int,
+    progress: Callable[[int], None] | None,
+    sizes: list[int],
+    start_method: str | None,
+) -> list[T]:
+    """``[function(chunk) for chunk in chunks]``, in ``num_workers`` worker processes (``0``/``1``:
+    in this process), in the order of ``chunks``; ``progress(sizes[i])`` after chunk ``i``.
+
+    Workers start with ``start_method`` (default ``fork`` where available) and die with this
+    process, even when it is killed (:func:`die_with_parent`): they would otherwise wait forever.
+    """
+    results: list[Any] = [None] * len(chunks)
+    if num_workers <= 1 or len(chunks) <= 1:
+        for i, chunk in enumerate(chunks):
+            results[i] = function(chunk)
+            if progress:
+                progress(sizes[i])
+        return results
+    method = start_method or ("fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn")
+    context = multiprocessing.get_context(method)
+    with ProcessPoolExecutor(num_workers, context, initializer=die_with_parent, initargs=(os.getpid(),)) as pool:
+        futures = {pool.submit(function, chunk): i for i, chunk in enumerate(chunks)}
+        for future in as_completed(futures):
+            i = futures[future]
+            results[i] = future.result()
+            if progress:
+                progress(sizes[i])
+    return results
+
+
+def default_workers() -> int:
+    """Worker processes used by default: the CPU cores this process may use."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)

@@ -10,6 +10,7 @@
 # same command again after an interruption) and runs/results/<section>/report/ (PNG + report.html).
 # Sections: gillman_fig2 bertrand_prop1 modes bertrand_fig1 bertrand_fig2 gillman_mnist motion
 #           linear_regression gmm_em vae lm_finetune lm_pretrain
+#           conformers (docs/molecules.md)
 #           sampling_bias selection_bias curation verification (docs/beyond.md)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -198,6 +199,18 @@ section_lm_pretrain() {
   report lm_pretrain report "$OUT/lm_pretrain/modes"
 }
 
+# Gerstgrasser et al.: conformer diffusion, replace vs accumulate, and replace + MMFF correction
+# (small CPU variant; docs/molecules.md).
+section_conformers() {
+  local small=(--config recipes/small/conformer_diffusion.yaml) extra=()
+  [ "$SCALE" = tiny ] && extra=(--loop.generations 1 --loop.initial_images 640 --loop.images_per_generation 320)
+  grid conformers modes recipes/conformer_diffusion.yaml "${small[@]}" --set loop.mode=replace,accumulate \
+    --seeds "$(pick 0-1 0)" -- "${extra[@]}"
+  grid conformers forcefield recipes/conformer_diffusion.yaml "${small[@]}" --seeds "$(pick 0-1 0)" \
+    -- "${extra[@]}" --loop.corrector forcefield
+  report conformers report "$OUT/conformers/modes" "$OUT/conformers/forcefield"
+}
+
 # Beyond the sources (docs/beyond.md): sampling bias, selection, curation, verification.
 section_sampling_bias() {
   grid sampling_bias tau recipes/sampling_bias_gaussian.yaml --set loop.sample_kwargs.temperature=0.9,1 \
@@ -239,7 +252,8 @@ section_verification() {
 mkdir -p "$OUT"
 echo "reproduce_results.sh: $SCALE settings, $JOBS jobs, into $OUT"
 for section in gillman_fig2 bertrand_prop1 modes bertrand_fig1 bertrand_fig2 gillman_mnist motion \
-  linear_regression gmm_em vae lm_finetune lm_pretrain sampling_bias selection_bias curation verification; do
+  linear_regression gmm_em vae lm_finetune lm_pretrain conformers sampling_bias selection_bias curation \
+  verification; do
   timed "$section"
 done
 echo "reproduce_results.sh: done; times in $OUT/times.txt"

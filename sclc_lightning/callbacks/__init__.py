@@ -15,6 +15,7 @@
 | `HeldOutScores` | the model's scores of held-out items (ELBO, perplexity) |
 | `TextMetrics` | distinct n-grams, true likelihood of generated text |
 | `MotionMetrics` | FID, matching accuracy, physics violations of motions |
+| `ConformerMetrics` | COV-R, MAT-R, sane bonds of molecular conformers |
 
 The names are imported when first used, so ``from sclc_lightning.callbacks import GenerationCSV``
 loads only what that callback needs.
@@ -36,6 +37,7 @@ if TYPE_CHECKING:
     from sclc_lightning.callbacks.stability import StabilityMonitor
     from sclc_lightning.loop import SelfConsumingLoop
     from sclc_lightning.metrics import (
+        ConformerMetrics,
         DetectorMetrics,
         DiversityMetrics,
         FeatureDistanceEvaluator,
@@ -48,6 +50,7 @@ if TYPE_CHECKING:
     from sclc_lightning.metrics.evaluator import GenerationEvaluator
 
 __all__ = [
+    "ConformerMetrics",
     "DetectorMetrics",
     "DiversityMetrics",
     "FeatureDistanceEvaluator",
@@ -73,6 +76,7 @@ __getattr__, __dir__ = lazy(
         "GenerationEvaluator": "sclc_lightning.metrics.evaluator",
         **dict.fromkeys(
             (
+                "ConformerMetrics",
                 "DetectorMetrics",
                 "DiversityMetrics",
                 "FeatureDistanceEvaluator",

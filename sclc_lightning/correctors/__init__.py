@@ -10,6 +10,7 @@ from sclc_lightning.correctors.base import (
 )
 from sclc_lightning.correctors.command import CommandCorrector, CorrectorProcessError
 from sclc_lightning.correctors.filter import FilterCorrector
+from sclc_lightning.correctors.forcefield import ForceFieldCorrector
 from sclc_lightning.correctors.identity import IdentityCorrector
 from sclc_lightning.correctors.kmeans import KMeansCorrector
 from sclc_lightning.correctors.mixture import IdealMixtureCorrector
@@ -36,6 +37,7 @@ __all__ = [
     "CorrectorProcessError",
     "CurationCorrector",
     "FilterCorrector",
+    "ForceFieldCorrector",
     "IdealMixtureCorrector",
     "IdentityCorrector",
     "KMeansCorrector",

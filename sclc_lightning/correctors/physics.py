@@ -63,7 +63,7 @@ class PhysicsCorrector(Corrector):
         super().__init__(strength)
         if chunk_size < 1 or (num_workers is not None and num_workers < 0):
             raise ValueError(f"`chunk_size` must be >= 1 and `num_workers` >= 0, got {chunk_size}, {num_workers}.")
-        from sclc_lightning.physics.sim import default_workers
+        from sclc_lightning._process import default_workers
 
         self.num_workers = default_workers() if num_workers is None else num_workers
         if smooth < 0:

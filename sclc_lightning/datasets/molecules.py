@@ -27,18 +27,12 @@ import torch
 from torch import Tensor
 from torch.utils.data import DataLoader
 
+from sclc_lightning.chemistry import _chem, graph_matrix, graph_parts, rdkit_molecule
+
 __all__ = ["ELEMENTS", "ConformerDataModule", "Molecule", "embed_conformer", "read_geom", "shipped_smiles"]
 
 #: The elements kept by :func:`shipped_smiles` (hydrogen is added to every molecule).
 ELEMENTS = ("H", "C", "N", "O", "F", "S", "Cl")
-
-
-def _chem() -> Any:
-    try:
-        from rdkit import Chem
-    except ImportError as err:  # pragma: no cover - the chem extra is part of the dev install
-        raise ImportError("Molecules need RDKit: pip install 'sclc-lightning[chem]'.") from err
-    return Chem
 
 
 @dataclass
@@ -51,6 +45,8 @@ class Molecule:
         bonds: shape ``(bonds, 2)``, int64 atom indices.
         bond_orders: shape ``(bonds,)``, float32 (1, 1.5, 2, 3).
         conformers: shape ``(conformers, atoms, 3)``, float32, in Å.
+        graph_order: built from a graph matrix (:meth:`from_graph`): RDKit molecules are rebuilt
+            from the graph, in its atom order, rather than from the SMILES.
     """
 
     smiles: str
@@ -58,22 +54,46 @@ class Molecule:
     bonds: Tensor
     bond_orders: Tensor
     conformers: Tensor = field(default_factory=lambda: torch.empty(0, 0, 3))
+    graph_order: bool = False
 
     @property
     def num_atoms(self) -> int:
         return int(self.atomic_numbers.numel())
+
+    @classmethod
+    def from_graph(cls, matrix: Tensor, conformers: Tensor | None = None) -> Molecule:
+        """The molecule of a graph matrix (:func:`~sclc_lightning.chemistry.graph_matrix`), with
+        ``conformers`` (``(num, atoms or more, 3)``: the padding rows are dropped); its SMILES is
+        RDKit's canonical one.
+
+        Examples:
+            >>> mol = embed_conformer("CCO", seed=0)
+            >>> Molecule.from_graph(mol.graph(12)).smiles
+            'CCO'
+        """
+        atoms, bonds, orders = graph_parts(matrix)
+        rdkit = rdkit_molecule(atoms, bonds, orders)
+        chem = _chem()
+        kept = torch.empty(0, atoms.numel(), 3) if conformers is None else conformers[:, : atoms.numel()].float()
+        return cls(chem.MolToSmiles(chem.RemoveHs(rdkit)), atoms, bonds, orders, kept, graph_order=True)
+
+    def graph(self, size: int | None = None) -> Tensor:
+        """The molecule's graph matrix, padded to ``size`` atoms (default: its own)."""
+        return graph_matrix(self.atomic_numbers, self.bonds, self.bond_orders, size or self.num_atoms)
 
     def to_rdkit(self, conformer: int | None = None) -> Any:
         """An RDKit molecule with explicit hydrogens, with one conformer (or all, ``None``)."""
         from rdkit.Geometry import Point3D
 
         chem = _chem()
+        chosen = range(len(self.conformers)) if conformer is None else [conformer]
+        if self.graph_order:  # atoms in the graph's order (a SMILES would order them its own way)
+            return rdkit_molecule(self.atomic_numbers, self.bonds, self.bond_orders, self.conformers[list(chosen)])
         mol = chem.AddHs(chem.MolFromSmiles(self.smiles))
         if mol.GetNumAtoms() != self.num_atoms:
             raise ValueError(
                 f"{self.smiles}: RDKit builds {mol.GetNumAtoms()} atoms, the molecule has {self.num_atoms}."
             )
-        chosen = range(len(self.conformers)) if conformer is None else [conformer]
         for index in chosen:
             rd_conformer = chem.Conformer(self.num_atoms)
             for atom, (x, y, z) in enumerate(self.conformers[index].double().tolist()):
@@ -213,12 +233,15 @@ class ConformerDataModule(pl.LightningDataModule):
 
     - ``"pos"``: ``(max_atoms, 3)`` float32 coordinates in Å, zero beyond the molecule's atoms
       (the field the model generates: the loop's ``data_field: pos``);
+    - ``"graph"``: ``(max_atoms, max_atoms)`` int64, the molecular graph
+      (:func:`~sclc_lightning.chemistry.graph_matrix`: atomic numbers on the diagonal, bond codes
+      elsewhere): the condition (``condition_field: graph``), all a model, the force-field
+      corrector or the metrics need to rebuild the molecule;
     - ``"atoms"``: ``(max_atoms,)`` int64 atomic numbers, 0 beyond them;
     - ``"mask"``: ``(max_atoms,)`` bool, which rows are atoms;
-    - ``"mol"``: the molecule's index, int64 (the condition: ``condition_field: mol``; a synthetic
-      item copies ``atoms`` and ``mask`` from its source real item, the same molecule).
+    - ``"mol"``: the molecule's index in :attr:`molecules`, int64.
 
-    The graphs (bonds and bond orders) are :attr:`molecules`, indexed by ``mol``, for the model.
+    A synthetic item copies every field but ``pos`` from its source real item: the same molecule.
     Each molecule's conformers are embedded at set-up (:func:`embed_conformer`, seeds from
     ``seed``): ``train_conformers`` for training, ``test_conformers`` held out.
 
@@ -283,7 +306,8 @@ class ConformerDataModule(pl.LightningDataModule):
         atoms[:count] = m.atomic_numbers
         mask = torch.zeros(self.max_atoms, dtype=torch.bool)
         mask[:count] = True
-        return {"pos": pos, "atoms": atoms, "mask": mask, "mol": torch.tensor(molecule)}
+        graph = m.graph(self.max_atoms)
+        return {"pos": pos, "graph": graph, "atoms": atoms, "mask": mask, "mol": torch.tensor(molecule)}
 
     def train_dataloader(self) -> DataLoader[dict[str, Tensor]]:
         assert self._train is not None

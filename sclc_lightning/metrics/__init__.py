@@ -7,6 +7,7 @@ from sclc_lightning.metrics.classifier import (
     load_or_train_classifier,
     train_classifier,
 )
+from sclc_lightning.metrics.conformer_metrics import ConformerMetrics
 from sclc_lightning.metrics.detector import DetectorMetrics, c2st_auc
 from sclc_lightning.metrics.diversity import DiversityMetrics
 from sclc_lightning.metrics.feature_distance import FeatureDistanceEvaluator, FeatureSpace
@@ -28,6 +29,7 @@ from sclc_lightning.metrics.point_metrics import PointMetrics
 from sclc_lightning.metrics.text_metrics import TextMetrics
 
 __all__ = [
+    "ConformerMetrics",
     "DetectorMetrics",
     "DiversityMetrics",
     "DomainClassifier",

@@ -1,5 +1,10 @@
-"""Reference LightningModules with a ``sample`` method, used by recipes and the demo."""
+"""Reference LightningModules with a ``sample`` method, used by recipes and the demo.
 
+``ConformerDiffusion`` (torch-geometric) is imported when first used."""
+
+from typing import TYPE_CHECKING
+
+from sclc_lightning._lazy import lazy
 from sclc_lightning.models.causal_lm import CausalLM
 from sclc_lightning.models.cfm_points import PointFlowMatching
 from sclc_lightning.models.ddpm_points import PointDDPM
@@ -11,8 +16,12 @@ from sclc_lightning.models.linear_regression import LinearRegressionModel
 from sclc_lightning.models.motion_diffusion import MotionDiffusion
 from sclc_lightning.models.vae import ImageVAE
 
+if TYPE_CHECKING:
+    from sclc_lightning.models.conformer_diffusion import ConformerDiffusion
+
 __all__ = [
     "CausalLM",
+    "ConformerDiffusion",
     "GaussianMixtureModel",
     "GaussianModel",
     "ImageDDPM",
@@ -24,3 +33,5 @@ __all__ = [
     "PointFlowMatching",
     "gaussian_w2",
 ]
+
+__getattr__, __dir__ = lazy(__name__, {"ConformerDiffusion": "sclc_lightning.models.conformer_diffusion"})

@@ -9,16 +9,13 @@ ankle angles of the right and the left leg (radians).
 from __future__ import annotations
 
 import math
-import multiprocessing
-import os
 from collections.abc import Callable, Sequence
-from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from sclc_lightning._process import die_with_parent
+from sclc_lightning._process import run_chunks
 
 __all__ = [
     "CONTACT_TOLERANCE",
@@ -266,40 +263,6 @@ def _violations_chunk(motions: np.ndarray) -> np.ndarray:
     return np.stack([_violations_one(biped, m) for m in motions])
 
 
-def _run_parallel(
-    function: Callable[..., np.ndarray],
-    chunks: list[object],
-    num_workers: int,
-    progress: Callable[[int], None] | None,
-    sizes: list[int],
-    start_method: str | None,
-) -> list[np.ndarray]:
-    results: list[np.ndarray | None] = [None] * len(chunks)
-    if num_workers <= 1 or len(chunks) <= 1:
-        for i, chunk in enumerate(chunks):
-            results[i] = function(chunk)
-            if progress:
-                progress(sizes[i])
-    else:
-        method = start_method or ("fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn")
-        context = multiprocessing.get_context(method)
-        # Workers die with this process, even when it is killed (they would wait forever).
-        initargs = (os.getpid(),)
-        with ProcessPoolExecutor(num_workers, context, initializer=die_with_parent, initargs=initargs) as pool:
-            futures = {pool.submit(function, chunk): i for i, chunk in enumerate(chunks)}
-            for future in as_completed(futures):
-                i = futures[future]
-                results[i] = future.result()
-                if progress:
-                    progress(sizes[i])
-    return [r for r in results if r is not None]
-
-
-def default_workers() -> int:
-    """Worker processes used by default: the CPU cores this process may use."""
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-
-
 def generate_motions(
     labels: Sequence[int],
     frames: int,
@@ -312,7 +275,7 @@ def generate_motions(
     jobs = [(seed, i, int(k), frames) for i, k in enumerate(labels)]
     size = max(1, math.ceil(len(jobs) / max(1, num_workers * 4)))
     chunks = [jobs[i : i + size] for i in range(0, len(jobs), size)]
-    out = _run_parallel(_generate_chunk, list(chunks), num_workers, progress, [len(c) for c in chunks], None)
+    out = run_chunks(_generate_chunk, list(chunks), num_workers, progress, [len(c) for c in chunks], None)
     return np.concatenate(out).astype(np.float32) if out else np.zeros((0, frames, 9), np.float32)
 
 
@@ -344,7 +307,7 @@ def track_motions(
         motions = gaussian_filter1d(motions, smooth, axis=1, mode="nearest")
     chunks = [(motions[i : i + chunk_size], gains) for i in range(0, len(motions), chunk_size)]
     sizes = [len(c[0]) for c in chunks]
-    out = _run_parallel(_track_chunk, list(chunks), num_workers, progress, sizes, start_method)
+    out = run_chunks(_track_chunk, list(chunks), num_workers, progress, sizes, start_method)
     return np.concatenate(out) if out else motions.copy()
 
 
@@ -376,6 +339,6 @@ def physics_violations(motions: np.ndarray, num_workers: int = 0) -> dict[str, n
     motions = np.asarray(motions, dtype=np.float64)
     size = max(1, math.ceil(len(motions) / max(1, num_workers * 4)))
     chunks = [motions[i : i + size] for i in range(0, len(motions), size)]
-    out = _run_parallel(_violations_chunk, list(chunks), num_workers, None, [len(c) for c in chunks], None)
+    out = run_chunks(_violations_chunk, list(chunks), num_workers, None, [len(c) for c in chunks], None)
     values = np.concatenate(out) if out else np.zeros((0, 4))
     return {name: values[:, i] for i, name in enumerate(("penetration", "floating", "skating", "joint_limit"))}

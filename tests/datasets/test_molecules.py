@@ -13,9 +13,17 @@ import msgpack
 import pytest
 import torch
 from helpers import fit
+from rdkit import Chem
 
 from sclc_lightning import SelfConsumingLoop
-from sclc_lightning.datasets.molecules import ConformerDataModule, embed_conformer, read_geom, shipped_smiles
+from sclc_lightning.chemistry import graph_matrix, graph_parts, rdkit_molecule
+from sclc_lightning.datasets.molecules import (
+    ConformerDataModule,
+    Molecule,
+    embed_conformer,
+    read_geom,
+    shipped_smiles,
+)
 from sclc_lightning.metrics.conformers import best_rmsd, coverage_matching, rmsd_matrix
 from sclc_lightning.store import SyntheticStore
 
@@ -98,7 +106,8 @@ class JitterConformers(pl.LightningModule):
         return torch.optim.SGD(self.parameters(), lr=0.0)
 
     def sample(self, num_samples: int, *, generator: Any = None, conditions: Any = None) -> torch.Tensor:
-        items = [self.data.item(int(m), 0) for m in conditions]
+        index = {m.graph(self.data.max_atoms).numpy().tobytes(): i for i, m in enumerate(self.data.molecules)}
+        items = [self.data.item(index[graph.numpy().tobytes()], 0) for graph in conditions]
         pos = torch.stack([i["pos"] for i in items])
         mask = torch.stack([i["mask"] for i in items])[..., None]
         return pos + 0.1 * torch.randn(pos.shape, generator=generator) * mask
@@ -110,13 +119,15 @@ def test_padded_molecule_items_go_through_the_loop(tmp_path: Path) -> None:
     first = data.item(0, 0)
     assert first["pos"].shape == (data.max_atoms, 3) and int(first["mask"].sum()) == data.molecules[0].num_atoms
     assert bool((first["pos"][~first["mask"]] == 0).all()) and bool((first["atoms"][~first["mask"]] == 0).all())
+    assert torch.equal(first["graph"].diagonal(), first["atoms"])  # atoms on the diagonal, bonds elsewhere
+    assert Molecule.from_graph(first["graph"]).smiles == Chem.CanonSmiles(data.molecules[0].smiles)
     loop = SelfConsumingLoop(
         1.0,
         1,
         images_per_generation=None,
         mode="replace",
         data_field="pos",
-        condition_field="mol",
+        condition_field="graph",
         output_dir=tmp_path / "s",
     )
     fit(tmp_path, JitterConformers(data), data, loop)
@@ -128,5 +139,26 @@ def test_padded_molecule_items_go_through_the_loop(tmp_path: Path) -> None:
         item = synthetic[index]
         source = data.molecules[int(item["mol"])]
         assert torch.equal(item["atoms"][item["mask"]], source.atomic_numbers)  # the graph follows its molecule
+        assert torch.equal(item["graph"], source.graph(data.max_atoms))
         assert bool((item["pos"][~item["mask"]] == 0).all())
         assert best_rmsd(source, item["pos"][item["mask"]], source.conformers[0]) < 0.5
+
+
+def test_graph_matrices_rebuild_every_shipped_molecule_in_its_atom_order() -> None:
+    """The condition carries the whole molecule: RDKit rebuilds the same molecule from the matrix
+    alone, atoms in the same order (so conformers still fit), for all 300 shipped molecules."""
+    for smiles in shipped_smiles(300):
+        molecule = embed_conformer(smiles, seed=0)
+        atoms, bonds, orders = graph_parts(
+            graph_matrix(molecule.atomic_numbers, molecule.bonds, molecule.bond_orders, 64)
+        )
+        assert torch.equal(atoms, molecule.atomic_numbers)
+        rebuilt = rdkit_molecule(atoms, bonds, orders, molecule.conformers)
+        assert Chem.MolToSmiles(Chem.RemoveHs(rebuilt)) == Chem.CanonSmiles(smiles)
+        assert rebuilt.GetConformer().GetPositions().tolist() == molecule.conformers[0].double().tolist()
+    with pytest.raises(ValueError, match="does not fit a graph matrix of 2"):
+        graph_matrix(torch.tensor([6, 6, 8]), torch.tensor([[0, 1]]), torch.tensor([1.0]), 2)
+    with pytest.raises(ValueError, match="list its atoms first"):
+        graph_parts(torch.tensor([[0, 0], [0, 6]]))
+    with pytest.raises(ValueError, match="cannot sanitise"):  # a carbon with five bonds
+        rdkit_molecule(torch.tensor([6, 1, 1, 1, 1, 1]), torch.tensor([[0, k] for k in range(1, 6)]), torch.ones(5))

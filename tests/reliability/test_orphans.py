@@ -132,13 +132,13 @@ def test_physics_workers_die_with_the_fit(tmp_path: Path) -> None:
     parent = _start(
         f"""
         import os, time
-        from sclc_lightning.physics.sim import _run_parallel
+        from sclc_lightning._process import run_chunks
 
         def work(path):
             open(path, "w").write(str(os.getpid()))
             time.sleep(300)
 
-        _run_parallel(work, {[str(f) for f in files]!r}, 2, None, [1, 1], "fork")
+        run_chunks(work, {[str(f) for f in files]!r}, 2, None, [1, 1], "fork")
         """
     )
     try:

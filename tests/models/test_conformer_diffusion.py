@@ -1,0 +1,84 @@
+"""The conformer diffusion model: E(3)-equivariant noise prediction, zero centre of mass, padding
+left alone, sampling that follows the loop's generator, and a held-out loss with fixed draws."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from sclc_lightning.datasets.molecules import embed_conformer
+from sclc_lightning.models import ConformerDiffusion
+from sclc_lightning.models.conformer_diffusion import centred
+
+
+def _batch(size: int = 24) -> dict[str, torch.Tensor]:
+    molecules = [embed_conformer(s, seed=0) for s in ("CCO", "c1ccccc1O", "CC(=O)N")]
+    pos = torch.zeros(len(molecules), size, 3)
+    for k, m in enumerate(molecules):
+        pos[k, : m.num_atoms] = m.conformers[0]
+    graph = torch.stack([m.graph(size) for m in molecules])
+    return {"pos": pos, "graph": graph}
+
+
+def _rotation(seed: int) -> torch.Tensor:
+    q, _ = torch.linalg.qr(torch.randn(3, 3, generator=torch.Generator().manual_seed(seed)))
+    return q  # orthogonal: a rotation or a reflection
+
+
+def test_the_network_is_equivariant_and_its_output_centred_on_the_atoms() -> None:
+    torch.manual_seed(0)
+    model = ConformerDiffusion(width=16, layers=2).double()
+    batch = _batch()
+    graph = batch["graph"]
+    mask = graph.diagonal(dim1=1, dim2=2) > 0
+    x = centred(batch["pos"].double() / 2 + 0.3 * torch.randn(batch["pos"].shape, dtype=torch.float64), mask)
+    t = torch.tensor([10, 500, 900])
+    torch.set_grad_enabled(False)
+    out = model.net(x, t, graph, mask)
+    assert bool((out[~mask] == 0).all())  # padding rows untouched
+    assert torch.allclose((out * mask[..., None]).sum(1), torch.zeros(3, 3, dtype=torch.float64), atol=1e-12)
+    assert float(out.abs().max()) > 1e-3  # not trivially zero
+    rotation = _rotation(1).double()
+    rotated = model.net(x @ rotation.T, t, graph, mask)
+    assert torch.allclose(rotated, out @ rotation.T, atol=1e-10)
+    shifted = model.net(x + torch.tensor([1.0, -2.0, 0.5], dtype=torch.float64) * mask[..., None], t, graph, mask)
+    assert torch.allclose(shifted, out, atol=1e-10)
+    other = graph.clone()
+    other[0, 0, 1] = other[0, 1, 0] = 2  # another bond: another prediction
+    assert not torch.allclose(model.net(x, t, other, mask)[0], out[0])
+    torch.set_grad_enabled(True)
+
+
+def test_sampling_follows_the_generator_and_the_conditions() -> None:
+    torch.manual_seed(0)
+    model = ConformerDiffusion(width=16, layers=2, sampling_steps=4)
+    graph = _batch()["graph"]
+    mask = graph.diagonal(dim1=1, dim2=2) > 0
+    a = model.sample(3, generator=torch.Generator().manual_seed(5), conditions=graph)
+    b = model.sample(3, generator=torch.Generator().manual_seed(5), conditions=graph)
+    c = model.sample(3, generator=torch.Generator().manual_seed(6), conditions=graph)
+    assert a.shape == (3, 24, 3) and torch.equal(a, b) and not torch.equal(a, c)
+    assert bool((a[~mask] == 0).all()) and torch.allclose((a * mask[..., None]).sum(1), torch.zeros(3, 3), atol=1e-4)
+    assert model.net.training  # sampling switches to eval and back
+    with pytest.raises(ValueError, match="needs `conditions`"):
+        model.sample(3, generator=torch.Generator())
+    with pytest.raises(ValueError, match=r"must be 2 graph matrices \(n, atoms, atoms\), got shape \(3, 24, 24\)"):
+        model.sample(2, conditions=graph)
+
+
+def test_the_held_out_loss_uses_the_same_draws_and_training_lowers_it() -> None:
+    torch.manual_seed(0)
+    model = ConformerDiffusion(width=32, layers=2, lr=3e-3, eval_draws=8)
+    batch = _batch()
+    before = model.score_items(batch, 0)["loss"]
+    assert before.shape == (3,) and torch.equal(before, model.score_items(batch, 0)["loss"])
+    assert not torch.equal(before, model.score_items(batch, 1)["loss"])
+    assert math.isclose(float(before.mean()), 1.0, rel_tol=0.5)  # an untrained net: about the noise's variance
+    optimizer = model.configure_optimizers()
+    for _ in range(150):
+        optimizer.zero_grad()
+        model._loss(batch).mean().backward()
+        optimizer.step()
+    assert float(model.score_items(batch, 0)["loss"].mean()) < 0.7 * float(before.mean())
