@@ -60,5 +60,5 @@ def test_every_section_runs_on_the_tiny_setting(tmp_path: Path) -> None:
     done = _run(tmp_path, "--jobs", "2")
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     sections = sorted({p.parent.parent.name for p in tmp_path.glob("*/report*/report.html")})
-    assert len(sections) == 16, sections  # the sources (12) and beyond them (4)
+    assert len(sections) == 17, sections  # the sources (13) and beyond them (4)
     assert {r["status"] for r in _points(tmp_path)} == {"ok"}

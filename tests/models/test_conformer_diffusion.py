@@ -41,8 +41,10 @@ def test_the_network_is_equivariant_and_its_output_centred_on_the_atoms() -> Non
     assert torch.allclose((out * mask[..., None]).sum(1), torch.zeros(3, 3, dtype=torch.float64), atol=1e-12)
     assert float(out.abs().max()) > 1e-3  # not trivially zero
     rotation = _rotation(1).double()
-    rotated = model.net(x @ rotation.T, t, graph, mask)
-    assert torch.allclose(rotated, out @ rotation.T, atol=1e-10)
+    reflection = rotation * torch.tensor([1.0, 1.0, -1.0], dtype=torch.float64)  # the other determinant
+    assert torch.linalg.det(rotation) * torch.linalg.det(reflection) < 0
+    for turn in (rotation, reflection):
+        assert torch.allclose(model.net(x @ turn.T, t, graph, mask), out @ turn.T, atol=1e-10)
     shifted = model.net(x + torch.tensor([1.0, -2.0, 0.5], dtype=torch.float64) * mask[..., None], t, graph, mask)
     assert torch.allclose(shifted, out, atol=1e-10)
     other = graph.clone()
