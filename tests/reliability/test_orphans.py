@@ -127,7 +127,8 @@ def test_a_setsid_grandchild_of_a_killed_fit_is_ended_by_the_next_correction(tmp
         parent.kill()
 
 
-def test_physics_workers_die_with_the_fit(tmp_path: Path) -> None:
+def test_worker_processes_die_with_the_fit(tmp_path: Path) -> None:
+    """The pool of the physics and force-field correctors (`run_chunks`): killing the fit kills its workers."""
     files = [tmp_path / f"worker{i}.pid" for i in range(2)]
     parent = _start(
         f"""
@@ -145,7 +146,7 @@ def test_physics_workers_die_with_the_fit(tmp_path: Path) -> None:
         workers = _wait_for(files)
         parent.send_signal(signal.SIGKILL)
         parent.wait()
-        assert all(_dies(pid) for pid in workers), "physics workers outlived the killed fit"
+        assert all(_dies(pid) for pid in workers), "workers outlived the killed fit"
     finally:
         parent.kill()
         for pid in _wait_for(files, 0.1) if all(f.exists() for f in files) else []:
