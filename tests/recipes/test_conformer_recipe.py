@@ -9,7 +9,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
 import torch
 from helpers import metrics_rows
 from safetensors.torch import load_file
