@@ -17,9 +17,9 @@ import time
 import numpy as np
 import torch
 
+from sclc_lightning._process import default_workers
 from sclc_lightning.correctors import PhysicsCorrector
 from sclc_lightning.physics import generate_motions, physics_violations
-from sclc_lightning.physics.sim import default_workers
 
 
 def main() -> None:

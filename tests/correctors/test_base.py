@@ -16,6 +16,7 @@ def test_builtins_are_registered_and_exported() -> None:
         "command",
         "curate",
         "filter",
+        "forcefield",
         "ideal_mixture",
         "identity",
         "kmeans",

@@ -80,6 +80,10 @@ CORRECTORS: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {
         {"target_sampler": f"{HERE}:targets_a"},
         {"strength": 2.0, "target_sampler": f"{HERE}:targets_b", "per_condition": False},
     ),
+    "forcefield": (
+        {"num_workers": 0},
+        {"strength": 1.0, "steps": 50, "num_workers": 1, "chunk_size": 4, "start_method": "spawn"},
+    ),
     "physics": (
         {"num_workers": 0},
         {
