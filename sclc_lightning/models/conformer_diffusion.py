@@ -111,10 +111,13 @@ class ConformerNet(nn.Module):
         self.time = nn.Sequential(nn.Linear(width, width), nn.SiLU(), nn.Linear(width, width))
         self.layers = nn.ModuleList(EquivariantLayer(width, _BOND_CODES + _HOPS) for _ in range(layers))
 
-    def forward(self, x: Tensor, t: Tensor, graph: Tensor, mask: Tensor) -> Tensor:
-        """The predicted noise ``(batch, atoms, 3)`` of positions ``x`` at timesteps ``t``."""
+    def forward(
+        self, x: Tensor, t: Tensor, graph: Tensor, mask: Tensor, edges: tuple[Tensor, Tensor] | None = None
+    ) -> Tensor:
+        """The predicted noise ``(batch, atoms, 3)`` of positions ``x`` at timesteps ``t``; ``edges``:
+        the graph's ``(edge_index, edge_attr)`` when already computed (sampling reuses them)."""
         embeddings: Any = importlib.import_module("diffusers.models.embeddings")
-        edge_index, edge_attr = _edges(graph, mask)
+        edge_index, edge_attr = edges if edges is not None else _edges(graph, mask)
         batch_of = torch.arange(mask.shape[0], device=mask.device)[:, None].expand_as(mask)[mask]
         time = self.time(embeddings.get_timestep_embedding(t, self.width).to(x.dtype))
         h = self.element(graph.diagonal(dim1=1, dim2=2)[mask].clamp(0, 127)) + time[batch_of]
@@ -230,12 +233,13 @@ class ConformerDiffusion(pl.LightningModule):
         x = torch.randn(shape, generator=generator, device=generator.device if generator is not None else None)
         x = centred(x.to(self.device), mask) * tau
         self.scheduler.set_timesteps(self.hparams["sampling_steps"])
+        edges = _edges(graph, mask)  # the same graph at every step
         training = self.net.training
         self.net.eval()
         try:
             for t in self.scheduler.timesteps:
                 steps = torch.full((num_samples,), int(t), device=self.device)
-                noise = self.net(x, steps, graph, mask)
+                noise = self.net(x, steps, graph, mask, edges)
                 x = centred(self.scheduler.step(noise, t, x, generator=generator).prev_sample, mask)
         finally:
             self.net.train(training)
