@@ -75,6 +75,27 @@ class ConformerMetrics(GenerationEvaluator):
         self._references = (torch.cat(positions).float(), torch.cat(graphs).long())
         return self._references
 
+    def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        """Read and check the held-out conformers before generation 0 trains.
+
+        Raises:
+            ValueError: no loop with a condition field, no held-out split, or items that are not
+                conformers ``(atoms, 3)`` with their graph matrices ``(atoms, atoms)``.
+        """
+        self._references = None  # a callback may serve several fits
+        positions, graphs = self.references(trainer)
+        if (
+            positions.dim() != 3
+            or positions.shape[-1] != 3
+            or tuple(graphs.shape) != (*positions.shape[:2], positions.shape[1])
+        ):
+            raise ValueError(
+                "ConformerMetrics needs conformers (atoms, 3) as the data field and the molecules' graph matrices"
+                f" (atoms, atoms) as the condition field; the held-out items give {tuple(positions.shape[1:])} and"
+                f" {tuple(graphs.shape[1:])}. Use ConformerDataModule's items (`data_field: pos`,"
+                " `condition_field: graph`)."
+            )
+
     def evaluate(self, trainer: pl.Trainer, pl_module: pl.LightningModule, generation: int) -> dict[str, float]:
         positions, graphs = self.references(trainer)
         asked = graphs.repeat(self.ratio, 1, 1)

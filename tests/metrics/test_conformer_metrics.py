@@ -85,3 +85,16 @@ def test_stretched_conformers_have_no_sane_bond_and_a_known_matching(tmp_path: P
     covered = torch.tensor(expected).reshape(len(data.molecules), -1) <= threshold
     assert abs(logged["cov_r"] - float(covered.double().mean(1).mean())) < 1e-9
     assert 0 < logged["cov_r"] < 1
+
+
+def test_items_that_are_not_conformers_with_graphs_are_refused_before_generation_0(
+    tmp_path: Path, data: ConformerDataModule
+) -> None:
+    loop = SelfConsumingLoop(1.0, 1, data_field="pos", condition_field="mol", output_dir=tmp_path / "s")
+    model = HeldOutOracle(data, 1.0)
+    model.sample = lambda n, **_: torch.zeros(n, data.max_atoms, 3)  # type: ignore[method-assign]
+    trained: list[int] = []
+    model.on_train_epoch_start = lambda: trained.append(1)  # type: ignore[method-assign]
+    with pytest.raises(ValueError, match=r"ConformerMetrics needs conformers \(atoms, 3\) .* give \(\d+, 3\) and \(\)"):
+        fit(tmp_path, model, data, loop, callbacks=[ConformerMetrics()])
+    assert trained == []
