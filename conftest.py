@@ -19,3 +19,17 @@ def _registries_restored() -> Iterator[None]:
     yield
     for registry, snapshot in saved:
         registry.restore(snapshot)
+
+
+@pytest.fixture(autouse=True)
+def _run_seed_restored() -> Iterator[None]:
+    """``seed_everything`` sets ``PL_GLOBAL_SEED``, which the loop and the DataModules take as the
+    run's seed: what one test (or an in-process ``sclc fit``) set must not seed the next one."""
+    import os
+
+    saved = os.environ.get("PL_GLOBAL_SEED")
+    yield
+    if saved is None:
+        os.environ.pop("PL_GLOBAL_SEED", None)
+    else:
+        os.environ["PL_GLOBAL_SEED"] = saved

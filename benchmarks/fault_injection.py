@@ -20,6 +20,7 @@ Usage::
     python benchmarks/fault_injection.py --kills 30          # random kills, then the chosen points
     python benchmarks/fault_injection.py --corruptions       # the corruption table
     python benchmarks/fault_injection.py --bad-input         # bad input under `sclc`, each in its own process
+    python benchmarks/fault_injection.py --trust             # issue 31's trust cases, in-process (trust_faults.py)
     python benchmarks/fault_injection.py fit ROOT [--kill-at POINT]   # one fit (used by the above)
 """
 
@@ -564,6 +565,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--kills", type=int, default=0, help="random kills (then one at each chosen point)")
     parser.add_argument("--corruptions", action="store_true", help="print the corruption table")
     parser.add_argument("--bad-input", action="store_true", help="print the table of bad input under `sclc`")
+    parser.add_argument("--trust", action="store_true", help="print the table of trust cases (trust_faults.py)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--work", default=None, help="working folder (default: a temporary one)")
     args = parser.parse_args(argv)
@@ -619,6 +621,17 @@ def main(argv: list[str] | None = None) -> int:
             + ", ".join(f"{count} {kind}" for kind, count in counts.items())
         )
         failures += len(rows) - sum(r["outcome"] == "named" for r in rows)
+    if args.trust:
+        sys.path.insert(0, str(Path(__file__).parent))
+        from trust_faults import trust_table
+
+        rows = trust_table(work / "trust")
+        for row in rows:
+            print(f"{row['name']:<50} {row['kind']:<7} {row['outcome']:<7} {row['message'][:100]}")
+        good = sum(r["outcome"] in ("named", "ok") for r in rows)
+        counts = {kind: sum(r["outcome"] == kind for r in rows) for kind in ("silent", "late", "bare", "error")}
+        print(f"{len(rows)} trust cases: {good} named or right; " + ", ".join(f"{n} {k}" for k, n in counts.items()))
+        failures += len(rows) - good
     return 1 if failures else 0
 
 

@@ -1,12 +1,37 @@
-"""Resolve user callables given in YAML as ``"package.module:function"`` strings."""
+"""User callables: resolved from the ``"package.module:function"`` strings YAML gives, and
+identified by what they do, so that a run's record names the code that made it.
+
+:func:`code_identity` is the identity the loop records for every callable it is given (rewards,
+scores, verifiers, schedules, samplers, field rules, the callables of correctors and mixing
+policies): ``"module:qualname#<digest>"``, the digest taken from the function's source text
+where Python can find it (its code object otherwise), its defaults, the values it closes over,
+the plain constants it reads from its module, and a ``functools.partial``'s arguments. Functions
+it calls are not followed: editing a helper that a recorded function calls goes unnoticed. A
+built-in or C function is identified by its qualified name. Nothing in it depends on the process
+(no addresses, no hash randomisation), so two processes running the same code agree.
+"""
 
 from __future__ import annotations
 
+import ast
+import functools
+import hashlib
 import importlib
+import inspect
+import math
+import re
+import textwrap
+import types
 from collections.abc import Callable
 from typing import Any
 
-__all__ = ["resolve_callable"]
+__all__ = ["CODE_MARK", "code_identity", "describe_callable", "resolve_callable", "strip_code_identities"]
+
+#: What separates a callable's name from its digest in a recorded identity.
+CODE_MARK = "#code:"
+_IDENTITY = re.compile(re.escape(CODE_MARK) + r"[0-9a-f]{16}")
+_ADDRESS = re.compile(r" at 0x[0-9a-fA-F]+")
+_PLAIN = (bool, int, float, complex, str, bytes, type(None))
 
 
 def resolve_callable(value: Callable[..., Any] | str | None, argument: str) -> Callable[..., Any] | None:
@@ -29,3 +54,221 @@ def resolve_callable(value: Callable[..., Any] | str | None, argument: str) -> C
     if not callable(target):
         raise ValueError(f"`{argument}` {value!r} is not callable.")
     return target  # type: ignore[no-any-return]
+
+
+def _name(value: Any) -> str:
+    module = getattr(value, "__module__", None) or type(value).__module__
+    qualname = getattr(value, "__qualname__", None) or type(value).__qualname__
+    return f"{module}:{qualname}"
+
+
+def _lambda_source(lines: str) -> str | None:
+    """The text of the lambda that starts on the first of ``lines`` (``inspect.getsource`` gives
+    the whole statement around it), or ``None`` when that line holds more than one lambda (its
+    code object is used then). Other arguments on the same line are not part of it."""
+    first = lines.splitlines()[0] if lines else ""
+    starts = [m.start() for m in re.finditer(r"\blambda\b", first)]
+    if len(starts) != 1:
+        return None
+    candidate = lines[starts[0] :][:2000]
+    for end in range(len(candidate), 0, -1):  # the longest text from there that is one lambda
+        try:
+            node = ast.parse(candidate[:end], mode="eval").body
+        except SyntaxError:
+            continue
+        if isinstance(node, ast.Lambda):
+            return ast.unparse(node)
+    return None
+
+
+def _source(function: types.FunctionType) -> str | None:
+    """The function's source text, if Python finds it and it is the code that runs: a file
+    edited after the import gives the new text for the old code, so the text is compiled and its
+    bytecode compared with the function's (``None`` when they differ: the code object is used)."""
+    try:
+        lines = inspect.getsource(function)
+    except (OSError, TypeError):
+        return None
+    text = _lambda_source(lines) if function.__name__ == "<lambda>" else textwrap.dedent(lines)
+    if text is None or not _compiles_to(text, function.__code__):
+        return None
+    return text
+
+
+def _compiles_to(text: str, code: types.CodeType) -> bool:
+    try:
+        compiled = compile(text, "<source>", "exec")
+    except (SyntaxError, ValueError):
+        return False
+    stack = [compiled]
+    while stack:
+        candidate = stack.pop()
+        if candidate.co_name == code.co_name and _code_parts(candidate) == _code_parts(code):
+            return True
+        stack.extend(c for c in candidate.co_consts if isinstance(c, types.CodeType))
+    return False
+
+
+def _code_parts(code: types.CodeType) -> list[Any]:
+    """The content of a code object without its position in a file: bytecode, constants (nested
+    code included), names and arguments."""
+    constants = [_code_parts(c) if isinstance(c, types.CodeType) else _value_parts(c, set()) for c in code.co_consts]
+    return [
+        code.co_code.hex(),
+        constants,
+        list(code.co_names),
+        list(code.co_varnames),
+        list(code.co_freevars),
+        code.co_argcount,
+        code.co_kwonlyargcount,
+        code.co_flags,
+    ]
+
+
+def _global_constants(function: types.FunctionType) -> dict[str, Any]:
+    """The plain values (numbers, strings and tuples of them) that ``function`` reads from its
+    module by name: editing such a constant changes what the function returns."""
+    names: set[str] = set()
+    stack = [function.__code__]
+    while stack:
+        code = stack.pop()
+        names.update(code.co_names)
+        stack.extend(c for c in code.co_consts if isinstance(c, types.CodeType))
+    found: dict[str, Any] = {}
+    for name in sorted(names):
+        if name in function.__globals__:
+            value = function.__globals__[name]
+            if isinstance(value, _PLAIN) or (isinstance(value, tuple) and all(isinstance(v, _PLAIN) for v in value)):
+                found[name] = _value_parts(value, set())
+    return found
+
+
+def _value_parts(value: Any, seen: set[int]) -> Any:
+    """``value`` as data that is the same in every process whenever the value is."""
+    if isinstance(value, float):
+        return repr(value) if math.isfinite(value) else str(value)
+    if isinstance(value, _PLAIN):
+        return repr(value)
+    if isinstance(value, (list, tuple)):
+        return [type(value).__name__, [_value_parts(v, seen) for v in value]]
+    if isinstance(value, (set, frozenset)):
+        return [type(value).__name__, sorted(repr(_value_parts(v, seen)) for v in value)]
+    if isinstance(value, dict):
+        return ["dict", sorted((repr(_value_parts(k, seen)), _value_parts(v, seen)) for k, v in value.items())]
+    if isinstance(value, types.ModuleType):
+        return ["module", value.__name__]
+    if isinstance(value, type):
+        return ["class", _name(value)]
+    if callable(value):
+        return ["callable", _identity_parts(value, seen)]
+    try:
+        import torch
+
+        if isinstance(value, torch.Tensor):
+            data = value.detach().cpu().contiguous()
+            return ["tensor", list(data.shape), str(data.dtype), hashlib.sha256(data.numpy().tobytes()).hexdigest()]
+    except ImportError:  # pragma: no cover - torch is a dependency
+        pass
+    cls = type(value)
+    if cls.__repr__ is not object.__repr__:
+        return ["object", _name(cls), _ADDRESS.sub("", repr(value))]
+    if hasattr(value, "__dict__") and id(value) not in seen:
+        seen.add(id(value))
+        return ["object", _name(cls), _value_parts(dict(vars(value)), seen)]
+    return ["object", _name(cls)]
+
+
+def _identity_parts(value: Any, seen: set[int]) -> Any:
+    if id(value) in seen:  # a function that closes over itself
+        return ["again", _name(value)]
+    seen = seen | {id(value)}
+    if isinstance(value, functools.partial):
+        return [
+            "partial",
+            _identity_parts(value.func, seen),
+            [_value_parts(a, seen) for a in value.args],
+            _value_parts(dict(value.keywords), seen),
+        ]
+    if isinstance(value, types.MethodType):
+        owner = value.__self__
+        bound = ["class", _name(owner)] if isinstance(owner, type) else ["instance of", _name(type(owner))]
+        return ["method", _identity_parts(value.__func__, seen), bound]
+    if isinstance(value, types.FunctionType):
+        source = _source(value)
+        closure = [
+            [name, _value_parts(cell.cell_contents, seen) if _filled(cell) else "<empty>"]
+            for name, cell in zip(value.__code__.co_freevars, value.__closure__ or ())
+        ]
+        return [
+            "function",
+            _name(value),
+            source if source is not None else _code_parts(value.__code__),
+            _value_parts(value.__defaults__ or (), seen),
+            _value_parts(value.__kwdefaults__ or {}, seen),
+            closure,
+            _global_constants(value),
+        ]
+    if isinstance(value, type):
+        return ["class", _name(value)]
+    call = type(value).__call__  # type: ignore[operator]
+    if not isinstance(call, types.FunctionType):  # built-in and C callables (ufuncs, ...)
+        return ["builtin", _name(value)]
+    # an object of a Python class with __call__: its class's __call__ and its attributes
+    state = _value_parts(dict(vars(value)), seen) if hasattr(value, "__dict__") else None
+    return ["callable object", _name(type(value)), _identity_parts(call, seen), state]
+
+
+def _filled(cell: Any) -> bool:
+    try:
+        cell.cell_contents  # noqa: B018 - reading it is the test
+    except ValueError:
+        return False
+    return True
+
+
+def code_identity(value: Callable[..., Any]) -> str:
+    """``"module:qualname#code:<16 hex>"``: ``value``'s name and a digest of what it does (see
+    the module's documentation); a built-in keeps its name alone.
+
+    Examples:
+        >>> def double(x):
+        ...     return 2 * x
+        >>> code_identity(double).split("#")[0]
+        'sclc_lightning._callables:double'
+        >>> def triple(x):
+        ...     return 3 * x
+        >>> triple.__qualname__ = "double"
+        >>> code_identity(triple) == code_identity(double)
+        False
+        >>> code_identity(len)
+        'builtins:len'
+    """
+    parts = _identity_parts(value, set())
+    if parts[0] == "builtin":
+        return str(parts[1])
+    name = _name(value.func) if isinstance(value, functools.partial) else _name(value)
+    digest = hashlib.sha256(repr(parts).encode()).hexdigest()[:16]
+    return f"{name}{CODE_MARK}{digest}"
+
+
+def describe_callable(value: Callable[..., Any] | str, resolved: Callable[..., Any] | None = None) -> str:
+    """What a run records for a callable setting: an import path keeps its text, with the
+    identity of what it names (``"pkg.mod:f#code:..."``); a callable its :func:`code_identity`."""
+    if isinstance(value, str):
+        target = resolved if resolved is not None else resolve_callable(value, "callable")
+        identity = code_identity(target)  # type: ignore[arg-type]
+        digest = identity.partition(CODE_MARK)[2]
+        return f"{value}{CODE_MARK}{digest}" if digest else value
+    return code_identity(value)
+
+
+def strip_code_identities(value: Any) -> Any:
+    """``value`` with every code digest removed: how a record written before code identities
+    (which named callables only) is compared with today's."""
+    if isinstance(value, str):
+        return _IDENTITY.sub("", value)
+    if isinstance(value, dict):
+        return {k: strip_code_identities(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [strip_code_identities(v) for v in value]
+    return value

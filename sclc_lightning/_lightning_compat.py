@@ -23,6 +23,7 @@ __all__ = [
     "hpc_checkpoint_path",
     "install_train_source",
     "invalidate_train_dataloader",
+    "publish_metrics",
     "request_train_dataloader",
     "restore_train_source",
     "set_reload_every_n_epochs",
@@ -150,3 +151,30 @@ def hpc_checkpoint_path(trainer: pl.Trainer) -> str:
     """The next ``hpc_ckpt_<n>.ckpt`` in the run directory, the checkpoint a requeued SLURM fit
     resumes from by itself (Lightning's own naming)."""
     return str(trainer._checkpoint_connector.hpc_save_path(trainer.default_root_dir))
+
+
+def publish_metrics(trainer: pl.Trainer, values: dict[str, float], prog_bar: bool = False) -> None:
+    """Make ``values`` part of the trainer's ``callback_metrics`` (and the progress bar's
+    metrics) outside a ``LightningModule.log`` call, for metrics computed once an epoch's hooks
+    have all run. Both properties return the logger connector's own dicts, which persist until
+    the next value of the same name."""
+    import torch
+
+    trainer.callback_metrics.update({k: torch.tensor(float(v)) for k, v in values.items()})
+    if prog_bar:
+        trainer.progress_bar_metrics.update({k: float(v) for k, v in values.items()})
+
+
+def count_one_step(trainer: pl.Trainer) -> None:
+    """Add one optimizer step to ``trainer.global_step`` without stepping: the progress counter
+    Lightning reads it from (automatic optimization: the optimizer's step progress; manual: the
+    manual loop's), as an optimizer step would count it. For a generation whose model never
+    steps an optimizer (fitted in closed form), so that checkpoints see each generation."""
+    epoch_loop = trainer.fit_loop.epoch_loop
+    module = trainer.lightning_module
+    if module is None or module.automatic_optimization:
+        progress = epoch_loop.automatic_optimization.optim_progress.optimizer.step
+    else:
+        progress = epoch_loop.manual_optimization.optim_step_progress
+    progress.increment_ready()
+    progress.increment_completed()

@@ -35,6 +35,7 @@ __all__ = [
     "launcher_arguments",
     "pid_alive",
     "run_chunks",
+    "stop_resource_tracker",
     "tree_marker",
 ]
 
@@ -168,3 +169,21 @@ def run_chunks(
 def default_workers() -> int:
     """Worker processes used by default: the CPU cores this process may use."""
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
+def stop_resource_tracker() -> bool:
+    """End the resource tracker process that multiprocessing's ``spawn`` starts, and wait for it.
+
+    Left alone it ends only when this process exits, so a command that returns while it still
+    runs leaves a process of its group behind (re-parented to init). Call it once every queue
+    and lock of the spawned processes is gone (a later one would start a tracker again). Uses
+    the tracker's ``_stop`` (CPython 3.8 and later); whether a running tracker was stopped.
+    """
+    from multiprocessing import resource_tracker
+
+    tracker = getattr(resource_tracker, "_resource_tracker", None)
+    stop = getattr(tracker, "_stop", None)
+    if tracker is None or not callable(stop) or getattr(tracker, "_fd", None) is None:
+        return False
+    stop()
+    return True

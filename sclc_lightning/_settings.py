@@ -3,6 +3,7 @@ arguments, for manifests, checkpoints and the comparison made on resume."""
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import inspect
 import math
@@ -12,6 +13,8 @@ from typing import Any
 
 import torch
 
+from sclc_lightning._callables import code_identity
+
 __all__ = ["constructor_arguments", "declared_settings", "jsonable"]
 
 
@@ -19,8 +22,10 @@ def jsonable(value: Any) -> Any:
     """``value`` as JSON-safe data that compares equal whenever the setting is the same.
 
     Numbers, strings, ``None`` and containers stay as they are (tuples become lists); callables
-    become their import path ``"module:qualname"``; paths become strings; tensors a digest of
-    their values; other objects their class path, or their ``repr`` when the class defines one.
+    become their code identity ``"module:qualname#code:<digest>"``
+    (:func:`~sclc_lightning._callables.code_identity`: an edited function records another);
+    paths become strings; tensors a digest of their values; other objects their class path, or
+    their ``repr`` when the class defines one.
     """
     if value is None or isinstance(value, (bool, int, str)):
         return value
@@ -35,8 +40,13 @@ def jsonable(value: Any) -> Any:
     if isinstance(value, torch.Tensor):
         digest = hashlib.sha256(value.detach().cpu().contiguous().numpy().tobytes()).hexdigest()[:16]
         return f"tensor{tuple(value.shape)}:{str(value.dtype).removeprefix('torch.')}:{digest}"
-    if callable(value) and hasattr(value, "__qualname__"):
-        return f"{getattr(value, '__module__', '?')}:{value.__qualname__}"
+    # functions, methods, partials and callable objects without a repr of their own
+    if callable(value) and (
+        hasattr(value, "__qualname__")
+        or isinstance(value, functools.partial)
+        or type(value).__repr__ is object.__repr__
+    ):
+        return code_identity(value)
     cls = type(value)
     if cls.__repr__ is not object.__repr__:
         return repr(value)

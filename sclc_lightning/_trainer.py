@@ -5,6 +5,7 @@ import the loop, so they do not either."""
 from __future__ import annotations
 
 import abc
+import dataclasses
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager, nullcontext
 from typing import Any
@@ -18,12 +19,14 @@ from sclc_lightning.sampler import BoundSampler, bind_sampler
 
 __all__ = [
     "GenerationEndListener",
+    "GenerationMetricProducer",
     "GenerationalLoop",
     "current_generation",
     "eval_mode",
     "find_loop",
     "notify_generation_end",
     "sample_data",
+    "settle_producers",
 ]
 
 
@@ -68,8 +71,30 @@ class GenerationEndListener(abc.ABC):
         """Called by the loop before it samples generation ``generation + 1``."""
 
 
+class GenerationMetricProducer(abc.ABC):
+    """A callback that computes a generation's metrics from what every other hook of its epoch
+    has logged (the module's own ``on_train_epoch_end`` included, which Lightning runs after the
+    callbacks' hooks): it keeps the generation pending at its epoch's end and computes it in
+    :meth:`settle`, which is called before any :class:`GenerationEndListener` reads the metrics
+    and by the callback itself at the next epoch's start and the fit's end."""
+
+    @abc.abstractmethod
+    def settle(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        """Compute and publish the pending generation's metrics, if one is pending."""
+
+
+def settle_producers(trainer: pl.Trainer) -> None:
+    """Have every :class:`GenerationMetricProducer` publish its pending generation."""
+    module = trainer.lightning_module
+    for callback in trainer.callbacks:  # type: ignore[attr-defined]
+        if isinstance(callback, GenerationMetricProducer):
+            callback.settle(trainer, module)
+
+
 def notify_generation_end(trainer: pl.Trainer, pl_module: pl.LightningModule, generation: int) -> None:
-    """Call :meth:`GenerationEndListener.on_generation_end` of every listening callback."""
+    """Call :meth:`GenerationEndListener.on_generation_end` of every listening callback, once
+    every :class:`GenerationMetricProducer` has published the generation's metrics."""
+    settle_producers(trainer)
     for callback in trainer.callbacks:  # type: ignore[attr-defined]
         if isinstance(callback, GenerationEndListener):
             callback.on_generation_end(trainer, pl_module, generation)
@@ -95,17 +120,25 @@ def current_generation(trainer: pl.Trainer) -> int:
 
 
 def sample_data(
-    trainer: pl.Trainer, pl_module: pl.LightningModule, num_samples: int, *, generator: Any, conditions: Any = None
+    trainer: pl.Trainer,
+    pl_module: pl.LightningModule,
+    num_samples: int,
+    *,
+    generator: Any,
+    conditions: Any = None,
+    sample_kwargs: Mapping[str, Any] | None = None,
 ) -> torch.Tensor:
     """``num_samples`` new data points from the sampler the loop uses (the module's ``sample``
     without a loop), detached: the data field alone when the sampler returns generated fields too.
+    ``sample_kwargs``: the sampling settings to pass instead of the loop's (``{}``: none, the
+    model's own distribution; ``None``: the loop's, e.g. its temperature).
 
     Raises:
         ValueError: the loop samples with conditions and none are given.
     """
     loop = find_loop(trainer)
     if loop is None:
-        sampler, data_key = bind_sampler(pl_module, "sample", condition_field=None), None
+        sampler, data_key = bind_sampler(pl_module, "sample", condition_field=None, extra=sample_kwargs), None
     else:
         if loop.conditional and conditions is None:
             raise ValueError(
@@ -113,6 +146,8 @@ def sample_data(
                 " ask for the same: pass labels (e.g. the held-out split's)."
             )
         sampler, data_key = loop.sampler(pl_module), loop.real_data.codec.data_key
+        if sample_kwargs is not None:
+            sampler = dataclasses.replace(sampler, extra=dict(sample_kwargs))
     out = sampler(num_samples, generator=generator, conditions=conditions)
     if isinstance(out, Mapping):
         out = out[data_key]

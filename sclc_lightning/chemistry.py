@@ -26,6 +26,7 @@ from sclc_lightning._process import run_chunks
 
 __all__ = [
     "BOND_CODES",
+    "check_graphs",
     "graph_matrix",
     "graph_parts",
     "mmff_relax",
@@ -140,6 +141,41 @@ def rdkit_molecule(atomic_numbers: Any, bonds: Any, bond_orders: Any, conformers
                 conformer.SetAtomPosition(atom, Point3D(x, y, z))
             mol.AddConformer(conformer, assignId=True)
     return mol
+
+
+def check_graphs(graphs: Tensor, who: str, mmff: bool = False) -> int:
+    """Check every distinct graph matrix of ``graphs`` (``(num, atoms, atoms)``) before anything
+    trains: bond codes, RDKit's sanitising (a valence a neutral atom cannot have: a charge the
+    matrix lost) and, with ``mmff``, MMFF typing. Returns how many distinct molecules it checked.
+
+    Raises:
+        ValueError: naming ``who``, the first item with that molecule, its atoms and the fix.
+
+    Examples:
+        >>> good = graph_matrix(torch.tensor([6, 8]), torch.tensor([[0, 1]]), torch.tensor([2.0]), 2)
+        >>> check_graphs(good[None].repeat(3, 1, 1), "example")
+        1
+    """
+    AllChem: Any = importlib.import_module("rdkit.Chem.AllChem") if mmff else None
+    flat = graphs.detach().cpu().long().flatten(1).numpy()
+    _, first = np.unique(flat, axis=0, return_index=True)
+    for index in sorted(first.tolist()):
+        matrix = graphs[index].detach().cpu().long().numpy()
+        try:
+            atoms, bonds, orders = _parts(matrix)
+            mol = rdkit_molecule(atoms, bonds, orders)
+        except (ValueError, KeyError) as err:
+            raise ValueError(
+                f"{who}: the graph matrix of item {index} is not a molecule RDKit accepts ({err}). Graph matrices hold"
+                " neutral molecules with explicit hydrogens and bond codes 1/2/3/4; a charged molecule cannot be"
+                " an item: give its neutral form or leave it out."
+            ) from None
+        if mmff and not AllChem.MMFFHasAllMoleculeParams(mol):
+            raise ValueError(
+                f"{who}: MMFF has no parameters for the molecule of item {index} (atoms {atoms.tolist()}), so the force"
+                " field cannot relax it; leave it out of the data or use another corrector."
+            )
+    return len(first)
 
 
 def _relax_chunk(job: tuple[np.ndarray, np.ndarray, int]) -> np.ndarray:

@@ -289,6 +289,7 @@ class _SCLCCommand:
             configs = config.get("config") or []
             name = Path(str(configs[-1])).stem if configs else "run"
             config.run_dir = os.path.join("runs", name, time.strftime("%Y%m%d-%H%M%S"))
+        check_run_dir(str(config.run_dir))  # before any logger starts (W&B writes as it is made)
         config.trainer.default_root_dir = config.run_dir
         check_shared_shapes(_init_args(config.get("model")), _init_args(config.get("data")))
         if config.trainer.get("logger") in (None, True):
@@ -417,6 +418,40 @@ def model_namespace(args: Sequence[str]) -> str:
 def _plain(value: Any) -> Any:
     """``value`` as JSON would store it (tuples as lists), for comparisons."""
     return json.loads(json.dumps(value, default=str))
+
+
+def check_run_dir(run_dir: str) -> None:
+    """Refuse a ``--run_dir`` that cannot be the run's folder, in one line saying what the path
+    is: a file, a folder inside a file, something other than a folder, or a folder this process
+    cannot write.
+
+    Raises:
+        CLIError: naming the path and what it is.
+
+    Examples:
+        >>> import tempfile
+        >>> with tempfile.NamedTemporaryFile() as handle:
+        ...     try:
+        ...         check_run_dir(handle.name)
+        ...     except CLIError as err:
+        ...         print(str(err).split(": ", 1)[1][:24])
+        it is a regular file, no
+    """
+    path = Path(run_dir)
+    if path.exists() or path.is_symlink():
+        if not path.is_dir():
+            kind = "a regular file" if path.is_file() else "not a folder (a special file or a broken link)"
+            raise CLIError(f"--run_dir {run_dir}: it is {kind}, not a folder; give a folder for the run.")
+        if not os.access(path, os.W_OK | os.X_OK):
+            raise CLIError(f"--run_dir {run_dir}: this process cannot write in that folder.")
+        return
+    for parent in path.parents:  # the nearest part that exists must be a writable folder
+        if parent.exists():
+            if not parent.is_dir():
+                raise CLIError(f"--run_dir {run_dir}: {parent} is a file, so no folder can be made under it.")
+            if not os.access(parent, os.W_OK | os.X_OK):
+                raise CLIError(f"--run_dir {run_dir}: this process cannot make a folder in {parent}.")
+            return
 
 
 def last_checkpoint(run_dir: str | None) -> Path:

@@ -108,6 +108,8 @@ class Run:
         if isinstance(corrector, dict):
             corrector = str(corrector.get("class_path", "custom")).rsplit(".", 1)[-1]
         gamma = kwargs.get("strength", "default" if corrector != "none" else 0)
+        if not _applies_strength(corrector):  # the identity: γ = 0 whatever `strength` says
+            gamma = 0
         label = f"λ={self.loop.get('synthetic_fraction')} γ={gamma} {self.loop.get('mode')} {corrector}"
         model_corrector = self.loop.get("model_corrector")
         if isinstance(model_corrector, dict):  # as recorded: its name and settings
@@ -437,11 +439,23 @@ def _theory_curve(metric: str, runs: list[Run]) -> tuple[str, list[int], list[fl
     return None
 
 
+def _applies_strength(corrector: Any) -> bool:
+    """Whether a corrector (a registered name; other forms are assumed to) uses its strength."""
+    if not isinstance(corrector, str) or corrector == "none":
+        return True
+    from sclc_lightning.correctors import get_corrector_class
+
+    try:
+        return bool(get_corrector_class(corrector).applies_strength)
+    except (ValueError, KeyError):
+        return True
+
+
 def _strength(run: Run) -> float | None:
     """γ of the run: ``0`` without a corrector, the configured strength, else the registered
     corrector's default (``None`` for a corrector given as a class path)."""
     corrector = run.loop.get("corrector")
-    if corrector is None:
+    if corrector is None or not _applies_strength(corrector):
         return 0.0
     strength = (run.loop.get("corrector_kwargs") or {}).get("strength")
     if strength is None and isinstance(corrector, str):

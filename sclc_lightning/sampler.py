@@ -24,7 +24,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from sclc_lightning._callables import resolve_callable
+from sclc_lightning._callables import code_identity, describe_callable, resolve_callable
 
 __all__ = ["BoundSampler", "SamplerError", "SamplerSpec", "bind_sampler", "describe_sampler"]
 
@@ -39,9 +39,15 @@ class SamplerError(TypeError):
     expected signature and how to name another one."""
 
 
-def describe_sampler(spec: SamplerSpec) -> str:
+def describe_sampler(spec: SamplerSpec, identity: bool = False) -> str:
     """The sampler as JSON-safe text: the method name, the import path, or
-    ``"callable:module:qualname"``."""
+    ``"callable:module:qualname"``; with ``identity`` (for the resume fingerprint), an import
+    path or a callable carries its code identity (:func:`~sclc_lightning._callables.code_identity`).
+    A method of the module is the model's own code, named only."""
+    if isinstance(spec, str) and ":" not in spec:
+        return spec
+    if identity:
+        return describe_callable(spec) if isinstance(spec, str) else f"callable:{code_identity(spec)}"
     if isinstance(spec, str):
         return spec
     module = getattr(spec, "__module__", None) or type(spec).__module__

@@ -7,14 +7,28 @@ uninterrupted one and sampling never shifts training randomness.
 
 from __future__ import annotations
 
+import os
 import random
+import secrets
+import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 import numpy as np
 import torch
 
-__all__ = ["SEED_PURPOSES", "derive_seed", "forked_rng", "make_generator", "reseed"]
+__all__ = [
+    "SEED_ORIGINS",
+    "SEED_PURPOSES",
+    "datamodule_seed",
+    "derive_seed",
+    "fit_seed",
+    "forked_rng",
+    "make_generator",
+    "reseed",
+    "run_seed",
+]
 
 # Purposes of derived seeds; appending new ones keeps old seeds unchanged.
 SEED_PURPOSES = (
@@ -34,6 +48,83 @@ SEED_PURPOSES = (
     "model_correct",
     "model_correct_templates",
 )
+
+
+#: Where a run's seed came from, as :func:`run_seed` reports it.
+SEED_ORIGINS = ("given", "seed_everything", "drawn")
+
+
+def run_seed(requested: int | None) -> tuple[int, str]:
+    """The seed a run draws everything from, and where it came from: ``requested`` when given
+    (``"given"``); else the run's seed, the one ``seed_everything`` (Lightning's, or
+    LightningCLI's ``seed_everything``) put in ``PL_GLOBAL_SEED`` (``"seed_everything"``); else a
+    fresh one drawn from the operating system's entropy (``"drawn"``), so that two runs never
+    share randomness by accident. The caller logs and records it, so a run can be repeated.
+
+    Examples:
+        >>> run_seed(7)
+        (7, 'given')
+        >>> import os
+        >>> os.environ["PL_GLOBAL_SEED"] = "11"
+        >>> run_seed(None)
+        (11, 'seed_everything')
+        >>> del os.environ["PL_GLOBAL_SEED"]
+        >>> run_seed(None)[1]
+        'drawn'
+    """
+    if requested is not None:
+        return int(requested), "given"
+    text = os.environ.get("PL_GLOBAL_SEED", "").strip()
+    if text:
+        try:
+            value = int(text)
+        except ValueError:
+            raise ValueError(
+                f"PL_GLOBAL_SEED must be an integer (seed_everything sets it), got {text!r}; unset it or pass `seed=`."
+            ) from None
+        if value >= 0:
+            return value, "seed_everything"
+    return secrets.randbelow(2**32), "drawn"
+
+
+# The seed drawn for a fit without seed_everything, by trainer: the loop and the DataModule of
+# one fit share it; another Trainer draws another.
+_DRAWN: weakref.WeakKeyDictionary[Any, int] = weakref.WeakKeyDictionary()
+
+
+def fit_seed(trainer: Any) -> tuple[int, str]:
+    """The run's seed for the fit of ``trainer`` (:func:`run_seed` without a requested seed):
+    ``seed_everything``'s, else one drawn once per Trainer, on rank zero and broadcast, so that
+    every rank, the loop and the DataModule agree."""
+    seed, origin = run_seed(None)
+    if origin == "drawn":
+        if trainer in _DRAWN:
+            return _DRAWN[trainer], origin
+        strategy = getattr(trainer, "strategy", None)
+        if strategy is not None:
+            seed = int(strategy.broadcast(seed, src=0))
+        _DRAWN[trainer] = seed
+    return seed, origin
+
+
+def datamodule_seed(datamodule: Any) -> int:
+    """A DataModule's data seed: its ``seed`` when it is an integer; for ``None`` the run's
+    (:func:`fit_seed` of its Trainer; outside a fit, :func:`run_seed`), said once. This is the
+    convention of the bundled DataModules, for users' own: ``seed=None`` follows the run's seed,
+    so that runs over seeds average over datasets as well as over the loop's draws."""
+    given = getattr(datamodule, "seed", None)
+    if given is not None:
+        return int(given)
+    trainer = getattr(datamodule, "trainer", None)
+    seed, origin = fit_seed(trainer) if trainer is not None else run_seed(None)
+    if origin == "drawn":
+        from lightning.pytorch.utilities import rank_zero_info
+
+        rank_zero_info(
+            f"{type(datamodule).__name__}: data seed {seed}, drawn afresh (no seed_everything); pass"
+            " seed_everything or `seed=` to repeat it."
+        )
+    return seed
 
 
 def derive_seed(seed: int, purpose: str, generation: int, rank: int = 0, part: int = 0) -> int:

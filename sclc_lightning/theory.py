@@ -142,32 +142,42 @@ def bound_probability(t: int, delta: float) -> float:
     return (1.0 - delta) ** t
 
 
-def gaussian_collapse_rate(n: int) -> float:
+def _divisor(n: int, estimator: str) -> int:
+    """What the variance estimate divides by: :math:`n - 1` (unbiased) or :math:`n` (maximum likelihood)."""
+    if estimator not in ("unbiased", "mle"):
+        raise ValueError(f"`estimator` must be 'unbiased' or 'mle', got {estimator!r}.")
+    return n - 1 if estimator == "unbiased" else n
+
+
+def gaussian_collapse_rate(n: int, estimator: str = "unbiased") -> float:
     r"""Bertrand et al. Prop. 1: refitting a Gaussian on its own n samples with the unbiased
     estimator multiplies the expected standard deviation by
 
     .. math::
         \alpha(n) = \sqrt{\frac{2}{n-1}}\, \frac{\Gamma(n/2)}{\Gamma((n-1)/2)} < 1
 
-    per generation.
+    per generation; with the maximum-likelihood estimate (``estimator="mle"``, divided by
+    :math:`n`) by :math:`\sqrt{(n-1)/n}\,\alpha(n)`.
 
     Examples:
-        >>> round(gaussian_collapse_rate(10), 4)
-        0.9727
+        >>> round(gaussian_collapse_rate(10), 4), round(gaussian_collapse_rate(10, "mle"), 4)
+        (0.9727, 0.9227)
     """
     if isinstance(n, bool) or not isinstance(n, int) or n < 2:
         raise ValueError(f"`n` must be an integer >= 2, got {n!r}.")
-    return math.sqrt(2.0 / (n - 1)) * math.exp(math.lgamma(n / 2) - math.lgamma((n - 1) / 2))
+    divisor = _divisor(n, estimator)
+    return math.sqrt(2.0 / divisor) * math.exp(math.lgamma(n / 2) - math.lgamma((n - 1) / 2))
 
 
-def expected_log_sigma_ratio(t: int, n: int, temperature: float = 1.0) -> float:
-    r""":math:`E[\log(\sigma_t/\sigma_0)]` for a Gaussian refitted (unbiased variance) on the
-    :math:`n` points it samples at temperature :math:`\tau` (replace mode): each generation
-    multiplies the variance by :math:`\tau^2 \chi^2_{n-1}/(n-1)`, so
+def expected_log_sigma_ratio(t: int, n: int, temperature: float = 1.0, estimator: str = "unbiased") -> float:
+    r""":math:`E[\log(\sigma_t/\sigma_0)]` for a Gaussian refitted on the :math:`n` points it
+    samples at temperature :math:`\tau` (replace mode): each generation multiplies the variance
+    by :math:`\tau^2 \chi^2_{n-1}/d`, :math:`d = n - 1` for the unbiased estimate (the default)
+    and :math:`d = n` for the maximum-likelihood one (``estimator="mle"``), so
 
     .. math::
         E[\log(\sigma_t/\sigma_0)] = t\Big(\log\tau + \tfrac12\big(\psi(\tfrac{n-1}{2})
-        + \log\tfrac{2}{n-1}\big)\Big).
+        + \log\tfrac{2}{d}\big)\Big).
 
     The expectation of the log, not the log of :math:`E[\sigma_t]/\sigma_0 = (\tau\alpha(n))^t`
     (:func:`gaussian_collapse_rate`): by Jensen's inequality it is the lower of the two.
@@ -175,17 +185,20 @@ def expected_log_sigma_ratio(t: int, n: int, temperature: float = 1.0) -> float:
     Examples:
         >>> round(expected_log_sigma_ratio(30, 10, 0.9), 3), round(expected_log_sigma_ratio(30, 10), 3)
         (-4.889, -1.728)
+        >>> round(expected_log_sigma_ratio(30, 10, estimator="mle"), 3)
+        -3.309
     """
     from scipy.special import digamma
 
     t, n, tau = _check_collapse(t, n, temperature)
-    return t * (math.log(tau) + 0.5 * (float(digamma((n - 1) / 2)) + math.log(2.0 / (n - 1))))
+    divisor = _divisor(n, estimator)
+    return t * (math.log(tau) + 0.5 * (float(digamma((n - 1) / 2)) + math.log(2.0 / divisor)))
 
 
 def log_sigma_ratio_std(t: int, n: int) -> float:
     r"""The standard deviation of :math:`\log(\sigma_t/\sigma_0)` in the setting of
     :func:`expected_log_sigma_ratio`: :math:`\sqrt{t\,\psi'(\tfrac{n-1}{2})/4}` (independent of
-    the temperature).
+    the temperature and of the estimator, which only scales the variance by a constant).
 
     Examples:
         >>> round(log_sigma_ratio_std(30, 10), 3)

@@ -120,7 +120,7 @@ def test_the_sampler_from_the_command_line(tmp_path: Path, capsys: pytest.Captur
     base = ["fit", "--config", recipe, "--wandb", "false", "--loop.generations", "1"]
     assert main([*base, "--run_dir", str(tmp_path / "f"), "--loop.sampler", "tests.test_cli:half_spread"]) == 0
     manifest = json.loads((tmp_path / "f" / "synthetic" / "manifest.json").read_text())
-    assert manifest["config"]["sampler"] == "tests.test_cli:half_spread"
+    assert re.fullmatch(r"tests\.test_cli:half_spread#code:[0-9a-f]{16}", manifest["config"]["sampler"])
     capsys.readouterr()
     assert main([*base, "--run_dir", str(tmp_path / "m"), "--loop.sampler", "configure_optimizers"]) == 2
     error = capsys.readouterr().err
@@ -143,11 +143,20 @@ def _one_message(capsys: pytest.CaptureFixture[str], *parts: str) -> str:
     return lines[0]
 
 
-def test_a_run_dir_that_is_a_file_is_one_message(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_a_run_dir_that_is_a_file_is_one_message_before_any_logger_starts(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("WANDB_MODE", "offline")  # W&B on: it must not start (and write) before the refusal
+    monkeypatch.setenv("WANDB_DIR", str(tmp_path / "wandb_dir"))
     afile = tmp_path / "afile"
     afile.write_text("not a folder")
-    assert main(_toy(tmp_path, "--run_dir", str(afile))) == 2
-    _one_message(capsys, "Not a directory", str(afile))
+    recipe = str(Path(__file__).parents[1] / "recipes" / "gaussian_toy.yaml")
+    arguments = ["fit", "--config", recipe, "--wandb", "true", "--loop.generations", "1"]
+    assert main([*arguments, "--run_dir", str(afile)]) == 2
+    _one_message(capsys, f"--run_dir {afile}: it is a regular file, not a folder")
+    assert main([*arguments, "--run_dir", str(afile / "run")]) == 2
+    _one_message(capsys, f"{afile} is a file, so no folder can be made under it")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["afile"]  # no wandb folder, nothing written
 
 
 def test_a_malicious_checkpoint_is_refused_in_one_message(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

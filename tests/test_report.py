@@ -108,6 +108,15 @@ def test_runs_are_grouped_by_every_setting_but_their_seeds() -> None:
     }
 
 
+def test_an_identity_arm_is_labelled_gamma_0_whatever_its_strength_says() -> None:
+    from sclc_lightning.report import Run, stability_note
+
+    loop = {"synthetic_fraction": 0.6, "mode": "augment", "corrector": "identity", "corrector_kwargs": {"strength": 1}}
+    run = Run(Path("/runs/identity"), {"loop": loop}, [])
+    assert run.group == "λ=0.6 γ=0 augment identity"
+    assert "(1+γ)/(2+γ)=0.50" in str(stability_note([run]))  # γ = 0 in the bound too, not 1
+
+
 def test_the_stability_bound_is_named_where_lambda_exceeds_it() -> None:
     from sclc_lightning.report import Run, stability_note
 

@@ -64,3 +64,26 @@ def test_gaussian_collapse_rate_by_hand() -> None:
 def test_bad_inputs(call, match: str) -> None:  # type: ignore[no-untyped-def]
     with pytest.raises(ValueError, match=match):
         call()
+
+
+def test_every_theory_helper_is_on_the_theory_page() -> None:
+    from pathlib import Path
+
+    import sclc_lightning.theory as theory
+
+    page = (Path(__file__).parents[1] / "docs" / "theory.md").read_text()
+    missing = [name for name in theory.__all__ if f"`{name}(" not in page]
+    assert missing == []
+
+
+def test_the_mle_estimator_collapses_faster_by_the_ratio_of_the_divisors() -> None:
+    import math
+
+    from sclc_lightning.theory import expected_log_sigma_ratio, gaussian_collapse_rate
+
+    n = 10
+    assert gaussian_collapse_rate(n, "mle") == pytest.approx(gaussian_collapse_rate(n) * math.sqrt((n - 1) / n))
+    gap = expected_log_sigma_ratio(7, n) - expected_log_sigma_ratio(7, n, estimator="mle")
+    assert gap == pytest.approx(7 * 0.5 * math.log(n / (n - 1)))
+    with pytest.raises(ValueError, match="`estimator` must be 'unbiased' or 'mle', got 'ml'"):
+        gaussian_collapse_rate(n, "ml")

@@ -13,7 +13,7 @@ from lightning.pytorch.callbacks import Callback
 from typing_extensions import override
 
 from sclc_lightning._files import atomic_path, file_version
-from sclc_lightning._trainer import GenerationEndListener, current_generation, find_loop
+from sclc_lightning._trainer import GenerationEndListener, current_generation, find_loop, settle_producers
 
 __all__ = ["GenerationCSV"]
 
@@ -93,6 +93,7 @@ class GenerationCSV(GenerationEndListener, Callback):
         self._restored = state_dict.get("row")
 
     def _row(self, trainer: pl.Trainer) -> dict[str, Any]:
+        settle_producers(trainer)  # metrics computed from the generation's final ones (a monitor's)
         generation = self._pending
         loop = find_loop(trainer)
         history = loop.history if loop is not None else []

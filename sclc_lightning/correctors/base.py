@@ -65,6 +65,9 @@ class Corrector(abc.ABC):
     #: (:meth:`check_items`). A corrector that moves the data must not declare
     #: ``"generated_fields"``: the fields generated with the old data would no longer match.
     supports: ClassVar[frozenset[str]] = frozenset({"continuous", "discrete", "conditional"})
+    #: Whether ``strength`` (γ) changes what the corrector does (``False``: the identity, γ = 0
+    #: whatever it is given; reports label such an arm "γ=0").
+    applies_strength: ClassVar[bool] = True
     #: Constructor arguments that decide the corrected points: recorded in the manifest and the
     #: checkpoint, and a resumed run must not change them. ``None`` (the default, for brevity in
     #: user classes): every argument but ``strength`` and :attr:`operational`. Built-in
@@ -163,6 +166,18 @@ class Corrector(abc.ABC):
                 f"Corrector {name!r} cannot correct these items: {'; '.join(what[m] for m in missing)}. It handles"
                 f" {handled}. Choose another corrector (docs/correctors.md lists what each handles)."
             )
+
+    def check_on_real(self, batch: SyntheticBatch) -> str:
+        """Run what this corrector scores with on real items (``batch``: some of them, as the
+        dry run takes them before generation 0; the untrained model's samples say nothing) and
+        refuse what cannot work: scores of the wrong shape or not finite, a verifier that rejects
+        every real point. Returns a short report for the log (``""``: nothing to say). Override
+        for correctors with scores, rewards or verifiers.
+
+        Raises:
+            ValueError: naming the corrector, the argument and what it gave.
+        """
+        return ""
 
     def setup(self, reference: RealData, generator: torch.Generator) -> None:  # noqa: B027
         """Prepare once per run, before the first correction (e.g. fit cluster centres).

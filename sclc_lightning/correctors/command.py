@@ -25,6 +25,7 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import Tensor
 
+from sclc_lightning._checks import check_number
 from sclc_lightning._process import (
     TREE_VARIABLE,
     kill_orphaned_trees,
@@ -41,6 +42,8 @@ __all__ = ["CommandCorrector", "CorrectorProcessError"]
 
 _FIELDS = ("input", "output", "conditions", "generation", "strength", "folder")
 _FOLDER_PREFIX = "sclc-command-"
+#: The most bytes of one stderr line an error message quotes.
+_LINE_BYTES = 2000
 T = TypeVar("T")
 
 
@@ -107,8 +110,14 @@ class CommandCorrector(Corrector):
             raise ValueError("`command` is empty.")
         if file_format not in ("safetensors", "npy"):
             raise ValueError(f"`file_format` must be 'safetensors' or 'npy', got {file_format!r}.")
-        if not timeout > 0:
-            raise ValueError(f"`timeout` must be > 0 seconds, got {timeout!r}.")
+        timeout = check_number("timeout", timeout, above=0)
+        stderr_lines = check_number("stderr_lines", stderr_lines, minimum=0, integer=True)
+        if not isinstance(keep_files, bool):
+            raise ValueError(f"`keep_files` must be True or False, got {keep_files!r}.")
+        if env is not None and (
+            not isinstance(env, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in env.items())
+        ):
+            raise ValueError(f"`env` must be a dict of strings to strings, got {env!r}.")
         for argument in self.command:
             try:
                 argument.format(**dict.fromkeys(_FIELDS, ""))
@@ -194,9 +203,20 @@ class CommandCorrector(Corrector):
         return f"command corrector `{shlex.join(self.command)}`"
 
     def _tail(self, stderr_path: Path) -> str:
+        """The last ``stderr_lines`` lines of the program's stderr, reading only the file's end
+        (a program may write gigabytes there)."""
         if not stderr_path.exists():
             return ""
-        lines = stderr_path.read_text(errors="replace").splitlines()[-self.stderr_lines :]
+        wanted = max(self.stderr_lines, 1) * _LINE_BYTES
+        with open(stderr_path, "rb") as handle:
+            handle.seek(0, os.SEEK_END)
+            size = handle.tell()
+            handle.seek(max(0, size - wanted))
+            text = handle.read().decode(errors="replace")
+        lines = text.splitlines()
+        if size > wanted and lines:
+            lines = lines[1:]  # the first may start in the middle of a line
+        lines = [line[-_LINE_BYTES:] for line in lines[-self.stderr_lines :]] if self.stderr_lines else []
         return ("\nLast lines of its stderr:\n" + "\n".join(lines)) if lines else ""
 
     def correct(

@@ -47,6 +47,22 @@ class FilterCorrector(Corrector):
             raise ValueError("`score` must be a callable or an import path, got None.")
         self.score = resolved
 
+    def check_on_real(self, batch: SyntheticBatch) -> str:
+        self._scores(batch)
+        return ""
+
+    def _scores(self, batch: SyntheticBatch) -> Tensor:
+        num = len(batch)
+        raw = torch.as_tensor(self.score(batch.data, batch.conditions))
+        if raw.shape not in ((num,), (num, 1)):  # an (m/2, 2) matrix also holds m values: refused
+            raise ValueError(
+                f"`score` must return one value per point, shape ({num},) or ({num}, 1), got {tuple(raw.shape)}."
+            )
+        scores = raw.detach().cpu().flatten()
+        if scores.is_floating_point() and not bool(torch.isfinite(scores).all()):
+            raise ValueError(f"`score` gave {int((~torch.isfinite(scores)).sum())} non-finite values of {num}.")
+        return scores
+
     def num_kept(self, num: int) -> int:
         """How many of ``num`` points survive the filter."""
         if num == 0:
@@ -61,9 +77,7 @@ class FilterCorrector(Corrector):
         num = len(batch)
         if num == 0:
             return batch
-        scores = torch.as_tensor(self.score(batch.data, batch.conditions)).flatten()
-        if scores.shape != (num,):
-            raise ValueError(f"`score` must return one value per point ({num}), got shape {tuple(scores.shape)}.")
+        scores = self._scores(batch)
         kept = torch.sort(torch.argsort(scores, descending=True, stable=True)[: self.num_kept(num)]).values
         refill = kept[torch.randint(kept.numel(), (num - kept.numel(),), generator=generator)]
         self.report(unique_fraction=kept.numel() / num)

@@ -15,6 +15,7 @@ import math
 import torch
 from torch import Tensor
 
+from sclc_lightning._checks import check_number
 from sclc_lightning.correctors.base import Corrector, register_corrector
 from sclc_lightning.items.codec import SyntheticBatch
 from sclc_lightning.items.real import RealData
@@ -58,11 +59,10 @@ class ForceFieldCorrector(Corrector):
         start_method: str | None = None,
     ) -> None:
         super().__init__(strength)
-        if steps < 1 or chunk_size < 1 or (num_workers is not None and num_workers < 0):
-            raise ValueError(
-                "`steps` and `chunk_size` must be >= 1 and `num_workers` >= 0, got"
-                f" {steps}, {chunk_size}, {num_workers}."
-            )
+        steps = check_number("steps", steps, minimum=1, integer=True)
+        chunk_size = check_number("chunk_size", chunk_size, minimum=1, integer=True)
+        if num_workers is not None:
+            num_workers = check_number("num_workers", num_workers, minimum=0, integer=True)
         from sclc_lightning._process import default_workers
 
         self.steps, self.chunk_size, self.start_method = int(steps), chunk_size, start_method
@@ -89,6 +89,13 @@ class ForceFieldCorrector(Corrector):
                 f" {tuple(data.shape)} and the condition {codec.condition_key!r} is {got}. Use"
                 " ConformerDataModule's items with `data_field: pos` and `condition_field: graph`."
             )
+        # every molecule of the real data, not the first alone: one MMFF cannot type would stop the
+        # run at generation 1, after generation 0 has trained
+        from sclc_lightning.chemistry import check_graphs
+
+        items = reference.items(list(range(len(reference))))
+        graphs = torch.stack([torch.as_tensor(codec.field(item, codec.condition_key)) for item in items])
+        check_graphs(graphs, "Corrector 'forcefield'", mmff=True)
 
     def relax(self, graphs: Tensor, conformers: Tensor) -> Tensor:
         """The relaxed conformers (no blending), float64; padding rows unchanged."""

@@ -22,6 +22,8 @@ class IdentityCorrector(Corrector):
 
     supports = frozenset({"continuous", "discrete", "conditional", "generated_fields"})
     deciding = ()
+    #: γ is 0 whatever ``strength`` says: reports label the arm "γ=0".
+    applies_strength = False
 
     def __init__(self, strength: float = 0.0) -> None:
         super().__init__(strength)

@@ -18,7 +18,6 @@ from __future__ import annotations
 import abc
 import copy
 import io
-import math
 import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -27,6 +26,7 @@ from typing import Any, ClassVar, TypeVar
 import torch
 from torch import Tensor
 
+from sclc_lightning._checks import check_number
 from sclc_lightning._registry import Registry
 from sclc_lightning._settings import declared_settings
 
@@ -160,6 +160,56 @@ def _read_weights(path: Path) -> tuple[dict[str, Tensor], str]:
     return {k: v.detach().cpu() for k, v in weights.items()}, sha256_bytes(data)
 
 
+def weights_problem(module: Any, weights: dict[str, Tensor]) -> str | None:
+    """What is wrong with ``weights`` for ``module``, or ``None``: a key it does not have or lacks,
+    another shape, a floating-point entry for an integer one (or the reverse), a non-finite
+    value, or a value the model says it cannot hold (its ``validate_weights(state_dict)``
+    raising ``ValueError``, e.g. :class:`~sclc_lightning.models.GaussianModel`'s negative variance).
+
+    Examples:
+        >>> from sclc_lightning.models import GaussianModel
+        >>> weights = GaussianModel(dim=1).state_dict()
+        >>> weights["cov"] = torch.tensor([[-1.0]])
+        >>> weights_problem(GaussianModel(dim=1), weights)
+        'cov: the covariance is not positive semi-definite (smallest eigenvalue -1)'
+    """
+    own = module.state_dict()
+    if set(weights) != set(own):
+        missing, extra = sorted(set(own) - set(weights))[:3], sorted(set(weights) - set(own))[:3]
+        return f"other keys (missing {missing}, unexpected {extra})"
+    for key, value in own.items():
+        given = weights[key]
+        if tuple(given.shape) != tuple(value.shape):
+            return f"{key} has shape {tuple(given.shape)}, the model's {tuple(value.shape)} (another architecture)"
+        if given.is_floating_point() != value.is_floating_point():
+            dtypes = (str(t.dtype).removeprefix("torch.") for t in (given, value))
+            return "{} is {}, the model's {}".format(key, *dtypes)
+        if given.is_floating_point() and not bool(torch.isfinite(given).all()):
+            bad = int((~torch.isfinite(given)).sum())
+            return f"{key} holds {bad} non-finite values (NaN or inf)"
+    validate = getattr(module, "validate_weights", None)
+    if callable(validate):
+        try:
+            validate(weights)
+        except ValueError as err:
+            return str(err)
+    return None
+
+
+def check_weights_fit(module: Any, weights: dict[str, Tensor], what: str) -> None:
+    """Refuse ``weights`` that ``module`` cannot take (:func:`weights_problem`), naming ``what``.
+
+    Raises:
+        ValueError: naming ``what``, the entry and the fix.
+    """
+    problem = weights_problem(module, weights)
+    if problem is not None:
+        raise ValueError(
+            f"{what} does not hold weights {type(module).__name__} can take: {problem}; give a checkpoint of this"
+            " model."
+        )
+
+
 @register_model_corrector("neon")
 class NeonCorrector(ModelCorrector):
     r"""Negative extrapolation from self-training (Alemohammad et al. 2025).
@@ -207,15 +257,16 @@ class NeonCorrector(ModelCorrector):
         batch_size: int = 256,
         reference: str = "current",
     ) -> None:
-        if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not math.isfinite(weight):
-            raise ValueError(f"`weight` must be a finite number, got {weight!r}.")
-        for name, value in (("num_samples", num_samples), ("steps", steps), ("batch_size", batch_size)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"`{name}` must be an integer >= 1, got {value!r}.")
-        if not lr > 0:
-            raise ValueError(f"`lr` must be > 0, got {lr!r}.")
-        self.weight, self.num_samples, self.steps = float(weight), num_samples, steps
-        self.lr, self.batch_size, self.reference = float(lr), batch_size, reference
+        weight = check_number("weight", weight)
+        num_samples, steps, batch_size = (
+            check_number(name, value, minimum=1, integer=True)
+            for name, value in (("num_samples", num_samples), ("steps", steps), ("batch_size", batch_size))
+        )
+        lr = check_number("lr", lr, above=0)
+        if not isinstance(reference, (str, Path)) or not str(reference):
+            raise ValueError(f"`reference` must be 'current' or the path of a weights file, got {reference!r}.")
+        self.weight, self.num_samples, self.steps = float(weight), int(num_samples), int(steps)
+        self.lr, self.batch_size, self.reference = float(lr), int(batch_size), str(reference)
         self._weights: dict[str, Tensor] | None = None
         self._digest = ""
         if reference != "current":
@@ -236,13 +287,7 @@ class NeonCorrector(ModelCorrector):
                 " returns the loss, or use another model corrector."
             )
         if self._weights is not None:
-            own = set(module.state_dict())
-            if set(self._weights) != own:
-                missing, extra = sorted(own - set(self._weights))[:3], sorted(set(self._weights) - own)[:3]
-                raise ValueError(
-                    f"Neon's `reference` {self.reference} does not hold {type(module).__name__}'s weights (missing"
-                    f" {missing}, unexpected {extra}); give the checkpoint of this model."
-                )
+            check_weights_fit(module, self._weights, f"Neon's `reference` {self.reference}")
 
     def correct_model(
         self,
@@ -266,10 +311,18 @@ class NeonCorrector(ModelCorrector):
             self._fine_tune(tuned, items, collate, generator)
         tuned_state = {k: v.detach().cpu() for k, v in tuned.state_dict().items()}
         w = self.weight
-        return {
+        corrected = {
             k: (1 + w) * r - w * tuned_state[k].to(r.dtype) if r.is_floating_point() else r.clone()
             for k, r in reference.items()
         }
+        problem = weights_problem(module, corrected)
+        if problem is not None:  # known only now: the extrapolation left what the model can hold
+            raise ValueError(
+                f"Neon's extrapolation at generation {generation} (weight {w}) gives weights"
+                f" {type(module).__name__} cannot hold: {problem}. Lower `weight`, or raise `num_samples` so that the"
+                " self-trained weights are less noisy."
+            )
+        return corrected
 
     def _fine_tune(
         self, tuned: Any, items: Sequence[Any], collate: Callable[[list[Any]], Any], generator: torch.Generator

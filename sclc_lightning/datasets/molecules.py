@@ -141,7 +141,22 @@ def shipped_smiles(limit: int = 300, min_heavy_atoms: int = 6, max_heavy_atoms: 
     return kept
 
 
-def _graph(mol: Any, smiles: str) -> Molecule:
+def _graph(mol: Any, smiles: str, where: str = "") -> Molecule:
+    """The molecule's graph; a charged atom or a radical is refused, naming the SMILES: a graph
+    matrix has no place for them, so the molecule would lose them silently."""
+    charged = [
+        f"{atom.GetSymbol()}{atom.GetIdx()} ({atom.GetFormalCharge():+d})"
+        for atom in mol.GetAtoms()
+        if atom.GetFormalCharge() != 0
+    ]
+    radicals = [f"{atom.GetSymbol()}{atom.GetIdx()}" for atom in mol.GetAtoms() if atom.GetNumRadicalElectrons()]
+    if charged or radicals:
+        what = f"formal charges on {', '.join(charged)}" if charged else f"radical electrons on {', '.join(radicals)}"
+        raise ValueError(
+            f"{where}{smiles!r} has {what}: a graph matrix (atomic numbers and bond orders) has no place for"
+            " them, so the molecule would lose them. Give its neutral form (e.g. RDKit's"
+            " rdMolStandardize.Uncharger) or leave it out."
+        )
     bonds = [(b.GetBeginAtomIdx(), b.GetEndAtomIdx()) for b in mol.GetBonds()]
     orders = [b.GetBondTypeAsDouble() for b in mol.GetBonds()]
     return Molecule(
@@ -182,46 +197,95 @@ def embed_conformer(smiles: str, seed: int, mmff_steps: int = 200) -> Molecule:
     return molecule
 
 
+#: The largest coordinate :func:`read_geom` accepts, in Å: a molecule spans a few tens of them.
+MAX_COORDINATE = 1e4
+
+
 def read_geom(path: str | os.PathLike[str], limit: int | None = None) -> Iterator[Molecule]:
     """The molecules of a GEOM MessagePack file, each with its conformers.
 
     The file is a stream of maps ``{smiles: {"conformers": [{"xyz": [[Z, x, y, z], ...]}, ...]}}``
     (GEOM's ``drugs_crude.msgpack``); the graph is rebuilt from the SMILES with RDKit and its
     atoms must match each conformer's elements, in order. Never unpickled: MessagePack only.
+    Everything read is checked: the stream must end where the file ends (a truncated file is
+    refused, not cut short), coordinates must be finite and within :data:`MAX_COORDINATE` Å,
+    atomic numbers whole numbers, molecules neutral. ``limit``: the most molecules to read
+    (``0``: none).
 
     Raises:
         ValueError: a record that is not in that format, naming the file and the SMILES.
     """
     import msgpack
 
+    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 0):
+        raise ValueError(f"`limit` must be None or an integer >= 0, got {limit!r}.")
+    if limit == 0:
+        return
     chem = _chem()
-    count = 0
+    count, complete = 0, 0
+    size = os.path.getsize(path)
     with open(path, "rb") as handle:
-        for chunk in msgpack.Unpacker(handle, raw=False, strict_map_key=False):
-            if not isinstance(chunk, dict):
-                raise ValueError(f"{path}: expected maps of SMILES to records, got {type(chunk).__name__}.")
-            for smiles, record in chunk.items():
-                conformers = record.get("conformers") if isinstance(record, dict) else None
-                if not isinstance(smiles, str) or not isinstance(conformers, list) or not conformers:
-                    raise ValueError(f"{path}: the record of {smiles!r} has no conformers.")
-                parsed = chem.MolFromSmiles(smiles)
-                if parsed is None:
-                    raise ValueError(f"{path}: RDKit cannot parse {smiles!r}.")
-                molecule = _graph(chem.AddHs(parsed), smiles)
-                xyz = [torch.tensor(c["xyz"], dtype=torch.float64) for c in conformers]
-                for block in xyz:
-                    if block.shape != (molecule.num_atoms, 4) or not torch.equal(
-                        block[:, 0].long(), molecule.atomic_numbers
-                    ):
-                        raise ValueError(
-                            f"{path}: a conformer of {smiles!r} does not match its graph's atoms"
-                            f" ({molecule.num_atoms} atoms, elements in RDKit's order)."
-                        )
-                molecule.conformers = torch.stack([block[:, 1:] for block in xyz]).float()
-                yield molecule
-                count += 1
-                if limit is not None and count >= limit:
-                    return
+        unpacker = msgpack.Unpacker(handle, raw=False, strict_map_key=False)
+        try:
+            for chunk in unpacker:
+                complete = unpacker.tell()  # where the last whole record ends
+                if not isinstance(chunk, dict):
+                    raise ValueError(f"{path}: expected maps of SMILES to records, got {type(chunk).__name__}.")
+                for smiles, record in chunk.items():
+                    yield _geom_molecule(chem, path, smiles, record)
+                    count += 1
+                    if limit is not None and count >= limit:
+                        return
+        except (msgpack.exceptions.UnpackException, ValueError) as err:
+            if str(err).startswith(f"{path}:"):
+                raise
+            raise ValueError(f"{path}: not a MessagePack stream GEOM writes ({err}).") from None
+        if complete != size:
+            raise ValueError(
+                f"{path}: the MessagePack stream's last whole record ends at byte {complete} of {size}: the file"
+                " is truncated or damaged (what follows is an incomplete record); download it again."
+            )
+
+
+def _geom_molecule(chem: Any, path: Any, smiles: Any, record: Any) -> Molecule:
+    """One molecule of :func:`read_geom`, checked."""
+    conformers = record.get("conformers") if isinstance(record, dict) else None
+    if not isinstance(smiles, str) or not isinstance(conformers, list) or not conformers:
+        raise ValueError(f"{path}: the record of {smiles!r} has no conformers.")
+    parsed = chem.MolFromSmiles(smiles)
+    if parsed is None:
+        raise ValueError(f"{path}: RDKit cannot parse {smiles!r}.")
+    molecule = _graph(chem.AddHs(parsed), smiles, where=f"{path}: ")
+    blocks = []
+    for index, conformer in enumerate(conformers):
+        try:
+            block = torch.tensor(conformer["xyz"], dtype=torch.float64)
+        except (TypeError, KeyError, ValueError, RuntimeError) as err:
+            raise ValueError(f"{path}: conformer {index} of {smiles!r} has no numeric 'xyz' table ({err}).") from None
+        if block.shape != (molecule.num_atoms, 4):
+            raise ValueError(
+                f"{path}: conformer {index} of {smiles!r} has shape {tuple(block.shape)}; its graph has"
+                f" {molecule.num_atoms} atoms, so rows of [Z, x, y, z] of shape ({molecule.num_atoms}, 4)."
+            )
+        numbers, coordinates = block[:, 0], block[:, 1:]
+        if not bool(torch.isfinite(block).all()):
+            raise ValueError(f"{path}: conformer {index} of {smiles!r} holds non-finite values (NaN or inf).")
+        if not torch.equal(numbers, numbers.round()):
+            raise ValueError(f"{path}: conformer {index} of {smiles!r} has atomic numbers that are not whole numbers.")
+        if not torch.equal(numbers.long(), molecule.atomic_numbers):
+            raise ValueError(
+                f"{path}: conformer {index} of {smiles!r} does not match its graph's atoms"
+                f" ({molecule.num_atoms} atoms, elements in RDKit's order)."
+            )
+        largest = float(coordinates.abs().max())
+        if largest > MAX_COORDINATE:
+            raise ValueError(
+                f"{path}: conformer {index} of {smiles!r} has a coordinate of {largest:.3g} Å (more than"
+                f" {MAX_COORDINATE:g}): not a conformer in Å."
+            )
+        blocks.append(coordinates)
+    molecule.conformers = torch.stack(blocks).float()
+    return molecule
 
 
 class ConformerDataModule(pl.LightningDataModule):

@@ -15,6 +15,8 @@ import torch
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 
+from sclc_lightning.seeding import datamodule_seed
+
 __all__ = [
     "EightGaussiansDataModule",
     "GaussianDataModule",
@@ -58,16 +60,16 @@ class PointsDataModule(pl.LightningDataModule):
         n_test: size of the held-out test set.
         batch_size: training batch size.
         seed: the training and test points are drawn from this seed (different streams);
-            ``None`` takes the run's seed (``seed_everything``, which ``sclc grid --seeds`` sets),
-            so that seeds average over datasets as well as over the loop's draws.
+            ``None`` (default) takes the run's seed when the data are set up
+            (:func:`~sclc_lightning.seeding.datamodule_seed`: ``seed_everything``'s, which
+            ``sclc grid --seeds`` sets, else one drawn for the fit and shared with the loop), so
+            that seeds average over datasets as well as over the loop's draws.
     """
 
-    def __init__(self, n: int = 1000, n_test: int = 1000, batch_size: int = 128, seed: int | None = 0):
+    def __init__(self, n: int = 1000, n_test: int = 1000, batch_size: int = 128, seed: int | None = None):
         super().__init__()
         if n < 1 or n_test < 0 or batch_size < 1:
             raise ValueError(f"Need n >= 1, n_test >= 0, batch_size >= 1; got {n}, {n_test}, {batch_size}.")
-        if seed is None:
-            seed = torch.initial_seed() % 2**62
         self.n, self.n_test, self.batch_size, self.seed = n, n_test, batch_size, seed
         self.train_points: Tensor | None = None
         self.test_points: Tensor | None = None
@@ -78,8 +80,9 @@ class PointsDataModule(pl.LightningDataModule):
 
     def setup(self, stage: str) -> None:
         if self.train_points is None:
-            self.train_points = self.draw(self.n, torch.Generator().manual_seed(self.seed))
-            self.test_points = self.draw(self.n_test, torch.Generator().manual_seed(self.seed + 1_000_003))
+            seed = datamodule_seed(self)
+            self.train_points = self.draw(self.n, torch.Generator().manual_seed(seed))
+            self.test_points = self.draw(self.n_test, torch.Generator().manual_seed(seed + 1_000_003))
 
     def train_dataloader(self) -> DataLoader[Tensor]:
         assert self.train_points is not None
@@ -110,7 +113,7 @@ class GaussianDataModule(PointsDataModule):
         cov: list[list[float]] | None = None,
         n_test: int = 1000,
         batch_size: int = 50,
-        seed: int | None = 0,
+        seed: int | None = None,
     ):
         super().__init__(n, n_test, batch_size, seed)
         self.dim, self.std = dim, std
@@ -145,7 +148,7 @@ class EightGaussiansDataModule(PointsDataModule):
         std: float = 0.02**0.5,
         n_test: int = 2000,
         batch_size: int = 256,
-        seed: int | None = 0,
+        seed: int | None = None,
     ):
         super().__init__(n, n_test, batch_size, seed)
         self.radius, self.std = radius, std
@@ -183,7 +186,8 @@ class GaussianMixtureDataModule(PointsDataModule):
         n: size of the real training set.
         n_test: size of the held-out test set.
         batch_size: training batch size (default: ``n``, one batch per pass, for exact fits).
-        seed: the training and test points are drawn from this seed (different streams).
+        seed: the training and test points are drawn from this seed (different streams);
+            ``None`` (default): the run's seed.
     """
 
     def __init__(
@@ -194,7 +198,7 @@ class GaussianMixtureDataModule(PointsDataModule):
         n: int = 1000,
         n_test: int = 2000,
         batch_size: int | None = None,
-        seed: int | None = 0,
+        seed: int | None = None,
     ):
         super().__init__(n, n_test, n if batch_size is None else batch_size, seed)
         centres = torch.tensor(means if means is not None else [[-2.0, 0.0], [2.0, 0.0]], dtype=torch.float64)
@@ -228,7 +232,7 @@ class TwoMoonsDataModule(PointsDataModule):
     """scikit-learn's two moons (Bertrand et al. Fig. 2: n = 10^3), standardised."""
 
     def __init__(
-        self, n: int = 1000, noise: float = 0.05, n_test: int = 1000, batch_size: int = 128, seed: int | None = 0
+        self, n: int = 1000, noise: float = 0.05, n_test: int = 1000, batch_size: int = 128, seed: int | None = None
     ):
         super().__init__(n, n_test, batch_size, seed)
         self.noise = noise
@@ -291,12 +295,10 @@ class LinearRegressionDataModule(pl.LightningDataModule):
                 "Need dim >= 1, n >= dim, n_test >= 0, noise_std >= 0 and batch_size >= 1 (or None);"
                 f" got dim={dim}, n={n}, n_test={n_test}, noise_std={noise_std}, batch_size={batch_size}."
             )
-        if seed is None:
-            seed = torch.initial_seed() % 2**62
         self.n, self.dim, self.noise_std, self.n_test, self.seed = n, dim, noise_std, n_test, seed
         self.batch_size = n if batch_size is None else batch_size
-        drawn = torch.randn(dim, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
-        self._weights = drawn if weights is None else torch.tensor(weights, dtype=torch.float64)
+        self._data_seed: int | None = None
+        self._weights = None if weights is None else torch.tensor(weights, dtype=torch.float64)
         self.train_pairs: _Pairs | None = None
         self.test_pairs: _Pairs | None = None
 
@@ -305,13 +307,25 @@ class LinearRegressionDataModule(pl.LightningDataModule):
         y = x @ self._weights + self.noise_std * torch.randn(num, generator=generator, dtype=torch.float64)
         return _Pairs(x.float(), y.float().unsqueeze(1))
 
+    def _seed(self) -> int:
+        """The data seed, resolved once (the run's when ``seed`` is ``None``) and the weights drawn from it."""
+        if self._data_seed is None:
+            self._data_seed = datamodule_seed(self)
+        if self._weights is None:
+            generator = torch.Generator().manual_seed(self._data_seed)
+            self._weights = torch.randn(self.dim, generator=generator, dtype=torch.float64)
+        return self._data_seed
+
     def setup(self, stage: str) -> None:
         if self.train_pairs is None:
-            self.train_pairs = self._draw(self.n, torch.Generator().manual_seed(self.seed + 1))
-            self.test_pairs = self._draw(self.n_test, torch.Generator().manual_seed(self.seed + 1_000_003))
+            seed = self._seed()
+            self.train_pairs = self._draw(self.n, torch.Generator().manual_seed(seed + 1))
+            self.test_pairs = self._draw(self.n_test, torch.Generator().manual_seed(seed + 1_000_003))
 
     def true_weights(self) -> Tensor:
-        """:math:`w^*`, shape ``(dim,)``, float64."""
+        """:math:`w^*`, shape ``(dim,)``, float64 (drawn from the data seed at the first use)."""
+        self._seed()
+        assert self._weights is not None
         return self._weights.clone()
 
     def train_dataloader(self) -> DataLoader[tuple[Tensor, Tensor]]:

@@ -14,6 +14,7 @@ from their last checkpoint when the same grid runs again.
 
 from __future__ import annotations
 
+import gc
 import os
 import queue
 import signal
@@ -24,6 +25,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
+from sclc_lightning._process import stop_resource_tracker
 from sclc_lightning.grid.points import GridPoint
 from sclc_lightning.grid.status import PointResult
 
@@ -108,8 +110,14 @@ def run_local(
     finally:
         for signum, handler in previous.items():
             signal.signal(signum, handler)
-        pool.close()
-    return pool.done, stop["signal"]
+        pool.close(stop_timeout)
+    done = pool.done
+    # every process the grid started has ended before it returns: the workers (joined above) and
+    # the resource tracker that `spawn` started, once the queues it tracks are gone
+    del pool
+    gc.collect()
+    stop_resource_tracker()
+    return done, stop["signal"]
 
 
 class _Pool:
@@ -199,10 +207,17 @@ class _Pool:
                 worker.join(timeout=5)
         self.reap("interrupted")
 
-    def close(self) -> None:
+    def close(self, timeout: float) -> None:
+        """Wait for the workers to end (they were told to, or stopped), killing any still alive
+        after ``timeout`` seconds; each is joined, so none outlives the grid."""
+        deadline = time.monotonic() + timeout
+        for worker in self.workers:
+            worker.join(timeout=max(0.0, deadline - time.monotonic()))
         for worker in self.workers:
             if worker.is_alive():
                 worker.kill()
-            worker.join(timeout=5)
+            worker.join()
         self.tasks.cancel_join_thread()
         self.results.cancel_join_thread()
+        self.tasks.close()
+        self.results.close()

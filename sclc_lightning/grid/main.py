@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import importlib
+import inspect
 import os
 import shlex
 import signal
@@ -69,7 +71,11 @@ def _parser() -> argparse.ArgumentParser:
         help="the recipe YAML; repeat it to layer files, later ones over earlier ones, as `sclc fit` does",
     )
     parser.add_argument("--set", action="append", default=[], metavar="KEY=V1,V2", help="a grid axis (repeatable)")
-    parser.add_argument("--seeds", default=None, help="seeds, e.g. 0-9 or 0,3,5 (sets seed_everything and loop.seed)")
+    parser.add_argument(
+        "--seeds",
+        default=None,
+        help="seeds, e.g. 0-9 or 0,3,5 (sets seed_everything and loop.seed; says when the DataModule fixes its own)",
+    )
     parser.add_argument(
         "--launcher",
         choices=LAUNCHERS,
@@ -164,6 +170,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         slots = gpu_slots(visible_gpus(args.gpus, args.jobs), args.jobs) if args.launcher == "local" else []
     except (ValueError, TypeError) as err:
         parser.error(str(err))
+    if seeds:
+        fixed = fixed_data_seed(args.config, args.set, extra)
+        if fixed is not None:
+            print(f"sclc grid: warning: {fixed}", file=sys.stderr)
     stem = Path(args.config[0]).stem
     out = Path(args.out or os.path.join("runs", f"{stem}-grid", time.strftime("%Y%m%d-%H%M%S")))
     if args.dry_run:
@@ -185,6 +195,57 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _run(args, points, out, options, slots)
     finally:
         lock.release()
+
+
+def fixed_data_seed(configs: Sequence[str], axes: Sequence[str], extra: Sequence[str]) -> str | None:
+    r"""What to say when the recipe's DataModule has a fixed seed of its own (its data are then
+    the same at every ``--seeds`` value), or ``None``: the seed the configs, the ``--set`` axes
+    and the extra arguments give it (layered as ``sclc fit`` does), else its class's default.
+
+    Examples:
+        >>> import tempfile, os
+        >>> with tempfile.NamedTemporaryFile("w", suffix=".yaml", delete=False) as handle:
+        ...     _ = handle.write("data:\n  class_path: sclc_lightning.datasets.toy.GaussianDataModule\n"
+        ...                      "  init_args:\n    seed: 3\n")
+        >>> print(fixed_data_seed([handle.name], [], []))  # doctest: +ELLIPSIS
+        the DataModule GaussianDataModule has a fixed seed of its own (data.init_args.seed: 3): ...
+        >>> fixed_data_seed([handle.name], ["data.init_args.seed=1,2"], []) is None
+        True
+        >>> os.unlink(handle.name)
+    """
+    data: dict[str, Any] = {}
+    for config in configs:
+        recipe = yaml.safe_load(Path(config).read_text()) or {}
+        section = recipe.get("data") if isinstance(recipe, dict) else None
+        if isinstance(section, dict):
+            if "class_path" in section and section.get("class_path") != data.get("class_path"):
+                data = {}
+            data.update({k: v for k, v in section.items() if k != "init_args"})
+            data.setdefault("init_args", {}).update(section.get("init_args") or {})
+    keys = ("data.init_args.seed", "data.seed")
+    if any(axis.split("=", 1)[0].strip() in keys for axis in axes):
+        return None  # a grid axis of its own
+    seed: Any = (data.get("init_args") or {}).get("seed", inspect.Parameter.empty)
+    for index, argument in enumerate(extra):
+        name, equals, value = argument.partition("=")
+        if name in (f"--{k}" for k in keys):
+            seed = yaml.safe_load(value if equals else (extra[index + 1] if index + 1 < len(extra) else "null"))
+    class_path = data.get("class_path")
+    if seed is inspect.Parameter.empty and isinstance(class_path, str):
+        module_name, _, name = class_path.rpartition(".")
+        try:
+            cls = getattr(importlib.import_module(module_name), name)
+            seed = inspect.signature(cls).parameters["seed"].default
+        except (ImportError, AttributeError, KeyError, ValueError, TypeError):
+            return None  # no `seed` argument to speak of
+    if isinstance(seed, bool) or not isinstance(seed, int):
+        return None
+    name = str(class_path).rpartition(".")[2] or "DataModule"
+    return (
+        f"the DataModule {name} has a fixed seed of its own (data.init_args.seed: {seed}): its data are the same"
+        " at every --seeds value, so the seeds vary the loop's draws only. Set data.init_args.seed: null to let"
+        " the data follow the run's seed, or keep it on purpose."
+    )
 
 
 class PointProgress:

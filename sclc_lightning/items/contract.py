@@ -36,7 +36,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from sclc_lightning._callables import resolve_callable
+from sclc_lightning._callables import code_identity, resolve_callable
 from sclc_lightning.items.codec import FieldKey, ItemCodec
 
 __all__ = [
@@ -113,11 +113,14 @@ def _takes_one_argument(rule: Callable[..., Any]) -> bool:
     return True
 
 
-def describe_rule(rule: FieldRule) -> str:
-    """A rule as JSON-safe text for the manifest and the resume fingerprint: the built-in name,
-    or ``"callable:module:qualname"``."""
+def describe_rule(rule: FieldRule, identity: bool = False) -> str:
+    """A rule as JSON-safe text: the built-in name, or ``"callable:module:qualname"``; with
+    ``identity`` (for the manifest and the resume fingerprint) a callable's code identity,
+    ``"callable:module:qualname#code:<digest>"`` (:func:`~sclc_lightning._callables.code_identity`)."""
     if isinstance(rule, str):
         return rule
+    if identity:
+        return f"callable:{code_identity(rule)}"
     module = getattr(rule, "__module__", None) or type(rule).__module__
     name = getattr(rule, "__qualname__", None) or type(rule).__qualname__
     return f"callable:{module}:{name}"

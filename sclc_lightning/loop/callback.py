@@ -33,8 +33,9 @@ from sclc_lightning.loop.config import LoopConfig, LoopSettings
 from sclc_lightning.loop.interruption import StopPoint
 from sclc_lightning.loop.real_source import RealSource, find_real_data
 from sclc_lightning.loop.records import GenerationRecord, read_history
-from sclc_lightning.loop.run import LoopState
+from sclc_lightning.loop.run import LoopState, adopt_checkpoint_seed, resolve_seed
 from sclc_lightning.loop.session import FitSession, preview_loader, start_session
+from sclc_lightning.loop.steps import count_generation_step
 from sclc_lightning.loop.takeover import TrainerTakeover
 from sclc_lightning.mixing.policies import MixingPolicy
 from sclc_lightning.sampler import BoundSampler, bind_sampler
@@ -76,7 +77,11 @@ class SelfConsumingLoop(LoopSettings, GenerationalLoop):
         output_dir: where synthetic data and the manifest go (default: ``<trainer.log_dir or
             default_root_dir>/synthetic``); a shared filesystem for DDP over several nodes.
         seed: every draw of generation ``t`` on rank ``r`` is seeded from ``(seed, t, r)`` and the
-            global generators are reseeded per generation: a resume continues exactly.
+            global generators are reseeded per generation: a resume continues exactly. ``None``
+            (default) takes the run's seed: the one given to ``seed_everything`` (or LightningCLI's
+            ``seed_everything``), else a fresh one, drawn when the fit starts; either way it is
+            logged and recorded in the checkpoint and the manifest, and a resume takes the
+            checkpoint's. An integer fixes it whatever the run's seed.
         sample_batch_size: points per ``sample`` call.
         data_field: the generated field of tuple/dict items (default: position 0 / first tensor).
         condition_field: the field passed as ``sample(..., conditions=...)``, or ``None``.
@@ -101,6 +106,9 @@ class SelfConsumingLoop(LoopSettings, GenerationalLoop):
         model_corrector_kwargs: its arguments, e.g. ``{"weight": 1.5, "num_samples": 1000}``.
         accept_other_real_data: resume a run whose real data differs from its checkpoint's (size
             or content; refused by default, naming what changed); the change is logged.
+        accept_edited_code: resume a run although a callable it records (schedule, sampler, field
+            rule, reward, score, verifier, a corrector's function) was edited since the checkpoint
+            (same name, other code: refused by default, naming the setting); the change is logged.
         shard_rows: rows per safetensors shard on disk.
         start_from: generations after the first start from the ``"previous"`` generation's
             weights and optimizer states or from the run's ``"initial"`` ones (:mod:`~sclc_lightning.loop.restart`).
@@ -127,7 +135,7 @@ class SelfConsumingLoop(LoopSettings, GenerationalLoop):
         corrector: Corrector | str | None = None,
         corrector_kwargs: dict[str, Any] | None = None,
         output_dir: str | os.PathLike[str] | None = None,
-        seed: int = 0,
+        seed: int | None = None,
         sample_batch_size: int = 1024,
         data_field: FieldKey = None,
         condition_field: FieldKey = None,
@@ -137,6 +145,7 @@ class SelfConsumingLoop(LoopSettings, GenerationalLoop):
         sampler: str | Callable[..., Any] = "sample",
         dry_run: bool = True,
         accept_other_real_data: bool = False,
+        accept_edited_code: bool = False,
         sample_kwargs: dict[str, Any] | None = None,
         max_oversampling: float = 100.0,
         model_corrector: ModelCorrector | str | None = None,
@@ -146,6 +155,7 @@ class SelfConsumingLoop(LoopSettings, GenerationalLoop):
     ) -> None:
         arguments = {name: value for name, value in locals().items() if name not in ("self", "__class__")}
         self.config = LoopConfig.from_arguments(arguments)
+        self._requested_seed: int | None = self.config.seed
         self._history: list[GenerationRecord] = []
         self._takeover = TrainerTakeover()
         self._corrector: Corrector | None = self.config.corrector
@@ -154,6 +164,8 @@ class SelfConsumingLoop(LoopSettings, GenerationalLoop):
         self._session: FitSession | None = None
         self._restored: LoopState | None = None
         self._stop_point = StopPoint(self._safe_point)
+        self._steps_at_start = -1  # trainer.global_step when the generation's epoch started
+        self._said_steps = False
 
     # ------------------------------------------------------------------ what users read ----
     @property
@@ -218,6 +230,7 @@ class SelfConsumingLoop(LoopSettings, GenerationalLoop):
             return
         # A callback may serve several fits: forget what the previous one found.
         self._source, self._session, self._restored, self._sampler = None, None, None, None
+        self.config = resolve_seed(self.config, self._requested_seed, trainer)
         self.sampler(pl_module)  # a sampler the loop cannot call is refused now
         self._corrector = self.config.corrector
         if self._corrector is None and callable(getattr(pl_module, "correct", None)):
@@ -232,6 +245,7 @@ class SelfConsumingLoop(LoopSettings, GenerationalLoop):
     @override
     def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self._takeover.uncap_steps(trainer)
+        self.config = adopt_checkpoint_seed(self.config, self._requested_seed, self._restored)
         source, sampler = self._real_source(trainer), self.sampler(pl_module)
         self._session = start_session(
             trainer, pl_module, self.config, source, self._corrector, sampler, self.fingerprint(), self._restored
@@ -245,6 +259,7 @@ class SelfConsumingLoop(LoopSettings, GenerationalLoop):
 
     @override
     def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self._steps_at_start = trainer.global_step
         if self._session is not None:
             self._session.progress.start_training()
 
@@ -272,7 +287,11 @@ class SelfConsumingLoop(LoopSettings, GenerationalLoop):
     def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if self._session is None:
             return
-        record = self._session.progress.finish(self.generation_of_epoch(trainer.current_epoch))
+        generation = self.generation_of_epoch(trainer.current_epoch)
+        record = self._session.progress.finish(generation)
+        if record.num_trained and trainer.global_step == self._steps_at_start:
+            count_generation_step(trainer, pl_module, generation, say=not self._said_steps)
+            self._said_steps = True
         self._history.append(record)
         record.log(trainer, self._session.history)
 

@@ -17,6 +17,8 @@ from typing import Any
 
 import numpy as np
 
+from sclc_lightning._callables import describe_callable
+from sclc_lightning._checks import is_integer, is_number
 from sclc_lightning._settings import jsonable
 from sclc_lightning.correctors.base import Corrector, make_corrector
 from sclc_lightning.correctors.model import ModelCorrector, make_model_corrector
@@ -102,13 +104,19 @@ def _check_sample_kwargs(value: Any) -> dict[str, Any]:
     taken = sorted(set(value) & set(_LOOP_SAMPLER_ARGUMENTS))
     if taken:
         raise ValueError(f"`sample_kwargs` may not set {taken}: the loop passes them to the sampler itself.")
+    checked = {}
     for key, setting in value.items():
+        if is_number(setting) and not isinstance(setting, (int, float)):
+            setting = int(setting) if is_integer(setting) else float(setting)  # a NumPy scalar
+        if isinstance(setting, float) and not math.isfinite(setting):
+            raise ValueError(f"`sample_kwargs[{key!r}]` must be a finite number, got {setting!r}.")
         if not _json_safe(setting):
             raise ValueError(
                 f"`sample_kwargs[{key!r}]` must be a number, string, boolean, None or a list/dict of them (it is"
-                f" recorded with the run), got {type(setting).__name__}."
+                f" recorded with the run), got {type(setting).__name__} {setting!r}."
             )
-    return dict(value)
+        checked[key] = setting
+    return checked
 
 
 def _json_safe(value: Any) -> bool:
@@ -123,6 +131,25 @@ def _json_safe(value: Any) -> bool:
     return False
 
 
+def _check_oversampling(corrector: Corrector | None, cap: float) -> None:
+    """Refuse a ``max_oversampling`` below what the selecting corrector's own settings draw per
+    point kept (curation's ``num_candidates``, a verifier's ``1 / fraction`` or ``oversample``):
+    pure arithmetic, known before anything trains."""
+    from sclc_lightning.correctors.selection import SelectingCorrector
+
+    if not isinstance(corrector, SelectingCorrector):
+        return
+    keep = 10**6
+    ratio = corrector.draws(keep) / keep
+    if ratio > cap:
+        name = corrector.describe().get("name")
+        raise ValueError(
+            f"`max_oversampling` ({cap:g}) is below the {ratio:g} points corrector {name!r} draws per point kept by its"
+            f" own settings, so generation 1 could never be made; raise `max_oversampling` to at least {ratio:g} or"
+            " ask the corrector for fewer draws."
+        )
+
+
 @dataclass(frozen=True)
 class LoopConfig:
     """The validated settings of a :class:`~sclc_lightning.SelfConsumingLoop` (see its arguments)."""
@@ -134,7 +161,8 @@ class LoopConfig:
     policy: MixingPolicy
     corrector: Corrector | None
     output_dir: Path | None
-    seed: int
+    #: ``None`` until a fit resolves it (:func:`~sclc_lightning.seeding.run_seed`) when not given.
+    seed: int | None
     sample_batch_size: int
     data_field: FieldKey
     condition_field: FieldKey
@@ -144,6 +172,7 @@ class LoopConfig:
     fields: dict[FieldKey, FieldRule] = field(default_factory=dict)
     dry_run: bool = True
     accept_other_real_data: bool = False
+    accept_edited_code: bool = False
     sample_kwargs: dict[str, Any] = field(default_factory=dict)
     max_oversampling: float = 100.0
     #: :math:`\lambda_1, \dots, \lambda_T` when ``synthetic_fraction`` is a schedule (then
@@ -171,6 +200,7 @@ class LoopConfig:
         start_from = given.pop("start_from", "previous")
         sampler, fields, dry_run = given.pop("sampler", "sample"), given.pop("fields", None), given.pop("dry_run", True)
         accept_other_real_data = given.pop("accept_other_real_data", False)
+        accept_edited_code = given.pop("accept_edited_code", False)
         sample_kwargs = _check_sample_kwargs(given.pop("sample_kwargs", None))
         max_oversampling = given.pop("max_oversampling", 100.0)
         model_corrector = make_model_corrector(
@@ -193,7 +223,9 @@ class LoopConfig:
                     f" function of the generation, {{'name': 'linear', ...}}), got {synthetic_fraction!r}."
                 )
             schedule = resolve_schedule(synthetic_fraction, int(generations))
-            described = jsonable(synthetic_fraction)
+            # an import path records the identity of the code it names
+            given = synthetic_fraction
+            described = describe_callable(given) if isinstance(given, str) else jsonable(given)
             synthetic_fraction = max(schedule, default=0.0)
         elif not math.isfinite(synthetic_fraction) or synthetic_fraction < 0:
             raise ValueError(f"`synthetic_fraction` must be a finite number >= 0, got {synthetic_fraction!r}.")
@@ -202,15 +234,20 @@ class LoopConfig:
         if isinstance(mode, str):
             get_mixing_policy_class(mode)  # an unknown name is refused first, listing the known ones
         policy = make_mixing_policy(mode, _merge_deprecated(mode, mode_kwargs, deprecated))
-        if not _is_int(seed) or seed < 0:
-            raise ValueError(f"`seed` must be an integer >= 0, got {seed!r}.")
+        if seed is not None and (not _is_int(seed) or seed < 0):
+            raise ValueError(f"`seed` must be None (the run's seed) or an integer >= 0, got {seed!r}.")
         _check_count("sample_batch_size", sample_batch_size, 1)
         _check_count("shard_rows", shard_rows, 1)
         if start_from not in ("previous", "initial"):
             raise ValueError(f"`start_from` must be 'previous' or 'initial', got {start_from!r}.")
         if not (isinstance(sampler, str) and sampler) and not callable(sampler):
             raise ValueError(f"`sampler` must be a method name, an import path or a callable, got {sampler!r}.")
-        for name, flag in (("dry_run", dry_run), ("accept_other_real_data", accept_other_real_data)):
+        flags = (
+            ("dry_run", dry_run),
+            ("accept_other_real_data", accept_other_real_data),
+            ("accept_edited_code", accept_edited_code),
+        )
+        for name, flag in flags:
             if not isinstance(flag, bool):
                 raise ValueError(f"`{name}` must be True or False, got {flag!r}.")
         if (
@@ -221,6 +258,7 @@ class LoopConfig:
             raise ValueError(f"`max_oversampling` must be a finite number >= 1, got {max_oversampling!r}.")
         policy.check_loop(min(schedule) if schedule else float(synthetic_fraction), int(generations))
         corrector = make_corrector(corrector, corrector_kwargs)
+        _check_oversampling(corrector, float(max_oversampling))
         for part in (policy, corrector, model_corrector):  # refused now, not when the fit has started
             if part is not None:
                 part.settings()
@@ -236,7 +274,7 @@ class LoopConfig:
             policy=policy,
             corrector=corrector,
             output_dir=None if output_dir is None else Path(output_dir),
-            seed=int(seed),
+            seed=None if seed is None else int(seed),
             sample_batch_size=int(sample_batch_size),
             data_field=data_field,
             condition_field=condition_field,
@@ -246,6 +284,7 @@ class LoopConfig:
             fields=resolve_rules(fields),
             dry_run=dry_run,
             accept_other_real_data=accept_other_real_data,
+            accept_edited_code=accept_edited_code,
             sample_kwargs=sample_kwargs,
             max_oversampling=float(max_oversampling),
             model_corrector=model_corrector,
@@ -318,7 +357,9 @@ class LoopSettings:
         return self.config.initial_images
 
     @property
-    def seed(self) -> int:
+    def seed(self) -> int | None:
+        """The seed every draw comes from: the one given, else the run's (resolved when a fit
+        starts: ``seed_everything``'s, else a fresh one; the checkpoint's on resume)."""
         return self.config.seed
 
     @property

@@ -17,12 +17,19 @@ Formats (the ``format`` of the loop's checkpoint state):
   structure and its field rules, and a digest of each manifest record up to the checkpoint.
 - 3: also the real data: its number of items and the SHA-256 of every field of every item
   (``real_data``). Checkpoints of format 2 did not record it; it is not compared for them.
+- 4: every recorded callable (schedule, sampler, field rules, rewards, scores, verifiers, the
+  callables of correctors and mixing policies) carries its code identity
+  (``"module:qualname#code:<digest>"``, :func:`~sclc_lightning._callables.code_identity`), so
+  an edited function is a changed setting. Older checkpoints named callables only: they are
+  compared by name, with a notice.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
+
+from sclc_lightning._callables import CODE_MARK, strip_code_identities
 
 if TYPE_CHECKING:
     from sclc_lightning.correctors.base import Corrector
@@ -35,7 +42,9 @@ __all__ = [
     "ResumeRefused",
     "build",
     "check_format",
+    "code_changes",
     "fingerprint_changes",
+    "records_code",
     "upgrade",
 ]
 
@@ -47,16 +56,21 @@ class ResumeRefused(ValueError):
 
 
 #: The format this version writes.
-STATE_FORMAT = 3
+STATE_FORMAT = 4
 #: Every format this version reads, with what it holds.
 FORMATS = {
     1: "mode settings as top-level keys; the corrector's name and strength only",
     2: "every deciding setting, the item structure and the records' digests",
     3: "format 2 and the real data's size and digest",
+    4: "format 3 with the code identity of every recorded callable",
 }
+#: The first format whose callables carry their code identity.
+CODE_IDENTITY_FORMAT = 4
 #: Fields added after format 1, with the format that added them: a checkpoint of an older format
 #: did not record them, so they are not compared when resuming it.
 INTRODUCED = {"real_data": 3}
+# A score program's settings that never decide its scores (recorded before format 4).
+_SCORE_PROGRAM_OPERATIONAL = ("timeout", "keep_files", "stderr_lines")
 # Format 1 kept these mode settings as top-level keys.
 _FORMAT_1_MODE_KEYS = ("real_per_generation", "max_synthetic")
 
@@ -83,7 +97,7 @@ def build(
     if config.sampler != "sample":  # likewise absent from older checkpoints
         from sclc_lightning.sampler import describe_sampler
 
-        fingerprint["sampler"] = describe_sampler(config.sampler)
+        fingerprint["sampler"] = describe_sampler(config.sampler, identity=True)
     if config.model_corrector is not None:  # a weight-space corrector; absent without one
         fingerprint["model_corrector"] = config.model_corrector.describe()
     if config.sample_kwargs:  # the sampling bias (temperature, ...); absent at the default
@@ -125,7 +139,17 @@ def check_format(found: Any) -> int:
 
 
 def upgrade(old: Mapping[str, Any], old_format: int) -> dict[str, Any]:
-    """A fingerprint of ``old_format`` in today's shape (what it did not record stays absent)."""
+    """A fingerprint of ``old_format`` in today's shape (what it did not record stays absent).
+    Before format 4 a score program's operational settings (its timeout, ...) were recorded
+    with it; they are dropped."""
+    if old_format < CODE_IDENTITY_FORMAT and isinstance(old.get("corrector"), Mapping):
+        corrector = {
+            key: {k: v for k, v in value.items() if k not in _SCORE_PROGRAM_OPERATIONAL}
+            if isinstance(value, Mapping) and "command" in value
+            else value
+            for key, value in old["corrector"].items()
+        }
+        old = {**old, "corrector": corrector}
     if old_format >= 2:
         return dict(old)
     upgraded = {k: v for k, v in old.items() if k not in _FORMAT_1_MODE_KEYS}
@@ -148,6 +172,8 @@ def fingerprint_changes(old: Mapping[str, Any], new: Mapping[str, Any], old_form
     """
     lenient = old_format < 2
     old = upgrade(old, old_format)
+    if old_format < CODE_IDENTITY_FORMAT:  # it named callables only: compare names
+        new = strip_code_identities(dict(new))
     changes: list[str] = []
     for key, now in new.items():
         if (lenient and key not in old) or old_format < INTRODUCED.get(key, 0):
@@ -162,3 +188,26 @@ def fingerprint_changes(old: Mapping[str, Any], new: Mapping[str, Any], old_form
         elif before != now:
             changes.append(f"{key}: checkpoint {before!r} vs now {now!r}")
     return changes
+
+
+def code_changes(old: Mapping[str, Any], new: Mapping[str, Any], old_format: int) -> list[str]:
+    """The changes of :func:`fingerprint_changes` that are edited code alone: a callable of the
+    same name whose code identity differs (``"synthetic_fraction"`` when the schedule function
+    was edited). Empty for checkpoints older than code identities.
+
+    Examples:
+        >>> code_changes({"sampler": "callable:m:f#code:0123456789abcdef"},
+        ...              {"sampler": "callable:m:f#code:fedcba9876543210"}, 4)
+        ['sampler']
+    """
+    if old_format < CODE_IDENTITY_FORMAT:
+        return []
+    keyed = lambda changes: {c.split(":", 1)[0] for c in changes}  # noqa: E731
+    every = keyed(fingerprint_changes(old, new, old_format))
+    by_name = keyed(fingerprint_changes(strip_code_identities(dict(old)), strip_code_identities(dict(new)), old_format))
+    return sorted(every - by_name)
+
+
+def records_code(fingerprint: Mapping[str, Any]) -> bool:
+    """Whether ``fingerprint`` holds any code identity (a callable setting)."""
+    return CODE_MARK in repr(fingerprint)

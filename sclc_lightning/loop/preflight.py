@@ -23,6 +23,7 @@ import time
 from typing import Any
 
 import lightning.pytorch as pl
+import torch
 from lightning.pytorch.utilities import rank_zero_info
 from torch import Tensor
 from torch.utils.data import DataLoader
@@ -40,6 +41,8 @@ __all__ = ["DryRunError", "dry_run", "item_difference", "prepare"]
 
 #: Points each rank samples.
 POINTS_PER_RANK = 2
+#: Real items the corrector's scores, rewards and verifiers are tried on (spread over the data).
+REAL_ITEMS_SCORED = 64
 
 
 class DryRunError(SyntheticDataError):
@@ -98,8 +101,11 @@ def _check_items(batch: SyntheticBatch, real: RealData, template: DataLoader[Any
 
 def dry_run(
     trainer: pl.Trainer, pl_module: pl.LightningModule, producer: SyntheticProducer, template: DataLoader[Any]
-) -> float:
-    """Sample, correct, build and collate a tiny draw before generation 0; the seconds it took.
+) -> tuple[float, str]:
+    """Sample, correct, build and collate a tiny draw before generation 0, and try the
+    corrector's scores, rewards and verifiers on real items
+    (:meth:`~sclc_lightning.correctors.Corrector.check_on_real`); the seconds it took and what
+    the corrector reported.
 
     Raises:
         SyntheticDataError: on every rank, naming the rank and the step that failed: the
@@ -110,6 +116,7 @@ def dry_run(
     real, config = producer.real, producer.config
     world, rank = trainer.world_size, trainer.global_rank
     error: BaseException | None = None
+    report = ""
     try:
         corrector = producer.corrector
         # a selecting corrector gets the candidates of one kept point on rank zero
@@ -132,13 +139,19 @@ def dry_run(
             _check_items(producer.complete(local, where), real, template, f"{where}, {producer.sampler.name}")
             if trainer.is_global_zero and producer.corrector is not None:
                 name = describe_corrector(producer.corrector)
+                count = min(len(real), REAL_ITEMS_SCORED)
+                on_real = real.batch(torch.linspace(0, len(real) - 1, count).round().long().unique())
+                try:
+                    report = producer.corrector.check_on_real(on_real)
+                except ValueError as err:
+                    raise DryRunError(f"{where}, corrector {name} on {len(on_real)} real items: {err}") from err
                 generator = make_generator(config.seed, "dry_run", 1)
                 corrected = producer.correct(local, 1, generator, f"{where}, corrector {name}")
                 _check_items(producer.complete(corrected, where), real, template, f"{where}, corrector {name}")
     except Exception as err:  # reported to every rank below
         error = err
     agree(trainer, error)
-    return time.perf_counter() - start
+    return time.perf_counter() - start, report
 
 
 def prepare(
@@ -164,8 +177,9 @@ def prepare(
         producer.corrector.check_items(real)
     if not config.dry_run:
         return
-    seconds = dry_run(trainer, pl_module, producer, template)
+    seconds, report = dry_run(trainer, pl_module, producer, template)
     rank_zero_info(
         f"SelfConsumingLoop: dry run passed in {seconds:.3f} s ({POINTS_PER_RANK} points per rank sampled,"
-        f"{' corrected,' if producer.corrector is not None else ''} built and collated with real items)."
+        f"{' corrected,' if producer.corrector is not None else ''} built and collated with real items"
+        f"{'; ' + report if report else ''})."
     )

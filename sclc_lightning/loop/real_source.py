@@ -73,7 +73,8 @@ def find_real_data(
         raise ValueError("SelfConsumingLoop needs the train dataloader's batch size; it has none.")
     example = dataset[0]
     rules = dict(rules or {})
-    codec = ItemCodec.infer(example, data_field, condition_field, {k: describe_rule(r) for k, r in rules.items()})
+    described = {k: describe_rule(r, identity=True) for k, r in rules.items()}
+    codec = ItemCodec.infer(example, data_field, condition_field, described)
     check_rules(rules, codec, example)
     real = RealData(dataset, codec)
     return RealSource(real, loader, scan_real_data(real, loader))

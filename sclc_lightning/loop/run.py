@@ -12,6 +12,7 @@ the old and new values.
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
@@ -21,15 +22,33 @@ from typing import Any
 import lightning.pytorch as pl
 from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
 
+from sclc_lightning._callables import strip_code_identities
 from sclc_lightning.items.codec import ItemCodec
 from sclc_lightning.items.real import RealData
 from sclc_lightning.loop.config import LoopConfig
-from sclc_lightning.loop.fingerprint import STATE_FORMAT, ResumeRefused, check_format, fingerprint_changes
+from sclc_lightning.loop.fingerprint import (
+    CODE_IDENTITY_FORMAT,
+    STATE_FORMAT,
+    ResumeRefused,
+    check_format,
+    code_changes,
+    fingerprint_changes,
+    records_code,
+)
+from sclc_lightning.seeding import fit_seed
 from sclc_lightning.store.lock import RunDirectoryLocked, RunLock
 from sclc_lightning.store.manifest import Manifest, RunDirectoryError, StoredGeneration
 from sclc_lightning.store.synthetic import SyntheticStore
 
-__all__ = ["STATE_FORMAT", "LoopState", "OpenedRun", "check_resume", "open_run"]
+__all__ = [
+    "STATE_FORMAT",
+    "LoopState",
+    "OpenedRun",
+    "adopt_checkpoint_seed",
+    "check_resume",
+    "open_run",
+    "resolve_seed",
+]
 
 
 @dataclass(frozen=True)
@@ -102,25 +121,79 @@ class OpenedRun:
     lock: RunLock
 
 
-def check_resume(restored: LoopState, fingerprint: Mapping[str, Any], accept_other_real_data: bool = False) -> None:
-    """Refuse to resume a checkpoint whose settings or real data differ from this fit's; other
-    real data is accepted, with a warning, when ``accept_other_real_data``.
+def resolve_seed(config: LoopConfig, requested: int | None, trainer: pl.Trainer) -> LoopConfig:
+    """``config`` with the seed of this fit: ``requested`` when given, else the run's
+    (:func:`~sclc_lightning.seeding.fit_seed`: ``seed_everything``'s, else one drawn on rank zero
+    and broadcast), which is said in the log."""
+    if requested is not None:
+        return dataclasses.replace(config, seed=int(requested))
+    seed, origin = fit_seed(trainer)
+    how = "drawn afresh (no seed_everything)" if origin == "drawn" else "from seed_everything"
+    rank_zero_info(
+        f"SelfConsumingLoop: seed {seed}, the run's seed {how}; pass it to seed_everything (or as `seed=`) to"
+        " repeat the run."
+    )
+    return dataclasses.replace(config, seed=seed)
+
+
+def adopt_checkpoint_seed(config: LoopConfig, requested: int | None, restored: LoopState | None) -> LoopConfig:
+    """A resume without an explicit seed continues with the checkpoint's (said when it differs
+    from the run's); an explicit one is compared as any setting."""
+    if requested is not None or restored is None:
+        return config
+    recorded = restored.fingerprint.get("seed")
+    if not isinstance(recorded, int) or isinstance(recorded, bool) or recorded == config.seed:
+        return config
+    rank_zero_info(
+        f"SelfConsumingLoop: resuming with the checkpoint's seed {recorded} (the run's seed is now {config.seed});"
+        " pass `seed=` to insist on another, which the resume then refuses."
+    )
+    return dataclasses.replace(config, seed=recorded)
+
+
+def check_resume(
+    restored: LoopState,
+    fingerprint: Mapping[str, Any],
+    accept_other_real_data: bool = False,
+    accept_edited_code: bool = False,
+) -> None:
+    """Refuse to resume a checkpoint whose settings, code or real data differ from this fit's;
+    other real data is accepted, with a warning, when ``accept_other_real_data``, and edited
+    callables (same name, other code) when ``accept_edited_code``.
 
     Raises:
         ResumeRefused: naming every setting that changed, with both values.
     """
     changes = fingerprint_changes(restored.fingerprint, fingerprint, restored.format)
+    if restored.format < CODE_IDENTITY_FORMAT and records_code(fingerprint):
+        rank_zero_info(
+            f"SelfConsumingLoop: the checkpoint (state format {restored.format}) names its callables without their"
+            " code, so they are compared by name only: an edit made since it was written cannot be detected."
+        )
     data = [c for c in changes if c.startswith("real_data")]
     if data and accept_other_real_data:
         rank_zero_warn(f"SelfConsumingLoop: resuming with other real data, as accepted ({', '.join(data)}).")
         changes = [c for c in changes if c not in data]
+    edited = code_changes(restored.fingerprint, fingerprint, restored.format)
+    code = [c for c in changes if c.split(":", 1)[0] in edited]
+    if code and accept_edited_code:
+        rank_zero_warn(f"SelfConsumingLoop: resuming with edited code, as accepted ({', '.join(code)}).")
+        changes = [c for c in changes if c not in code]
     if changes:
-        hint = (
-            "; the real data differs from the run's: resume with the same data, or pass"
-            " accept_other_real_data=True if you mean to"
-            if data
-            else ""
-        )
+        hints = []
+        if data:
+            hints.append(
+                "the real data differs from the run's: resume with the same data, or pass"
+                " accept_other_real_data=True if you mean to"
+            )
+        if code:
+            names = ", ".join(f"`{c.split(':', 1)[0]}`" for c in code)
+            hints.append(
+                f"the code of {names} was edited since the checkpoint (same name, other code): resume with the code"
+                " the run started with, or pass accept_edited_code=True (--loop.accept_edited_code true) to train"
+                " on with the edited code on purpose"
+            )
+        hint = "".join(f"; {h}" for h in hints)
         raise ResumeRefused(f"Cannot resume a self-consuming run with changed settings ({', '.join(changes)}){hint}.")
 
 
@@ -138,7 +211,8 @@ def _resume(store: SyntheticStore, restored: LoopState, codec: ItemCodec, real_s
             f"{store.manifest_path} belongs to run {manifest.run_id}, the checkpoint to run"
             f" {restored.run_id}; pass the run's own `output_dir`."
         )
-    if manifest.item != codec.to_json():
+    # the code identities of field rules were compared with the fingerprint; here the structure
+    if strip_code_identities(manifest.item) != strip_code_identities(codec.to_json()):
         raise ResumeRefused(
             f"{store.manifest_path} stores items structured as {manifest.item}, but the real data's items"
             f" are now {codec.to_json()}; resume with the data the run started with."

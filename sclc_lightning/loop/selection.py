@@ -22,6 +22,9 @@ __all__ = ["SelectionRounds", "check_rows"]
 
 #: A later round draws this much more than the acceptance seen so far predicts.
 MARGIN = 1.1
+#: After ``NOTHING_KEPT_BOUND * max_oversampling`` draws with none kept, the acceptance is below
+#: ``1 / max_oversampling`` with 95 % confidence (the rule of three): the rounds stop at once.
+NOTHING_KEPT_BOUND = 3.0
 
 
 def check_rows(rows: Any, size: int, needed: int, where: str) -> Tensor:
@@ -119,6 +122,15 @@ class SelectionRounds:
                 f" ({rate:.2%}), {self.needed} short of {self.total}; drawing more would pass the loop's"
                 f" `max_oversampling` ({self.cap:g} points per point kept). Loosen the corrector (its threshold,"
                 " fraction or verifier) or raise `max_oversampling`."
+            )
+        if kept == 0 and self.drawn >= NOTHING_KEPT_BOUND * self.cap:
+            # none of `drawn` kept: the acceptance is below 3/drawn (95 %, the rule of three), so
+            # keeping `total` points would take more than `max_oversampling` draws per point
+            raise OversamplingError(
+                f"Generation {generation}: corrector {self._name()} kept none of the first {self.drawn} points drawn:"
+                f" its acceptance is below {NOTHING_KEPT_BOUND / self.drawn:.2%} (95 % bound), so {self.total} points"
+                f" would take more than the loop's `max_oversampling` ({self.cap:g}) draws per point kept. Loosen"
+                " the corrector (its threshold, fraction or verifier) or check the model's samples."
             )
         if kept == 0:
             ask = 2 * self.drawn

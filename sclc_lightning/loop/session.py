@@ -313,7 +313,8 @@ def start_session(
     (:func:`~sclc_lightning.loop.preflight.prepare`), then open the run directory, restore the
     checkpoint's state and install the signal handlers."""
     if restored is not None:
-        check_resume(restored, fingerprint, config.accept_other_real_data)  # first: it explains later refusals
+        # first: it explains later refusals
+        check_resume(restored, fingerprint, config.accept_other_real_data, config.accept_edited_code)
     # records keep the settings that made them, without the real data's digest (checked above)
     made_with = {k: v for k, v in fingerprint.items() if k != "real_data"}
     producer = SyntheticProducer(config, source.real, None, corrector, made_with, sampler)

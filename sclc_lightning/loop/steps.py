@@ -11,11 +11,16 @@ plan, so that a schedule sized from the estimate (``OneCycleLR(total_steps=...)`
 from __future__ import annotations
 
 import math
+from typing import Any
 
+import lightning.pytorch as pl
+from lightning.pytorch.utilities import rank_zero_info
+
+from sclc_lightning import _lightning_compat as compat
 from sclc_lightning.loop.config import LoopConfig
 from sclc_lightning.mixing.budget import resolve_budget
 
-__all__ = ["planned_batches", "planned_steps"]
+__all__ = ["count_generation_step", "planned_batches", "planned_steps"]
 
 
 def planned_batches(
@@ -55,3 +60,17 @@ def planned_steps(batches: dict[int, int], accumulate_grad_batches: int) -> int:
         17
     """
     return sum(math.ceil(count / accumulate_grad_batches) for count in batches.values())
+
+
+def count_generation_step(trainer: pl.Trainer, pl_module: Any, generation: int, say: bool) -> None:
+    """A generation that trained without one optimizer step (a model fitted in closed form
+    that never steps): count one, as :class:`~sclc_lightning.models.ExactFitModule` does, so that
+    ``ModelCheckpoint`` (which saves once per global step) writes each generation's checkpoint;
+    ``say``: tell it (once per fit)."""
+    compat.count_one_step(trainer)
+    if say:
+        rank_zero_info(
+            f"SelfConsumingLoop: {type(pl_module).__name__} stepped no optimizer in generation {generation}, so"
+            " the loop counts one step per such generation (trainer.global_step), and checkpoints are written"
+            " for each; sclc_lightning.models.ExactFitModule does this itself."
+        )

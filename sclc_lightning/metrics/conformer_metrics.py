@@ -95,6 +95,9 @@ class ConformerMetrics(GenerationEvaluator):
                 f" {tuple(graphs.shape[1:])}. Use ConformerDataModule's items (`data_field: pos`,"
                 " `condition_field: graph`)."
             )
+        from sclc_lightning.chemistry import check_graphs
+
+        check_graphs(graphs, "ConformerMetrics (held-out items)")
 
     def evaluate(self, trainer: pl.Trainer, pl_module: pl.LightningModule, generation: int) -> dict[str, float]:
         positions, graphs = self.references(trainer)

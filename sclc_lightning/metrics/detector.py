@@ -13,9 +13,12 @@ from typing import Any
 import lightning.pytorch as pl
 import numpy as np
 import torch
+from lightning.pytorch.utilities import rank_zero_info
 from torch import Tensor
 from typing_extensions import override
 
+from sclc_lightning._checks import check_number
+from sclc_lightning._trainer import find_loop
 from sclc_lightning.metrics.evaluator import GenerationEvaluator, held_out
 
 __all__ = ["CLASSIFIERS", "DetectorMetrics", "c2st_auc"]
@@ -77,18 +80,27 @@ class DetectorMetrics(GenerationEvaluator):
     r"""After each generation, how well a classifier tells the model's samples from real items:
     ``c2st_auc`` (:func:`c2st_auc`), about 0.5 when it cannot, near 1 when the model has drifted.
 
-    The real items are the DataModule's held-out split (at least ``num_samples`` of them are
-    used when it has that many); the samples are drawn from the loop's sampler, as the loop
-    draws its synthetic data.
+    The real items are the DataModule's held-out split (checked before generation 0: it must
+    exist and hold at least ``2 * folds`` items); each class uses ``min(num_samples, held-out
+    size)`` items, and the log says how many. The samples are drawn from the loop's sampler at
+    the model's own distribution (no sampling setting, so temperature 1) unless ``sample_kwargs``
+    asks for others: a loop that samples at :math:`\tau = 0.9` trains on a biased draw, but the
+    detector measures the model.
 
     Args:
         num_samples: items per class (500 or more gives an AUC with a standard error of about
             0.02 or less).
         every: evaluate every ``every`` generations (and always at generation 0).
         classifier: ``"mlp"`` or ``"logistic"``.
-        folds: cross-validation folds.
+        folds: cross-validation folds (an integer >= 2).
         batch_size: points per ``sample`` call.
         seed: seed of the draws and of the folds.
+        sample_kwargs: sampling settings of the detector's draws, e.g. ``{"temperature": 0.9}``
+            (default ``{}``: the model's own distribution, whatever the loop's settings).
+
+    Raises:
+        ValueError: an argument out of range; before generation 0, no held-out split or one too
+            small.
 
     Examples:
         >>> from sclc_lightning.callbacks import DetectorMetrics
@@ -105,18 +117,67 @@ class DetectorMetrics(GenerationEvaluator):
         folds: int = 5,
         batch_size: int = 10_000,
         seed: int = 0,
+        sample_kwargs: dict[str, Any] | None = None,
     ) -> None:
         super().__init__(num_samples, every, batch_size, seed)
         if classifier not in CLASSIFIERS:
             raise ValueError(f"`classifier` must be one of {list(CLASSIFIERS)}, got {classifier!r}.")
-        self.classifier, self.folds = classifier, folds
+        self.classifier, self.folds = classifier, check_number("folds", folds, minimum=2, integer=True)
+        if self.num_samples < 2 * self.folds:
+            raise ValueError(
+                f"`num_samples` must be at least 2 * `folds` = {2 * self.folds} (each fold needs both classes),"
+                f" got {self.num_samples}."
+            )
+        if sample_kwargs is not None and (
+            not isinstance(sample_kwargs, dict) or not all(isinstance(k, str) for k in sample_kwargs)
+        ):
+            raise ValueError(f"`sample_kwargs` must be a dict of keyword arguments, got {sample_kwargs!r}.")
+        self.sample_kwargs: dict[str, Any] = dict(sample_kwargs or {})
+        self.evaluated_on: int | None = None
         self._reference: Tensor | None = None
         self._labels: Tensor | None = None
+
+    @override
+    def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        """Refuse, before generation 0 trains, what this detector cannot evaluate."""
+        self._reference, self._labels = held_out(trainer, "DetectorMetrics")
+        if len(self._reference) < 2 * self.folds:
+            raise ValueError(
+                f"DetectorMetrics needs at least 2 * folds = {2 * self.folds} held-out items, the DataModule's"
+                f" test split has {len(self._reference)}; give a larger test split or fewer `folds`."
+            )
+        if not bool(torch.isfinite(self._reference.double()).all()):
+            raise ValueError("DetectorMetrics: the held-out items hold non-finite values (NaN or inf).")
+        if len(self._reference) < self.num_samples:
+            rank_zero_info(
+                f"DetectorMetrics: num_samples={self.num_samples}, but the held-out split has"
+                f" {len(self._reference)} items: each class uses {len(self._reference)}."
+            )
+        loop = find_loop(trainer)
+        if loop is not None and self.sample_kwargs:  # settings the sampler cannot take: refused now
+            from sclc_lightning.sampler import SamplerError, bind_sampler
+
+            try:
+                bind_sampler(
+                    pl_module,
+                    loop.config.sampler,  # type: ignore[attr-defined]
+                    condition_field=loop.config.condition_field,  # type: ignore[attr-defined]
+                    extra=self.sample_kwargs,
+                )
+            except SamplerError as err:
+                raise ValueError(f"DetectorMetrics(sample_kwargs={self.sample_kwargs!r}): {err}") from None
 
     @override
     def evaluate(self, trainer: pl.Trainer, pl_module: pl.LightningModule, generation: int) -> dict[str, float]:
         if self._reference is None:
             self._reference, self._labels = held_out(trainer, "DetectorMetrics")
-        samples = self.draw(trainer, pl_module, generation, self.labels_to_ask(trainer, self._labels))
+        samples = self.draw(
+            trainer,
+            pl_module,
+            generation,
+            self.labels_to_ask(trainer, self._labels),
+            sample_kwargs=self.sample_kwargs,
+        )
+        self.evaluated_on = min(len(samples), len(self._reference))
         auc = c2st_auc(samples, self._reference, classifier=self.classifier, folds=self.folds, seed=self.seed)
         return {"c2st_auc": auc}

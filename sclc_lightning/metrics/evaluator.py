@@ -40,6 +40,7 @@ def sample_across_ranks(
     batch_size: int,
     conditions: Tensor | None = None,
     desc: str = "Evaluating",
+    sample_kwargs: dict[str, Any] | None = None,
 ) -> Tensor:
     """``num_samples`` samples of ``pl_module``, the same on every rank, on the CPU.
 
@@ -47,6 +48,7 @@ def sample_across_ranks(
     of ``batch_size`` (rank ``r`` takes the conditions ``r * share ...``, wrapping around), the
     shares are gathered with the strategy's ``all_gather`` and cut to ``num_samples``. The draw
     of a rank is seeded by ``(seed, stream, rank)``, so for a fixed world size it is repeatable.
+    ``sample_kwargs``: sampling settings instead of the loop's (``None``: the loop's).
     """
     world, rank = trainer.world_size, trainer.global_rank
     share = math.ceil(num_samples / world)
@@ -61,7 +63,9 @@ def sample_across_ranks(
             if conditions is not None:
                 index = (torch.arange(count) + rank * share + start) % len(conditions)
                 asked = conditions[index].to(device)
-            out = sample_data(trainer, pl_module, count, generator=generator, conditions=asked)
+            out = sample_data(
+                trainer, pl_module, count, generator=generator, conditions=asked, sample_kwargs=sample_kwargs
+            )
             chunks.append(out.float() if out.is_floating_point() else out)  # whatever the sampling precision
             bar.update(count)
     mine = torch.cat(chunks)
@@ -87,10 +91,17 @@ def collect(batches: Iterable[Any]) -> tuple[Tensor, Tensor | None]:
 
 def held_out(trainer: pl.Trainer, who: str) -> tuple[Tensor, Tensor | None]:
     """The DataModule's test split, collected (see :func:`collect`)."""
+    from lightning.fabric.utilities.exceptions import MisconfigurationException
+
     datamodule = trainer.datamodule  # type: ignore[attr-defined]
+    missing = f"{who} needs a DataModule with a `test_dataloader` (held-out data)"
     if datamodule is None or not hasattr(datamodule, "test_dataloader"):
-        raise ValueError(f"{who} needs a DataModule with a `test_dataloader` (held-out data).")
-    return collect(datamodule.test_dataloader())
+        raise ValueError(f"{missing}; the fit has {'no DataModule' if datamodule is None else 'none'}.")
+    try:
+        loader = datamodule.test_dataloader()
+    except MisconfigurationException:  # LightningDataModule's own, when it is not implemented
+        raise ValueError(f"{missing}; {type(datamodule).__name__} does not implement one.") from None
+    return collect(loader)
 
 
 class Precomputed(nn.Module):
@@ -158,11 +169,17 @@ class GenerationEvaluator(Callback):
         return conditions_for(labels, self.num_samples)
 
     def draw(
-        self, trainer: pl.Trainer, pl_module: pl.LightningModule, generation: int, conditions: Tensor | None = None
+        self,
+        trainer: pl.Trainer,
+        pl_module: pl.LightningModule,
+        generation: int,
+        conditions: Tensor | None = None,
+        sample_kwargs: dict[str, Any] | None = None,
     ) -> Tensor:
         """``num_samples`` samples, shared out over the ranks (:func:`sample_across_ranks`), from
-        the loop's sampler; a conditional loop's model is asked for ``conditions``, as the loop
-        asks it (a ``ValueError`` without them)."""
+        the loop's sampler (with ``sample_kwargs`` instead of the loop's sampling settings when
+        given); a conditional loop's model is asked for ``conditions``, as the loop asks it (a
+        ``ValueError`` without them)."""
         return sample_across_ranks(
             trainer,
             pl_module,
@@ -172,6 +189,7 @@ class GenerationEvaluator(Callback):
             batch_size=self.batch_size,
             conditions=conditions,
             desc=f"Evaluating generation {generation}",
+            sample_kwargs=sample_kwargs,
         )
 
     @override
@@ -183,7 +201,8 @@ class GenerationEvaluator(Callback):
         metrics = self.evaluate(trainer, pl_module, generation)
         metrics["time_evaluating_s"] = time.perf_counter() - start
         pl_module.log_dict(metrics, on_step=False, on_epoch=True)
+        used = getattr(self, "evaluated_on", None) or self.num_samples  # an evaluator may use fewer
         rank_zero_info(
-            f"{type(self).__name__}: generation {generation} evaluated on {self.num_samples} samples in"
+            f"{type(self).__name__}: generation {generation} evaluated on {used} samples in"
             f" {metrics['time_evaluating_s']:.1f} s ({self.headline} {metrics[self.headline]:.4g})."
         )

@@ -16,11 +16,13 @@ not finite), recorded with the run and compared on resume.
 
 from __future__ import annotations
 
+import inspect
 import math
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from sclc_lightning._callables import resolve_callable
+from sclc_lightning._checks import check_keys, is_number
 
 __all__ = ["available_schedules", "register_schedule", "resolve_schedule"]
 
@@ -86,6 +88,17 @@ def resolve_schedule(value: Any, generations: int) -> tuple[float, ...]:
         if name not in _SCHEDULES:
             raise ValueError(f"`synthetic_fraction` names the schedule {name!r}; registered: {available_schedules()}.")
         function = _SCHEDULES[name]
+        taken = [p for p in inspect.signature(function).parameters][2:]  # after (generation, generations)
+        check_keys(f"synthetic_fraction ({name!r} schedule)", settings, taken)
+        missing = sorted(set(taken) - set(settings) - _defaulted(function))
+        if missing:
+            raise ValueError(f"`synthetic_fraction`: the {name!r} schedule needs {missing}; it takes {taken}.")
+        for key, setting in settings.items():
+            if not is_number(setting):
+                raise ValueError(
+                    f"`synthetic_fraction` ({name!r} schedule): `{key}` must be a number, got {setting!r}"
+                    + (" (text: write the number without quotes)." if isinstance(setting, str) else ".")
+                )
         values = [function(t, generations, **settings) for t in range(1, generations + 1)]
     elif isinstance(value, Sequence) and not isinstance(value, str):
         if len(value) != generations:
@@ -97,10 +110,28 @@ def resolve_schedule(value: Any, generations: int) -> tuple[float, ...]:
     else:
         given = resolve_callable(value, "synthetic_fraction")
         assert given is not None
+        try:
+            inspect.signature(given).bind(1)
+        except TypeError:
+            raise ValueError(
+                f"`synthetic_fraction` as a function is called as f(generation) -> float, with one argument;"
+                f" {getattr(given, '__qualname__', given)!r} takes {inspect.signature(given)}."
+            ) from None
+        except ValueError:  # no signature to read (a builtin): call it
+            pass
         values = [given(t) for t in range(1, generations + 1)]
     for generation, fraction in enumerate(values, start=1):
-        if isinstance(fraction, bool) or not isinstance(fraction, (int, float)) or not 0 <= fraction < math.inf:
+        # NumPy scalars are numbers (np.float32(0.5) is a fraction like 0.5)
+        if not is_number(fraction) or not 0 <= float(fraction) < math.inf:
             raise ValueError(
                 f"`synthetic_fraction` at generation {generation} must be a finite number >= 0, got {fraction!r}."
             )
     return tuple(float(f) for f in values)
+
+
+def _defaulted(function: Callable[..., float]) -> set[str]:
+    return {
+        name
+        for name, parameter in inspect.signature(function).parameters.items()
+        if parameter.default is not inspect.Parameter.empty
+    }

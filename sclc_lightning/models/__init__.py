@@ -8,6 +8,7 @@ from sclc_lightning._lazy import lazy
 from sclc_lightning.models.causal_lm import CausalLM
 from sclc_lightning.models.cfm_points import PointFlowMatching
 from sclc_lightning.models.ddpm_points import PointDDPM
+from sclc_lightning.models.exact_fit import ExactFitModule
 from sclc_lightning.models.gaussian import GaussianModel, gaussian_w2
 from sclc_lightning.models.gaussian_mixture import GaussianMixtureModel
 from sclc_lightning.models.image_ddpm import ImageDDPM
@@ -22,6 +23,7 @@ if TYPE_CHECKING:
 __all__ = [
     "CausalLM",
     "ConformerDiffusion",
+    "ExactFitModule",
     "GaussianMixtureModel",
     "GaussianModel",
     "ImageDDPM",

@@ -2,7 +2,9 @@ r"""The papers' toy generative model: a Gaussian fitted exactly on each generati
 
 Training accumulates the sufficient statistics of every sample seen in a generation (one pass
 over the mixed set with ``images_per_generation=None``) and, at the end of the generation, sets
-the mean and the unbiased covariance (Bertrand et al. 2024, §2.2; Gillman et al. 2024, §5).
+the mean and the covariance: by default the unbiased estimate (divided by :math:`n - 1`, Bertrand
+et al. 2024, §2.2; Gillman et al. 2024, §5), or the maximum-likelihood one (divided by :math:`n`)
+with ``estimator="mle"``.
 """
 
 from __future__ import annotations
@@ -12,31 +14,52 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from sclc_lightning._checks import check_number
 from sclc_lightning._trainer import attached_datamodule
 from sclc_lightning.metrics.functional import gaussian_w2, sqrtm_psd
-from sclc_lightning.models._exact_fit import ExactFitModule
 from sclc_lightning.models._sampling import check_temperature
+from sclc_lightning.models.exact_fit import ExactFitModule
 
-__all__ = ["GaussianModel", "gaussian_w2"]
+__all__ = ["ESTIMATORS", "GaussianModel", "gaussian_w2"]
+
+#: The covariance estimates :class:`GaussianModel` fits.
+ESTIMATORS = ("unbiased", "mle")
 
 
 class GaussianModel(ExactFitModule):
-    r"""Multivariate Gaussian whose "training" is the exact maximum-likelihood fit.
+    r"""Multivariate Gaussian whose "training" is an exact fit: the sample mean and covariance
+    of the generation's whole training set.
 
     Args:
         dim: dimension of the data points.
         target_mean: mean of the true data distribution :math:`N(\mu, \sigma^2 I)`, for the
             logged ``w2`` when the DataModule does not say (``true_distribution()``).
         target_std: its standard deviation.
+        estimator: the covariance estimate, ``"unbiased"`` (divided by :math:`n - 1`, the
+            papers' choice and the default) or ``"mle"`` (maximum likelihood, divided by
+            :math:`n`). It decides how fast the loop collapses
+            (:func:`~sclc_lightning.theory.expected_log_sigma_ratio` takes it too), and the
+            :class:`~sclc_lightning.callbacks.StabilityMonitor` reads it from
+            :attr:`variance_estimator`.
 
     After each generation it logs ``w2`` (closed-form Wasserstein-2 distance between the fitted
     Gaussian and the true distribution) and ``sigma`` (mean standard deviation per dimension).
     Items may be tensors of shape ``(dim,)`` or tuples/dicts whose first field is one.
     """
 
-    def __init__(self, dim: int = 2, target_mean: float = 0.0, target_std: float = 1.0) -> None:
+    def __init__(
+        self, dim: int = 2, target_mean: float = 0.0, target_std: float = 1.0, estimator: str = "unbiased"
+    ) -> None:
         super().__init__()
+        if estimator not in ESTIMATORS:
+            raise ValueError(f"`estimator` must be one of {list(ESTIMATORS)}, got {estimator!r}.")
+        dim = check_number("dim", dim, minimum=1, integer=True)
+        target_mean, target_std = (
+            check_number("target_mean", target_mean),
+            check_number("target_std", target_std, above=0),
+        )
         self.save_hyperparameters()
+        self.estimator = estimator
         self.dim = dim
         self.target_mean, self.target_std = target_mean, target_std
         # Parameters without gradients: checkpointed like any weights, set by the exact fit.
@@ -50,7 +73,7 @@ class GaussianModel(ExactFitModule):
     def fit(self, statistics: list[Tensor]) -> dict[str, float]:
         count, total, outer = statistics
         mean = total / count
-        cov = (outer - count * torch.outer(mean, mean)) / (count - 1)
+        cov = (outer - count * torch.outer(mean, mean)) / (count - 1 if self.estimator == "unbiased" else count)
         self.mean.copy_(mean.to(self.mean.dtype))
         self.cov.copy_(cov.to(self.cov.dtype))
         return {"w2": self.w2(), "sigma": self.sigma}
@@ -74,6 +97,27 @@ class GaussianModel(ExactFitModule):
         cov = self.cov.double() + 1e-9 * torch.eye(self.dim, dtype=torch.float64, device=self.cov.device)
         normal = torch.distributions.MultivariateNormal(self.mean.double(), covariance_matrix=cov)
         return normal.log_prob(points.double().flatten(1).to(cov.device))
+
+    @property
+    def variance_estimator(self) -> str:
+        """``"unbiased"`` or ``"mle"``: declares the exact Gaussian of the theory, whose collapse
+        :class:`~sclc_lightning.callbacks.StabilityMonitor` follows."""
+        return self.estimator
+
+    def validate_weights(self, state_dict: dict[str, Tensor]) -> None:
+        """Refuse weights this model cannot hold: a covariance that is not symmetric positive
+        semi-definite (a negative variance). Called on a Neon reference before generation 0
+        and on the weights Neon makes.
+
+        Raises:
+            ValueError: naming the entry.
+        """
+        cov = state_dict["cov"].double()
+        if not torch.allclose(cov, cov.T, rtol=1e-5, atol=1e-8):
+            raise ValueError("cov: the covariance is not symmetric")
+        smallest = float(torch.linalg.eigvalsh(cov).min()) if cov.numel() else 0.0
+        if smallest < -1e-9 * max(1.0, float(cov.diagonal().abs().max())):
+            raise ValueError(f"cov: the covariance is not positive semi-definite (smallest eigenvalue {smallest:.3g})")
 
     @property
     def sigma(self) -> float:

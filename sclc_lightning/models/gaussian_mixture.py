@@ -16,8 +16,8 @@ import torch
 from torch import Tensor
 
 from sclc_lightning._trainer import attached_datamodule, current_generation
-from sclc_lightning.models._exact_fit import ExactFitModule
 from sclc_lightning.models._sampling import check_temperature
+from sclc_lightning.models.exact_fit import ExactFitModule
 from sclc_lightning.seeding import derive_seed
 
 __all__ = ["GaussianMixtureModel", "mixture_log_prob"]

@@ -18,8 +18,8 @@ import torch
 from torch import Tensor
 
 from sclc_lightning._trainer import attached_datamodule
-from sclc_lightning.models._exact_fit import ExactFitModule
 from sclc_lightning.models._sampling import check_temperature
+from sclc_lightning.models.exact_fit import ExactFitModule
 
 __all__ = ["LinearRegressionModel"]
 

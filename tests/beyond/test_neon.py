@@ -94,7 +94,9 @@ def test_the_run_optimizer_is_untouched_and_the_weights_move(tmp_path: Path) -> 
 def test_a_resumed_run_corrects_to_the_same_weights(tmp_path: Path) -> None:
     def run(folder: Path, **kwargs: Any) -> GradientGaussian:
         neon = NeonCorrector(weight=0.5, num_samples=64, steps=5, lr=0.05, batch_size=16)
-        loop = SelfConsumingLoop(0.5, 3, images_per_generation=40, output_dir=folder / "s", model_corrector=neon)
+        loop = SelfConsumingLoop(
+            0.5, 3, images_per_generation=40, output_dir=folder / "s", model_corrector=neon, seed=0
+        )
         ckpt = ModelCheckpoint(dirpath=folder / "ck", every_n_epochs=1, save_top_k=-1, filename="{epoch}")
         torch.manual_seed(0)
         model = GradientGaussian(noise=0.2)
@@ -306,5 +308,67 @@ def test_a_module_neon_cannot_work_on_is_refused_before_generation_0(tmp_path: P
         output_dir=tmp_path / "t",
         model_corrector=NeonCorrector(1.0, reference=str(other)),
     )
-    with pytest.raises(ValueError, match=r"does not hold GaussianModel's weights \(missing \['log_std', 'mean'\]"):
+    with pytest.raises(ValueError, match=r"can take: other keys \(missing \['log_std', 'mean'\]"):
         fit(tmp_path, GradientGaussian(), loader(gaussian_points(20)), loop)
+
+
+@pytest.mark.parametrize(
+    ("change", "match"),
+    [
+        ("shape", r"mean has shape \(3,\), the model's \(2,\) \(another architecture\)"),
+        ("nan", r"cov holds 1 non-finite values"),
+        ("negative variance", r"cov: the covariance is not positive semi-definite \(smallest eigenvalue -1\)"),
+        ("dtype", r"mean is int64, the model's float32"),
+    ],
+)
+def test_a_reference_the_model_cannot_hold_is_refused_before_generation_0(
+    tmp_path: Path, change: str, match: str
+) -> None:
+    from safetensors.torch import save_file
+
+    weights = GaussianModel(dim=2).state_dict()
+    if change == "shape":
+        weights["mean"] = torch.zeros(3)
+    elif change == "nan":
+        weights["cov"] = torch.tensor([[1.0, 0.0], [0.0, math.nan]])
+    elif change == "negative variance":
+        weights["cov"] = torch.diag(torch.tensor([1.0, -1.0]))
+    else:
+        weights["mean"] = torch.zeros(2, dtype=torch.int64)
+    path = tmp_path / "reference.safetensors"
+    save_file({k: v.contiguous() for k, v in weights.items()}, str(path))
+    model = GaussianModel(dim=2)
+    loop = SelfConsumingLoop(
+        1.0, 1, mode="replace", output_dir=tmp_path / "s", model_corrector=NeonCorrector(1.0, reference=str(path))
+    )
+    with pytest.raises(
+        ValueError, match=f"Neon's `reference` {path} does not hold weights GaussianModel can take: {match}"
+    ):
+        fit(tmp_path, model, DataLoader(torch.randn(20, 2), batch_size=20), loop)  # type: ignore[arg-type]
+    assert loop.history == []  # refused before generation 0 trained
+
+
+def test_weights_the_extrapolation_leaves_invalid_stop_the_run_naming_the_generation(tmp_path: Path) -> None:
+    # w = 30 on a refit of 8 samples: (1 + w)Σ_r − wΣ_s loses positive definiteness as soon as
+    # the refit's variance exceeds 31/30 of the reference's along some direction, which a refit on
+    # 8 samples does about half the time per direction (seed 0 fixes which generation)
+    neon = NeonCorrector(weight=30.0, num_samples=8)
+    loop = SelfConsumingLoop(1.0, 3, mode="replace", output_dir=tmp_path / "s", seed=0, model_corrector=neon)
+    with pytest.raises(
+        ValueError, match=r"Neon's extrapolation at generation \d \(weight 30.0\) gives weights GaussianModel"
+    ):
+        fit(tmp_path, GaussianModel(dim=2), DataLoader(torch.randn(50, 2), batch_size=50), loop)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("arguments", "match"),
+    [
+        ({"lr": "1e-3"}, r"`lr` must be a finite number > 0, got '1e-3' \(text"),
+        ({"steps": "200"}, r"`steps` must be an integer >= 1, got '200' \(text"),
+        ({"num_samples": 0}, r"`num_samples` must be an integer >= 1, got 0"),
+        ({"reference": 3}, r"`reference` must be 'current' or the path"),
+    ],
+)
+def test_neon_arguments_are_refused_with_their_name(arguments: dict[str, Any], match: str) -> None:
+    with pytest.raises(ValueError, match=match):
+        NeonCorrector(weight=1.0, **arguments)

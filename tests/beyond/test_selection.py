@@ -5,6 +5,7 @@ curation chooses by Bradley–Terry sampling; a kept point is never a repeat."""
 from __future__ import annotations
 
 import math
+import re
 import sys
 from pathlib import Path
 from typing import Any
@@ -45,6 +46,12 @@ def accept_nothing(data: torch.Tensor, conditions: Any) -> torch.Tensor:
     return torch.full((len(data),), -1.0)
 
 
+def accept_real(data: torch.Tensor, conditions: Any) -> torch.Tensor:
+    """1 for the real points (:func:`_real`), 0 for any other: no sample of a model is one."""
+    real = _real().flatten()
+    return torch.isin(data.flatten(1)[:, 0], real).double()
+
+
 def _real(n: int = 200) -> torch.Tensor:
     return torch.randn(n, 1, generator=torch.Generator().manual_seed(0))
 
@@ -57,7 +64,7 @@ def _run(tmp_path: Path, corrector: Any, generations: int = 2, **loop: Any) -> t
         mode="replace",
         corrector=corrector,
         output_dir=tmp_path / "s",
-        **loop,
+        **{"seed": 0, **loop},  # the runs compared share their seed
     )
     model = GaussianModel(dim=1)
     fit(tmp_path, model, DataLoader(_real(), batch_size=200), loop_, logger=CSVLogger(tmp_path, name="csv"))  # type: ignore[arg-type]
@@ -112,15 +119,42 @@ def test_a_strict_verifier_is_served_in_rounds_and_an_impossible_one_stops_the_r
     assert points.unique().numel() == 200 and bool((points >= 1.0).all())  # new samples, each accepted
     rows = manifest(tmp_path / "ok" / "s")["generations"]
     assert rows[0]["statistics"]["oversampling"] == record.statistics["oversampling"]
-    nothing = VerifierCorrector(f"{__name__}:accept_nothing", rule="threshold", threshold=0.0)
-    with pytest.raises(OversamplingError, match=r"kept 0 of the 2000 points drawn.*max_oversampling` \(10"):
-        _run(tmp_path / "no", nothing, generations=1, max_oversampling=10)
+    # accepts the real points and none of the model's: the first round of 200 keeps none, which
+    # bounds the acceptance below 3/200 (95 %), under 1/max_oversampling: it stops at once
+    only_real = VerifierCorrector(f"{__name__}:accept_real", rule="threshold", threshold=0.5)
+    with pytest.raises(OversamplingError, match=r"kept none of the first 200 points drawn.*max_oversampling` \(10\)"):
+        _run(tmp_path / "no", only_real, generations=1, max_oversampling=10)
     assert not SyntheticStore(tmp_path / "no" / "s").records()  # nothing half-made was stored
+    # below 3 · max_oversampling draws the rounds go on (a strict verifier may keep none of a few):
+    # 200, then 400 more, and 600 >= 3 · 200 bounds the acceptance below 1/200
+    with pytest.raises(OversamplingError, match=r"kept none of the first 600 points drawn.*max_oversampling` \(200\)"):
+        _run(tmp_path / "few", only_real, generations=1, max_oversampling=200)
 
 
-def test_the_candidates_asked_for_at_once_are_capped_too(tmp_path: Path) -> None:
-    with pytest.raises(OversamplingError, match=r"draws 1600 points to keep 200 \(8 per point kept\)"):
-        _run(tmp_path, CurationCorrector(f"{__name__}:first_coordinate", num_candidates=8), max_oversampling=5)
+def test_a_verifier_that_rejects_every_real_point_is_refused_before_generation_0(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    import logging
+
+    nothing = VerifierCorrector(f"{__name__}:accept_nothing", rule="threshold", threshold=0.0)
+    with pytest.raises(
+        SyntheticDataError, match=r"accepts none of 64 real items \(rule threshold 0.0; their scores run"
+    ):
+        _run(tmp_path, nothing, generations=1)
+    assert not (tmp_path / "s").exists()  # refused in set-up: nothing was written, generation 0 never trained
+    with caplog.at_level(logging.INFO, logger="lightning.pytorch"):
+        _run(tmp_path / "ok", VerifierCorrector(f"{__name__}:accept_positive", threshold=0.0), generations=1)
+    assert re.search(r"verifier accepts \d+\.\d% of 64 real items", caplog.text)
+
+
+def test_max_oversampling_below_the_draws_the_settings_imply_is_refused_when_the_loop_is_made() -> None:
+    curate = CurationCorrector(f"{__name__}:first_coordinate", num_candidates=8)
+    with pytest.raises(ValueError, match=r"`max_oversampling` \(5\) is below the 8 points corrector 'curate' draws"):
+        SelfConsumingLoop(1.0, 1, corrector=curate, max_oversampling=5)
+    top = VerifierCorrector(f"{__name__}:first_coordinate", rule="top_fraction", fraction=0.05)
+    with pytest.raises(ValueError, match=r"below the 20 points corrector 'verify' draws per point kept"):
+        SelfConsumingLoop(1.0, 1, corrector=top, max_oversampling=10)
+    SelfConsumingLoop(1.0, 1, corrector=curate, max_oversampling=8)  # exactly enough
 
 
 class Repeats(SelectingCorrector):
@@ -154,6 +188,7 @@ def test_the_selection_rounds_resume_bit_identically(tmp_path: Path) -> None:
             mode="replace",
             output_dir=folder / "s",
             corrector=VerifierCorrector(f"{__name__}:accept_positive", threshold=0.5),
+            seed=0,
         )
         ckpt = ModelCheckpoint(dirpath=folder / "ck", every_n_epochs=1, save_top_k=-1, filename="{epoch}")
         model = GaussianModel(dim=1)
@@ -183,6 +218,20 @@ def test_a_reward_from_an_external_program() -> None:
     assert values.tolist() == [0.5, -1.0, 2.0]
     with pytest.raises(ValueError, match="not a registered score"):
         Score("no_such_score", "reward")
+
+
+@pytest.mark.parametrize("how", ["program", "callable"])
+def test_a_score_of_m_values_in_the_wrong_shape_is_refused(how: str) -> None:
+    if how == "program":
+        spec: Any = {"command": [sys.executable, str(SCRIPT), "{input}", "{output}", "pairs"], "timeout": 60}
+    else:
+        spec = lambda data, conditions: data[:, 0].reshape(-1, 2)  # noqa: E731
+    with pytest.raises(
+        ValueError, match=r"`reward` .* one value per point, shape \(4,\) or \(4, 1\), got shape \(2, 2\)"
+    ):
+        Score(spec, "reward")(_batch([0.5, -1.0, 2.0, 3.0]), 1, None)
+    column = Score(lambda data, conditions: data[:, :1], "reward")  # (m, 1) is one value per point
+    assert column(_batch([0.5, -1.0]), 1, None).tolist() == [0.5, -1.0]
 
 
 def test_the_filter_reports_the_share_of_distinct_points() -> None:

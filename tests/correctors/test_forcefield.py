@@ -77,3 +77,46 @@ def test_items_without_a_graph_condition_are_refused_before_generation_0(tmp_pat
     ):
         fit(tmp_path, ConformerDiffusion(width=8, layers=1), data, loop)
     assert not (tmp_path / "s").exists()
+
+
+class _EditedGraphs(torch.utils.data.Dataset):  # type: ignore[type-arg]
+    """ConformerDataModule's items with one item's graph matrix replaced."""
+
+    def __init__(self, items: list[dict[str, torch.Tensor]], index: int, graph: torch.Tensor) -> None:
+        self.items = [dict(item) for item in items]
+        self.items[index]["graph"] = graph
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
+        return self.items[index]
+
+
+@pytest.mark.parametrize("problem", ["bond code 7", "charge lost"])
+def test_every_molecule_of_the_real_items_is_checked_before_generation_0(tmp_path: Path, problem: str) -> None:
+    from sclc_lightning.models import ConformerDiffusion
+
+    data = ConformerDataModule(num_molecules=3, train_conformers=1, test_conformers=0, max_heavy_atoms=8)
+    data.setup("fit")
+    items = [data.item(m, 0) for m in range(3)]
+    graph = items[2]["graph"].clone()  # the last molecule, not the first
+    if problem == "bond code 7":
+        graph[0, 1] = graph[1, 0] = 7
+        match = r"item 2 is not a molecule RDKit accepts \(Unknown bond codes \[7\]"
+    else:  # methylammonium written without its charge: N with four bonds
+        methyl = embed_conformer("CN", seed=0).graph(graph.shape[0])
+        nitrogen = 1
+        hydrogen = int((methyl.diagonal() == 1).nonzero()[-1]) + 1  # a spare row becomes an extra H on N
+        methyl[hydrogen, hydrogen] = 1
+        methyl[nitrogen, hydrogen] = methyl[hydrogen, nitrogen] = 1
+        graph = methyl
+        match = r"item 2 is not a molecule RDKit accepts .* a charged molecule cannot be an item"
+    edited = _EditedGraphs(items, 2, graph)
+    loop = SelfConsumingLoop(
+        1.0, 1, data_field="pos", condition_field="graph", corrector="forcefield", output_dir=tmp_path / "s", seed=0
+    )
+    loader = torch.utils.data.DataLoader(edited, batch_size=3)
+    with pytest.raises(ValueError, match=match):
+        fit(tmp_path, ConformerDiffusion(width=8, layers=1), loader, loop)
+    assert loop.history == []  # refused before generation 0 trained

@@ -85,10 +85,61 @@ def test_geom_messagepack_files_are_read_without_pickles(tmp_path: Path) -> None
     assert [m.smiles for m in molecules] == ["CCO", "c1ccccc1O"]
     assert torch.allclose(molecules[0].conformers, torch.stack([a.conformers[0], b.conformers[0]]), atol=1e-6)
     assert len(list(read_geom(path, limit=1))) == 1
+    assert list(read_geom(path, limit=0)) == []
     bad = tmp_path / "bad.msgpack"
     bad.write_bytes(msgpack.packb({"CCO": {"conformers": [{"xyz": [[6, 0.0, 0.0, 0.0]]}]}}))
-    with pytest.raises(ValueError, match=f"{bad}: a conformer of 'CCO' does not match its graph's atoms"):
+    with pytest.raises(ValueError, match=f"{bad}: conformer 0 of 'CCO' has shape \\(1, 4\\); its graph has 9 atoms"):
         list(read_geom(bad))
+
+
+def _geom_file(path: Path, smiles: str, xyz: list[list[float]]) -> Path:
+    path.write_bytes(msgpack.packb({smiles: {"conformers": [{"xyz": xyz}]}}))
+    return path
+
+
+def _ethanol_xyz() -> list[list[float]]:
+    m = embed_conformer("CCO", seed=1)
+    return torch.cat([m.atomic_numbers[:, None].double(), m.conformers[0].double()], dim=1).tolist()
+
+
+def test_a_truncated_geom_stream_is_refused_naming_the_file(tmp_path: Path) -> None:
+    whole = msgpack.packb({"CCO": {"conformers": [{"xyz": _ethanol_xyz()}]}})
+    path = tmp_path / "cut.msgpack"
+    path.write_bytes(whole + whole[:-25])  # the second record loses its last 25 bytes
+    with pytest.raises(ValueError, match=f"{path}: the MessagePack stream's last whole record ends at byte {len(whole)} of"):
+        list(read_geom(path))
+    path.write_bytes(whole + b"\xc1")  # a byte MessagePack never uses
+    with pytest.raises(ValueError, match=f"{path}: "):
+        list(read_geom(path))
+
+
+@pytest.mark.parametrize(
+    ("change", "match"),
+    [
+        ("nan", "holds non-finite values"),
+        ("huge", "has a coordinate of 1e\\+300 Å"),
+        ("fraction", "atomic numbers that are not whole numbers"),
+    ],
+)
+def test_geom_records_with_impossible_values_are_refused(tmp_path: Path, change: str, match: str) -> None:
+    xyz = _ethanol_xyz()
+    if change == "nan":
+        xyz[2][1] = float("nan")
+    elif change == "huge":
+        xyz[0][3] = 1e300
+    else:
+        xyz[0][0] = 6.4
+    path = _geom_file(tmp_path / "x.msgpack", "CCO", xyz)
+    with pytest.raises(ValueError, match=f"{path}: conformer 0 of 'CCO' .*{match}"):
+        list(read_geom(path))
+
+
+def test_charged_molecules_are_refused_naming_the_smiles(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match=r"'C\[NH3\+\]' has formal charges on N1 \(\+1\): a graph matrix"):
+        embed_conformer("C[NH3+]", seed=0)
+    path = _geom_file(tmp_path / "ion.msgpack", "C[NH3+]", [[6, 0.0, 0.0, 0.0]] * 8)
+    with pytest.raises(ValueError, match=f"{path}: 'C\\[NH3\\+\\]' has formal charges"):
+        list(read_geom(path))
 
 
 class JitterConformers(pl.LightningModule):

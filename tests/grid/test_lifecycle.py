@@ -35,6 +35,21 @@ def _table(out: Path) -> dict[str, dict[str, str]]:
         return {row["name"]: row for row in csv.DictReader(handle)}
 
 
+def _group_members(group: int) -> list[str]:
+    """The processes of process group ``group`` (zombies included), as ``pid state name``."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:  # it ended meanwhile
+            continue
+        if int(fields[2]) == group:  # after the name: state, ppid, pgrp
+            found.append(f"{entry.name} {fields[0]} {(entry / 'comm').read_text().strip()}")
+    return found
+
+
 def test_run_names_stay_unique_and_readable() -> None:
     names = [p.name for p in expand_grid(["model.init_args.dim=1,2", "data.init_args.dim=1"], [0])]
     assert names == ["model.dim=1_data.dim=1_seed=0", "model.dim=2_data.dim=1_seed=0"]
@@ -48,8 +63,14 @@ def test_a_grid_whose_points_all_fail_exits_non_zero(tmp_path: Path) -> None:
     recipe = str(ROOT / "recipes" / "gaussian_collapse.yaml")
     command = [sys.executable, "-m", "sclc_lightning.cli", "grid", "--config", recipe, "--out", str(tmp_path)]
     command += ["--set", "loop.mode=replace", "--seeds", "0-1", "--", "--loop.synthetic_fraction", "0"]
-    done = subprocess.run(command, capture_output=True, text=True, timeout=600)
-    assert done.returncode == 1, done.stdout + done.stderr
+    grid = subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True
+    )
+    output, _ = grid.communicate(timeout=600)
+    # the grid returns once every process it started has ended: none is left in its group
+    assert _group_members(grid.pid) == [], _group_members(grid.pid)
+    done = subprocess.CompletedProcess(command, grid.returncode, output, "")
+    assert done.returncode == 1, done.stdout
     assert "0 ok, 2 failed of 2 points" in done.stdout and "2 point(s) failed" in done.stdout
     assert {row["status"] for row in _table(tmp_path).values()} == {"failed"}
     # Rerun: failed points are left alone, unless --rerun-failed.

@@ -164,3 +164,21 @@ def test_workers_get_their_own_gpus(tmp_path: Path) -> None:
     assert len(rows) == 2 and all(r["status"] == "ok" and r["gpus"] in ("3", "5") for r in rows)
     with pytest.raises(SystemExit):
         main(["grid", "--config", RECIPE, "--jobs", "2", "--gpus", "first", "--out", str(tmp_path / "bad")])
+
+
+def test_seeds_say_when_the_datamodule_has_a_fixed_seed_of_its_own(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    recipes = Path(__file__).parents[2] / "recipes"
+    grid = ["grid", "--seeds", "0-1", "--out", str(tmp_path), "--dry-run"]
+    assert main([*grid, "--config", str(recipes / "lm_pretrain.yaml")]) == 0
+    said = capsys.readouterr().err
+    assert "warning: the DataModule GrammarTextDataModule has a fixed seed of its own (data.init_args.seed: 0)" in said
+    # the Gaussian recipes' data follow the run's seed (seed: null): nothing to say
+    assert main([*grid, "--config", str(recipes / "gaussian_collapse.yaml")]) == 0
+    assert "fixed seed" not in capsys.readouterr().err
+    # a seed given after `--` counts; null lets the data follow the run's seed
+    assert main([*grid, "--config", str(recipes / "gaussian_collapse.yaml"), "--", "--data.init_args.seed", "4"]) == 0
+    assert "(data.init_args.seed: 4)" in capsys.readouterr().err
+    assert main([*grid, "--config", str(recipes / "lm_pretrain.yaml"), "--", "--data.init_args.seed=null"]) == 0
+    assert "fixed seed" not in capsys.readouterr().err

@@ -54,6 +54,7 @@ def _fit(tmp_path: Path, devices: int, fail_rank: int | None = None) -> SelfCons
         output_dir=tmp_path / f"synthetic{devices}",
         corrector="optimal_transport",
         condition_field=1,
+        seed=0,  # one process and two, compared
     )
     trainer = pl.Trainer(
         default_root_dir=str(tmp_path),
@@ -224,3 +225,27 @@ def test_a_weight_space_correction_keeps_the_ranks_equal(tmp_path: Path) -> None
     trainer.fit(WeightsPerRank(str(tmp_path)), train_dataloaders=loader(gaussian_points(40)))
     ranks = [json.loads((tmp_path / f"weights_rank{r}.json").read_text()) for r in (0, 1)]
     assert ranks[0] == ranks[1] and ranks[0]["mean"] != [0.0, 0.0]
+
+
+class _SeedOfRank(pl.Callback):
+    """Writes the loop's seed as each rank sees it once the fit has started."""
+
+    def __init__(self, folder: str) -> None:
+        self.folder = folder
+
+    def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        from sclc_lightning._trainer import find_loop
+
+        loop: Any = find_loop(trainer)
+        (Path(self.folder) / f"seed_rank{trainer.global_rank}").write_text(str(loop.seed))
+
+
+def test_a_drawn_seed_is_the_same_on_every_rank(tmp_path: Path) -> None:
+    os.environ.pop("PL_GLOBAL_SEED", None)  # no seed_everything: the loop draws one on rank zero
+    loop = SelfConsumingLoop(0.5, 1, images_per_generation=16, output_dir=tmp_path / "s")
+    trainer = _spawned(tmp_path, [loop, _SeedOfRank(str(tmp_path))])
+    trainer.fit(GaussianModel(), train_dataloaders=loader(gaussian_points(16)))
+    seeds = {(tmp_path / f"seed_rank{rank}").read_text() for rank in (0, 1)}
+    assert len(seeds) == 1
+    manifest = json.loads((tmp_path / "s" / "manifest.json").read_text())
+    assert str(manifest["config"]["seed"]) == seeds.pop()

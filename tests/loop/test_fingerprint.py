@@ -233,7 +233,7 @@ def test_checkpoint_formats_are_read_or_refused_by_name() -> None:
     assert fingerprint_changes(old, now, 1) == []  # format 1: mode settings were top-level keys
     for bad, says in ((STATE_FORMAT + 1, "A newer sclc-lightning wrote it"), (None, "not written by"), (True, "not")):
         with pytest.raises(
-            ResumeRefused, match=f"state format {bad!r}; this version reads formats 1 .* and 2 .*{says}"
+            ResumeRefused, match=f"state format {bad!r}; this version reads formats 1 .* and 4 .*{says}"
         ):
             LoopState.from_dict({"format": bad, "fingerprint": {}})
 

@@ -30,7 +30,7 @@ from sclc_lightning.correctors import IdentityCorrector
         ({"max_synthetic": 5}, r"`max_synthetic` is only used in mode 'accumulate', got 5"),
         ({"mode": "replace", "synthetic_fraction": 0.0}, r"`synthetic_fraction` must be > 0 in mode 'replace'"),
         ({"corrector": IdentityCorrector(), "corrector_kwargs": {"strength": 1}}, r"`corrector_kwargs` is only used"),
-        ({"seed": -1}, r"`seed` must be an integer >= 0, got -1"),
+        ({"seed": -1}, r"`seed` must be None \(the run's seed\) or an integer >= 0, got -1"),
     ],
 )
 def test_bad_arguments_are_refused(kwargs: dict[str, Any], match: str) -> None:

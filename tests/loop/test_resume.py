@@ -32,6 +32,7 @@ def _resumable_run(
             "images_per_generation": 40,
             "corrector": "optimal_transport",
             "output_dir": tmp_path / "synthetic",
+            "seed": 0,  # the runs compared share their seed
             **loop_kwargs,
         }
     )
@@ -235,3 +236,72 @@ def test_the_same_real_data_resumes_and_older_checkpoints_are_not_compared(tmp_p
     before = {k: v for k, v in now.items() if k != "real_data"}  # what a format-2 checkpoint recorded
     assert fingerprint_changes(before, now, 2) == []
     assert fingerprint_changes(before, now, 3) == [f"real_data: checkpoint None vs now {now['real_data']!r}"]
+
+
+def _write_schedule(folder: Path, factor: float) -> None:
+    """``sched_user.schedule`` as a user writes it in a file of their own, imported afresh."""
+    import importlib
+    import sys
+
+    (folder / "sched_user.py").write_text(f"def schedule(g):\n    return {factor} * g\n")
+    sys.modules.pop("sched_user", None)
+    importlib.invalidate_caches()
+
+
+@pytest.fixture
+def user_code(tmp_path: Path) -> Any:
+    import sys
+
+    folder = tmp_path / "code"
+    folder.mkdir()
+    sys.path.insert(0, str(folder))
+    yield folder
+    sys.path.remove(str(folder))
+    sys.modules.pop("sched_user", None)
+
+
+def test_a_schedule_edited_since_the_checkpoint_is_refused_unless_accepted(tmp_path: Path, user_code: Path) -> None:
+    # the finding: a schedule edited from 0.2 g to 0.1 g resumed and sampled other counts
+    _write_schedule(user_code, 0.2)
+    settings = {"synthetic_fraction": "sched_user:schedule", "generations": 3}
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        _resumable_run(tmp_path, "ck", settings, callbacks=[CrashAt(2)])
+    checkpoint = str(tmp_path / "ck" / "epoch=1.ckpt")
+    _write_schedule(user_code, 0.1)
+    with pytest.raises(
+        ValueError, match=r"synthetic_fraction: checkpoint 'sched_user:schedule#code:[0-9a-f]{16}' vs"
+    ) as err:
+        _resumable_run(tmp_path, "ck2", settings, ckpt_path=checkpoint)
+    assert "the code of `synthetic_fraction` was edited since the checkpoint" in str(err.value)
+    assert "accept_edited_code=True" in str(err.value)
+    # the same code resumes; the edited one when accepted on purpose, and it is what samples then
+    _write_schedule(user_code, 0.2)
+    _, same = _resumable_run(tmp_path, "ck3", settings, ckpt_path=checkpoint)
+    _write_schedule(user_code, 0.1)
+    _, edited = _resumable_run(tmp_path, "ck4", {**settings, "accept_edited_code": True}, ckpt_path=checkpoint)
+    assert [r.num_synthetic for r in same.history] == [int(0.2 * g * 50) for g in (2, 3)]
+    assert [r.num_synthetic for r in edited.history] == [int(0.1 * g * 50) for g in (2, 3)]
+
+
+def test_a_checkpoint_without_code_identities_compares_callables_by_name(
+    tmp_path: Path, user_code: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    import logging
+
+    _write_schedule(user_code, 0.2)
+    settings = {"synthetic_fraction": "sched_user:schedule", "generations": 3}
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        _resumable_run(tmp_path, "ck", settings, callbacks=[CrashAt(2)])
+    path = tmp_path / "ck" / "epoch=1.ckpt"
+    checkpoint = torch.load(path, weights_only=False)
+    (key,) = [k for k in checkpoint["callbacks"] if "SelfConsumingLoop" in k]
+    state = checkpoint["callbacks"][key]
+    assert state["format"] == 4
+    state["format"] = 3  # as the previous version wrote it: the callable by name
+    state["fingerprint"]["synthetic_fraction"] = "sched_user:schedule"
+    torch.save(checkpoint, path)
+    _write_schedule(user_code, 0.1)  # an edit this checkpoint cannot show
+    with caplog.at_level(logging.INFO, logger="lightning.pytorch"):
+        _, loop = _resumable_run(tmp_path, "ck2", settings, ckpt_path=str(path))
+    assert "names its callables without their code, so they are compared by name only" in caplog.text
+    assert [r.generation for r in loop.history] == [2, 3]

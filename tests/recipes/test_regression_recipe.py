@@ -59,14 +59,15 @@ def test_the_closed_forms_match_a_direct_simulation(mode: str) -> None:
 
 
 def test_the_data_follow_the_seed_of_the_run() -> None:
-    torch.manual_seed(3)
-    a = LinearRegressionDataModule(n=16, dim=2)
-    torch.manual_seed(3)
-    b = LinearRegressionDataModule(n=16, dim=2)
-    torch.manual_seed(4)
-    c = LinearRegressionDataModule(n=16, dim=2)
-    for module in (a, b, c):
+    import lightning.pytorch as pl
+
+    modules = []
+    for seed in (3, 3, 4):  # the run's seed: seed_everything's, read when the data are set up
+        pl.seed_everything(seed, verbose=False)
+        module = LinearRegressionDataModule(n=16, dim=2)
         module.setup("fit")
+        modules.append(module)
+    a, b, c = modules
     assert torch.equal(a.true_weights(), b.true_weights()) and not torch.equal(a.true_weights(), c.true_weights())
     assert a.train_pairs is not None and b.train_pairs is not None
     assert torch.equal(a.train_pairs.x, b.train_pairs.x)

@@ -107,3 +107,15 @@ def test_every_bad_input_under_sclc_is_named_in_a_line_or_two(script: Any, tmp_p
     rows = script.bad_input_table(tmp_path)
     assert len(rows) == len(script.bad_inputs(tmp_path)) >= 11
     assert [r["kind"] for r in rows if r["outcome"] != "named"] == [], rows
+
+
+@pytest.mark.slow
+def test_every_trust_case_is_named_or_right(tmp_path: Path) -> None:
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    try:
+        from trust_faults import trust_table
+    finally:
+        sys.path.remove(str(ROOT / "benchmarks"))
+    rows = trust_table(tmp_path)
+    assert len(rows) >= 35
+    assert [r for r in rows if r["outcome"] not in ("named", "ok")] == []

@@ -23,11 +23,37 @@ _STATS_KEY = "sclc_exact_fit_statistics"
 
 
 class ExactFitModule(pl.LightningModule, abc.ABC):
-    """A LightningModule fitted in closed form at the end of each generation.
+    """A LightningModule fitted in closed form at the end of each generation: the base of your
+    own exactly fitted model (docs/own_model.md).
 
-    Subclasses implement :meth:`batch_statistics` and :meth:`fit`. Statistics are combined over
-    batches by summing (``combine = "sum"``) or by concatenating along the first dimension
-    (``combine = "concat"``, for fits that need the points themselves).
+    Subclasses implement :meth:`batch_statistics` and :meth:`fit` (and a sampler, ``sample``).
+    Statistics are combined over batches by summing (``combine = "sum"``) or by concatenating
+    along the first dimension (``combine = "concat"``, for fits that need the points
+    themselves). The fit runs at the generation's last batch, so that the generation's metrics
+    and checkpoint see the model it produced; it counts as one optimizer step (a zero-rate SGD
+    step: ``trainer.global_step`` advances once per generation and ModelCheckpoint writes each
+    generation). Statistics seen before a stop within a generation are kept in the checkpoint.
+    :class:`~sclc_lightning.correctors.model.NeonCorrector` refits such a model in closed form
+    with the same two methods.
+
+    Examples:
+        >>> import torch
+        >>> class MeanModel(ExactFitModule):
+        ...     def __init__(self):
+        ...         super().__init__()
+        ...         self.mean = torch.nn.Parameter(torch.zeros(2), requires_grad=False)
+        ...     def batch_statistics(self, batch):
+        ...         x = self.first_tensor(batch)
+        ...         return [x.new_tensor(float(len(x))), x.sum(0)]
+        ...     def fit(self, statistics):
+        ...         count, total = statistics
+        ...         self.mean.copy_(total / count)
+        ...         return {"mean_norm": float(self.mean.norm())}
+        ...     def sample(self, num_samples, *, generator=None):
+        ...         return self.mean + torch.randn(num_samples, 2, generator=generator)
+        >>> model = MeanModel()
+        >>> model.fit(model.batch_statistics(torch.ones(4, 2)))
+        {'mean_norm': 1.4142135381698608}
     """
 
     combine: str = "sum"
@@ -49,11 +75,13 @@ class ExactFitModule(pl.LightningModule, abc.ABC):
 
     @abc.abstractmethod
     def batch_statistics(self, batch: Any) -> list[Tensor]:
-        """The statistics of one training batch."""
+        """The statistics of one training batch (a collated batch of items), as a list of
+        tensors combined over the generation's batches by :attr:`combine`."""
 
     @abc.abstractmethod
     def fit(self, statistics: list[Tensor]) -> dict[str, float]:
-        """Set the model from the statistics of the whole generation; return metrics to log."""
+        """Set the model from the statistics of the whole generation, in place and without
+        gradients (called under ``torch.no_grad()`` by Neon); return metrics to log (may be empty)."""
 
     def training_step(self, batch: Any, batch_idx: int) -> None:
         stats = [s.detach() for s in self.batch_statistics(batch)]

@@ -1,0 +1,103 @@
+"""The loop's seed is the run's seed unless given (sclc_lightning/seeding.py, run_seed and
+fit_seed): runs that differ only in ``seed_everything`` differ, a run without one draws a fresh
+seed that is logged and recorded, and a run repeated with its recorded seed is bit-identical."""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+import lightning.pytorch as pl
+import pytest
+import torch
+from helpers import GaussianModel, fit, gaussian_points, loader, manifest
+
+from sclc_lightning import SelfConsumingLoop
+from sclc_lightning.datasets.toy import GaussianDataModule
+
+
+def _run(tmp_path: Path, **loop: Any) -> tuple[GaussianModel, SelfConsumingLoop]:
+    model = GaussianModel()
+    looped = SelfConsumingLoop(
+        **{"synthetic_fraction": 1.0, "generations": 3, "images_per_generation": 20, "mode": "replace", **loop}
+    )
+    fit(tmp_path, model, loader(gaussian_points(20, seed=0)), looped)
+    return model, looped
+
+
+def test_eight_runs_differing_only_in_seed_everything_give_eight_results(tmp_path: Path) -> None:
+    finals = set()
+    for seed in range(8):
+        pl.seed_everything(seed)
+        model, loop = _run(tmp_path / str(seed))
+        assert loop.seed == seed and manifest(tmp_path / str(seed) / "synthetic")["config"]["seed"] == seed
+        finals.add(tuple(model.log_std.detach().tolist()))
+    assert len(finals) == 8
+
+
+def test_without_seed_everything_a_fresh_seed_is_drawn_logged_recorded_and_repeats_bit_identically(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    os.environ.pop("PL_GLOBAL_SEED", None)
+    with caplog.at_level(logging.INFO, logger="lightning.pytorch"):
+        first, loop_a = _run(tmp_path / "a")
+        second, loop_b = _run(tmp_path / "b")
+    assert loop_a.seed != loop_b.seed  # two runs never share randomness by accident
+    assert f"seed {loop_a.seed}, the run's seed drawn afresh" in caplog.text
+    recorded = manifest(tmp_path / "a" / "synthetic")["config"]["seed"]
+    assert recorded == loop_a.seed
+    assert not torch.equal(first.log_std, second.log_std)
+    again, _ = _run(tmp_path / "c", seed=recorded)  # the recorded seed repeats the run exactly
+    assert torch.equal(again.mean, first.mean) and torch.equal(again.log_std, first.log_std)
+    pl.seed_everything(recorded)  # and so does seed_everything with it
+    once_more, _ = _run(tmp_path / "d")
+    assert torch.equal(once_more.log_std, first.log_std)
+
+
+def test_an_explicit_seed_keeps_its_meaning_whatever_the_run_seed(tmp_path: Path) -> None:
+    pl.seed_everything(1)
+    one, loop = _run(tmp_path / "a", seed=5)
+    pl.seed_everything(2)
+    two, _ = _run(tmp_path / "b", seed=5)
+    assert loop.seed == 5 and torch.equal(one.log_std, two.log_std)
+
+
+@pytest.mark.parametrize("value", [-1, 1.5, "3", True])
+def test_a_bad_seed_is_refused_at_construction(value: Any) -> None:
+    with pytest.raises(ValueError, match=r"`seed` must be None \(the run's seed\) or an integer >= 0"):
+        SelfConsumingLoop(1.0, 2, seed=value)
+
+
+def test_a_datamodule_with_seed_none_follows_the_run_seed_and_shares_a_drawn_one_with_the_loop(tmp_path: Path) -> None:
+    def points(seed: int | None) -> torch.Tensor:
+        data = GaussianDataModule(n=8, n_test=4, batch_size=8, seed=None)
+        data.setup("fit")
+        assert data.train_points is not None
+        return data.train_points
+
+    pl.seed_everything(3)
+    three = points(None)
+    pl.seed_everything(4)
+    assert not torch.equal(three, points(None))
+    pl.seed_everything(3)
+    assert torch.equal(three, points(None))
+    # in a fit without seed_everything the DataModule and the loop take the same drawn seed
+    os.environ.pop("PL_GLOBAL_SEED", None)
+    data = GaussianDataModule(n=20, n_test=4, batch_size=10)
+    loop = SelfConsumingLoop(1.0, 1, images_per_generation=20, output_dir=tmp_path / "s")
+    trainer = pl.Trainer(
+        callbacks=[loop],
+        max_epochs=-1,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        default_root_dir=tmp_path,
+        accelerator="cpu",
+    )
+    trainer.fit(GaussianModel(), datamodule=data)
+    expected = GaussianDataModule(n=20, n_test=4, batch_size=10, seed=loop.seed)
+    expected.setup("fit")
+    assert data.train_points is not None and expected.train_points is not None
+    assert torch.equal(data.train_points, expected.train_points)
