@@ -24,6 +24,7 @@ import sys
 import uuid
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
+from pathlib import Path
 from typing import Any, TypeVar
 
 __all__ = [
@@ -183,7 +184,14 @@ def stop_resource_tracker() -> bool:
 
     tracker = getattr(resource_tracker, "_resource_tracker", None)
     stop = getattr(tracker, "_stop", None)
-    if tracker is None or not callable(stop) or getattr(tracker, "_fd", None) is None:
+    pid = getattr(tracker, "_pid", None)
+    if tracker is None or not callable(stop) or getattr(tracker, "_fd", None) is None or not isinstance(pid, int):
+        return False
+    try:  # only a tracker this process started (a spawned child shares its parent's)
+        parent = int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+    except (OSError, ValueError, IndexError):
+        return False
+    if parent != os.getpid():
         return False
     stop()
     return True

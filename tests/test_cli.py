@@ -1,4 +1,5 @@
 import json
+import re
 import os
 import subprocess
 import sys

@@ -146,8 +146,16 @@ class StabilityMonitor(GenerationMetricProducer, Callback):
                 " that does not hold it), so the exact-Gaussian view is off for this fit.",
             )
             return {}
-        if sigma <= 0 or self.first_sigma <= 0:
-            return {}
+        if not sigma > 0 or not self.first_sigma > 0:
+            # collapsed to a point (or the precision of the samples' dtype): log σ is undefined;
+            # NaN, not the previous generation's values, goes into this generation's row
+            self._warn(
+                "gaussian_zero",
+                f"Generation {generation}: σ = {sigma:g}, so log(σ_t/σ_0) is undefined from here on (the samples"
+                " collapsed to a point or below their dtype's precision); logged as NaN.",
+            )
+            nan = math.nan
+            return {"log_sigma_ratio": nan, "log_sigma_expected": nan, "log_sigma_z": nan}
         n, tau = loop.n, float(loop.sample_kwargs.get("temperature", 1.0))
         observed = math.log(sigma / self.first_sigma)
         expected = expected_log_sigma_ratio(generation, n, tau, estimator=estimator)

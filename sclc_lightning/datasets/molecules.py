@@ -142,19 +142,18 @@ def shipped_smiles(limit: int = 300, min_heavy_atoms: int = 6, max_heavy_atoms: 
 
 
 def _graph(mol: Any, smiles: str, where: str = "") -> Molecule:
-    """The molecule's graph; a charged atom or a radical is refused, naming the SMILES: a graph
-    matrix has no place for them, so the molecule would lose them silently."""
+    """The molecule's graph; a charged atom is refused, naming the SMILES: a graph matrix has no
+    place for formal charges, so the molecule would lose them silently (radicals need none: with
+    every hydrogen explicit, RDKit finds them again from the valences)."""
     charged = [
         f"{atom.GetSymbol()}{atom.GetIdx()} ({atom.GetFormalCharge():+d})"
         for atom in mol.GetAtoms()
         if atom.GetFormalCharge() != 0
     ]
-    radicals = [f"{atom.GetSymbol()}{atom.GetIdx()}" for atom in mol.GetAtoms() if atom.GetNumRadicalElectrons()]
-    if charged or radicals:
-        what = f"formal charges on {', '.join(charged)}" if charged else f"radical electrons on {', '.join(radicals)}"
+    if charged:
         raise ValueError(
-            f"{where}{smiles!r} has {what}: a graph matrix (atomic numbers and bond orders) has no place for"
-            " them, so the molecule would lose them. Give its neutral form (e.g. RDKit's"
+            f"{where}{smiles!r} has formal charges on {', '.join(charged)}: a graph matrix (atomic numbers and bond"
+            " orders) has no place for them, so the molecule would lose them. Give its neutral form (e.g. RDKit's"
             " rdMolStandardize.Uncharger) or leave it out."
         )
     bonds = [(b.GetBeginAtomIdx(), b.GetEndAtomIdx()) for b in mol.GetBonds()]

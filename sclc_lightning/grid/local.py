@@ -79,6 +79,9 @@ def _worker(
         results.put(("done", result, os.getpid()))
         if result.status == "interrupted":
             break
+    # the resource tracker a fit's multiprocessing started in this worker ends with it, not after
+    # (orphaned, it would outlive the grid in its process group)
+    stop_resource_tracker()
 
 
 def run_local(

@@ -67,13 +67,17 @@ class GaussianModel(ExactFitModule):
         self.cov = torch.nn.Parameter(torch.eye(dim), requires_grad=False)
 
     def batch_statistics(self, batch: Any) -> list[Tensor]:
-        x = self.first_tensor(batch).double().flatten(1)
+        # Sums of the points shifted by the current mean (the same all generation: it changes at
+        # the fit), so that the covariance of a model collapsed far below its mean's magnitude
+        # is not lost to cancellation in Σxxᵀ − n·x̄x̄ᵀ.
+        x = self.first_tensor(batch).double().flatten(1) - self.mean.double().to(self.first_tensor(batch).device)
         return [x.new_tensor(float(x.shape[0])), x.sum(0), x.T @ x]
 
     def fit(self, statistics: list[Tensor]) -> dict[str, float]:
         count, total, outer = statistics
-        mean = total / count
-        cov = (outer - count * torch.outer(mean, mean)) / (count - 1 if self.estimator == "unbiased" else count)
+        shifted = total / count
+        cov = (outer - count * torch.outer(shifted, shifted)) / (count - 1 if self.estimator == "unbiased" else count)
+        mean = self.mean.double().to(shifted.device) + shifted
         self.mean.copy_(mean.to(self.mean.dtype))
         self.cov.copy_(cov.to(self.cov.dtype))
         return {"w2": self.w2(), "sigma": self.sigma}

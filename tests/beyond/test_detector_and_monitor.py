@@ -11,6 +11,7 @@ import pytest
 import torch
 from helpers import fit, metrics_rows
 from torch import Tensor
+from torch.utils.data import DataLoader
 
 from sclc_lightning import SelfConsumingLoop
 from sclc_lightning.callbacks import DetectorMetrics, GenerationCSV, StabilityMonitor
@@ -67,7 +68,8 @@ def test_the_monitor_checks_bertrands_condition_and_a_drift_metric(tmp_path: Pat
     assert bertrand_max_fraction(alpha=1.0, epsilon=1.0, lipschitz=1.0) == 0.5
     assert bertrand_is_stable(0.49, 1.0, 1.0, 1.0) and not bertrand_is_stable(0.5, 1.0, 1.0, 1.0)
     monitor = StabilityMonitor(alpha=1.0, epsilon=1.0, lipschitz=1.0, drift_threshold=0.75)
-    detector = DetectorMetrics(num_samples=500, every=4, classifier="mlp")
+    # the detector asked for the loop's own temperature (by default it measures the model at τ = 1)
+    detector = DetectorMetrics(num_samples=500, every=4, classifier="mlp", sample_kwargs={"temperature": 0.5})
     _, said = _run(
         tmp_path, GaussianModel(dim=2), [detector, monitor], generations=8, sample_kwargs={"temperature": 0.5}
     )
@@ -113,26 +115,41 @@ def test_the_monitor_reads_a_generation_after_every_hook_whatever_the_order(tmp_
 
 def test_the_monitor_takes_the_models_variance_estimator(tmp_path: Path) -> None:
     # n = 10, 200 generations: the unbiased expectation is 200 · ½ log(10/9) = 10.5 above the MLE
-    # one, about 3 standard deviations (3.5): a monitor assuming the unbiased estimate warns
+    # one, about 3 standard deviations (3.5): a monitor assuming the unbiased estimate warns.
+    # float64 throughout: σ falls to about e^-22, below float32's precision around the mean.
     from sclc_lightning.theory import expected_log_sigma_ratio, log_sigma_ratio_std
 
     loop = SelfConsumingLoop(1.0, 200, images_per_generation=None, mode="replace", output_dir=tmp_path / "s", seed=3)
-    model = GaussianModel(dim=1, estimator="mle")
+    model = GaussianModel(dim=1, estimator="mle").double()
+    real = torch.randn(10, 1, dtype=torch.float64, generator=torch.Generator().manual_seed(3))
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         fit(
             tmp_path,
             model,
-            GaussianDataModule(n=10, dim=1, n_test=10, batch_size=10, seed=3),
+            DataLoader(real, batch_size=10),
             loop,
             callbacks=[StabilityMonitor(drift_metric=None), GenerationCSV()],
         )
     said = [str(w.message) for w in caught if "StabilityMonitor" in str(w.message)]
     last = metrics_rows(tmp_path)[-1]
-    assert said == [] and abs(last["log_sigma_z"]) < 3
+    assert int(last["generation"]) == 200 and said == [] and abs(last["log_sigma_z"]) < 3
     assert last["log_sigma_expected"] == pytest.approx(expected_log_sigma_ratio(200, 10, estimator="mle"))
     unbiased_z = (last["log_sigma_ratio"] - expected_log_sigma_ratio(200, 10)) / log_sigma_ratio_std(200, 10)
     assert unbiased_z < last["log_sigma_z"] - 2.5  # what the monitor would have said, assuming n - 1
+
+
+def test_a_gaussian_collapsed_to_its_dtypes_precision_logs_nan_not_stale_values(tmp_path: Path) -> None:
+    loop = SelfConsumingLoop(1.0, 200, images_per_generation=None, mode="replace", output_dir=tmp_path / "s", seed=3)
+    data = GaussianDataModule(n=10, dim=1, n_test=10, batch_size=10, seed=3)  # float32: σ reaches 0
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        callbacks = [StabilityMonitor(drift_metric=None), GenerationCSV()]
+        fit(tmp_path, GaussianModel(dim=1, estimator="mle"), data, loop, callbacks=callbacks)
+    rows = metrics_rows(tmp_path)
+    zero = next(r for r in rows if r["sigma"] == 0.0)  # float32 samples: σ below the mean's precision
+    assert math.isnan(zero["log_sigma_ratio"]) and math.isnan(rows[-1]["log_sigma_expected"])
+    assert sum("logged as NaN" in str(w.message) for w in caught) == 1
 
 
 def test_the_exact_gaussian_view_is_for_models_that_declare_it_and_runs_without_weight_correction(
@@ -192,7 +209,7 @@ def test_the_detector_samples_the_models_own_distribution_and_says_how_many_item
         _run(
             tmp_path,
             GaussianModel(dim=2),
-            [DetectorMetrics(num_samples=5000, every=10, classifier="mlp"), GenerationCSV()],
+            [DetectorMetrics(num_samples=5000, every=10, classifier="mlp")],
             generations=0,
             sample_kwargs={"temperature": 0.5},
         )

@@ -61,7 +61,7 @@ def test_strength_blends_like_the_physics_corrector_and_workers_do_not_change_th
     half = correct(ForceFieldCorrector(1.0, steps=50, num_workers=0), graphs, pos)
     assert torch.allclose(half, (pos + relaxed.float()) / 2, atol=1e-6)  # (y + γ relax(y)) / (1 + γ), γ = 1
     assert ForceFieldCorrector(3.0, steps=50).describe() == {"name": "forcefield", "strength": 3.0, "steps": 50}
-    with pytest.raises(ValueError, match="`steps` and `chunk_size` must be >= 1"):
+    with pytest.raises(ValueError, match="`steps` must be an integer >= 1, got 0"):
         ForceFieldCorrector(steps=0)
 
 

@@ -112,7 +112,7 @@ def _builtin(names: list[str], get: Any) -> list[str]:
 def _fingerprint(**loop: Any) -> dict[str, Any]:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)
-        return SelfConsumingLoop(synthetic_fraction=1.0, generations=2, **loop).fingerprint()
+        return SelfConsumingLoop(**{"synthetic_fraction": 1.0, "generations": 2, "seed": 0, **loop}).fingerprint()
 
 
 def _refused(old: dict[str, Any], new: dict[str, Any]) -> bool:
