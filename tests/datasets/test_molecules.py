@@ -106,7 +106,9 @@ def test_a_truncated_geom_stream_is_refused_naming_the_file(tmp_path: Path) -> N
     whole = msgpack.packb({"CCO": {"conformers": [{"xyz": _ethanol_xyz()}]}})
     path = tmp_path / "cut.msgpack"
     path.write_bytes(whole + whole[:-25])  # the second record loses its last 25 bytes
-    with pytest.raises(ValueError, match=f"{path}: the MessagePack stream's last whole record ends at byte {len(whole)} of"):
+    with pytest.raises(
+        ValueError, match=f"{path}: the MessagePack stream's last whole record ends at byte {len(whole)} of"
+    ):
         list(read_geom(path))
     path.write_bytes(whole + b"\xc1")  # a byte MessagePack never uses
     with pytest.raises(ValueError, match=f"{path}: "):
