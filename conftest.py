@@ -4,18 +4,9 @@ test registered, so that no test depends on the order they run in."""
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 
 import pytest
-
-if os.environ.get("PYTEST_XDIST_WORKER"):
-    # pytest-xdist runs the suite in one worker per core: each worker (and the processes its tests
-    # start, which inherit the variable) computes on one thread, so that they do not fight over
-    # the cores. Set before torch is imported by any test.
-    os.environ.setdefault("OMP_NUM_THREADS", "1")
-    os.environ.setdefault("MKL_NUM_THREADS", "1")
-
 
 @pytest.fixture(autouse=True)
 def _registries_restored() -> Iterator[None]:

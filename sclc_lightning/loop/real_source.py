@@ -97,6 +97,19 @@ def _tensor_bytes(tensor: torch.Tensor) -> bytes:
     return flat.view(torch.uint8).numpy().tobytes() if flat.numel() else b""
 
 
+def _scan_tensor(data: torch.Tensor) -> str:
+    """:func:`scan_real_data` of a dataset that is one tensor (its items its rows): the same
+    digest (the batches' bytes in order are the tensor's bytes), without indexing every row."""
+    if data.is_floating_point():
+        rows = ~torch.isfinite(data.reshape(len(data), -1)).all(dim=1)
+        if bool(rows.any()):
+            raise ValueError(
+                f"The real training data holds NaN or infinite values: {int(rows.sum())} of its {len(data)} items"
+                f" (Tensor), the first at index {int(torch.nonzero(rows)[0])}. Clean the dataset before training."
+            )
+    return hashlib.sha256(_tensor_bytes(data)).hexdigest()
+
+
 def scan_real_data(real: RealData, template: DataLoader[Any]) -> str:
     """Read every real item once, before training: refuse NaN or infinite values in the data
     field (they would otherwise surface generations later, as if the model had produced them) and
@@ -108,6 +121,8 @@ def scan_real_data(real: RealData, template: DataLoader[Any]) -> str:
     Raises:
         ValueError: NaN or infinite values, naming the first bad item and how many there are.
     """
+    if isinstance(real.dataset, torch.Tensor) and real.codec.container == "tensor":
+        return _scan_tensor(real.dataset)  # the items are the rows of one tensor: read it whole
     workers = template.num_workers if len(real) >= 20_000 else 0
     reader = DataLoader(
         real.dataset,

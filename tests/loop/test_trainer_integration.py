@@ -291,3 +291,19 @@ def test_the_history_is_written_beside_the_synthetic_data(tmp_path: Path) -> Non
     (tmp_path / "s" / "history.jsonl").unlink()  # a run of an earlier version: history.json, a list
     (tmp_path / "s" / "history.json").write_text(json.dumps([dataclasses.asdict(r) for r in loop.history]))
     assert read_history(tmp_path / "s") == loop.history
+
+
+def test_a_tensor_dataset_is_scanned_whole_with_the_same_digest_and_checks() -> None:
+    from torch.utils.data import DataLoader
+
+    from sclc_lightning.items.codec import ItemCodec
+    from sclc_lightning.items.real import RealData
+    from sclc_lightning.loop.real_source import scan_real_data
+
+    points = gaussian_points(1100)  # more than two of the general path's batches of 512
+    as_tensor = RealData(points, ItemCodec.infer(points[0]))
+    as_items = RealData(TensorItems(points), ItemCodec.infer(points[0]))  # read item by item
+    assert scan_real_data(as_tensor, DataLoader(points)) == scan_real_data(as_items, DataLoader(points))
+    points[900, 1] = float("nan")
+    with pytest.raises(ValueError, match=r"1 of its 1100 items \(Tensor\), the first at index 900"):
+        scan_real_data(RealData(points, ItemCodec.infer(points[0])), DataLoader(points))

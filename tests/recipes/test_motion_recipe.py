@@ -4,11 +4,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from .test_gaussian_recipes import RECIPES, run
 
 SMALL = ("--config", str(RECIPES / "small" / "motion_physics.yaml"), "--loop.generations", "2")
 
 
+@pytest.mark.slow  # 80 s on the slower 2-core machine; the default suite keeps the same loop at a
+# smaller size in tests/models/test_motion_diffusion.py (physics corrector, labelled motions, metrics)
 def test_small_variant_runs_the_physics_and_uncorrected_arms(tmp_path: Path) -> None:
     physics = run(tmp_path, "motion_physics", "physics", *SMALL)
     plain = run(tmp_path, "motion_physics", "plain", *SMALL, "--loop.corrector", "null")
