@@ -30,19 +30,8 @@ def test_score_from_import_path_and_bad_scores() -> None:
     assert corrector.score(torch.tensor([[-2.0]]), None).item() == -2.0
     with pytest.raises(ValueError, match="does not name an importable object"):
         FilterCorrector("no.such.module:f")
-    bad = FilterCorrector(lambda d, c: torch.zeros(3))
-    with pytest.raises(ValueError, match=r"one value per point, shape \(4,\) or \(4, 1\), got \(3,\)"):
-        bad.correct(
-            SyntheticBatch(torch.zeros(4, 1), torch.arange(4)),
-            generation=1,
-            generator=torch.Generator(),
-            reference=REFERENCE,
-        )
-    paired = FilterCorrector(lambda d, c: torch.zeros(2, 2))  # four values, but not one per point
-    with pytest.raises(ValueError, match=r"got \(2, 2\)"):
-        paired.correct(
-            SyntheticBatch(torch.zeros(4, 1), torch.arange(4)),
-            generation=1,
-            generator=torch.Generator(),
-            reference=REFERENCE,
-        )
+    four = SyntheticBatch(torch.zeros(4, 1), torch.arange(4))
+    for scores, shown in ((torch.zeros(3), r"\(3,\)"), (torch.zeros(2, 2), r"\(2, 2\)")):  # (2, 2): four values
+        bad = FilterCorrector(lambda d, c, scores=scores: scores)
+        with pytest.raises(ValueError, match=rf"one value per point, shape \(4,\) or \(4, 1\), got {shown}"):
+            bad.correct(four, generation=1, generator=torch.Generator(), reference=REFERENCE)

@@ -87,16 +87,7 @@ def test_a_datamodule_with_seed_none_follows_the_run_seed_and_shares_a_drawn_one
     os.environ.pop("PL_GLOBAL_SEED", None)
     data = GaussianDataModule(n=20, n_test=4, batch_size=10)
     loop = SelfConsumingLoop(1.0, 1, images_per_generation=20, output_dir=tmp_path / "s")
-    trainer = pl.Trainer(
-        callbacks=[loop],
-        max_epochs=-1,
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        default_root_dir=tmp_path,
-        accelerator="cpu",
-    )
-    trainer.fit(GaussianModel(), datamodule=data)
+    fit(tmp_path, GaussianModel(), data, loop)
     expected = GaussianDataModule(n=20, n_test=4, batch_size=10, seed=loop.seed)
     expected.setup("fit")
     assert data.train_points is not None and expected.train_points is not None
