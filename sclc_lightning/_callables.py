@@ -191,7 +191,8 @@ def _identity_parts(value: Any, seen: set[int]) -> Any:
         ]
     if isinstance(value, types.MethodType):
         owner = value.__self__
-        bound = ["class", _name(owner)] if isinstance(owner, type) else ["instance of", _name(type(owner))]
+        # the object's state counts: C(0.5).meth and C(3.0).meth are other schedules
+        bound = ["class", _name(owner)] if isinstance(owner, type) else ["instance of", _value_parts(owner, seen)]
         return ["method", _identity_parts(value.__func__, seen), bound]
     if isinstance(value, types.FunctionType):
         source = _source(value)

@@ -82,8 +82,12 @@ def run_seed(requested: int | None) -> tuple[int, str]:
             raise ValueError(
                 f"PL_GLOBAL_SEED must be an integer (seed_everything sets it), got {text!r}; unset it or pass `seed=`."
             ) from None
-        if value >= 0:
-            return value, "seed_everything"
+        if value < 0:
+            raise ValueError(
+                f"PL_GLOBAL_SEED must be an integer >= 0 (seed_everything sets it), got {text!r}; unset it or pass"
+                " `seed=`."
+            )
+        return value, "seed_everything"
     return secrets.randbelow(2**32), "drawn"
 
 

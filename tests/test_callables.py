@@ -155,3 +155,18 @@ def test_identities_do_not_depend_on_the_process(tmp_path: Path) -> None:
 def test_the_digest_is_sixteen_hex_digits(value: Any) -> None:
     name, _, digest = code_identity(value).partition(CODE_MARK)
     assert len(digest) == 16 and int(digest, 16) >= 0 and name
+
+
+class _Ramp:
+    def __init__(self, value: float) -> None:
+        self.value = value
+
+    def at(self, generation: int) -> float:
+        return self.value
+
+
+def test_a_bound_method_counts_its_objects_state() -> None:
+    # found by a hostile try: C(0.5).meth and C(3.0).meth resumed as the same schedule
+    assert code_identity(_Ramp(0.5).at) != code_identity(_Ramp(3.0).at)
+    assert code_identity(_Ramp(0.5).at) == code_identity(_Ramp(0.5).at)
+    assert "0x" not in code_identity(_Ramp(0.5).at)

@@ -223,6 +223,8 @@ def read_geom(path: str | os.PathLike[str], limit: int | None = None) -> Iterato
     chem = _chem()
     count, complete = 0, 0
     size = os.path.getsize(path)
+    if size == 0:
+        raise ValueError(f"{path}: the file is empty (a download cut short?); download it again.")
     with open(path, "rb") as handle:
         unpacker = msgpack.Unpacker(handle, raw=False, strict_map_key=False)
         try:
@@ -238,7 +240,7 @@ def read_geom(path: str | os.PathLike[str], limit: int | None = None) -> Iterato
         except (msgpack.exceptions.UnpackException, ValueError) as err:
             if str(err).startswith(f"{path}:"):
                 raise
-            raise ValueError(f"{path}: not a MessagePack stream GEOM writes ({err}).") from None
+            raise ValueError(f"{path}: not a MessagePack stream GEOM writes ({err or type(err).__name__}).") from None
         if complete != size:
             raise ValueError(
                 f"{path}: the MessagePack stream's last whole record ends at byte {complete} of {size}: the file"

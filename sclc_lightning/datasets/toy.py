@@ -304,6 +304,7 @@ class LinearRegressionDataModule(pl.LightningDataModule):
 
     def _draw(self, num: int, generator: torch.Generator) -> _Pairs:
         x = torch.randn(num, self.dim, generator=generator, dtype=torch.float64)
+        assert self._weights is not None  # drawn by `_seed`, which `setup` calls first
         y = x @ self._weights + self.noise_std * torch.randn(num, generator=generator, dtype=torch.float64)
         return _Pairs(x.float(), y.float().unsqueeze(1))
 

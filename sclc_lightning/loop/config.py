@@ -291,6 +291,17 @@ class LoopConfig:
         )
 
     @property
+    def run_seed(self) -> int:
+        """The seed every draw comes from, once a fit has resolved it (``seed=None``: the run's).
+
+        Raises:
+            RuntimeError: asked before a fit started (the run's seed is not known yet).
+        """
+        if self.seed is None:
+            raise RuntimeError("The run's seed is known once a fit has started (seed=None takes the run's seed).")
+        return self.seed
+
+    @property
     def first_generation(self) -> int:
         """``1`` when generation 0 is skipped (``initial_images=0``), else ``0``."""
         return 0 if self.initial_images != 0 else 1

@@ -34,8 +34,8 @@ def _samples(
 ) -> SyntheticBatch:
     """``count`` samples of the model, drawn alike on every rank."""
     config, real, sampler = producer.config, producer.real, producer.sampler
-    templates = draw_templates(len(real), count, make_generator(config.seed, "model_correct_templates", generation))
-    generator = make_generator(config.seed, "model_correct", generation)
+    templates = draw_templates(len(real), count, make_generator(config.run_seed, "model_correct_templates", generation))
+    generator = make_generator(config.run_seed, "model_correct", generation)
     if pl_module.device.type != "cpu":
         generator = torch.Generator(device=pl_module.device).manual_seed(int(generator.initial_seed()))
     where = f"generation {generation}, {sampler.name} (samples for the model corrector)"
@@ -64,7 +64,7 @@ def correct_model(
     if corrector is None:
         return
     start = time.perf_counter()
-    with forked_rng(config.seed, generation, 0, pl_module.device, purpose="model_correct"):
+    with forked_rng(config.run_seed, generation, 0, pl_module.device, purpose="model_correct"):
         batch = _samples(trainer, pl_module, producer, corrector.num_samples, generation)
         items = build_items(batch, producer.real)
         reference = {k: v.detach().cpu().clone() for k, v in pl_module.state_dict().items()}
@@ -75,7 +75,7 @@ def correct_model(
                 collate=template.collate_fn or default_collate,
                 reference=reference,
                 generation=generation,
-                generator=make_generator(config.seed, "model_correct", generation, 0, 1),
+                generator=make_generator(config.run_seed, "model_correct", generation, 0, 1),
             )
     if trainer.world_size > 1:  # every rank computed the same; rank zero's is loaded everywhere
         weights = trainer.strategy.broadcast(weights, src=0)

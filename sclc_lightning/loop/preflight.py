@@ -123,14 +123,14 @@ def dry_run(
         per_rank = POINTS_PER_RANK
         if isinstance(corrector, SelectingCorrector):
             per_rank = max(per_rank, corrector.draws(1))
-        with forked_rng(config.seed, 0, rank, pl_module.device, purpose="dry_run"):
+        with forked_rng(config.run_seed, 0, rank, pl_module.device, purpose="dry_run"):
             local = sample_share(
                 trainer,
                 pl_module,
                 real,
                 total=per_rank * world,
                 generation=0,
-                seed=config.seed,
+                seed=config.run_seed,
                 batch_size=config.sample_batch_size,
                 sampler=producer.sampler,
                 stream="dry_run",
@@ -145,7 +145,7 @@ def dry_run(
                     report = producer.corrector.check_on_real(on_real)
                 except ValueError as err:
                     raise DryRunError(f"{where}, corrector {name} on {len(on_real)} real items: {err}") from err
-                generator = make_generator(config.seed, "dry_run", 1)
+                generator = make_generator(config.run_seed, "dry_run", 1)
                 corrected = producer.correct(local, 1, generator, f"{where}, corrector {name}")
                 _check_items(producer.complete(corrected, where), real, template, f"{where}, corrector {name}")
     except Exception as err:  # reported to every rank below

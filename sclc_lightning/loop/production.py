@@ -142,7 +142,7 @@ class SyntheticProducer:
                     self.real,
                     total=ask,
                     generation=generation,
-                    seed=self.config.seed,
+                    seed=self.config.run_seed,
                     batch_size=self.config.sample_batch_size,
                     sampler=self.sampler,
                     check=check,
@@ -196,7 +196,7 @@ class SyntheticProducer:
         started = time.perf_counter()
         self.prepare_corrector()
         corrector.show_progress = trainer.progress_bar_callback is not None
-        generator = make_generator(self.config.seed, "correct", generation, 0, part)
+        generator = make_generator(self.config.run_seed, "correct", generation, 0, part)
         name = describe_corrector(corrector)
         rows = corrector.choose(batch, keep=needed, generation=generation, generator=generator, reference=self.real)
         check_rows(rows, len(batch), needed, f"generation {generation}, corrector {name}")
@@ -249,7 +249,7 @@ class SyntheticProducer:
     def prepare_corrector(self) -> None:
         """Set the corrector up once (fit its centres, ...), before its first correction."""
         if self.corrector is not None and not self._corrector_ready:
-            self.corrector.setup(self.real, make_generator(self.config.seed, "corrector_setup", 0))
+            self.corrector.setup(self.real, make_generator(self.config.run_seed, "corrector_setup", 0))
             self._corrector_ready = True
 
     def correct(self, batch: SyntheticBatch, generation: int, generator: Any, where: str) -> SyntheticBatch:
@@ -285,5 +285,5 @@ class SyntheticProducer:
         name = describe_corrector(corrector)
         rank_zero_info(f"SelfConsumingLoop: correcting generation {generation} with {name}.")
         corrector.show_progress = show_progress
-        generator = make_generator(self.config.seed, "correct", generation)
+        generator = make_generator(self.config.run_seed, "correct", generation)
         return self.correct(batch, generation, generator, f"generation {generation}, corrector {name}")

@@ -52,11 +52,11 @@ def preview_loader(trainer: pl.Trainer, config: LoopConfig, source: RealSource) 
     template, real = source.template, source.real
     batch_size = template.batch_size or template.batch_sampler.batch_size  # type: ignore[union-attr]
     batches = planned_batches(config, len(real), batch_size, trainer.world_size, template.drop_last)
-    plan = config.policy.plan(0, len(real), {}, config.seed)
+    plan = config.policy.plan(0, len(real), {}, config.run_seed)
     longest = max(batches.values()) * batch_size * trainer.world_size
-    draw = draw_generation(trainer, template, real, plan, {}, requested=longest, seed=config.seed, warn=False)
+    draw = draw_generation(trainer, template, real, plan, {}, requested=longest, seed=config.run_seed, warn=False)
     accumulate = trainer.accumulate_grad_batches
-    return make_loader(trainer, template, draw, config.seed), planned_steps(batches, accumulate)
+    return make_loader(trainer, template, draw, config.run_seed), planned_steps(batches, accumulate)
 
 
 @dataclass
@@ -152,7 +152,7 @@ class FitSession:
         plan, draw = self._draw(trainer, generation, position)
         self._count(trainer, draw, position)
         if position is None:
-            reseed(self.config.seed, generation, trainer.global_rank)
+            reseed(self.config.run_seed, generation, trainer.global_rank)
         else:  # the generators as they were after the last batch trained
             restore_rng(position.rng[trainer.global_rank])
         return self._loader(trainer, plan, draw)
@@ -183,7 +183,7 @@ class FitSession:
         if generation < 1 or total == 0:
             return
         check = self.stops.check_while_sampling(trainer, generation)
-        with forked_rng(self.config.seed, generation, trainer.global_rank, pl_module.device):
+        with forked_rng(self.config.run_seed, generation, trainer.global_rank, pl_module.device):
             produced = self.producer.ensure(
                 trainer,
                 pl_module,
@@ -212,7 +212,7 @@ class FitSession:
         counts: Mapping[int, int] = MappingProxyType(self._counts)  # read-only, up to `generation`
         if self._counts and max(self._counts) > generation:
             counts = {g: c for g, c in self._counts.items() if g <= generation}
-        plan = self.config.policy.plan(generation, len(self.source.real), counts, self.config.seed)
+        plan = self.config.policy.plan(generation, len(self.source.real), counts, self.config.run_seed)
         error: BaseException | None = None
         sets: dict[int, Dataset[Any]] = {}
         try:
@@ -227,7 +227,7 @@ class FitSession:
             plan,
             sets,
             requested=self.config.budget(generation),
-            seed=self.config.seed,
+            seed=self.config.run_seed,
             warn=position is None,
             warned=self._warned,
             skip_batches=0 if position is None else position.batches,
@@ -245,9 +245,9 @@ class FitSession:
     def _loader(self, trainer: pl.Trainer, plan: GenerationPlan, draw: GenerationDraw) -> DataLoader[Any]:
         """A loader over the draw; the user's persistent workers serve every generation."""
         if not PersistentLoader.wanted(self.source.template):
-            return make_loader(trainer, self.source.template, draw, self.config.seed)
+            return make_loader(trainer, self.source.template, draw, self.config.run_seed)
         if self._persistent is None:
-            real, seed = self.source.real, self.config.seed
+            real, seed = self.source.real, self.config.run_seed
             self._persistent = PersistentLoader(trainer, self.source.template, real, self.store.root, seed)
         return self._persistent.serve(draw, {g: self.records[g].digest() for g, _ in plan.synthetic})
 

@@ -141,11 +141,12 @@ class GenerationEvaluator(Callback):
     headline: ClassVar[str] = ""
 
     def __init__(self, num_samples: int, every: int, batch_size: int, seed: int) -> None:
-        if num_samples < 2 or every < 1 or batch_size < 1:
-            raise ValueError(
-                f"`num_samples` must be >= 2, `every` and `batch_size` >= 1, got {num_samples}, {every}, {batch_size}."
-            )
-        self.num_samples, self.every, self.batch_size, self.seed = num_samples, every, batch_size, seed
+        from sclc_lightning._checks import check_number
+
+        self.num_samples = check_number("num_samples", num_samples, minimum=2, integer=True)
+        self.every = check_number("every", every, minimum=1, integer=True)
+        self.batch_size = check_number("batch_size", batch_size, minimum=1, integer=True)
+        self.seed = check_number("seed", seed, minimum=0, integer=True)
 
     def evaluate(self, trainer: pl.Trainer, pl_module: pl.LightningModule, generation: int) -> dict[str, float]:
         """The metrics of ``generation``."""

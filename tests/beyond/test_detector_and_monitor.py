@@ -238,3 +238,16 @@ def test_a_detector_without_held_out_data_is_refused_before_generation_0(tmp_pat
     small = GaussianDataModule(n=50, n_test=6, batch_size=50, seed=0)
     with pytest.raises(ValueError, match=r"at least 2 \* folds = 10 held-out items, .* has 6"):
         fit(tmp_path / "b", model, small, loop, callbacks=[DetectorMetrics(num_samples=100)])
+
+
+@pytest.mark.parametrize(
+    ("arguments", "match"),
+    [
+        ({"num_samples": math.nan}, r"`num_samples` must be an integer >= 2, got nan"),
+        ({"every": math.nan}, r"`every` must be an integer >= 1, got nan"),
+        ({"num_samples": "100"}, r"`num_samples` must be an integer >= 2, got '100' \(text"),
+    ],
+)
+def test_evaluator_counts_are_whole_numbers(arguments: dict[str, Any], match: str) -> None:
+    with pytest.raises(ValueError, match=match):
+        DetectorMetrics(**arguments)

@@ -113,6 +113,9 @@ def test_a_truncated_geom_stream_is_refused_naming_the_file(tmp_path: Path) -> N
     path.write_bytes(whole + b"\xc1")  # a byte MessagePack never uses
     with pytest.raises(ValueError, match=f"{path}: "):
         list(read_geom(path))
+    path.write_bytes(b"")  # a download cut to nothing is not an empty data set
+    with pytest.raises(ValueError, match=f"{path}: the file is empty"):
+        list(read_geom(path))
 
 
 @pytest.mark.parametrize(

@@ -92,3 +92,12 @@ def test_a_datamodule_with_seed_none_follows_the_run_seed_and_shares_a_drawn_one
     expected.setup("fit")
     assert data.train_points is not None and expected.train_points is not None
     assert torch.equal(data.train_points, expected.train_points)
+
+
+@pytest.mark.parametrize("text", ["-3", "banana"])
+def test_a_pl_global_seed_that_is_not_a_seed_is_refused(text: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    from sclc_lightning.seeding import run_seed
+
+    monkeypatch.setenv("PL_GLOBAL_SEED", text)
+    with pytest.raises(ValueError, match=f"PL_GLOBAL_SEED must be an integer .* got '{text}'"):
+        run_seed(None)
