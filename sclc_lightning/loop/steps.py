@@ -44,7 +44,8 @@ def planned_batches(
         per_set = config.num_synthetic(n, generation) if generation >= 1 else 0
         if per_set > 0:
             counts[generation] = per_set
-        plan = config.policy.plan(generation, real_size, dict(counts), config.run_seed)
+        # the counts do not depend on the seed (a pure planning call may come before a fit)
+        plan = config.policy.plan(generation, real_size, dict(counts), config.seed or 0)
         size = plan.num_real(real_size) + plan.num_synthetic(counts)
         budget = resolve_budget(config.budget(generation), size, batch_size, world_size, drop_last)
         batches[generation] = budget.batches_per_rank
