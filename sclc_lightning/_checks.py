@@ -4,12 +4,28 @@ number); text is never a number (``"1e-3"`` is refused, naming the fix)."""
 
 from __future__ import annotations
 
+import dataclasses
+import functools
+import inspect
 import math
 import numbers
-from collections.abc import Iterable, Mapping
-from typing import Any
+import types
+import typing
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any, NamedTuple
 
-__all__ = ["check_keys", "check_number", "is_integer", "is_number"]
+import numpy as np
+
+__all__ = [
+    "Range",
+    "check_arguments",
+    "check_choice",
+    "check_keys",
+    "check_number",
+    "check_numbers",
+    "is_integer",
+    "is_number",
+]
 
 
 def is_number(value: Any) -> bool:
@@ -30,12 +46,14 @@ def check_number(
     maximum: float | None = None,
     above: float | None = None,
     integer: bool = False,
+    infinite: bool = False,
 ) -> Any:
     """``value`` as a Python ``float`` (``int`` with ``integer``), refused unless it is a finite
     number in range.
 
     Raises:
         ValueError: "`name` must be a finite number >= 0, got ...", saying so when text was given.
+            With ``infinite``, +inf and -inf pass the range checks as numbers (NaN never does).
 
     Examples:
         >>> import numpy as np
@@ -47,12 +65,16 @@ def check_number(
         ...     print(err)
         `lr` must be a finite number > 0, got '1e-3' (text: write the number without quotes).
     """
-    kind = "an integer" if integer else "a finite number"
+    kind = "an integer" if integer else "a number (inf allowed)" if infinite else "a finite number"
     bounds = [f">= {minimum:g}" if minimum is not None else "", f"> {above:g}" if above is not None else ""]
     bounds.append(f"<= {maximum:g}" if maximum is not None else "")
     expected = " and ".join(b for b in bounds if b)
     wanted = f"`{name}` must be {kind}{' ' + expected if expected else ''}"
-    ok = is_integer(value) if integer else is_number(value) and math.isfinite(float(value))
+    ok = (
+        is_integer(value)
+        if integer
+        else is_number(value) and (math.isfinite(float(value)) or (infinite and not math.isnan(float(value))))
+    )
     if ok:
         number = int(value) if integer else float(value)
         ok = (
@@ -91,3 +113,205 @@ def check_keys(name: str, given: Mapping[str, Any], valid: Iterable[str]) -> Non
         parts.append(f"{key!r}" + (f" (did you mean {near[0]!r}?)" if near else ""))
     plural = "s" if len(unknown) > 1 else ""
     raise ValueError(f"`{name}` has unknown key{plural} {', '.join(parts)}; valid keys: {valid}.")
+
+
+def check_choice(name: str, value: Any, choices: Iterable[str]) -> str:
+    """``value`` if it is one of ``choices``, else refused naming them and the nearest.
+
+    Examples:
+        >>> try:
+        ...     check_choice("estimator", "unbaised", ["unbiased", "mle"])
+        ... except ValueError as err:
+        ...     print(err)
+        `estimator` must be one of ['mle', 'unbiased'], got 'unbaised' (did you mean 'unbiased'?).
+    """
+    import difflib
+
+    valid = sorted(choices)
+    if isinstance(value, str) and value in valid:
+        return value
+    near = difflib.get_close_matches(value, valid, n=1) if isinstance(value, str) else []
+    raise ValueError(
+        f"`{name}` must be one of {valid}, got {value!r}" + (f" (did you mean {near[0]!r}?)." if near else ".")
+    )
+
+
+@dataclasses.dataclass(frozen=True)
+class Range:
+    """Where a numeric argument must lie, for :func:`check_arguments` (the bounds of
+    :func:`check_number`; ``infinite`` lets ``inf`` through, never NaN)."""
+
+    minimum: float | None = None
+    above: float | None = None
+    maximum: float | None = None
+    infinite: bool = False
+
+
+COUNT = Range(minimum=1)
+NON_NEGATIVE = Range(minimum=0)
+POSITIVE = Range(above=0)
+FRACTION = Range(minimum=0, maximum=1)
+
+
+class _Kinds(NamedTuple):
+    """What an annotation admits, as far as it can be read: the scalar kinds, the choices of a
+    ``Literal``, and whether something else (a tensor, a callable, a mapping ...) is admitted too."""
+
+    scalars: frozenset[type]
+    choices: tuple[Any, ...]
+    other: bool
+
+
+def _kinds(annotation: Any) -> _Kinds:
+    scalars: set[type] = set()
+    choices: list[Any] = []
+    other = False
+    for arm in typing.get_args(annotation) if _is_union(annotation) else (annotation,):
+        if arm is type(None) or arm is None:
+            scalars.add(type(None))
+        elif typing.get_origin(arm) is typing.Literal:
+            choices.extend(typing.get_args(arm))
+        elif arm in (int, float, bool, str):
+            scalars.add(arm)
+        else:
+            other = True
+    return _Kinds(frozenset(scalars), tuple(choices), other)
+
+
+def _is_union(annotation: Any) -> bool:
+    return typing.get_origin(annotation) in (typing.Union, types.UnionType)
+
+
+@functools.cache
+def _annotations(function: Callable[..., Any]) -> dict[str, tuple[_Kinds, Any]]:
+    """Each parameter's readable annotation (those naming only what the module can evaluate at
+    run time; one that cannot be read is left to the function's own checks) and its default."""
+    found = {}
+    namespace = {**vars(typing), **getattr(function, "__globals__", {})}
+    for parameter in inspect.signature(function).parameters.values():
+        annotation = parameter.annotation
+        if annotation is parameter.empty:
+            continue
+        if isinstance(annotation, str):
+            try:
+                annotation = eval(annotation, namespace)
+            except Exception:  # a name imported for type checking only: not checked here
+                continue
+        found[parameter.name] = (_kinds(annotation), parameter.default)
+    return found
+
+
+def check_arguments(function: Callable[..., Any], values: Mapping[str, Any], **ranges: Range) -> None:
+    """Check the arguments a function was given (``values``: its ``locals()`` at the start)
+    against its annotations: numbers are numbers (NumPy scalars included, text refused, NaN
+    refused, a fraction refused for an ``int``, inf refused unless the default is infinite),
+    flags are ``True``/``False``, a ``Literal`` is one of its choices, ``None`` only where the
+    annotation admits it. ``ranges`` bounds numbers.
+    Annotations this cannot read (``Callable``, tensors, mappings) are left to the function.
+
+    Raises:
+        ValueError: one line naming the argument, what it must be and the value given.
+
+    Examples:
+        >>> from typing import Literal
+        >>> def build(width: int = 64, lr: float = 1e-3, kind: Literal["mlp", "linear"] = "mlp") -> None:
+        ...     check_arguments(build, locals(), width=COUNT, lr=POSITIVE)
+        >>> build(width=8)
+        >>> try:
+        ...     build(lr=float("nan"))
+        ... except ValueError as err:
+        ...     print(err)
+        `lr` must be a finite number > 0, got nan.
+        >>> try:
+        ...     build(kind="mpl")
+        ... except ValueError as err:
+        ...     print(err)
+        `kind` must be one of ['linear', 'mlp'], got 'mpl' (did you mean 'mlp'?).
+    """
+    annotations = _annotations(function)
+    unknown = set(ranges) - set(annotations)
+    if unknown:
+        raise TypeError(
+            f"check_arguments: ranges for {sorted(unknown)}, which {function.__qualname__} has no readable"
+            " annotation for."
+        )
+    for name, ((scalars, choices, other), default) in annotations.items():
+        if name not in values:
+            continue
+        value = values[name]
+        bounds = ranges.get(name, Range())
+        if value is None:
+            if type(None) in scalars or default is None or other:
+                continue
+        elif isinstance(value, (bool, np.bool_)):
+            if bool in scalars or other:
+                continue
+        elif is_number(value):
+            if float in scalars:
+                # a setting whose default is infinite (a strength, a cap) takes inf
+                infinite = bounds.infinite or (is_number(default) and math.isinf(default))
+                check_number(
+                    name, value, minimum=bounds.minimum, above=bounds.above, maximum=bounds.maximum, infinite=infinite
+                )
+                continue
+            if int in scalars:
+                check_number(
+                    name, value, minimum=bounds.minimum, above=bounds.above, maximum=bounds.maximum, integer=True
+                )
+                continue
+            if other:
+                continue
+        elif isinstance(value, str):
+            if choices and str not in scalars:
+                check_choice(name, value, [c for c in choices if isinstance(c, str)])
+                continue
+            if str in scalars or other:
+                continue
+            if int in scalars or float in scalars:
+                check_number(name, value, integer=float not in scalars)
+        elif other:
+            continue
+        wanted = [k.__name__ if k is not type(None) else "None" for k in sorted(scalars, key=str)]
+        wanted += [repr(c) for c in choices]
+        raise ValueError(f"`{name}` must be {' or '.join(wanted) or 'something else'}, got {value!r}.")
+
+
+def check_numbers(name: str, value: Any) -> np.ndarray:
+    """``value`` (a number or a nested list of numbers, a NumPy array, a tensor) as a float64
+    array, refused when an entry is text, a bool, NaN or infinite, or the lists are ragged.
+
+    Examples:
+        >>> check_numbers("weights", [0.5, np.float32(0.5)])
+        array([0.5, 0.5])
+        >>> try:
+        ...     check_numbers("means", [[0.0, "1"]])
+        ... except ValueError as err:
+        ...     print(err)
+        `means` must hold finite numbers only, got [[0.0, '1']].
+    """
+
+    def leaves(item: Any) -> Iterable[Any]:
+        if isinstance(item, (list, tuple)):
+            for inner in item:
+                yield from leaves(inner)
+        else:
+            yield item
+
+    if hasattr(value, "detach"):  # a tensor
+        value = value.detach().cpu().numpy()
+    if isinstance(value, np.ndarray):
+        ok = value.dtype.kind in "iuf"
+    else:
+        ok = all(
+            is_number(leaf) or (isinstance(leaf, np.ndarray) and leaf.dtype.kind in "iuf") for leaf in leaves(value)
+        )
+    if ok:
+        try:
+            array = np.asarray(value, dtype=np.float64)
+        except ValueError:  # ragged lists
+            ok = False
+        else:
+            ok = bool(np.isfinite(array).all())
+    if not ok:
+        raise ValueError(f"`{name}` must hold finite numbers only, got {value!r}.")
+    return array

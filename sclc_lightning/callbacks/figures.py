@@ -111,6 +111,9 @@ class SampleFigures(Callback):
     def __init__(
         self, num_samples: int = 64, every: int = 1, seed: int = 0, generations: list[int] | None = None
     ) -> None:
+        from sclc_lightning._checks import COUNT, NON_NEGATIVE, check_arguments
+
+        check_arguments(SampleFigures.__init__, locals(), num_samples=COUNT, every=COUNT, seed=NON_NEGATIVE)
         if num_samples < 1 or every < 1:
             raise ValueError(f"`num_samples` and `every` must be >= 1, got {num_samples} and {every}.")
         if generations is not None and any(g < 0 for g in generations):

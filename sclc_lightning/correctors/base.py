@@ -41,9 +41,9 @@ C = TypeVar("C", bound="type[Corrector]")
 
 
 def _check_strength(strength: float) -> float:
-    if isinstance(strength, bool) or not isinstance(strength, (int, float)) or math.isnan(strength) or strength < 0:
-        raise ValueError(f"`strength` must be a number >= 0 (inf allowed), got {strength!r}.")
-    return float(strength)
+    from sclc_lightning._checks import check_number
+
+    return float(check_number("strength", strength, minimum=0, infinite=True))
 
 
 class Corrector(abc.ABC):

@@ -18,14 +18,14 @@ import tempfile
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
 from torch import Tensor
 
-from sclc_lightning._checks import check_number
+from sclc_lightning._checks import check_arguments, check_number
 from sclc_lightning._process import (
     TREE_VARIABLE,
     kill_orphaned_trees,
@@ -98,13 +98,16 @@ class CommandCorrector(Corrector):
         command: str | Sequence[str],
         strength: float = math.inf,
         timeout: float = 3600.0,
-        file_format: str = "safetensors",
+        file_format: Literal["safetensors", "npy"] = "safetensors",
         cwd: str | None = None,
         env: dict[str, str] | None = None,
         keep_files: bool = False,
         stderr_lines: int = 20,
     ) -> None:
         super().__init__(strength)
+        check_arguments(CommandCorrector.__init__, locals())
+        if not isinstance(command, (str, list, tuple)):
+            raise ValueError(f"`command` must be a command line (text) or a list of its arguments, got {command!r}.")
         self.command = shlex.split(command) if isinstance(command, str) else [str(a) for a in command]
         if not self.command:
             raise ValueError("`command` is empty.")

@@ -11,11 +11,12 @@ condition, its graph matrix (:func:`sclc_lightning.chemistry.graph_matrix`).
 from __future__ import annotations
 
 import math
+from typing import Literal
 
 import torch
 from torch import Tensor
 
-from sclc_lightning._checks import check_number
+from sclc_lightning._checks import check_arguments, check_number
 from sclc_lightning.correctors.base import Corrector, register_corrector
 from sclc_lightning.items.codec import SyntheticBatch
 from sclc_lightning.items.real import RealData
@@ -56,9 +57,10 @@ class ForceFieldCorrector(Corrector):
         steps: int = 200,
         num_workers: int | None = None,
         chunk_size: int = 16,
-        start_method: str | None = None,
+        start_method: Literal["fork", "spawn", "forkserver"] | None = None,
     ) -> None:
         super().__init__(strength)
+        check_arguments(ForceFieldCorrector.__init__, locals())
         steps = check_number("steps", steps, minimum=1, integer=True)
         chunk_size = check_number("chunk_size", chunk_size, minimum=1, integer=True)
         if num_workers is not None:

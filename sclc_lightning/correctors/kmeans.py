@@ -60,13 +60,12 @@ class KMeansCorrector(Corrector):
 
     def __init__(self, strength: float = float("inf"), num_clusters: int = 16, per_class: bool = True, n_init: int = 3):
         super().__init__(strength)
-        if num_clusters < 1:
-            raise ValueError(f"`num_clusters` must be >= 1, got {num_clusters!r}.")
-        if n_init < 1:
-            raise ValueError(f"`n_init` must be >= 1, got {n_init!r}.")
-        self.num_clusters = num_clusters
-        self.per_class = per_class
-        self.n_init = n_init
+        from sclc_lightning._checks import COUNT, check_arguments
+
+        check_arguments(KMeansCorrector.__init__, locals(), num_clusters=COUNT, n_init=COUNT)
+        self.num_clusters = int(num_clusters)
+        self.per_class = bool(per_class)
+        self.n_init = int(n_init)
         self.centres: dict[Any, Tensor] = {}
 
     def check_items(self, reference: RealData) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from typing import Literal
 
 import numpy as np
 import torch
@@ -58,13 +59,21 @@ class PhysicsCorrector(Corrector):
         kp: float = 400.0,
         kd: float = 25.0,
         smooth: float = 1.0,
-        start_method: str | None = None,
+        start_method: Literal["fork", "spawn", "forkserver"] | None = None,
     ) -> None:
         super().__init__(strength)
-        if chunk_size < 1 or (num_workers is not None and num_workers < 0):
-            raise ValueError(f"`chunk_size` must be >= 1 and `num_workers` >= 0, got {chunk_size}, {num_workers}.")
+        from sclc_lightning._checks import COUNT, NON_NEGATIVE, check_arguments
         from sclc_lightning._process import default_workers
 
+        check_arguments(
+            PhysicsCorrector.__init__,
+            locals(),
+            num_workers=NON_NEGATIVE,
+            chunk_size=COUNT,
+            kp=NON_NEGATIVE,
+            kd=NON_NEGATIVE,
+            smooth=NON_NEGATIVE,
+        )
         self.num_workers = default_workers() if num_workers is None else num_workers
         if smooth < 0:
             raise ValueError(f"`smooth` must be >= 0 frames, got {smooth}.")

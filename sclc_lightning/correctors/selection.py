@@ -116,10 +116,9 @@ class SelectingCorrector(Corrector):
 
 
 def _check_positive(name: str, value: Any, *, integer: bool = False, minimum: float = 0.0) -> None:
-    kinds = (int,) if integer else (int, float)
-    if isinstance(value, bool) or not isinstance(value, kinds) or not minimum < value < math.inf:
-        what = "an integer" if integer else "a finite number"
-        raise ValueError(f"`{name}` must be {what} > {minimum:g}, got {value!r}.")
+    from sclc_lightning._checks import check_number
+
+    check_number(name, value, above=minimum, integer=integer)
 
 
 @register_corrector("curate")
@@ -155,7 +154,7 @@ class CurationCorrector(SelectingCorrector):
         _check_positive("num_candidates", num_candidates, integer=True, minimum=1)
         _check_positive("beta", beta)
         self._reward = Score(reward, "reward")
-        self.reward, self.num_candidates, self.beta = reward, num_candidates, float(beta)
+        self.reward, self.num_candidates, self.beta = reward, int(num_candidates), float(beta)
 
     def settings(self) -> dict[str, Any]:
         return {"reward": self._reward.description, "num_candidates": self.num_candidates, "beta": self.beta}
@@ -233,6 +232,9 @@ class VerifierCorrector(SelectingCorrector):
         strength: float = math.inf,
     ) -> None:
         super().__init__(strength)
+        from sclc_lightning._checks import Range, check_arguments
+
+        check_arguments(VerifierCorrector.__init__, locals(), fraction=Range(above=0, maximum=1))
         if rule not in _RULES:
             raise ValueError(f"`rule` must be one of {list(_RULES)}, got {rule!r}.")
         if rule == "threshold" and (isinstance(threshold, bool) or not isinstance(threshold, (int, float))):

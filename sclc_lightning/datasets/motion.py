@@ -14,6 +14,7 @@ from safetensors.torch import load_file, save_file
 from torch import Tensor
 from torch.utils.data import DataLoader
 
+from sclc_lightning._checks import COUNT, NON_NEGATIVE, Range, check_arguments
 from sclc_lightning._files import atomic_path
 from sclc_lightning.datasets.images import LabelledImages
 
@@ -55,6 +56,16 @@ class MotionDataModule(pl.LightningDataModule):
         sim_workers: int = 0,
     ) -> None:
         super().__init__()
+        check_arguments(
+            MotionDataModule.__init__,
+            locals(),
+            n=COUNT,
+            n_test=NON_NEGATIVE,
+            frames=Range(minimum=2),
+            batch_size=COUNT,
+            seed=NON_NEGATIVE,
+            sim_workers=NON_NEGATIVE,
+        )
         if n < 1 or n_test < 0 or frames < 2:
             raise ValueError(f"Need n >= 1, n_test >= 0, frames >= 2; got {n}, {n_test}, {frames}.")
         self.n, self.n_test, self.frames, self.batch_size, self.seed = n, n_test, frames, batch_size, seed

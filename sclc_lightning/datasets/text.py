@@ -22,6 +22,8 @@ import torch
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 
+from sclc_lightning._checks import COUNT, NON_NEGATIVE, Range, check_arguments
+
 __all__ = ["GrammarTextDataModule", "MarkovGrammar", "TextBlocks", "TokenizedTextDataModule", "distinct_n"]
 
 #: ids reserved by the grammar's vocabulary (content tokens start after them)
@@ -44,10 +46,11 @@ class MarkovGrammar:
     """
 
     def __init__(self, vocab: int = 64, branching: int = 4, zipf: float = 1.0, seed: int = 0) -> None:
+        check_arguments(MarkovGrammar.__init__, locals(), vocab=Range(minimum=2), branching=COUNT, seed=NON_NEGATIVE)
         if vocab < 2 or not 1 <= branching <= vocab or zipf < 0:
             raise ValueError(f"Need vocab >= 2, 1 <= branching <= vocab, zipf >= 0; got {vocab}, {branching}, {zipf}.")
-        self.vocab, self.branching, self.zipf, self.seed = vocab, branching, zipf, seed
-        generator = torch.Generator().manual_seed(seed)
+        self.vocab, self.branching, self.zipf, self.seed = vocab, branching, zipf, int(seed)
+        generator = torch.Generator().manual_seed(self.seed)
         weights = 1.0 / torch.arange(1, branching + 1, dtype=torch.float64) ** zipf
         weights = weights / weights.sum()
         self.transition = torch.zeros(vocab, vocab, dtype=torch.float64)
@@ -175,11 +178,24 @@ class GrammarTextDataModule(_BlocksDataModule):
         seed: int = 0,
     ) -> None:
         super().__init__()
+        check_arguments(
+            GrammarTextDataModule.__init__,
+            locals(),
+            vocab=Range(minimum=2),
+            branching=COUNT,
+            zipf=NON_NEGATIVE,
+            prompt_length=NON_NEGATIVE,
+            continuation_length=COUNT,
+            n=COUNT,
+            n_test=COUNT,
+            batch_size=COUNT,
+            seed=NON_NEGATIVE,
+        )
         if n < 1 or n_test < 1 or batch_size < 1 or prompt_length < 0 or continuation_length < 1:
             raise ValueError("n, n_test, batch_size and continuation_length must be >= 1, prompt_length >= 0.")
         self.grammar = MarkovGrammar(vocab, branching, zipf, seed)
         self.prompt_length, self.continuation_length = prompt_length, continuation_length
-        self.n, self.n_test, self.batch_size, self.seed = n, n_test, batch_size, seed
+        self.n, self.n_test, self.batch_size, self.seed = n, n_test, batch_size, int(seed)
         self.train_blocks: TextBlocks | None = None
         self.test_blocks: TextBlocks | None = None
 
@@ -266,6 +282,15 @@ class TokenizedTextDataModule(_BlocksDataModule):
         local_files_only: bool = True,
     ) -> None:
         super().__init__()
+        check_arguments(
+            TokenizedTextDataModule.__init__,
+            locals(),
+            prompt_length=NON_NEGATIVE,
+            continuation_length=COUNT,
+            max_blocks=COUNT,
+            max_test_blocks=COUNT,
+            batch_size=COUNT,
+        )
         if prompt_length < 0 or continuation_length < 1 or batch_size < 1:
             raise ValueError("Need prompt_length >= 0, continuation_length >= 1 and batch_size >= 1.")
         self.tokenizer_name, self.dataset, self.name, self.data_files = tokenizer, dataset, name, data_files

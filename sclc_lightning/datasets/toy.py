@@ -15,6 +15,7 @@ import torch
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 
+from sclc_lightning._checks import COUNT, NON_NEGATIVE, POSITIVE, check_arguments, check_numbers, is_number
 from sclc_lightning.seeding import datamodule_seed
 
 __all__ = [
@@ -68,8 +69,9 @@ class PointsDataModule(pl.LightningDataModule):
 
     def __init__(self, n: int = 1000, n_test: int = 1000, batch_size: int = 128, seed: int | None = None):
         super().__init__()
-        if n < 1 or n_test < 0 or batch_size < 1:
-            raise ValueError(f"Need n >= 1, n_test >= 0, batch_size >= 1; got {n}, {n_test}, {batch_size}.")
+        check_arguments(
+            PointsDataModule.__init__, locals(), n=COUNT, n_test=NON_NEGATIVE, batch_size=COUNT, seed=NON_NEGATIVE
+        )
         self.n, self.n_test, self.batch_size, self.seed = n, n_test, batch_size, seed
         self.train_points: Tensor | None = None
         self.test_points: Tensor | None = None
@@ -115,10 +117,14 @@ class GaussianDataModule(PointsDataModule):
         batch_size: int = 50,
         seed: int | None = None,
     ):
+        check_arguments(GaussianDataModule.__init__, locals(), dim=COUNT, std=POSITIVE)
         super().__init__(n, n_test, batch_size, seed)
         self.dim, self.std = dim, std
-        self.mean = torch.full((dim,), float(mean)) if isinstance(mean, (int, float)) else torch.tensor(mean).float()
-        self.cov = std**2 * torch.eye(dim) if cov is None else torch.tensor(cov, dtype=torch.float32)
+        if is_number(mean):
+            self.mean = torch.full((dim,), float(mean))  # type: ignore[arg-type]
+        else:
+            self.mean = torch.from_numpy(check_numbers("mean", mean)).float()
+        self.cov = std**2 * torch.eye(dim) if cov is None else torch.from_numpy(check_numbers("cov", cov)).float()
         if self.mean.shape != (dim,) or self.cov.shape != (dim, dim):
             raise ValueError(
                 f"`mean` must have {dim} values and `cov` be {dim}x{dim}, got shapes"
@@ -150,6 +156,7 @@ class EightGaussiansDataModule(PointsDataModule):
         batch_size: int = 256,
         seed: int | None = None,
     ):
+        check_arguments(EightGaussiansDataModule.__init__, locals(), radius=POSITIVE, std=POSITIVE)
         super().__init__(n, n_test, batch_size, seed)
         self.radius, self.std = radius, std
 
@@ -200,11 +207,12 @@ class GaussianMixtureDataModule(PointsDataModule):
         batch_size: int | None = None,
         seed: int | None = None,
     ):
+        check_arguments(GaussianMixtureDataModule.__init__, locals(), n=COUNT, batch_size=COUNT)
         super().__init__(n, n_test, n if batch_size is None else batch_size, seed)
-        centres = torch.tensor(means if means is not None else [[-2.0, 0.0], [2.0, 0.0]], dtype=torch.float64)
+        centres = torch.from_numpy(check_numbers("means", means if means is not None else [[-2.0, 0.0], [2.0, 0.0]]))
         k = centres.shape[0]
-        spread = torch.tensor(stds if stds is not None else [0.5] * k, dtype=torch.float64)
-        mix = torch.tensor(weights if weights is not None else [1.0 / k] * k, dtype=torch.float64)
+        spread = torch.from_numpy(check_numbers("stds", stds if stds is not None else [0.5] * k))
+        mix = torch.from_numpy(check_numbers("weights", weights if weights is not None else [1.0 / k] * k))
         if centres.dim() != 2 or spread.shape != (k,) or mix.shape != (k,):
             raise ValueError(
                 f"`means` must be a list of points and `stds`, `weights` one value per component ({k}),"
@@ -234,6 +242,7 @@ class TwoMoonsDataModule(PointsDataModule):
     def __init__(
         self, n: int = 1000, noise: float = 0.05, n_test: int = 1000, batch_size: int = 128, seed: int | None = None
     ):
+        check_arguments(TwoMoonsDataModule.__init__, locals(), noise=NON_NEGATIVE)
         super().__init__(n, n_test, batch_size, seed)
         self.noise = noise
 
@@ -288,6 +297,18 @@ class LinearRegressionDataModule(pl.LightningDataModule):
         weights: list[float] | None = None,
     ):
         super().__init__()
+        check_arguments(
+            LinearRegressionDataModule.__init__,
+            locals(),
+            n=COUNT,
+            dim=COUNT,
+            noise_std=NON_NEGATIVE,
+            n_test=NON_NEGATIVE,
+            batch_size=COUNT,
+            seed=NON_NEGATIVE,
+        )
+        if weights is not None:
+            weights = check_numbers("weights", weights).tolist()
         if weights is not None and len(weights) != dim:
             raise ValueError(f"`weights` must have `dim` = {dim} values, got {len(weights)}.")
         if dim < 1 or n < dim or n_test < 0 or noise_std < 0 or (batch_size is not None and batch_size < 1):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import inspect
 import math
+import os
 import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -211,6 +212,15 @@ class LoopConfig:
         )
         if given:
             raise TypeError(f"SelfConsumingLoop got unexpected arguments {sorted(given)}.")
+        for name, key in (("data_field", data_field), ("condition_field", condition_field)):
+            if not (key is None or is_integer(key) or isinstance(key, str)):
+                raise ValueError(
+                    f"`{name}` must be None, a position (an integer) or a key (text) of the items, got {key!r}."
+                )
+        data_field = int(data_field) if is_integer(data_field) else data_field
+        condition_field = int(condition_field) if is_integer(condition_field) else condition_field
+        if output_dir is not None and not isinstance(output_dir, (str, os.PathLike)):
+            raise ValueError(f"`output_dir` must be a path (text) or None, got {output_dir!r}.")
         if not _is_int(generations) or generations < 0:
             raise ValueError(f"`generations` must be an integer >= 0, got {generations!r}.")
         schedule: tuple[float, ...] | None = None
@@ -252,7 +262,7 @@ class LoopConfig:
                 raise ValueError(f"`{name}` must be True or False, got {flag!r}.")
         if (
             isinstance(max_oversampling, bool)
-            or not isinstance(max_oversampling, (int, float))
+            or not is_number(max_oversampling)
             or not 1 <= max_oversampling < math.inf
         ):
             raise ValueError(f"`max_oversampling` must be a finite number >= 1, got {max_oversampling!r}.")

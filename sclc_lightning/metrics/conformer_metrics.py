@@ -51,6 +51,17 @@ class ConformerMetrics(GenerationEvaluator):
     def __init__(
         self, ratio: int = 2, threshold: float = 1.25, every: int = 1, batch_size: int = 256, seed: int = 0
     ) -> None:
+        from sclc_lightning._checks import COUNT, NON_NEGATIVE, POSITIVE, check_arguments
+
+        check_arguments(
+            ConformerMetrics.__init__,
+            locals(),
+            ratio=COUNT,
+            threshold=POSITIVE,
+            every=COUNT,
+            batch_size=COUNT,
+            seed=NON_NEGATIVE,
+        )
         if ratio < 1 or threshold <= 0:
             raise ValueError(f"`ratio` must be >= 1 and `threshold` > 0 Å, got {ratio} and {threshold}.")
         super().__init__(2, every, batch_size, seed)

@@ -41,6 +41,9 @@ class HeldOutScores(Callback):
     """
 
     def __init__(self, every: int = 1, tail: str | None = None, quantile: float = 0.95) -> None:
+        from sclc_lightning._checks import COUNT, Range, check_arguments
+
+        check_arguments(HeldOutScores.__init__, locals(), every=COUNT, quantile=Range(above=0, maximum=0.999999))
         if every < 1 or not 0 < quantile < 1:
             raise ValueError(f"`every` must be >= 1 and `quantile` in (0, 1), got {every} and {quantile}.")
         self.every, self.tail, self.quantile = every, tail, quantile

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 from pathlib import Path
+from typing import Literal
 
 import lightning.pytorch as pl
 from safetensors.torch import load_file, save_file
@@ -69,11 +70,11 @@ class ImageMetrics(FeatureDistanceEvaluator):
     def __init__(
         self,
         num_samples: int = 1000,
-        feature: str = "domain",
+        feature: Literal["domain", "inception"] = "domain",
         num_classes: int | None = None,
         inception_weights: str | None = None,
         inception_sha256: str | None = None,
-        reference: str = "test",
+        reference: Literal["test", "train"] = "test",
         cache_dir: str | None = None,
         classifier_epochs: int = 30,
         every: int = 1,
@@ -82,8 +83,20 @@ class ImageMetrics(FeatureDistanceEvaluator):
         batch_size: int = 500,
         seed: int = 0,
     ) -> None:
-        if feature not in ("domain", "inception"):
-            raise ValueError(f"`feature` must be 'domain' or 'inception', got {feature!r}.")
+        from sclc_lightning._checks import COUNT, NON_NEGATIVE, Range, check_arguments
+
+        check_arguments(
+            ImageMetrics.__init__,
+            locals(),
+            num_classes=Range(minimum=2),
+            classifier_epochs=COUNT,
+            kid_subset_size=Range(minimum=2),
+            prc_neighborhood=COUNT,
+            every=COUNT,
+            num_samples=Range(minimum=2),
+            batch_size=COUNT,
+            seed=NON_NEGATIVE,
+        )
         if feature == "domain" and not num_classes:
             raise ValueError("`num_classes` is required with feature='domain' (the classifier's classes).")
         super().__init__(num_samples, every, batch_size, seed)

@@ -63,6 +63,11 @@ class MotionMetrics(FeatureDistanceEvaluator):
         physics_workers: int = 0,
         seed: int = 0,
     ) -> None:
+        from sclc_lightning._checks import COUNT, NON_NEGATIVE, check_arguments
+
+        check_arguments(
+            MotionMetrics.__init__, locals(), num_classes=COUNT, classifier_epochs=COUNT, physics_workers=NON_NEGATIVE
+        )
         super().__init__(num_samples, every, batch_size, seed)
         self.num_classes = num_classes
         self.cache_dir = Path(cache_dir) if cache_dir else Path.home() / ".cache" / "sclc_lightning"

@@ -40,8 +40,11 @@ class PointMetrics(GenerationEvaluator):
     def __init__(
         self, num_samples: int = 2000, every: int = 1, mode_radius: float = 0.5, batch_size: int = 10_000, seed: int = 0
     ) -> None:
+        from sclc_lightning._checks import POSITIVE, check_arguments
+
+        check_arguments(PointMetrics.__init__, locals(), mode_radius=POSITIVE)
         super().__init__(num_samples, every, batch_size, seed)
-        self.mode_radius = mode_radius
+        self.mode_radius = float(mode_radius)
         self._reference: Tensor | None = None
         self._labels: Tensor | None = None
 

@@ -294,8 +294,9 @@ class ReplacePolicy(MixingPolicy):
     deciding = ("keep_real",)
 
     def __init__(self, keep_real: float = 0.0) -> None:
-        if isinstance(keep_real, bool) or not isinstance(keep_real, (int, float)) or not 0 <= keep_real <= 1:
-            raise ValueError(f"`keep_real` must be a number in [0, 1], got {keep_real!r}.")
+        from sclc_lightning._checks import check_number
+
+        keep_real = check_number("keep_real", keep_real, minimum=0, maximum=1)
         self.keep_real = float(keep_real)
 
     def settings(self) -> dict[str, Any]:

@@ -85,6 +85,11 @@ def resolve_schedule(value: Any, generations: int) -> tuple[float, ...]:
     if isinstance(value, Mapping):
         settings = {k: v for k, v in value.items() if k != "name"}
         name = value.get("name")
+        if "name" not in value:
+            raise ValueError(
+                "`synthetic_fraction` as a mapping needs a 'name' (a registered schedule:"
+                f" {available_schedules()}), got the keys {sorted(value)}."
+            )
         if name not in _SCHEDULES:
             raise ValueError(f"`synthetic_fraction` names the schedule {name!r}; registered: {available_schedules()}.")
         function = _SCHEDULES[name]

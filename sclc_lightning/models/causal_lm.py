@@ -22,6 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from sclc_lightning._checks import COUNT, NON_NEGATIVE, POSITIVE, check_arguments
 from sclc_lightning._trainer import attached_datamodule
 from sclc_lightning.models._sampling import check_temperature
 
@@ -67,6 +68,16 @@ class CausalLM(pl.LightningModule):
         pad_token_id: int = 0,
     ) -> None:
         super().__init__()
+        check_arguments(
+            CausalLM.__init__,
+            locals(),
+            lr=POSITIVE,
+            weight_decay=NON_NEGATIVE,
+            temperature=POSITIVE,
+            top_k=NON_NEGATIVE,
+            num_beams=COUNT,
+            pad_token_id=NON_NEGATIVE,
+        )
         if (pretrained is None) == (config is None):
             raise ValueError("Give exactly one of `pretrained` (a model to load) and `config` (an architecture).")
         if temperature <= 0 or top_k < 0 or num_beams < 1:

@@ -12,6 +12,7 @@ from flow_matching.solver import ODESolver
 from flow_matching.utils import ModelWrapper
 from torch import Tensor
 
+from sclc_lightning._checks import COUNT, POSITIVE, check_arguments
 from sclc_lightning.models._mlp import PointGenerator, TimeMLP
 from sclc_lightning.models._sampling import check_temperature
 
@@ -36,6 +37,12 @@ class PointFlowMatching(PointGenerator):
 
     def __init__(self, dim: int = 2, hidden: int = 128, layers: int = 3, sampling_steps: int = 50, lr: float = 1e-3):
         super().__init__()
+        check_arguments(
+            PointFlowMatching.__init__,
+            locals(),
+            **dict.fromkeys(("dim", "hidden", "layers", "sampling_steps"), COUNT),
+            lr=POSITIVE,
+        )
         self.save_hyperparameters()
         self.velocity = TimeMLP(dim, hidden, layers)
         self.path = AffineProbPath(scheduler=CondOTScheduler())

@@ -25,6 +25,7 @@ try:
 except ImportError as err:  # pragma: no cover - the chem extra is part of the dev install
     raise ImportError("ConformerDiffusion needs torch-geometric: pip install 'sclc-lightning[chem]'.") from err
 
+from sclc_lightning._checks import COUNT, NON_NEGATIVE, POSITIVE, check_arguments
 from sclc_lightning.models._sampling import check_temperature
 
 __all__ = ["ConformerDiffusion", "EquivariantLayer", "centred"]
@@ -164,10 +165,14 @@ class ConformerDiffusion(pl.LightningModule):
         eval_draws: int = 4,
     ) -> None:
         super().__init__()
-        if scale <= 0 or eval_draws < 1 or sampling_steps < 1:
-            raise ValueError(
-                f"Need scale > 0, eval_draws >= 1, sampling_steps >= 1; got {scale}, {eval_draws}, {sampling_steps}."
-            )
+        check_arguments(
+            ConformerDiffusion.__init__,
+            locals(),
+            **dict.fromkeys(("width", "layers", "timesteps", "sampling_steps", "eval_draws"), COUNT),
+            scale=POSITIVE,
+            lr=POSITIVE,
+            weight_decay=NON_NEGATIVE,
+        )
         diffusers: Any = importlib.import_module("diffusers")
         self.save_hyperparameters()
         self.net = ConformerNet(width, layers)

@@ -9,6 +9,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from sclc_lightning._checks import COUNT, POSITIVE, check_arguments
 from sclc_lightning.models._mlp import PointGenerator, TimeMLP
 from sclc_lightning.models._sampling import check_temperature
 
@@ -37,6 +38,12 @@ class PointDDPM(PointGenerator):
         lr: float = 1e-3,
     ) -> None:
         super().__init__()
+        check_arguments(
+            PointDDPM.__init__,
+            locals(),
+            **dict.fromkeys(("dim", "hidden", "layers", "timesteps", "sampling_steps"), COUNT),
+            lr=POSITIVE,
+        )
         # diffusers builds its classes lazily, which mypy cannot follow: use the module untyped
         diffusers: Any = importlib.import_module("diffusers")
 

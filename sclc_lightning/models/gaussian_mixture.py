@@ -15,6 +15,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from sclc_lightning._checks import COUNT, NON_NEGATIVE, check_arguments
 from sclc_lightning._trainer import attached_datamodule, current_generation
 from sclc_lightning.models._sampling import check_temperature
 from sclc_lightning.models.exact_fit import ExactFitModule
@@ -62,11 +63,15 @@ class GaussianMixtureModel(ExactFitModule):
         self, num_components: int = 2, dim: int = 2, max_iter: int = 100, reg_covar: float = 1e-6, seed: int = 0
     ) -> None:
         super().__init__()
-        if num_components < 1 or dim < 1 or max_iter < 1 or reg_covar < 0:
-            raise ValueError(
-                "Need num_components >= 1, dim >= 1, max_iter >= 1 and reg_covar >= 0; got"
-                f" {num_components}, {dim}, {max_iter}, {reg_covar}."
-            )
+        check_arguments(
+            GaussianMixtureModel.__init__,
+            locals(),
+            num_components=COUNT,
+            dim=COUNT,
+            max_iter=COUNT,
+            reg_covar=NON_NEGATIVE,
+            seed=NON_NEGATIVE,
+        )
         self.save_hyperparameters()
         self.num_components, self.dim = num_components, dim
         self.max_iter, self.reg_covar, self.seed = max_iter, reg_covar, seed

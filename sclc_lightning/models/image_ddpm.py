@@ -5,11 +5,12 @@ number of steps."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Literal
 
 import torch
 from torch import Tensor
 
+from sclc_lightning._checks import COUNT, POSITIVE, Range, check_arguments
 from sclc_lightning.models._image_base import ImageDiffusion
 from sclc_lightning.models._sampling import check_temperature
 from sclc_lightning.models._unet import diffusers_module
@@ -49,14 +50,20 @@ class ImageDDPM(ImageDiffusion):
         attention: bool = False,
         num_classes: int | None = None,
         timesteps: int = 1000,
-        sampler: str = "ddim",
+        sampler: Literal["ddpm", "ddim"] = "ddim",
         sampling_steps: int = 50,
         lr: float = 2e-4,
         ema_decay: float | None = None,
         pretrained_unet: str | None = None,
     ) -> None:
-        if sampler not in ("ddpm", "ddim"):
-            raise ValueError(f"`sampler` must be 'ddpm' or 'ddim', got {sampler!r}.")
+        check_arguments(
+            ImageDDPM.__init__,
+            locals(),
+            **dict.fromkeys(("image_size", "channels", "layers_per_block", "num_classes", "timesteps"), COUNT),
+            sampling_steps=COUNT,
+            lr=POSITIVE,
+            ema_decay=Range(minimum=0, above=None, maximum=1),
+        )
         super().__init__()  # saves the arguments above as hyperparameters, builds the UNet
         diffusers = diffusers_module()
         self.noise_scheduler = diffusers.DDPMScheduler(num_train_timesteps=timesteps)

@@ -15,6 +15,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from sclc_lightning._checks import COUNT, POSITIVE, Range, check_arguments
 from sclc_lightning.models._image_base import ImageDiffusion
 from sclc_lightning.models._sampling import check_temperature
 from sclc_lightning.models._unet import diffusers_module
@@ -53,6 +54,15 @@ class ImageEDM(ImageDiffusion):
         ema_decay: float | None = None,
         pretrained_unet: str | None = None,
     ) -> None:
+        check_arguments(
+            ImageEDM.__init__,
+            locals(),
+            **dict.fromkeys(("image_size", "channels", "layers_per_block", "num_classes", "sampling_steps"), COUNT),
+            **dict.fromkeys(("sigma_min", "sigma_max", "sigma_data", "rho", "p_std", "lr"), POSITIVE),
+            ema_decay=Range(minimum=0, maximum=1),
+        )
+        if sigma_min >= sigma_max:
+            raise ValueError(f"`sigma_min` must be below `sigma_max`, got {sigma_min} and {sigma_max}.")
         super().__init__()  # saves the arguments above as hyperparameters, builds the UNet
         self.scheduler = diffusers_module().EDMEulerScheduler(
             sigma_min=sigma_min, sigma_max=sigma_max, sigma_data=sigma_data, rho=rho

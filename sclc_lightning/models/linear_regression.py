@@ -17,6 +17,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from sclc_lightning._checks import COUNT, NON_NEGATIVE, check_arguments, check_numbers
 from sclc_lightning._trainer import attached_datamodule
 from sclc_lightning.models._sampling import check_temperature
 from sclc_lightning.models.exact_fit import ExactFitModule
@@ -41,8 +42,9 @@ class LinearRegressionModel(ExactFitModule):
 
     def __init__(self, dim: int = 8, noise_std: float = 1.0, reference_weights: list[float] | None = None) -> None:
         super().__init__()
-        if dim < 1 or noise_std < 0:
-            raise ValueError(f"Need dim >= 1 and noise_std >= 0, got dim={dim}, noise_std={noise_std}.")
+        check_arguments(LinearRegressionModel.__init__, locals(), dim=COUNT, noise_std=NON_NEGATIVE)
+        if reference_weights is not None:
+            reference_weights = check_numbers("reference_weights", reference_weights).tolist()
         if reference_weights is not None and len(reference_weights) != dim:
             raise ValueError(f"`reference_weights` must have `dim` = {dim} values, got {len(reference_weights)}.")
         self.reference = None if reference_weights is None else torch.tensor(reference_weights, dtype=torch.float64)

@@ -13,6 +13,7 @@ import torch
 from torch import Tensor, nn
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
+from sclc_lightning._checks import COUNT, FRACTION, NON_NEGATIVE, POSITIVE, check_arguments
 from sclc_lightning.models._sampling import check_temperature
 
 __all__ = ["MotionDiffusion"]
@@ -92,6 +93,17 @@ class MotionDiffusion(pl.LightningModule):
         ema_decay: float | None = None,
     ) -> None:
         super().__init__()
+        check_arguments(
+            MotionDiffusion.__init__,
+            locals(),
+            **dict.fromkeys(("frames", "features", "num_classes", "width", "layers", "heads", "timesteps"), COUNT),
+            sampling_steps=COUNT,
+            guidance=NON_NEGATIVE,
+            label_dropout=FRACTION,
+            lr=POSITIVE,
+            weight_decay=NON_NEGATIVE,
+            ema_decay=FRACTION,
+        )
         diffusers: Any = importlib.import_module("diffusers")
         self.save_hyperparameters()
         self.net = MotionDenoiser(features, frames, num_classes, width, layers, heads)

@@ -16,6 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from sclc_lightning._checks import COUNT, NON_NEGATIVE, POSITIVE, check_arguments
 from sclc_lightning.models._sampling import check_temperature
 
 __all__ = ["ImageVAE"]
@@ -48,6 +49,13 @@ class ImageVAE(pl.LightningModule):
         eval_seed: int = 0,
     ) -> None:
         super().__init__()
+        check_arguments(
+            ImageVAE.__init__,
+            locals(),
+            **dict.fromkeys(("image_size", "channels", "latent_dim", "hidden"), COUNT),
+            lr=POSITIVE,
+            eval_seed=NON_NEGATIVE,
+        )
         self.save_hyperparameters()
         self.shape = (channels, image_size, image_size)
         pixels = channels * image_size * image_size

@@ -1,0 +1,246 @@
+"""Every argument of every public class a user configures is checked where it is given: the
+walker below takes each class's signature and feeds each argument what a hostile user would
+(text for a number, NaN, a fraction for a count, text for a flag, a typo for a choice, a typo'd
+key for a mapping) and asserts the constructor refuses it with a message naming the argument.
+NumPy scalars are numbers: each numeric default given as a NumPy scalar is accepted.
+
+The cases come from the signatures and their annotations, so a new argument is walked without
+anyone writing its test; what cannot be checked at construction is listed below with the reason
+(and is checked where it can be: at set-up, against the module or the data)."""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+import math
+import re
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import numpy as np
+import pytest
+import torch
+
+# (import path, class name) -> the required arguments a valid instance needs
+CLASSES: dict[tuple[str, str], Callable[[], dict[str, Any]]] = {}
+
+
+def _register(module: str, *names: str, required: Callable[[], dict[str, Any]] = dict) -> None:
+    for name in names:
+        CLASSES[(module, name)] = required
+
+
+def _score(x: torch.Tensor) -> torch.Tensor:
+    return x.sum(dim=1)
+
+
+_register(
+    "sclc_lightning.callbacks", "SelfConsumingLoop", required=lambda: {"synthetic_fraction": 0.5, "generations": 2}
+)
+_register("sclc_lightning.callbacks", "ImageMetrics", required=lambda: {"num_classes": 10})
+_register(
+    "sclc_lightning.callbacks",
+    "ConformerMetrics",
+    "DetectorMetrics",
+    "DiversityMetrics",
+    "GenerationCSV",
+    "HeldOutScores",
+    "MotionMetrics",
+    "PointMetrics",
+    "SampleFigures",
+    "StabilityMonitor",
+    "TextMetrics",
+)
+_register(
+    "sclc_lightning.callbacks",
+    "GenerationEvaluator",
+    required=lambda: {"num_samples": 10, "every": 1, "batch_size": 10, "seed": 0},
+)
+_register(
+    "sclc_lightning.correctors",
+    "IdentityCorrector",
+    "IdealMixtureCorrector",
+    "KMeansCorrector",
+    "OptimalTransportCorrector",
+    "RandomPairingCorrector",
+    "PhysicsCorrector",
+    "ForceFieldCorrector",
+)
+_register("sclc_lightning.correctors", "CommandCorrector", required=lambda: {"command": ["true"]})
+_register("sclc_lightning.correctors", "CurationCorrector", required=lambda: {"reward": _score})
+_register("sclc_lightning.correctors", "FilterCorrector", required=lambda: {"score": _score})
+_register("sclc_lightning.correctors", "VerifierCorrector", required=lambda: {"verifier": _score, "threshold": 0.0})
+_register("sclc_lightning.correctors", "NeonCorrector", required=lambda: {"weight": 0.5})
+_register("sclc_lightning.mixing", "AccumulatePolicy", "FreshPolicy", "ReplacePolicy")
+_register("sclc_lightning.models", "CausalLM", required=lambda: {"config": {"model_type": "gpt2", "n_layer": 1}})
+_register(
+    "sclc_lightning.models",
+    "ConformerDiffusion",
+    "GaussianMixtureModel",
+    "GaussianModel",
+    "ImageDDPM",
+    "ImageEDM",
+    "ImageVAE",
+    "LinearRegressionModel",
+    "MotionDiffusion",
+    "PointDDPM",
+    "PointFlowMatching",
+)
+_register(
+    "sclc_lightning.datasets.toy",
+    "EightGaussiansDataModule",
+    "GaussianDataModule",
+    "GaussianMixtureDataModule",
+    "LinearRegressionDataModule",
+    "PointsDataModule",
+    "TwoMoonsDataModule",
+)
+_register("sclc_lightning.datasets.images", "CIFAR10DataModule", "DigitsDataModule", "MNIST5kDataModule")
+_register("sclc_lightning.datasets.images", "ImageFolderDataModule", required=lambda: {"root": "images"})
+_register("sclc_lightning.datasets.text", "GrammarTextDataModule")
+_register("sclc_lightning.datasets.text", "TokenizedTextDataModule", required=lambda: {"tokenizer": "gpt2"})
+_register("sclc_lightning.datasets.motion", "MotionDataModule")
+_register("sclc_lightning.datasets.molecules", "ConformerDataModule")
+
+# Text arguments that take any text (paths, commands, names of outside things): no typo to catch.
+FREE_TEXT = {
+    "path",
+    "output_dir",
+    "root",
+    "cache_dir",
+    "cwd",
+    "command",
+    "tokenizer",
+    "dataset",
+    "name",
+    "text_field",
+    "train_split",
+    "test_split",
+    "pretrained",
+    "pretrained_unet",
+    "inception_weights",
+    "inception_sha256",
+    "data_field",
+    "condition_field",
+    "sampler",
+    "corrector",
+    "model_corrector",
+    "start_method",
+    "drift_metric",  # a logged metric's name, or 'auto'; one that never appears is reported
+    "tail",  # a name of the module's scores, checked against them at the first evaluation
+}
+# Mappings whose valid keys are known only at set-up, and where they are checked there.
+KEYS_KNOWN_LATER = {
+    "sample_kwargs": "the keys are the model sampler's own arguments: checked in the dry run",
+    "fields": "the keys are the items' fields: checked against the real data at set-up",
+    "env": "environment variables: any name is valid",
+    "config": "a transformers model configuration: checked by transformers when the model is built",
+    "data_files": "split names for the datasets library: checked when the data are loaded",
+}
+
+
+# Arguments whose annotation admits several kinds (a number or a schedule, a name or an object):
+# the walker cannot derive their hostile values, so they are listed.  (class, argument, value,
+# other arguments the case needs)
+EXTRA_CASES: list[tuple[str, str, Any, dict[str, Any]]] = [
+    ("SelfConsumingLoop", "synthetic_fraction", float("nan"), {}),
+    ("SelfConsumingLoop", "synthetic_fraction", "0.5", {}),
+    ("SelfConsumingLoop", "synthetic_fraction", [0.5, float("nan")], {}),
+    ("SelfConsumingLoop", "synthetic_fraction", {"name": "linear", "strat": 0.0}, {}),
+    ("SelfConsumingLoop", "mode", "augmnt", {}),
+    ("SelfConsumingLoop", "corrector", "kmeens", {}),
+    ("SelfConsumingLoop", "model_corrector", "neonn", {}),
+    ("SelfConsumingLoop", "corrector_kwargs", {"num_clusterz": 3}, {"corrector": "kmeans"}),
+    ("SelfConsumingLoop", "mode_kwargs", {"max_synthetc": 3}, {"mode": "accumulate"}),
+    ("SelfConsumingLoop", "model_corrector_kwargs", {"weight": 0.5, "stepz": 3}, {"model_corrector": "neon"}),
+    ("SelfConsumingLoop", "sampler", 3, {}),
+    ("SelfConsumingLoop", "data_field", 2.5, {}),
+    ("SelfConsumingLoop", "condition_field", float("nan"), {}),
+    ("SelfConsumingLoop", "output_dir", 3, {}),
+    ("CommandCorrector", "command", 3, {}),
+    ("CommandCorrector", "env", {"KEY": 3}, {}),
+    ("GaussianDataModule", "mean", "0.0", {}),
+    ("GaussianDataModule", "cov", [[1.0, 0.0], [0.0, float("nan")]], {}),
+    ("GaussianMixtureDataModule", "means", [[0.0, "1"], [1.0, 0.0]], {}),
+    ("LinearRegressionDataModule", "weights", [float("nan")] * 8, {}),
+    ("LinearRegressionModel", "reference_weights", ["1"] * 8, {}),
+]
+
+
+def _public_classes() -> list[tuple[str, type]]:
+    found = []
+    for (module, name), _ in CLASSES.items():
+        found.append((f"{name}", getattr(importlib.import_module(module), name)))
+    return found
+
+
+def _cases(cls: type) -> Iterator[tuple[str, str, Any]]:
+    """(argument, what, value) for each hostile value of each argument."""
+    signature = inspect.signature(cls)
+    for parameter in signature.parameters.values():
+        if parameter.kind in (parameter.VAR_KEYWORD, parameter.VAR_POSITIONAL):
+            continue
+        name, default = parameter.name, parameter.default
+        annotation = str(parameter.annotation)
+        words = set(re.findall(r"\w+", annotation))
+        numeric = bool(words & {"int", "float"}) and words <= {"int", "float", "None"}
+        if numeric:
+            text = str(default) if isinstance(default, (int, float)) and not isinstance(default, bool) else "1"
+            yield name, "text", text
+            yield name, "nan", float("nan")
+            if "float" not in words:
+                yield name, "fraction", 2.5
+        elif words == {"bool"} or isinstance(default, bool):
+            yield name, "text flag", "false"
+        elif "Literal" in words or (words <= {"str", "None"} and "str" in words):
+            if isinstance(default, str) and name not in FREE_TEXT:
+                yield name, "typo", default[:-1] + "x"
+            yield name, "number", 3
+        if words & {"Mapping", "dict"} and name not in KEYS_KNOWN_LATER:
+            yield name, "typo'd key", {"no_such_setting": 1}
+
+
+CASES = [
+    pytest.param(cls, argument, value, {}, id=f"{label}-{argument}-{what}")
+    for label, cls in _public_classes()
+    for argument, what, value in _cases(cls)
+] + [
+    pytest.param(dict(_public_classes())[label], argument, value, context, id=f"{label}-{argument}-{value!r}")
+    for label, argument, value, context in EXTRA_CASES
+]
+
+
+def _required(cls: type) -> dict[str, Any]:
+    for (module, name), required in CLASSES.items():
+        if getattr(importlib.import_module(module), name) is cls:
+            return required()
+    raise KeyError(cls)
+
+
+@pytest.mark.parametrize(("cls", "argument", "value", "context"), CASES)
+def test_each_argument_refuses_a_hostile_value_where_it_is_given(
+    cls: type, argument: str, value: Any, context: dict[str, Any]
+) -> None:
+    """Refused in the constructor, in a message naming the argument (and, for a typo'd key, the key)."""
+    kwargs = {**_required(cls), **context, argument: value}
+    with pytest.raises((ValueError, TypeError)) as refused:
+        cls(**kwargs)
+    message = str(refused.value)
+    assert argument in message, f"{cls.__name__}({argument}={value!r}): {message}"
+    for key in value if isinstance(value, dict) else ():
+        if key not in ("name", "weight", "KEY"):  # the valid keys of the cases above
+            assert key in message, f"{cls.__name__}({argument}={value!r}) does not name the key {key!r}: {message}"
+
+
+def _numpy_cases() -> Iterator[Any]:
+    for label, cls in _public_classes():
+        for parameter in inspect.signature(cls).parameters.values():
+            default = parameter.default
+            if isinstance(default, (int, float)) and not isinstance(default, bool) and math.isfinite(default):
+                scalar = np.int64(default) if isinstance(default, int) else np.float32(default)
+                yield pytest.param(cls, parameter.name, scalar, id=f"{label}-{parameter.name}")
+
+
+@pytest.mark.parametrize(("cls", "argument", "value"), list(_numpy_cases()))
+def test_numpy_scalars_are_numbers(cls: type, argument: str, value: Any) -> None:
+    cls(**{**_required(cls), argument: value})
