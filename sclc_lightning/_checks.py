@@ -65,11 +65,11 @@ def check_number(
         ...     print(err)
         `lr` must be a finite number > 0, got '1e-3' (text: write the number without quotes).
     """
-    kind = "an integer" if integer else "a number (inf allowed)" if infinite else "a finite number"
+    kind = "an integer" if integer else "a number" if infinite else "a finite number"
     bounds = [f">= {minimum:g}" if minimum is not None else "", f"> {above:g}" if above is not None else ""]
     bounds.append(f"<= {maximum:g}" if maximum is not None else "")
     expected = " and ".join(b for b in bounds if b)
-    wanted = f"`{name}` must be {kind}{' ' + expected if expected else ''}"
+    wanted = f"`{name}` must be {kind}{' ' + expected if expected else ''}{' (inf allowed)' if infinite else ''}"
     ok = (
         is_integer(value)
         if integer

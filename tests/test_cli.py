@@ -68,7 +68,7 @@ def test_fit_with_two_processes_writes_one_table(tmp_path: Path) -> None:
         ),
         (["--loop.synthetic_fraction", "-1"], r"`synthetic_fraction` must be a finite number >= 0, got -1\.0\."),
         (["--loop.mode", "mix"], r"`mode` must be one of \['accumulate', 'augment', 'fresh', 'replace'.*got 'mix'"),
-        (["--data.init_args.n", "0"], r"Need n >= 1, n_test >= 0, batch_size >= 1; got 0, 1000, 50\."),
+        (["--data.init_args.n", "0"], r"`n` must be an integer >= 1, got 0\."),
         (["--trainer.max_epochs", "x"], r'Parser key "trainer.max_epochs": Expected a <class \'int\'> Given value: x'),
         (["--loop.bogus", "3"], r"unrecognized arguments: --loop.bogus 3"),
         (  # the recipe's dim is in both blocks: changing one is named, not a shape error in training

@@ -113,9 +113,9 @@ class _PairingCorrector(Corrector):
         self, strength: float = 1.0, target_sampler: TargetSampler | str | None = None, per_condition: bool = True
     ) -> None:
         super().__init__(strength)
-        from sclc_lightning._checks import check_arguments
+        from sclc_lightning._checks import Range, check_arguments
 
-        check_arguments(_PairingCorrector.__init__, locals())
+        check_arguments(_PairingCorrector.__init__, locals(), strength=Range(minimum=0, infinite=True))
         self.target_sampler = resolve_callable(target_sampler, "target_sampler")
         self.per_condition = bool(per_condition)
 

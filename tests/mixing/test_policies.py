@@ -35,7 +35,7 @@ def test_replace_can_keep_a_new_share_of_the_real_data_each_generation() -> None
     assert plan_generation("replace", 0, 50, {}, 0, keep_real=0.1).is_all_real
     assert make_mixing_policy("replace", {"keep_real": 0.1}).describe() == {"name": "replace", "keep_real": 0.1}
     assert make_mixing_policy("replace").describe() == {"name": "replace"}  # as runs saved before keep_real
-    with pytest.raises(ValueError, match=r"`keep_real` must be a number in \[0, 1\], got 1.5"):
+    with pytest.raises(ValueError, match=r"`keep_real` must be a finite number >= 0 and <= 1, got 1.5"):
         make_mixing_policy("replace", {"keep_real": 1.5})
 
 
