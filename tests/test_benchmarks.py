@@ -38,6 +38,7 @@ def test_timed_config_keeps_the_recipe_but_cuts_the_budget(tmp_path: Path) -> No
     assert config["loop"]["initial_images"] == 51_200_000  # the recipe itself is not modified
 
 
+@pytest.mark.slow  # 13 s; by default test_timed_config_keeps_the_recipe_but_cuts_the_budget
 def test_mnist_recipe_cost_end_to_end(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     script = _load_script()
     out = tmp_path / "cost"

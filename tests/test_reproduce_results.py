@@ -25,6 +25,7 @@ def _points(folder: Path) -> list[dict[str, str]]:
     return [row for table in sorted(folder.rglob("runs.csv")) for row in csv.DictReader(open(table))]
 
 
+@pytest.mark.slow  # 38 s; by default the grid (tests/grid) and the report (tests/test_report.py) it chains
 def test_the_gillman_section_runs_its_three_settings_and_reports(tmp_path: Path) -> None:
     done = _run(tmp_path, "--only", "gillman_fig2", "--jobs", "2")
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]

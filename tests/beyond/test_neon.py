@@ -253,6 +253,7 @@ def test_the_neon_gaussian_recipe_undoes_the_temperature_in_the_loop(tmp_path: P
     assert sigma[-1] < neon[-1] - 0.1  # w derived for σ: 0.963 per generation
 
 
+@pytest.mark.slow  # 22 s; by default the Neon Gaussian recipe in the loop and the 8-Gaussians sweep
 def test_the_neon_8gaussians_small_variant_runs_both_arms(tmp_path: Path) -> None:
     from sclc_lightning.cli import main
 

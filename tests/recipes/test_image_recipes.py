@@ -192,6 +192,7 @@ def test_edm_under_bf16_mixed_and_ema(tmp_path: Path) -> None:
     assert stored.shape == (3, 3, 32, 32) and stored.dtype == torch.float32 and bool(stored.isfinite().all())
 
 
+@pytest.mark.slow  # 48 s; by default the one-batch image recipes, the digits recipe's KMeans projection, the MNIST data
 def test_small_mnist_variant(tmp_path: Path) -> None:
     rows = run(
         tmp_path,

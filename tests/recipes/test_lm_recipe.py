@@ -103,6 +103,7 @@ def test_stories_from_the_start_token_and_their_likelihood() -> None:
     assert torch.allclose(data.log_prob(texts, prompts), data.grammar.log_prob(texts))
 
 
+@pytest.mark.slow  # 52 s; by default test_finetuning_on_its_own_text_raises_the_held_out_perplexity
 def test_pretraining_on_its_own_stories_replace_rises_more_than_accumulate(tmp_path: Path) -> None:
     args = _small("lm_pretrain")
     final = {}

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from .test_gaussian_recipes import run
 
 
@@ -11,6 +13,7 @@ def mean_of(rows: list[dict[str, float]], key: str, generations: range) -> float
     return sum(r[key] for r in rows if int(r["generation"]) in generations) / len(generations)
 
 
+@pytest.mark.slow  # 35 s; the same property by default on two moons (below)
 def test_eight_gaussians_fully_synthetic_spreads_more_than_mixed(tmp_path: Path) -> None:
     short = ("--loop.generations", "3")
     replace = run(tmp_path, "eight_gaussians_ddpm", "replace", *short)
