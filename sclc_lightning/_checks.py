@@ -315,3 +315,63 @@ def check_numbers(name: str, value: Any) -> np.ndarray:
     if not ok:
         raise ValueError(f"`{name}` must hold finite numbers only, got {value!r}.")
     return array
+
+
+def plain(value: Any) -> Any:
+    """``value`` with NumPy scalars made Python numbers, inside lists, tuples and dicts too, so
+    that what a module records (hyperparameters, settings) loads anywhere (a checkpoint holding
+    a NumPy scalar is refused by ``torch.load(weights_only=True)``).
+
+    Examples:
+        >>> plain({"lr": np.float32(0.5), "sizes": (np.int64(2), 3)})
+        {'lr': 0.5, 'sizes': (2, 3)}
+    """
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, (list, tuple)):
+        return type(value)(plain(v) for v in value)
+    if isinstance(value, dict):
+        return {k: plain(v) for k, v in value.items()}
+    return value
+
+
+def plain_hyperparameters(module: Any) -> None:
+    """Make the hyperparameters ``save_hyperparameters`` recorded plain Python values (see :func:`plain`)."""
+    for name, value in list(module.hparams.items()):
+        module.hparams[name] = plain(value)
+    initial = getattr(module, "_hparams_initial", None)
+    if initial is not None:
+        for name, value in list(initial.items()):
+            initial[name] = plain(value)
+
+
+def plain_in_place(container: Any) -> Any:
+    """Replace NumPy scalars by Python numbers inside ``container`` (dicts and lists changed in
+    place, whatever their type; tuples rebuilt when they hold one); tensors are left alone.
+    The loop runs it on every checkpoint it is part of, so that a NumPy number that reached an
+    optimizer's learning rate or a callback's state does not make the file unloadable with
+    ``weights_only=True``.
+
+    Examples:
+        >>> from collections import OrderedDict
+        >>> state = OrderedDict(lr=np.float32(0.5), groups=[{"betas": (np.float64(0.9), 0.99)}])
+        >>> dict(plain_in_place(state))
+        {'lr': 0.5, 'groups': [{'betas': (0.9, 0.99)}]}
+    """
+    if isinstance(container, np.generic):
+        return container.item()
+    if isinstance(container, dict):
+        for key, value in container.items():
+            new = plain_in_place(value)
+            if new is not value:
+                container[key] = new
+    elif isinstance(container, list):
+        for index, value in enumerate(container):
+            new = plain_in_place(value)
+            if new is not value:
+                container[index] = new
+    elif isinstance(container, tuple):
+        items = [plain_in_place(v) for v in container]
+        if any(new is not old for new, old in zip(items, container)):
+            return type(container)(*items) if hasattr(container, "_fields") else type(container)(items)
+    return container

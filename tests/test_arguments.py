@@ -54,6 +54,7 @@ _register(
 _register(
     "sclc_lightning.callbacks",
     "GenerationEvaluator",
+    "FeatureDistanceEvaluator",
     required=lambda: {"num_samples": 10, "every": 1, "batch_size": 10, "seed": 0},
 )
 _register(
@@ -244,3 +245,49 @@ def _numpy_cases() -> Iterator[Any]:
 @pytest.mark.parametrize(("cls", "argument", "value"), list(_numpy_cases()))
 def test_numpy_scalars_are_numbers(cls: type, argument: str, value: Any) -> None:
     cls(**{**_required(cls), argument: value})
+
+
+def test_numpy_arguments_train_checkpoint_and_load_with_weights_only(tmp_path: Any) -> None:
+    """NumPy scalars given to the loop, its corrector and the model end up as plain numbers in
+    what is recorded: the checkpoint loads with ``weights_only=True`` (a NumPy scalar in it is
+    refused there) and the model rebuilt from it has Python hyperparameters."""
+    from helpers import fit, gaussian_points, loader
+
+    from sclc_lightning import SelfConsumingLoop
+    from sclc_lightning.models import PointFlowMatching
+
+    model = PointFlowMatching(hidden=np.int64(16), layers=np.int64(1), sampling_steps=np.int64(2), lr=np.float32(1e-3))
+    loop = SelfConsumingLoop(
+        synthetic_fraction=np.float32(0.5),
+        generations=np.int64(1),
+        images_per_generation=np.int64(20),
+        corrector="random_pairing",
+        corrector_kwargs={"strength": np.float32(1.0)},
+        sample_batch_size=np.int64(64),
+        max_oversampling=np.float64(10.0),
+        output_dir=str(tmp_path / "run"),
+    )
+    trainer = fit(tmp_path, model, loader(gaussian_points(40)), loop)
+    assert trainer.current_epoch == 2
+    path = tmp_path / "last.ckpt"
+    trainer.save_checkpoint(path)
+    checkpoint = torch.load(path, weights_only=True)
+    assert checkpoint["hyper_parameters"]["hidden"] == 16 and type(checkpoint["hyper_parameters"]["hidden"]) is int
+    rebuilt = PointFlowMatching.load_from_checkpoint(path)
+    assert type(rebuilt.hparams.lr) is float
+
+
+def test_a_users_numpy_learning_rate_still_gives_a_checkpoint_that_loads(tmp_path: Any) -> None:
+    """A user's own module whose optimizer got a NumPy learning rate (and its scheduler a NumPy
+    gamma): the loop makes the numbers in the checkpoint plain, so it loads with weights_only."""
+    from helpers import GaussianModel, fit, gaussian_points, loader
+
+    from sclc_lightning import SelfConsumingLoop
+
+    model = GaussianModel(lr=np.float32(0.05))
+    loop = SelfConsumingLoop(synthetic_fraction=0.5, generations=1, output_dir=str(tmp_path / "run"))
+    trainer = fit(tmp_path, model, loader(gaussian_points(40)), loop)
+    path = tmp_path / "last.ckpt"
+    trainer.save_checkpoint(path)
+    checkpoint = torch.load(path, weights_only=True)
+    assert type(checkpoint["optimizer_states"][0]["param_groups"][0]["lr"]) is float

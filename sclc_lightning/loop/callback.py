@@ -311,6 +311,9 @@ class SelfConsumingLoop(LoopSettings, GenerationalLoop):
     def on_save_checkpoint(
         self, trainer: pl.Trainer, pl_module: pl.LightningModule, checkpoint: dict[str, Any]
     ) -> None:
+        from sclc_lightning._checks import plain_in_place
+
+        plain_in_place(checkpoint)  # a NumPy number (a learning rate given as one) would not load with weights_only
         session = self._session
         if session is not None and not session.checkpointed and trainer.is_global_zero:
             # From now on a rerun without `ckpt_path` must not start this run's folder over.

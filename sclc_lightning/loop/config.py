@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from sclc_lightning._callables import describe_callable
-from sclc_lightning._checks import is_integer, is_number
+from sclc_lightning._checks import is_integer, is_number, plain
 from sclc_lightning._settings import jsonable
 from sclc_lightning.correctors.base import Corrector, make_corrector
 from sclc_lightning.correctors.model import ModelCorrector, make_model_corrector
@@ -191,7 +191,9 @@ class LoopConfig:
             ValueError: an argument is out of range.
             TypeError: an unknown argument.
         """
-        given = dict(arguments)
+        # NumPy scalars are numbers, recorded as Python ones (a checkpoint holding one would not
+        # load with weights_only=True); inside the kwargs mappings and schedule lists too
+        given = {name: plain(value) for name, value in arguments.items()}
         deprecated = {name: given.pop(name, None) for name in DEPRECATED_MODE_ARGUMENTS}
         synthetic_fraction, generations = given.pop("synthetic_fraction"), given.pop("generations")
         images_per_generation, initial_images = given.pop("images_per_generation"), given.pop("initial_images")

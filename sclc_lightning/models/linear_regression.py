@@ -17,7 +17,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from sclc_lightning._checks import COUNT, NON_NEGATIVE, check_arguments, check_numbers
+from sclc_lightning._checks import COUNT, NON_NEGATIVE, check_arguments, check_numbers, plain_hyperparameters
 from sclc_lightning._trainer import attached_datamodule
 from sclc_lightning.models._sampling import check_temperature
 from sclc_lightning.models.exact_fit import ExactFitModule
@@ -49,6 +49,7 @@ class LinearRegressionModel(ExactFitModule):
             raise ValueError(f"`reference_weights` must have `dim` = {dim} values, got {len(reference_weights)}.")
         self.reference = None if reference_weights is None else torch.tensor(reference_weights, dtype=torch.float64)
         self.save_hyperparameters()
+        plain_hyperparameters(self)  # NumPy scalars as Python numbers: the checkpoint loads anywhere
         self.dim, self.noise_std = dim, noise_std
         self.weights = torch.nn.Parameter(torch.zeros(dim, dtype=torch.float64), requires_grad=False)
 

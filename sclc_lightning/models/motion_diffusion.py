@@ -13,7 +13,7 @@ import torch
 from torch import Tensor, nn
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
-from sclc_lightning._checks import COUNT, FRACTION, NON_NEGATIVE, POSITIVE, check_arguments
+from sclc_lightning._checks import COUNT, FRACTION, NON_NEGATIVE, POSITIVE, check_arguments, plain_hyperparameters
 from sclc_lightning.models._sampling import check_temperature
 
 __all__ = ["MotionDiffusion"]
@@ -106,6 +106,7 @@ class MotionDiffusion(pl.LightningModule):
         )
         diffusers: Any = importlib.import_module("diffusers")
         self.save_hyperparameters()
+        plain_hyperparameters(self)  # NumPy scalars as Python numbers: the checkpoint loads anywhere
         self.net = MotionDenoiser(features, frames, num_classes, width, layers, heads)
         self.ema = (
             AveragedModel(self.net, multi_avg_fn=get_ema_multi_avg_fn(ema_decay)) if ema_decay is not None else None
