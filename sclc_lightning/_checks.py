@@ -187,6 +187,7 @@ def _annotations(function: Callable[..., Any]) -> dict[str, tuple[_Kinds, Any]]:
     """Each parameter's readable annotation (those naming only what the module can evaluate at
     run time; one that cannot be read is left to the function's own checks) and its default."""
     found = {}
+    function = inspect.unwrap(function)  # a class's __init__ wrapped by plain_numbers
     namespace = {**vars(typing), **getattr(function, "__globals__", {})}
     for parameter in inspect.signature(function).parameters.values():
         annotation = parameter.annotation
@@ -375,3 +376,44 @@ def plain_in_place(container: Any) -> Any:
         if any(new is not old for new, old in zip(items, container)):
             return type(container)(*items) if hasattr(container, "_fields") else type(container)(items)
     return container
+
+
+T = typing.TypeVar("T", bound=type)
+
+
+def _holds_numpy(value: Any) -> bool:
+    if isinstance(value, np.generic):
+        return True
+    if isinstance(value, (list, tuple)):
+        return any(_holds_numpy(v) for v in value)
+    if type(value) is dict:
+        return any(_holds_numpy(v) for v in value.values())
+    return False
+
+
+def plain_numbers(cls: T) -> T:
+    """Class decorator: after ``__init__``, every attribute holding a NumPy scalar (or a list,
+    tuple or dict of them) holds Python numbers instead. Arguments are checked to be numbers,
+    NumPy's included (:func:`check_arguments`); from there on the object works with what the
+    rest of Python expects (``DataLoader(batch_size=np.int64(64))`` is refused by torch, a
+    NumPy scalar in a checkpoint does not load with ``weights_only=True``).
+
+    Examples:
+        >>> @plain_numbers
+        ... class Settings:
+        ...     def __init__(self, batch_size: int = 64) -> None:
+        ...         self.batch_size = batch_size
+        >>> type(Settings(np.int64(8)).batch_size)
+        <class 'int'>
+    """
+    init = cls.__init__  # type: ignore[misc]
+
+    @functools.wraps(init)
+    def __init__(self: Any, *args: Any, **kwargs: Any) -> None:
+        init(self, *args, **kwargs)
+        for name, value in list(vars(self).items()):
+            if _holds_numpy(value):
+                setattr(self, name, plain(value))
+
+    cls.__init__ = __init__  # type: ignore[misc]
+    return cls

@@ -72,7 +72,8 @@ _register("sclc_lightning.correctors", "CurationCorrector", required=lambda: {"r
 _register("sclc_lightning.correctors", "FilterCorrector", required=lambda: {"score": _score})
 _register("sclc_lightning.correctors", "VerifierCorrector", required=lambda: {"verifier": _score, "threshold": 0.0})
 _register("sclc_lightning.correctors", "NeonCorrector", required=lambda: {"weight": 0.5})
-_register("sclc_lightning.mixing", "AccumulatePolicy", "FreshPolicy", "ReplacePolicy")
+_register("sclc_lightning.mixing", "AccumulatePolicy", "ReplacePolicy")
+_register("sclc_lightning.mixing", "FreshPolicy", required=lambda: {"real_per_generation": 10})
 _register("sclc_lightning.models", "CausalLM", required=lambda: {"config": {"model_type": "gpt2", "n_layer": 1}})
 _register(
     "sclc_lightning.models",
@@ -153,7 +154,12 @@ EXTRA_CASES: list[tuple[str, str, Any, dict[str, Any]]] = [
     ("SelfConsumingLoop", "model_corrector", "neonn", {}),
     ("SelfConsumingLoop", "corrector_kwargs", {"num_clusterz": 3}, {"corrector": "kmeans"}),
     ("SelfConsumingLoop", "mode_kwargs", {"max_synthetc": 3}, {"mode": "accumulate"}),
-    ("SelfConsumingLoop", "model_corrector_kwargs", {"weight": 0.5, "stepz": 3}, {"model_corrector": "neon"}),
+    (
+        "SelfConsumingLoop",
+        "model_corrector_kwargs",
+        {"weight": 0.5, "stepz": 3},
+        {"model_corrector": "neon", "model_corrector_kwargs": {"weight": 0.5}},
+    ),
     ("SelfConsumingLoop", "sampler", 3, {}),
     ("SelfConsumingLoop", "data_field", 2.5, {}),
     ("SelfConsumingLoop", "condition_field", float("nan"), {}),
@@ -216,6 +222,16 @@ def _required(cls: type) -> dict[str, Any]:
         if getattr(importlib.import_module(module), name) is cls:
             return required()
     raise KeyError(cls)
+
+
+@pytest.mark.parametrize("cls", [cls for _, cls in _public_classes()], ids=[label for label, _ in _public_classes()])
+def test_each_class_is_made_from_the_walkers_arguments(cls: type) -> None:
+    """The baseline of the walk: with the arguments above (and every case's context), each
+    class is made, so a refusal below comes from the one hostile value."""
+    cls(**_required(cls))
+    for label, _argument, _value, context in EXTRA_CASES:
+        if dict(_public_classes())[label] is cls and context:
+            cls(**{**_required(cls), **context})
 
 
 @pytest.mark.parametrize(("cls", "argument", "value", "context"), CASES)
@@ -291,3 +307,40 @@ def test_a_users_numpy_learning_rate_still_gives_a_checkpoint_that_loads(tmp_pat
     trainer.save_checkpoint(path)
     checkpoint = torch.load(path, weights_only=True)
     assert type(checkpoint["optimizer_states"][0]["param_groups"][0]["lr"]) is float
+
+
+def _numpy_defaults(cls: type) -> dict[str, Any]:
+    found: dict[str, Any] = {}
+    for parameter in inspect.signature(cls).parameters.values():
+        default = parameter.default
+        if isinstance(default, (int, float)) and not isinstance(default, bool) and math.isfinite(default):
+            found[parameter.name] = np.int64(default) if isinstance(default, int) else np.float64(default)
+    return found
+
+
+def _numpy_inside(value: Any) -> bool:
+    if isinstance(value, np.generic):
+        return True
+    if isinstance(value, (list, tuple)):
+        return any(_numpy_inside(v) for v in value)
+    if isinstance(value, dict):
+        return any(_numpy_inside(v) for v in value.values())
+    return False
+
+
+@pytest.mark.parametrize("cls", [cls for _, cls in _public_classes()], ids=[label for label, _ in _public_classes()])
+def test_numpy_numbers_are_kept_as_python_numbers(cls: type) -> None:
+    """Every numeric argument given as a NumPy scalar at once: the object keeps Python numbers
+    (in its attributes and its recorded hyperparameters), which torch and checkpoints take."""
+    made = cls(**{**_required(cls), **_numpy_defaults(cls)})
+    kept = {name: value for name, value in vars(made).items() if _numpy_inside(value)}
+    assert not kept, f"{cls.__name__} keeps NumPy scalars: {kept}"
+    assert not _numpy_inside(dict(getattr(made, "hparams", {})))
+
+
+def test_a_datamodule_given_numpy_numbers_loads_batches() -> None:
+    from sclc_lightning.datasets.toy import GaussianDataModule
+
+    data = GaussianDataModule(**_numpy_defaults(GaussianDataModule), seed=np.int64(3))
+    data.setup("fit")
+    assert next(iter(data.train_dataloader())).shape == (50, 2)

@@ -10,6 +10,7 @@ from lightning.pytorch.callbacks import Callback
 from torch import Tensor
 from typing_extensions import override
 
+from sclc_lightning._checks import plain_numbers
 from sclc_lightning._files import atomic_path
 from sclc_lightning._lightning_compat import classes_named
 from sclc_lightning._trainer import current_generation, eval_mode, find_loop, sample_data
@@ -95,6 +96,7 @@ def save_sample_figure(
     return True
 
 
+@plain_numbers
 class SampleFigures(Callback):
     """After every ``every`` generations (or at the listed ``generations``), sample
     ``num_samples`` points (seeded, the same count each time) and save

@@ -12,6 +12,7 @@ import lightning.pytorch as pl
 from lightning.pytorch.callbacks import Callback
 from typing_extensions import override
 
+from sclc_lightning._checks import plain_numbers
 from sclc_lightning._files import atomic_path, file_version
 from sclc_lightning._trainer import GenerationEndListener, current_generation, find_loop, settle_producers
 
@@ -25,6 +26,7 @@ def _scalar(value: Any) -> float | None:
         return None
 
 
+@plain_numbers
 class GenerationCSV(GenerationEndListener, Callback):
     """Write ``metrics.csv`` in the run directory: a ``generation`` column, the loop's
     per-generation record and every scalar metric logged during that generation.

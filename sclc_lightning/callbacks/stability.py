@@ -39,12 +39,13 @@ from lightning.pytorch.utilities import rank_zero_warn
 from typing_extensions import override
 
 from sclc_lightning import _lightning_compat as compat
-from sclc_lightning._checks import check_number
+from sclc_lightning._checks import check_number, plain_numbers
 from sclc_lightning._trainer import GenerationMetricProducer, current_generation, find_loop
 
 __all__ = ["StabilityMonitor"]
 
 
+@plain_numbers
 class StabilityMonitor(GenerationMetricProducer, Callback):
     r"""Log, each generation, where the run stands against the theory, and warn once per view
     when it leaves the stable region (see the module's documentation).

@@ -25,7 +25,7 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import Tensor
 
-from sclc_lightning._checks import check_arguments, check_number
+from sclc_lightning._checks import check_arguments, check_number, plain_numbers
 from sclc_lightning._process import (
     TREE_VARIABLE,
     kill_orphaned_trees,
@@ -52,6 +52,7 @@ class CorrectorProcessError(RuntimeError):
 
 
 @register_corrector("command")
+@plain_numbers
 class CommandCorrector(Corrector):
     r"""Run ``command`` on each generation's synthetic batch, through files.
 

@@ -10,6 +10,7 @@ import torch
 from torch import Tensor
 
 from sclc_lightning._callables import resolve_callable
+from sclc_lightning._checks import plain_numbers
 from sclc_lightning.correctors.base import Corrector, register_corrector
 from sclc_lightning.items.codec import SyntheticBatch
 from sclc_lightning.items.real import RealData
@@ -20,6 +21,7 @@ ScoreFn = Callable[[Tensor, Any], Tensor]
 
 
 @register_corrector("filter")
+@plain_numbers
 class FilterCorrector(Corrector):
     r"""Keep the :math:`\lceil m / (1+\gamma) \rceil` best points under ``score`` and refill.
 

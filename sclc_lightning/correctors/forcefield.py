@@ -16,7 +16,7 @@ from typing import Literal
 import torch
 from torch import Tensor
 
-from sclc_lightning._checks import check_arguments, check_number
+from sclc_lightning._checks import check_arguments, check_number, plain_numbers
 from sclc_lightning.correctors.base import Corrector, register_corrector
 from sclc_lightning.items.codec import SyntheticBatch
 from sclc_lightning.items.real import RealData
@@ -25,6 +25,7 @@ __all__ = ["ForceFieldCorrector"]
 
 
 @register_corrector("forcefield")
+@plain_numbers
 class ForceFieldCorrector(Corrector):
     r"""Relax each conformer ``(atoms, 3)`` (Å) with ``steps`` MMFF94 iterations and blend by γ.
 

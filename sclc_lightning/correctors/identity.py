@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import torch
 
+from sclc_lightning._checks import plain_numbers
 from sclc_lightning.correctors.base import Corrector, register_corrector
 from sclc_lightning.items.codec import SyntheticBatch
 from sclc_lightning.items.real import RealData
@@ -12,6 +13,7 @@ __all__ = ["IdentityCorrector"]
 
 
 @register_corrector("identity")
+@plain_numbers
 class IdentityCorrector(Corrector):
     """Returns the synthetic points unchanged: plain iterative retraining.
 

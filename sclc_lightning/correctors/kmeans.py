@@ -24,6 +24,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from sclc_lightning._checks import plain_numbers
 from sclc_lightning.correctors.base import Corrector, register_corrector
 from sclc_lightning.correctors.ot import pairwise_distance
 from sclc_lightning.items.codec import SyntheticBatch
@@ -46,6 +47,7 @@ def _class_keys(conditions: Any, num: int) -> list[Any]:
 
 
 @register_corrector("kmeans")
+@plain_numbers
 class KMeansCorrector(Corrector):
     r"""Move points toward the nearest of ``num_clusters`` KMeans centres of the real data.
 

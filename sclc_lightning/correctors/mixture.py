@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import torch
 
+from sclc_lightning._checks import plain_numbers
 from sclc_lightning.correctors.base import Corrector, register_corrector
 from sclc_lightning.items.codec import SyntheticBatch
 from sclc_lightning.items.real import RealData
@@ -17,6 +18,7 @@ __all__ = ["IdealMixtureCorrector"]
 
 
 @register_corrector("ideal_mixture")
+@plain_numbers
 class IdealMixtureCorrector(Corrector):
     r"""Replace each synthetic point by a fresh real item with probability :math:`\gamma/(1+\gamma)`.
 

@@ -26,7 +26,7 @@ from typing import Any, ClassVar, TypeVar
 import torch
 from torch import Tensor
 
-from sclc_lightning._checks import check_number
+from sclc_lightning._checks import check_number, plain_numbers
 from sclc_lightning._registry import Registry
 from sclc_lightning._settings import declared_settings
 
@@ -211,6 +211,7 @@ def check_weights_fit(module: Any, weights: dict[str, Tensor], what: str) -> Non
 
 
 @register_model_corrector("neon")
+@plain_numbers
 class NeonCorrector(ModelCorrector):
     r"""Negative extrapolation from self-training (Alemohammad et al. 2025).
 

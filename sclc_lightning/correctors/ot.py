@@ -33,6 +33,7 @@ from scipy.optimize import linear_sum_assignment
 from torch import Tensor
 
 from sclc_lightning._callables import resolve_callable
+from sclc_lightning._checks import plain_numbers
 from sclc_lightning.correctors.base import Corrector, register_corrector
 from sclc_lightning.items.codec import SyntheticBatch
 from sclc_lightning.items.real import RealData
@@ -105,6 +106,7 @@ def _labels(conditions: Any, what: str, name: str) -> list[Hashable]:
     return labels
 
 
+@plain_numbers
 class _PairingCorrector(Corrector):
     supports = frozenset({"continuous", "discrete", "conditional"})
     deciding = ("target_sampler", "per_condition")

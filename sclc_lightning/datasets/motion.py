@@ -14,7 +14,7 @@ from safetensors.torch import load_file, save_file
 from torch import Tensor
 from torch.utils.data import DataLoader
 
-from sclc_lightning._checks import COUNT, NON_NEGATIVE, Range, check_arguments
+from sclc_lightning._checks import COUNT, NON_NEGATIVE, Range, check_arguments, plain_numbers
 from sclc_lightning._files import atomic_path
 from sclc_lightning.datasets.images import LabelledImages
 
@@ -24,6 +24,7 @@ __all__ = ["MotionDataModule"]
 MOTION_DATA_VERSION = 4
 
 
+@plain_numbers
 class MotionDataModule(pl.LightningDataModule):
     """Labelled motions ``(frames, 9)`` of the planar biped (:mod:`sclc_lightning.physics`).
 

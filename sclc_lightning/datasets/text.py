@@ -22,7 +22,7 @@ import torch
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 
-from sclc_lightning._checks import COUNT, NON_NEGATIVE, Range, check_arguments
+from sclc_lightning._checks import COUNT, NON_NEGATIVE, Range, check_arguments, plain_numbers
 
 __all__ = ["GrammarTextDataModule", "MarkovGrammar", "TextBlocks", "TokenizedTextDataModule", "distinct_n"]
 
@@ -149,6 +149,7 @@ class _BlocksDataModule(pl.LightningDataModule):
         return DataLoader(self.test_blocks, batch_size=self.batch_size)
 
 
+@plain_numbers
 class GrammarTextDataModule(_BlocksDataModule):
     """Texts of a :class:`MarkovGrammar`, as prompt/continuation blocks (offline, seconds).
 
@@ -237,6 +238,7 @@ def distinct_n(texts: Tensor, n: int) -> float:
     return len({tuple(g) for g in grams.tolist()}) / len(grams)
 
 
+@plain_numbers
 class TokenizedTextDataModule(_BlocksDataModule):
     """Real text, tokenized and cut into prompt/continuation blocks: wikitext-2 for Shumailov et
     al.'s experiment, TinyStories for Gerstgrasser et al.'s, or your own text files.

@@ -15,7 +15,15 @@ import torch
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 
-from sclc_lightning._checks import COUNT, NON_NEGATIVE, POSITIVE, check_arguments, check_numbers, is_number
+from sclc_lightning._checks import (
+    COUNT,
+    NON_NEGATIVE,
+    POSITIVE,
+    check_arguments,
+    check_numbers,
+    is_number,
+    plain_numbers,
+)
 from sclc_lightning.seeding import datamodule_seed
 
 __all__ = [
@@ -53,6 +61,7 @@ class _Rows(Dataset[Tensor]):
         return self.rows[index]
 
 
+@plain_numbers
 class PointsDataModule(pl.LightningDataModule):
     """Base of point-cloud DataModules: override :meth:`draw` to produce ``num`` points.
 
@@ -95,6 +104,7 @@ class PointsDataModule(pl.LightningDataModule):
         return DataLoader(_Rows(self.test_points), batch_size=self.batch_size)
 
 
+@plain_numbers
 class GaussianDataModule(PointsDataModule):
     """Points from :math:`N(\\mu, \\Sigma)` in ``dim`` dimensions (Gillman §5: n = 50, 2-D, N(0, I)).
 
@@ -144,6 +154,7 @@ class GaussianDataModule(PointsDataModule):
         return self.mean.clone(), self.cov.clone()
 
 
+@plain_numbers
 class EightGaussiansDataModule(PointsDataModule):
     """Eight Gaussians on a circle of radius ``radius`` (Bertrand et al. Fig. 1: n = 10^4)."""
 
@@ -182,6 +193,7 @@ def first_mode_reward(data: Tensor, conditions: Any = None) -> Tensor:
     return data.flatten(1)[:, 0].double()
 
 
+@plain_numbers
 class GaussianMixtureDataModule(PointsDataModule):
     r"""Points from a mixture of isotropic Gaussians :math:`\sum_k w_k N(\mu_k, s_k^2 I)`
     (Shumailov et al. 2024, the GMM experiment: two 2-D Gaussians, a thousand points).
@@ -236,6 +248,7 @@ class GaussianMixtureDataModule(PointsDataModule):
         return torch.logsumexp(per_component + self.mix.log(), dim=1)
 
 
+@plain_numbers
 class TwoMoonsDataModule(PointsDataModule):
     """scikit-learn's two moons (Bertrand et al. Fig. 2: n = 10^3), standardised."""
 
@@ -266,6 +279,7 @@ class _Pairs(Dataset[tuple[Tensor, Tensor]]):
         return self.x[index], self.y[index]
 
 
+@plain_numbers
 class LinearRegressionDataModule(pl.LightningDataModule):
     r"""Pairs ``(x, y)`` with :math:`x \sim N(0, I_d)` and :math:`y = x^\top w^* + \sigma\varepsilon`
     (Gerstgrasser et al. 2024, §3: the design is drawn once and kept; the loop regenerates only

@@ -24,6 +24,7 @@ import lightning.pytorch as pl
 from typing_extensions import override
 
 from sclc_lightning import _lightning_compat as compat
+from sclc_lightning._checks import plain_numbers
 from sclc_lightning._trainer import GenerationalLoop
 from sclc_lightning.correctors.base import Corrector, ModuleCorrector
 from sclc_lightning.correctors.model import ModelCorrector
@@ -43,6 +44,7 @@ from sclc_lightning.sampler import BoundSampler, bind_sampler
 __all__ = ["SelfConsumingLoop"]
 
 
+@plain_numbers
 class SelfConsumingLoop(LoopSettings, GenerationalLoop):
     r"""Train a generative LightningModule on its own (corrected) samples, generation after generation.
 

@@ -7,6 +7,7 @@ import lightning.pytorch as pl
 import torch
 from torch import Tensor
 
+from sclc_lightning._checks import plain_numbers
 from sclc_lightning._trainer import find_loop
 from sclc_lightning.datasets.molecules import Molecule
 from sclc_lightning.metrics.conformers import coverage_matching, sane_bond_share
@@ -15,6 +16,7 @@ from sclc_lightning.metrics.evaluator import GenerationEvaluator
 __all__ = ["ConformerMetrics"]
 
 
+@plain_numbers
 class ConformerMetrics(GenerationEvaluator):
     """After every ``every`` generations, generate ``ratio`` conformers per held-out conformer of
     each molecule of the DataModule's test split (GEOM's protocol: twice as many as the

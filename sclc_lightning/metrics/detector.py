@@ -17,7 +17,7 @@ from lightning.pytorch.utilities import rank_zero_info
 from torch import Tensor
 from typing_extensions import override
 
-from sclc_lightning._checks import check_number
+from sclc_lightning._checks import check_number, plain_numbers
 from sclc_lightning._trainer import find_loop
 from sclc_lightning.metrics.evaluator import GenerationEvaluator, held_out
 
@@ -76,6 +76,7 @@ def c2st_auc(samples: Tensor, reference: Tensor, *, classifier: str = "mlp", fol
     return float(roc_auc_score(y, scores))
 
 
+@plain_numbers
 class DetectorMetrics(GenerationEvaluator):
     r"""After each generation, how well a classifier tells the model's samples from real items:
     ``c2st_auc`` (:func:`c2st_auc`), about 0.5 when it cannot, near 1 when the model has drifted.

@@ -9,12 +9,14 @@ import lightning.pytorch as pl
 from torch import Tensor
 from typing_extensions import override
 
+from sclc_lightning._checks import plain_numbers
 from sclc_lightning.metrics.evaluator import GenerationEvaluator, held_out
 from sclc_lightning.metrics.functional import dispersion, mode_weights, tail_mass
 
 __all__ = ["DiversityMetrics"]
 
 
+@plain_numbers
 class DiversityMetrics(GenerationEvaluator):
     r"""Sample ``num_samples`` points after each generation and log how diverse they are.
 

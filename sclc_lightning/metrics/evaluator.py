@@ -16,6 +16,7 @@ from torch import Tensor, nn
 from tqdm.auto import tqdm
 from typing_extensions import override
 
+from sclc_lightning._checks import plain_numbers
 from sclc_lightning._trainer import current_generation, eval_mode, find_loop, sample_data
 from sclc_lightning.seeding import derive_seed
 
@@ -123,6 +124,7 @@ def extract(network: nn.Module, data: Tensor, batch_size: int) -> Tensor:
         return torch.cat([network(chunk.to(device)).float().cpu() for chunk in data.split(batch_size)])
 
 
+@plain_numbers
 class GenerationEvaluator(Callback):
     """Every ``every`` generations (always at generation 0), time :meth:`evaluate` and log its
     metrics plus ``time_evaluating_s`` with the module's ``log_dict``; subclasses draw their

@@ -13,6 +13,7 @@ import lightning.pytorch as pl
 from torch import Tensor, nn
 from torchmetrics.image.fid import FrechetInceptionDistance
 
+from sclc_lightning._checks import plain_numbers
 from sclc_lightning._trainer import find_loop
 from sclc_lightning.metrics.evaluator import GenerationEvaluator, Precomputed, conditions_for, extract
 from sclc_lightning.metrics.functional import feature_diversity
@@ -41,6 +42,7 @@ class FeatureSpace:
     head: nn.Module | None
 
 
+@plain_numbers
 class FeatureDistanceEvaluator(GenerationEvaluator):
     """Logs ``fid``, ``diversity``, ``diversity_ratio`` and, for labelled samples,
     ``class_diversity``, the accuracy on the requested labels (:attr:`accuracy_key`) and the same

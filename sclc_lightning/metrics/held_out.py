@@ -13,11 +13,13 @@ from lightning.pytorch.utilities import rank_zero_info
 from torch import Tensor
 from typing_extensions import override
 
+from sclc_lightning._checks import plain_numbers
 from sclc_lightning._trainer import current_generation, eval_mode
 
 __all__ = ["HeldOutScores"]
 
 
+@plain_numbers
 class HeldOutScores(Callback):
     """After every ``every`` generations (always at generation 0), score every item of the
     DataModule's test split with the module's ``score_items(batch, batch_idx)``, which returns a

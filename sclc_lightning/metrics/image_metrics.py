@@ -13,6 +13,7 @@ from torch.utils.data import DataLoader
 from torchmetrics.image.kid import KernelInceptionDistance
 from typing_extensions import override
 
+from sclc_lightning._checks import plain_numbers
 from sclc_lightning._files import atomic_path
 from sclc_lightning._trainer import find_loop
 from sclc_lightning.metrics.classifier import load_or_train_classifier
@@ -23,6 +24,7 @@ from sclc_lightning.metrics.features import FeatureView, InceptionFeatures, ince
 __all__ = ["ImageMetrics"]
 
 
+@plain_numbers
 class ImageMetrics(FeatureDistanceEvaluator):
     """After every ``every`` generations, sample ``num_samples`` images (the same count each
     time, shared out over the DDP ranks and gathered) and compare them with the DataModule's

@@ -9,6 +9,7 @@ import lightning.pytorch as pl
 import numpy as np
 from torch import Tensor
 
+from sclc_lightning._checks import plain_numbers
 from sclc_lightning._trainer import find_loop
 from sclc_lightning.metrics.classifier import load_or_train_classifier
 from sclc_lightning.metrics.evaluator import extract, held_out
@@ -18,6 +19,7 @@ from sclc_lightning.metrics.features import FeatureView
 __all__ = ["MotionMetrics"]
 
 
+@plain_numbers
 class MotionMetrics(FeatureDistanceEvaluator):
     """After every ``every`` generations, sample ``num_samples`` motions (the held-out labels,
     repeated, as conditions; shared out over DDP ranks) and log:

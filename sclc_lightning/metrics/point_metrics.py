@@ -5,12 +5,14 @@ from __future__ import annotations
 import lightning.pytorch as pl
 from torch import Tensor
 
+from sclc_lightning._checks import plain_numbers
 from sclc_lightning.metrics.evaluator import GenerationEvaluator, held_out
 from sclc_lightning.metrics.functional import frechet_distance, mmd_rbf, mode_statistics, moment_drift
 
 __all__ = ["PointMetrics"]
 
 
+@plain_numbers
 class PointMetrics(GenerationEvaluator):
     """Sample ``num_samples`` points after each generation and compare them with held-out data.
 

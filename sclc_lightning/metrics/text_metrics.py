@@ -5,12 +5,14 @@ from __future__ import annotations
 import lightning.pytorch as pl
 import torch
 
+from sclc_lightning._checks import plain_numbers
 from sclc_lightning.datasets.text import distinct_n
 from sclc_lightning.metrics.evaluator import GenerationEvaluator
 
 __all__ = ["TextMetrics"]
 
 
+@plain_numbers
 class TextMetrics(GenerationEvaluator):
     """Continue the first ``num_samples`` held-out prompts after each generation and log:
 

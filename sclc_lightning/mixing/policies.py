@@ -27,6 +27,7 @@ from typing import Any, ClassVar, TypeVar
 import torch
 from torch import Tensor
 
+from sclc_lightning._checks import plain_numbers
 from sclc_lightning._registry import Registry
 from sclc_lightning._settings import declared_settings
 from sclc_lightning.seeding import make_generator
@@ -243,6 +244,7 @@ class AugmentPolicy(MixingPolicy):
 
 
 @register_mixing_policy("accumulate")
+@plain_numbers
 class AccumulatePolicy(MixingPolicy):
     """All real items and every synthetic set so far (Gerstgrasser et al. 2024).
 
@@ -281,6 +283,7 @@ class AccumulatePolicy(MixingPolicy):
 
 
 @register_mixing_policy("replace")
+@plain_numbers
 class ReplacePolicy(MixingPolicy):
     """The latest synthetic set only: fully synthetic retraining (Shumailov et al.; Bertrand
     et al. Prop. 1). Generation 0 trains on the real data.
@@ -321,6 +324,7 @@ class ReplacePolicy(MixingPolicy):
 
 
 @register_mixing_policy("fresh")
+@plain_numbers
 class FreshPolicy(MixingPolicy):
     r"""A new uniform random subset of the real pool each generation, and the latest synthetic
     set (Alemohammad et al. 2023). :math:`n` is the subset size.

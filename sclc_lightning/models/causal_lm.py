@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from sclc_lightning._checks import COUNT, NON_NEGATIVE, POSITIVE, check_arguments, plain_hyperparameters
+from sclc_lightning._checks import COUNT, NON_NEGATIVE, POSITIVE, check_arguments, plain_hyperparameters, plain_numbers
 from sclc_lightning._trainer import attached_datamodule
 from sclc_lightning.models._sampling import check_temperature
 
@@ -37,6 +37,7 @@ def _transformers() -> Any:
     return transformers
 
 
+@plain_numbers
 class CausalLM(pl.LightningModule):
     """A ``transformers`` causal LM as a LightningModule with ``sample`` and ``score_items``.
 

@@ -12,7 +12,7 @@ from flow_matching.solver import ODESolver
 from flow_matching.utils import ModelWrapper
 from torch import Tensor
 
-from sclc_lightning._checks import COUNT, POSITIVE, check_arguments, plain_hyperparameters
+from sclc_lightning._checks import COUNT, POSITIVE, check_arguments, plain_hyperparameters, plain_numbers
 from sclc_lightning.models._mlp import PointGenerator, TimeMLP
 from sclc_lightning.models._sampling import check_temperature
 
@@ -24,6 +24,7 @@ class _Velocity(ModelWrapper):
         return self.model(x, t.expand(x.shape[0]) if t.dim() == 0 else t)
 
 
+@plain_numbers
 class PointFlowMatching(PointGenerator):
     """Flow matching with the conditional optimal-transport path from N(0, I) to the data.
 

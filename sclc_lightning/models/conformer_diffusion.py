@@ -25,7 +25,7 @@ try:
 except ImportError as err:  # pragma: no cover - the chem extra is part of the dev install
     raise ImportError("ConformerDiffusion needs torch-geometric: pip install 'sclc-lightning[chem]'.") from err
 
-from sclc_lightning._checks import COUNT, NON_NEGATIVE, POSITIVE, check_arguments, plain_hyperparameters
+from sclc_lightning._checks import COUNT, NON_NEGATIVE, POSITIVE, check_arguments, plain_hyperparameters, plain_numbers
 from sclc_lightning.models._sampling import check_temperature
 
 __all__ = ["ConformerDiffusion", "EquivariantLayer", "centred"]
@@ -131,6 +131,7 @@ class ConformerNet(nn.Module):
         return centred(out, mask)
 
 
+@plain_numbers
 class ConformerDiffusion(pl.LightningModule):
     r"""Diffusion over the atom positions of a molecule given its graph; items are dicts with
     ``"pos"`` (``(atoms, 3)``, Å, the generated field) and ``"graph"`` (the graph matrix of

@@ -9,13 +9,14 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from sclc_lightning._checks import COUNT, POSITIVE, check_arguments, plain_hyperparameters
+from sclc_lightning._checks import COUNT, POSITIVE, check_arguments, plain_hyperparameters, plain_numbers
 from sclc_lightning.models._mlp import PointGenerator, TimeMLP
 from sclc_lightning.models._sampling import check_temperature
 
 __all__ = ["PointDDPM"]
 
 
+@plain_numbers
 class PointDDPM(PointGenerator):
     """Denoising diffusion on points; ``sample`` runs the reverse process with a generator.
 

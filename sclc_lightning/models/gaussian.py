@@ -14,7 +14,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from sclc_lightning._checks import check_number, plain_hyperparameters
+from sclc_lightning._checks import check_number, plain_hyperparameters, plain_numbers
 from sclc_lightning._trainer import attached_datamodule
 from sclc_lightning.metrics.functional import gaussian_w2, sqrtm_psd
 from sclc_lightning.models._sampling import check_temperature
@@ -26,6 +26,7 @@ __all__ = ["ESTIMATORS", "GaussianModel", "gaussian_w2"]
 ESTIMATORS = ("unbiased", "mle")
 
 
+@plain_numbers
 class GaussianModel(ExactFitModule):
     r"""Multivariate Gaussian whose "training" is an exact fit: the sample mean and covariance
     of the generation's whole training set.

@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from sclc_lightning._checks import COUNT, NON_NEGATIVE, check_arguments, plain_hyperparameters
+from sclc_lightning._checks import COUNT, NON_NEGATIVE, check_arguments, plain_hyperparameters, plain_numbers
 from sclc_lightning._trainer import attached_datamodule, current_generation
 from sclc_lightning.models._sampling import check_temperature
 from sclc_lightning.models.exact_fit import ExactFitModule
@@ -38,6 +38,7 @@ def mixture_log_prob(points: Tensor, weights: Tensor, means: Tensor, covariances
     return torch.logsumexp(per_component + weights.clamp_min(1e-300).log(), dim=1)
 
 
+@plain_numbers
 class GaussianMixtureModel(ExactFitModule):
     r"""A mixture of ``num_components`` full-covariance Gaussians fitted by EM each generation.
 

@@ -10,7 +10,7 @@ from typing import Any, Literal
 import torch
 from torch import Tensor
 
-from sclc_lightning._checks import COUNT, POSITIVE, Range, check_arguments
+from sclc_lightning._checks import COUNT, POSITIVE, Range, check_arguments, plain_numbers
 from sclc_lightning.models._image_base import ImageDiffusion
 from sclc_lightning.models._sampling import check_temperature
 from sclc_lightning.models._unet import diffusers_module
@@ -18,6 +18,7 @@ from sclc_lightning.models._unet import diffusers_module
 __all__ = ["ImageDDPM"]
 
 
+@plain_numbers
 class ImageDDPM(ImageDiffusion):
     """Denoising diffusion (noise prediction) for images in [-1, 1].
 

@@ -15,7 +15,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from sclc_lightning._checks import COUNT, POSITIVE, Range, check_arguments
+from sclc_lightning._checks import COUNT, POSITIVE, Range, check_arguments, plain_numbers
 from sclc_lightning.models._image_base import ImageDiffusion
 from sclc_lightning.models._sampling import check_temperature
 from sclc_lightning.models._unet import diffusers_module
@@ -23,6 +23,7 @@ from sclc_lightning.models._unet import diffusers_module
 __all__ = ["ImageEDM"]
 
 
+@plain_numbers
 class ImageEDM(ImageDiffusion):
     """EDM-preconditioned diffusion for images in [-1, 1].
 

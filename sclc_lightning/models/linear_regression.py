@@ -17,7 +17,14 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from sclc_lightning._checks import COUNT, NON_NEGATIVE, check_arguments, check_numbers, plain_hyperparameters
+from sclc_lightning._checks import (
+    COUNT,
+    NON_NEGATIVE,
+    check_arguments,
+    check_numbers,
+    plain_hyperparameters,
+    plain_numbers,
+)
 from sclc_lightning._trainer import attached_datamodule
 from sclc_lightning.models._sampling import check_temperature
 from sclc_lightning.models.exact_fit import ExactFitModule
@@ -25,6 +32,7 @@ from sclc_lightning.models.exact_fit import ExactFitModule
 __all__ = ["LinearRegressionModel"]
 
 
+@plain_numbers
 class LinearRegressionModel(ExactFitModule):
     r"""Least squares :math:`\hat w = X^+ Y` (no intercept) and Gaussian targets around it.
 

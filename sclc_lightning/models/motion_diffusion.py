@@ -13,7 +13,15 @@ import torch
 from torch import Tensor, nn
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
-from sclc_lightning._checks import COUNT, FRACTION, NON_NEGATIVE, POSITIVE, check_arguments, plain_hyperparameters
+from sclc_lightning._checks import (
+    COUNT,
+    FRACTION,
+    NON_NEGATIVE,
+    POSITIVE,
+    check_arguments,
+    plain_hyperparameters,
+    plain_numbers,
+)
 from sclc_lightning.models._sampling import check_temperature
 
 __all__ = ["MotionDiffusion"]
@@ -46,6 +54,7 @@ class MotionDenoiser(nn.Module):
         return self.out(self.encoder(tokens)[:, 1:])
 
 
+@plain_numbers
 class MotionDiffusion(pl.LightningModule):
     """Class-conditional diffusion over motions ``(frames, features)``; items ``(motion, label)``.
 

@@ -16,12 +16,13 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from sclc_lightning._checks import COUNT, NON_NEGATIVE, POSITIVE, check_arguments, plain_hyperparameters
+from sclc_lightning._checks import COUNT, NON_NEGATIVE, POSITIVE, check_arguments, plain_hyperparameters, plain_numbers
 from sclc_lightning.models._sampling import check_temperature
 
 __all__ = ["ImageVAE"]
 
 
+@plain_numbers
 class ImageVAE(pl.LightningModule):
     """A VAE with MLP encoder and decoder.
 
