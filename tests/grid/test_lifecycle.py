@@ -113,7 +113,7 @@ def test_sigterm_stops_every_worker_and_a_rerun_resumes(tmp_path: Path) -> None:
     assert not any(pid_alive(pid) for pid in pids)  # the workers are gone
     table = _table(out)
     assert {table[n]["status"] for n in names} == {"interrupted"}, table
-    assert all("SIGTERM stopped the fit" in table[n]["error"] for n in names), table
+    assert all("SIGTERM stopped the fit" in table[n]["error"] for n in names), [table[n]["error"] for n in names]
 
     rerun = subprocess.run(_grid(out, *args), capture_output=True, text=True, timeout=600)
     assert rerun.returncode == 0, rerun.stdout + rerun.stderr
