@@ -60,6 +60,11 @@ class GenerationalLoop(Callback, abc.ABC):
     def conditional(self) -> bool:
         """Whether the loop samples with conditions (it has a condition field)."""
 
+    @property
+    @abc.abstractmethod
+    def run_seed(self) -> int:
+        """The run's seed (known once fitting has started; a resume takes its checkpoint's)."""
+
 
 class GenerationEndListener(abc.ABC):
     """A callback told when a generation is over: its epoch ended, its epoch-level metrics are

@@ -23,6 +23,7 @@ __all__ = [
     "SEED_PURPOSES",
     "datamodule_seed",
     "derive_seed",
+    "evaluation_seed",
     "fit_seed",
     "forked_rng",
     "make_generator",
@@ -109,6 +110,26 @@ def fit_seed(trainer: Any) -> tuple[int, str]:
             seed = int(strategy.broadcast(seed, src=0))
         _DRAWN[trainer] = seed
     return seed, origin
+
+
+def evaluation_seed(requested: int | None, trainer: Any) -> int:
+    """The seed of a callback's draws (evaluation samples, figures, a detector's folds):
+    ``requested`` when given; else the run's, so that runs over seeds differ in their evaluation
+    noise too: the loop's seed (which a resume takes from its checkpoint), or without the loop
+    :func:`fit_seed` of ``trainer``.
+
+    Examples:
+        >>> evaluation_seed(3, trainer=None)
+        3
+    """
+    if requested is not None:
+        return int(requested)
+    from sclc_lightning._trainer import find_loop
+
+    loop = find_loop(trainer)
+    if loop is not None:
+        return loop.run_seed
+    return fit_seed(trainer)[0]
 
 
 def datamodule_seed(datamodule: Any) -> int:

@@ -14,7 +14,7 @@ from sclc_lightning._checks import plain_numbers
 from sclc_lightning._files import atomic_path
 from sclc_lightning._lightning_compat import classes_named
 from sclc_lightning._trainer import current_generation, eval_mode, find_loop, sample_data
-from sclc_lightning.seeding import make_generator
+from sclc_lightning.seeding import evaluation_seed, make_generator
 
 __all__ = ["SampleFigures", "save_motion_figure", "save_sample_figure"]
 
@@ -99,7 +99,8 @@ def save_sample_figure(
 @plain_numbers
 class SampleFigures(Callback):
     """After every ``every`` generations (or at the listed ``generations``), sample
-    ``num_samples`` points (seeded, the same count each time) and save
+    ``num_samples`` points (drawn from ``seed``; ``None``, the default, takes the run's seed; the
+    same count each time) and save
     ``<run dir>/samples/generation_XXXX.png``; W&B loggers get the picture too.
 
     Conditional models get the conditions of the first real items (see
@@ -111,7 +112,7 @@ class SampleFigures(Callback):
     """
 
     def __init__(
-        self, num_samples: int = 64, every: int = 1, seed: int = 0, generations: list[int] | None = None
+        self, num_samples: int = 64, every: int = 1, seed: int | None = None, generations: list[int] | None = None
     ) -> None:
         from sclc_lightning._checks import COUNT, NON_NEGATIVE, check_arguments
 
@@ -129,7 +130,7 @@ class SampleFigures(Callback):
         generation = current_generation(trainer)
         if (generation % self.every) if self.generations is None else (generation not in self.generations):
             return
-        generator = make_generator(self.seed, "sample", 20_000 + generation)
+        generator = make_generator(evaluation_seed(self.seed, trainer), "sample", 20_000 + generation)
         reference, labels, asked = None, None, None
         if loop is not None:
             real = loop.real_data

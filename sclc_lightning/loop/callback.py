@@ -196,6 +196,13 @@ class SelfConsumingLoop(LoopSettings, GenerationalLoop):
         return self.config.condition_field is not None
 
     @property
+    def run_seed(self) -> int:
+        """The seed the run draws everything from (known once fitting has started): the given
+        ``seed``, else ``seed_everything``'s or one drawn for the fit; a resume takes its
+        checkpoint's. Evaluation callbacks without a seed of their own draw from it."""
+        return self.config.run_seed
+
+    @property
     def real_data(self) -> RealData:
         """The real training data, as correctors see it (known once fitting has started)."""
         if self._source is None:

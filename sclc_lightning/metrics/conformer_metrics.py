@@ -41,7 +41,7 @@ class ConformerMetrics(GenerationEvaluator):
         threshold: the COV-R threshold in Å.
         every: evaluate every ``every`` generations.
         batch_size: conformers per ``sample`` call.
-        seed: seed of the evaluation draws.
+        seed: seed of the evaluation draws; `None` (default) takes the run's seed (the loop's).
 
     Examples:
         >>> from sclc_lightning.metrics import ConformerMetrics
@@ -51,7 +51,7 @@ class ConformerMetrics(GenerationEvaluator):
     headline = "cov_r"
 
     def __init__(
-        self, ratio: int = 2, threshold: float = 1.25, every: int = 1, batch_size: int = 256, seed: int = 0
+        self, ratio: int = 2, threshold: float = 1.25, every: int = 1, batch_size: int = 256, seed: int | None = None
     ) -> None:
         from sclc_lightning._checks import COUNT, NON_NEGATIVE, POSITIVE, check_arguments
 

@@ -95,7 +95,7 @@ class DetectorMetrics(GenerationEvaluator):
         classifier: ``"mlp"`` or ``"logistic"``.
         folds: cross-validation folds (an integer >= 2).
         batch_size: points per ``sample`` call.
-        seed: seed of the draws and of the folds.
+        seed: seed of the draws and of the folds; `None` (default) takes the run's seed (the loop's).
         sample_kwargs: sampling settings of the detector's draws, e.g. ``{"temperature": 0.9}``
             (default ``{}``: the model's own distribution, whatever the loop's settings).
 
@@ -117,7 +117,7 @@ class DetectorMetrics(GenerationEvaluator):
         classifier: str = "mlp",
         folds: int = 5,
         batch_size: int = 10_000,
-        seed: int = 0,
+        seed: int | None = None,
         sample_kwargs: dict[str, Any] | None = None,
     ) -> None:
         super().__init__(num_samples, every, batch_size, seed)
@@ -180,5 +180,7 @@ class DetectorMetrics(GenerationEvaluator):
             sample_kwargs=self.sample_kwargs,
         )
         self.evaluated_on = min(len(samples), len(self._reference))
-        auc = c2st_auc(samples, self._reference, classifier=self.classifier, folds=self.folds, seed=self.seed)
+        auc = c2st_auc(
+            samples, self._reference, classifier=self.classifier, folds=self.folds, seed=self.draw_seed(trainer)
+        )
         return {"c2st_auc": auc}

@@ -35,7 +35,7 @@ class DiversityMetrics(GenerationEvaluator):
         num_samples: points sampled per evaluation.
         every: evaluate every ``every`` generations (and always at generation 0).
         batch_size: points per ``sample`` call.
-        seed: seed of the evaluation draws.
+        seed: seed of the evaluation draws; `None` (default) takes the run's seed (the loop's).
 
     Examples:
         >>> from sclc_lightning.callbacks import DiversityMetrics
@@ -44,7 +44,9 @@ class DiversityMetrics(GenerationEvaluator):
 
     headline = "dispersion_ratio"
 
-    def __init__(self, num_samples: int = 2000, every: int = 1, batch_size: int = 10_000, seed: int = 0) -> None:
+    def __init__(
+        self, num_samples: int = 2000, every: int = 1, batch_size: int = 10_000, seed: int | None = None
+    ) -> None:
         super().__init__(num_samples, every, batch_size, seed)
         self._reference: Tensor | None = None
         self._labels: Tensor | None = None

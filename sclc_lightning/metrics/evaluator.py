@@ -18,7 +18,7 @@ from typing_extensions import override
 
 from sclc_lightning._checks import plain_numbers
 from sclc_lightning._trainer import current_generation, eval_mode, find_loop, sample_data
-from sclc_lightning.seeding import derive_seed
+from sclc_lightning.seeding import derive_seed, evaluation_seed
 
 __all__ = [
     "GenerationEvaluator",
@@ -142,13 +142,25 @@ class GenerationEvaluator(Callback):
     #: the metric quoted in the log line.
     headline: ClassVar[str] = ""
 
-    def __init__(self, num_samples: int, every: int, batch_size: int, seed: int) -> None:
+    def __init__(self, num_samples: int, every: int, batch_size: int, seed: int | None) -> None:
         from sclc_lightning._checks import check_number
 
         self.num_samples = check_number("num_samples", num_samples, minimum=2, integer=True)
         self.every = check_number("every", every, minimum=1, integer=True)
         self.batch_size = check_number("batch_size", batch_size, minimum=1, integer=True)
-        self.seed = check_number("seed", seed, minimum=0, integer=True)
+        self.seed = None if seed is None else check_number("seed", seed, minimum=0, integer=True)
+
+    @property
+    def classifier_seed(self) -> int:
+        """The seed of a feature network trained for the metric (FID's domain classifier): ``seed``
+        when given, else 0: the measuring instrument is the same network in every run, so that
+        the runs' metrics compare (its samples still follow the run's seed)."""
+        return 0 if self.seed is None else self.seed
+
+    def draw_seed(self, trainer: pl.Trainer) -> int:
+        """The seed of this callback's draws: ``seed`` when given, else the run's
+        (:func:`~sclc_lightning.seeding.evaluation_seed`)."""
+        return evaluation_seed(self.seed, trainer)
 
     def evaluate(self, trainer: pl.Trainer, pl_module: pl.LightningModule, generation: int) -> dict[str, float]:
         """The metrics of ``generation``."""
@@ -187,7 +199,7 @@ class GenerationEvaluator(Callback):
             trainer,
             pl_module,
             self.num_samples,
-            seed=self.seed,
+            seed=self.draw_seed(trainer),
             stream=generation,
             batch_size=self.batch_size,
             conditions=conditions,
@@ -205,7 +217,10 @@ class GenerationEvaluator(Callback):
         metrics["time_evaluating_s"] = time.perf_counter() - start
         pl_module.log_dict(metrics, on_step=False, on_epoch=True)
         used = getattr(self, "evaluated_on", None) or self.num_samples  # an evaluator may use fewer
+        # the headline metric, else the first one (a subclass need not name one)
+        quoted = self.headline if self.headline in metrics else next(iter(metrics))
+        shown = "" if quoted == "time_evaluating_s" else f" ({quoted} {metrics[quoted]:.4g})"
         rank_zero_info(
             f"{type(self).__name__}: generation {generation} evaluated on {used} samples in"
-            f" {metrics['time_evaluating_s']:.1f} s ({self.headline} {metrics[self.headline]:.4g})."
+            f" {metrics['time_evaluating_s']:.1f} s{shown}."
         )

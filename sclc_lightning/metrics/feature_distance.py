@@ -92,7 +92,7 @@ class FeatureDistanceEvaluator(GenerationEvaluator):
         # FID takes the features computed once, for the reference and the generated samples.
         self.fid = FrechetInceptionDistance(feature=Precomputed(space.num_features), reset_real_features=False)
         self.fid.update(space.reference_features, real=True)
-        pairs = make_generator(self.seed, "evaluate", 0, 2)
+        pairs = make_generator(self.draw_seed(trainer), "evaluate", 0, 2)
         self.real_diversity = float(feature_diversity(space.reference_features, generator=pairs))
         self.real_accuracy = float("nan")
         if space.head is not None and space.reference_labels is not None:
@@ -109,7 +109,7 @@ class FeatureDistanceEvaluator(GenerationEvaluator):
         self.fid.reset()
         self.fid.update(features, real=False)
         metrics = {"fid": float(self.fid.compute())}
-        pairs = make_generator(self.seed, "evaluate", generation, 1)
+        pairs = make_generator(self.draw_seed(trainer), "evaluate", generation, 1)
         metrics["diversity"] = float(feature_diversity(features, generator=pairs))
         metrics["diversity_ratio"] = metrics["diversity"] / self.real_diversity
         if labels is not None:

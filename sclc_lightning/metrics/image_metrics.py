@@ -62,7 +62,9 @@ class ImageMetrics(FeatureDistanceEvaluator):
         kid_subset_size: KID subset size (cut to the number of samples).
         prc_neighborhood: the k of the k-NN balls of precision and recall.
         batch_size: images per ``sample`` call.
-        seed: seed of the evaluation draws.
+        seed: seed of the evaluation draws and of the feature classifier; `None` (default): the
+            draws take the run's seed (the loop's) and the classifier seed 0 (the same instrument
+            in every run, so that runs compare).
 
     Examples:
         >>> from sclc_lightning.callbacks import ImageMetrics
@@ -83,7 +85,7 @@ class ImageMetrics(FeatureDistanceEvaluator):
         kid_subset_size: int = 100,
         prc_neighborhood: int = 3,
         batch_size: int = 500,
-        seed: int = 0,
+        seed: int | None = None,
     ) -> None:
         from sclc_lightning._checks import COUNT, NON_NEGATIVE, Range, check_arguments
 
@@ -132,7 +134,11 @@ class ImageMetrics(FeatureDistanceEvaluator):
             if loop is None:
                 raise ValueError("ImageMetrics with feature='domain' needs the SelfConsumingLoop (its real data).")
             classifier, key = load_or_train_classifier(
-                loop.real_data.dataset, self.num_classes or 0, self.cache_dir, self.classifier_epochs, self.seed
+                loop.real_data.dataset,
+                self.num_classes or 0,
+                self.cache_dir,
+                self.classifier_epochs,
+                self.classifier_seed,
             )
             view, head = FeatureView(classifier), classifier.head
         encoder = view.to(trainer.strategy.root_device)

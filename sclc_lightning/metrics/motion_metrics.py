@@ -45,7 +45,9 @@ class MotionMetrics(FeatureDistanceEvaluator):
         classifier_epochs: training epochs of the classifier.
         batch_size: motions per ``sample`` call.
         physics_workers: worker processes for the physics checks (0: this process).
-        seed: seed of the evaluation draws.
+        seed: seed of the evaluation draws and of the feature classifier; `None` (default): the
+            draws take the run's seed (the loop's) and the classifier seed 0 (the same instrument
+            in every run, so that runs compare).
 
     Examples:
         >>> from sclc_lightning.callbacks import MotionMetrics
@@ -63,7 +65,7 @@ class MotionMetrics(FeatureDistanceEvaluator):
         classifier_epochs: int = 30,
         batch_size: int = 256,
         physics_workers: int = 0,
-        seed: int = 0,
+        seed: int | None = None,
     ) -> None:
         from sclc_lightning._checks import COUNT, NON_NEGATIVE, check_arguments
 
@@ -83,7 +85,12 @@ class MotionMetrics(FeatureDistanceEvaluator):
         if loop is None:
             raise ValueError("MotionMetrics needs the SelfConsumingLoop (its real data trains the classifier).")
         classifier, _ = load_or_train_classifier(
-            loop.real_data.dataset, self.num_classes, self.cache_dir, self.classifier_epochs, self.seed, kind="motion"
+            loop.real_data.dataset,
+            self.num_classes,
+            self.cache_dir,
+            self.classifier_epochs,
+            self.classifier_seed,
+            kind="motion",
         )
         encoder = FeatureView(classifier)
         reference = reference.float()

@@ -30,7 +30,7 @@ class PointMetrics(GenerationEvaluator):
         every: evaluate every ``every`` generations (and always at generation 0).
         mode_radius: a sample within this distance of a centre counts for that mode.
         batch_size: points per ``sample`` call.
-        seed: seed of the evaluation draws.
+        seed: seed of the evaluation draws; `None` (default) takes the run's seed (the loop's).
 
     Examples:
         >>> from sclc_lightning.callbacks import PointMetrics
@@ -40,7 +40,12 @@ class PointMetrics(GenerationEvaluator):
     headline = "frechet"
 
     def __init__(
-        self, num_samples: int = 2000, every: int = 1, mode_radius: float = 0.5, batch_size: int = 10_000, seed: int = 0
+        self,
+        num_samples: int = 2000,
+        every: int = 1,
+        mode_radius: float = 0.5,
+        batch_size: int = 10_000,
+        seed: int | None = None,
     ) -> None:
         from sclc_lightning._checks import POSITIVE, check_arguments
 

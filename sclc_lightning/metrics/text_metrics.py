@@ -31,7 +31,7 @@ class TextMetrics(GenerationEvaluator):
         num_samples: continuations per evaluation (the held-out prompts, repeated if fewer).
         every: evaluate every ``every`` generations (and always at generation 0).
         batch_size: prompts per ``sample`` call.
-        seed: seed of the evaluation draws.
+        seed: seed of the evaluation draws; `None` (default) takes the run's seed (the loop's).
 
     Examples:
         >>> from sclc_lightning.callbacks import TextMetrics
@@ -40,7 +40,7 @@ class TextMetrics(GenerationEvaluator):
 
     headline = "distinct_2"
 
-    def __init__(self, num_samples: int = 256, every: int = 1, batch_size: int = 256, seed: int = 0) -> None:
+    def __init__(self, num_samples: int = 256, every: int = 1, batch_size: int = 256, seed: int | None = None) -> None:
         super().__init__(num_samples, every, batch_size, seed)
 
     def evaluate(self, trainer: pl.Trainer, pl_module: pl.LightningModule, generation: int) -> dict[str, float]:

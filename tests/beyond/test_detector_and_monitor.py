@@ -78,7 +78,8 @@ def test_the_monitor_checks_bertrands_condition_and_a_drift_metric(tmp_path: Pat
     # evaluated at generations 0, 4 and 8 on the loop's sampler, at τ = 0.5: already told apart
     # at generation 0 (half the spread), and σ halves every generation after
     aucs = [rows[g]["c2st_auc"] for g in (0, 4, 8)]
-    assert 0.7 < aucs[0] < aucs[1] <= aucs[2] and aucs[2] > 0.99, aucs
+    # near 1 an AUC of 500 + 500 points has a standard error of about 0.005: 0.02 is 4 of them
+    assert 0.7 < aucs[0] < aucs[1] and aucs[2] >= aucs[1] - 0.02 and aucs[2] > 0.98, aucs
     assert len(said) == 2  # each said once, though true at every generation
     assert any("Bertrand" in s for s in said) and any("c2st_auc" in s for s in said)
     with pytest.raises(ValueError, match="all of `alpha`, `epsilon` and `lipschitz`"):

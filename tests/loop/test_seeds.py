@@ -101,3 +101,33 @@ def test_a_pl_global_seed_that_is_not_a_seed_is_refused(text: str, monkeypatch: 
     monkeypatch.setenv("PL_GLOBAL_SEED", text)
     with pytest.raises(ValueError, match=f"PL_GLOBAL_SEED must be an integer .* got '{text}'"):
         run_seed(None)
+
+
+def test_evaluation_draws_follow_the_run_seed_unless_given_their_own(tmp_path: Path) -> None:
+    """An evaluation callback without a seed draws from the run's (so that error bars over seeds
+    include the evaluation's noise); one given a seed keeps it; the feature classifier of FID-like
+    metrics keeps seed 0 (the same instrument in every run)."""
+    from sclc_lightning.callbacks import GenerationEvaluator
+
+    class Spread(GenerationEvaluator):
+        def __init__(self, seed: int | None = None) -> None:
+            super().__init__(num_samples=8, every=1, batch_size=8, seed=seed)
+            self.seeds: list[int] = []
+            self.draws: list[torch.Tensor] = []
+
+        def evaluate(self, trainer: Any, pl_module: Any, generation: int) -> dict[str, float]:
+            self.seeds.append(self.draw_seed(trainer))
+            self.draws.append(self.draw(trainer, pl_module, generation))
+            return {"spread": float(self.draws[-1].std())}
+
+    runs = {}
+    for name, run_seed, own in (("a", 1, None), ("b", 2, None), ("c", 2, 5)):
+        pl.seed_everything(run_seed)
+        spread = Spread(own)
+        model = GaussianModel()
+        looped = SelfConsumingLoop(synthetic_fraction=1.0, generations=1, images_per_generation=20, mode="replace")
+        fit(tmp_path / name, model, loader(gaussian_points(20, seed=0)), looped, callbacks=[spread])
+        runs[name] = spread
+    assert runs["a"].seeds == [1, 1] and runs["b"].seeds == [2, 2] and runs["c"].seeds == [5, 5]
+    assert not torch.equal(runs["a"].draws[0], runs["b"].draws[0])
+    assert runs["a"].classifier_seed == 0 and runs["c"].classifier_seed == 5
