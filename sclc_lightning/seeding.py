@@ -132,16 +132,30 @@ def evaluation_seed(requested: int | None, trainer: Any) -> int:
     return fit_seed(trainer)[0]
 
 
+#: The seed each DataModule with ``seed=None`` took (see :func:`datamodule_seed`).
+_DATA_SEEDS: weakref.WeakKeyDictionary[Any, int] = weakref.WeakKeyDictionary()
+
+
 def datamodule_seed(datamodule: Any) -> int:
     """A DataModule's data seed: its ``seed`` when it is an integer; for ``None`` the run's
     (:func:`fit_seed` of its Trainer; outside a fit, :func:`run_seed`), said once. This is the
     convention of the bundled DataModules, for users' own: ``seed=None`` follows the run's seed,
-    so that runs over seeds average over datasets as well as over the loop's draws."""
+    so that runs over seeds average over datasets as well as over the loop's draws. Once taken,
+    a DataModule keeps its seed (its grammar, its train and test splits come from one seed, even
+    when some are made before the fit and some in it)."""
     given = getattr(datamodule, "seed", None)
     if given is not None:
         return int(given)
+    try:
+        return _DATA_SEEDS[datamodule]
+    except (KeyError, TypeError):
+        pass
     trainer = getattr(datamodule, "trainer", None)
     seed, origin = fit_seed(trainer) if trainer is not None else run_seed(None)
+    try:
+        _DATA_SEEDS[datamodule] = seed
+    except TypeError:  # not weakly referenceable: resolved again next time
+        pass
     if origin == "drawn":
         from lightning.pytorch.utilities import rank_zero_info
 

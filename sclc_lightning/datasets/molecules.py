@@ -29,6 +29,7 @@ from torch.utils.data import DataLoader
 
 from sclc_lightning._checks import COUNT, NON_NEGATIVE, check_arguments, plain_numbers
 from sclc_lightning.chemistry import _chem, graph_matrix, graph_parts, rdkit_molecule
+from sclc_lightning.seeding import datamodule_seed
 
 __all__ = ["ELEMENTS", "ConformerDataModule", "Molecule", "embed_conformer", "read_geom", "shipped_smiles"]
 
@@ -318,7 +319,8 @@ class ConformerDataModule(pl.LightningDataModule):
         test_conformers: held-out conformers per molecule.
         max_heavy_atoms: the largest molecules kept.
         batch_size: training batch size.
-        seed: the conformers' embedding seeds.
+        seed: the conformers' embedding seeds; ``None`` (default) takes the run's seed when the
+            data are set up (:func:`~sclc_lightning.seeding.datamodule_seed`).
     """
 
     def __init__(
@@ -328,7 +330,7 @@ class ConformerDataModule(pl.LightningDataModule):
         test_conformers: int = 2,
         max_heavy_atoms: int = 16,
         batch_size: int = 64,
-        seed: int = 0,
+        seed: int | None = None,
     ) -> None:
         super().__init__()
         check_arguments(
@@ -361,8 +363,9 @@ class ConformerDataModule(pl.LightningDataModule):
         if self._train is not None:
             return
         per_molecule = self.train_conformers + self.test_conformers
+        seed = datamodule_seed(self)
         for index, smiles in enumerate(shipped_smiles(self.num_molecules, max_heavy_atoms=self.max_heavy_atoms)):
-            conformers = [embed_conformer(smiles, self.seed * 1_000_003 + index * 97 + k) for k in range(per_molecule)]
+            conformers = [embed_conformer(smiles, seed * 1_000_003 + index * 97 + k) for k in range(per_molecule)]
             molecule = conformers[0]
             molecule.conformers = torch.cat([c.conformers for c in conformers])
             self.molecules.append(molecule)

@@ -17,6 +17,7 @@ from torch.utils.data import DataLoader
 from sclc_lightning._checks import COUNT, NON_NEGATIVE, Range, check_arguments, plain_numbers
 from sclc_lightning._files import atomic_path
 from sclc_lightning.datasets.images import LabelledImages
+from sclc_lightning.seeding import datamodule_seed
 
 __all__ = ["MotionDataModule"]
 
@@ -39,7 +40,8 @@ class MotionDataModule(pl.LightningDataModule):
         n_test: held-out motions.
         frames: frames per motion (20 frames per second).
         batch_size: loader batch size.
-        seed: generation seed.
+        seed: generation seed; ``None`` (default) takes the run's seed when the data are set up
+            (:func:`~sclc_lightning.seeding.datamodule_seed`), so that seeds average over datasets.
         cache_dir: where the generated motions are kept (default ``~/.cache/sclc_lightning``).
         sim_workers: worker processes for the rollouts (0: this process).
     """
@@ -52,7 +54,7 @@ class MotionDataModule(pl.LightningDataModule):
         n_test: int = 256,
         frames: int = 32,
         batch_size: int = 64,
-        seed: int = 0,
+        seed: int | None = None,
         cache_dir: str | None = None,
         sim_workers: int = 0,
     ) -> None:
@@ -78,16 +80,15 @@ class MotionDataModule(pl.LightningDataModule):
     def _split(self, count: int, stream: int) -> tuple[Tensor, Tensor]:
         from sclc_lightning.physics.sim import MOTION_TYPES, generate_motions
 
-        key = json.dumps([MOTION_DATA_VERSION, count, self.frames, self.seed, stream])
+        seed = datamodule_seed(self)
+        key = json.dumps([MOTION_DATA_VERSION, count, self.frames, seed, stream])
         path = self.cache_dir / f"motions-{hashlib.sha256(key.encode()).hexdigest()[:16]}.safetensors"
         if path.exists():
             tensors = load_file(str(path))
             return tensors["motions"], tensors["labels"]
-        rng = np.random.default_rng([self.seed, stream])
+        rng = np.random.default_rng([seed, stream])
         labels = rng.permutation(np.arange(count) % len(MOTION_TYPES))
-        motions = generate_motions(
-            labels.tolist(), self.frames, seed=self.seed * 2 + stream, num_workers=self.sim_workers
-        )
+        motions = generate_motions(labels.tolist(), self.frames, seed=seed * 2 + stream, num_workers=self.sim_workers)
         tensors = {"motions": torch.from_numpy(motions), "labels": torch.from_numpy(labels.astype(np.int64))}
         path.parent.mkdir(parents=True, exist_ok=True)
         with atomic_path(path) as tmp:  # grid points that start together write it at once

@@ -23,6 +23,7 @@ from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 
 from sclc_lightning._checks import COUNT, NON_NEGATIVE, Range, check_arguments, plain_numbers
+from sclc_lightning.seeding import datamodule_seed
 
 __all__ = ["GrammarTextDataModule", "MarkovGrammar", "TextBlocks", "TokenizedTextDataModule", "distinct_n"]
 
@@ -163,7 +164,9 @@ class GrammarTextDataModule(_BlocksDataModule):
         n: real training blocks.
         n_test: held-out blocks.
         batch_size: training batch size.
-        seed: draws the grammar and the texts (different streams).
+        seed: draws the grammar and the texts (different streams); ``None`` (default) takes the
+            run's seed (:func:`~sclc_lightning.seeding.datamodule_seed`) when the grammar is first
+            used or the data are set up, so that seeds average over grammars and texts.
     """
 
     def __init__(
@@ -176,7 +179,7 @@ class GrammarTextDataModule(_BlocksDataModule):
         n: int = 512,
         n_test: int = 256,
         batch_size: int = 32,
-        seed: int = 0,
+        seed: int | None = None,
     ) -> None:
         super().__init__()
         check_arguments(
@@ -194,21 +197,32 @@ class GrammarTextDataModule(_BlocksDataModule):
         )
         if n < 1 or n_test < 1 or batch_size < 1 or prompt_length < 0 or continuation_length < 1:
             raise ValueError("n, n_test, batch_size and continuation_length must be >= 1, prompt_length >= 0.")
-        self.grammar = MarkovGrammar(vocab, branching, zipf, seed)
+        if not 1 <= branching <= vocab:
+            raise ValueError(f"Need 1 <= branching <= vocab; got {branching} and {vocab}.")
+        self._grammar_settings = (vocab, branching, zipf)
+        self._grammar: MarkovGrammar | None = None
         self.prompt_length, self.continuation_length = prompt_length, continuation_length
-        self.n, self.n_test, self.batch_size, self.seed = n, n_test, batch_size, int(seed)
+        self.n, self.n_test, self.batch_size, self.seed = n, n_test, batch_size, seed
         self.train_blocks: TextBlocks | None = None
         self.test_blocks: TextBlocks | None = None
 
     @property
+    def grammar(self) -> MarkovGrammar:
+        """The grammar the texts follow, drawn from the data seed when first used."""
+        if self._grammar is None:
+            self._grammar = MarkovGrammar(*self._grammar_settings, seed=datamodule_seed(self))
+        return self._grammar
+
+    @property
     def vocab_size(self) -> int:
-        return self.grammar.vocab_size
+        return self._grammar_settings[0] + SPECIAL
 
     def setup(self, stage: str) -> None:
         if self.train_blocks is None:
             length = self.prompt_length + self.continuation_length
-            train = self.grammar.sample(self.n, length, torch.Generator().manual_seed(self.seed + 1))
-            test = self.grammar.sample(self.n_test, length, torch.Generator().manual_seed(self.seed + 1_000_003))
+            seed = datamodule_seed(self)
+            train = self.grammar.sample(self.n, length, torch.Generator().manual_seed(seed + 1))
+            test = self.grammar.sample(self.n_test, length, torch.Generator().manual_seed(seed + 1_000_003))
             self.train_blocks = TextBlocks(train, self.prompt_length)
             self.test_blocks = TextBlocks(test, self.prompt_length)
 

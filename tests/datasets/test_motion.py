@@ -13,14 +13,14 @@ from sclc_lightning.physics.sim import CONTACT_TOLERANCE
 
 
 def test_motions_are_deterministic_cached_and_valid(tmp_path: Path) -> None:
-    data = MotionDataModule(n=24, n_test=8, frames=20, cache_dir=str(tmp_path))
+    data = MotionDataModule(n=24, n_test=8, frames=20, seed=0, cache_dir=str(tmp_path))
     data.setup("fit")
     assert data.train_set is not None and data.test_set is not None
     motions, labels = data.train_set.images, data.train_set.labels
     assert motions.shape == (24, 20, 9) and motions.dtype == torch.float32
     assert sorted(labels.tolist()) == sorted([0, 1, 2, 3] * 6)  # balanced motion types
     assert len(list(tmp_path.glob("motions-*.safetensors"))) == 2  # train and test, cached
-    again = MotionDataModule(n=24, n_test=8, frames=20, cache_dir=str(tmp_path / "elsewhere"))
+    again = MotionDataModule(n=24, n_test=8, frames=20, seed=0, cache_dir=str(tmp_path / "elsewhere"))
     again.setup("fit")
     assert again.train_set is not None and torch.equal(again.train_set.images, motions)  # same seed, same data
     assert not torch.equal(data.test_set.images[:8], motions[:8])  # test split is another stream

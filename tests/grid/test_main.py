@@ -171,7 +171,8 @@ def test_seeds_say_when_the_datamodule_has_a_fixed_seed_of_its_own(
 ) -> None:
     recipes = Path(__file__).parents[2] / "recipes"
     grid = ["grid", "--seeds", "0-1", "--out", str(tmp_path), "--dry-run"]
-    assert main([*grid, "--config", str(recipes / "lm_pretrain.yaml")]) == 0
+    fixed = ["--config", str(recipes / "lm_pretrain.yaml"), "--", "--data.init_args.seed", "0"]
+    assert main([*grid, *fixed]) == 0
     said = capsys.readouterr().err
     assert "warning: the DataModule GrammarTextDataModule has a fixed seed of its own (data.init_args.seed: 0)" in said
     # the Gaussian recipes' data follow the run's seed (seed: null): nothing to say
@@ -182,3 +183,6 @@ def test_seeds_say_when_the_datamodule_has_a_fixed_seed_of_its_own(
     assert "(data.init_args.seed: 4)" in capsys.readouterr().err
     assert main([*grid, "--config", str(recipes / "lm_pretrain.yaml"), "--", "--data.init_args.seed=null"]) == 0
     assert "fixed seed" not in capsys.readouterr().err
+    for recipe in sorted(recipes.glob("*.yaml")):  # no recipe fixes its data's seed any more
+        assert main([*grid, "--config", str(recipe)]) == 0, recipe
+        assert "fixed seed" not in capsys.readouterr().err, recipe

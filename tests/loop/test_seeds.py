@@ -4,6 +4,7 @@ seed that is logged and recorded, and a run repeated with its recorded seed is b
 
 from __future__ import annotations
 
+import inspect
 import logging
 import os
 from pathlib import Path
@@ -131,3 +132,32 @@ def test_evaluation_draws_follow_the_run_seed_unless_given_their_own(tmp_path: P
     assert runs["a"].seeds == [1, 1] and runs["b"].seeds == [2, 2] and runs["c"].seeds == [5, 5]
     assert not torch.equal(runs["a"].draws[0], runs["b"].draws[0])
     assert runs["a"].classifier_seed == 0 and runs["c"].classifier_seed == 5
+
+
+def test_the_text_motion_and_molecule_data_follow_the_run_seed_unless_given() -> None:
+    """The bundled DataModules all take the run's seed by default (``seed=None``); one DataModule
+    keeps the seed it took, so its grammar (drawn when first used) and its texts agree."""
+    from sclc_lightning.datasets.molecules import ConformerDataModule
+    from sclc_lightning.datasets.motion import MotionDataModule
+    from sclc_lightning.datasets.text import GrammarTextDataModule
+    from sclc_lightning.seeding import datamodule_seed
+
+    for cls in (GrammarTextDataModule, MotionDataModule, ConformerDataModule):
+        assert inspect.signature(cls).parameters["seed"].default is None, cls
+
+    def texts(**kwargs: Any) -> torch.Tensor:
+        data = GrammarTextDataModule(vocab=16, prompt_length=0, continuation_length=8, n=8, n_test=4, **kwargs)
+        data.setup("fit")
+        assert data.train_blocks is not None
+        return data.train_blocks.tokens
+
+    pl.seed_everything(1)
+    first = texts()
+    assert torch.equal(first, texts(seed=1))
+    pl.seed_everything(2)
+    assert not torch.equal(first, texts())
+    os.environ.pop("PL_GLOBAL_SEED", None)  # a drawn seed: the grammar and the texts share it
+    data = GrammarTextDataModule(vocab=16, prompt_length=0, continuation_length=8, n=8, n_test=4)
+    grammar_seed = data.grammar.seed
+    data.setup("fit")
+    assert datamodule_seed(data) == grammar_seed
