@@ -96,7 +96,10 @@ class StabilityMonitor(GenerationMetricProducer, Callback):
         self.drift_metric = drift_metric
         self._watched: str | None = None if drift_metric == "auto" else drift_metric
         self._trainer_for_state: pl.Trainer | None = None
-        self.drift_threshold = check_number("drift_threshold", drift_threshold)
+        auc = drift_metric in ("auto", "c2st_auc")  # the detector's AUC lies in [0, 1]
+        self.drift_threshold = check_number(
+            "drift_threshold", drift_threshold, minimum=0 if auc else None, maximum=1 if auc else None
+        )
         self.first_sigma: float | None = None
         self.warned: set[str] = set()
         self._pending: int | None = None

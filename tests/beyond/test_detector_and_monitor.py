@@ -190,7 +190,8 @@ def test_the_monitor_before_the_detector_still_reads_its_metric(tmp_path: Path) 
         ({"alpha": 0.0, "epsilon": 1.0, "lipschitz": 1.0}, r"`alpha` must be a finite number > 0, got 0.0"),
         ({"band": float("nan")}, r"`band` must be a finite number > 0, got nan"),
         ({"band": "3"}, r"`band` must be a finite number > 0, got '3' \(text"),
-        ({"drift_threshold": None}, r"`drift_threshold` must be a finite number, got None"),
+        ({"drift_threshold": -1}, r"`drift_threshold` must be a finite number >= 0 and <= 1, got -1"),
+        ({"drift_threshold": None}, r"`drift_threshold` must be a finite number >= 0 and <= 1, got None"),
         ({"drift_metric": ""}, r"`drift_metric` must be a metric's name or None"),
     ],
 )
