@@ -21,6 +21,7 @@ import torch
 __all__ = [
     "SEED_ORIGINS",
     "SEED_PURPOSES",
+    "checkpoint_seed",
     "datamodule_seed",
     "derive_seed",
     "evaluation_seed",
@@ -52,7 +53,7 @@ SEED_PURPOSES = (
 
 
 #: Where a run's seed came from, as :func:`run_seed` reports it.
-SEED_ORIGINS = ("given", "seed_everything", "drawn")
+SEED_ORIGINS = ("given", "seed_everything", "drawn", "checkpoint")
 
 
 def run_seed(requested: int | None) -> tuple[int, str]:
@@ -97,10 +98,55 @@ def run_seed(requested: int | None) -> tuple[int, str]:
 _DRAWN: weakref.WeakKeyDictionary[Any, int] = weakref.WeakKeyDictionary()
 
 
+def checkpoint_seed(trainer: Any) -> int | None:
+    """The run's seed recorded in the checkpoint the fit of ``trainer`` resumes from (the loop's
+    state: the fit's seed, else, in older checkpoints, the loop's), or ``None`` for a fit from
+    scratch or a checkpoint without the loop. Read before Lightning restores the checkpoint, so
+    that DataModules set up before then take the seed the run started with."""
+    if trainer is None:
+        return None
+    from sclc_lightning._lightning_compat import resuming_from
+
+    path = resuming_from(trainer)
+    if path is None:
+        return None
+    known = _RESUMED.get(trainer)
+    if known is not None and known[0] == path:
+        return known[1]
+    seed = None
+    try:
+        import torch
+
+        if "://" in path:
+            from lightning.fabric.utilities.cloud_io import _load
+
+            checkpoint = _load(path, map_location="cpu", weights_only=True)
+        else:
+            checkpoint = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+        state = (checkpoint.get("callbacks") or {}).get("SelfConsumingLoop") or {}
+        recorded = state.get("fit_seed")
+        if recorded is None:
+            recorded = (state.get("fingerprint") or {}).get("seed")
+        if isinstance(recorded, int) and not isinstance(recorded, bool) and recorded >= 0:
+            seed = recorded
+    except Exception:  # an unreadable file: Lightning's restore says what is wrong with it
+        seed = None
+    _RESUMED[trainer] = (path, seed)
+    return seed
+
+
+#: The checkpoint each Trainer resumes from, and the seed read from it.
+_RESUMED: weakref.WeakKeyDictionary[Any, tuple[str, int | None]] = weakref.WeakKeyDictionary()
+
+
 def fit_seed(trainer: Any) -> tuple[int, str]:
     """The run's seed for the fit of ``trainer`` (:func:`run_seed` without a requested seed):
-    ``seed_everything``'s, else one drawn once per Trainer, on rank zero and broadcast, so that
-    every rank, the loop and the DataModule agree."""
+    the seed of the run a resume continues (:func:`checkpoint_seed`), else ``seed_everything``'s,
+    else one drawn once per Trainer, on rank zero and broadcast, so that every rank, the loop and
+    the DataModule agree."""
+    resumed = checkpoint_seed(trainer)
+    if resumed is not None:
+        return resumed, "checkpoint"
     seed, origin = run_seed(None)
     if origin == "drawn":
         if trainer in _DRAWN:

@@ -49,3 +49,20 @@ def test_provider_source_serves_every_epoch_and_restores(tmp_path: Any) -> None:
     assert t.fit_loop._data_source.instance is user_loader and type(t.fit_loop._data_source) is _DataLoaderSource
     compat.invalidate_train_dataloader(t)
     assert t.fit_loop._combined_loader is None
+
+
+def test_the_checkpoint_a_fit_resumes_is_known_in_setup(tmp_path: Any) -> None:
+    """``resuming_from`` reads ``Trainer._run``'s ``ckpt_path`` while the callbacks are set up,
+    before Lightning restores the checkpoint (the loop's seed for DataModules relies on it)."""
+    seen: list[str | None] = []
+
+    class Look(Callback):
+        def setup(self, trainer: Any, pl_module: Any, stage: str) -> None:
+            seen.append(compat.resuming_from(trainer))
+
+    first = trainer(tmp_path, [Look()], max_epochs=1)
+    first.fit(GaussianModel(), loader(gaussian_points(20)))
+    path = str(tmp_path / "one.ckpt")
+    first.save_checkpoint(path)
+    trainer(tmp_path, [Look()], max_epochs=2).fit(GaussianModel(), loader(gaussian_points(20)), ckpt_path=path)
+    assert seen == [None, path]

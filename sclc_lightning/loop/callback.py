@@ -40,6 +40,7 @@ from sclc_lightning.loop.steps import count_generation_step
 from sclc_lightning.loop.takeover import TrainerTakeover
 from sclc_lightning.mixing.policies import MixingPolicy
 from sclc_lightning.sampler import BoundSampler, bind_sampler
+from sclc_lightning.seeding import fit_seed
 
 __all__ = ["SelfConsumingLoop"]
 
@@ -158,6 +159,7 @@ class SelfConsumingLoop(LoopSettings, GenerationalLoop):
         arguments = {name: value for name, value in locals().items() if name not in ("self", "__class__")}
         self.config = LoopConfig.from_arguments(arguments)
         self._requested_seed: int | None = self.config.seed
+        self._fit_seed: int | None = None
         self._history: list[GenerationRecord] = []
         self._takeover = TrainerTakeover()
         self._corrector: Corrector | None = self.config.corrector
@@ -240,6 +242,7 @@ class SelfConsumingLoop(LoopSettings, GenerationalLoop):
         # A callback may serve several fits: forget what the previous one found.
         self._source, self._session, self._restored, self._sampler = None, None, None, None
         self.config = resolve_seed(self.config, self._requested_seed, trainer)
+        self._fit_seed = fit_seed(trainer)[0]  # what DataModules with seed=None took
         self.sampler(pl_module)  # a sampler the loop cannot call is refused now
         self._corrector = self.config.corrector
         if self._corrector is None and callable(getattr(pl_module, "correct", None)):
@@ -340,6 +343,7 @@ class SelfConsumingLoop(LoopSettings, GenerationalLoop):
             records=None if session is None else session.expected_records(),
             position=None if session is None or session.saving is None else session.saving.to_dict(),
             initial=None if session is None or session.initial is None else session.initial.to_state(),
+            fit_seed=self._fit_seed,
         ).to_dict()
 
     @override

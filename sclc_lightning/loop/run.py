@@ -68,6 +68,9 @@ class LoopState:
         initial: with ``start_from="initial"``, the digest of the initial weights file and the
             optimizer and scheduler states the run started from
             (:meth:`~sclc_lightning.loop.restart.InitialState.to_state`), else ``None``.
+        fit_seed: the run's seed of the fit (``seed_everything``'s or the one drawn for it), which
+            DataModules with ``seed=None`` took; a resume gives it to them again
+            (:func:`~sclc_lightning.seeding.checkpoint_seed`). ``None`` in older states.
     """
 
     run_id: str | None
@@ -78,6 +81,7 @@ class LoopState:
     format: int = STATE_FORMAT
     position: dict[str, Any] | None = None
     initial: dict[str, Any] | None = None
+    fit_seed: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
         # Shallow (dataclasses.asdict deep-copies): the records list grows with every generation.
@@ -101,6 +105,7 @@ class LoopState:
             int(state["format"]),
             state.get("position"),
             state.get("initial"),
+            state.get("fit_seed"),
         )
 
 
@@ -128,10 +133,13 @@ def resolve_seed(config: LoopConfig, requested: int | None, trainer: pl.Trainer)
     if requested is not None:
         return dataclasses.replace(config, seed=int(requested))
     seed, origin = fit_seed(trainer)
-    how = "drawn afresh (no seed_everything)" if origin == "drawn" else "from seed_everything"
+    how = {
+        "drawn": "drawn afresh (no seed_everything)",
+        "checkpoint": "taken from the checkpoint the fit resumes",
+    }.get(origin, "from seed_everything")
     rank_zero_info(
-        f"SelfConsumingLoop: seed {seed}, the run's seed {how}; pass it to seed_everything (or as `seed=`) to"
-        " repeat the run."
+        f"SelfConsumingLoop: seed {seed}, the run's seed {how}; pass it to seed_everything to repeat the run"
+        " (the loop's `seed=` alone fixes the loop's draws, not a DataModule's data)."
     )
     return dataclasses.replace(config, seed=seed)
 

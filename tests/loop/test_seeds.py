@@ -161,3 +161,44 @@ def test_the_text_motion_and_molecule_data_follow_the_run_seed_unless_given() ->
     grammar_seed = data.grammar.seed
     data.setup("fit")
     assert datamodule_seed(data) == grammar_seed
+
+
+@pytest.mark.parametrize("resume_seed", [None, 6])
+def test_a_resume_gives_the_datamodule_the_seed_the_run_started_with(tmp_path: Path, resume_seed: int | None) -> None:
+    """A run whose seed was drawn (or given to seed_everything), resumed in a new Trainer without
+    it (or with another): its DataModule with seed=None takes the run's seed from the checkpoint,
+    before Lightning restores it, so the real data are the same and the resume finishes the run
+    exactly as the uninterrupted one."""
+    from lightning.pytorch.callbacks import ModelCheckpoint
+
+    def run(ckpt_path: str | None = None) -> tuple[GaussianModel, SelfConsumingLoop]:
+        model = GaussianModel()
+        looped = SelfConsumingLoop(
+            synthetic_fraction=1.0, generations=2, mode="replace", output_dir=str(tmp_path / "out")
+        )
+        saving = ModelCheckpoint(dirpath=tmp_path / "ckpt", filename="{epoch}", save_top_k=-1, every_n_epochs=1)
+        data = GaussianDataModule(n=20, batch_size=10)
+        trainer = pl.Trainer(
+            callbacks=[looped, saving],
+            max_epochs=-1,
+            accelerator="cpu",
+            logger=False,
+            enable_progress_bar=False,
+            enable_model_summary=False,
+            default_root_dir=str(tmp_path),
+        )
+        trainer.fit(model, datamodule=data, ckpt_path=ckpt_path)
+        return model, looped
+
+    if resume_seed is None:
+        os.environ.pop("PL_GLOBAL_SEED", None)
+    else:
+        pl.seed_everything(5)
+    whole, first = run()
+    if resume_seed is None:
+        os.environ.pop("PL_GLOBAL_SEED", None)
+    else:
+        pl.seed_everything(resume_seed)
+    resumed, second = run(str(tmp_path / "ckpt" / "epoch=1.ckpt"))
+    assert second.run_seed == first.run_seed
+    assert torch.equal(resumed.log_std, whole.log_std) and torch.equal(resumed.mean, whole.mean)
