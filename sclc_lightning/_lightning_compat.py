@@ -15,6 +15,8 @@ from typing import Any
 import lightning.pytorch as pl
 from lightning.pytorch.trainer.connectors.data_connector import _DataLoaderSource, _request_dataloader
 
+from sclc_lightning.seeding import resuming_from  # Trainer._run's ckpt_path, read from its frame
+
 __all__ = [
     "classes_named",
     "cluster_environment",
@@ -179,20 +181,3 @@ def count_one_step(trainer: pl.Trainer) -> None:
         progress = epoch_loop.manual_optimization.optim_step_progress
     progress.increment_ready()
     progress.increment_completed()
-
-
-def resuming_from(trainer: pl.Trainer) -> str | None:
-    """The checkpoint the running fit of ``trainer`` resumes from, already while the DataModule
-    and the callbacks are set up (Lightning restores the checkpoint after their ``setup``, and
-    until then keeps its path only in ``Trainer._run``'s ``ckpt_path``, read from that frame);
-    ``None`` outside a fit or for a fit from scratch."""
-    import sys
-
-    frame = sys._getframe(1)
-    while frame is not None:
-        if frame.f_code.co_name == "_run" and frame.f_locals.get("self") is trainer:
-            path = frame.f_locals.get("ckpt_path")
-            return None if path is None else str(path)
-        frame = frame.f_back  # type: ignore[assignment]
-    path = getattr(trainer, "ckpt_path", None)
-    return None if path is None else str(path)

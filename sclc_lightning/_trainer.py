@@ -16,6 +16,7 @@ from lightning.pytorch.callbacks import Callback
 
 from sclc_lightning.items.real import RealData
 from sclc_lightning.sampler import BoundSampler, bind_sampler
+from sclc_lightning.seeding import fit_seed
 
 __all__ = [
     "GenerationEndListener",
@@ -23,6 +24,7 @@ __all__ = [
     "GenerationalLoop",
     "current_generation",
     "eval_mode",
+    "evaluation_seed",
     "find_loop",
     "notify_generation_end",
     "sample_data",
@@ -176,3 +178,21 @@ def eval_mode(module: torch.nn.Module, trainer: pl.Trainer | None = None) -> Ite
             yield
     finally:
         module.train(was_training)
+
+
+def evaluation_seed(requested: int | None, trainer: Any) -> int:
+    """The seed of a callback's draws (evaluation samples, figures, a detector's folds):
+    ``requested`` when given; else the run's, so that runs over seeds differ in their evaluation
+    noise too: the loop's seed (which a resume takes from its checkpoint), or without the loop
+    :func:`fit_seed` of ``trainer``.
+
+    Examples:
+        >>> evaluation_seed(3, trainer=None)
+        3
+    """
+    if requested is not None:
+        return int(requested)
+    loop = find_loop(trainer)
+    if loop is not None:
+        return loop.run_seed
+    return fit_seed(trainer)[0]

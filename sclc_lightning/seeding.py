@@ -24,11 +24,11 @@ __all__ = [
     "checkpoint_seed",
     "datamodule_seed",
     "derive_seed",
-    "evaluation_seed",
     "fit_seed",
     "forked_rng",
     "make_generator",
     "reseed",
+    "resuming_from",
     "run_seed",
 ]
 
@@ -98,6 +98,25 @@ def run_seed(requested: int | None) -> tuple[int, str]:
 _DRAWN: weakref.WeakKeyDictionary[Any, int] = weakref.WeakKeyDictionary()
 
 
+def resuming_from(trainer: Any) -> str | None:
+    """The checkpoint the running fit of ``trainer`` resumes from, already while the DataModule
+    and the callbacks are set up (Lightning restores the checkpoint after their ``setup``, and
+    until then keeps its path only in ``Trainer._run``'s ``ckpt_path``, read from that frame);
+    ``None`` outside a fit or for a fit from scratch. (It reads a Lightning internal, as
+    ``sclc_lightning._lightning_compat`` does, which re-exports it and tests it; it lives here
+    because this module imports nothing of the package.)"""
+    import sys
+
+    frame = sys._getframe(1)
+    while frame is not None:
+        if frame.f_code.co_name == "_run" and frame.f_locals.get("self") is trainer:
+            path = frame.f_locals.get("ckpt_path")
+            return None if path is None else str(path)
+        frame = frame.f_back  # type: ignore[assignment]
+    path = getattr(trainer, "ckpt_path", None)
+    return None if path is None else str(path)
+
+
 def checkpoint_seed(trainer: Any) -> int | None:
     """The run's seed recorded in the checkpoint the fit of ``trainer`` resumes from (the loop's
     state: the fit's seed, else, in older checkpoints, the loop's), or ``None`` for a fit from
@@ -105,8 +124,6 @@ def checkpoint_seed(trainer: Any) -> int | None:
     that DataModules set up before then take the seed the run started with."""
     if trainer is None:
         return None
-    from sclc_lightning._lightning_compat import resuming_from
-
     path = resuming_from(trainer)
     if path is None:
         return None
@@ -156,26 +173,6 @@ def fit_seed(trainer: Any) -> tuple[int, str]:
             seed = int(strategy.broadcast(seed, src=0))
         _DRAWN[trainer] = seed
     return seed, origin
-
-
-def evaluation_seed(requested: int | None, trainer: Any) -> int:
-    """The seed of a callback's draws (evaluation samples, figures, a detector's folds):
-    ``requested`` when given; else the run's, so that runs over seeds differ in their evaluation
-    noise too: the loop's seed (which a resume takes from its checkpoint), or without the loop
-    :func:`fit_seed` of ``trainer``.
-
-    Examples:
-        >>> evaluation_seed(3, trainer=None)
-        3
-    """
-    if requested is not None:
-        return int(requested)
-    from sclc_lightning._trainer import find_loop
-
-    loop = find_loop(trainer)
-    if loop is not None:
-        return loop.run_seed
-    return fit_seed(trainer)[0]
 
 
 #: The seed each DataModule with ``seed=None`` took (see :func:`datamodule_seed`).

@@ -13,8 +13,8 @@ from typing_extensions import override
 from sclc_lightning._checks import plain_numbers
 from sclc_lightning._files import atomic_path
 from sclc_lightning._lightning_compat import classes_named
-from sclc_lightning._trainer import current_generation, eval_mode, find_loop, sample_data
-from sclc_lightning.seeding import evaluation_seed, make_generator
+from sclc_lightning._trainer import current_generation, eval_mode, evaluation_seed, find_loop, sample_data
+from sclc_lightning.seeding import make_generator
 
 __all__ = ["SampleFigures", "save_motion_figure", "save_sample_figure"]
 

@@ -24,7 +24,7 @@ import lightning.pytorch as pl
 from typing_extensions import override
 
 from sclc_lightning import _lightning_compat as compat
-from sclc_lightning._checks import plain_numbers
+from sclc_lightning._checks import plain_in_place, plain_numbers
 from sclc_lightning._trainer import GenerationalLoop
 from sclc_lightning.correctors.base import Corrector, ModuleCorrector
 from sclc_lightning.correctors.model import ModelCorrector
@@ -198,13 +198,6 @@ class SelfConsumingLoop(LoopSettings, GenerationalLoop):
         return self.config.condition_field is not None
 
     @property
-    def run_seed(self) -> int:
-        """The seed the run draws everything from (known once fitting has started): the given
-        ``seed``, else ``seed_everything``'s or one drawn for the fit; a resume takes its
-        checkpoint's. Evaluation callbacks without a seed of their own draw from it."""
-        return self.config.run_seed
-
-    @property
     def real_data(self) -> RealData:
         """The real training data, as correctors see it (known once fitting has started)."""
         if self._source is None:
@@ -323,8 +316,6 @@ class SelfConsumingLoop(LoopSettings, GenerationalLoop):
     def on_save_checkpoint(
         self, trainer: pl.Trainer, pl_module: pl.LightningModule, checkpoint: dict[str, Any]
     ) -> None:
-        from sclc_lightning._checks import plain_in_place
-
         plain_in_place(checkpoint)  # a NumPy number (a learning rate given as one) would not load with weights_only
         session = self._session
         if session is not None and not session.checkpointed and trainer.is_global_zero:

@@ -363,6 +363,13 @@ class LoopSettings:
     config: LoopConfig
 
     @property
+    def run_seed(self) -> int:
+        """The seed the run draws everything from: the given ``seed``, else ``seed_everything``'s
+        or one drawn for the fit; a resume takes its checkpoint's. Known once fitting has
+        started; evaluation callbacks without a seed of their own draw from it."""
+        return self.config.run_seed
+
+    @property
     def generations(self) -> int:
         return self.config.generations
 

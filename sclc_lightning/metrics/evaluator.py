@@ -17,8 +17,8 @@ from tqdm.auto import tqdm
 from typing_extensions import override
 
 from sclc_lightning._checks import plain_numbers
-from sclc_lightning._trainer import current_generation, eval_mode, find_loop, sample_data
-from sclc_lightning.seeding import derive_seed, evaluation_seed
+from sclc_lightning._trainer import current_generation, eval_mode, evaluation_seed, find_loop, sample_data
+from sclc_lightning.seeding import derive_seed
 
 __all__ = [
     "GenerationEvaluator",
