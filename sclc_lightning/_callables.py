@@ -125,9 +125,25 @@ def _code_parts(code: types.CodeType) -> list[Any]:
     ]
 
 
+#: Packages whose classes' methods are not the user's code (their version is not recorded either).
+_LIBRARIES = frozenset({"builtins", "torch", "lightning", "pytorch_lightning", "numpy", "sklearn", "sclc_lightning"})
+
+
+def _plain_data(value: Any) -> bool:
+    """Numbers, strings, and lists, tuples, sets and dicts of them (nested): a module's data."""
+    if isinstance(value, _PLAIN):
+        return True
+    if isinstance(value, (list, tuple, set, frozenset)):
+        return all(_plain_data(v) for v in value)
+    if isinstance(value, dict):
+        return all(_plain_data(k) and _plain_data(v) for k, v in value.items())
+    return False
+
+
 def _global_constants(function: types.FunctionType) -> dict[str, Any]:
-    """The plain values (numbers, strings and tuples of them) that ``function`` reads from its
-    module by name: editing such a constant changes what the function returns."""
+    """The plain data (numbers, strings, and lists, tuples, sets and dicts of them) that
+    ``function`` reads from its module by name: editing such a constant changes what the
+    function returns."""
     names: set[str] = set()
     stack = [function.__code__]
     while stack:
@@ -138,7 +154,7 @@ def _global_constants(function: types.FunctionType) -> dict[str, Any]:
     for name in sorted(names):
         if name in function.__globals__:
             value = function.__globals__[name]
-            if isinstance(value, _PLAIN) or (isinstance(value, tuple) and all(isinstance(v, _PLAIN) for v in value)):
+            if _plain_data(value):
                 found[name] = _value_parts(value, set())
     return found
 
@@ -211,12 +227,25 @@ def _identity_parts(value: Any, seen: set[int]) -> Any:
         ]
     if isinstance(value, type):
         return ["class", _name(value)]
+    wrapped = getattr(value, "__wrapped__", None)
+    if callable(wrapped):  # functools.cache, lru_cache and other C wrappers of a Python function
+        return ["wrapped", _name(value), _identity_parts(wrapped, seen)]
     call = type(value).__call__  # type: ignore[operator]
     if not isinstance(call, types.FunctionType):  # built-in and C callables (ufuncs, ...)
         return ["builtin", _name(value)]
-    # an object of a Python class with __call__: its class's __call__ and its attributes
+    # an object of a Python class with __call__: its class's __call__, the methods its own
+    # classes define (a torch module's forward), and its attributes (a module's weights)
+    own = [
+        [name, _identity_parts(method, seen)]
+        for cls in type(value).__mro__
+        if cls.__module__.split(".")[0] not in _LIBRARIES
+        for name, method in sorted(vars(cls).items())
+        if isinstance(method, types.FunctionType)
+    ]
     state = _value_parts(dict(vars(value)), seen) if hasattr(value, "__dict__") else None
-    return ["callable object", _name(type(value)), _identity_parts(call, seen), state]
+    library = (call.__module__ or "").split(".")[0] in _LIBRARIES  # torch's Module.__call__: named only
+    call_part = ["library", _name(call)] if library else _identity_parts(call, seen)
+    return ["callable object", _name(type(value)), call_part, own, state]
 
 
 def _filled(cell: Any) -> bool:

@@ -170,3 +170,32 @@ def test_a_bound_method_counts_its_objects_state() -> None:
     assert code_identity(_Ramp(0.5).at) != code_identity(_Ramp(3.0).at)
     assert code_identity(_Ramp(0.5).at) == code_identity(_Ramp(0.5).at)
     assert "0x" not in code_identity(_Ramp(0.5).at)
+
+
+def test_edits_behind_a_cache_a_module_table_or_a_modules_forward_are_seen(tmp_path: Any) -> None:
+    """From a hostile try: a ``functools.cache`` schedule, a schedule reading a module-level list
+    or dict, and a torch module's ``forward`` used as a verifier were identified without what
+    decides their values."""
+    import importlib
+    import sys
+
+    def identity_of(source: str, name: str) -> str:
+        (tmp_path / "edited_mod.py").write_text(source)
+        sys.modules.pop("edited_mod", None)
+        sys.path.insert(0, str(tmp_path))
+        try:
+            module = importlib.import_module("edited_mod")
+        finally:
+            sys.path.remove(str(tmp_path))
+        return code_identity(getattr(module, name)() if name == "Verifier" else getattr(module, name))
+
+    cached = "import functools\n@functools.cache\ndef ramp(g):\n    return {}\n"
+    assert identity_of(cached.format(0.5), "ramp") != identity_of(cached.format(1.0), "ramp")
+    table = "LAMBDAS = [0.5, {}]\nCFG = {{'lam': {}}}\ndef ramp(g):\n    return LAMBDAS[g] * CFG['lam']\n"
+    assert identity_of(table.format(0.5, 1), "ramp") != identity_of(table.format(1.0, 1), "ramp")
+    assert identity_of(table.format(0.5, 1), "ramp") != identity_of(table.format(0.5, 2), "ramp")
+    module = (
+        "import torch\nclass Verifier(torch.nn.Module):\n    def forward(self, x):\n        return x[:, {}]\n"
+    )
+    assert identity_of(module.format(0), "Verifier") != identity_of(module.format(1), "Verifier")
+    assert identity_of(module.format(0), "Verifier") == identity_of(module.format(0), "Verifier")
