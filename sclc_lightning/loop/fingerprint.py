@@ -22,6 +22,9 @@ Formats (the ``format`` of the loop's checkpoint state):
   (``"module:qualname#code:<digest>"``, :func:`~sclc_lightning._callables.code_identity`), so
   an edited function is a changed setting. Older checkpoints named callables only: they are
   compared by name, with a notice.
+- 5: also the λ of every generation a schedule gives (``schedule``), so that a schedule whose
+  values changed (its code, a function it calls, a registered schedule edited) is seen whatever
+  its identity says. Not compared for older checkpoints.
 """
 
 from __future__ import annotations
@@ -56,19 +59,20 @@ class ResumeRefused(ValueError):
 
 
 #: The format this version writes.
-STATE_FORMAT = 4
+STATE_FORMAT = 5
 #: Every format this version reads, with what it holds.
 FORMATS = {
     1: "mode settings as top-level keys; the corrector's name and strength only",
     2: "every deciding setting, the item structure and the records' digests",
     3: "format 2 and the real data's size and digest",
     4: "format 3 with the code identity of every recorded callable",
+    5: "format 4 and the λ of every generation a schedule gives",
 }
 #: The first format whose callables carry their code identity.
 CODE_IDENTITY_FORMAT = 4
 #: Fields added after format 1, with the format that added them: a checkpoint of an older format
 #: did not record them, so they are not compared when resuming it.
-INTRODUCED = {"real_data": 3}
+INTRODUCED = {"real_data": 3, "schedule": 5}
 # A score program's settings that never decide its scores (recorded before format 4).
 _SCORE_PROGRAM_OPERATIONAL = ("timeout", "keep_files", "stderr_lines")
 # Format 1 kept these mode settings as top-level keys.
@@ -92,6 +96,8 @@ def build(
         "corrector": corrector.describe() if corrector is not None else None,
         "seed": config.seed,
     }
+    if config.schedule is not None:  # the values it gives, whatever the code that gives them
+        fingerprint["schedule"] = list(config.schedule)
     if config.start_from != "previous":  # absent from older checkpoints, which continued
         fingerprint["start_from"] = config.start_from
     if config.sampler != "sample":  # likewise absent from older checkpoints
@@ -205,7 +211,16 @@ def code_changes(old: Mapping[str, Any], new: Mapping[str, Any], old_format: int
     keyed = lambda changes: {c.split(":", 1)[0] for c in changes}  # noqa: E731
     every = keyed(fingerprint_changes(old, new, old_format))
     by_name = keyed(fingerprint_changes(strip_code_identities(dict(old)), strip_code_identities(dict(new)), old_format))
-    return sorted(every - by_name)
+    edited = every - by_name
+    # the λ a schedule of the same name (a function, a registered schedule) gives changed: its
+    # code, or code or data it reads, was edited
+    if (
+        "schedule" in every
+        and "synthetic_fraction" not in by_name
+        and not isinstance(new.get("synthetic_fraction"), list)
+    ):
+        edited.add("schedule")
+    return sorted(edited)
 
 
 def records_code(fingerprint: Mapping[str, Any]) -> bool:

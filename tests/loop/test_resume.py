@@ -272,7 +272,7 @@ def test_a_schedule_edited_since_the_checkpoint_is_refused_unless_accepted(tmp_p
         ValueError, match=r"synthetic_fraction: checkpoint 'sched_user:schedule#code:[0-9a-f]{16}' vs"
     ) as err:
         _resumable_run(tmp_path, "ck2", settings, ckpt_path=checkpoint)
-    assert "the code of `synthetic_fraction` was edited since the checkpoint" in str(err.value)
+    assert "the code of `synthetic_fraction`, `schedule` was edited since the checkpoint" in str(err.value)
     assert "accept_edited_code=True" in str(err.value)
     # the same code resumes; the edited one when accepted on purpose, and it is what samples then
     _write_schedule(user_code, 0.2)
@@ -281,6 +281,34 @@ def test_a_schedule_edited_since_the_checkpoint_is_refused_unless_accepted(tmp_p
     _, edited = _resumable_run(tmp_path, "ck4", {**settings, "accept_edited_code": True}, ckpt_path=checkpoint)
     assert [r.num_synthetic for r in same.history] == [int(0.2 * g * 50) for g in (2, 3)]
     assert [r.num_synthetic for r in edited.history] == [int(0.1 * g * 50) for g in (2, 3)]
+
+
+def test_a_registered_schedule_whose_values_changed_is_refused_unless_accepted(tmp_path: Path) -> None:
+    """From a hostile try: a registered schedule is recorded by its name and settings, so its
+    edit was resumed silently; the checkpoint now records the λ it gave each generation."""
+    from sclc_lightning.mixing import schedule as schedules
+
+    def register(factor: float) -> None:
+        schedules._SCHEDULES.pop("test_ramp", None)
+
+        @schedules.register_schedule("test_ramp")
+        def ramp(generation: int, generations: int, top: float = 1.0) -> float:
+            return factor * top
+
+    settings = {"synthetic_fraction": {"name": "test_ramp", "top": 1.0}, "generations": 3}
+    try:
+        register(0.5)
+        with pytest.raises(RuntimeError, match="simulated crash"):
+            _resumable_run(tmp_path, "ck", settings, callbacks=[CrashAt(2)])
+        checkpoint = str(tmp_path / "ck" / "epoch=1.ckpt")
+        register(1.0)
+        with pytest.raises(ValueError, match=r"schedule: checkpoint \[0.5, 0.5, 0.5\] vs now \[1.0, 1.0, 1.0\]") as err:
+            _resumable_run(tmp_path, "ck2", settings, ckpt_path=checkpoint)
+        assert "accept_edited_code=True" in str(err.value)
+        _, edited = _resumable_run(tmp_path, "ck3", {**settings, "accept_edited_code": True}, ckpt_path=checkpoint)
+        assert [r.num_synthetic for r in edited.history] == [50, 50]
+    finally:
+        schedules._SCHEDULES.pop("test_ramp", None)
 
 
 def test_a_checkpoint_without_code_identities_compares_callables_by_name(
@@ -296,7 +324,7 @@ def test_a_checkpoint_without_code_identities_compares_callables_by_name(
     checkpoint = torch.load(path, weights_only=False)
     (key,) = [k for k in checkpoint["callbacks"] if "SelfConsumingLoop" in k]
     state = checkpoint["callbacks"][key]
-    assert state["format"] == 4
+    assert state["format"] == 5
     state["format"] = 3  # as the previous version wrote it: the callable by name
     state["fingerprint"]["synthetic_fraction"] = "sched_user:schedule"
     torch.save(checkpoint, path)
