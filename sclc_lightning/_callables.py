@@ -50,7 +50,10 @@ def resolve_callable(value: Callable[..., Any] | str | None, argument: str) -> C
     try:
         target = getattr(importlib.import_module(module_name), attr)
     except (ImportError, AttributeError, ValueError) as err:
-        raise ValueError(f"`{argument}` {value!r} does not name an importable object: {err}") from err
+        raise ValueError(
+            f"`{argument}` {value!r} does not name an importable object ({err}): give a callable or an import path"
+            " 'package.module:function'."
+        ) from err
     if not callable(target):
         raise ValueError(f"`{argument}` {value!r} is not callable.")
     return target  # type: ignore[no-any-return]

@@ -171,6 +171,29 @@ EXTRA_CASES: list[tuple[str, str, Any, dict[str, Any]]] = [
     ("GaussianMixtureDataModule", "means", [[0.0, "1"], [1.0, 0.0]], {}),
     ("LinearRegressionDataModule", "weights", [float("nan")] * 8, {}),
     ("LinearRegressionModel", "reference_weights", ["1"] * 8, {}),
+    # from a hostile try of the first version of this walk
+    ("SelfConsumingLoop", "mode_kwargs", "max_synthetic=5", {"mode": "accumulate"}),
+    ("SelfConsumingLoop", "corrector_kwargs", "strength=1", {"corrector": "kmeans"}),
+    ("SelfConsumingLoop", "fields", ["data"], {}),
+    ("SelfConsumingLoop", "fields", 0, {}),
+    ("SelfConsumingLoop", "output_dir", "", {}),
+    ("SampleFigures", "generations", 3, {}),
+    ("SampleFigures", "generations", [1, "2"], {}),
+    ("SampleFigures", "generations", [1.5], {}),
+    ("ImageDDPM", "block_out_channels", (32, "64"), {}),
+    ("ImageDDPM", "block_out_channels", (32, float("nan")), {}),
+    ("ImageDDPM", "block_out_channels", (), {}),
+    ("ImageEDM", "block_out_channels", (16, 32), {}),
+    ("ImageEDM", "block_out_channels", 64, {}),
+    ("GaussianDataModule", "cov", [[1.0, 0.5], [0.0, 1.0]], {}),
+    ("GaussianMixtureDataModule", "means", [], {}),
+    ("GaussianMixtureDataModule", "means", 0.0, {}),
+    ("LinearRegressionDataModule", "weights", 1.0, {}),
+    ("LinearRegressionModel", "reference_weights", 1.0, {}),
+    ("FilterCorrector", "score", "nope", {}),
+    ("DetectorMetrics", "sample_kwargs", {"temperature": float("nan")}, {}),
+    ("VerifierCorrector", "fraction", 0.5, {}),
+    ("CommandCorrector", "command", ["true", 3], {}),
 ]
 
 
@@ -245,7 +268,7 @@ def test_each_argument_refuses_a_hostile_value_where_it_is_given(
     message = str(refused.value)
     assert argument in message, f"{cls.__name__}({argument}={value!r}): {message}"
     for key in value if isinstance(value, dict) else ():
-        if key not in ("name", "weight", "KEY"):  # the valid keys of the cases above
+        if key not in ("name", "weight", "KEY", "temperature"):  # the valid keys of the cases above
             assert key in message, f"{cls.__name__}({argument}={value!r}) does not name the key {key!r}: {message}"
 
 

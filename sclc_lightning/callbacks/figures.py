@@ -119,10 +119,15 @@ class SampleFigures(Callback):
         check_arguments(SampleFigures.__init__, locals(), num_samples=COUNT, every=COUNT, seed=NON_NEGATIVE)
         if num_samples < 1 or every < 1:
             raise ValueError(f"`num_samples` and `every` must be >= 1, got {num_samples} and {every}.")
-        if generations is not None and any(g < 0 for g in generations):
-            raise ValueError(f"`generations` must be >= 0, got {generations}.")
+        from sclc_lightning._checks import is_integer
+
+        if generations is not None and (
+            not isinstance(generations, (list, tuple, set, frozenset))
+            or not all(is_integer(g) and g >= 0 for g in generations)
+        ):
+            raise ValueError(f"`generations` must be a list of generations (integers >= 0), got {generations!r}.")
         self.num_samples, self.every, self.seed = num_samples, every, seed
-        self.generations = None if generations is None else frozenset(generations)
+        self.generations = None if generations is None else frozenset(int(g) for g in generations)
 
     @override
     def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:

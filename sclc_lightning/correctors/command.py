@@ -107,7 +107,9 @@ class CommandCorrector(Corrector):
     ) -> None:
         super().__init__(strength)
         check_arguments(CommandCorrector.__init__, locals())
-        if not isinstance(command, (str, list, tuple)):
+        if not isinstance(command, (str, list, tuple)) or (
+            not isinstance(command, str) and not all(isinstance(a, (str, os.PathLike)) for a in command)
+        ):
             raise ValueError(f"`command` must be a command line (text) or a list of its arguments, got {command!r}.")
         self.command = shlex.split(command) if isinstance(command, str) else [str(a) for a in command]
         if not self.command:

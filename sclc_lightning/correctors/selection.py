@@ -240,6 +240,11 @@ class VerifierCorrector(SelectingCorrector):
         check_arguments(VerifierCorrector.__init__, locals(), fraction=Range(above=0, maximum=1))
         if rule not in _RULES:
             raise ValueError(f"`rule` must be one of {list(_RULES)}, got {rule!r}.")
+        uses = {"threshold": "threshold", "top_fraction": "fraction"}.get(rule)
+        given = [name for name, value in (("threshold", threshold), ("fraction", fraction)) if value is not None]
+        unused = next((name for name in given if name != uses), None)
+        if unused is not None:
+            raise ValueError(f"`{unused}` is not used by rule {rule!r}: drop it, or choose the rule that uses it.")
         if rule == "threshold" and (isinstance(threshold, bool) or not isinstance(threshold, (int, float))):
             raise ValueError(f"rule 'threshold' needs `threshold` (a number), got {threshold!r}.")
         if rule == "top_fraction" and (

@@ -140,6 +140,8 @@ class GaussianDataModule(PointsDataModule):
                 f"`mean` must have {dim} values and `cov` be {dim}x{dim}, got shapes"
                 f" {tuple(self.mean.shape)} and {tuple(self.cov.shape)}."
             )
+        if not torch.allclose(self.cov, self.cov.T, rtol=1e-5, atol=1e-8):  # Cholesky reads one triangle
+            raise ValueError(f"`cov` must be symmetric positive definite, got {cov!r} (not symmetric).")
         try:
             self._chol = torch.linalg.cholesky(self.cov.double())
         except RuntimeError as err:
@@ -222,6 +224,10 @@ class GaussianMixtureDataModule(PointsDataModule):
         check_arguments(GaussianMixtureDataModule.__init__, locals(), n=COUNT, batch_size=COUNT)
         super().__init__(n, n_test, n if batch_size is None else batch_size, seed)
         centres = torch.from_numpy(check_numbers("means", means if means is not None else [[-2.0, 0.0], [2.0, 0.0]]))
+        if centres.dim() != 2 or centres.shape[0] < 1 or centres.shape[1] < 1:
+            raise ValueError(
+                f"`means` must be a list of points (one list of coordinates per component), got {means!r}."
+            )
         k = centres.shape[0]
         spread = torch.from_numpy(check_numbers("stds", stds if stds is not None else [0.5] * k))
         mix = torch.from_numpy(check_numbers("weights", weights if weights is not None else [1.0 / k] * k))
@@ -322,7 +328,10 @@ class LinearRegressionDataModule(pl.LightningDataModule):
             seed=NON_NEGATIVE,
         )
         if weights is not None:
-            weights = check_numbers("weights", weights).tolist()
+            array = check_numbers("weights", weights)
+            if array.ndim != 1:
+                raise ValueError(f"`weights` must be a list of `dim` = {dim} numbers, got {weights!r}.")
+            weights = array.tolist()
         if weights is not None and len(weights) != dim:
             raise ValueError(f"`weights` must have `dim` = {dim} values, got {len(weights)}.")
         if dim < 1 or n < dim or n_test < 0 or noise_std < 0 or (batch_size is not None and batch_size < 1):

@@ -194,6 +194,13 @@ class LoopConfig:
         # NumPy scalars are numbers, recorded as Python ones (a checkpoint holding one would not
         # load with weights_only=True); inside the kwargs mappings and schedule lists too
         given = {name: plain(value) for name, value in arguments.items()}
+        for name in ("mode_kwargs", "corrector_kwargs", "model_corrector_kwargs", "fields"):
+            value = given.get(name)
+            if value is not None and not isinstance(value, Mapping):
+                raise ValueError(
+                    f"`{name}` must be a mapping of names to values (a dict; in YAML a block of `key: value`"
+                    f" lines), got {value!r}."
+                )
         deprecated = {name: given.pop(name, None) for name in DEPRECATED_MODE_ARGUMENTS}
         synthetic_fraction, generations = given.pop("synthetic_fraction"), given.pop("generations")
         images_per_generation, initial_images = given.pop("images_per_generation"), given.pop("initial_images")
@@ -223,6 +230,10 @@ class LoopConfig:
         condition_field = int(condition_field) if is_integer(condition_field) else condition_field
         if output_dir is not None and not isinstance(output_dir, (str, os.PathLike)):
             raise ValueError(f"`output_dir` must be a path (text) or None, got {output_dir!r}.")
+        if output_dir is not None and not str(output_dir).strip():
+            raise ValueError(
+                "`output_dir` is empty (an unset variable?): give a folder, or None for <log_dir>/synthetic."
+            )
         if not _is_int(generations) or generations < 0:
             raise ValueError(f"`generations` must be an integer >= 0, got {generations!r}.")
         schedule: tuple[float, ...] | None = None

@@ -8,6 +8,7 @@ have drifted; per generation they show how far the loop has.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import lightning.pytorch as pl
@@ -133,6 +134,9 @@ class DetectorMetrics(GenerationEvaluator):
             not isinstance(sample_kwargs, dict) or not all(isinstance(k, str) for k in sample_kwargs)
         ):
             raise ValueError(f"`sample_kwargs` must be a dict of keyword arguments, got {sample_kwargs!r}.")
+        for key, setting in (sample_kwargs or {}).items():
+            if isinstance(setting, (int, float)) and not isinstance(setting, bool) and not math.isfinite(setting):
+                raise ValueError(f"`sample_kwargs[{key!r}]` must be a finite number, got {setting!r}.")
         self.sample_kwargs: dict[str, Any] = dict(sample_kwargs or {})
         self.evaluated_on: int | None = None
         self._reference: Tensor | None = None

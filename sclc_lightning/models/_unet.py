@@ -17,6 +17,25 @@ def diffusers_module() -> Any:
     return importlib.import_module("diffusers")
 
 
+#: diffusers' UNet2DModel normalises in 32 groups: every block's channels are a multiple of it.
+NORM_GROUPS = 32
+
+
+def check_blocks(block_out_channels: Any) -> tuple[int, ...]:
+    """``block_out_channels`` as a tuple, refused unless it is a non-empty list of channel counts
+    that are multiples of :data:`NORM_GROUPS` (what the UNet's group normalisation needs)."""
+    from sclc_lightning._checks import is_integer
+
+    ok = isinstance(block_out_channels, (list, tuple)) and len(block_out_channels) > 0
+    ok = ok and all(is_integer(c) and c >= NORM_GROUPS and c % NORM_GROUPS == 0 for c in block_out_channels)
+    if not ok:
+        raise ValueError(
+            "`block_out_channels` must be a non-empty list of channel counts, each a multiple of"
+            f" {NORM_GROUPS} (the UNet's normalisation groups), e.g. [32, 64, 64]; got {block_out_channels!r}."
+        )
+    return tuple(int(c) for c in block_out_channels)
+
+
 def build_unet(
     image_size: int,
     channels: int,

@@ -13,7 +13,7 @@ from torch import Tensor
 from sclc_lightning._checks import COUNT, POSITIVE, Range, check_arguments, plain_numbers
 from sclc_lightning.models._image_base import ImageDiffusion
 from sclc_lightning.models._sampling import check_temperature
-from sclc_lightning.models._unet import diffusers_module
+from sclc_lightning.models._unet import check_blocks, diffusers_module
 
 __all__ = ["ImageDDPM"]
 
@@ -65,6 +65,8 @@ class ImageDDPM(ImageDiffusion):
             lr=POSITIVE,
             ema_decay=Range(minimum=0, above=None, maximum=1),
         )
+        if pretrained_unet is None:
+            check_blocks(block_out_channels)
         super().__init__()  # saves the arguments above as hyperparameters, builds the UNet
         diffusers = diffusers_module()
         self.noise_scheduler = diffusers.DDPMScheduler(num_train_timesteps=timesteps)

@@ -18,7 +18,7 @@ from torch import Tensor
 from sclc_lightning._checks import COUNT, POSITIVE, Range, check_arguments, plain_numbers
 from sclc_lightning.models._image_base import ImageDiffusion
 from sclc_lightning.models._sampling import check_temperature
-from sclc_lightning.models._unet import diffusers_module
+from sclc_lightning.models._unet import check_blocks, diffusers_module
 
 __all__ = ["ImageEDM"]
 
@@ -62,6 +62,8 @@ class ImageEDM(ImageDiffusion):
             **dict.fromkeys(("sigma_min", "sigma_max", "sigma_data", "rho", "p_std", "lr"), POSITIVE),
             ema_decay=Range(minimum=0, maximum=1),
         )
+        if pretrained_unet is None:
+            check_blocks(block_out_channels)
         if sigma_min >= sigma_max:
             raise ValueError(f"`sigma_min` must be below `sigma_max`, got {sigma_min} and {sigma_max}.")
         super().__init__()  # saves the arguments above as hyperparameters, builds the UNet

@@ -52,7 +52,12 @@ class LinearRegressionModel(ExactFitModule):
         super().__init__()
         check_arguments(LinearRegressionModel.__init__, locals(), dim=COUNT, noise_std=NON_NEGATIVE)
         if reference_weights is not None:
-            reference_weights = check_numbers("reference_weights", reference_weights).tolist()
+            array = check_numbers("reference_weights", reference_weights)
+            if array.ndim != 1:
+                raise ValueError(
+                    f"`reference_weights` must be a list of `dim` = {dim} numbers, got {reference_weights!r}."
+                )
+            reference_weights = array.tolist()
         if reference_weights is not None and len(reference_weights) != dim:
             raise ValueError(f"`reference_weights` must have `dim` = {dim} values, got {len(reference_weights)}.")
         self.reference = None if reference_weights is None else torch.tensor(reference_weights, dtype=torch.float64)
