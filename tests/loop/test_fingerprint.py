@@ -144,9 +144,13 @@ def test_each_corrector_argument_changes_the_fingerprint_iff_it_decides(name: st
     cls = get_corrector_class(name)
     base, other = CORRECTORS[name]
     assert set(other) == set(constructor_arguments(cls)), "every argument needs another value in CORRECTORS"
-    before = _fingerprint(corrector=cls(**base))
     for argument, value in other.items():
-        after = _fingerprint(corrector=cls(**{**base, argument: value}))
+        # a verifier refuses a setting its rule does not use: change the rule with what it needs
+        start, extra = RULE_CONTEXT.get((name, argument), (base, {}))
+        before = _fingerprint(corrector=cls(**start))
+        after = _fingerprint(
+            corrector=cls(**{k: v for k, v in {**start, **extra, argument: value}.items() if v is not None})
+        )
         changes = fingerprint_changes(before, after, STATE_FORMAT)
         if argument == "strength" or argument in (cls.deciding or ()):
             assert changes and changes[0].startswith("corrector."), (name, argument)
@@ -154,6 +158,13 @@ def test_each_corrector_argument_changes_the_fingerprint_iff_it_decides(name: st
         else:
             assert argument in cls.operational
             assert changes == [] and not _refused(before, after), (name, argument, changes)
+
+
+#: (corrector, argument) -> (the base to change it from, other settings the change needs)
+RULE_CONTEXT: dict[tuple[str, str], tuple[dict[str, Any], dict[str, Any]]] = {
+    ("verify", "rule"): (CORRECTORS["verify"][0], {"threshold": None}),
+    ("verify", "fraction"): ({"verifier": f"{HERE}:score_a", "rule": "top_fraction", "fraction": 0.25}, {}),
+}
 
 
 @pytest.mark.parametrize("name", sorted(POLICIES))
