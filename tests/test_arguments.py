@@ -367,3 +367,35 @@ def test_a_datamodule_given_numpy_numbers_loads_batches() -> None:
     data = GaussianDataModule(**_numpy_defaults(GaussianDataModule), seed=np.int64(3))
     data.setup("fit")
     assert next(iter(data.train_dataloader())).shape == (50, 2)
+
+
+def test_the_walk_covers_every_class_a_user_configures() -> None:
+    """A class added to the package's public lists (callbacks, registered correctors and mixing
+    policies, models, bundled DataModules) is walked too: it must be listed in CLASSES above."""
+    import lightning.pytorch as pl
+
+    import sclc_lightning.callbacks
+    import sclc_lightning.models
+    from sclc_lightning.correctors import available_correctors, get_corrector_class
+    from sclc_lightning.mixing import available_mixing_policies, get_mixing_policy_class
+
+    public: set[type] = set()
+    public |= {getattr(sclc_lightning.callbacks, n) for n in sclc_lightning.callbacks.__all__}
+    public |= {get_corrector_class(n) for n in available_correctors()}
+    public |= {get_mixing_policy_class(n) for n in available_mixing_policies()}
+    public |= {getattr(sclc_lightning.models, n) for n in sclc_lightning.models.__all__}
+    public = {c for c in public if inspect.isclass(c)}
+    for module in ("toy", "images", "text", "motion", "molecules"):
+        found = importlib.import_module(f"sclc_lightning.datasets.{module}")
+        public |= {
+            c
+            for c in vars(found).values()
+            if inspect.isclass(c) and issubclass(c, pl.LightningDataModule) and c.__module__ == found.__name__
+        }
+    # no argument of its own: the augment policy, the exact-fit base class, a corrector's base
+    no_arguments = {
+        c for c in public if not [p for p in inspect.signature(c).parameters if p not in ("args", "kwargs")]
+    }
+    walked = {cls for _, cls in _public_classes()}
+    missing = sorted(c.__qualname__ for c in public - walked - no_arguments if not c.__name__.startswith("_"))
+    assert not missing, f"not in the walk (add them to CLASSES): {missing}"
