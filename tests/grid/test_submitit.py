@@ -88,12 +88,14 @@ def test_submitit_local_time_limit_requeues_and_resumes_identically(tmp_path: Pa
     recipe = str(ROOT / "recipes" / "eight_gaussians_ddpm.yaml")
     small = ["--model.init_args.hidden", "32", "--model.init_args.timesteps", "20"]
     small += ["--model.init_args.sampling_steps", "20", "--data.init_args.n", "160", "--data.init_args.n_test", "160"]
-    small += ["--data.init_args.batch_size", "16", "--loop.generations", "2", "--trainer.callbacks", "[]"]
+    # 5 generations of about 7 s each on the faster machine kind (17 s on the slower): the
+    # signal 30 s after the start comes inside the fit on both
+    small += ["--data.init_args.batch_size", "16", "--loop.generations", "4", "--trainer.callbacks", "[]"]
     small += ["--loop.images_per_generation", "96000", "--loop.initial_images", "96000", "--wandb", "false"]
     base = ["grid", "--config", recipe, "--set", "loop.synthetic_fraction=0.5", "--jobs", "1"]
     preempted = tmp_path / "preempted"
     args = [*base, "--launcher", "submitit-local", "--out", str(preempted), "--slurm.time", "1"]
-    assert main([*args, "--slurm.signal_delay_s", "20", "--", *small]) == 0
+    assert main([*args, "--slurm.signal_delay_s", "30", "--", *small]) == 0
     run = preempted / "synthetic_fraction=0.5"
     log = (run / "log.txt").read_text()
     assert "SIGUSR2 stopped the fit" in log or "SIGUSR2 in generation" in log, log[-2000:]

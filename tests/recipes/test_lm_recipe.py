@@ -206,7 +206,7 @@ def test_two_processes_share_out_the_prompts(tmp_path: Path) -> None:
     from sclc_lightning import SelfConsumingLoop
 
     os.environ["MASTER_PORT"] = str(find_free_network_port())
-    data = GrammarTextDataModule(vocab=16, n=32, n_test=8, prompt_length=8, continuation_length=8, batch_size=4)
+    data = GrammarTextDataModule(vocab=16, n=32, n_test=8, prompt_length=8, continuation_length=8, batch_size=4, seed=0)
     loop = SelfConsumingLoop(
         1.0, 1, images_per_generation=32, mode="replace", output_dir=tmp_path / "s",
         data_field="continuation", condition_field="prompt", sample_batch_size=5,
