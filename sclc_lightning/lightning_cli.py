@@ -463,7 +463,7 @@ def last_checkpoint(run_dir: str | None) -> Path:
     """
     if not run_dir:
         raise ValueError("--ckpt_path last needs the --run_dir of the run to resume.")
-    from sclc_lightning.grid.status import latest_checkpoint
+    from sclc_lightning.store.checkpoints import latest_checkpoint
 
     found = latest_checkpoint(Path(run_dir))
     if found is None:

@@ -156,6 +156,10 @@ DEPRECATED = (
         ("sclc_lightning.metrics", (*_CALLERS, "sclc_lightning.models")),
         ("sclc_lightning.callbacks", ("sclc_lightning.loop", "sclc_lightning.cli", "sclc_lightning.grid")),
         ("sclc_lightning.grid", ("sclc_lightning.cli",)),
+        # the run directory's checkpoints are read from the store, not from the grid a layer above
+        ("sclc_lightning.lightning_cli", ("sclc_lightning.grid",)),
+        # the fingerprint reads the config, never the other way round (no circle)
+        ("sclc_lightning.loop.config", ("sclc_lightning.loop.fingerprint",)),
     ],
 )
 def test_layers_import_downwards(layer: str, forbidden: tuple[str, ...]) -> None:

@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from sclc_lightning.grid.points import GridPoint
-from sclc_lightning.grid.status import PointResult, latest_checkpoint, write_point
+from sclc_lightning.grid.status import PointResult, write_point
 
 __all__ = ["PointStopped", "run_point"]
 
@@ -39,6 +39,8 @@ def run_point(config: Sequence[str], point: GridPoint, run_dir: Path, job_id: st
     from sclc_lightning.loop.interruption import RunInterrupted
 
     run_dir.mkdir(parents=True, exist_ok=True)
+    from sclc_lightning.store.checkpoints import latest_checkpoint  # torch only where a worker runs
+
     checkpoint = latest_checkpoint(run_dir)
     gpus = os.environ.get("CUDA_VISIBLE_DEVICES", "")
     write_point(

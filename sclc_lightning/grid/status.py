@@ -15,7 +15,6 @@ import csv
 import json
 import os
 import socket
-import sys
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
@@ -29,7 +28,6 @@ __all__ = [
     "GridError",
     "GridSpec",
     "PointResult",
-    "latest_checkpoint",
     "read_point",
     "write_point",
     "write_table",
@@ -66,51 +64,6 @@ def write_point(run_dir: Path, **fields: Any) -> dict[str, Any]:
     state.update(fields, host=socket.gethostname(), pid=os.getpid(), updated=time.strftime("%Y-%m-%dT%H:%M:%S%z"))
     atomic_write(run_dir / "point.json", json.dumps(state, indent=1))
     return state
-
-
-def latest_checkpoint(run_dir: Path) -> Path | None:
-    """The checkpoint a point's fit resumes from: among the ``.ckpt`` files under ``run_dir`` (any
-    logger version, or the ``hpc_ckpt_<n>.ckpt`` an interrupted fit saved), only those holding
-    the loop's state of the run whose synthetic data is in ``run_dir/synthetic`` (its manifest's
-    run id; any run's when the manifest cannot be read, so that the resume says what is wrong),
-    the most advanced (global step, then epoch); never a file chosen by its name or
-    modification time. A file that is not such a checkpoint (planted, of another run, unreadable)
-    is skipped, with a line on stderr. ``None`` when there is none.
-    """
-    if not run_dir.is_dir():
-        return None
-    try:
-        run_id = json.loads(read_regular(run_dir / "synthetic" / "manifest.json")).get("run_id")
-    except (OSError, ValueError, AttributeError):
-        run_id = None  # unreadable or gone: any checkpoint of the loop, whose resume will say what is wrong
-    found = [
-        p for p in sorted(run_dir.rglob("*.ckpt")) if p.is_file() and "synthetic" not in p.relative_to(run_dir).parts
-    ]
-    best: tuple[tuple[int, int], Path] | None = None
-    for path in found:
-        progress = _loop_checkpoint(path, run_id)
-        if progress is None:
-            whose = f"of run {run_id}" if run_id else "of the loop"
-            print(f"sclc grid: {path} is not a checkpoint {whose}; not resuming from it", file=sys.stderr)
-        elif best is None or progress > best[0]:
-            best = (progress, path)
-    return None if best is None else best[1]
-
-
-def _loop_checkpoint(path: Path, run_id: str | None) -> tuple[int, int] | None:
-    """``(global_step, epoch)`` of ``path`` when it holds the loop's state of run ``run_id`` (of
-    any run when ``None``), read with torch's weights-only loader, memory-mapped (nothing in it
-    runs); else ``None``."""
-    import torch
-
-    try:
-        checkpoint = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
-        state = checkpoint["callbacks"]["SelfConsumingLoop"]
-        if not isinstance(state, dict) or (run_id is not None and state.get("run_id") != run_id):
-            return None
-        return int(checkpoint.get("global_step", -1)), int(checkpoint.get("epoch", -1))
-    except Exception:  # not a checkpoint, not the loop's, or refused by the weights-only loader
-        return None
 
 
 class GridError(ValueError):

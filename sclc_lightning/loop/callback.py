@@ -31,6 +31,7 @@ from sclc_lightning.correctors.model import ModelCorrector
 from sclc_lightning.items.codec import FieldKey
 from sclc_lightning.items.real import RealData
 from sclc_lightning.loop.config import LoopConfig, LoopSettings
+from sclc_lightning.loop.fingerprint import build as build_fingerprint
 from sclc_lightning.loop.interruption import StopPoint
 from sclc_lightning.loop.real_source import RealSource, find_real_data
 from sclc_lightning.loop.records import GenerationRecord, read_history
@@ -221,7 +222,7 @@ class SelfConsumingLoop(LoopSettings, GenerationalLoop):
         """The settings a resumed run must share with the run it resumes."""
         source = self._source  # the items and the real data, once the fit has found them
         item, real = (source.real.codec.to_json(), source.fingerprint()) if source is not None else (None, None)
-        return self.config.fingerprint(self._corrector, item, real)
+        return build_fingerprint(self.config, self._corrector, item, real)
 
     @property
     def state_key(self) -> str:

@@ -1,8 +1,9 @@
 r"""The loop's settings: validated once, frozen, and fingerprinted for resumes.
 
-:class:`LoopConfig` holds what the user asked for; :meth:`LoopConfig.fingerprint` is the part a
-resumed run must share with the run it resumes (:mod:`sclc_lightning.loop.fingerprint` owns its
-format and says what differs).
+:class:`LoopConfig` holds what the user asked for;
+:func:`sclc_lightning.loop.fingerprint.build` takes from it the part a resumed run must share with
+the run it resumes (that module owns its format and says what differs; it reads this one, never
+the other way round).
 """
 
 from __future__ import annotations
@@ -25,7 +26,6 @@ from sclc_lightning.correctors.base import Corrector, make_corrector
 from sclc_lightning.correctors.model import ModelCorrector, make_model_corrector
 from sclc_lightning.items.codec import FieldKey
 from sclc_lightning.items.contract import FieldRule, resolve_rules
-from sclc_lightning.loop.fingerprint import build as build_fingerprint
 from sclc_lightning.mixing.budget import num_synthetic
 from sclc_lightning.mixing.policies import (
     MixingPolicy,
@@ -356,16 +356,6 @@ class LoopConfig:
         if generation is None:
             return num_synthetic(self.synthetic_fraction, n)
         return self.policy.num_to_sample(generation, num_synthetic(self.fraction_at(generation), n))
-
-    def fingerprint(
-        self,
-        corrector: Corrector | None,
-        item: Mapping[str, Any] | None = None,
-        real_data: Mapping[str, Any] | None = None,
-    ) -> dict[str, Any]:
-        """The settings a resumed run must share with the run it resumes
-        (:func:`sclc_lightning.loop.fingerprint.build`)."""
-        return build_fingerprint(self, corrector, item, real_data)
 
 
 class LoopSettings:

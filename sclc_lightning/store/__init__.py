@@ -4,7 +4,8 @@
 - :mod:`~sclc_lightning.store.synthetic`: :class:`SyntheticStore` (shards, resume, pruning);
 - :mod:`~sclc_lightning.store.manifest`: the manifest's format and :class:`RunDirectoryError`;
 - :mod:`~sclc_lightning.store.verification`: digests and checks of what is read back;
-- :mod:`~sclc_lightning.store.lock`: :class:`RunLock`.
+- :mod:`~sclc_lightning.store.lock`: :class:`RunLock`;
+- :mod:`~sclc_lightning.store.checkpoints`: the checkpoint a run directory resumes from.
 """
 
 from sclc_lightning.store.lock import RunDirectoryLocked, RunLock

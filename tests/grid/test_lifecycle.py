@@ -137,7 +137,7 @@ def test_only_the_loops_own_checkpoints_are_resumed(tmp_path: Path, capsys) -> N
 
     import torch
 
-    from sclc_lightning.grid.status import latest_checkpoint
+    from sclc_lightning.store.checkpoints import latest_checkpoint
 
     run = tmp_path / "point"
     (run / "synthetic").mkdir(parents=True)

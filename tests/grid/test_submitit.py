@@ -83,7 +83,7 @@ def test_submitit_local_time_limit_requeues_and_resumes_identically(tmp_path: Pa
     saves and requeues, the requeued job resumes; its final weights equal an uninterrupted run's."""
     import torch
 
-    from sclc_lightning.grid.status import latest_checkpoint
+    from sclc_lightning.store.checkpoints import latest_checkpoint
 
     recipe = str(ROOT / "recipes" / "eight_gaussians_ddpm.yaml")
     small = ["--model.init_args.hidden", "32", "--model.init_args.timesteps", "20"]
