@@ -22,16 +22,53 @@ import functools
 import inspect
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from sclc_lightning._callables import code_identity, describe_callable, resolve_callable
 
-__all__ = ["BoundSampler", "SamplerError", "SamplerSpec", "bind_sampler", "describe_sampler"]
+if TYPE_CHECKING:
+    import torch
+
+__all__ = ["BoundSampler", "Sampler", "SamplerError", "SamplerSpec", "bind_sampler", "describe_sampler"]
 
 SamplerSpec = str | Callable[..., Any]
 """A method name of the module, ``"package.module:function"``, or a callable ``f(module, num_samples, **kw)``."""
 
-_EXPECTED = "sample(num_samples, *, generator=None, conditions=None)"
+
+class Sampler(Protocol):
+    """The sampler as the loop calls it: a module's ``sample`` method (bound), or what
+    ``sampler=`` names. The loop passes ``num_samples`` positionally and, by keyword, the
+    generator every draw must come from (so that a run repeats), the conditions to generate for
+    when the loop has a condition field, and its ``sample_kwargs`` (``temperature=0.9``, ...),
+    which a sampler takes as keyword arguments of its own. It returns ``num_samples`` new data
+    points shaped like the data field (a tensor) or whole items.
+
+    The bundled models' ``sample`` methods satisfy it (the type checker checks them, in
+    ``sclc_lightning/models/_protocol.py``); :func:`bind_sampler` checks a module's at set-up
+    against the same keywords.
+
+    Examples:
+        >>> import torch
+        >>> def sample(num_samples, *, generator=None, conditions=None, temperature=1.0):
+        ...     return temperature * torch.randn(num_samples, 2, generator=generator)
+        >>> sampler: Sampler = sample
+        >>> sampler(3, generator=torch.Generator().manual_seed(0)).shape
+        torch.Size([3, 2])
+    """
+
+    def __call__(
+        self, num_samples: int, *, generator: torch.Generator | None = None, conditions: Any = None
+    ) -> Any: ...
+
+
+#: The keywords the loop passes (besides ``sample_kwargs``), from the protocol.
+SAMPLER_KEYWORDS = tuple(
+    name
+    for name, parameter in inspect.signature(Sampler.__call__).parameters.items()
+    if parameter.kind is inspect.Parameter.KEYWORD_ONLY
+)
+_GENERATOR, _CONDITIONS = SAMPLER_KEYWORDS
+_EXPECTED = f"sample(num_samples, *, {', '.join(f'{name}=None' for name in SAMPLER_KEYWORDS)})"
 
 
 class SamplerError(TypeError):
@@ -143,18 +180,18 @@ def bind_sampler(
         return BoundSampler(function, name, True, conditional, dict(extra or {}), module)
     params = signature.parameters
     var_kw = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
-    takes_generator = "generator" in params or var_kw
-    takes_conditions = "conditions" in params
+    takes_generator = _GENERATOR in params or var_kw
+    takes_conditions = _CONDITIONS in params
     passed: dict[str, Any] = dict(extra or {})
     if takes_generator:
-        passed["generator"] = None
+        passed[_GENERATOR] = None
     if conditional:
         if not (takes_conditions or var_kw):
             raise SamplerError(
                 f"`condition_field` is {condition_field!r}, so the loop passes `conditions=` to"
                 f" {name}{signature}, which does not take it.{_hint(owner)}"
             )
-        passed["conditions"] = None
+        passed[_CONDITIONS] = None
     try:
         signature.bind(1, **passed)
     except TypeError as err:
