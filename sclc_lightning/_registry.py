@@ -1,5 +1,6 @@
 """Name → class registries of the extension points (correctors, mixing policies), so that YAML
-can say ``corrector: optimal_transport`` or ``mode: accumulate``."""
+can say ``corrector: optimal_transport`` or ``mode: accumulate``, and name → function registries
+(schedules, scores: ``base=None``), all restorable the same way."""
 
 from __future__ import annotations
 
@@ -26,7 +27,7 @@ class Registry(Generic[T]):
     #: after each test, so that what one test or doctest registers is not seen by the next).
     instances: ClassVar[list[Registry[Any]]] = []
 
-    def __init__(self, kind: str, base: type[Any], argument: str) -> None:
+    def __init__(self, kind: str, base: type[Any] | None, argument: str) -> None:
         self.kind, self.base, self.argument = kind, base, argument
         self._classes: dict[str, type[T]] = {}
         Registry.instances.append(self)
@@ -43,12 +44,16 @@ class Registry(Generic[T]):
         """Class decorator registering a subclass of ``base`` under ``name`` (sets its ``name``)."""
 
         def decorator(cls: Any) -> Any:
-            if not (isinstance(cls, type) and issubclass(cls, self.base)):
+            if self.base is None:
+                if not callable(cls):
+                    raise TypeError(f"`register_{self._slug}` decorates functions, got {cls!r}.")
+            elif not (isinstance(cls, type) and issubclass(cls, self.base)):
                 raise TypeError(f"`register_{self._slug}` decorates {self.base.__name__} subclasses, got {cls!r}.")
             existing = self._classes.get(name)
             if existing is not None and existing is not cls:
                 raise ValueError(f"A {self.kind} is already registered as {name!r}: {existing.__qualname__}.")
-            setattr(cls, "name", name)  # noqa: B010 - `cls` is narrowed to type[T], which declares no `name`
+            if self.base is not None:
+                setattr(cls, "name", name)  # noqa: B010 - `cls` is narrowed to type[T], which declares no `name`
             self._classes[name] = cls
             return cls
 
@@ -57,6 +62,9 @@ class Registry(Generic[T]):
     @property
     def _slug(self) -> str:
         return self.kind.replace(" ", "_")
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._classes
 
     def names(self) -> list[str]:
         """The registered names, sorted."""
@@ -69,9 +77,8 @@ class Registry(Generic[T]):
             ValueError: nothing is registered under ``name``; the message lists what is.
         """
         if name not in self._classes:
-            raise ValueError(
-                f"`{self.argument}` must be one of {self.names()} or a {self.base.__name__}, got {name!r}."
-            )
+            other = f" or a {self.base.__name__}" if self.base is not None else ""
+            raise ValueError(f"`{self.argument}` must be one of {self.names()}{other}, got {name!r}.")
         return self._classes[name]
 
     def make(self, value: T | str, kwargs: Mapping[str, Any] | None = None) -> T:
@@ -84,6 +91,8 @@ class Registry(Generic[T]):
             ValueError: ``value`` is ``None``.
             TypeError: ``value`` is neither.
         """
+        if self.base is None:
+            raise TypeError(f"The {self.kind} registry holds functions: `get` one, there is nothing to make.")
         if isinstance(value, self.base):
             if kwargs:
                 raise ValueError(

@@ -25,6 +25,7 @@ from torch import Tensor
 
 from sclc_lightning._callables import describe_callable, resolve_callable
 from sclc_lightning._checks import check_keys
+from sclc_lightning._registry import Registry
 from sclc_lightning._settings import constructor_arguments, jsonable
 from sclc_lightning.correctors.command import CommandCorrector
 from sclc_lightning.items.codec import SyntheticBatch
@@ -35,7 +36,7 @@ ScoreSpec = str | Callable[..., Any] | Mapping[str, Any]
 """A registered name, a callable ``f(data, conditions)``, an import path, or ``{"command": ...}``."""
 
 #: Registered scores: ``f(data, conditions, module, **settings) -> Tensor (m,)``.
-_SCORES: dict[str, Callable[..., Tensor]] = {}
+_SCORES: Registry[Any] = Registry("score", None, "score")
 
 
 def register_score(name: str) -> Callable[[Callable[..., Tensor]], Callable[..., Tensor]]:
@@ -50,18 +51,12 @@ def register_score(name: str) -> Callable[[Callable[..., Tensor]], Callable[...,
         True
     """
 
-    def decorate(function: Callable[..., Tensor]) -> Callable[..., Tensor]:
-        if name in _SCORES and _SCORES[name] is not function:
-            raise ValueError(f"A score named {name!r} is already registered.")
-        _SCORES[name] = function
-        return function
-
-    return decorate
+    return _SCORES.register(name)
 
 
 def available_scores() -> list[str]:
     """The registered score names."""
-    return sorted(_SCORES)
+    return _SCORES.names()
 
 
 def _check_log_prob(module: Any) -> None:
@@ -155,7 +150,7 @@ class Score:
             options = {k: v for k, v in spec.items() if k != "name"}
             if spec["name"] not in _SCORES:
                 raise ValueError(f"`{argument}` names {spec['name']!r}, not a registered score ({available_scores()}).")
-            self._registered, self._settings = _SCORES[spec["name"]], options
+            self._registered, self._settings = _SCORES.get(spec["name"]), options
             self.description = jsonable(dict(spec))
         elif isinstance(spec, Mapping):
             options = dict(spec)
@@ -174,7 +169,7 @@ class Score:
             deciding = {k: v for k, v in options.items() if k not in _CommandScore.operational and k != "env"}
             self.description = {**jsonable(deciding), "env": env}
         elif isinstance(spec, str) and spec in _SCORES:
-            self._registered, self.description = _SCORES[spec], spec
+            self._registered, self.description = _SCORES.get(spec), spec
         elif isinstance(spec, str) and ":" not in spec and "." not in spec:
             raise ValueError(
                 f"`{argument}` {spec!r} is not a registered score ({available_scores()}); give a callable, an import"

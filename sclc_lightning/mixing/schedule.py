@@ -23,11 +23,12 @@ from typing import Any
 
 from sclc_lightning._callables import resolve_callable
 from sclc_lightning._checks import check_keys, is_number
+from sclc_lightning._registry import Registry
 
 __all__ = ["available_schedules", "register_schedule", "resolve_schedule"]
 
 #: Registered schedules: ``f(generation, generations, **settings) -> float``.
-_SCHEDULES: dict[str, Callable[..., float]] = {}
+_SCHEDULES: Registry[Any] = Registry("schedule", None, "synthetic_fraction")
 
 
 def register_schedule(name: str) -> Callable[[Callable[..., float]], Callable[..., float]]:
@@ -41,18 +42,12 @@ def register_schedule(name: str) -> Callable[[Callable[..., float]], Callable[..
         (0.5, 0.5)
     """
 
-    def decorate(function: Callable[..., float]) -> Callable[..., float]:
-        if name in _SCHEDULES and _SCHEDULES[name] is not function:
-            raise ValueError(f"A schedule named {name!r} is already registered.")
-        _SCHEDULES[name] = function
-        return function
-
-    return decorate
+    return _SCHEDULES.register(name)
 
 
 def available_schedules() -> list[str]:
     """The registered schedule names."""
-    return sorted(_SCHEDULES)
+    return _SCHEDULES.names()
 
 
 @register_schedule("linear")
@@ -92,7 +87,7 @@ def resolve_schedule(value: Any, generations: int) -> tuple[float, ...]:
             )
         if name not in _SCHEDULES:
             raise ValueError(f"`synthetic_fraction` names the schedule {name!r}; registered: {available_schedules()}.")
-        function = _SCHEDULES[name]
+        function = _SCHEDULES.get(str(name))
         taken = [p for p in inspect.signature(function).parameters][2:]  # after (generation, generations)
         check_keys(f"synthetic_fraction ({name!r} schedule)", settings, taken)
         missing = sorted(set(taken) - set(settings) - _defaulted(function))

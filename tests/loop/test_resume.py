@@ -288,8 +288,10 @@ def test_a_registered_schedule_whose_values_changed_is_refused_unless_accepted(t
     edit was resumed silently; the checkpoint now records the λ it gave each generation."""
     from sclc_lightning.mixing import schedule as schedules
 
+    original = schedules._SCHEDULES.snapshot()
+
     def register(factor: float) -> None:
-        schedules._SCHEDULES.pop("test_ramp", None)
+        schedules._SCHEDULES.restore(original)  # as a new process would: the edited code registered anew
 
         @schedules.register_schedule("test_ramp")
         def ramp(generation: int, generations: int, top: float = 1.0) -> float:
@@ -308,7 +310,7 @@ def test_a_registered_schedule_whose_values_changed_is_refused_unless_accepted(t
         _, edited = _resumable_run(tmp_path, "ck3", {**settings, "accept_edited_code": True}, ckpt_path=checkpoint)
         assert [r.num_synthetic for r in edited.history] == [50, 50]
     finally:
-        schedules._SCHEDULES.pop("test_ramp", None)
+        schedules._SCHEDULES.restore(original)
 
 
 def test_a_checkpoint_without_code_identities_compares_callables_by_name(
