@@ -97,8 +97,8 @@ def _within(module: str, packages: tuple[str, ...]) -> bool:
 
 
 _CALLERS = ("sclc_lightning.loop", "sclc_lightning.cli", "sclc_lightning.grid", "sclc_lightning.callbacks")
-#: Deprecated paths kept for old imports and old run directories; the package itself uses none.
-DEPRECATED = (
+#: The paths that moved before the first release; removed, so that nothing forwards to them.
+REMOVED = (
     "sclc_lightning.data",
     "sclc_lightning.generation_csv",
     "sclc_lightning.visuals",
@@ -165,16 +165,16 @@ DEPRECATED = (
 def test_layers_import_downwards(layer: str, forbidden: tuple[str, ...]) -> None:
     assert any(_within(m, (layer,)) for m in _graph()), f"no module {layer}"
     for module, imported in _graph().items():
-        if _within(module, (layer,)) and not _within(module, DEPRECATED):
+        if _within(module, (layer,)):
             bad = sorted(m for m in imported if _within(m, forbidden))
             assert not bad, f"{module} imports {bad}"
 
 
-def test_the_package_uses_no_deprecated_path() -> None:
+def test_no_removed_path_is_back() -> None:
+    assert not [m for m in _graph() if _within(m, REMOVED)]
     for module, imported in _graph().items():
-        if not _within(module, DEPRECATED):
-            bad = sorted(m for m in imported if _within(m, DEPRECATED))
-            assert not bad, f"{module} imports the deprecated {bad}"
+        bad = sorted(m for m in imported if _within(m, REMOVED))
+        assert not bad, f"{module} imports the removed {bad}"
 
 
 def test_no_class_above_350_lines() -> None:

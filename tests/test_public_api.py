@@ -9,7 +9,6 @@ import inspect
 import re
 import subprocess
 import sys
-import warnings
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -93,54 +92,9 @@ def test_the_package_root_imports_nothing_heavy_and_the_loop_no_sklearn() -> Non
     assert out.splitlines() == ["[]", "[]"]
 
 
-@pytest.mark.parametrize(
-    ("old", "new", "name"),
-    [
-        ("sclc_lightning.data", "sclc_lightning.items", "RealData"),
-        ("sclc_lightning.data", "sclc_lightning.store", "SyntheticStore"),
-        ("sclc_lightning.data", "sclc_lightning.mixing", "AccumulatePolicy"),
-        ("sclc_lightning.data.budget", "sclc_lightning.seeding", "derive_seed"),
-        ("sclc_lightning.data.budget", "sclc_lightning.mixing.budget", "num_synthetic"),
-        ("sclc_lightning.data.toy", "sclc_lightning.datasets.toy", "GaussianDataModule"),
-        ("sclc_lightning.data.store", "sclc_lightning.store.synthetic", "SyntheticStore"),
-        ("sclc_lightning.data.manifest", "sclc_lightning.store.manifest", "Manifest"),
-        ("sclc_lightning.data.items", "sclc_lightning.items.codec", "ItemCodec"),
-        ("sclc_lightning.data.contract", "sclc_lightning.items.contract", "ItemContractError"),
-        ("sclc_lightning.data.policies", "sclc_lightning.mixing.policies", "ReplacePolicy"),
-        ("sclc_lightning.data.images", "sclc_lightning.datasets.images", "DigitsDataModule"),
-        ("sclc_lightning.generation_csv", "sclc_lightning.callbacks.generation_csv", "GenerationCSV"),
-        ("sclc_lightning.visuals", "sclc_lightning.callbacks.figures", "SampleFigures"),
-        ("sclc_lightning.metrics._evaluator", "sclc_lightning.metrics.evaluator", "GenerationEvaluator"),
-        ("sclc_lightning.loop.seeding", "sclc_lightning.seeding", "forked_rng"),
-    ],
-)
-def test_old_paths_still_import_with_a_deprecation_warning(old: str, new: str, name: str) -> None:
-    sys.modules.pop(old, None)
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        module = importlib.import_module(old)
-    messages = [str(w.message) for w in caught if issubclass(w.category, DeprecationWarning)]
-    assert any(f"{old} moved to" in m and new in m for m in messages), messages
-    assert getattr(module, name) is getattr(importlib.import_module(new), name)
-    with pytest.raises(AttributeError, match=f"module '{old}'"):
-        module.no_such_name  # noqa: B018
-
-
-def test_a_run_directory_config_written_before_the_data_split_still_runs(tmp_path: Path) -> None:
-    """``config.yaml`` of a run made by the version before ``data/`` was split (class paths
-    ``sclc_lightning.data.toy…`` and ``sclc_lightning.visuals…``), as that version wrote it."""
-    from sclc_lightning.cli import main
-
-    text = (ROOT / "tests" / "fixtures" / "config_before_the_data_split.yaml").read_text()
-    assert "sclc_lightning.data.toy.EightGaussiansDataModule" in text and "sclc_lightning.visuals" in text
-    config = tmp_path / "config.yaml"
-    config.write_text(text.replace("/tmp/oldrun", str(tmp_path / "run")))
-    for old in ("sclc_lightning.data.toy", "sclc_lightning.visuals"):
-        sys.modules.pop(old, None)  # imported again, as in a new process
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        assert main(["fit", "--config", str(config), "--trainer.logger", "false"]) == 0
-    moved = {str(w.message).split(" moved")[0] for w in caught if issubclass(w.category, DeprecationWarning)}
-    assert {"sclc_lightning.data.toy", "sclc_lightning.visuals"} <= moved
-    assert (tmp_path / "run" / "samples" / "generation_0001.png").is_file()
-    assert (tmp_path / "run" / "synthetic" / "manifest.json").is_file()
+def test_the_moved_paths_are_gone() -> None:
+    """The paths that moved before the first release (``data/``, ``visuals``, ...) are removed,
+    not forwarded (README, "Changes")."""
+    for old in ("sclc_lightning.data", "sclc_lightning.generation_csv", "sclc_lightning.visuals"):
+        with pytest.raises(ModuleNotFoundError):
+            importlib.import_module(old)

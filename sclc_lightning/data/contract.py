@@ -1,5 +1,0 @@
-"""Deprecated path: moved to :mod:`sclc_lightning.items.contract`."""
-
-from sclc_lightning._lazy import forward
-
-__getattr__, __dir__ = forward(__name__, "sclc_lightning.items.contract")

@@ -1,5 +1,0 @@
-"""Deprecated path: moved to :mod:`sclc_lightning.metrics.evaluator`."""
-
-from sclc_lightning._lazy import forward
-
-__getattr__, __dir__ = forward(__name__, "sclc_lightning.metrics.evaluator")
