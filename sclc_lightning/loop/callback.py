@@ -116,8 +116,6 @@ class SelfConsumingLoop(LoopSettings, GenerationalLoop):
         shard_rows: rows per safetensors shard on disk.
         start_from: generations after the first start from the ``"previous"`` generation's
             weights and optimizer states or from the run's ``"initial"`` ones (:mod:`~sclc_lightning.loop.restart`).
-        real_per_generation: deprecated, use ``mode_kwargs={"real_per_generation": ...}``.
-        max_synthetic: deprecated, use ``mode_kwargs={"max_synthetic": ...}``.
 
     Raises:
         ValueError: an argument is out of range; the message names it and its value.
@@ -154,8 +152,6 @@ class SelfConsumingLoop(LoopSettings, GenerationalLoop):
         max_oversampling: float = 100.0,
         model_corrector: ModelCorrector | str | None = None,
         model_corrector_kwargs: dict[str, Any] | None = None,
-        real_per_generation: int | None = None,
-        max_synthetic: int | None = None,
     ) -> None:
         arguments = {name: value for name, value in locals().items() if name not in ("self", "__class__")}
         self.config = LoopConfig.from_arguments(arguments)

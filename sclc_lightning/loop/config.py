@@ -8,10 +8,8 @@ the other way round).
 
 from __future__ import annotations
 
-import inspect
 import math
 import os
-import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,17 +27,15 @@ from sclc_lightning.items.contract import FieldRule, resolve_rules
 from sclc_lightning.mixing.budget import num_synthetic
 from sclc_lightning.mixing.policies import (
     MixingPolicy,
-    available_mixing_policies,
     get_mixing_policy_class,
     make_mixing_policy,
 )
 from sclc_lightning.mixing.schedule import resolve_schedule
 from sclc_lightning.sampler import SamplerSpec
 
-__all__ = ["DEPRECATED_MODE_ARGUMENTS", "LoopConfig", "LoopSettings"]
+__all__ = ["LoopConfig", "LoopSettings"]
 
 #: Loop arguments that moved into ``mode_kwargs`` (still accepted, with a DeprecationWarning).
-DEPRECATED_MODE_ARGUMENTS = ("real_per_generation", "max_synthetic")
 
 
 def _is_int(value: Any) -> bool:
@@ -54,40 +50,6 @@ def _check_optional_count(name: str, value: Any, minimum: int) -> None:
 def _check_count(name: str, value: Any, minimum: int) -> None:
     if not _is_int(value) or value < minimum:
         raise ValueError(f"`{name}` must be an integer >= {minimum}, got {value!r}.")
-
-
-def _policies_taking(argument: str) -> list[str]:
-    return [
-        name
-        for name in available_mixing_policies()
-        if argument in inspect.signature(get_mixing_policy_class(name)).parameters
-    ]
-
-
-def _merge_deprecated(
-    mode: MixingPolicy | str, mode_kwargs: Mapping[str, Any] | None, deprecated: Mapping[str, Any]
-) -> dict[str, Any] | None:
-    """``mode_kwargs`` with the deprecated loop arguments moved in, each with a warning."""
-    merged = dict(mode_kwargs or {})
-    for argument, value in deprecated.items():
-        if value is None:
-            continue
-        takers = _policies_taking(argument)
-        if not isinstance(mode, str) or mode not in takers:
-            where = ", ".join(map(repr, takers)) or "none"
-            raise ValueError(
-                f"`{argument}` is only used in mode {where}, got {value!r} with mode {mode!r};"
-                " mode settings go in `mode_kwargs`."
-            )
-        if argument in merged:
-            raise ValueError(f"`{argument}` is given twice: as a loop argument and in `mode_kwargs`.")
-        warnings.warn(
-            f"SelfConsumingLoop(`{argument}`=...) is deprecated; pass mode_kwargs={{{argument!r}: {value!r}}}.",
-            DeprecationWarning,
-            stacklevel=4,
-        )
-        merged[argument] = value
-    return merged or None
 
 
 #: What the loop passes to the sampler itself: not sampling settings.
@@ -201,7 +163,6 @@ class LoopConfig:
                     f"`{name}` must be a mapping of names to values (a dict; in YAML a block of `key: value`"
                     f" lines), got {value!r}."
                 )
-        deprecated = {name: given.pop(name, None) for name in DEPRECATED_MODE_ARGUMENTS}
         synthetic_fraction, generations = given.pop("synthetic_fraction"), given.pop("generations")
         images_per_generation, initial_images = given.pop("images_per_generation"), given.pop("initial_images")
         mode, mode_kwargs, seed = given.pop("mode"), given.pop("mode_kwargs"), given.pop("seed")
@@ -256,7 +217,7 @@ class LoopConfig:
         _check_optional_count("initial_images", initial_images, 0)
         if isinstance(mode, str):
             get_mixing_policy_class(mode)  # an unknown name is refused first, listing the known ones
-        policy = make_mixing_policy(mode, _merge_deprecated(mode, mode_kwargs, deprecated))
+        policy = make_mixing_policy(mode, mode_kwargs)
         if seed is not None and (not _is_int(seed) or seed < 0):
             raise ValueError(f"`seed` must be None (the run's seed) or an integer >= 0, got {seed!r}.")
         _check_count("sample_batch_size", sample_batch_size, 1)

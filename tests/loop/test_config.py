@@ -8,18 +8,12 @@ from sclc_lightning.loop.config import LoopConfig
 from sclc_lightning.loop.fingerprint import fingerprint_changes
 
 
-@pytest.mark.parametrize(
-    ("argument", "value", "mode"),
-    [("max_synthetic", 5, "accumulate"), ("real_per_generation", 7, "fresh")],
-)
-def test_deprecated_mode_arguments_still_work(argument: str, value: int, mode: str) -> None:
-    with pytest.warns(DeprecationWarning, match=rf"`{argument}`=...\) is deprecated; pass mode_kwargs="):
-        old = SelfConsumingLoop(0.5, 2, mode=mode, **{argument: value})
-    new = SelfConsumingLoop(0.5, 2, mode=mode, mode_kwargs={argument: value})
-    assert old.mode == mode and old.policy.describe() == new.policy.describe() == {"name": mode, argument: value}
-    assert old.fingerprint() == new.fingerprint()
-    with pytest.raises(ValueError, match=rf"`{argument}` is given twice"):
-        SelfConsumingLoop(0.5, 2, mode=mode, mode_kwargs={argument: value}, **{argument: value})
+def test_the_mode_settings_go_in_mode_kwargs_only() -> None:
+    """``real_per_generation`` and ``max_synthetic`` were loop arguments before the first release;
+    they are now settings of their policies only (README, "Changes")."""
+    for argument in ("real_per_generation", "max_synthetic"):
+        with pytest.raises(TypeError, match=rf"unexpected keyword argument '{argument}'"):
+            SelfConsumingLoop(0.5, 2, **{argument: 5})
 
 
 def test_policy_instance_and_unknown_arguments() -> None:
@@ -27,8 +21,8 @@ def test_policy_instance_and_unknown_arguments() -> None:
 
     loop = SelfConsumingLoop(0.5, 2, mode=AccumulatePolicy(max_synthetic=3))
     assert loop.fingerprint()["mode_settings"] == {"max_synthetic": 3}
-    with pytest.raises(ValueError, match=r"`max_synthetic` is only used in mode 'accumulate', got 3 with mode"):
-        SelfConsumingLoop(0.5, 2, mode=AccumulatePolicy(), max_synthetic=3)
+    with pytest.raises(ValueError, match=r"`mode_kwargs` is only used with a registered mixing policy name"):
+        SelfConsumingLoop(0.5, 2, mode=AccumulatePolicy(), mode_kwargs={"max_synthetic": 3})
     import inspect
 
     parameters = inspect.signature(SelfConsumingLoop).parameters.values()
