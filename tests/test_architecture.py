@@ -219,3 +219,23 @@ def test_no_control_characters_in_the_sources() -> None:
         if control.search(line)
     ]
     assert not found, found
+
+
+def test_the_map_lists_every_module() -> None:
+    """``docs/architecture.md``'s module map names every module file of the package, under its
+    folder (a folder named alone does not count)."""
+    import re
+
+    text = (PACKAGE.parent / "docs" / "architecture.md").read_text()
+    block = text.split("## Module map", 1)[1].split("```", 2)[1]
+    section, listed = "", set()
+    for line in block.splitlines():
+        folder = re.match(r"^  (\w+)/(\s|$)", line)
+        if folder:
+            section = folder.group(1) + "/"
+        elif re.match(r"^  \S", line):
+            section = ""
+        listed.update(section + name for name in re.findall(r"(\w+\.py)\b", line))
+    modules = {str(p.relative_to(PACKAGE)) for p in PACKAGE.rglob("*.py") if p.name != "__init__.py"}
+    assert not sorted(modules - listed), f"missing from docs/architecture.md: {sorted(modules - listed)}"
+    assert not sorted(listed - modules - {"__init__.py"}), f"no such module: {sorted(listed - modules)}"
