@@ -87,6 +87,7 @@ def _plot(results: dict[str, list[_Track]], n: int, path: Path) -> None:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
 
     fig, axes = plt.subplots(1, 2, figsize=(12, 4.5))
     for (name, tracks), colour in zip(results.items(), ("tab:green", "tab:red", "tab:blue")):
@@ -109,6 +110,8 @@ def _plot(results: dict[str, list[_Track]], n: int, path: Path) -> None:
     axes[0].axhline(1.0, color="black", linestyle=":", linewidth=1, label="true σ = 1")
     axes[0].set(xlabel="generation", ylabel="fitted σ (mean per dimension)", title="Model collapse", ylim=(0, None))
     axes[1].set(xlabel="generation", ylabel="W₂ to the true N(0, I)", title="Distance to the data distribution")
+    for ax in axes:
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # generations are whole
     axes[0].legend(fontsize=8)
     fig.suptitle(
         f"Gaussian fitted exactly on n={n} points, mean and 10–90% band over {len(next(iter(results.values())))} seeds"

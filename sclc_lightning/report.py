@@ -525,6 +525,7 @@ def _plot_metric(metric: str, groups: dict[str, list[Run]], path: Path) -> list[
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
 
     fig, ax = plt.subplots(figsize=(6, 4))
     theories: list[str] = []
@@ -558,6 +559,7 @@ def _plot_metric(metric: str, groups: dict[str, list[Run]], path: Path) -> list[
         ax.set_yscale("log")
     shown = metric.replace("$", r"\$")  # a name is text, never matplotlib mathtext
     ax.set(xlabel="generation", ylabel=shown, title=shown)
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # generations are whole: no 0.5, 1.5
     ax.legend(fontsize=7)
     fig.tight_layout()
     with atomic_path(path) as tmp:

@@ -178,3 +178,22 @@ def test_runs_driven_from_python_are_grouped_by_what_their_manifest_records(tmp_
     assert all(sorted(r.loop["seed"] for r in members) == [0, 1] for members in groups.values())
     assert main(["report", str(tmp_path / "runs"), "--out", str(tmp_path / "report")]) == 0
     assert "num_clusters=8" in (tmp_path / "report" / "summary.csv").read_text()
+
+
+def test_generation_axes_have_whole_number_ticks(tmp_path: Path, monkeypatch: object) -> None:
+    """A figure over three generations showed ticks at 0.5, 1.5: generations are whole."""
+    import matplotlib.figure
+
+    from sclc_lightning.report import Run, _plot_metric
+
+    ticks: list[list[float]] = []
+    save = matplotlib.figure.Figure.savefig
+
+    def recording(self: matplotlib.figure.Figure, *args: object, **kwargs: object) -> None:
+        ticks.append([float(t) for t in self.axes[0].get_xticks()])
+        save(self, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(matplotlib.figure.Figure, "savefig", recording)  # type: ignore[attr-defined]
+    rows = [{"generation": float(g), "w2": 1.0 / (g + 1)} for g in range(3)]
+    _plot_metric("w2", {"a": [Run(Path("/runs/a"), {}, rows)]}, tmp_path / "w2.png")
+    assert ticks and ticks[0] and all(t == int(t) for t in ticks[0]), ticks
