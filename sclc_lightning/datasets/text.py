@@ -50,8 +50,8 @@ class MarkovGrammar:
         check_arguments(MarkovGrammar.__init__, locals(), vocab=Range(minimum=2), branching=COUNT, seed=NON_NEGATIVE)
         if vocab < 2 or not 1 <= branching <= vocab or zipf < 0:
             raise ValueError(f"Need vocab >= 2, 1 <= branching <= vocab, zipf >= 0; got {vocab}, {branching}, {zipf}.")
-        self.vocab, self.branching, self.zipf, self.seed = vocab, branching, zipf, int(seed)
-        generator = torch.Generator().manual_seed(self.seed)
+        self.vocab, self.branching, self.zipf, self.seed = vocab, branching, zipf, seed
+        generator = torch.Generator().manual_seed(int(seed))
         weights = 1.0 / torch.arange(1, branching + 1, dtype=torch.float64) ** zipf
         weights = weights / weights.sum()
         self.transition = torch.zeros(vocab, vocab, dtype=torch.float64)

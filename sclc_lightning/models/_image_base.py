@@ -9,7 +9,6 @@ import torch
 from torch import Tensor
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
-from sclc_lightning._checks import plain_hyperparameters
 from sclc_lightning.models._unet import build_unet, load_pretrained_unet
 
 __all__ = ["ImageDiffusion"]
@@ -25,7 +24,6 @@ class ImageDiffusion(pl.LightningModule):
         the optimizer's ``lr``."""
         super().__init__()
         self.save_hyperparameters()  # the arguments of the subclass's __init__, which called this one
-        plain_hyperparameters(self)  # NumPy scalars as Python numbers: the checkpoint loads anywhere
         hp = self.hparams
         self.image_size, self.channels, self.num_classes, self.lr = (
             hp["image_size"],
@@ -68,4 +66,4 @@ class ImageDiffusion(pl.LightningModule):
             self.ema.update_parameters(self.unet)
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
-        return torch.optim.AdamW(self.unet.parameters(), lr=float(self.lr))
+        return torch.optim.AdamW(self.unet.parameters(), lr=self.lr)

@@ -31,7 +31,7 @@ class PointGenerator(pl.LightningModule):
         return loss
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
-        return torch.optim.Adam(self.parameters(), lr=float(self.lr))
+        return torch.optim.Adam(self.parameters(), lr=self.lr)
 
 
 class TimeMLP(nn.Module):

@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from sclc_lightning._checks import COUNT, NON_NEGATIVE, POSITIVE, check_arguments, plain_hyperparameters, plain_numbers
+from sclc_lightning._checks import COUNT, NON_NEGATIVE, POSITIVE, check_arguments, plain_numbers
 from sclc_lightning._trainer import attached_datamodule
 from sclc_lightning.models._sampling import check_temperature
 
@@ -86,7 +86,6 @@ class CausalLM(pl.LightningModule):
                 f"Need temperature > 0, top_k >= 0, num_beams >= 1; got {temperature}, {top_k}, {num_beams}."
             )
         self.save_hyperparameters()
-        plain_hyperparameters(self)  # NumPy scalars as Python numbers: the checkpoint loads anywhere
         transformers = _transformers()
         if pretrained is not None:
             self.model = transformers.AutoModelForCausalLM.from_pretrained(
@@ -122,7 +121,7 @@ class CausalLM(pl.LightningModule):
         return loss
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
-        return torch.optim.AdamW(self.parameters(), lr=float(self.lr), weight_decay=float(self.weight_decay))
+        return torch.optim.AdamW(self.parameters(), lr=self.lr, weight_decay=self.weight_decay)
 
     @torch.no_grad()
     def score_items(self, batch: Any, batch_idx: int = 0) -> dict[str, Tensor]:

@@ -12,7 +12,7 @@ from flow_matching.solver import ODESolver
 from flow_matching.utils import ModelWrapper
 from torch import Tensor
 
-from sclc_lightning._checks import COUNT, POSITIVE, check_arguments, plain_hyperparameters, plain_numbers
+from sclc_lightning._checks import COUNT, POSITIVE, check_arguments, plain_numbers
 from sclc_lightning.models._mlp import PointGenerator, TimeMLP
 from sclc_lightning.models._sampling import check_temperature
 
@@ -45,7 +45,6 @@ class PointFlowMatching(PointGenerator):
             lr=POSITIVE,
         )
         self.save_hyperparameters()
-        plain_hyperparameters(self)  # NumPy scalars as Python numbers: the checkpoint loads anywhere
         self.velocity = TimeMLP(dim, hidden, layers)
         self.path = AffineProbPath(scheduler=CondOTScheduler())
         self.sampling_steps, self.lr = sampling_steps, lr

@@ -25,7 +25,7 @@ try:
 except ImportError as err:  # pragma: no cover - the chem extra is part of the dev install
     raise ImportError("ConformerDiffusion needs torch-geometric: pip install 'sclc-lightning[chem]'.") from err
 
-from sclc_lightning._checks import COUNT, NON_NEGATIVE, POSITIVE, check_arguments, plain_hyperparameters, plain_numbers
+from sclc_lightning._checks import COUNT, NON_NEGATIVE, POSITIVE, check_arguments, plain_numbers
 from sclc_lightning.models._sampling import check_temperature
 
 __all__ = ["ConformerDiffusion", "EquivariantLayer", "centred"]
@@ -176,7 +176,6 @@ class ConformerDiffusion(pl.LightningModule):
         )
         diffusers: Any = importlib.import_module("diffusers")
         self.save_hyperparameters()
-        plain_hyperparameters(self)  # NumPy scalars as Python numbers: the checkpoint loads anywhere
         self.net = ConformerNet(width, layers)
         self.scheduler = diffusers.DDPMScheduler(
             num_train_timesteps=timesteps,

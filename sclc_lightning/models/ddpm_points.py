@@ -9,7 +9,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from sclc_lightning._checks import COUNT, POSITIVE, check_arguments, plain_hyperparameters, plain_numbers
+from sclc_lightning._checks import COUNT, POSITIVE, check_arguments, plain_numbers
 from sclc_lightning.models._mlp import PointGenerator, TimeMLP
 from sclc_lightning.models._sampling import check_temperature
 
@@ -49,7 +49,6 @@ class PointDDPM(PointGenerator):
         diffusers: Any = importlib.import_module("diffusers")
 
         self.save_hyperparameters()
-        plain_hyperparameters(self)  # NumPy scalars as Python numbers: the checkpoint loads anywhere
         self.denoiser = TimeMLP(dim, hidden, layers)
         self.scheduler = diffusers.DDPMScheduler(
             num_train_timesteps=timesteps, beta_schedule="squaredcos_cap_v2", clip_sample=False

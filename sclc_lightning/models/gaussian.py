@@ -14,7 +14,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from sclc_lightning._checks import check_number, plain_hyperparameters, plain_numbers
+from sclc_lightning._checks import check_number, plain_numbers
 from sclc_lightning._trainer import attached_datamodule
 from sclc_lightning.metrics.functional import gaussian_w2, sqrtm_psd
 from sclc_lightning.models._sampling import check_temperature
@@ -60,7 +60,6 @@ class GaussianModel(ExactFitModule):
             check_number("target_std", target_std, above=0),
         )
         self.save_hyperparameters()
-        plain_hyperparameters(self)  # NumPy scalars as Python numbers: the checkpoint loads anywhere
         self.estimator = estimator
         self.dim = dim
         self.target_mean, self.target_std = target_mean, target_std

@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from sclc_lightning._checks import COUNT, NON_NEGATIVE, check_arguments, plain_hyperparameters, plain_numbers
+from sclc_lightning._checks import COUNT, NON_NEGATIVE, check_arguments, plain_numbers
 from sclc_lightning._trainer import attached_datamodule, current_generation
 from sclc_lightning.models._sampling import check_temperature
 from sclc_lightning.models.exact_fit import ExactFitModule
@@ -74,7 +74,6 @@ class GaussianMixtureModel(ExactFitModule):
             seed=NON_NEGATIVE,
         )
         self.save_hyperparameters()
-        plain_hyperparameters(self)  # NumPy scalars as Python numbers: the checkpoint loads anywhere
         self.num_components, self.dim = num_components, dim
         self.max_iter, self.reg_covar, self.seed = max_iter, reg_covar, seed
         k = num_components

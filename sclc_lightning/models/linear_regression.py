@@ -22,7 +22,6 @@ from sclc_lightning._checks import (
     NON_NEGATIVE,
     check_arguments,
     check_numbers,
-    plain_hyperparameters,
     plain_numbers,
 )
 from sclc_lightning._trainer import attached_datamodule
@@ -62,7 +61,6 @@ class LinearRegressionModel(ExactFitModule):
             raise ValueError(f"`reference_weights` must have `dim` = {dim} values, got {len(reference_weights)}.")
         self.reference = None if reference_weights is None else torch.tensor(reference_weights, dtype=torch.float64)
         self.save_hyperparameters()
-        plain_hyperparameters(self)  # NumPy scalars as Python numbers: the checkpoint loads anywhere
         self.dim, self.noise_std = dim, noise_std
         self.weights = torch.nn.Parameter(torch.zeros(dim, dtype=torch.float64), requires_grad=False)
 

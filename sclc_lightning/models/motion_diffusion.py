@@ -19,7 +19,6 @@ from sclc_lightning._checks import (
     NON_NEGATIVE,
     POSITIVE,
     check_arguments,
-    plain_hyperparameters,
     plain_numbers,
 )
 from sclc_lightning.models._sampling import check_temperature
@@ -115,7 +114,6 @@ class MotionDiffusion(pl.LightningModule):
         )
         diffusers: Any = importlib.import_module("diffusers")
         self.save_hyperparameters()
-        plain_hyperparameters(self)  # NumPy scalars as Python numbers: the checkpoint loads anywhere
         self.net = MotionDenoiser(features, frames, num_classes, width, layers, heads)
         self.ema = (
             AveragedModel(self.net, multi_avg_fn=get_ema_multi_avg_fn(ema_decay)) if ema_decay is not None else None

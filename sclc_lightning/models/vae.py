@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from sclc_lightning._checks import COUNT, NON_NEGATIVE, POSITIVE, check_arguments, plain_hyperparameters, plain_numbers
+from sclc_lightning._checks import COUNT, NON_NEGATIVE, POSITIVE, check_arguments, plain_numbers
 from sclc_lightning.models._sampling import check_temperature
 
 __all__ = ["ImageVAE"]
@@ -58,7 +58,6 @@ class ImageVAE(pl.LightningModule):
             eval_seed=NON_NEGATIVE,
         )
         self.save_hyperparameters()
-        plain_hyperparameters(self)  # NumPy scalars as Python numbers: the checkpoint loads anywhere
         self.shape = (channels, image_size, image_size)
         pixels = channels * image_size * image_size
         self.latent_dim, self.lr, self.eval_seed = latent_dim, lr, eval_seed
@@ -90,7 +89,7 @@ class ImageVAE(pl.LightningModule):
         return loss
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
-        return torch.optim.Adam(self.parameters(), lr=float(self.lr))
+        return torch.optim.Adam(self.parameters(), lr=self.lr)
 
     @torch.no_grad()
     def score_items(self, batch: Any, batch_idx: int = 0) -> dict[str, Tensor]:
