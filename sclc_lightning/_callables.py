@@ -168,18 +168,33 @@ def _value_parts(value: Any, seen: set[int]) -> Any:
         return repr(value) if math.isfinite(value) else str(value)
     if isinstance(value, _PLAIN):
         return repr(value)
-    if isinstance(value, (list, tuple)):
-        return [type(value).__name__, [_value_parts(v, seen) for v in value]]
-    if isinstance(value, (set, frozenset)):
-        return [type(value).__name__, sorted(repr(_value_parts(v, seen)) for v in value)]
-    if isinstance(value, dict):
-        return ["dict", sorted((repr(_value_parts(k, seen)), _value_parts(v, seen)) for k, v in value.items())]
+    if isinstance(value, (list, tuple, set, frozenset, dict)):
+        return _container_parts(value, seen)
     if isinstance(value, types.ModuleType):
         return ["module", value.__name__]
     if isinstance(value, type):
         return ["class", _name(value)]
     if callable(value):
         return ["callable", _identity_parts(value, seen)]
+    return _object_parts(value, seen)
+
+
+def _container_parts(
+    value: list[Any] | tuple[Any, ...] | set[Any] | frozenset[Any] | dict[Any, Any], seen: set[int]
+) -> Any:
+    """A list, tuple, set or dict as :func:`_value_parts` of its items; a set's and a dict's
+    items sorted, so that their order (hash randomisation) does not count."""
+    if isinstance(value, (list, tuple)):
+        return [type(value).__name__, [_value_parts(v, seen) for v in value]]
+    if isinstance(value, (set, frozenset)):
+        return [type(value).__name__, sorted(repr(_value_parts(v, seen)) for v in value)]
+    return ["dict", sorted((repr(_value_parts(k, seen)), _value_parts(v, seen)) for k, v in value.items())]
+
+
+def _object_parts(value: Any, seen: set[int]) -> Any:
+    """Any other object: a tensor by its shape, dtype and a digest of its data, an object with
+    its own ``__repr__`` by that text (addresses removed), another by its attributes (once:
+    ``seen`` stops a cycle)."""
     try:
         import torch
 

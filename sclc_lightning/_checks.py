@@ -236,45 +236,61 @@ def check_arguments(function: Callable[..., Any], values: Mapping[str, Any], **r
             f"check_arguments: ranges for {sorted(unknown)}, which {function.__qualname__} has no readable"
             " annotation for."
         )
-    for name, ((scalars, choices, other), default) in annotations.items():
-        if name not in values:
-            continue
-        value = values[name]
-        bounds = ranges.get(name, Range())
-        if value is None:
-            if type(None) in scalars or default is None or other:
-                continue
-        elif isinstance(value, (bool, np.bool_)):
-            if bool in scalars or other:
-                continue
-        elif is_number(value):
-            if float in scalars:
-                # a setting whose default is infinite (a strength, a cap) takes inf
-                infinite = bounds.infinite or (is_number(default) and math.isinf(default))
-                check_number(
-                    name, value, minimum=bounds.minimum, above=bounds.above, maximum=bounds.maximum, infinite=infinite
-                )
-                continue
-            if int in scalars:
-                check_number(
-                    name, value, minimum=bounds.minimum, above=bounds.above, maximum=bounds.maximum, integer=True
-                )
-                continue
-            if other:
-                continue
-        elif isinstance(value, str):
-            if choices and str not in scalars:
-                check_choice(name, value, [c for c in choices if isinstance(c, str)])
-                continue
-            if str in scalars or other:
-                continue
-            if int in scalars or float in scalars:
-                check_number(name, value, integer=float not in scalars)
-        elif other:
-            continue
-        wanted = [k.__name__ if k is not type(None) else "None" for k in sorted(scalars, key=str)]
-        wanted += [repr(c) for c in choices]
-        raise ValueError(f"`{name}` must be {' or '.join(wanted) or 'something else'}, got {value!r}.")
+    for name, (kinds, default) in annotations.items():
+        if name in values and not _admitted(name, values[name], kinds, default, ranges.get(name, Range())):
+            raise ValueError(_refusal(name, values[name], kinds))
+
+
+def _admitted(name: str, value: Any, kinds: _Kinds, default: Any, bounds: Range) -> bool:
+    """Whether ``value`` is of a kind the annotation admits (``None`` also where the default is
+    ``None``); a number out of ``bounds`` or text outside a ``Literal``'s choices raises here,
+    with its own message."""
+    scalars, _, other = kinds
+    if value is None:
+        return type(None) in scalars or default is None or other
+    if isinstance(value, (bool, np.bool_)):
+        return bool in scalars or other
+    if is_number(value):
+        return _number_admitted(name, value, kinds, default, bounds)
+    if isinstance(value, str):
+        return _text_admitted(name, value, kinds)
+    return other
+
+
+def _number_admitted(name: str, value: Any, kinds: _Kinds, default: Any, bounds: Range) -> bool:
+    """A number for a ``float`` or an ``int`` annotation, checked against ``bounds`` (a refusal
+    raises); ``False`` when the annotation admits no number."""
+    scalars, _, other = kinds
+    if float in scalars:
+        # a setting whose default is infinite (a strength, a cap) takes inf
+        infinite = bounds.infinite or (is_number(default) and math.isinf(default))
+        check_number(name, value, minimum=bounds.minimum, above=bounds.above, maximum=bounds.maximum, infinite=infinite)
+        return True
+    if int in scalars:
+        check_number(name, value, minimum=bounds.minimum, above=bounds.above, maximum=bounds.maximum, integer=True)
+        return True
+    return other
+
+
+def _text_admitted(name: str, value: str, kinds: _Kinds) -> bool:
+    """Text for a ``Literal`` (one of its choices, else a refusal naming the nearest) or a
+    ``str``; text given for a number raises :func:`check_number`'s message naming the fix."""
+    scalars, choices, other = kinds
+    if choices and str not in scalars:
+        check_choice(name, value, [c for c in choices if isinstance(c, str)])
+        return True
+    if str in scalars or other:
+        return True
+    if int in scalars or float in scalars:
+        check_number(name, value, integer=float not in scalars)
+    return False
+
+
+def _refusal(name: str, value: Any, kinds: _Kinds) -> str:
+    """The message refusing ``value``: the kinds and choices the annotation admits."""
+    wanted = [k.__name__ if k is not type(None) else "None" for k in sorted(kinds.scalars, key=str)]
+    wanted += [repr(c) for c in kinds.choices]
+    return f"`{name}` must be {' or '.join(wanted) or 'something else'}, got {value!r}."
 
 
 def check_numbers(name: str, value: Any) -> np.ndarray:
