@@ -52,46 +52,16 @@ def _version() -> str:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``sclc`` console script."""
     args = list(sys.argv[1:] if argv is None else argv)
-    if not args or args[0] in ("-h", "--help"):
-        print(_USAGE)
-        return 0
-    if args[0] == "--version":
-        print(_version())
-        return 0
-    if args[0] == "correctors":
-        from sclc_lightning.correctors import available_correctors
-
-        print("\n".join(available_correctors()))
-        return 0
-    if args[0] == "modes":
-        from sclc_lightning.mixing.policies import available_mixing_policies
-
-        print("\n".join(available_mixing_policies()))
+    text = _information(args[0] if args else None)
+    if text is not None:
+        print(text)
         return 0
     if os.getcwd() not in sys.path:
         # As `python -m` does: `class_path: my_module.MyModel` finds my_module.py in the working
         # directory (appended, so that nothing installed is shadowed); PYTHONPATH adds others.
         sys.path.append(os.getcwd())
     if args[0] in ("fit", "validate", "test"):
-        from sclc_lightning.lightning_cli import CLIError, run_lightning_cli
-        from sclc_lightning.loop.interruption import EXIT_INTERRUPTED, RunInterrupted
-
-        debug = "--debug" in args or os.environ.get("SCLC_DEBUG", "") not in ("", "0")
-        command: list[str] | None = [a for a in args if a != "--debug"]
-        if argv is None:  # LightningCLI reads sys.argv itself
-            sys.argv = [a for a in sys.argv if a != "--debug"]
-            command = None
-        try:
-            run_lightning_cli(command, debug=debug)
-        except CLIError as err:
-            print(f"sclc {args[0]}: error: {err}", file=sys.stderr)
-            print(f"(`sclc {args[0]} --help` lists the options; --debug shows the traceback)", file=sys.stderr)
-            return 2
-        except RunInterrupted as stop:
-            resume = f"; resume with --ckpt_path {stop.checkpoint}" if stop.checkpoint and not stop.requeued else ""
-            print(f"sclc {args[0]}: {stop}{resume}", file=sys.stderr)
-            return EXIT_INTERRUPTED
-        return 0
+        return _lightning_command(args, from_sys_argv=argv is None)
     if args[0] == "grid":
         from sclc_lightning.grid import main as grid_main
 
@@ -102,6 +72,50 @@ def main(argv: Sequence[str] | None = None) -> int:
         return report_main(args[1:])
     print(f"sclc: unknown command {args[0]!r}\n\n{_USAGE}", file=sys.stderr)
     return 2
+
+
+def _information(command: str | None) -> str | None:
+    """The text that the commands which only print (help, ``--version``, ``correctors``,
+    ``modes``) print; ``None`` for any other command."""
+    if command is None or command in ("-h", "--help"):
+        return _USAGE
+    if command == "--version":
+        return _version()
+    if command == "correctors":
+        from sclc_lightning.correctors import available_correctors
+
+        return "\n".join(available_correctors())
+    if command == "modes":
+        from sclc_lightning.mixing.policies import available_mixing_policies
+
+        return "\n".join(available_mixing_policies())
+    return None
+
+
+def _lightning_command(args: list[str], *, from_sys_argv: bool) -> int:
+    """Run ``sclc fit``, ``validate`` or ``test`` through LightningCLI: 0 when it finished, 2 on
+    a bad argument (reported in a line or two unless ``--debug``), the interruption exit code
+    when a signal stopped it. ``from_sys_argv``: the arguments came from ``sys.argv``, which
+    LightningCLI then reads itself."""
+    from sclc_lightning.lightning_cli import CLIError, run_lightning_cli
+    from sclc_lightning.loop.interruption import EXIT_INTERRUPTED, RunInterrupted
+
+    debug = "--debug" in args or os.environ.get("SCLC_DEBUG", "") not in ("", "0")
+    command: list[str] | None = [a for a in args if a != "--debug"]
+    if from_sys_argv:  # LightningCLI reads sys.argv itself
+        sys.argv = [a for a in sys.argv if a != "--debug"]
+        command = None
+    try:
+        run_lightning_cli(command, debug=debug)
+    except CLIError as err:
+        print(f"sclc {args[0]}: error: {err}", file=sys.stderr)
+        print(f"(`sclc {args[0]} --help` lists the options; --debug shows the traceback)", file=sys.stderr)
+        return 2
+    except RunInterrupted as stop:
+        resume = f"; resume with --ckpt_path {stop.checkpoint}" if stop.checkpoint and not stop.requeued else ""
+        print(f"sclc {args[0]}: {stop}{resume}", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    return 0
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -151,18 +151,8 @@ def _active(out: Path, job_id: str) -> bool:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``sclc grid``; returns 0 when every point finished, 1 when one failed or
     is left to do, 128 + the signal when a signal stopped it, 2 on a bad argument."""
-    args_list = list(sys.argv[1:] if argv is None else argv)
-    extra: list[str] = []
-    if "--" in args_list:
-        cut = args_list.index("--")
-        args_list, extra = args_list[:cut], args_list[cut + 1 :]
     parser = _parser()
-    args = parser.parse_args(args_list)
-    if args.jobs < 1:
-        parser.error(f"--jobs must be >= 1, got {args.jobs}")
-    for config in args.config:
-        if not Path(config).is_file():
-            parser.error(f"--config {config}: no such file")
+    args, extra = _parse_arguments(parser, list(sys.argv[1:] if argv is None else argv))
     try:
         seeds = parse_seeds(args.seeds) if args.seeds else None
         points = expand_grid(args.set, seeds, extra)
@@ -184,6 +174,27 @@ def main(argv: Sequence[str] | None = None) -> int:
         GridSpec.of(args.config, args.set, seeds, extra).save_or_check(out)
     except ValueError as err:
         parser.error(str(err))
+    return _run_locked(args, points, out, options, slots)
+
+
+def _parse_arguments(parser: argparse.ArgumentParser, argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
+    """The parsed options, and the arguments after ``--`` (passed on to every point's
+    ``sclc fit``); a bad ``--jobs`` or a missing ``--config`` file is refused through ``parser``."""
+    extra: list[str] = []
+    if "--" in argv:
+        cut = argv.index("--")
+        argv, extra = argv[:cut], argv[cut + 1 :]
+    args = parser.parse_args(argv)
+    if args.jobs < 1:
+        parser.error(f"--jobs must be >= 1, got {args.jobs}")
+    for config in args.config:
+        if not Path(config).is_file():
+            parser.error(f"--config {config}: no such file")
+    return args, extra
+
+
+def _run_locked(args: argparse.Namespace, points: list[GridPoint], out: Path, options: Any, slots: list[str]) -> int:
+    """:func:`_run` holding the grid folder's lock (2 when another process holds it)."""
     from sclc_lightning.store.lock import RunDirectoryLocked, RunLock
 
     try:
