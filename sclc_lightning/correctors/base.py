@@ -76,11 +76,20 @@ class Corrector(abc.ABC):
     #: Constructor arguments that do not change the corrected points (workers, timeouts, …):
     #: left out of :meth:`settings`, so a resumed run may change them.
     operational: ClassVar[tuple[str, ...]] = ()
+    #: Whether it keeps some of the points drawn for it (a
+    #: :class:`~sclc_lightning.correctors.SelectingCorrector`: the loop draws in rounds until
+    #: enough are kept) rather than turning each point into one corrected point.
+    selects: ClassVar[bool] = False
     #: Set by the loop: whether :meth:`progress` bars are shown (rank zero, progress bar on).
     show_progress: bool = False
 
     def __init__(self, strength: float = 1.0) -> None:
         self.strength = _check_strength(strength)
+
+    def draws(self, keep: int) -> int:
+        """How many points the loop draws for it to keep ``keep`` (a corrector that transforms
+        each point: as many)."""
+        return keep
 
     def attach(self, module: Any) -> None:  # noqa: B027
         """Called by the loop at set-up with the LightningModule being trained (a corrector that

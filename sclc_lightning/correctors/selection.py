@@ -64,6 +64,7 @@ class SelectingCorrector(Corrector):
     """
 
     supports = frozenset({"continuous", "discrete", "conditional", "generated_fields"})
+    selects = True
 
     def attach(self, module: Any) -> None:
         self._module = module
@@ -87,10 +88,6 @@ class SelectingCorrector(Corrector):
     def module(self) -> Any:
         """The LightningModule the loop attached (``None`` before)."""
         return self.__dict__.get("_module")
-
-    def draws(self, keep: int) -> int:
-        """How many points to draw to keep ``keep`` (default: as many)."""
-        return keep
 
     @abc.abstractmethod
     def choose(

@@ -37,6 +37,7 @@ from sclc_lightning.loop.real_source import RealSource, find_real_data
 from sclc_lightning.loop.records import GenerationRecord, read_history
 from sclc_lightning.loop.run import LoopState, adopt_checkpoint_seed, resolve_seed
 from sclc_lightning.loop.session import FitSession, preview_loader, start_session
+from sclc_lightning.loop.settings import docstring_arguments
 from sclc_lightning.loop.steps import count_generation_step
 from sclc_lightning.loop.takeover import TrainerTakeover
 from sclc_lightning.mixing.policies import MixingPolicy
@@ -56,66 +57,9 @@ class SelfConsumingLoop(LoopSettings, GenerationalLoop):
     it is. Before generation 0 the loop checks the sampler's signature, audits the real items
     and runs a tiny draw through sample, correction, item building and collation (the dry run).
 
-    Args:
-        synthetic_fraction: :math:`\lambda \ge 0`; each generation samples
-            :math:`\lfloor \lambda n \rfloor` points, ``n`` the size of the real training set
-            (the real subset's size in ``fresh`` mode). May exceed 1. Or a schedule
-            :math:`\lambda_t`: a list of one value per generation, a function of the generation
-            or ``{"name": "linear", "start": ..., "end": ...}`` (:mod:`~sclc_lightning.mixing.schedule`).
-        generations: :math:`T \ge 0`, the generations trained after generation 0.
-        images_per_generation: training samples per generation, summed over ranks, drawn from
-            the mixed set (rounded to whole batches on every rank, with a warning);
-            ``None`` means one pass over the current mixed set.
-        initial_images: the budget of generation 0 (default: ``images_per_generation``);
-            ``0`` skips training generation 0 because the model is already trained.
-        mode: the mixing policy, a :class:`~sclc_lightning.mixing.policies.MixingPolicy` or a
-            registered name: ``"augment"`` (real and the latest synthetic set), ``"accumulate"``
-            (real and every synthetic set so far), ``"replace"`` (the latest synthetic set only),
-            ``"fresh"`` (a new random real subset and the latest synthetic set) or your own
-            (:func:`~sclc_lightning.mixing.policies.register_mixing_policy`).
-        mode_kwargs: arguments of the registered policy, e.g. ``{"max_synthetic": 5000}`` for
-            ``accumulate`` or ``{"real_per_generation": 1000}`` for ``fresh``.
-        corrector: a :class:`~sclc_lightning.correctors.Corrector`, a registered name (``"kmeans"``,
-            ...) or ``None`` (then the LightningModule's ``correct`` method if any, else none).
-        corrector_kwargs: arguments of the registered corrector, e.g. ``{"strength": 1.0}``.
-        output_dir: where synthetic data and the manifest go (default: ``<trainer.log_dir or
-            default_root_dir>/synthetic``); a shared filesystem for DDP over several nodes.
-        seed: every draw of generation ``t`` on rank ``r`` is seeded from ``(seed, t, r)`` and the
-            global generators are reseeded per generation: a resume continues exactly. ``None``
-            (default) takes the run's seed: the one given to ``seed_everything`` (or LightningCLI's
-            ``seed_everything``), else a fresh one, drawn when the fit starts; either way it is
-            logged and recorded in the checkpoint and the manifest, and a resume takes the
-            checkpoint's. An integer fixes it whatever the run's seed.
-        sample_batch_size: points per ``sample`` call.
-        data_field: the generated field of tuple/dict items (default: position 0 / first tensor).
-        condition_field: the field passed as ``sample(..., conditions=...)``, or ``None``.
-        fields: how the other fields of a synthetic item are built, by field: ``"copy"`` from a
-            real item (the default), ``"data"`` (equal to the data: ``labels`` of
-            ``input_ids``), ``"shift"`` (next-token targets), ``"generated"`` (returned by the
-            sampler with the data) or a callable ``f(data) -> Tensor``
-            (:mod:`~sclc_lightning.items.contract`).
-        sampler: the module's method that samples (``"sample"``), ``"package.module:function"``
-            or a callable ``f(module, num_samples, **kwargs)`` (:mod:`~sclc_lightning.sampler`).
-        dry_run: run a tiny draw through every step before generation 0
-            (:mod:`~sclc_lightning.loop.preflight`).
-        sample_kwargs: settings passed to every sampler call, e.g. ``{"temperature": 0.9}``: the
-            sampling bias of Alemohammad et al. (2024). Recorded with each generation and in the
-            checkpoint; the sampler's signature must accept them (checked at set-up).
-        max_oversampling: the most points the loop draws per point kept when the corrector
-            selects (:class:`~sclc_lightning.correctors.SelectingCorrector`): past it, the run
-            stops with :class:`~sclc_lightning.correctors.OversamplingError`.
-        model_corrector: a weight-space corrector applied at each generation's end, before the
-            next samples (:mod:`~sclc_lightning.correctors.model`): a
-            :class:`~sclc_lightning.correctors.model.ModelCorrector` or a registered name (``"neon"``).
-        model_corrector_kwargs: its arguments, e.g. ``{"weight": 1.5, "num_samples": 1000}``.
-        accept_other_real_data: resume a run whose real data differs from its checkpoint's (size
-            or content; refused by default, naming what changed); the change is logged.
-        accept_edited_code: resume a run although a callable it records (schedule, sampler, field
-            rule, reward, score, verifier, a corrector's function) was edited since the checkpoint
-            (same name, other code: refused by default, naming the setting); the change is logged.
-        shard_rows: rows per safetensors shard on disk.
-        start_from: generations after the first start from the ``"previous"`` generation's
-            weights and optimizer states or from the run's ``"initial"`` ones (:mod:`~sclc_lightning.loop.restart`).
+    Args: every setting, with its default and role, is declared once in
+    :data:`sclc_lightning.loop.settings.LOOP_SETTINGS` (the table of ``docs/loop.md``); at import
+    this section is replaced by that table's text, which ``help()`` and ``sclc fit --help`` show.
 
     Raises:
         ValueError: an argument is out of range; the message names it and its value.
@@ -153,8 +97,34 @@ class SelfConsumingLoop(LoopSettings, GenerationalLoop):
         model_corrector: ModelCorrector | str | None = None,
         model_corrector_kwargs: dict[str, Any] | None = None,
     ) -> None:
-        arguments = {name: value for name, value in locals().items() if name not in ("self", "__class__")}
-        self.config = LoopConfig.from_arguments(arguments)
+        self.config = LoopConfig.from_arguments(
+            {
+                "synthetic_fraction": synthetic_fraction,
+                "generations": generations,
+                "images_per_generation": images_per_generation,
+                "initial_images": initial_images,
+                "mode": mode,
+                "mode_kwargs": mode_kwargs,
+                "corrector": corrector,
+                "corrector_kwargs": corrector_kwargs,
+                "output_dir": output_dir,
+                "seed": seed,
+                "sample_batch_size": sample_batch_size,
+                "data_field": data_field,
+                "condition_field": condition_field,
+                "shard_rows": shard_rows,
+                "start_from": start_from,
+                "fields": fields,
+                "sampler": sampler,
+                "dry_run": dry_run,
+                "accept_other_real_data": accept_other_real_data,
+                "accept_edited_code": accept_edited_code,
+                "sample_kwargs": sample_kwargs,
+                "max_oversampling": max_oversampling,
+                "model_corrector": model_corrector,
+                "model_corrector_kwargs": model_corrector_kwargs,
+            }
+        )
         self._requested_seed: int | None = self.config.seed
         self._fit_seed: int | None = None
         self._history: list[GenerationRecord] = []
@@ -361,3 +331,12 @@ class SelfConsumingLoop(LoopSettings, GenerationalLoop):
             return loader
         generation = self.generation_of_epoch(compat.epoch_being_loaded(trainer))
         return self._session.train_loader(trainer, pl_module, generation)
+
+
+def _with_arguments(doc: str) -> str:
+    """``doc`` with its ``Args:`` paragraph replaced by the settings' declared documentation."""
+    head, rest = doc.split("    Args: every setting", 1)
+    return head + docstring_arguments() + "\n\n" + rest.split("\n\n", 1)[1]
+
+
+SelfConsumingLoop.__doc__ = _with_arguments(SelfConsumingLoop.__doc__ or "")

@@ -28,11 +28,11 @@ from lightning.pytorch.utilities import rank_zero_info
 from torch import Tensor
 from torch.utils.data import DataLoader
 
-from sclc_lightning.correctors.selection import SelectingCorrector
 from sclc_lightning.items.codec import SyntheticBatch
 from sclc_lightning.items.contract import audit_indices, audit_real_fields
 from sclc_lightning.items.real import RealData
-from sclc_lightning.loop.production import SyntheticProducer, describe_corrector
+from sclc_lightning.loop.correction import describe_corrector
+from sclc_lightning.loop.production import SyntheticProducer
 from sclc_lightning.loop.sampling import SyntheticDataError, agree, sample_share
 from sclc_lightning.seeding import forked_rng, make_generator
 from sclc_lightning.store.synthetic import build_items
@@ -120,9 +120,7 @@ def dry_run(
     try:
         corrector = producer.corrector
         # a selecting corrector gets the candidates of one kept point on rank zero
-        per_rank = POINTS_PER_RANK
-        if isinstance(corrector, SelectingCorrector):
-            per_rank = max(per_rank, corrector.draws(1))
+        per_rank = POINTS_PER_RANK if corrector is None else max(POINTS_PER_RANK, corrector.draws(1))
         with forked_rng(config.run_seed, 0, rank, pl_module.device, purpose="dry_run"):
             local = sample_share(
                 trainer,
@@ -146,7 +144,8 @@ def dry_run(
                 except ValueError as err:
                     raise DryRunError(f"{where}, corrector {name} on {len(on_real)} real items: {err}") from err
                 generator = make_generator(config.run_seed, "dry_run", 1)
-                corrected = producer.correct(local, 1, generator, f"{where}, corrector {name}")
+                kept = 1 if corrector.selects else len(local)  # what it keeps for one point, or every point
+                corrected = producer.correction.apply(local, kept, 1, generator, f"{where}, corrector {name}")
                 _check_items(producer.complete(corrected, where), real, template, f"{where}, corrector {name}")
     except Exception as err:  # reported to every rank below
         error = err

@@ -65,12 +65,15 @@ from sclc_lightning.store.manifest import (
 )
 from sclc_lightning.store.verification import STRINGS_FILE, verify_generation
 
-__all__ = ["RunDirectoryError", "SyntheticSet", "SyntheticStore", "build_items", "encode_batch"]
+__all__ = ["EXCHANGE_FOLDER", "RunDirectoryError", "SyntheticSet", "SyntheticStore", "build_items", "encode_batch"]
 
 #: The journal of records added since ``manifest.json`` was written whole.
 JOURNAL_FILE = "manifest.journal"
 #: Records the journal holds at most before ``manifest.json`` is written whole again.
 JOURNAL_LIMIT = 1000
+#: Where the ranks exchange a round's samples (:mod:`sclc_lightning.loop.exchange`); left over
+#: by a crash, it is removed with the other leftovers.
+EXCHANGE_FOLDER = ".exchange"
 
 #: Leftovers of an interrupted write: temporary and replaced generation folders, and the
 #: temporary files (:func:`~sclc_lightning._files.temporary_name`) of the files the run keeps here.
@@ -365,7 +368,7 @@ class SyntheticStore:
         removed = []
         for path in sorted(self.root.iterdir()):
             folder = _GENERATION_FOLDER.fullmatch(path.name)
-            if _STALE.fullmatch(path.name) or (folder and path.name not in recorded) or path.name == ".exchange":
+            if _STALE.fullmatch(path.name) or (folder and path.name not in recorded) or path.name == EXCHANGE_FOLDER:
                 # a link is removed, never followed: what it points to is not the run's
                 shutil.rmtree(path) if path.is_dir() and not path.is_symlink() else path.unlink(missing_ok=True)
                 removed.append(path.name)
@@ -506,33 +509,3 @@ class SyntheticStore:
             raise RunDirectoryError(
                 f"{self.manifest_path} records generations {unexpected}, which the checkpoint did not see."
             )
-
-    # -- the exchange between ranks ------------------------------------------------------------
-    def exchange_path(self, generation: int, rank: int) -> Path:
-        """Where rank ``rank`` leaves its raw samples for rank 0 (multi-process runs)."""
-        return self.root / ".exchange" / f"{self.folder_name(generation)}_rank_{rank:05d}.safetensors"
-
-    def write_exchange(self, generation: int, rank: int, batch: SyntheticBatch) -> None:
-        """Leave this rank's share of generation ``generation``'s raw samples."""
-        path = self.exchange_path(generation, rank)
-        with _naming(path.parent):
-            path.parent.mkdir(parents=True, exist_ok=True)
-        tensors = {"data": batch.data.contiguous(), "source_index": batch.source_index.contiguous()}
-        for key, values in (batch.fields or {}).items():
-            tensors[ItemCodec.storage_name(key)] = values.contiguous()
-        _atomic_write_bytes(path, save(tensors))
-
-    def gather_exchange(self, generation: int, world_size: int, real: RealData) -> SyntheticBatch:
-        """Every rank's share, in rank order, with the conditions of their source items; the
-        exchange files are removed."""
-        parts = []
-        for rank in range(world_size):
-            with safe_open(str(self.exchange_path(generation, rank)), framework="pt") as handle:
-                parts.append({name: handle.get_tensor(name) for name in handle.keys()})
-        source = torch.cat([p["source_index"] for p in parts])
-        generated = real.codec.generated_keys
-        fields = {k: torch.cat([p[ItemCodec.storage_name(k)] for p in parts]) for k in generated} if generated else None
-        batch = SyntheticBatch(torch.cat([p["data"] for p in parts]), source, real.conditions_of(source), fields)
-        for rank in range(world_size):
-            self.exchange_path(generation, rank).unlink(missing_ok=True)
-        return batch

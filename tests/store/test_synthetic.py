@@ -82,19 +82,6 @@ def test_manifest_json_keeps_its_keys(tmp_path) -> None:
     assert manifest.to_json() == payload and manifest.generations[0] == StoredGeneration.from_json(record)
 
 
-def test_exchange_gathers_the_ranks_in_order(tmp_path) -> None:
-    labels = torch.arange(6) % 3
-    items = [(torch.zeros(1), int(label)) for label in labels]
-    real = RealData(items, ItemCodec.infer(items[0], condition_field=1))
-    store = SyntheticStore(tmp_path)
-    store.write_exchange(2, 0, SyntheticBatch(torch.tensor([[1.0], [2.0]]), torch.tensor([0, 1])))
-    store.write_exchange(2, 1, SyntheticBatch(torch.tensor([[3.0]]), torch.tensor([5])))
-    batch = store.gather_exchange(2, 2, real)
-    assert batch.data.flatten().tolist() == [1.0, 2.0, 3.0] and batch.source_index.tolist() == [0, 1, 5]
-    assert batch.conditions.tolist() == [0, 1, 2]  # the labels of the source items
-    assert not list((tmp_path / ".exchange").iterdir())  # the exchange files are gone
-
-
 def _journaled_store(tmp_path, generations: int = 4):  # type: ignore[no-untyped-def]
     real = RealData([torch.zeros(1)] * 4, ItemCodec.infer(torch.zeros(1)))
     store = SyntheticStore(tmp_path)
