@@ -211,23 +211,13 @@ def run_submitit(
     todo = list(points)
     try:
         if launcher == "slurm":
-            with executor.batch():
-                submitted = [(executor.submit(job_of(p)), p) for p in todo]
+            _submit_array(executor, todo, job_of, running)
             todo = []
-            for job, point in submitted:
-                running[point.name] = (job, point)
-            print(f"sclc grid: submitted {len(submitted)} jobs ({submitted[0][0].job_id.split('_')[0]}, an array)")
             if detach:
                 return {}, None
         while (todo or running) and stop["signal"] is None:
-            while todo and len(running) < jobs:
-                point = todo.pop(0)
-                running[point.name] = (executor.submit(job_of(point)), point)
-            for key, (job, point) in list(running.items()):
-                if job.done():
-                    del running[key]
-                    done[key] = _result(job, point)
-                    report(done[key])
+            _submit_more(executor, todo, job_of, running, jobs)
+            _collect_finished(running, done, report)
             time.sleep(poll_s)
         if stop["signal"] is not None:
             _stop_jobs(launcher, running, done, report, stop_timeout)
@@ -235,6 +225,46 @@ def run_submitit(
         for signum, handler in previous.items():
             signal.signal(signum, handler)
     return done, stop["signal"]
+
+
+def _submit_array(
+    executor: submitit.Executor,
+    points: Sequence[GridPoint],
+    job_of: Callable[[GridPoint], FitPoint],
+    running: dict[str, tuple[Any, GridPoint]],
+) -> None:
+    """Submit ``points`` as one SLURM job array, adding each job to ``running``."""
+    with executor.batch():
+        submitted = [(executor.submit(job_of(p)), p) for p in points]
+    for job, point in submitted:
+        running[point.name] = (job, point)
+    print(f"sclc grid: submitted {len(submitted)} jobs ({submitted[0][0].job_id.split('_')[0]}, an array)")
+
+
+def _submit_more(
+    executor: submitit.Executor,
+    todo: list[GridPoint],
+    job_of: Callable[[GridPoint], FitPoint],
+    running: dict[str, tuple[Any, GridPoint]],
+    jobs: int,
+) -> None:
+    """Submit the next points of ``todo`` (taken from it) until ``jobs`` are running."""
+    while todo and len(running) < jobs:
+        point = todo.pop(0)
+        running[point.name] = (executor.submit(job_of(point)), point)
+
+
+def _collect_finished(
+    running: dict[str, tuple[Any, GridPoint]],
+    done: dict[str, PointResult],
+    report: Callable[[PointResult], None],
+) -> None:
+    """Move the jobs that have ended from ``running`` to ``done``, reporting each result."""
+    for key, (job, point) in list(running.items()):
+        if job.done():
+            del running[key]
+            done[key] = _result(job, point)
+            report(done[key])
 
 
 def _stop_jobs(
@@ -255,11 +285,7 @@ def _stop_jobs(
             job.cancel(check=False)  # scancel: SLURM sends SIGTERM, then SIGKILL after KillWait
     deadline = time.monotonic() + stop_timeout
     while running and time.monotonic() < deadline:
-        for key, (job, point) in list(running.items()):
-            if job.done():
-                del running[key]
-                done[key] = _result(job, point)
-                report(done[key])
+        _collect_finished(running, done, report)
         time.sleep(0.2)
     for key, (job, point) in running.items():
         job.cancel(check=False)
