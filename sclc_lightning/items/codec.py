@@ -109,6 +109,67 @@ class SyntheticBatch:
         )
 
 
+def _check_tensor_item(data_field: FieldKey, condition_field: FieldKey, rules: Mapping[FieldKey, str] | None) -> None:
+    """Refuse field names and built fields for items that are a tensor (they have no fields)."""
+    if data_field is not None or condition_field is not None:
+        raise ValueError(
+            "Real items are tensors, so `data_field` and `condition_field` must be None,"
+            f" got data_field={data_field!r}, condition_field={condition_field!r}."
+        )
+    if rules:
+        raise ValueError(f"Real items are tensors, which have no fields to build; got fields {dict(rules)!r}.")
+
+
+def _fields_of(example: Any) -> tuple[str, tuple[FieldKey, ...], list[Any], FieldKey]:
+    """The container of a tuple, list or dict item (``"tuple"``, ``"list"``, ``"dict"``), its
+    keys, its values and its default data field (position 0, or the first tensor-valued key).
+
+    Raises:
+        TypeError: the item is none of these, or a dict item has a key that is not a string.
+    """
+    keys: tuple[FieldKey, ...]
+    if isinstance(example, (tuple, list)):
+        return "tuple" if isinstance(example, tuple) else "list", tuple(range(len(example))), list(example), 0
+    if isinstance(example, Mapping):
+        keys = tuple(example.keys())
+        if not all(isinstance(k, str) for k in keys):
+            raise TypeError(f"Dict items must have string keys, got keys {list(keys)!r}.")
+        values = [example[k] for k in keys]
+        return "dict", keys, values, next((k for k, v in zip(keys, values) if isinstance(v, Tensor)), None)
+    raise TypeError(
+        f"Real items must be a tensor, a tuple/list of fields or a dict of fields, got {type(example).__name__}."
+    )
+
+
+def _field_kind(key: FieldKey, value: Any) -> str:
+    """The kind of field ``key`` (one of ``_LEAF_KINDS``), refused with a ``TypeError`` when it has none."""
+    kind = _leaf_kind(value)
+    if kind is None:
+        raise TypeError(
+            f"Field {key!r} of the real items has type {type(value).__name__}; supported"
+            f" field types are {', '.join(_LEAF_KINDS)}."
+        )
+    return kind
+
+
+def _data_value(keys: tuple[FieldKey, ...], values: list[Any], data_key: FieldKey) -> Tensor:
+    """The value of the data field, which must be one of ``keys`` and hold a tensor."""
+    if data_key not in keys:
+        raise ValueError(f"`data_field` must be one of {list(keys)!r}, got {data_key!r}.")
+    data_value = values[keys.index(data_key)]
+    if not isinstance(data_value, Tensor):
+        raise TypeError(f"`data_field` {data_key!r} must hold a tensor, got {type(data_value).__name__}.")
+    return data_value
+
+
+def _check_condition_field(keys: tuple[FieldKey, ...], data_key: FieldKey, condition_field: FieldKey) -> None:
+    """Refuse a condition field that is not a field of the item or is the data field."""
+    if condition_field is not None and (condition_field not in keys or condition_field == data_key):
+        raise ValueError(
+            f"`condition_field` must be one of {[k for k in keys if k != data_key]!r} or None, got {condition_field!r}."
+        )
+
+
 @dataclass(frozen=True)
 class ItemCodec:
     """How to read the fields of an item and rebuild an item from stored fields.
@@ -158,56 +219,17 @@ class ItemCodec:
             ValueError: ``data_field`` or ``condition_field`` does not name a field.
         """
         if isinstance(example, Tensor):
-            if data_field is not None or condition_field is not None:
-                raise ValueError(
-                    "Real items are tensors, so `data_field` and `condition_field` must be None,"
-                    f" got data_field={data_field!r}, condition_field={condition_field!r}."
-                )
-            if rules:
-                raise ValueError(f"Real items are tensors, which have no fields to build; got fields {dict(rules)!r}.")
+            _check_tensor_item(data_field, condition_field, rules)
             return cls("tensor", (None,), ("tensor",), None, None, tuple(example.shape), example.dtype)
-        keys: tuple[FieldKey, ...]
-        if isinstance(example, (tuple, list)):
-            container = "tuple" if isinstance(example, tuple) else "list"
-            keys = tuple(range(len(example)))
-            values = list(example)
-            default_data: FieldKey = 0
-        elif isinstance(example, Mapping):
-            container = "dict"
-            keys = tuple(example.keys())
-            if not all(isinstance(k, str) for k in keys):
-                raise TypeError(f"Dict items must have string keys, got keys {list(keys)!r}.")
-            values = [example[k] for k in keys]
-            default_data = next((k for k, v in zip(keys, values) if isinstance(v, Tensor)), None)
-        else:
-            raise TypeError(
-                "Real items must be a tensor, a tuple/list of fields or a dict of fields,"
-                f" got {type(example).__name__}."
-            )
-        kinds = []
-        for key, value in zip(keys, values):
-            kind = _leaf_kind(value)
-            if kind is None:
-                raise TypeError(
-                    f"Field {key!r} of the real items has type {type(value).__name__}; supported"
-                    f" field types are {', '.join(_LEAF_KINDS)}."
-                )
-            kinds.append(kind)
+        container, keys, values, default_data = _fields_of(example)
+        kinds = tuple(_field_kind(key, value) for key, value in zip(keys, values))
         data_key = default_data if data_field is None else data_field
-        if data_key not in keys:
-            raise ValueError(f"`data_field` must be one of {list(keys)!r}, got {data_key!r}.")
-        data_value = values[keys.index(data_key)]
-        if not isinstance(data_value, Tensor):
-            raise TypeError(f"`data_field` {data_key!r} must hold a tensor, got {type(data_value).__name__}.")
-        if condition_field is not None and (condition_field not in keys or condition_field == data_key):
-            raise ValueError(
-                f"`condition_field` must be one of {[k for k in keys if k != data_key]!r} or None,"
-                f" got {condition_field!r}."
-            )
+        data_value = _data_value(keys, values, data_key)
+        _check_condition_field(keys, data_key, condition_field)
         return cls(
             container,
             keys,
-            tuple(kinds),
+            kinds,
             data_key,
             condition_field,
             tuple(data_value.shape),
