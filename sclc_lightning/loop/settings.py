@@ -7,8 +7,8 @@ table come:
   (each setting's check, then the checks that join several settings);
 - the ``Args:`` section of ``SelfConsumingLoop``'s docstring (what ``help()`` and ``sclc fit --help``
   show);
-- the table of arguments in ``docs/loop.md`` (:func:`markdown_table`; ``python -m
-  sclc_lightning.loop.settings docs/loop.md`` writes it);
+- the table of arguments in ``docs/loop.md`` (:func:`markdown_table`; ``python
+  scripts/settings_table.py`` writes it);
 - and the tests that hold the signature (names, order, defaults) and the fingerprint to it.
 
 Roles:
@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import math
 import os
-import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -303,7 +302,8 @@ LOOP_SETTINGS: tuple[Setting, ...] = (
         1024,
         "operational",
         _count("sample_batch_size", 1),
-        "points per sampler call.",
+        "points per sampler call (not compared on resume: a sampler whose draws depend on its batch size gives"
+        " other points with another).",
     ),
     Setting(
         "data_field",
@@ -462,7 +462,7 @@ def docstring_arguments(indent: str = "    ") -> str:
     return "\n".join(lines)
 
 
-TABLE_START = "<!-- settings table: python -m sclc_lightning.loop.settings docs/loop.md -->\n"
+TABLE_START = "<!-- settings table: python scripts/settings_table.py -->\n"
 TABLE_END = "<!-- end of the settings table -->\n"
 
 
@@ -477,7 +477,3 @@ def write_table(page: str) -> bool:
         with open(page, "w", encoding="utf-8") as file:
             file.write(new)
     return new != text
-
-
-if __name__ == "__main__":  # pragma: no cover - a maintainer's command
-    print("updated" if write_table(sys.argv[1]) else "up to date")
