@@ -78,48 +78,11 @@ def resolve_schedule(value: Any, generations: int) -> tuple[float, ...]:
         (0.0, 0.25, 0.5, 0.75, 1.0)
     """
     if isinstance(value, Mapping):
-        settings = {k: v for k, v in value.items() if k != "name"}
-        name = value.get("name")
-        if "name" not in value:
-            raise ValueError(
-                "`synthetic_fraction` as a mapping needs a 'name' (a registered schedule:"
-                f" {available_schedules()}), got the keys {sorted(value)}."
-            )
-        if name not in _SCHEDULES:
-            raise ValueError(f"`synthetic_fraction` names the schedule {name!r}; registered: {available_schedules()}.")
-        function = _SCHEDULES.get(str(name))
-        taken = [p for p in inspect.signature(function).parameters][2:]  # after (generation, generations)
-        check_keys(f"synthetic_fraction ({name!r} schedule)", settings, taken)
-        missing = sorted(set(taken) - set(settings) - _defaulted(function))
-        if missing:
-            raise ValueError(f"`synthetic_fraction`: the {name!r} schedule needs {missing}; it takes {taken}.")
-        for key, setting in settings.items():
-            if not is_number(setting):
-                raise ValueError(
-                    f"`synthetic_fraction` ({name!r} schedule): `{key}` must be a number, got {setting!r}"
-                    + (" (text: write the number without quotes)." if isinstance(setting, str) else ".")
-                )
-        values = [function(t, generations, **settings) for t in range(1, generations + 1)]
+        values = _registered_values(value, generations)
     elif isinstance(value, Sequence) and not isinstance(value, str):
-        if len(value) != generations:
-            raise ValueError(
-                f"`synthetic_fraction` as a list needs one value per generation 1..{generations}"
-                f" ({generations}), got {len(value)}."
-            )
-        values = list(value)
+        values = _listed_values(value, generations)
     else:
-        given = resolve_callable(value, "synthetic_fraction")
-        assert given is not None
-        try:
-            inspect.signature(given).bind(1)
-        except TypeError:
-            raise ValueError(
-                f"`synthetic_fraction` as a function is called as f(generation) -> float, with one argument;"
-                f" {getattr(given, '__qualname__', given)!r} takes {inspect.signature(given)}."
-            ) from None
-        except ValueError:  # no signature to read (a builtin): call it
-            pass
-        values = [given(t) for t in range(1, generations + 1)]
+        values = _called_values(value, generations)
     for generation, fraction in enumerate(values, start=1):
         # NumPy scalars are numbers (np.float32(0.5) is a fraction like 0.5)
         if not is_number(fraction) or not 0 <= float(fraction) < math.inf:
@@ -127,6 +90,59 @@ def resolve_schedule(value: Any, generations: int) -> tuple[float, ...]:
                 f"`synthetic_fraction` at generation {generation} must be a finite number >= 0, got {fraction!r}."
             )
     return tuple(float(f) for f in values)
+
+
+def _registered_values(value: Mapping[str, Any], generations: int) -> list[Any]:
+    """The values of the registered schedule that ``value["name"]`` names, with the other keys
+    of ``value`` as its settings (each a number; those without a default required)."""
+    settings = {k: v for k, v in value.items() if k != "name"}
+    name = value.get("name")
+    if "name" not in value:
+        raise ValueError(
+            "`synthetic_fraction` as a mapping needs a 'name' (a registered schedule:"
+            f" {available_schedules()}), got the keys {sorted(value)}."
+        )
+    if name not in _SCHEDULES:
+        raise ValueError(f"`synthetic_fraction` names the schedule {name!r}; registered: {available_schedules()}.")
+    function = _SCHEDULES.get(str(name))
+    taken = [p for p in inspect.signature(function).parameters][2:]  # after (generation, generations)
+    check_keys(f"synthetic_fraction ({name!r} schedule)", settings, taken)
+    missing = sorted(set(taken) - set(settings) - _defaulted(function))
+    if missing:
+        raise ValueError(f"`synthetic_fraction`: the {name!r} schedule needs {missing}; it takes {taken}.")
+    for key, setting in settings.items():
+        if not is_number(setting):
+            raise ValueError(
+                f"`synthetic_fraction` ({name!r} schedule): `{key}` must be a number, got {setting!r}"
+                + (" (text: write the number without quotes)." if isinstance(setting, str) else ".")
+            )
+    return [function(t, generations, **settings) for t in range(1, generations + 1)]
+
+
+def _listed_values(value: Sequence[Any], generations: int) -> list[Any]:
+    """The values of a list schedule, which must hold one per generation."""
+    if len(value) != generations:
+        raise ValueError(
+            f"`synthetic_fraction` as a list needs one value per generation 1..{generations}"
+            f" ({generations}), got {len(value)}."
+        )
+    return list(value)
+
+
+def _called_values(value: Any, generations: int) -> list[Any]:
+    """The values of a schedule given as a function ``f(generation)`` or its import path."""
+    given = resolve_callable(value, "synthetic_fraction")
+    assert given is not None
+    try:
+        inspect.signature(given).bind(1)
+    except TypeError:
+        raise ValueError(
+            f"`synthetic_fraction` as a function is called as f(generation) -> float, with one argument;"
+            f" {getattr(given, '__qualname__', given)!r} takes {inspect.signature(given)}."
+        ) from None
+    except ValueError:  # no signature to read (a builtin): call it
+        pass
+    return [given(t) for t in range(1, generations + 1)]
 
 
 def _defaulted(function: Callable[..., float]) -> set[str]:
