@@ -159,21 +159,7 @@ def bind_sampler(
     """
     owner = type(module).__name__
     conditional = condition_field is not None
-    function: Callable[..., Any]
-    if isinstance(spec, str) and ":" not in spec:
-        target = getattr(module, spec, None)
-        if not callable(target):
-            raise SamplerError(f"{owner} has no method `{spec}`.{_hint(owner)}")
-        function, name = target, f"{owner}.{spec}"
-    else:
-        try:
-            raw = resolve_callable(spec, "sampler")
-        except (TypeError, ValueError) as err:
-            raise SamplerError(str(err)) from None
-        if not callable(raw):
-            raise SamplerError(f"`sampler` must be a method name, an import path or a callable, got {spec!r}.")
-        function = functools.partial(raw, module)
-        name = describe_sampler(spec)
+    function, name = _find_sampler(module, spec)
     try:
         signature = inspect.signature(function)
     except (TypeError, ValueError):  # no signature to read (a builtin): trust the call
@@ -192,6 +178,38 @@ def bind_sampler(
                 f" {name}{signature}, which does not take it.{_hint(owner)}"
             )
         passed[_CONDITIONS] = None
+    _check_call(name, signature, passed, extra, owner)
+    takes = takes_conditions or (conditional and var_kw)
+    return BoundSampler(function, name, takes_generator, takes, dict(extra or {}), module)
+
+
+def _find_sampler(module: Any, spec: SamplerSpec) -> tuple[Callable[..., Any], str]:
+    """The sampler ``spec`` names, called as ``f(num_samples, **kwargs)`` (a function is given
+    ``module`` first), and its name for messages.
+
+    Raises:
+        SamplerError: no such method, or ``spec`` names nothing callable.
+    """
+    owner = type(module).__name__
+    if isinstance(spec, str) and ":" not in spec:
+        target = getattr(module, spec, None)
+        if not callable(target):
+            raise SamplerError(f"{owner} has no method `{spec}`.{_hint(owner)}")
+        return target, f"{owner}.{spec}"
+    try:
+        raw = resolve_callable(spec, "sampler")
+    except (TypeError, ValueError) as err:
+        raise SamplerError(str(err)) from None
+    if not callable(raw):
+        raise SamplerError(f"`sampler` must be a method name, an import path or a callable, got {spec!r}.")
+    return functools.partial(raw, module), describe_sampler(spec)
+
+
+def _check_call(
+    name: str, signature: inspect.Signature, passed: Mapping[str, Any], extra: Mapping[str, Any] | None, owner: str
+) -> None:
+    """Refuse a sampler whose ``signature`` cannot take ``num_samples`` and the keywords
+    ``passed``, naming the call the loop makes and the ``sample_kwargs`` among them."""
     try:
         signature.bind(1, **passed)
     except TypeError as err:
@@ -200,5 +218,3 @@ def bind_sampler(
         raise SamplerError(
             f"{name}{signature} cannot be called as {name.rsplit('.', 1)[-1]}({call}): {err}.{settings}{_hint(owner)}"
         ) from None
-    takes = takes_conditions or (conditional and var_kw)
-    return BoundSampler(function, name, takes_generator, takes, dict(extra or {}), module)
