@@ -125,6 +125,10 @@ class SelfConsumingLoop(LoopSettings, GenerationalLoop):
                 "model_corrector_kwargs": model_corrector_kwargs,
             }
         )
+        self._start_state()
+
+    def _start_state(self) -> None:
+        """What the callback keeps between hooks, before any fit."""
         self._requested_seed: int | None = self.config.seed
         self._fit_seed: int | None = None
         self._history: list[GenerationRecord] = []

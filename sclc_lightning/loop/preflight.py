@@ -144,7 +144,7 @@ def dry_run(
                 except ValueError as err:
                     raise DryRunError(f"{where}, corrector {name} on {len(on_real)} real items: {err}") from err
                 generator = make_generator(config.run_seed, "dry_run", 1)
-                kept = 1 if corrector.selects else len(local)  # what it keeps for one point, or every point
+                kept = 1 if producer.correction.selects else len(local)  # what it keeps of one point, or all
                 corrected = producer.correction.apply(local, kept, 1, generator, f"{where}, corrector {name}")
                 _check_items(producer.complete(corrected, where), real, template, f"{where}, corrector {name}")
     except Exception as err:  # reported to every rank below

@@ -32,8 +32,7 @@ import os
 import re
 import shutil
 import uuid
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -44,33 +43,25 @@ from torch import Tensor
 from torch.utils.data import Dataset
 
 from sclc_lightning._files import (
-    NotARegularFile,
     atomic_write,
-    file_version,
     fsync_folder,
-    read_regular,
     sha256_bytes,
     temporary_name,
     write_synced,
 )
 from sclc_lightning.items.codec import ItemCodec, SyntheticBatch
 from sclc_lightning.items.real import RealData
+from sclc_lightning.store.journal import ManifestFiles, naming
 from sclc_lightning.store.manifest import (
     Manifest,
     RunDirectoryError,
     Shard,
     StoredGeneration,
-    manifest_text,
-    parse_manifest,
 )
 from sclc_lightning.store.verification import STRINGS_FILE, verify_generation
 
 __all__ = ["EXCHANGE_FOLDER", "RunDirectoryError", "SyntheticSet", "SyntheticStore", "build_items", "encode_batch"]
 
-#: The journal of records added since ``manifest.json`` was written whole.
-JOURNAL_FILE = "manifest.journal"
-#: Records the journal holds at most before ``manifest.json`` is written whole again.
-JOURNAL_LIMIT = 1000
 #: Where the ranks exchange a round's samples (:mod:`sclc_lightning.loop.exchange`); left over
 #: by a crash, it is removed with the other leftovers.
 EXCHANGE_FOLDER = ".exchange"
@@ -83,19 +74,8 @@ _STALE = re.compile(
 _GENERATION_FOLDER = re.compile(r"gen_(\d{4,})")
 
 
-@contextmanager
-def _naming(path: Path) -> Iterator[None]:
-    """Let an OSError (a full disk, a read-only folder) name the file being written."""
-    try:
-        yield
-    except OSError as err:
-        if err.filename:
-            raise
-        raise OSError(err.errno, f"{err.strerror or err} (writing the run directory)", str(path)) from err
-
-
 def _atomic_write_bytes(path: Path, data: bytes) -> None:
-    with _naming(path):
+    with naming(path):
         atomic_write(path, data)
 
 
@@ -208,24 +188,11 @@ class SyntheticStore:
     def __init__(self, root: str | os.PathLike[str]):
         self.root = Path(root)
         self._verified: dict[int, str] = {}  # generation -> the digest of the record verified
-        # The manifest last read or written, with the versions of its two files: it is read
-        # again only when one of them changed.
-        self._manifest: tuple[Any, Manifest] | None = None
-        self._base: str | None = None  # the digest of manifest.json, which the journal extends
-        self._journaled = 0  # records in the journal
-
-    @property
-    def journal_path(self) -> Path:
-        """Records appended since ``manifest.json`` was last written whole."""
-        return self.root / JOURNAL_FILE
-
-    def _versions(self) -> tuple[Any, Any]:
-        journal = file_version(self.journal_path) if os.path.lexists(self.journal_path) else None
-        return file_version(self.manifest_path), journal
+        self._files = ManifestFiles(self.root)
 
     @property
     def manifest_path(self) -> Path:
-        return self.root / "manifest.json"
+        return self._files.manifest_path
 
     @staticmethod
     def folder_name(generation: int) -> str:
@@ -233,105 +200,26 @@ class SyntheticStore:
         return f"gen_{generation:04d}"
 
     # -- the manifest ------------------------------------------------------------------------
+    @property
+    def journal_path(self) -> Path:
+        """Records appended since ``manifest.json`` was last written whole."""
+        return self._files.journal_path
+
     def read_manifest(self) -> Manifest | None:
-        """The manifest, or ``None`` when there is none yet.
+        """The manifest, or ``None`` when there is none yet (:class:`~.journal.ManifestFiles`).
 
         Raises:
             RunDirectoryError: it cannot be read or parsed (the message names it and the field).
         """
-        try:
-            versions = self._versions()
-            if self._manifest is not None and self._manifest[0] == versions:
-                return self._manifest[1]  # the files this store last read or wrote, unchanged
-            data = read_regular(self.manifest_path)
-            text = data.decode()
-        except FileNotFoundError:
-            self._manifest = None
-            return None
-        except NotARegularFile as err:
-            raise RunDirectoryError(
-                f"{err}; the manifest is a file the loop wrote. Restore the run directory, or start a new run."
-            ) from None
-        except (OSError, UnicodeDecodeError) as err:
-            raise RunDirectoryError(f"{self.manifest_path} cannot be read: {err}.") from None
-        manifest = parse_manifest(text, self.manifest_path)
-        self._base = sha256_bytes(data)
-        manifest, self._journaled = self._replay(manifest)
-        self._manifest = (versions, manifest)
-        return manifest
-
-    def _replay(self, manifest: Manifest) -> tuple[Manifest, int]:
-        """``manifest`` with the journal's records (when the journal extends this version of
-        ``manifest.json``); a last line cut short by a crash is dropped.
-
-        Raises:
-            RunDirectoryError: a line is damaged, naming the journal and the line.
-        """
-        path = self.journal_path
-        try:
-            lines = read_regular(path).decode().split("\n")
-        except FileNotFoundError:
-            return manifest, 0
-        except (NotARegularFile, OSError, UnicodeDecodeError) as err:
-            raise RunDirectoryError(f"{path} cannot be read: {err}.") from None
-        try:
-            header = json.loads(lines[0])
-        except ValueError:
-            header = None
-        if not isinstance(header, dict) or header.get("base") != self._base:
-            return manifest, 0  # it extends another version of manifest.json: nothing of it counts
-        complete = lines[1:-1]  # the text after the last newline is a line cut short, or nothing
-        for number, line in enumerate(complete, start=2):
-            try:
-                entry = json.loads(line)
-                record = StoredGeneration.from_json(entry["record"])
-                if record.digest() != entry["sha256"]:
-                    raise ValueError("its digest does not match its record")
-            except (ValueError, KeyError, TypeError) as err:
-                raise RunDirectoryError(f"{path}: line {number} is damaged ({err}).") from None
-            manifest = manifest.with_generation(record)
-        return manifest, len(complete)
+        return self._files.read()
 
     def write_manifest(self, manifest: Manifest) -> None:
-        """Replace the manifest atomically, whole; the journal is then removed (a journal left by
-        a crash between the two extends another version, and is ignored)."""
-        with _naming(self.root):
-            self.root.mkdir(parents=True, exist_ok=True)
-        self._manifest = None
-        data = manifest_text(manifest).encode()
-        _atomic_write_bytes(self.manifest_path, data)
-        self._base, self._journaled = sha256_bytes(data), 0
-        if os.path.lexists(self.journal_path):
-            self.journal_path.unlink()
-            fsync_folder(self.root)
-        self._manifest = (self._versions(), manifest)
+        """Replace the manifest atomically, whole (the journal is then removed)."""
+        self._files.write(manifest)
 
     def compact(self) -> None:
         """Fold the journal into ``manifest.json`` (written whole), for readers of that file alone."""
-        manifest = self.read_manifest()
-        if manifest is not None and os.path.lexists(self.journal_path):
-            self.write_manifest(manifest)
-
-    def _append(self, manifest: Manifest, record: StoredGeneration) -> None:
-        """Add ``record`` to the manifest: one line appended to the journal, or the manifest
-        written whole every :data:`JOURNAL_LIMIT` records."""
-        updated = manifest.with_generation(record)
-        if self._base is None or self._journaled >= JOURNAL_LIMIT:
-            self.write_manifest(updated)
-            return
-        lines = "" if os.path.lexists(self.journal_path) else json.dumps({"base": self._base}) + "\n"
-        lines += json.dumps({"record": record.to_json(), "sha256": record.digest()}, sort_keys=True) + "\n"
-        with _naming(self.journal_path):
-            handle = os.open(self.journal_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW, 0o644)
-            try:
-                os.write(handle, lines.encode())
-                os.fsync(handle)
-            finally:
-                os.close(handle)
-            if lines.startswith('{"base"'):
-                fsync_folder(self.root)
-        self._journaled += 1
-        self._manifest = (self._versions(), updated)
+        self._files.compact()
 
     def create(self, run_id: str, config: Mapping[str, Any], codec: ItemCodec) -> Manifest:
         """Start the manifest of a new run (no generations yet)."""
@@ -420,7 +308,7 @@ class SyntheticStore:
             strings_sha256=strings_digest,
             statistics=None if not statistics else {k: float(v) for k, v in statistics.items()},
         )
-        self._append(manifest, record)
+        self._files.append(manifest, record)
         return record
 
     def _write_folder(
@@ -429,7 +317,7 @@ class SyntheticStore:
         count = int(next(iter(tensors.values())).shape[0])
         final = self.root / self.folder_name(generation)
         tmp = temporary_name(final)
-        with _naming(tmp):
+        with naming(tmp):
             tmp.mkdir(parents=True)
         shards: list[Shard] = []
         strings_digest = None
@@ -439,12 +327,12 @@ class SyntheticStore:
                 rows = {name: t[start : start + shard_rows].clone() for name, t in tensors.items()}
                 name = f"shard_{index:05d}.safetensors"
                 data = save(rows)
-                with _naming(tmp / name):
+                with naming(tmp / name):
                     write_synced(tmp / name, data)
                 shards.append(Shard(name, int(rows["data"].shape[0]), sha256_bytes(data)))
             if strings:
                 data = json.dumps(dict(strings)).encode()
-                with _naming(tmp / STRINGS_FILE):
+                with naming(tmp / STRINGS_FILE):
                     write_synced(tmp / STRINGS_FILE, data)
                 strings_digest = sha256_bytes(data)
             fsync_folder(tmp)

@@ -133,9 +133,9 @@ def test_a_journal_of_another_manifest_version_is_ignored(tmp_path) -> None:
 
 
 def test_the_journal_is_folded_into_the_manifest_every_limit_records(tmp_path, monkeypatch) -> None:
-    import sclc_lightning.store.synthetic as synthetic
+    import sclc_lightning.store.journal as journal_module
 
-    monkeypatch.setattr(synthetic, "JOURNAL_LIMIT", 3)
+    monkeypatch.setattr(journal_module, "JOURNAL_LIMIT", 3)
     _journaled_store(tmp_path, generations=5)
     journal = (tmp_path / "manifest.journal").read_text().splitlines()
     assert len(journal) == 1 + 1  # records 1-3 journaled, the 4th folded all into manifest.json, 5 after
