@@ -1,6 +1,12 @@
-"""Name → class registries of the extension points (correctors, mixing policies), so that YAML
-can say ``corrector: optimal_transport`` or ``mode: accumulate``, and name → function registries
-(schedules, scores: ``base=None``), all restorable the same way."""
+"""Name → class registries of the extension points (correctors, model correctors, mixing
+policies, theory providers), so that YAML can say ``corrector: optimal_transport`` or ``mode:
+accumulate``, and name → function registries (schedules, scores: ``base=None``), all restorable
+the same way.
+
+Built-ins register themselves where they are defined (``@register_corrector("kmeans")`` above
+the class) and nowhere else: a registry made with ``package=`` imports every module of that
+package the first time it is asked what it holds, so a new built-in module is found without
+being listed anywhere (docs/architecture.md, "Adding a built-in corrector")."""
 
 from __future__ import annotations
 
@@ -21,19 +27,34 @@ class Registry(Generic[T]):
         base: the abstract base every registered class derives from.
         argument: the loop argument that names one (``"corrector"``, ``"mode"``); its keyword
             arguments are ``<argument>_kwargs``.
+        package: the package whose modules define the built-ins (imported on first use).
     """
 
     #: Every registry made, for tools that must snapshot them (the test suite restores them
     #: after each test, so that what one test or doctest registers is not seen by the next).
     instances: ClassVar[list[Registry[Any]]] = []
 
-    def __init__(self, kind: str, base: type[Any] | None, argument: str) -> None:
-        self.kind, self.base, self.argument = kind, base, argument
+    def __init__(self, kind: str, base: type[Any] | None, argument: str, package: str | None = None) -> None:
+        self.kind, self.base, self.argument, self.package = kind, base, argument, package
         self._classes: dict[str, type[T]] = {}
+        self._found = package is None
         Registry.instances.append(self)
 
+    def _find_builtins(self) -> None:
+        """Import every module of :attr:`package` once: their decorators register the built-ins."""
+        if self._found or self.package is None:
+            return
+        import importlib
+        import pkgutil
+
+        self._found = True
+        package = importlib.import_module(self.package)
+        for module in pkgutil.iter_modules(package.__path__, self.package + "."):
+            importlib.import_module(module.name)
+
     def snapshot(self) -> dict[str, type[T]]:
-        """The registered classes by name, as they are now."""
+        """The registered classes by name, as they are now (the built-ins found first)."""
+        self._find_builtins()
         return dict(self._classes)
 
     def restore(self, snapshot: dict[str, type[T]]) -> None:
@@ -64,10 +85,12 @@ class Registry(Generic[T]):
         return self.kind.replace(" ", "_")
 
     def __contains__(self, name: object) -> bool:
+        self._find_builtins()
         return name in self._classes
 
     def names(self) -> list[str]:
         """The registered names, sorted."""
+        self._find_builtins()
         return sorted(self._classes)
 
     def get(self, name: str) -> type[T]:
@@ -76,7 +99,7 @@ class Registry(Generic[T]):
         Raises:
             ValueError: nothing is registered under ``name``; the message lists what is.
         """
-        if name not in self._classes:
+        if name not in self:
             other = f" or a {self.base.__name__}" if self.base is not None else ""
             raise ValueError(f"`{self.argument}` must be one of {self.names()}{other}, got {name!r}.")
         return self._classes[name]

@@ -21,6 +21,8 @@ import numpy as np
 import pytest
 import torch
 
+from sclc_lightning.correctors import available_correctors, get_corrector_class
+
 # (import path, class name) -> the required arguments a valid instance needs
 CLASSES: dict[tuple[str, str], Callable[[], dict[str, Any]]] = {}
 
@@ -57,21 +59,19 @@ _register(
     "FeatureDistanceEvaluator",
     required=lambda: {"num_samples": 10, "every": 1, "batch_size": 10, "seed": 0},
 )
-_register(
-    "sclc_lightning.correctors",
-    "IdentityCorrector",
-    "IdealMixtureCorrector",
-    "KMeansCorrector",
-    "OptimalTransportCorrector",
-    "RandomPairingCorrector",
-    "PhysicsCorrector",
-    "ForceFieldCorrector",
-)
 _register("sclc_lightning.correctors", "CommandCorrector", required=lambda: {"command": ["true"]})
 _register("sclc_lightning.correctors", "CurationCorrector", required=lambda: {"reward": _score})
 _register("sclc_lightning.correctors", "FilterCorrector", required=lambda: {"score": _score})
 _register("sclc_lightning.correctors", "VerifierCorrector", required=lambda: {"verifier": _score, "threshold": 0.0})
 _register("sclc_lightning.correctors", "NeonCorrector", required=lambda: {"weight": 0.5})
+# every other registered built-in corrector, read from the registry: it takes no required argument
+for _name in available_correctors():
+    _class = get_corrector_class(_name)
+    if (
+        _class.__module__.startswith("sclc_lightning.")
+        and ("sclc_lightning.correctors", _class.__name__) not in CLASSES
+    ):
+        _register("sclc_lightning.correctors", _class.__name__)
 _register("sclc_lightning.mixing", "AccumulatePolicy", "ReplacePolicy")
 _register("sclc_lightning.mixing", "FreshPolicy", required=lambda: {"real_per_generation": 10})
 _register("sclc_lightning.models", "CausalLM", required=lambda: {"config": {"model_type": "gpt2", "n_layer": 1}})

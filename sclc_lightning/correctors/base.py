@@ -235,7 +235,7 @@ class Corrector(abc.ABC):
         return {"name": self.name or type(self).__name__, "strength": self.strength, **self.settings()}
 
 
-_REGISTRY: Registry[Corrector] = Registry("corrector", Corrector, "corrector")
+_REGISTRY: Registry[Corrector] = Registry("corrector", Corrector, "corrector", package="sclc_lightning.correctors")
 
 
 def register_corrector(name: str) -> Callable[[C], C]:

@@ -34,6 +34,7 @@ __all__ = [
     "ModelCorrector",
     "NeonCorrector",
     "available_model_correctors",
+    "get_model_corrector_class",
     "make_model_corrector",
     "register_model_corrector",
 ]
@@ -90,7 +91,9 @@ class ModelCorrector(abc.ABC):
         return {"name": self.name or type(self).__name__, **self.settings()}
 
 
-_REGISTRY: Registry[ModelCorrector] = Registry("model corrector", ModelCorrector, "model_corrector")
+_REGISTRY: Registry[ModelCorrector] = Registry(
+    "model corrector", ModelCorrector, "model_corrector", package="sclc_lightning.correctors"
+)
 
 
 def register_model_corrector(name: str) -> Callable[[M], M]:
@@ -106,6 +109,11 @@ def available_model_correctors() -> list[str]:
         True
     """
     return _REGISTRY.names()
+
+
+def get_model_corrector_class(name: str) -> type[ModelCorrector]:
+    """The class registered as ``name``."""
+    return _REGISTRY.get(name)
 
 
 def make_model_corrector(

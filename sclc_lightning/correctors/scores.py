@@ -36,7 +36,7 @@ ScoreSpec = str | Callable[..., Any] | Mapping[str, Any]
 """A registered name, a callable ``f(data, conditions)``, an import path, or ``{"command": ...}``."""
 
 #: Registered scores: ``f(data, conditions, module, **settings) -> Tensor (m,)``.
-_SCORES: Registry[Any] = Registry("score", None, "score")
+_SCORES: Registry[Any] = Registry("score", None, "score", package="sclc_lightning.correctors")
 
 
 def register_score(name: str) -> Callable[[Callable[..., Tensor]], Callable[..., Tensor]]:

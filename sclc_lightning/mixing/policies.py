@@ -168,7 +168,7 @@ class MixingPolicy(abc.ABC):
         return ((generation, None),) if synthetic_counts.get(generation, 0) > 0 else ()
 
 
-_REGISTRY: Registry[MixingPolicy] = Registry("mixing policy", MixingPolicy, "mode")
+_REGISTRY: Registry[MixingPolicy] = Registry("mixing policy", MixingPolicy, "mode", package="sclc_lightning.mixing")
 
 
 def register_mixing_policy(name: str) -> Callable[[P], P]:

@@ -28,7 +28,7 @@ from sclc_lightning._registry import Registry
 __all__ = ["available_schedules", "register_schedule", "resolve_schedule"]
 
 #: Registered schedules: ``f(generation, generations, **settings) -> float``.
-_SCHEDULES: Registry[Any] = Registry("schedule", None, "synthetic_fraction")
+_SCHEDULES: Registry[Any] = Registry("schedule", None, "synthetic_fraction", package="sclc_lightning.mixing")
 
 
 def register_schedule(name: str) -> Callable[[Callable[..., float]], Callable[..., float]]:
