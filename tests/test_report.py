@@ -184,7 +184,8 @@ def test_generation_axes_have_whole_number_ticks(tmp_path: Path, monkeypatch: ob
     """A figure over three generations showed ticks at 0.5, 1.5: generations are whole."""
     import matplotlib.figure
 
-    from sclc_lightning.report import Run, _plot_metric
+    from sclc_lightning.report import Run
+    from sclc_lightning.report.figures import plot_metric
 
     ticks: list[list[float]] = []
     save = matplotlib.figure.Figure.savefig
@@ -195,5 +196,186 @@ def test_generation_axes_have_whole_number_ticks(tmp_path: Path, monkeypatch: ob
 
     monkeypatch.setattr(matplotlib.figure.Figure, "savefig", recording)  # type: ignore[attr-defined]
     rows = [{"generation": float(g), "w2": 1.0 / (g + 1)} for g in range(3)]
-    _plot_metric("w2", {"a": [Run(Path("/runs/a"), {}, rows)]}, tmp_path / "w2.png")
+    plot_metric("w2", {"a": [Run(Path("/runs/a"), {}, rows)]}, tmp_path / "w2.png")
     assert ticks and ticks[0] and all(t == int(t) for t in ticks[0]), ticks
+
+
+class MyNormal:
+    """A user's own exact Gaussian, named otherwise: it declares the theory, the report draws it."""
+
+    theory = "gaussian"
+
+
+class Undeclared:
+    """A model that declares no theory."""
+
+
+def _gaussian_run(folder: Path, model: type | str, sigma: list[float], **loop: object) -> Path:
+    """A run directory as `sclc fit` writes it: config.yaml (model, data's n = 10, loop) and metrics.csv."""
+    import yaml
+
+    path = model if isinstance(model, str) else f"{model.__module__}.{model.__qualname__}"
+    folder.mkdir(parents=True)
+    config = {
+        "model": {"class_path": path, "init_args": {}},
+        "data": {"class_path": "my.Data", "init_args": {"n": 10}},
+        "loop": {"synthetic_fraction": 1.0, "mode": "replace", "seed": 0, **loop},
+    }
+    (folder / "config.yaml").write_text(yaml.safe_dump(config, allow_unicode=True))
+    (folder / "metrics.csv").write_text("generation,sigma\n" + "".join(f"{g},{s}\n" for g, s in enumerate(sigma)))
+    return folder
+
+
+def test_a_model_of_any_name_that_declares_the_gaussian_theory_gets_its_curves(tmp_path: Path) -> None:
+    from sclc_lightning.report import write_report
+    from sclc_lightning.theory import expected_log_sigma_ratio
+
+    _gaussian_run(tmp_path / "runs" / "mine", MyNormal, [2.0, 1.5, 1.0, 0.5])
+    (run,) = find_runs([tmp_path / "runs"])
+    theory = _theory_curve("sigma", [run])
+    assert theory is not None and theory[0] == "σ₀ α(n)ᵗ (theory)" and theory[1] == [0, 1, 2, 3]
+    assert theory[2] == [2.0 * gaussian_collapse_rate(10) ** g for g in range(4)]
+    # the theory derives log σt/σ0 from sigma, and draws its expectation over it
+    assert run.series("log_sigma_ratio") == {g: math.log(s / 2.0) for g, s in enumerate([2.0, 1.5, 1.0, 0.5])}
+    assert _theory_curve("log_sigma_ratio", [run]) == (
+        "E[log σₜ/σ₀] (theory)",
+        [0, 1, 2, 3],
+        [expected_log_sigma_ratio(g, 10) for g in range(4)],
+    )
+    page = write_report([tmp_path / "runs"], tmp_path / "out").read_text()
+    assert page.count("Dashed: the theory&#39;s prediction") == 2
+
+
+def test_a_model_that_declares_no_theory_gets_no_curve(tmp_path: Path) -> None:
+    from sclc_lightning.report import write_report
+
+    _gaussian_run(tmp_path / "runs" / "plain", Undeclared, [2.0, 1.5, 1.0])
+    (run,) = find_runs([tmp_path / "runs"])
+    assert _theory_curve("sigma", [run]) is None
+    page = write_report([tmp_path / "runs"], tmp_path / "out").read_text()
+    assert "Dashed" not in page and not run.series("log_sigma_ratio")  # nothing derived either
+
+
+def test_a_model_class_that_cannot_be_imported_is_warned_about_not_skipped_silently(tmp_path: Path) -> None:
+    import pytest
+
+    _gaussian_run(tmp_path / "runs" / "renamed", "tests_no_such_module.OldGaussian", [2.0, 1.0])
+    with pytest.warns(UserWarning, match=r"the model class 'tests_no_such_module.OldGaussian' of run .* cannot be"):
+        (run,) = find_runs([tmp_path / "runs"])
+    with pytest.warns(UserWarning, match=r"ModuleNotFoundError: No module named 'tests_no_such_module'"):
+        assert _theory_curve("sigma", [run]) is None
+
+
+class Misspelt:
+    theory = "gausian"
+
+
+def test_a_model_declaring_an_unregistered_theory_is_refused(tmp_path: Path) -> None:
+    import pytest
+
+    from sclc_lightning.report import ReportError
+
+    _gaussian_run(tmp_path / "runs" / "typo", Misspelt, [2.0, 1.0])
+    with pytest.raises(ReportError, match=r"Misspelt of run .* declares `theory` = 'gausian'; it must be one of \['ga"):
+        find_runs([tmp_path / "runs"])
+    assert main(["report", str(tmp_path / "runs"), "--out", str(tmp_path / "out")]) == 2
+
+
+def test_the_mixing_is_read_from_the_policys_plans_not_its_name(tmp_path: Path) -> None:
+    """A policy registered under another name that trains on the latest synthetic set only gets
+    the replace curve; `replace` keeping 10% of the real data does not (it is not Prop. 1's process)."""
+    from sclc_lightning.mixing import GenerationPlan, MixingPolicy, register_mixing_policy
+
+    @register_mixing_policy("only_the_newest")
+    class OnlyTheNewest(MixingPolicy):
+        deciding = ()
+
+        def plan(self, generation, real_size, synthetic_counts, seed):  # type: ignore[no-untyped-def]
+            return GenerationPlan(generation, generation == 0, None, self.latest(generation, synthetic_counts))
+
+    _gaussian_run(tmp_path / "newest", MyNormal, [2.0, 1.0], mode="only_the_newest")
+    _gaussian_run(tmp_path / "kept", MyNormal, [2.0, 1.0], mode_kwargs={"keep_real": 0.1})
+    (newest,) = find_runs([tmp_path / "newest"])
+    (kept,) = find_runs([tmp_path / "kept"])
+    theory = _theory_curve("sigma", [newest])
+    assert theory is not None and theory[2] == [2.0, 2.0 * gaussian_collapse_rate(10)]
+    assert _theory_curve("sigma", [kept]) is None
+
+
+class Halves:
+    """A model declaring a theory the test registers."""
+
+    theory = "halving"
+
+
+def test_a_theory_registered_by_a_user_is_drawn(tmp_path: Path) -> None:
+    from sclc_lightning.report import Theory, TheoryCurve, TheoryGroup, register_theory, write_report
+
+    @register_theory("halving")
+    class Halving(Theory):
+        def curve(self, metric: str, group: TheoryGroup) -> TheoryCurve | None:
+            if metric != "sigma" or group.mixing is None or not group.mixing.replaces:
+                return None
+            start = group.mean(metric, group.generations[0])
+            return TheoryCurve("σ0 2^-t (my theory)", [start / 2**g for g in group.generations])
+
+        def derive(self, series):  # type: ignore[no-untyped-def]
+            return {"sigma_halved": {g: v / 2 for g, v in series["sigma"].items()}}
+
+    _gaussian_run(tmp_path / "runs" / "a", Halves, [4.0, 2.0, 1.0])
+    (run,) = find_runs([tmp_path / "runs"])
+    assert _theory_curve("sigma", [run]) == ("σ0 2^-t (my theory)", [0, 1, 2], [4.0, 2.0, 1.0])
+    assert run.series("sigma_halved") == {0: 2.0, 1: 1.0, 2: 0.5}
+    page = write_report([tmp_path / "runs"], tmp_path / "out").read_text()
+    assert "<h3>sigma_halved</h3>" in page
+    assert "Dashed: the theory&#39;s prediction (λ=1.0 γ=0 replace none: σ0 2^-t (my theory))" in page
+
+
+def test_legends_name_each_method_as_a_person_would(tmp_path: Path, monkeypatch: object) -> None:
+    import matplotlib.figure
+
+    from sclc_lightning.report import Run, group_runs
+    from sclc_lightning.report.figures import legend_label, plot_metric
+
+    def runs(seeds: int, **loop: object) -> list[Run]:
+        settings = {"synthetic_fraction": 0.5, "mode": "augment", **loop}
+        rows = [{"generation": float(g), "w2": 1.0 / (g + 1)} for g in range(3)]
+        return [Run(Path(f"/runs/{loop}-{s}"), {"loop": {**settings, "seed": s}}, rows) for s in range(seeds)]
+
+    arms = [
+        *runs(2),
+        *runs(2, corrector="kmeans", corrector_kwargs={"strength": 1.0, "num_clusters": 8}),
+        *runs(2, corrector="kmeans", corrector_kwargs={"strength": 1.0, "num_clusters": 4}),
+        *runs(1, corrector="curate", corrector_kwargs={"reward": "negative_norm"}),
+        *runs(1, corrector="curate", corrector_kwargs={"reward": "negative_norm", "strength": 3}),
+        *runs(1, corrector="identity", corrector_kwargs={"strength": 1}),
+        *runs(1, synthetic_fraction=1.0, mode="replace", model_corrector={"name": "neon", "w": -1.0}),
+    ]
+    groups = group_runs(arms)
+    legends = sorted(legend_label(name, members) for name, members in groups.items())
+    assert legends == [
+        "curate, γ = 3; λ = 0.5, augment (1 run)",
+        "curate, γ = ∞ (keeps only what it selects); λ = 0.5, augment (1 run)",
+        "identity (no correction); λ = 0.5, augment (1 run)",
+        "kmeans, γ = 1; λ = 0.5, augment; num_clusters=4 (2 seeds)",
+        "kmeans, γ = 1; λ = 0.5, augment; num_clusters=8 (2 seeds)",
+        "no correction, then neon on the weights; λ = 1, replace (1 run)",
+        "no correction; λ = 0.5, augment (2 seeds)",
+    ]
+    drawn: list[str] = []
+    save = matplotlib.figure.Figure.savefig
+
+    def recording(self: matplotlib.figure.Figure, *args: object, **kwargs: object) -> None:
+        legend = self.axes[0].get_legend()
+        assert legend is not None
+        drawn.extend(text.get_text() for text in legend.get_texts())
+        save(self, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(matplotlib.figure.Figure, "savefig", recording)  # type: ignore[attr-defined]
+    plot_metric("w2", groups, tmp_path / "w2.png")
+    # the figure shows them, with Gillman's bound named where λ = 0.5 passes it (γ = 0: no correction, identity)
+    note = "\n  λ=0.5 ≥ (1+γ)/(2+γ)=0.50: outside the stability bound (Gillman Thm. 4.3)"
+    assert sorted(drawn) == sorted(
+        label + note if label.startswith(("identity", "no correction;")) else label for label in legends
+    )
+    assert "γ=inf" not in " ".join(drawn) and "none" not in " ".join(drawn)

@@ -48,6 +48,10 @@ class GaussianModel(ExactFitModule):
     Items may be tensors of shape ``(dim,)`` or tuples/dicts whose first field is one.
     """
 
+    #: The theory ``sclc report`` draws over this model's runs: a registered
+    #: :class:`~sclc_lightning.report.Theory` (see :mod:`sclc_lightning.report.closed_forms`).
+    theory: str | None = "gaussian"
+
     def __init__(
         self, dim: int = 2, target_mean: float = 0.0, target_std: float = 1.0, estimator: str = "unbiased"
     ) -> None:

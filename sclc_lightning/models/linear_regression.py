@@ -47,6 +47,10 @@ class LinearRegressionModel(ExactFitModule):
     DataModule says :math:`w^*` (``true_weights()``), and ``weight_norm``, :math:`\|\hat w\|`.
     """
 
+    #: The theory ``sclc report`` draws over this model's runs: a registered
+    #: :class:`~sclc_lightning.report.Theory` (see :mod:`sclc_lightning.report.closed_forms`).
+    theory: str | None = "linear_regression"
+
     def __init__(self, dim: int = 8, noise_std: float = 1.0, reference_weights: list[float] | None = None) -> None:
         super().__init__()
         check_arguments(LinearRegressionModel.__init__, locals(), dim=COUNT, noise_std=NON_NEGATIVE)
