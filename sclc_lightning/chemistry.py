@@ -14,7 +14,6 @@ The workers use numpy and RDKit only: torch's thread pool does not survive a ``f
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Callable
 from typing import Any
 
@@ -22,6 +21,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from sclc_lightning._extras import require
 from sclc_lightning._process import run_chunks
 
 __all__ = [
@@ -38,12 +38,12 @@ BOND_CODES = {1.0: 1, 2.0: 2, 3.0: 3, 1.5: 4}
 _ORDERS = {code: order for order, code in BOND_CODES.items()}
 
 
+#: The feature the ``chem`` extra's message names.
+_MOLECULES = "Molecules (RDKit)"
+
+
 def _chem() -> Any:
-    try:
-        from rdkit import Chem
-    except ImportError as err:  # pragma: no cover - the chem extra is part of the dev install
-        raise ImportError("Molecules need RDKit: pip install 'sclc-lightning[chem]'.") from err
-    return Chem
+    return require("rdkit.Chem", "chem", _MOLECULES)
 
 
 def graph_matrix(atomic_numbers: Tensor, bonds: Tensor, bond_orders: Tensor, size: int) -> Tensor:
@@ -108,8 +108,7 @@ def rdkit_molecule(atomic_numbers: Any, bonds: Any, bond_orders: Any, conformers
     Raises:
         ValueError: RDKit cannot sanitise the graph (a valence it does not allow, a charged atom).
     """
-    from rdkit.Geometry import Point3D
-
+    Point3D = require("rdkit.Geometry", "chem", _MOLECULES).Point3D
     chem = _chem()
     types = {
         1.0: chem.BondType.SINGLE,
@@ -156,7 +155,7 @@ def check_graphs(graphs: Tensor, who: str, mmff: bool = False) -> int:
         >>> check_graphs(good[None].repeat(3, 1, 1), "example")
         1
     """
-    AllChem: Any = importlib.import_module("rdkit.Chem.AllChem") if mmff else None
+    AllChem: Any = require("rdkit.Chem.AllChem", "chem", _MOLECULES) if mmff else None
     flat = graphs.detach().cpu().long().flatten(1).numpy()
     _, first = np.unique(flat, axis=0, return_index=True)
     for index in sorted(first.tolist()):
@@ -180,7 +179,7 @@ def check_graphs(graphs: Tensor, who: str, mmff: bool = False) -> int:
 
 def _relax_chunk(job: tuple[np.ndarray, np.ndarray, int]) -> np.ndarray:
     """MMFF relaxation of each conformer of one chunk (a worker's task)."""
-    AllChem: Any = importlib.import_module("rdkit.Chem.AllChem")
+    AllChem: Any = require("rdkit.Chem.AllChem", "chem", _MOLECULES)
     graphs, positions, steps = job
     out = positions.copy()
     for index, (graph, pos) in enumerate(zip(graphs, positions)):

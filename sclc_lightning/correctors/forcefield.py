@@ -17,6 +17,7 @@ import torch
 from torch import Tensor
 
 from sclc_lightning._checks import check_arguments, check_number, plain_numbers
+from sclc_lightning._extras import require
 from sclc_lightning.correctors.base import Corrector, register_corrector
 from sclc_lightning.items.codec import SyntheticBatch
 from sclc_lightning.items.real import RealData
@@ -70,6 +71,7 @@ class ForceFieldCorrector(Corrector):
 
         self.steps, self.chunk_size, self.start_method = int(steps), chunk_size, start_method
         self.num_workers = default_workers() if num_workers is None else num_workers
+        require("rdkit.Chem.AllChem", "chem", "The `forcefield` corrector (MMFF in RDKit)")
 
     def check_items(self, reference: RealData) -> None:
         """Refuse items whose condition is not a graph matrix matching the conformers' rows."""

@@ -10,7 +10,7 @@ so :math:`\gamma = \infty` puts it on the centre (the authors' code).
 
 On tokens (integer or boolean data) a mean of token ids has no meaning. There the centres are
 *medoids*: real sequences chosen by k-medoids under the Hamming distance (FasterPAM, from the
-``kmedoids`` package), and a point moves to its nearest medoid by taking each position's token
+``kmedoids`` package of the ``text`` extra), and a point moves to its nearest medoid by taking each position's token
 from it with probability :math:`\gamma/(1+\gamma)`; :math:`\gamma = \infty` (the default)
 replaces it by that real sequence. k-medoids reads the whole distance matrix of a class's real
 items: :math:`O(n^2)` memory (80 MB for 3,000 sequences).
@@ -25,12 +25,15 @@ import torch
 from torch import Tensor
 
 from sclc_lightning._checks import plain_numbers
+from sclc_lightning._extras import require
 from sclc_lightning.correctors.base import Corrector, register_corrector
 from sclc_lightning.correctors.ot import pairwise_distance
 from sclc_lightning.items.codec import SyntheticBatch
 from sclc_lightning.items.real import RealData
 
 __all__ = ["KMeansCorrector"]
+
+_ON_TOKENS = "The `kmeans` corrector on tokens (k-medoids)"
 
 
 def _class_keys(conditions: Any, num: int) -> list[Any]:
@@ -73,6 +76,8 @@ class KMeansCorrector(Corrector):
     def check_items(self, reference: RealData) -> None:
         super().check_items(reference)
         codec = reference.codec
+        if codec.is_discrete:
+            require("kmedoids", "text", _ON_TOKENS)
         if self.per_class and codec.condition_key is not None:
             condition = codec.field(reference.items([0])[0], codec.condition_key)
             if isinstance(condition, Tensor) and condition.dim() != 0:
@@ -90,8 +95,7 @@ class KMeansCorrector(Corrector):
 
             model = KMeans(n_clusters=k, n_init=self.n_init, random_state=seed).fit(points.double().numpy())
             return torch.from_numpy(np.asarray(model.cluster_centers_))
-        import kmedoids
-
+        kmedoids = require("kmedoids", "text", _ON_TOKENS)
         distance = pairwise_distance(points, points).numpy()
         best: Any = None
         for attempt in range(self.n_init):  # FasterPAM from several random starts, the lowest loss

@@ -18,6 +18,7 @@ import torch
 from torch import Tensor
 
 from sclc_lightning._checks import plain_numbers
+from sclc_lightning._extras import require
 from sclc_lightning.correctors.base import Corrector, register_corrector
 from sclc_lightning.items.codec import SyntheticBatch
 from sclc_lightning.items.real import RealData
@@ -81,6 +82,7 @@ class PhysicsCorrector(Corrector):
             raise ValueError(f"`smooth` must be >= 0 frames, got {smooth}.")
         self.chunk_size, self.kp, self.kd, self.start_method = chunk_size, kp, kd, start_method
         self.smooth = float(smooth)
+        require("mujoco", "physics", "The `physics` corrector")
 
     def simulate(self, motions: Tensor) -> Tensor:
         """The simulated replay of every motion of ``(num, frames, 9)`` (no blending)."""

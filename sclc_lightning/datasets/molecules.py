@@ -15,7 +15,6 @@ orders) and one or more conformers (``(atoms, 3)`` coordinates in Å). RDKit is 
 
 from __future__ import annotations
 
-import importlib
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -28,7 +27,8 @@ from torch import Tensor
 from torch.utils.data import DataLoader
 
 from sclc_lightning._checks import COUNT, NON_NEGATIVE, check_arguments, plain_numbers
-from sclc_lightning.chemistry import _chem, graph_matrix, graph_parts, rdkit_molecule
+from sclc_lightning._extras import require
+from sclc_lightning.chemistry import _MOLECULES, _chem, graph_matrix, graph_parts, rdkit_molecule
 from sclc_lightning.seeding import datamodule_seed
 
 __all__ = ["ELEMENTS", "ConformerDataModule", "Molecule", "embed_conformer", "read_geom", "shipped_smiles"]
@@ -85,8 +85,7 @@ class Molecule:
 
     def to_rdkit(self, conformer: int | None = None) -> Any:
         """An RDKit molecule with explicit hydrogens, with one conformer (or all, ``None``)."""
-        from rdkit.Geometry import Point3D
-
+        Point3D = require("rdkit.Geometry", "chem", _MOLECULES).Point3D
         chem = _chem()
         chosen = range(len(self.conformers)) if conformer is None else [conformer]
         if self.graph_order:  # atoms in the graph's order (a SMILES would order them its own way)
@@ -114,9 +113,8 @@ def shipped_smiles(limit: int = 300, min_heavy_atoms: int = 6, max_heavy_atoms: 
         >>> len(smiles), all(isinstance(s, str) for s in smiles)
         (5, True)
     """
-    from rdkit import RDConfig
-
-    rdlogger: Any = importlib.import_module("rdkit.RDLogger")  # (RDKit's stubs lack these names)
+    RDConfig = require("rdkit.RDConfig", "chem", _MOLECULES)
+    rdlogger: Any = require("rdkit.RDLogger", "chem", _MOLECULES)
     chem = _chem()
     rdlogger.DisableLog("rdApp.*")  # the file has molecules RDKit refuses: they are skipped
     path = Path(RDConfig.RDDataDir) / "NCI" / "first_5K.smi"
@@ -180,7 +178,7 @@ def embed_conformer(smiles: str, seed: int, mmff_steps: int = 200) -> Molecule:
         >>> water_like.num_atoms, tuple(water_like.conformers.shape)
         (6, (1, 6, 3))
     """
-    AllChem: Any = importlib.import_module("rdkit.Chem.AllChem")
+    AllChem: Any = require("rdkit.Chem.AllChem", "chem", _MOLECULES)
     chem = _chem()
     parsed = chem.MolFromSmiles(smiles)
     if parsed is None:
@@ -216,38 +214,43 @@ def read_geom(path: str | os.PathLike[str], limit: int | None = None) -> Iterato
     Raises:
         ValueError: a record that is not in that format, naming the file and the SMILES.
     """
-    import msgpack
-
+    msgpack = require("msgpack", "chem", "read_geom (GEOM's MessagePack files)")
     if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 0):
         raise ValueError(f"`limit` must be None or an integer >= 0, got {limit!r}.")
     if limit == 0:
         return
     chem = _chem()
-    count, complete = 0, 0
     size = os.path.getsize(path)
     if size == 0:
         raise ValueError(f"{path}: the file is empty (a download cut short?); download it again.")
     with open(path, "rb") as handle:
-        unpacker = msgpack.Unpacker(handle, raw=False, strict_map_key=False)
-        try:
-            for chunk in unpacker:
-                complete = unpacker.tell()  # where the last whole record ends
-                if not isinstance(chunk, dict):
-                    raise ValueError(f"{path}: expected maps of SMILES to records, got {type(chunk).__name__}.")
-                for smiles, record in chunk.items():
-                    yield _geom_molecule(chem, path, smiles, record)
-                    count += 1
-                    if limit is not None and count >= limit:
-                        return
-        except (msgpack.exceptions.UnpackException, ValueError) as err:
-            if str(err).startswith(f"{path}:"):
-                raise
-            raise ValueError(f"{path}: not a MessagePack stream GEOM writes ({err or type(err).__name__}).") from None
-        if complete != size:
-            raise ValueError(
-                f"{path}: the MessagePack stream's last whole record ends at byte {complete} of {size}: the file"
-                " is truncated or damaged (what follows is an incomplete record); download it again."
-            )
+        for count, (smiles, record) in enumerate(_geom_records(msgpack, handle, path, size), start=1):
+            yield _geom_molecule(chem, path, smiles, record)
+            if limit is not None and count >= limit:
+                return
+
+
+def _geom_records(msgpack: Any, handle: Any, path: Any, size: int) -> Iterator[tuple[Any, Any]]:
+    """The ``(smiles, record)`` pairs of the maps of a GEOM MessagePack stream, in order, for
+    :func:`read_geom`; anything else in the stream is refused, naming the file, and so is a
+    stream that does not end where the file ends."""
+    unpacker = msgpack.Unpacker(handle, raw=False, strict_map_key=False)
+    complete = 0
+    try:
+        for chunk in unpacker:
+            complete = unpacker.tell()  # where the last whole record ends
+            if not isinstance(chunk, dict):
+                raise ValueError(f"{path}: expected maps of SMILES to records, got {type(chunk).__name__}.")
+            yield from chunk.items()
+    except (msgpack.exceptions.UnpackException, ValueError) as err:
+        if str(err).startswith(f"{path}:"):
+            raise
+        raise ValueError(f"{path}: not a MessagePack stream GEOM writes ({err or type(err).__name__}).") from None
+    if complete != size:
+        raise ValueError(
+            f"{path}: the MessagePack stream's last whole record ends at byte {complete} of {size}: the file"
+            " is truncated or damaged (what follows is an incomplete record); download it again."
+        )
 
 
 def _geom_molecule(chem: Any, path: Any, smiles: Any, record: Any) -> Molecule:
@@ -358,6 +361,7 @@ class ConformerDataModule(pl.LightningDataModule):
         self.max_atoms = 0
         self._train: list[dict[str, Tensor]] | None = None
         self._test: list[dict[str, Tensor]] | None = None
+        require("rdkit.Chem.AllChem", "chem", "ConformerDataModule (conformers embedded by RDKit)")
 
     def setup(self, stage: str) -> None:
         if self._train is not None:

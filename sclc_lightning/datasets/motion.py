@@ -15,6 +15,7 @@ from torch import Tensor
 from torch.utils.data import DataLoader
 
 from sclc_lightning._checks import COUNT, NON_NEGATIVE, Range, check_arguments, plain_numbers
+from sclc_lightning._extras import require
 from sclc_lightning._files import atomic_path
 from sclc_lightning.datasets.images import LabelledImages
 from sclc_lightning.seeding import datamodule_seed
@@ -76,6 +77,7 @@ class MotionDataModule(pl.LightningDataModule):
         self.sim_workers = sim_workers
         self.train_set: LabelledImages | None = None
         self.test_set: LabelledImages | None = None
+        require("mujoco", "physics", "MotionDataModule (motions simulated in MuJoCo)")
 
     def _split(self, count: int, stream: int) -> tuple[Tensor, Tensor]:
         from sclc_lightning.physics.sim import MOTION_TYPES, generate_motions

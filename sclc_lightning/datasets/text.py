@@ -23,6 +23,7 @@ from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 
 from sclc_lightning._checks import COUNT, NON_NEGATIVE, Range, check_arguments, plain_numbers
+from sclc_lightning._extras import require
 from sclc_lightning.seeding import datamodule_seed
 
 __all__ = ["GrammarTextDataModule", "MarkovGrammar", "TextBlocks", "TokenizedTextDataModule", "distinct_n"]
@@ -30,6 +31,7 @@ __all__ = ["GrammarTextDataModule", "MarkovGrammar", "TextBlocks", "TokenizedTex
 #: ids reserved by the grammar's vocabulary (content tokens start after them)
 PAD, BOS, EOS = 0, 1, 2
 SPECIAL = 3
+_TOKENIZED = "TokenizedTextDataModule (a Hugging Face tokenizer and dataset)"
 
 
 class MarkovGrammar:
@@ -317,14 +319,17 @@ class TokenizedTextDataModule(_BlocksDataModule):
         self.train_blocks: TextBlocks | None = None
         self.test_blocks: TextBlocks | None = None
         self._tokenizer: Any = None
+        require("transformers", "text", _TOKENIZED)
+        require("datasets", "text", _TOKENIZED)
 
     @property
     def tokenizer(self) -> Any:
         """The ``transformers`` tokenizer."""
         if self._tokenizer is None:
-            from transformers import AutoTokenizer
-
-            self._tokenizer = AutoTokenizer.from_pretrained(self.tokenizer_name, local_files_only=self.local_files_only)
+            transformers = require("transformers", "text", _TOKENIZED)
+            self._tokenizer = transformers.AutoTokenizer.from_pretrained(
+                self.tokenizer_name, local_files_only=self.local_files_only
+            )
         return self._tokenizer
 
     @property
@@ -332,8 +337,7 @@ class TokenizedTextDataModule(_BlocksDataModule):
         return len(self.tokenizer)
 
     def _blocks(self, split: str, limit: int | None) -> TextBlocks:
-        import datasets
-
+        datasets = require("datasets", "text", _TOKENIZED)
         texts = datasets.load_dataset(self.dataset, self.name, data_files=self.data_files, split=split)[self.text_field]
         tokenizer = self.tokenizer
         eos = [tokenizer.eos_token_id] if tokenizer.eos_token_id is not None else []

@@ -8,6 +8,7 @@ import torch
 from torch import Tensor
 
 from sclc_lightning._checks import plain_numbers
+from sclc_lightning._extras import require
 from sclc_lightning._trainer import find_loop
 from sclc_lightning.datasets.molecules import Molecule
 from sclc_lightning.metrics.conformers import coverage_matching, sane_bond_share
@@ -69,6 +70,7 @@ class ConformerMetrics(GenerationEvaluator):
         super().__init__(2, every, batch_size, seed)
         self.ratio, self.threshold = ratio, float(threshold)
         self._references: tuple[Tensor, Tensor] | None = None
+        require("rdkit.Chem", "chem", "ConformerMetrics (RDKit)")
 
     def references(self, trainer: pl.Trainer) -> tuple[Tensor, Tensor]:
         """The held-out conformers ``(n, atoms, 3)`` and their graph matrices ``(n, atoms, atoms)``."""

@@ -16,13 +16,16 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from sclc_lightning._extras import require
+
 __all__ = ["best_rmsd", "coverage_matching", "rmsd_matrix", "sane_bond_share"]
 
 
-def _heavy(mol: Any) -> Any:
-    from rdkit import Chem
+_CONFORMER_METRICS = "Conformer metrics (RDKit)"
 
-    return Chem.RemoveHs(mol)
+
+def _heavy(mol: Any) -> Any:
+    return require("rdkit.Chem", "chem", _CONFORMER_METRICS).RemoveHs(mol)
 
 
 def best_rmsd(molecule: Any, probe: Tensor, reference: Tensor) -> float:
@@ -35,8 +38,7 @@ def best_rmsd(molecule: Any, probe: Tensor, reference: Tensor) -> float:
         >>> round(best_rmsd(mol, mol.conformers[0], mol.conformers[0]), 6)
         0.0
     """
-    from rdkit.Chem import rdMolAlign
-
+    rdMolAlign = require("rdkit.Chem.rdMolAlign", "chem", _CONFORMER_METRICS)
     pair = dataclasses.replace(molecule, conformers=torch.stack([probe.float(), reference.float()]))
     heavy = _heavy(pair.to_rdkit())
     return float(rdMolAlign.GetBestRMS(heavy, heavy, prbId=0, refId=1))
@@ -77,8 +79,7 @@ def sane_bond_share(molecule: Any, conformers: Tensor, low: float = 0.8, high: f
         >>> sane_bond_share(mol, torch.cat([mol.conformers, 3 * mol.conformers]))
         0.5
     """
-    from rdkit import Chem
-
+    Chem = require("rdkit.Chem", "chem", _CONFORMER_METRICS)
     table = Chem.GetPeriodicTable()
     radii = torch.tensor([table.GetRcovalent(int(z)) for z in molecule.atomic_numbers], dtype=torch.float64)
     i, j = molecule.bonds[:, 0], molecule.bonds[:, 1]

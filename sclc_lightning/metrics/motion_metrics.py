@@ -10,6 +10,7 @@ import numpy as np
 from torch import Tensor
 
 from sclc_lightning._checks import plain_numbers
+from sclc_lightning._extras import require
 from sclc_lightning._trainer import find_loop
 from sclc_lightning.metrics.classifier import load_or_train_classifier
 from sclc_lightning.metrics.evaluator import extract, held_out
@@ -76,6 +77,7 @@ class MotionMetrics(FeatureDistanceEvaluator):
         self.num_classes = num_classes
         self.cache_dir = Path(cache_dir) if cache_dir else Path.home() / ".cache" / "sclc_lightning"
         self.classifier_epochs, self.physics_workers = classifier_epochs, physics_workers
+        require("mujoco", "physics", "MotionMetrics (physics checks in MuJoCo)")
 
     def feature_space(self, trainer: pl.Trainer) -> FeatureSpace:
         reference, labels = held_out(trainer, "MotionMetrics")

@@ -10,7 +10,7 @@ Items are ``{"prompt": (P,), "continuation": (C,)}`` token blocks
 Either ``pretrained`` names a model on disk or in the local Hugging Face cache (it is never
 downloaded at run time unless ``local_files_only=False``), or ``config`` gives the architecture
 of a randomly initialised model (``model_type`` plus that config class's arguments).
-Needs the ``text`` extra: ``pip install 'sclc-lightning[text]'``.
+Needs the ``text`` extra: ``pip install "sclc-lightning[text]"``.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from sclc_lightning._checks import COUNT, NON_NEGATIVE, POSITIVE, check_arguments, plain_numbers
+from sclc_lightning._extras import require
 from sclc_lightning._trainer import attached_datamodule
 from sclc_lightning.models._sampling import check_temperature
 
@@ -30,11 +31,7 @@ __all__ = ["CausalLM"]
 
 
 def _transformers() -> Any:
-    try:
-        import transformers
-    except ImportError as err:  # pragma: no cover - the text extra is in dev
-        raise ImportError("CausalLM needs `transformers`: pip install 'sclc-lightning[text]'.") from err
-    return transformers
+    return require("transformers", "text", "CausalLM")
 
 
 @plain_numbers

@@ -20,15 +20,14 @@ import lightning.pytorch as pl
 import torch
 from torch import Tensor, nn
 
-try:
-    from torch_geometric.nn import MessagePassing
-except ImportError as err:  # pragma: no cover - the chem extra is part of the dev install
-    raise ImportError("ConformerDiffusion needs torch-geometric: pip install 'sclc-lightning[chem]'.") from err
-
 from sclc_lightning._checks import COUNT, NON_NEGATIVE, POSITIVE, check_arguments, plain_numbers
+from sclc_lightning._extras import require
 from sclc_lightning.models._sampling import check_temperature
 
 __all__ = ["ConformerDiffusion", "EquivariantLayer", "centred"]
+
+# torch-geometric's message passing is a base class: importing this module needs the chem extra
+_geometric: Any = require("torch_geometric.nn", "chem", "ConformerDiffusion (torch-geometric)")
 
 #: Edge types: bond codes (0 none, 1 single, 2 double, 3 triple, 4 aromatic) and hop buckets.
 _BOND_CODES, _HOPS = 5, 4
@@ -50,7 +49,7 @@ def centred(x: Tensor, mask: Tensor) -> Tensor:
     return (x - centre) * weights
 
 
-class EquivariantLayer(MessagePassing):
+class EquivariantLayer(_geometric.MessagePassing):
     r"""One EGNN layer: messages :math:`m_{ij} = \phi_e(h_i, h_j, \lVert x_i - x_j\rVert^2, a_{ij})`,
     positions :math:`x_i + \operatorname{mean}_j \frac{x_i - x_j}{\lVert x_i - x_j\rVert + 1} \phi_x(m_{ij})`
     and features :math:`h_i + \phi_h(h_i, \operatorname{mean}_j m_{ij})`."""

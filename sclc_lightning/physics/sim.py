@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from sclc_lightning._extras import require
 from sclc_lightning._process import run_chunks
 
 __all__ = [
@@ -65,7 +66,7 @@ class Biped:
     """The MuJoCo model and data of the planar biped (one instance per process)."""
 
     def __init__(self) -> None:
-        import mujoco
+        mujoco = require("mujoco", "physics", "The MuJoCo biped (sclc_lightning.physics)")
 
         self.mujoco = mujoco
         self.model = mujoco.MjModel.from_xml_path(str(XML))
