@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import sys
 from pathlib import Path
 
 import pytest
@@ -177,14 +178,31 @@ def test_no_removed_path_is_back() -> None:
         assert not bad, f"{module} imports the removed {bad}"
 
 
-def test_no_class_above_350_lines() -> None:
-    sizes = {}
+def test_no_class_above_300_lines_no_function_above_60() -> None:
+    classes, functions = {}, {}
     for path in PACKAGE.rglob("*.py"):
         for node in ast.walk(ast.parse(path.read_text())):
             if isinstance(node, ast.ClassDef):
-                sizes[f"{_module_name(path)}.{node.name}"] = node.end_lineno - node.lineno + 1  # type: ignore[operator]
-    assert sizes["sclc_lightning.loop.callback.SelfConsumingLoop"] <= 320
-    assert max(sizes.values()) <= 350, sorted(sizes.items(), key=lambda kv: -kv[1])[:3]
+                classes[f"{_module_name(path)}.{node.name}"] = (node.end_lineno or 0) - node.lineno + 1
+            elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                functions[f"{_module_name(path)}:{node.lineno} {node.name}"] = (node.end_lineno or 0) - node.lineno + 1
+    assert classes["sclc_lightning.loop.callback.SelfConsumingLoop"] > 100  # the count reads the classes
+    assert max(classes.values()) <= 300, sorted(classes.items(), key=lambda kv: -kv[1])[:3]
+    assert max(functions.values()) <= 60, sorted(functions.items(), key=lambda kv: -kv[1])[:3]
+
+
+def test_no_function_above_complexity_10() -> None:
+    """McCabe complexity, as ruff's C901 counts it (pyproject: max-complexity = 10)."""
+    import shutil
+    import subprocess
+
+    ruff = shutil.which("ruff") or str(Path(sys.executable).parent / "ruff")
+    found = subprocess.run(
+        [ruff, "check", "--select", "C901", "--output-format", "concise", "--no-cache", str(PACKAGE)],
+        capture_output=True,
+        text=True,
+    )
+    assert found.returncode == 0, found.stdout[-3000:] + found.stderr[-1000:]
 
 
 def test_the_package_and_the_light_commands_import_without_lightning() -> None:
@@ -239,3 +257,32 @@ def test_the_map_lists_every_module() -> None:
     modules = {str(p.relative_to(PACKAGE)) for p in PACKAGE.rglob("*.py") if p.name != "__init__.py"}
     assert not sorted(modules - listed), f"missing from docs/architecture.md: {sorted(modules - listed)}"
     assert not sorted(listed - modules - {"__init__.py"}), f"no such module: {sorted(listed - modules)}"
+
+
+def test_callbacks_is_the_one_public_home_of_every_callback() -> None:
+    """Every Callback the package defines is exported by sclc_lightning.callbacks; metrics/ exports
+    the functions and feature spaces, no callback (one import path per callback)."""
+    import importlib
+    import inspect
+    import pkgutil
+
+    from lightning.pytorch import Callback
+
+    import sclc_lightning
+    import sclc_lightning.callbacks as callbacks
+    import sclc_lightning.metrics as metrics
+
+    defined = set()
+    for module in pkgutil.walk_packages(sclc_lightning.__path__, "sclc_lightning."):
+        if module.name.startswith(("sclc_lightning.models", "sclc_lightning.datasets", "sclc_lightning.report")):
+            continue
+        namespace = importlib.import_module(module.name)
+        for name, value in vars(namespace).items():
+            if inspect.isclass(value) and issubclass(value, Callback) and value.__module__ == module.name:
+                if not name.startswith("_") and not inspect.isabstract(value):
+                    defined.add(name)
+    assert {"PointMetrics", "ImageMetrics", "GenerationCSV", "SelfConsumingLoop"} <= defined
+    internal = {"StopPoint", "GenerationalLoop"}  # the loop's own helpers, added by the loop itself
+    assert defined - internal <= set(callbacks.__all__), sorted(defined - internal - set(callbacks.__all__))
+    exported = [getattr(metrics, name) for name in metrics.__all__]
+    assert not [v for v in exported if inspect.isclass(v) and issubclass(v, Callback)]

@@ -36,18 +36,16 @@ if TYPE_CHECKING:
     from sclc_lightning.callbacks.generation_csv import GenerationCSV
     from sclc_lightning.callbacks.stability import StabilityMonitor
     from sclc_lightning.loop import SelfConsumingLoop
-    from sclc_lightning.metrics import (
-        ConformerMetrics,
-        DetectorMetrics,
-        DiversityMetrics,
-        FeatureDistanceEvaluator,
-        HeldOutScores,
-        ImageMetrics,
-        MotionMetrics,
-        PointMetrics,
-        TextMetrics,
-    )
+    from sclc_lightning.metrics.conformer_metrics import ConformerMetrics
+    from sclc_lightning.metrics.detector import DetectorMetrics
+    from sclc_lightning.metrics.diversity import DiversityMetrics
     from sclc_lightning.metrics.evaluator import GenerationEvaluator
+    from sclc_lightning.metrics.feature_distance import FeatureDistanceEvaluator
+    from sclc_lightning.metrics.held_out import HeldOutScores
+    from sclc_lightning.metrics.image_metrics import ImageMetrics
+    from sclc_lightning.metrics.motion_metrics import MotionMetrics
+    from sclc_lightning.metrics.point_metrics import PointMetrics
+    from sclc_lightning.metrics.text_metrics import TextMetrics
 
 __all__ = [
     "ConformerMetrics",
@@ -74,19 +72,14 @@ __getattr__, __dir__ = lazy(
         "SampleFigures": "sclc_lightning.callbacks.figures",
         "StabilityMonitor": "sclc_lightning.callbacks.stability",
         "GenerationEvaluator": "sclc_lightning.metrics.evaluator",
-        **dict.fromkeys(
-            (
-                "ConformerMetrics",
-                "DetectorMetrics",
-                "DiversityMetrics",
-                "FeatureDistanceEvaluator",
-                "HeldOutScores",
-                "ImageMetrics",
-                "MotionMetrics",
-                "PointMetrics",
-                "TextMetrics",
-            ),
-            "sclc_lightning.metrics",
-        ),
+        "ConformerMetrics": "sclc_lightning.metrics.conformer_metrics",
+        "DetectorMetrics": "sclc_lightning.metrics.detector",
+        "DiversityMetrics": "sclc_lightning.metrics.diversity",
+        "FeatureDistanceEvaluator": "sclc_lightning.metrics.feature_distance",
+        "HeldOutScores": "sclc_lightning.metrics.held_out",
+        "ImageMetrics": "sclc_lightning.metrics.image_metrics",
+        "MotionMetrics": "sclc_lightning.metrics.motion_metrics",
+        "PointMetrics": "sclc_lightning.metrics.point_metrics",
+        "TextMetrics": "sclc_lightning.metrics.text_metrics",
     },
 )

@@ -1,47 +1,44 @@
-"""Per-generation evaluation: point-cloud metrics; FID, KID, precision/recall, accuracy, diversity of images;
-scores on held-out data (ELBO, perplexity)."""
+"""Metrics: the functions that measure a generation (Fréchet distance, MMD, moments, diversity,
+a classifier two-sample test) and the feature spaces and classifiers they measure in.
 
-from sclc_lightning.metrics.classifier import (
-    DomainClassifier,
-    MotionClassifier,
-    load_or_train_classifier,
-    train_classifier,
-)
-from sclc_lightning.metrics.conformer_metrics import ConformerMetrics
-from sclc_lightning.metrics.detector import DetectorMetrics, c2st_auc
-from sclc_lightning.metrics.diversity import DiversityMetrics
-from sclc_lightning.metrics.feature_distance import FeatureDistanceEvaluator, FeatureSpace
-from sclc_lightning.metrics.features import FeatureView
-from sclc_lightning.metrics.functional import (
-    dispersion,
-    feature_diversity,
-    frechet_distance,
-    min_mode_weight,
-    mmd_rbf,
-    mode_statistics,
-    moment_drift,
-    tail_mass,
-)
-from sclc_lightning.metrics.held_out import HeldOutScores
-from sclc_lightning.metrics.image_metrics import ImageMetrics
-from sclc_lightning.metrics.motion_metrics import MotionMetrics
-from sclc_lightning.metrics.point_metrics import PointMetrics
-from sclc_lightning.metrics.text_metrics import TextMetrics
+The per-generation evaluation callbacks built on them (``PointMetrics``, ``ImageMetrics``, …) are
+imported from :mod:`sclc_lightning.callbacks`, the one home of every callback. The names below
+are imported when first used (PEP 562): ``from sclc_lightning.metrics import frechet_distance``
+loads no image model.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from sclc_lightning._lazy import lazy
+
+if TYPE_CHECKING:
+    from sclc_lightning.metrics.classifier import (
+        DomainClassifier,
+        MotionClassifier,
+        load_or_train_classifier,
+        train_classifier,
+    )
+    from sclc_lightning.metrics.detector import c2st_auc
+    from sclc_lightning.metrics.feature_distance import FeatureSpace
+    from sclc_lightning.metrics.features import FeatureView
+    from sclc_lightning.metrics.functional import (
+        dispersion,
+        feature_diversity,
+        frechet_distance,
+        min_mode_weight,
+        mmd_rbf,
+        mode_statistics,
+        moment_drift,
+        tail_mass,
+    )
 
 __all__ = [
-    "ConformerMetrics",
-    "DetectorMetrics",
-    "DiversityMetrics",
     "DomainClassifier",
-    "FeatureDistanceEvaluator",
     "FeatureSpace",
     "FeatureView",
-    "HeldOutScores",
-    "ImageMetrics",
     "MotionClassifier",
-    "MotionMetrics",
-    "PointMetrics",
-    "TextMetrics",
     "c2st_auc",
     "dispersion",
     "feature_diversity",
@@ -54,3 +51,29 @@ __all__ = [
     "tail_mass",
     "train_classifier",
 ]
+
+__getattr__, __dir__ = lazy(
+    __name__,
+    {
+        **dict.fromkeys(
+            ("DomainClassifier", "MotionClassifier", "load_or_train_classifier", "train_classifier"),
+            "sclc_lightning.metrics.classifier",
+        ),
+        **dict.fromkeys(("c2st_auc",), "sclc_lightning.metrics.detector"),
+        **dict.fromkeys(("FeatureSpace",), "sclc_lightning.metrics.feature_distance"),
+        **dict.fromkeys(("FeatureView",), "sclc_lightning.metrics.features"),
+        **dict.fromkeys(
+            (
+                "dispersion",
+                "feature_diversity",
+                "frechet_distance",
+                "min_mode_weight",
+                "mmd_rbf",
+                "mode_statistics",
+                "moment_drift",
+                "tail_mass",
+            ),
+            "sclc_lightning.metrics.functional",
+        ),
+    },
+)

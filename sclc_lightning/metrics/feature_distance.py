@@ -53,8 +53,8 @@ class FeatureDistanceEvaluator(GenerationEvaluator):
 
     Examples:
         A subclass says where samples are compared (see :class:`FeatureSpace`) by overriding its
-        feature-space method; :class:`~sclc_lightning.metrics.ImageMetrics` and
-        :class:`~sclc_lightning.metrics.MotionMetrics` are two.
+        feature-space method; :class:`~sclc_lightning.callbacks.ImageMetrics` and
+        :class:`~sclc_lightning.callbacks.MotionMetrics` are two.
 
         >>> from sclc_lightning.callbacks import FeatureDistanceEvaluator, ImageMetrics
         >>> issubclass(ImageMetrics, FeatureDistanceEvaluator)

@@ -36,7 +36,7 @@ class ImageVAE(pl.LightningModule):
             bound does not depend on the training's random state.
 
     :meth:`score_items` gives each item's negative evidence lower bound in nats (``nelbo``), for
-    :class:`~sclc_lightning.metrics.HeldOutScores`. Items may be images or tuples whose first
+    :class:`~sclc_lightning.callbacks.HeldOutScores`. Items may be images or tuples whose first
     field is one (labels are ignored).
     """
 

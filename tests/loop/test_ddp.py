@@ -141,9 +141,9 @@ def _spawned(tmp_path: Path, callbacks: list[Any]) -> pl.Trainer:
 
 
 def test_evaluation_samples_are_shared_out_and_gathered(tmp_path: Path) -> None:
+    from sclc_lightning.callbacks import PointMetrics
     from sclc_lightning.callbacks.generation_csv import GenerationCSV
     from sclc_lightning.datasets.toy import GaussianDataModule
-    from sclc_lightning.metrics import PointMetrics
 
     loop = SelfConsumingLoop(0.0, 1, images_per_generation=40, output_dir=tmp_path / "s")
     trainer = _spawned(tmp_path, [loop, PointMetrics(num_samples=101, batch_size=30), GenerationCSV()])

@@ -13,8 +13,8 @@ import torch
 from helpers import fit
 
 from sclc_lightning import SelfConsumingLoop
+from sclc_lightning.callbacks import ConformerMetrics
 from sclc_lightning.datasets.molecules import ConformerDataModule
-from sclc_lightning.metrics import ConformerMetrics
 from sclc_lightning.metrics.conformers import best_rmsd
 
 

@@ -15,9 +15,10 @@ from helpers import trainer
 from torch import Tensor
 
 from sclc_lightning import SelfConsumingLoop
+from sclc_lightning.callbacks import ImageMetrics
 from sclc_lightning.callbacks.generation_csv import GenerationCSV
 from sclc_lightning.datasets.images import DigitsDataModule
-from sclc_lightning.metrics import ImageMetrics, load_or_train_classifier
+from sclc_lightning.metrics import load_or_train_classifier
 from sclc_lightning.metrics.features import InceptionFeatures, inception_weights_path
 
 

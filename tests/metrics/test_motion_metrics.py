@@ -12,9 +12,9 @@ from helpers import trainer
 from torch import Tensor
 
 from sclc_lightning import SelfConsumingLoop
+from sclc_lightning.callbacks import MotionMetrics
 from sclc_lightning.callbacks.generation_csv import GenerationCSV
 from sclc_lightning.datasets.motion import MotionDataModule
-from sclc_lightning.metrics import MotionMetrics
 
 
 class MotionReplay(pl.LightningModule):

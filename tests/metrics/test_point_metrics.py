@@ -13,7 +13,7 @@ from helpers import ConditionalGaussian, GaussianModel, trainer
 from torch.utils.data import DataLoader, TensorDataset
 
 from sclc_lightning import SelfConsumingLoop
-from sclc_lightning.metrics import PointMetrics
+from sclc_lightning.callbacks import PointMetrics
 
 
 class Labelled(pl.LightningDataModule):
