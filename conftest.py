@@ -8,10 +8,17 @@ from collections.abc import Iterator
 
 import pytest
 
+
 @pytest.fixture(autouse=True)
 def _registries_restored() -> Iterator[None]:
-    import sclc_lightning.correctors
-    import sclc_lightning.mixing  # noqa: F401 - the built-ins register on import
+    # the modules that make the registries (the packages import them lazily); a snapshot finds
+    # each registry's built-ins first
+    import sclc_lightning.correctors.base
+    import sclc_lightning.correctors.model
+    import sclc_lightning.correctors.scores
+    import sclc_lightning.mixing.policies
+    import sclc_lightning.mixing.schedule
+    import sclc_lightning.report.theory  # noqa: F401
     from sclc_lightning._registry import Registry
 
     saved = [(registry, registry.snapshot()) for registry in Registry.instances]

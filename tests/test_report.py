@@ -6,7 +6,8 @@ import math
 from pathlib import Path
 
 from sclc_lightning.cli import main
-from sclc_lightning.report import _theory_curve, find_runs
+from sclc_lightning.report import find_runs
+from sclc_lightning.report.theory import _theory_curve
 from sclc_lightning.theory import gaussian_collapse_rate
 
 RECIPE = str(Path(__file__).parents[1] / "recipes" / "gaussian_collapse.yaml")

@@ -45,7 +45,7 @@ class ConformerMetrics(GenerationEvaluator):
         seed: seed of the evaluation draws; `None` (default) takes the run's seed (the loop's).
 
     Examples:
-        >>> from sclc_lightning.metrics import ConformerMetrics
+        >>> from sclc_lightning.callbacks import ConformerMetrics
         >>> metrics = ConformerMetrics(ratio=2, threshold=1.25)
     """
 

@@ -38,7 +38,6 @@ from sclc_lightning.report.theory import (
     Theory,
     TheoryCurve,
     TheoryGroup,
-    _theory_curve,  # noqa: F401 - read by tests/recipes
     available_theories,
     register_theory,
 )

@@ -13,7 +13,8 @@ from helpers import metrics_rows
 from sclc_lightning.cli import main
 from sclc_lightning.datasets.toy import LinearRegressionDataModule
 from sclc_lightning.models import LinearRegressionModel
-from sclc_lightning.report import _theory_curve, find_runs
+from sclc_lightning.report import find_runs
+from sclc_lightning.report.theory import _theory_curve
 from sclc_lightning.theory import linear_regression_error, linear_regression_error_limit
 
 RECIPES = Path(__file__).parents[2] / "recipes"
