@@ -67,8 +67,10 @@ def test_a_grid_whose_points_all_fail_exits_non_zero(tmp_path: Path) -> None:
         command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True
     )
     output, _ = grid.communicate(timeout=600)
-    # the grid returns once every process it started has ended: none is left in its group
-    assert _group_members(grid.pid) == [], _group_members(grid.pid)
+    # the grid returns once every process it started has ended: none is left alive in its group
+    # (a zombie has ended: an orphan is reaped by PID 1, which on a busy machine takes a moment)
+    alive = [member for member in _group_members(grid.pid) if member.split()[1] != "Z"]
+    assert alive == [], _group_members(grid.pid)
     done = subprocess.CompletedProcess(command, grid.returncode, output, "")
     assert done.returncode == 1, done.stdout
     assert "0 ok, 2 failed of 2 points" in done.stdout and "2 point(s) failed" in done.stdout
