@@ -112,3 +112,24 @@ def test_unknown_and_missing_settings_are_type_errors_and_checks_name_the_settin
     for name, bad in (("generations", -1), ("shard_rows", 0), ("dry_run", "yes"), ("seed", 1.5)):
         with pytest.raises(ValueError, match=f"`{name}`"):
             check_settings({"synthetic_fraction": 0.5, "generations": 1, name: bad})
+
+
+def _comparable(config: LoopConfig) -> dict[str, Any]:
+    parts = (config.policy, config.corrector, config.model_corrector)
+    described = [None if part is None else part.describe() for part in parts]
+    plain = {k: v for k, v in vars(config).items() if k not in ("policy", "corrector", "model_corrector")}
+    return {**plain, "described": described}
+
+
+def test_the_callback_passes_every_setting_through() -> None:
+    """SelfConsumingLoop's signature hands each argument to the declaration under its own name."""
+    for setting in LOOP_SETTINGS:
+        base, other = PAIRS.get(setting.name, ({}, {setting.name: OTHER[setting.name]}))
+        arguments = {"synthetic_fraction": 0.5, "generations": 2} | base | other
+        if setting.name == "initial_images":
+            arguments["images_per_generation"] = 16
+        expected = _comparable(LoopConfig.from_arguments(arguments))
+        assert _comparable(SelfConsumingLoop(**arguments).config) == expected, setting.name
+        assert expected != _comparable(LoopConfig.from_arguments({"synthetic_fraction": 0.5, "generations": 2})), (
+            setting.name
+        )
