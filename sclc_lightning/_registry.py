@@ -11,12 +11,15 @@ being listed anywhere (docs/architecture.md, "Adding a built-in corrector")."""
 from __future__ import annotations
 
 import inspect
+import re
 from collections.abc import Callable, Mapping
 from typing import Any, ClassVar, Generic, TypeVar
 
 __all__ = ["Registry"]
 
 T = TypeVar("T")
+#: A registered name: written in YAML, so no spaces, not empty.
+_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.\-]*")
 
 
 class Registry(Generic[T]):
@@ -37,20 +40,25 @@ class Registry(Generic[T]):
     def __init__(self, kind: str, base: type[Any] | None, argument: str, package: str | None = None) -> None:
         self.kind, self.base, self.argument, self.package = kind, base, argument, package
         self._classes: dict[str, type[T]] = {}
-        self._found = package is None
+        self._found, self._finding = package is None, False
         Registry.instances.append(self)
 
     def _find_builtins(self) -> None:
-        """Import every module of :attr:`package` once: their decorators register the built-ins."""
-        if self._found or self.package is None:
+        """Import every module of :attr:`package` once: their decorators register the built-ins
+        (a module that fails to import is raised, and tried again at the next question)."""
+        if self._found or self._finding or self.package is None:
             return
         import importlib
         import pkgutil
 
-        self._found = True
-        package = importlib.import_module(self.package)
-        for module in pkgutil.iter_modules(package.__path__, self.package + "."):
-            importlib.import_module(module.name)
+        self._finding = True
+        try:
+            package = importlib.import_module(self.package)
+            for module in pkgutil.iter_modules(package.__path__, self.package + "."):
+                importlib.import_module(module.name)
+            self._found = True
+        finally:
+            self._finding = False
 
     def snapshot(self) -> dict[str, type[T]]:
         """The registered classes by name, as they are now (the built-ins found first)."""
@@ -64,7 +72,15 @@ class Registry(Generic[T]):
     def register(self, name: str) -> Callable[[Any], Any]:
         """Class decorator registering a subclass of ``base`` under ``name`` (sets its ``name``)."""
 
+        if not isinstance(name, str) or not _NAME.fullmatch(name):
+            raise ValueError(
+                f"`register_{self._slug}` needs a name of letters, digits, '_', '-' or '.' (it is written in YAML"
+                f" as `{self.argument}: <name>`), got {name!r}."
+            )
+
         def decorator(cls: Any) -> Any:
+            if self.package is not None and not getattr(cls, "__module__", "").startswith(self.package + "."):
+                self._find_builtins()  # a user's class: a clash with a built-in is refused here, now
             if self.base is None:
                 if not callable(cls):
                     raise TypeError(f"`register_{self._slug}` decorates functions, got {cls!r}.")
@@ -100,8 +116,12 @@ class Registry(Generic[T]):
             ValueError: nothing is registered under ``name``; the message lists what is.
         """
         if name not in self:
+            import difflib
+
             other = f" or a {self.base.__name__}" if self.base is not None else ""
-            raise ValueError(f"`{self.argument}` must be one of {self.names()}{other}, got {name!r}.")
+            near = difflib.get_close_matches(str(name), self.names(), n=1)
+            hint = f" (did you mean {near[0]!r}?)" if near else ""
+            raise ValueError(f"`{self.argument}` must be one of {self.names()}{other}, got {name!r}{hint}.")
         return self._classes[name]
 
     def make(self, value: T | str, kwargs: Mapping[str, Any] | None = None) -> T:
@@ -130,8 +150,12 @@ class Registry(Generic[T]):
             if not any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values()):
                 unknown = sorted(set(kwargs) - set(parameters))
                 if unknown:
+                    import difflib
+
+                    near = [n for u in unknown for n in difflib.get_close_matches(str(u), parameters, n=1)]
+                    hint = f" (did you mean {', '.join(map(repr, near))}?)" if near else ""
                     raise ValueError(
-                        f"`{self.argument}_kwargs` has {', '.join(map(repr, unknown))}, which the {self.kind}"
+                        f"`{self.argument}_kwargs` has {', '.join(map(repr, unknown))}{hint}, which the {self.kind}"
                         f" {value!r} does not take; it takes {sorted(parameters)}."
                     )
             return cls(**kwargs)

@@ -12,6 +12,7 @@ import math
 from collections.abc import Callable
 from typing import Any, ClassVar, TypeVar
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -24,6 +25,7 @@ __all__ = [
     "CAPABILITIES",
     "Corrector",
     "available_correctors",
+    "check_draws",
     "get_corrector_class",
     "make_corrector",
     "register_corrector",
@@ -88,7 +90,7 @@ class Corrector(abc.ABC):
 
     def draws(self, keep: int) -> int:
         """How many points the loop draws for it to keep ``keep`` (a corrector that transforms
-        each point: as many)."""
+        each point: as many); an integer ``>= keep`` (:func:`check_draws`)."""
         return keep
 
     def attach(self, module: Any) -> None:  # noqa: B027
@@ -233,6 +235,34 @@ class Corrector(abc.ABC):
             {'name': 'kmeans', 'strength': inf, 'num_clusters': 8, 'per_class': True, 'n_init': 3}
         """
         return {"name": self.name or type(self).__name__, "strength": self.strength, **self.settings()}
+
+
+def check_draws(corrector: Corrector, keep: int) -> int:
+    """``corrector.draws(keep)``, refused unless it is an integer of at least ``keep`` (a kept
+    point is one of the points drawn, never a repeat).
+
+    Raises:
+        ValueError: naming the corrector and what ``draws`` returned.
+
+    Examples:
+        >>> class Half(Corrector):
+        ...     def draws(self, keep):
+        ...         return keep // 2
+        ...     def correct(self, batch, *, generation, generator, reference):
+        ...         return batch.data
+        >>> try:
+        ...     check_draws(Half(), 10)
+        ... except ValueError as err:
+        ...     print(err)
+        Half.draws(10) returned 5: it must return an integer >= 10 (a kept point is one of those drawn).
+    """
+    drawn = corrector.draws(keep)
+    if not (isinstance(drawn, (int, np.integer)) and not isinstance(drawn, bool)) or drawn < keep:
+        raise ValueError(
+            f"{type(corrector).__name__}.draws({keep}) returned {drawn!r}: it must return an integer >= {keep}"
+            " (a kept point is one of those drawn)."
+        )
+    return int(drawn)
 
 
 _REGISTRY: Registry[Corrector] = Registry("corrector", Corrector, "corrector", package="sclc_lightning.correctors")

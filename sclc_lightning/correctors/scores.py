@@ -16,6 +16,7 @@ A score gives one number per point. It is named in one of four ways:
 from __future__ import annotations
 
 import hashlib
+import inspect
 import shlex
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -121,6 +122,25 @@ class _CommandScore(CommandCorrector):
         return self.run_program(batch, generation, self.load_output)
 
 
+def _check_score_settings(argument: str, name: str, function: Callable[..., Any], options: Mapping[str, Any]) -> None:
+    """Refuse settings the registered score ``name`` does not take (naming the nearest) and its
+    required settings missing, where they are given rather than when the loop first scores.
+
+    Raises:
+        ValueError: naming ``argument``, the score and the setting.
+    """
+    parameters = list(inspect.signature(function).parameters.values())[3:]  # after data, conditions, module
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters):
+        return
+    check_keys(f"{argument}` score `{name}", options, [p.name for p in parameters])
+    missing = [p.name for p in parameters if p.default is inspect.Parameter.empty and p.name not in options]
+    if missing:
+        raise ValueError(
+            f"`{argument}`: the score {name!r} needs the settings {missing}: give"
+            f" {{'name': {name!r}, {', '.join(f'{m!r}: ...' for m in missing)}}}."
+        )
+
+
 class Score:
     """A resolved :data:`ScoreSpec`, called on a batch.
 
@@ -146,11 +166,17 @@ class Score:
         self._settings: dict[str, Any] = {}
         self._callable: Callable[..., Any] | None = None
         self._command: _CommandScore | None = None
+        if spec is None:
+            raise ValueError(
+                f"`{argument}` is required: a callable, an import path 'package.module:function', a registered"
+                f" score ({available_scores()}) or {{'command': ...}}, got None."
+            )
         if isinstance(spec, Mapping) and "name" in spec:
             options = {k: v for k, v in spec.items() if k != "name"}
             if spec["name"] not in _SCORES:
                 raise ValueError(f"`{argument}` names {spec['name']!r}, not a registered score ({available_scores()}).")
             self._registered, self._settings = _SCORES.get(spec["name"]), options
+            _check_score_settings(argument, spec["name"], self._registered, options)
             self.description = jsonable(dict(spec))
         elif isinstance(spec, Mapping):
             options = dict(spec)
@@ -170,6 +196,7 @@ class Score:
             self.description = {**jsonable(deciding), "env": env}
         elif isinstance(spec, str) and spec in _SCORES:
             self._registered, self.description = _SCORES.get(spec), spec
+            _check_score_settings(argument, spec, self._registered, {})
         elif isinstance(spec, str) and ":" not in spec and "." not in spec:
             raise ValueError(
                 f"`{argument}` {spec!r} is not a registered score ({available_scores()}); give a callable, an import"

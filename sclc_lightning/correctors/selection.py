@@ -232,11 +232,10 @@ class VerifierCorrector(SelectingCorrector):
         strength: float = math.inf,
     ) -> None:
         super().__init__(strength)
-        from sclc_lightning._checks import Range, check_arguments
+        from sclc_lightning._checks import Range, check_arguments, check_choice
 
         check_arguments(VerifierCorrector.__init__, locals(), fraction=Range(above=0, maximum=1))
-        if rule not in _RULES:
-            raise ValueError(f"`rule` must be one of {list(_RULES)}, got {rule!r}.")
+        check_choice("rule", rule, _RULES)
         uses = {"threshold": "threshold", "top_fraction": "fraction"}.get(rule)
         given = [name for name, value in (("threshold", threshold), ("fraction", fraction)) if value is not None]
         unused = next((name for name in given if name != uses), None)

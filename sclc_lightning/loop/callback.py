@@ -35,7 +35,7 @@ from sclc_lightning.loop.fingerprint import build as build_fingerprint
 from sclc_lightning.loop.interruption import StopPoint
 from sclc_lightning.loop.real_source import RealSource, find_real_data
 from sclc_lightning.loop.records import GenerationRecord, read_history
-from sclc_lightning.loop.run import LoopState, adopt_checkpoint_seed, resolve_seed
+from sclc_lightning.loop.run import LoopState, adopt_checkpoint_seed, check_extent, resolve_seed
 from sclc_lightning.loop.session import FitSession, preview_loader, start_session
 from sclc_lightning.loop.settings import docstring_arguments
 from sclc_lightning.loop.steps import count_generation_step
@@ -311,6 +311,7 @@ class SelfConsumingLoop(LoopSettings, GenerationalLoop):
     @override
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         self._restored = LoopState.from_dict(state_dict)
+        check_extent(self._restored, self.config.generations)  # before Lightning restores the epoch
 
     # ------------------------------------------------------------------ internals ----------
     def _safe_point(self, trainer: pl.Trainer, batch_idx: int) -> None:

@@ -15,7 +15,7 @@ from typing import Any
 
 from sclc_lightning._callables import describe_callable
 from sclc_lightning._settings import jsonable
-from sclc_lightning.correctors.base import Corrector, make_corrector
+from sclc_lightning.correctors.base import Corrector, check_draws, make_corrector
 from sclc_lightning.correctors.model import ModelCorrector, make_model_corrector
 from sclc_lightning.items.codec import FieldKey
 from sclc_lightning.items.contract import FieldRule, resolve_rules
@@ -35,7 +35,7 @@ def _check_oversampling(corrector: Corrector | None, cap: float) -> None:
     if corrector is None:
         return
     keep = 10**6
-    ratio = corrector.draws(keep) / keep
+    ratio = check_draws(corrector, keep) / keep
     if ratio > cap:
         name = corrector.describe().get("name")
         raise ValueError(

@@ -23,7 +23,7 @@ import torch
 from lightning.pytorch.utilities import rank_zero_info
 from torch import Tensor
 
-from sclc_lightning.correctors.base import Corrector
+from sclc_lightning.correctors.base import Corrector, check_draws
 from sclc_lightning.correctors.selection import OversamplingError
 from sclc_lightning.items.codec import SyntheticBatch
 from sclc_lightning.items.real import RealData
@@ -163,7 +163,7 @@ class Rounds:
 
     def _draws(self, keep: int) -> int:
         corrector = self.correction.corrector
-        return keep if corrector is None else corrector.draws(keep)
+        return keep if corrector is None else check_draws(corrector, keep)
 
     def first(self) -> int:
         """The points the first round draws.

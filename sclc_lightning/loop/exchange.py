@@ -11,6 +11,7 @@ between nodes already. The ranks meet (``agree``) between writing and gathering.
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 
 import lightning.pytorch as pl
@@ -86,4 +87,6 @@ class Exchange:
         batch = SyntheticBatch(torch.cat([p["data"] for p in parts]), source, self.real.conditions_of(source), fields)
         for path in paths:
             path.unlink(missing_ok=True)
+        with contextlib.suppress(OSError):  # left only while a round is under way
+            paths[0].parent.rmdir()
         return batch

@@ -75,6 +75,9 @@ CODE_IDENTITY_FORMAT = 4
 INTRODUCED = {"real_data": 3, "schedule": 5}
 # A score program's settings that never decide its scores (recorded before format 4).
 _SCORE_PROGRAM_OPERATIONAL = ("timeout", "keep_files", "stderr_lines")
+#: The fields :func:`build` leaves out at their default, with that default (shown as such when
+#: one side recorded it and the other did not).
+_ABSENT_AT_DEFAULT: dict[str, Any] = {"start_from": "previous", "sampler": "sample", "sample_kwargs": {}}
 # Format 1 kept these mode settings as top-level keys.
 _FORMAT_1_MODE_KEYS = ("real_per_generation", "max_synthetic")
 
@@ -181,10 +184,13 @@ def fingerprint_changes(old: Mapping[str, Any], new: Mapping[str, Any], old_form
     if old_format < CODE_IDENTITY_FORMAT:  # it named callables only: compare names
         new = strip_code_identities(dict(new))
     changes: list[str] = []
-    for key, now in new.items():
+    # both sides' keys: a setting recorded by the checkpoint and left at its default now (absent
+    # from this fit's fingerprint) is a change too
+    for key in [*new, *(k for k in old if k not in new)]:
         if (lenient and key not in old) or old_format < INTRODUCED.get(key, 0):
             continue
-        before = old.get(key)
+        before = old.get(key, _ABSENT_AT_DEFAULT.get(key))
+        now = new.get(key, _ABSENT_AT_DEFAULT.get(key))
         if isinstance(before, dict) and isinstance(now, dict) and before.get("name", 0) == now.get("name", 0):
             for sub in sorted(set(before) | set(now)):
                 if lenient and key == "corrector" and sub not in before:

@@ -28,6 +28,7 @@ from lightning.pytorch.utilities import rank_zero_info
 from torch import Tensor
 from torch.utils.data import DataLoader
 
+from sclc_lightning.correctors.base import check_draws
 from sclc_lightning.items.codec import SyntheticBatch
 from sclc_lightning.items.contract import audit_indices, audit_real_fields
 from sclc_lightning.items.real import RealData
@@ -99,6 +100,10 @@ def _check_items(batch: SyntheticBatch, real: RealData, template: DataLoader[Any
         ) from err
 
 
+#: The most synthetic points a generation may ask for: past it ⌊λn⌋ is a typo, not a plan.
+MOST_SYNTHETIC = 10**12
+
+
 def dry_run(
     trainer: pl.Trainer, pl_module: pl.LightningModule, producer: SyntheticProducer, template: DataLoader[Any]
 ) -> tuple[float, str]:
@@ -120,7 +125,7 @@ def dry_run(
     try:
         corrector = producer.corrector
         # a selecting corrector gets the candidates of one kept point on rank zero
-        per_rank = POINTS_PER_RANK if corrector is None else max(POINTS_PER_RANK, corrector.draws(1))
+        per_rank = POINTS_PER_RANK if corrector is None else max(POINTS_PER_RANK, check_draws(corrector, 1))
         with forked_rng(config.run_seed, 0, rank, pl_module.device, purpose="dry_run"):
             local = sample_share(
                 trainer,
@@ -168,7 +173,13 @@ def prepare(
     if config.model_corrector is not None:
         config.model_corrector.check_module(pl_module)
     n = config.policy.n(len(real))
-    if config.generations < 1 or config.num_synthetic(len(real) if n is None else n) == 0:
+    count = config.num_synthetic(len(real) if n is None else n)
+    if count > MOST_SYNTHETIC:
+        raise ValueError(
+            f"`synthetic_fraction` {config.synthetic_fraction:g} asks for {count:.3g} synthetic points per generation"
+            f" (⌊λn⌋ with n = {len(real) if n is None else n}), more than {MOST_SYNTHETIC:.0e}: give a smaller λ."
+        )
+    if config.generations < 1 or count == 0:
         return  # no synthetic item is ever made
     items = real.items(audit_indices(len(real)))
     audit_real_fields(items, real.codec, config.fields, takes_conditions=sampler.takes_conditions, sampler=sampler.name)

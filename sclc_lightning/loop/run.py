@@ -45,6 +45,7 @@ __all__ = [
     "LoopState",
     "OpenedRun",
     "adopt_checkpoint_seed",
+    "check_extent",
     "check_resume",
     "open_run",
     "resolve_seed",
@@ -203,6 +204,28 @@ def check_resume(
             )
         hint = "".join(f"; {h}" for h in hints)
         raise ResumeRefused(f"Cannot resume a self-consuming run with changed settings ({', '.join(changes)}){hint}.")
+
+
+def check_extent(restored: LoopState, generations: int) -> None:
+    """Refuse a checkpoint past this fit's last generation (``generations`` lowered below where
+    the run is); say so when it ends at the last one (nothing left to train).
+
+    Raises:
+        ResumeRefused: naming the checkpoint's generation and ``generations``.
+    """
+    last = restored.last_generation
+    if last is None:
+        return
+    if last > generations:
+        raise ResumeRefused(
+            f"The checkpoint ends at generation {last}, past this fit's last (`generations={generations}`): resume"
+            f" with generations >= {last} (more trains on), or start a new run to train {generations}."
+        )
+    if last == generations and restored.position is None:
+        rank_zero_info(
+            f"SelfConsumingLoop: the checkpoint ends at generation {last}, the last of `generations={generations}`:"
+            " the run is complete and there is nothing left to train; raise `generations` to continue it."
+        )
 
 
 def _resume(store: SyntheticStore, restored: LoopState, codec: ItemCodec, real_size: int) -> None:

@@ -201,6 +201,11 @@ def _synthetic_fraction(value: Any) -> Any:
     """A number is checked here; a schedule once ``generations`` is known (in the config)."""
     if is_number(value):
         return check_number("synthetic_fraction", value, minimum=0)
+    if getattr(value, "ndim", None) == 0 or type(value).__name__ == "Decimal":  # a 0-d tensor or array
+        raise ValueError(
+            f"`synthetic_fraction` must be a Python number >= 0 or a schedule, got {value!r}: give"
+            f" float({type(value).__name__.lower()}) instead."
+        )
     if value is None or isinstance(value, bool) or (isinstance(value, str) and ":" not in value):
         raise ValueError(
             "`synthetic_fraction` must be a finite number >= 0 or a schedule (a list per generation, a"

@@ -9,7 +9,7 @@ loads no image model.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from sclc_lightning._lazy import lazy
 
@@ -52,7 +52,7 @@ __all__ = [
     "train_classifier",
 ]
 
-__getattr__, __dir__ = lazy(
+_exported, __dir__ = lazy(
     __name__,
     {
         **dict.fromkeys(
@@ -77,3 +77,25 @@ __getattr__, __dir__ = lazy(
         ),
     },
 )
+
+#: The per-generation callbacks, whose one public home is :mod:`sclc_lightning.callbacks`.
+_CALLBACKS = (
+    "ConformerMetrics",
+    "DetectorMetrics",
+    "DiversityMetrics",
+    "FeatureDistanceEvaluator",
+    "HeldOutScores",
+    "ImageMetrics",
+    "MotionMetrics",
+    "PointMetrics",
+    "TextMetrics",
+)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _CALLBACKS:
+        raise AttributeError(
+            f"module 'sclc_lightning.metrics' has no attribute {name!r}: callbacks are imported from"
+            f" sclc_lightning.callbacks (`from sclc_lightning.callbacks import {name}`)."
+        )
+    return _exported(name)

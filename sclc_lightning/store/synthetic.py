@@ -88,7 +88,9 @@ def encode_batch(batch: SyntheticBatch, real: RealData) -> tuple[dict[str, Tenso
     fields, strings = codec.encode_fields(real.items(batch.source_index.tolist())) if codec.other_keys else ({}, {})
     for key, values in (batch.fields or {}).items():  # built for the items themselves, not copied
         fields[codec.storage_name(key)] = values
-    return {"data": batch.data, "source_index": batch.source_index.to(torch.int64), **fields}, strings
+    # a corrector may return a view (a transpose): the same values, stored in row order
+    tensors = {"data": batch.data, "source_index": batch.source_index.to(torch.int64), **fields}
+    return {name: tensor.contiguous() for name, tensor in tensors.items()}, strings
 
 
 def build_items(batch: SyntheticBatch, real: RealData) -> list[Any]:

@@ -292,3 +292,20 @@ def test_none_where_none_is_not_accepted_is_a_named_value_error() -> None:
             accepted.append(name)
             assert parameter.default is None or "None" in str(parameter.annotation), name
     assert "sample_batch_size" not in accepted and "shard_rows" not in accepted and "mode" not in accepted
+
+
+def test_a_setting_back_at_its_default_on_resume_is_a_change() -> None:
+    """A checkpoint of a run with ``start_from="initial"`` (or a sampler's settings, a model
+    corrector) resumed without them: the fingerprint leaves defaults out, so the comparison reads
+    both sides' keys and names the default."""
+    recorded = _fingerprint(
+        start_from="initial",
+        sample_kwargs={"temperature": 0.5},
+        model_corrector="neon",
+        model_corrector_kwargs={"weight": 1.0},
+    )
+    now = _fingerprint()
+    changes = fingerprint_changes(recorded, now, STATE_FORMAT)
+    assert "start_from: checkpoint 'initial' vs now 'previous'" in changes
+    assert any(c.startswith("sample_kwargs") for c in changes) and any(c.startswith("model_corrector") for c in changes)
+    assert _refused(recorded, now) and _refused(now, recorded)

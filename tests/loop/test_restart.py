@@ -100,7 +100,7 @@ def test_resumes_are_identical_and_the_initial_file_is_checked(
 
 def test_a_run_that_continued_does_not_resume_as_one_that_restarts(tmp_path: Path) -> None:
     _fit(tmp_path, "previous")
-    with pytest.raises(ValueError, match="start_from: checkpoint None vs now 'initial'"):
+    with pytest.raises(ValueError, match="start_from: checkpoint 'previous' vs now 'initial'"):
         _fit(tmp_path, "initial", ckpt_path=str(tmp_path / "ck" / "epoch=0.ckpt"))
     with pytest.raises(ValueError, match="`start_from` must be 'previous' or 'initial'"):
         SelfConsumingLoop(0.5, 1, start_from="scratch")
