@@ -60,7 +60,10 @@ class SelectingCorrector(Corrector):
 
     Override :meth:`choose` (and :meth:`draws` when one kept point needs more than one draw).
     :meth:`correct` serves a direct call outside the loop: it keeps what :meth:`choose` keeps of
-    the given points, so it may return fewer.
+    the given points, so it may return fewer. :meth:`choose` returns rows and must leave
+    ``batch`` as it is (the kept rows are stored as drawn). What :meth:`~Corrector.report`
+    records in each round is averaged over a generation's rounds, weighted by the points drawn
+    (by the points kept for names ending in ``_kept``).
     """
 
     supports = frozenset({"continuous", "discrete", "conditional", "generated_fields"})
