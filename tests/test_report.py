@@ -5,8 +5,10 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
+import pytest
+
 from sclc_lightning.cli import main
-from sclc_lightning.report import find_runs
+from sclc_lightning.report import ReportWarning, find_runs
 from sclc_lightning.report.theory import _theory_curve
 from sclc_lightning.theory import gaussian_collapse_rate
 
@@ -258,13 +260,24 @@ def test_a_model_that_declares_no_theory_gets_no_curve(tmp_path: Path) -> None:
 
 
 def test_a_model_class_that_cannot_be_imported_is_warned_about_not_skipped_silently(tmp_path: Path) -> None:
-    import pytest
-
     _gaussian_run(tmp_path / "runs" / "renamed", "tests_no_such_module.OldGaussian", [2.0, 1.0])
-    with pytest.warns(UserWarning, match=r"the model class 'tests_no_such_module.OldGaussian' of run .* cannot be"):
+    with pytest.warns(ReportWarning, match=r"the model class 'tests_no_such_module.OldGaussian' \(`model.class_pa"):
         (run,) = find_runs([tmp_path / "runs"])
-    with pytest.warns(UserWarning, match=r"ModuleNotFoundError: No module named 'tests_no_such_module'"):
+    with pytest.warns(ReportWarning, match=r"ModuleNotFoundError: No module named 'tests_no_such_module'"):
         assert _theory_curve("sigma", [run]) is None
+
+
+def test_sclc_report_says_an_unimportable_class_once_on_one_line(tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+    """D15: the warning came twice per run (and per metric), as a raw `file.py:123: UserWarning`."""
+    for name in ("renamed0", "renamed1"):
+        _gaussian_run(tmp_path / "runs" / name, "tests_no_such_module.OldGaussian", [2.0, 1.0], seed=int(name[-1]))
+    assert main(["report", str(tmp_path / "runs"), "--out", str(tmp_path / "out")]) == 0
+    lines = capsys.readouterr().err.splitlines()
+    assert lines == [
+        "sclc report: warning: the model class 'tests_no_such_module.OldGaussian' (`model.class_path` in"
+        " config.yaml) cannot be imported (ModuleNotFoundError: No module named 'tests_no_such_module'); no"
+        " theory is drawn over the runs that name it (make its module importable where sclc report runs)."
+    ]
 
 
 class Misspelt:
@@ -380,3 +393,115 @@ def test_legends_name_each_method_as_a_person_would(tmp_path: Path, monkeypatch:
         label + note if label.startswith(("identity", "no correction;")) else label for label in legends
     )
     assert "γ=inf" not in " ".join(drawn) and "none" not in " ".join(drawn)
+
+
+def _fit(run_dir: Path, *args: str) -> None:
+    """A small real run of the Gaussian recipe (3 generations, seed 0)."""
+    common = ["--run_dir", str(run_dir), "--loop.generations", "3", "--seed_everything", "0"]
+    assert main(["fit", "--config", RECIPE, *common, *args]) == 0
+
+
+def _legends(monkeypatch: object) -> dict[str, list[str]]:
+    """The legend entries of every figure saved from now on, by metric (its title)."""
+    import matplotlib.figure
+
+    legends: dict[str, list[str]] = {}
+    save = matplotlib.figure.Figure.savefig
+
+    def recording(self: matplotlib.figure.Figure, path: object, *args: object, **kwargs: object) -> None:
+        legend = self.axes[0].get_legend()
+        legends[self.axes[0].get_title()] = [t.get_text() for t in legend.get_texts()] if legend else []
+        save(self, path, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(matplotlib.figure.Figure, "savefig", recording)  # type: ignore[attr-defined]
+    return legends
+
+
+def test_the_uncorrected_collapse_is_drawn_over_uncorrected_groups_only(tmp_path: Path, monkeypatch: object) -> None:
+    """D1: sigma.png drew σ₀ α(n)ᵗ over the optimal-transport group too (log_sigma_ratio did not),
+    and the legend said "σ₀ α(n)ᵗ (theory)" once per group without naming it."""
+    from sclc_lightning.report import write_report
+
+    _fit(tmp_path / "runs" / "none_s0")
+    _fit(tmp_path / "runs" / "ot1_s0", "--loop.corrector", "optimal_transport", "--loop.corrector_kwargs.strength", "1")
+    legends = _legends(monkeypatch)
+    page = write_report([tmp_path / "runs"], tmp_path / "out").read_text()
+    for metric in ("sigma", "log_sigma_ratio"):
+        theories = [entry for entry in legends[metric] if "(theory)" in entry]
+        assert theories == [
+            f"{'σ₀ α(n)ᵗ' if metric == 'sigma' else 'E[log σₜ/σ₀]'} (theory): no correction; λ = 1, replace"
+        ]
+        caption = page.split(f"<h3>{metric}</h3>")[1].split("</figure>")[0]
+        assert "Dashed: the theory&#39;s prediction (λ=1.0 γ=0 replace none: " in caption
+        assert "optimal_transport:" not in caption
+    assert sorted(legends["sigma"])[:2] == [
+        "no correction; λ = 1, replace (1 run)",
+        "optimal_transport, γ = 1; λ = 1, replace (1 run)",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("loop", "drawn"),
+    [
+        ({}, True),
+        ({"corrector": "identity", "corrector_kwargs": {"strength": 1}}, True),  # the identity: γ = 0
+        ({"corrector": "optimal_transport", "corrector_kwargs": {"strength": 0}}, True),  # γ = 0: no correction
+        ({"corrector": "optimal_transport", "corrector_kwargs": {"strength": 1}}, False),
+        ({"corrector": "optimal_transport", "corrector_kwargs": {"strength": float("inf")}}, False),
+        ({"corrector": "kmeans", "corrector_kwargs": {"strength": float("inf")}}, False),
+        ({"corrector": "kmeans"}, False),  # its default γ
+        ({"corrector": {"class_path": "my.Corrector", "init_args": {}}}, False),  # γ unknown
+        ({"model_corrector": {"name": "neon", "w": -1.0}}, False),  # the weights are corrected
+    ],
+)
+def test_every_theory_of_the_uncorrected_loop_skips_corrected_groups_for_every_metric(
+    tmp_path: Path, loop: dict[str, object], drawn: bool
+) -> None:
+    """D1: one rule for every metric of every built-in theory (linear regression's drew over a
+    model corrector, and refused the identity)."""
+    import yaml
+
+    _gaussian_run(tmp_path / "gauss", MyNormal, [2.0, 1.5, 1.0], **loop)
+    (run,) = find_runs([tmp_path / "gauss"])
+    assert (_theory_curve("sigma", [run]) is not None) is drawn
+    assert (_theory_curve("log_sigma_ratio", [run]) is not None) is drawn
+
+    folder = tmp_path / "regression"
+    folder.mkdir()
+    config = {
+        "model": {"class_path": "sclc_lightning.models.LinearRegressionModel", "init_args": {"dim": 2}},
+        "data": {"class_path": "my.Data", "init_args": {"n": 10, "dim": 2, "noise_std": 1.0}},
+        "loop": {"synthetic_fraction": 1.0, "mode": "replace", "seed": 0, **loop},
+    }
+    (folder / "config.yaml").write_text(yaml.safe_dump(config, allow_unicode=True))
+    (folder / "metrics.csv").write_text("generation,test_error\n0,0.5\n1,0.9\n2,1.3\n")
+    (run,) = find_runs([folder])
+    assert (_theory_curve("test_error", [run]) is not None) is drawn
+
+
+def test_runs_of_one_seed_count_once(tmp_path: Path, monkeypatch: object, capsys) -> None:  # type: ignore[no-untyped-def]
+    """D4: two runs of seed 0 in a group were '(2 seeds)' with a zero-width band, and weighed
+    twice in the mean: one seed counts once, the one kept is named."""
+    import csv
+
+    from sclc_lightning.report import group_runs
+
+    for name, seed, offset in (("s0", 0, 0.0), ("s0_copy", 0, 10.0), ("s1", 1, 2.0)):
+        _gaussian_run(tmp_path / "runs" / name, Undeclared, [g + offset for g in range(5)], seed=seed)
+    with pytest.warns(ReportWarning, match=r"the runs .*/s0, .*/s0_copy have the same seeds \(loop.seed=0\)"):
+        (members,) = group_runs(find_runs([tmp_path / "runs"])).values()
+    assert [r.path.name for r in members] == ["s0", "s1"]
+    legends = _legends(monkeypatch)
+    assert main(["report", str(tmp_path / "runs"), "--out", str(tmp_path / "out")]) == 0
+    assert legends["sigma"] == ["no correction; λ = 1, replace (2 seeds)"]
+    (warning,) = capsys.readouterr().err.splitlines()
+    runs = tmp_path / "runs"
+    assert warning == (
+        f"sclc report: warning: group 'λ=1.0 γ=0 replace none': the runs {runs / 's0'}, {runs / 's0_copy'} have the"
+        f" same seeds (loop.seed=0); one seed counts once: {runs / 's0'} is kept (it reached generation 4, the"
+        f" furthest); left out of the mean, the band and summary.csv: {runs / 's0_copy'}."
+    )
+    (row,) = [r for r in csv.DictReader(open(tmp_path / "out" / "summary.csv")) if r["metric"] == "sigma"]
+    assert row["runs"] == "2" and float(row["last_mean"]) == 5.0 and float(row["last_std"]) == 1.0  # 4 and 6
+    page = (tmp_path / "out" / "report.html").read_text()
+    assert f"λ=1.0 γ=0 replace none (left out: the same seeds as {runs / 's0'})" in page

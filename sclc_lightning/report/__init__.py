@@ -32,7 +32,7 @@ from sclc_lightning.report.figures import figure_name
 from sclc_lightning.report.main import main
 from sclc_lightning.report.page import write_report
 from sclc_lightning.report.reading import find_runs
-from sclc_lightning.report.runs import ReportError, Run, group_runs
+from sclc_lightning.report.runs import ReportError, ReportWarning, Run, group_runs
 from sclc_lightning.report.summary import spreadsheet_safe, write_summary
 from sclc_lightning.report.theory import (
     Theory,
@@ -44,6 +44,7 @@ from sclc_lightning.report.theory import (
 
 __all__ = [
     "ReportError",
+    "ReportWarning",
     "Run",
     "Theory",
     "TheoryCurve",

@@ -9,6 +9,10 @@ r"""The built-in theories, registered here in one place, and the stability bound
   :class:`~sclc_lightning.models.LinearRegressionModel`): least squares refitted on its own
   targets, ``test_error`` after Gerstgrasser et al.
   (:func:`~sclc_lightning.theory.linear_regression_error`), replacing or accumulating;
+
+  both theories of the loop left to itself (:attr:`~sclc_lightning.report.theory.Theory.covers_correction`
+  is ``False``): drawn only over groups with no corrector (or the identity, or γ = 0) and no
+  corrector of the weights, for every metric;
 - :func:`stability_note`: Gillman et al. Thm. 4.3's bound on :math:`\lambda` for runs that
   augment the real data.
 """
@@ -35,7 +39,8 @@ __all__ = ["GaussianTheory", "LinearRegressionTheory", "stability_note"]
 class GaussianTheory(Theory):
     r"""A Gaussian fitted exactly on its own samples (Bertrand et al. Prop. 1): with :math:`n`
     real points (the DataModule's ``n``), each generation on the latest synthetic set only,
-    sampled at temperature :math:`\tau`, no corrector on the data or the weights.
+    sampled at temperature :math:`\tau`, no corrector on the data or the weights (a theory of
+    the uncorrected loop: drawn only over groups without correction, for every metric).
 
     Derives ``log_sigma_ratio``, :math:`\log(\sigma_t/\sigma_0)`, from ``sigma``: the statistic
     whose expectation the theory gives. The model's ``estimator`` setting (``"unbiased"`` by
@@ -47,14 +52,14 @@ class GaussianTheory(Theory):
         loop, estimator = group.loop, group.init_args("model").get("estimator", "unbiased")
         if not (group.mixing is not None and group.mixing.replaces and isinstance(n, int) and tau is not None):
             return None
-        if loop.get("model_corrector") is not None or estimator not in ("unbiased", "mle"):
-            return None  # the weights are changed: not Prop. 1's process
+        if estimator not in ("unbiased", "mle"):
+            return None
         start = group.generations[0]
         if metric == "sigma":
             rate = tau * gaussian_collapse_rate(n, estimator)
             label = "σ₀ α(n)ᵗ (theory)" if tau == 1 else f"σ₀ (τ α(n))ᵗ, τ = {tau:g} (theory)"
             return TheoryCurve(label, [group.mean("sigma", start) * rate ** (g - start) for g in group.generations])
-        if metric == "log_sigma_ratio" and loop.get("synthetic_fraction") == 1 and loop.get("corrector") is None:
+        if metric == "log_sigma_ratio" and loop.get("synthetic_fraction") == 1:
             values = [expected_log_sigma_ratio(g - start, n, tau, estimator) for g in group.generations]
             return TheoryCurve("E[log σₜ/σ₀] (theory)", values)
         return None
@@ -72,14 +77,15 @@ class LinearRegressionTheory(Theory):
     """Least squares refitted on its own targets (Gerstgrasser et al. 2024): the expected test
     error with :math:`n` real inputs in dimension :math:`d` (the DataModule's ``n``, ``dim`` and
     ``noise_std``, which the model's own ``noise_std`` must equal), every input relabelled each
-    generation (λ = 1), no corrector, the targets replaced or accumulated."""
+    generation (λ = 1), no corrector (drawn only over groups without correction, the identity or
+    γ = 0 included), the targets replaced or accumulated."""
 
     def curve(self, metric: str, group: TheoryGroup) -> TheoryCurve | None:
         data, loop, mixing = group.init_args("data"), group.loop, group.mixing
         n, dim, noise = data.get("n"), data.get("dim"), data.get("noise_std")
         if metric != "test_error" or mixing is None or not (mixing.replaces or mixing.accumulates):
             return None
-        if loop.get("corrector") is not None or loop.get("sample_kwargs") or loop.get("synthetic_fraction") != 1:
+        if loop.get("sample_kwargs") or loop.get("synthetic_fraction") != 1:
             return None
         if group.init_args("model").get("noise_std", noise) != noise or not isinstance(noise, (int, float)):
             return None

@@ -42,7 +42,8 @@ def figure_name(metric: str, taken: set[str]) -> str:
 def legend_label(name: str, runs: list[Run]) -> str:
     """How a figure's legend names the group ``name`` of ``runs``: the method (the corrector and
     its γ, :func:`~sclc_lightning.report.methods.method_label`), then λ and the mixing mode, then
-    the settings that tell the group apart from others, and how many seeds it averages.
+    the settings that tell the group apart from others, and how many distinct seeds it averages
+    (runs of one seed count once; runs recording no seed count as runs).
 
     Examples:
         >>> from pathlib import Path
@@ -51,7 +52,14 @@ def legend_label(name: str, runs: list[Run]) -> str:
         >>> runs = [Run(Path(f"r{seed}"), {"loop": {**loop, "seed": seed}}, []) for seed in (0, 1)]
         >>> legend_label("λ=0.5 γ=1.0 augment kmeans num_clusters=8", runs)
         'kmeans, γ = 1; λ = 0.5, augment; num_clusters=8 (2 seeds)'
+        >>> legend_label("λ=0.5 γ=1.0 augment kmeans num_clusters=8", [runs[0], runs[0]])
+        'kmeans, γ = 1; λ = 0.5, augment; num_clusters=8 (1 run)'
     """
+    return f"{_method_and_mixing(name, runs)} {_count(runs)}"
+
+
+def _method_and_mixing(name: str, runs: list[Run]) -> str:
+    """The legend's name of a group without its count of runs."""
     loop = runs[0].loop
     fraction, mode = loop.get("synthetic_fraction"), loop.get("mode")
     mixing = ", ".join(
@@ -61,8 +69,16 @@ def legend_label(name: str, runs: list[Run]) -> str:
     )
     base = runs[0].group
     extra = name[len(base) :].strip() if name.startswith(base) else name
-    parts = [part for part in (method_label(loop), mixing, extra) if part]
-    return "; ".join(parts) + (f" ({len(runs)} seeds)" if len(runs) > 1 else " (1 run)")
+    return "; ".join(part for part in (method_label(loop), mixing, extra) if part)
+
+
+def _count(runs: list[Run]) -> str:
+    """``(3 seeds)``: the distinct seeds of ``runs``, or ``(2 runs)`` where some record no seed."""
+    seeds = [run.seeds for run in runs]
+    if None in seeds:
+        return f"({len(runs)} runs)" if len(runs) > 1 else "(1 run)"
+    distinct = len(set(seeds))
+    return f"({distinct} seeds)" if distinct > 1 else "(1 run)"
 
 
 def _mode_label(mode: Any) -> str | None:
@@ -109,7 +125,9 @@ def _draw_group(ax: Any, metric: str, name: str, runs: list[Run]) -> str | None:
     theory = _theory_curve(metric, runs)
     if theory is None:
         return None
-    ax.plot(theory[1], theory[2], linestyle="--", color=line.get_color(), label=_text(theory[0]))
+    # named with its group: several groups may draw the same theory, each in its own colour
+    shown = f"{theory[0]}: {_method_and_mixing(name, runs)}"
+    ax.plot(theory[1], theory[2], linestyle="--", color=line.get_color(), label=_text(shown))
     return f"{name}: {theory[0]}"
 
 

@@ -1,25 +1,30 @@
 """``sclc report RUN_OR_GRID_DIR ... --out DIR``: paper-style figures of a loop's metrics.
 
-The command: its arguments, and one line naming the problem when the folders or ``--out`` cannot
-be used."""
+The command: its arguments, one line naming the problem when the folders or ``--out`` cannot be
+used, and one line for each thing it went on without (a :class:`ReportWarning`, printed once)."""
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
 import sys
-from collections.abc import Sequence
+import warnings
+from collections.abc import Iterator, Sequence
+from typing import Any
 
 import yaml
 
 from sclc_lightning.report.page import write_report
+from sclc_lightning.report.runs import ReportWarning
 
 __all__ = ["main"]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``sclc report``: 0 on success; 2, with one line on stderr naming the problem,
-    when the folders or ``--out`` cannot be used (``--debug``: the traceback instead).
+    when the folders or ``--out`` cannot be used (``--debug``: the traceback instead). What the
+    report goes on without is said on stderr, once each: ``sclc report: warning: ...``.
 
     Examples:
         >>> main(["/no/such/folder", "--out", "/tmp/unused"])
@@ -31,7 +36,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--debug", action="store_true", help="show the traceback of an error")
     args = parser.parse_args(argv)
     try:
-        page = write_report(args.folders, args.out)
+        with _notices():
+            page = write_report(args.folders, args.out)
     except (OSError, ValueError, csv.Error, yaml.YAMLError) as err:  # ReportError is a ValueError
         if args.debug:
             raise
@@ -39,3 +45,23 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     print(f"sclc report: wrote {page}")
     return 0
+
+
+@contextlib.contextmanager
+def _notices() -> Iterator[None]:
+    """Print each :class:`ReportWarning` once, as one line on stderr, not as a Python warning
+    (``file.py:123: UserWarning: ...``); other warnings are shown as usual."""
+    seen: set[str] = set()
+    with warnings.catch_warnings():
+        shown = warnings.showwarning
+
+        def show(message: Warning | str, category: type[Warning], *args: Any, **kwargs: Any) -> None:
+            if not issubclass(category, ReportWarning):
+                shown(message, category, *args, **kwargs)
+            elif str(message) not in seen:
+                seen.add(str(message))
+                print(f"sclc report: warning: {message}", file=sys.stderr)
+
+        warnings.simplefilter("always", ReportWarning)  # every one reaches `show`, which says each once
+        warnings.showwarning = show
+        yield

@@ -43,11 +43,13 @@ def strength(loop: Mapping[str, Any]) -> float | None:
     Examples:
         >>> strength({"corrector": "kmeans", "corrector_kwargs": {"strength": 2}}), strength({})
         (2.0, 0.0)
+        >>> strength({"corrector": "identity", "corrector_kwargs": {"strength": 1}}), strength({"corrector": "none"})
+        (0.0, 0.0)
         >>> strength({"corrector": "curate"})  # its default: keep only what it selects
         inf
     """
     corrector = loop.get("corrector")
-    if corrector is None or not applies_strength(corrector):
+    if corrector in (None, "none") or not applies_strength(corrector):
         return 0.0
     value = (loop.get("corrector_kwargs") or {}).get("strength")
     if value is None and isinstance(corrector, str):

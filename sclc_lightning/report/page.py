@@ -12,7 +12,7 @@ from pathlib import Path
 from sclc_lightning._files import atomic_write
 from sclc_lightning.report.figures import figure_name, plot_metric
 from sclc_lightning.report.reading import find_runs
-from sclc_lightning.report.runs import ReportError, Run, group_runs
+from sclc_lightning.report.runs import ReportError, Run, _settings, group_runs
 from sclc_lightning.report.summary import write_summary
 
 __all__ = ["write_report"]
@@ -72,6 +72,16 @@ def _figure(metric: str, groups: dict[str, list[Run]], out: Path, taken: set[str
     return {"metric": metric, "data": _base64(path), "alt": shown, "caption": caption}
 
 
+def _left_out(run: Run, groups: dict[str, list[Run]]) -> str:
+    """The runs table's group of a run that :func:`group_runs` left out: the run of its group
+    with the same seeds that was kept."""
+    for label, members in groups.items():
+        for kept in members:
+            if kept.seeds == run.seeds and _settings(kept) == _settings(run):
+                return f"{label} (left out: the same seeds as {kept.path})"
+    return "left out"
+
+
 def _samples(run: Run) -> dict[str, object] | None:
     """The run's sample pictures (the first, middle and last generation's), for the page."""
     files = sorted((run.path / "samples").glob("generation_*.png"))
@@ -111,7 +121,12 @@ def write_report(folders: Sequence[str | Path], out: str | Path) -> Path:
     taken: set[str] = set()
     figures = [_figure(metric, groups, out, taken) for metric in metrics]
     table = [
-        {"path": str(r.path), "group": label_of[id(r)], "seed": r.loop.get("seed", ""), "last": r.last_generation()}
+        {
+            "path": str(r.path),
+            "group": label_of[id(r)] if id(r) in label_of else _left_out(r, groups),
+            "seed": r.loop.get("seed", ""),
+            "last": r.last_generation(),
+        }
         for r in runs
     ]
     samples = [found for found in map(_samples, runs) if found is not None]

@@ -5,6 +5,7 @@ by their seeds. The loop's settings are those its manifest records, the rest com
 from __future__ import annotations
 
 import math
+import warnings
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -13,7 +14,7 @@ from typing import Any
 
 from sclc_lightning.report.methods import applies_strength
 
-__all__ = ["ReportError", "Run", "group_runs", "loop_settings"]
+__all__ = ["ReportError", "ReportWarning", "Run", "group_runs", "loop_settings"]
 
 # Columns of metrics.csv that are bookkeeping rather than metrics.
 _NOT_METRICS = {"generation", "epoch"}
@@ -24,6 +25,12 @@ _NOT_SETTINGS = {"run_dir", "ckpt_path", "wandb", "loop.output_dir", "trainer.de
 class ReportError(ValueError):
     """What ``sclc report`` cannot do with the folders or ``--out`` it was given (the message
     names the folder or file and what is allowed)."""
+
+
+class ReportWarning(UserWarning):
+    """What ``sclc report`` goes on without, and says so: a model class it cannot import (no
+    theory drawn), two runs of one seed in a group (one is kept). The command prints each message
+    once, on one line (``sclc report: warning: ...``)."""
 
 
 @dataclass
@@ -85,6 +92,22 @@ class Run:
             label += f" +{model_corrector}"
         return label
 
+    @property
+    def seeds(self) -> tuple[tuple[str, str], ...] | None:
+        """The run's seeds, as ``(setting, value)`` pairs: every setting named ``seed`` or
+        ``seed_everything`` that is set (the loop's as recorded, the model's, the data's); ``None``
+        when it records none, so that runs of unknown seeds are never taken for one another.
+
+        Examples:
+            >>> Run(Path("r"), {"seed_everything": 3, "loop": {"seed": 3}}, []).seeds
+            (('loop.seed', '3'), ('seed_everything', '3'))
+            >>> Run(Path("r"), {"loop": {"seed": None}}, []).seeds is None
+            True
+        """
+        flat = _flatten({**{k: v for k, v in self.config.items() if k != "loop"}, "loop": self.loop})
+        seeds = tuple(sorted((k, v) for k, v in flat.items() if _is_seed(k) and v != "None"))
+        return seeds or None
+
     def series(self, metric: str) -> dict[int, float]:
         """``{generation: value}`` of ``metric`` (NaN and empty cells left out)."""
         return self._by_metric().get(metric, {})
@@ -144,6 +167,10 @@ def _flatten(config: Any, prefix: str = "") -> dict[str, str]:
     return {prefix[:-1]: repr(config)}
 
 
+def _is_seed(setting: str) -> bool:
+    return setting.endswith("seed") or setting.endswith("seed_everything")
+
+
 def _settings(run: Run) -> dict[str, str]:
     """The run's configuration (the loop's as recorded, see :attr:`Run.loop`), flattened, without
     its seeds and paths."""
@@ -151,10 +178,7 @@ def _settings(run: Run) -> dict[str, str]:
     return {
         k: v
         for k, v in flat.items()
-        if k not in _NOT_SETTINGS
-        and not k.endswith("seed")
-        and not k.endswith("seed_everything")
-        and not k.startswith("trainer.logger")
+        if k not in _NOT_SETTINGS and not _is_seed(k) and not k.startswith("trainer.logger")
     }
 
 
@@ -178,9 +202,50 @@ def _names(label: str, dicts: list[dict[str, str]]) -> list[str]:
     return names
 
 
+def _one_per_seed(name: str, members: list[Run]) -> list[Run]:
+    """``members`` with one run per seed: of runs sharing their seeds (a run copied, or repeated
+    with the same seed), the one that reached the furthest generation (the first found among
+    equals) is kept, with a :class:`ReportWarning` naming them all; runs of unknown seed are all
+    kept."""
+    by_seed: dict[tuple[tuple[str, str], ...] | int, list[Run]] = defaultdict(list)
+    for index, run in enumerate(members):
+        by_seed[run.seeds if run.seeds is not None else index].append(run)
+    kept = [max(same, key=lambda run: run.last_generation()) for same in by_seed.values()]  # max: first of equals
+    for seeds, chosen in zip(by_seed, kept):
+        others = [str(run.path) for run in by_seed[seeds] if run is not chosen]
+        if others and isinstance(seeds, tuple):
+            warnings.warn(
+                f"group {name!r}: the runs {chosen.path}, {', '.join(others)} have the same seeds"
+                f" ({', '.join(f'{k}={v}' for k, v in seeds)}); one seed counts once: {chosen.path} is kept (it"
+                f" reached generation {chosen.last_generation()}, the furthest); left out of the mean, the band and"
+                f" summary.csv: {', '.join(others)}.",
+                ReportWarning,
+                stacklevel=3,
+            )
+    return kept
+
+
 def group_runs(runs: Sequence[Run]) -> dict[str, list[Run]]:
     """Runs that differ only by their seeds (and paths), by a label: :attr:`Run.group`, plus the
-    settings that tell apart groups sharing that label (``replace none keep_real=0.1``)."""
+    settings that tell apart groups sharing that label (``replace none keep_real=0.1``).
+
+    A group holds one run per seed: of runs with the same seeds (:attr:`Run.seeds`) only the one
+    that reached the furthest generation is kept, with a :class:`ReportWarning` naming them.
+
+    Examples:
+        >>> rows = [{"generation": 0.0, "w2": 1.0}]
+        >>> runs = [Run(Path(name), {"loop": {"mode": "replace", "seed": 0}}, rows) for name in ("a", "copy_of_a")]
+        >>> import warnings
+        >>> with warnings.catch_warnings(record=True) as caught:
+        ...     warnings.simplefilter("always")
+        ...     [[run.path.name for run in members] for members in group_runs(runs).values()]
+        [['a']]
+        >>> for part in str(caught[0].message).split("; "):
+        ...     print(part)
+        group 'λ=None γ=0 replace none': the runs a, copy_of_a have the same seeds (loop.seed=0)
+        one seed counts once: a is kept (it reached generation 0, the furthest)
+        left out of the mean, the band and summary.csv: copy_of_a.
+    """
     by_settings: dict[tuple[tuple[str, str], ...], list[Run]] = defaultdict(list)
     for run in runs:
         by_settings[tuple(sorted(_settings(run).items()))].append(run)
@@ -190,5 +255,5 @@ def group_runs(runs: Sequence[Run]) -> dict[str, list[Run]]:
     groups: dict[str, list[Run]] = {}
     for label, keys in labels.items():
         for key, name in zip(keys, _names(label, [dict(k) for k in keys])):
-            groups[name] = by_settings[key]
+            groups[name] = _one_per_seed(name, by_settings[key])
     return groups

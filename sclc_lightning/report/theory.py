@@ -11,6 +11,10 @@ and its mixing policy declare, never by their names.
   (:meth:`~sclc_lightning.mixing.MixingPolicy.plan`): the report asks the run's policy for the
   plans of a few generations and reads :class:`Mixing` from them. A policy of your own that
   trains on the latest synthetic set only is read as replacing, whatever its ``mode`` name.
+- **The correction**: a theory is one of the loop left to itself unless it declares
+  ``covers_correction = True``; its curves are then drawn only over groups with no corrector (or
+  the identity, or a strength γ = 0) and no corrector of the weights
+  (:attr:`TheoryGroup.uncorrected`), for every metric.
 
 A theory of your own: subclass :class:`Theory`, override :meth:`~Theory.curve` (optionally
 :meth:`~Theory.derive`), register it with :func:`register_theory` and name it in your model's
@@ -40,7 +44,8 @@ from dataclasses import dataclass
 from typing import Any, ClassVar, TypeVar
 
 from sclc_lightning._registry import Registry
-from sclc_lightning.report.runs import ReportError, Run
+from sclc_lightning.report.methods import strength
+from sclc_lightning.report.runs import ReportError, ReportWarning, Run
 
 __all__ = [
     "Mixing",
@@ -140,6 +145,24 @@ class TheoryGroup:
         """The mean over the runs of ``metric`` at ``generation`` (a run without it counts 0)."""
         return sum(r.series(metric).get(generation, 0.0) for r in self.runs) / len(self.runs)
 
+    @property
+    def uncorrected(self) -> bool:
+        """Whether the group's runs train on their samples as the model made them: no corrector
+        (or the identity, or a strength γ = 0) and no corrector of the weights.
+
+        Examples:
+            >>> from pathlib import Path
+            >>> def group(**loop: Any) -> TheoryGroup:
+            ...     return TheoryGroup([Run(Path("r"), {"loop": loop}, [])], [0], None)
+            >>> group().uncorrected, group(corrector="identity").uncorrected
+            (True, True)
+            >>> group(corrector="optimal_transport", corrector_kwargs={"strength": 1}).uncorrected
+            False
+            >>> group(corrector="kmeans").uncorrected, group(model_corrector={"name": "neon"}).uncorrected
+            (False, False)
+        """
+        return strength(self.loop) == 0 and self.loop.get("model_corrector") is None
+
     def temperature(self) -> float | None:
         """The sampling temperature τ (1 without ``sample_kwargs``; ``None`` when the sampling
         settings are others no theory here covers)."""
@@ -159,6 +182,10 @@ class Theory(abc.ABC):
     """
 
     name: ClassVar[str] = ""
+    #: Whether the theory predicts runs whose samples or weights are corrected. ``False`` (a
+    #: theory of the loop left to itself, as the built-in ones are): its curves are drawn only over
+    #: groups without correction (:attr:`TheoryGroup.uncorrected`), whatever the metric.
+    covers_correction: ClassVar[bool] = False
 
     @abc.abstractmethod
     def curve(self, metric: str, group: TheoryGroup) -> TheoryCurve | None:
@@ -215,7 +242,7 @@ def _import_class(path: str) -> type | str:
     return found if isinstance(found, type) else f"{path} is not a class"
 
 
-def _class_of(section: Any, run: Run, what: str) -> type | None:
+def _class_of(section: Any, setting: str, what: str) -> type | None:
     """The class a ``config.yaml`` section names (``{"class_path": ...}``); ``None``, with a
     warning when it names one that cannot be imported."""
     path = section.get("class_path") if isinstance(section, dict) else None
@@ -223,9 +250,11 @@ def _class_of(section: Any, run: Run, what: str) -> type | None:
         return None
     found = _import_class(path)
     if isinstance(found, str):
+        # one message per class, whatever the run (`sclc report` prints it once)
         warnings.warn(
-            f"sclc report: the {what} class {path!r} of run {run.path} cannot be imported ({found});"
-            " the theory it may declare is not drawn.",
+            f"the {what} class {path!r} (`{setting}.class_path` in config.yaml) cannot be imported ({found});"
+            " no theory is drawn over the runs that name it (make its module importable where sclc report runs).",
+            ReportWarning,
             stacklevel=3,
         )
         return None
@@ -240,7 +269,7 @@ def declared_theory(run: Run) -> str | None:
     Raises:
         ReportError: the model declares a theory that is not registered.
     """
-    model = _class_of(run.config.get("model"), run, "model")
+    model = _class_of(run.config.get("model"), "model", "model")
     name = getattr(model, "theory", None)
     if name is not None and (not isinstance(name, str) or name not in _REGISTRY):
         raise ReportError(
@@ -267,7 +296,7 @@ def read_mixing(run: Run) -> Mixing | None:
     kwargs = dict(run.loop.get("mode_kwargs") or {})
     try:
         if isinstance(mode, dict):  # a class path in config.yaml
-            policy_class = _class_of(mode, run, "mixing policy")
+            policy_class = _class_of(mode, "loop.mode", "mixing policy")
             policy = None if policy_class is None else policy_class(**{**(mode.get("init_args") or {}), **kwargs})
         else:
             policy = make_mixing_policy(mode, kwargs)
@@ -321,7 +350,10 @@ def _theory_curve(metric: str, runs: list[Run]) -> tuple[str, list[int], list[fl
     theory = _theory_of(runs[0]) if generations else None
     if theory is None:
         return None
-    curve = theory.curve(metric, TheoryGroup(runs, generations, read_mixing(runs[0])))
+    group = TheoryGroup(runs, generations, read_mixing(runs[0]))
+    if not (theory.covers_correction or group.uncorrected):
+        return None
+    curve = theory.curve(metric, group)
     if curve is None:
         return None
     if len(curve.values) != len(generations):

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
+
+import pytest
 
 from sclc_lightning.cli import main
 
@@ -70,8 +73,12 @@ def test_summary_cells_never_start_a_formula(tmp_path: Path) -> None:
 
 
 def test_a_huge_cell_and_a_broken_file_end_in_a_message(tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
-    run = _run_with(tmp_path, ["generation", "note", "w2"], [[0, "x" * 10_000_000, 1.0], [1, "y", 0.5]])
+    run = _run_with(tmp_path, ["generation", "cost", "w2"], [[0, "1." + "0" * 10_000_000, 1.0], [1, "2", 0.5]])
     assert main(["report", str(tmp_path / "runs"), "--out", str(tmp_path / "out")]) == 0  # any field size
+    _run_with(tmp_path / "text", ["generation", "note", "w2"], [[0, "x" * 10_000_000, 1.0], [1, "y", 0.5]])
+    assert main(["report", str(tmp_path / "text" / "runs"), "--out", str(tmp_path / "out")]) == 2
+    error = capsys.readouterr().err  # a huge cell that is not a number: named, not printed whole
+    assert "line 2: the 'note' cell 'xxx" in error and "..." in error and len(error) < 600
     (run / "config.yaml").write_text("loop: [unclosed\n")
     assert main(["report", str(tmp_path / "runs"), "--out", str(tmp_path / "out")]) == 2
     error = capsys.readouterr().err
@@ -89,3 +96,77 @@ def test_out_inside_a_runs_synthetic_data_is_refused(tmp_path: Path, capsys) -> 
         assert "is inside the synthetic data of a run" in capsys.readouterr().err
     assert not (run / "synthetic" / "report").exists()
     assert main(["report", str(tmp_path / "runs"), "--out", str(run / "report")]) == 0  # beside the data: fine
+
+
+GOOD = [[0, 1.0], [1, 0.5], [2, 0.25]]
+
+
+@pytest.mark.parametrize(
+    ("rows", "line", "problem"),
+    [
+        ([*GOOD, [2, 0.3]], 5, "generation 2 after generation 2, where 3 is expected"),  # a row twice
+        ([[0, 1.0], [1, 0.5], [1, 0.6], [2, 0.25]], 4, "generation 1 after generation 1, where 2 is expected"),
+        ([*GOOD, ["6.5", 0.1]], 5, "the generation '6.5' is not a whole number >= 0"),
+        ([*GOOD, [-6, 0.1]], 5, "the generation '-6' is not a whole number >= 0"),
+        ([*GOOD, ["six", 0.1]], 5, "the generation 'six' is not a whole number >= 0"),
+        ([*GOOD, ["", 0.1]], 5, "the generation '' is not a whole number >= 0"),
+        ([*GOOD, [3, "abc"]], 5, "the 'w2' cell 'abc' is not a number"),
+        ([*GOOD, [99999999999, 0.1]], 5, "generation 99999999999 after generation 2, where 3 is expected"),
+        ([[0, 1.0], [2, 0.5]], 3, "generation 2 after generation 0, where 1 is expected"),
+        ([[5, 1.0], [6, 0.5]], 2, "generation 5 in the first row, where 0 or 1 is expected"),
+        ([*GOOD, [3, 0.1, 7]], 5, "3 cells, but the header has 2 columns"),  # ragged rows
+        ([*GOOD, [3]], 5, "1 cells, but the header has 2 columns"),
+    ],
+)
+def test_a_damaged_metrics_csv_is_refused_naming_the_file_and_the_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], rows: list[list[object]], line: int, problem: str
+) -> None:
+    """D3: duplicate rows were averaged or overwritten, '6.5' read as 6, bad rows dropped, a far
+    generation plotted, ragged rows accepted: each gave a figure silently wrong."""
+    from sclc_lightning.report import ReportError, find_runs
+
+    run = _run_with(tmp_path, ["generation", "w2"], rows)
+    with pytest.raises(ReportError, match=re.escape(f"{run / 'metrics.csv'}, line {line}: ") + f"({problem})"):
+        find_runs([tmp_path / "runs"])
+    assert main(["report", str(tmp_path / "runs"), "--out", str(tmp_path / "out")]) == 2
+    error = capsys.readouterr().err
+    assert error.startswith(f"sclc report: {run / 'metrics.csv'}, line {line}: ") and len(error.splitlines()) == 1
+    assert not (tmp_path / "out" / "w2.png").exists()
+
+
+@pytest.mark.parametrize(
+    ("content", "problem"),
+    [
+        (b"w2,sigma\n1.0,2.0\n", "line 1: no `generation` column (the columns: w2, sigma)"),
+        (b"", "line 1: the file is empty"),
+        (b"generation,w2,w2\n0,1,2\n", "line 1: the column(s) ['w2'] appear more than once"),
+        (b"generation,w2\n0,1\n\x9c\xff\xfe\x00\x81,\xc3\n", "line 3: not text (bytes that are not UTF-8)"),
+        (bytes(range(256)) * 4, "line 2: not text"),  # random bytes (a newline at byte 10)
+    ],
+)
+def test_a_metrics_csv_that_is_not_one_is_refused_naming_it(tmp_path: Path, content: bytes, problem: str) -> None:
+    """D3: no `generation` column gave 'No run with a metrics.csv under [...]', random bytes a
+    decode error naming no file."""
+    from sclc_lightning.report import ReportError, find_runs
+
+    run = _run_with(tmp_path, ["generation", "w2"], [])
+    (run / "metrics.csv").write_bytes(content)
+    with pytest.raises(ReportError, match=re.escape(f"{run / 'metrics.csv'}, {problem}")):
+        find_runs([tmp_path / "runs"])
+
+
+def test_empty_and_nan_cells_are_metrics_not_logged_that_generation(tmp_path: Path) -> None:
+    """GenerationCSV writes a metric a generation did not log as an empty cell (csv.DictWriter's
+    restval), and a NaN as 'nan': neither is damage, both are left out of the series."""
+    import csv
+    import io
+
+    from sclc_lightning.report import find_runs
+
+    line = io.StringIO()
+    csv.DictWriter(line, fieldnames=["generation", "w2", "fid"]).writerow({"generation": 0, "w2": 1.0})
+    assert line.getvalue() == "0,1.0,\r\n"  # what GenerationCSV writes for a metric not logged
+    _run_with(tmp_path, ["generation", "w2", "fid"], [[0, 1.0, ""], [1, "nan", 3.0], ["2.0", 0.25, ""]])
+    (run,) = find_runs([tmp_path / "runs"])
+    assert run.series("w2") == {0: 1.0, 2: 0.25} and run.series("fid") == {1: 3.0}
+    assert run.series("generation") == {0: 0.0, 1: 1.0, 2: 2.0}
