@@ -11,13 +11,16 @@ and ``metrics.csv`` with one row per generation. ``--init_weights PATH`` (with
 from __future__ import annotations
 
 import argparse
+import difflib
 import importlib
 import json
+import math
 import os
 import pickle
+import re
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -34,7 +37,18 @@ from sclc_lightning.store.lock import RunDirectoryLocked
 from sclc_lightning.store.manifest import RunDirectoryError
 from sclc_lightning.weights import load_initial_weights
 
-__all__ = ["SCLCCLI", "CLIError", "check_shared_shapes", "cli_class", "model_namespace", "run_lightning_cli"]
+__all__ = [
+    "SCLCCLI",
+    "CLIError",
+    "check_resumed_folder",
+    "check_shared_shapes",
+    "cli_class",
+    "follow_run_dir",
+    "model_namespace",
+    "moved_class_path",
+    "numbers_from_text",
+    "run_lightning_cli",
+]
 
 SUBCOMMANDS = ("fit", "validate", "test", "predict")
 
@@ -74,7 +88,83 @@ def _message(error: BaseException) -> str:
             " objects other than tensors and plain data, which loading would run as code). Load only"
             " checkpoints the loop wrote; --debug shows torch's message."
         )
-    return _short(error)
+    return _short(error) + _moved_hint(str(error))
+
+
+#: Class paths that moved before the first release (README, "Changes"), as (old prefix, new
+#: prefix); the old ones are removed, not forwarded.
+_MOVED = (
+    ("sclc_lightning.metrics.", "sclc_lightning.callbacks."),
+    ("sclc_lightning.visuals.", "sclc_lightning.callbacks."),
+    ("sclc_lightning.generation_csv.", "sclc_lightning.callbacks."),
+    ("sclc_lightning.data.", "sclc_lightning.datasets."),
+)
+
+
+def _importable(path: str) -> bool:
+    """Whether the dotted ``path`` names something: an attribute of an importable module."""
+    module, _, name = path.rpartition(".")
+    try:
+        return bool(module) and hasattr(importlib.import_module(module), name)
+    except Exception:  # not importable, or failing in its import: not something to point to
+        return False
+
+
+def moved_class_path(path: str) -> str | None:
+    """The class path that ``path`` moved to before the first release (README, "Changes");
+    ``None`` when ``path`` exists, or is not one of the moved ones.
+
+    Examples:
+        >>> moved_class_path("sclc_lightning.visuals.SampleFigures")
+        'sclc_lightning.callbacks.SampleFigures'
+        >>> moved_class_path("sclc_lightning.callbacks.SampleFigures") is None
+        True
+    """
+    if not path.startswith("sclc_lightning.") or _importable(path):
+        return None
+    for old, new in _MOVED:
+        moved = new + path[len(old) :]
+        if path.startswith(old) and _importable(moved):
+            return moved
+    return None
+
+
+def _moved_hint(text: str) -> str:
+    """``; `old` moved: write `class_path: new` (README, Changes).`` for the moved class paths
+    that ``text`` names (jsonargparse names the class path it could not import); ``""`` if none."""
+    named = dict.fromkeys(re.findall(r"sclc_lightning(?:\.\w+)+", text))
+    hints = [f"`{old}` moved: write `class_path: {new}`" for old in named if (new := moved_class_path(old))]
+    return f"; {'; '.join(hints)} (README, Changes)." if hints else ""
+
+
+def _option_strings(parser: Any) -> set[str]:
+    """Every option of ``parser`` and of its subcommands' parsers (``--loop.generations``)."""
+    options: set[str] = set()
+    for action in getattr(parser, "_actions", []):
+        options.update(action.option_strings)
+        subparsers = action.choices.values() if isinstance(action.choices, dict) else ()
+        for subparser in subparsers:
+            options |= _option_strings(subparser)
+    return options
+
+
+def _did_you_mean(message: str, options: Iterable[str]) -> str:
+    """For argparse's ``unrecognized arguments: ...``, ``did you mean --x?`` for each unknown
+    option close to a known one (``""`` if none is).
+
+    Examples:
+        >>> _did_you_mean("unrecognized arguments: --loop.generatons 3", ["--loop.generations"])
+        'did you mean --loop.generations?'
+    """
+    if not message.startswith("unrecognized arguments:"):
+        return ""
+    known = [option for option in options if option.startswith("--") and not option.endswith(".help")]
+    hints: list[str] = []
+    for word in message.split(":", 1)[1].split():
+        close = difflib.get_close_matches(word.split("=", 1)[0], known, n=1, cutoff=0.8)
+        if word.startswith("--") and close:
+            hints.append(f"did you mean {close[0]}?")
+    return " ".join(hints)
 
 
 #: Arguments that describe the same shape in the model and in the data: ``(model's, data's)``.
@@ -234,7 +324,8 @@ class _SCLCCommand:
             "--run_dir",
             type=str | None,
             default=None,
-            help="Directory of this run (default: runs/<config name>/<timestamp>).",
+            help="Directory of this run (default: runs/<config name>/<timestamp>). A run's config.yaml given"
+            " with another --run_dir writes there: its output_dir and loggers follow unless set elsewhere.",
         )
         parser.add_argument(
             "--model_settings_on_resume",
@@ -283,6 +374,16 @@ class _SCLCCommand:
             config.model.init_args[key] = new
         rank_zero_warn(f"sclc: resuming with model settings that differ from the checkpoint's, as asked ({listed}).")
 
+    def parse_arguments(self, parser: Any, args: Any) -> None:
+        # argparse's "unrecognized arguments: --loop.generatons 3" gets the option meant.
+        try:
+            super().parse_arguments(parser, args)  # type: ignore[misc]
+        except argparse.ArgumentError as err:
+            hint = _did_you_mean(str(err), _option_strings(parser))
+            if not hint:
+                raise
+            raise argparse.ArgumentError(None, f"{err}; {hint}") from err
+
     def before_instantiate_classes(self) -> None:
         config = self.config[self.subcommand] if self.subcommand else self.config  # type: ignore[attr-defined]
         if not config.get("run_dir"):
@@ -290,40 +391,40 @@ class _SCLCCommand:
             name = Path(str(configs[-1])).stem if configs else "run"
             config.run_dir = os.path.join("runs", name, time.strftime("%Y%m%d-%H%M%S"))
         check_run_dir(str(config.run_dir))  # before any logger starts (W&B writes as it is made)
+        follow_run_dir(config)  # a run's config.yaml under another --run_dir
+        check_resumed_folder(config.get("ckpt_path"), str(config.run_dir))
         config.trainer.default_root_dir = config.run_dir
         check_shared_shapes(_init_args(config.get("model")), _init_args(config.get("data")))
         if config.trainer.get("logger") in (None, True):
-            loggers = [
-                Namespace(
-                    class_path=f"{self.NAMESPACE}.loggers.CSVLogger",
-                    init_args=Namespace(save_dir=config.run_dir, name="logs"),
-                )
-            ]
-            mode = os.environ.get("WANDB_MODE", "offline").lower()
-            if config.get("wandb") and mode != "disabled":
-                # Offline unless the user's W&B settings say online; never asks for a key.
-                loggers.append(
-                    Namespace(
-                        class_path=f"{self.NAMESPACE}.loggers.WandbLogger",
-                        init_args=Namespace(
-                            save_dir=config.run_dir,
-                            project=os.environ.get("WANDB_PROJECT", "sclc-lightning"),
-                            name=Path(config.run_dir).name,
-                            offline=mode not in ("online", "run"),
-                        ),
-                    )
-                )
-            config.trainer.logger = loggers
-        if config.loop.get("corrector") is None and config.loop.get("corrector_kwargs"):
-            # `--loop.corrector null` (or `--set loop.corrector=kmeans,null`) on a recipe that
-            # configures its corrector: the recipe's corrector settings go with it.
-            rank_zero_info(
-                f"sclc: loop.corrector is null, so the recipe's loop.corrector_kwargs"
-                f" {dict(config.loop.corrector_kwargs)} are not used."
-            )
-            config.loop.corrector_kwargs = None
+            config.trainer.logger = self._default_loggers(config)
+        _settle_loop(config.loop)
         if config.loop.get("output_dir") is None:
             config.loop.output_dir = os.path.join(config.run_dir, "synthetic")
+
+    def _default_loggers(self, config: Namespace) -> list[Namespace]:
+        """The loggers of a run whose trainer has none configured: CSV in ``<run_dir>/logs``, and
+        W&B in ``<run_dir>/wandb`` unless ``--wandb false`` or ``WANDB_MODE=disabled``."""
+        loggers = [
+            Namespace(
+                class_path=f"{self.NAMESPACE}.loggers.CSVLogger",
+                init_args=Namespace(save_dir=config.run_dir, name="logs"),
+            )
+        ]
+        mode = os.environ.get("WANDB_MODE", "offline").lower()
+        if config.get("wandb") and mode != "disabled":
+            # Offline unless the user's W&B settings say online; never asks for a key.
+            loggers.append(
+                Namespace(
+                    class_path=f"{self.NAMESPACE}.loggers.WandbLogger",
+                    init_args=Namespace(
+                        save_dir=config.run_dir,
+                        project=os.environ.get("WANDB_PROJECT", "sclc-lightning"),
+                        name=Path(config.run_dir).name,
+                        offline=mode not in ("online", "run"),
+                    ),
+                )
+            )
+        return loggers
 
     def _load_init_weights(self) -> None:
         config = self.config[self.subcommand]  # type: ignore[attr-defined]
@@ -452,6 +553,139 @@ def check_run_dir(run_dir: str) -> None:
             if not os.access(parent, os.W_OK | os.X_OK):
                 raise CLIError(f"--run_dir {run_dir}: this process cannot make a folder in {parent}.")
             return
+
+
+def _moved_into(path: Any, old: str, new: str) -> str | None:
+    """``path`` moved from the folder ``old`` into ``new`` when it is ``old`` or lies inside it,
+    as written (``runs/a/synthetic`` in ``runs/a``); ``None`` for a path elsewhere.
+
+    Examples:
+        >>> _moved_into("runs/a/synthetic", "runs/a/", "runs/b"), _moved_into("/data", "runs/a", "runs/b")
+        ('runs/b/synthetic', None)
+    """
+    if not isinstance(path, (str, os.PathLike)):
+        return None
+    inside = os.path.relpath(os.path.abspath(path), os.path.abspath(old))
+    if inside == os.pardir or inside.startswith(os.pardir + os.sep):
+        return None
+    return new if inside == os.curdir else os.path.join(new, inside)
+
+
+def _follow(init_args: Any, key: str, old: str, new: str) -> bool:
+    """Re-point ``init_args[key]`` from the folder ``old`` into ``new``; whether it moved."""
+    moved = _moved_into(init_args.get(key), old, new) if isinstance(init_args, Namespace) else None
+    if moved is not None:
+        init_args[key] = moved
+    return moved is not None
+
+
+def follow_run_dir(config: Namespace) -> None:
+    """Re-point the paths that a run's ``config.yaml`` took from its run folder into the
+    ``--run_dir`` of this command: the loop's ``output_dir``, the loggers' ``save_dir`` (and the
+    W&B run's name) and the callbacks' ``dirpath`` (``ModelCheckpoint``) that lie in that folder.
+    The folder is the configuration's ``trainer.default_root_dir``, which ``sclc fit`` records as
+    the run's folder, when it is one (it holds a ``config.yaml``) or is gone (a run folder moved
+    away); a recipe's own ``default_root_dir`` (``.``, ``experiments/``) is no run folder, and a
+    path set anywhere else is kept.
+
+    Examples:
+        >>> config = Namespace(run_dir="new", trainer=Namespace(default_root_dir="gone", logger=None),
+        ...                    loop=Namespace(output_dir="gone/synthetic"))
+        >>> follow_run_dir(config)
+        >>> config.loop.output_dir
+        'new/synthetic'
+    """
+    old, new = config.trainer.get("default_root_dir"), str(config.run_dir)
+    if not old or os.path.abspath(old) == os.path.abspath(new):
+        return  # no recorded folder, or the same one
+    if Path(old).exists() and not (Path(old) / "config.yaml").is_file():
+        return  # a folder, but not a run's
+    _follow(config.loop, "output_dir", old, new)
+    for logger in _listed(config.trainer.get("logger")):
+        if not isinstance(logger, Namespace) or not _follow(logger.get("init_args"), "save_dir", old, new):
+            continue
+        if str(logger.get("class_path")).endswith(".WandbLogger") and logger.init_args.get("name") == Path(old).name:
+            logger.init_args.name = Path(new).name
+    for callback in _listed(config.trainer.get("callbacks")):
+        _follow(callback.get("init_args") if isinstance(callback, Namespace) else None, "dirpath", old, new)
+
+
+def _listed(value: Any) -> list[Any]:
+    """``value`` as a list: a list as it is, ``None`` as none, anything else as one item."""
+    return value if isinstance(value, list) else [] if value is None else [value]
+
+
+def _run_folder(path: Path) -> Path | None:
+    """The run folder ``path`` lies in: the nearest folder above it holding a ``metrics.csv``
+    beside the run's ``config.yaml`` or its synthetic data's manifest."""
+    for folder in path.absolute().parents:
+        if (folder / "metrics.csv").is_file() and (
+            (folder / "config.yaml").is_file() or (folder / "synthetic" / "manifest.json").is_file()
+        ):
+            return folder
+    return None
+
+
+def check_resumed_folder(ckpt_path: str | None, run_dir: str) -> None:
+    """Refuse to resume a checkpoint that lies in the folder of another run than ``run_dir``:
+    the run would go on in ``run_dir``. A copied run folder resumed from its ``config.yaml``,
+    which names the original as ``run_dir``, would otherwise extend the original.
+
+    Raises:
+        ValueError: naming the checkpoint's run folder and ``run_dir``.
+    """
+    if not ckpt_path or not Path(ckpt_path).is_file():
+        return  # no checkpoint, or one Lightning finds itself ("hpc", "best")
+    folder = _run_folder(Path(ckpt_path))
+    if folder is None or folder.resolve() == Path(run_dir).resolve():
+        return
+    raise ValueError(
+        f"--ckpt_path {ckpt_path} is a checkpoint of the run in {folder}, but --run_dir is {run_dir}: a run"
+        f" goes on in its own folder. Resume the run in {folder} with --run_dir {folder}, or the one in"
+        f" {run_dir} from its own checkpoint (--ckpt_path last)."
+    )
+
+
+#: A text that means infinity: ``inf``, ``Infinity`` or YAML's ``.inf``, signed or not, any case.
+_INFINITY = re.compile(r"\s*([+-]?)(?:inf|infinity|\.inf)\s*", re.IGNORECASE)
+
+
+def numbers_from_text(value: Any) -> Any:
+    """``value`` with each text that means infinity (``inf``, ``Infinity``, ``.inf``, signed)
+    made a float, in nested mappings and lists (a new container; other values as given).
+
+    On the command line (and in YAML, which reads only ``.inf``) a value in a ``dict[str, Any]``
+    such as ``corrector_kwargs`` arrives as the text typed; a number like ``2.5`` or ``1e-3``
+    arrives as a number already. ``nan`` and other text are left for the loop's checks.
+
+    Examples:
+        >>> numbers_from_text({"strength": "inf", "name": "info", "low": "-Infinity"})
+        {'strength': inf, 'name': 'info', 'low': -inf}
+    """
+    if isinstance(value, Mapping):
+        return {key: numbers_from_text(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [numbers_from_text(item) for item in value]
+    found = _INFINITY.fullmatch(value) if isinstance(value, str) else None
+    if found is None:
+        return value
+    return -math.inf if found.group(1) == "-" else math.inf
+
+
+def _settle_loop(loop: Namespace) -> None:
+    """The loop's settings as the command line means them: the recipe's corrector settings
+    dropped with its corrector, infinity typed as text in the ``*_kwargs`` mappings a number."""
+    if loop.get("corrector") is None and loop.get("corrector_kwargs"):
+        # `--loop.corrector null` (or `--set loop.corrector=kmeans,null`) on a recipe that
+        # configures its corrector: the recipe's corrector settings go with it.
+        rank_zero_info(
+            f"sclc: loop.corrector is null, so the recipe's loop.corrector_kwargs"
+            f" {dict(loop.corrector_kwargs)} are not used."
+        )
+        loop.corrector_kwargs = None
+    for key, value in list(vars(loop).items()):
+        if key.endswith("_kwargs") and isinstance(value, Mapping):
+            loop[key] = numbers_from_text(value)
 
 
 def last_checkpoint(run_dir: str | None) -> Path:

@@ -1,0 +1,164 @@
+"""A run's ``config.yaml`` rerun or resumed under another ``--run_dir``: every path the run
+directory implies (the loop's ``output_dir``, the loggers' ``save_dir``, the W&B run's name)
+follows the ``--run_dir`` of the command, so nothing is written into the folder the
+configuration came from; an ``output_dir`` set elsewhere is kept."""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+import yaml
+from jsonargparse import Namespace
+
+from sclc_lightning.cli import main
+from sclc_lightning.lightning_cli import follow_run_dir
+
+RECIPE = str(Path(__file__).parents[1] / "recipes" / "gaussian_collapse.yaml")
+
+
+def _fit(*extra: str) -> int:
+    return main(["fit", "--config", RECIPE, "--wandb", "false", "--loop.generations", "2", *extra])
+
+
+def _snapshot(folder: Path) -> dict[str, str]:
+    """Every file under ``folder`` by its path and the digest of its content."""
+    return {
+        str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(folder.rglob("*"))
+        if p.is_file()
+    }
+
+
+def _generations(run_dir: Path) -> list[int]:
+    with open(run_dir / "metrics.csv", newline="") as handle:
+        return [int(float(row["generation"])) for row in csv.DictReader(handle)]
+
+
+def _checkpoint(run_dir: Path) -> Path:
+    (found,) = (run_dir / "logs" / "version_0" / "checkpoints").glob("*.ckpt")
+    return found
+
+
+@pytest.mark.parametrize("absolute", [False, True], ids=["relative", "absolute"])
+def test_a_config_yaml_reruns_in_the_new_run_dir(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, absolute: bool
+) -> None:
+    """docs/recipes.md: `sclc fit --config <run_dir>/config.yaml --run_dir new` (was refused:
+    "`output_dir` 'cli/b/synthetic' already holds the synthetic data of run ...")."""
+    monkeypatch.chdir(tmp_path)
+    old, new = (tmp_path / "cli" / "b", tmp_path / "cli" / "new") if absolute else (Path("cli/b"), Path("cli/new"))
+    assert _fit("--run_dir", str(old)) == 0
+    before = _snapshot(tmp_path / "cli" / "b")
+    assert main(["fit", "--config", str(old / "config.yaml"), "--run_dir", str(new)]) == 0
+    assert _snapshot(tmp_path / "cli" / "b") == before  # nothing written into the old run
+    assert _generations(new) == [0, 1, 2] and (new / "synthetic" / "manifest.json").is_file()
+    assert [p.name for p in (new / "logs").iterdir()] == ["version_0"]
+    config = yaml.safe_load((new / "config.yaml").read_text())
+    assert config["loop"]["output_dir"] == os.path.join(str(new), "synthetic")
+    assert [logger["init_args"]["save_dir"] for logger in config["trainer"]["logger"]] == [str(new)]
+    assert config["run_dir"] == config["trainer"]["default_root_dir"] == str(new)
+
+
+def test_resuming_a_copy_never_writes_into_the_original(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    original, copy = tmp_path / "original", tmp_path / "copy"
+    assert _fit("--run_dir", str(original)) == 0
+    shutil.copytree(original, copy)
+    before = _snapshot(original)
+    config = ["fit", "--config", str(copy / "config.yaml"), "--loop.generations", "3"]
+    # the copy's config.yaml names the original as run_dir: resuming the copy's checkpoint there
+    # would extend the original's manifest; refused, naming both folders
+    assert main([*config, "--ckpt_path", str(_checkpoint(copy))]) == 2
+    err = capsys.readouterr().err
+    assert f"is a checkpoint of the run in {copy}, but --run_dir is {original}" in err, err
+    assert _snapshot(original) == before
+    assert main([*config, "--run_dir", str(copy), "--ckpt_path", str(_checkpoint(copy))]) == 0
+    assert _snapshot(original) == before  # no log folder, no generation 3, no manifest journal
+    assert _generations(copy) == [0, 1, 2, 3] and (copy / "synthetic" / "gen_0003").is_dir()
+    assert sorted(p.name for p in (copy / "logs").iterdir()) == ["version_0", "version_1"]
+
+
+def test_paths_set_inside_the_old_run_folder_follow_too(tmp_path: Path) -> None:
+    """An `output_dir` and a ModelCheckpoint `dirpath` the first command put inside its run
+    folder are that run's: under another --run_dir they move into the new folder."""
+    old, new = tmp_path / "old", tmp_path / "new"
+    checkpoint = (
+        f"[{{class_path: lightning.pytorch.callbacks.ModelCheckpoint, init_args: {{dirpath: {old / 'ckpts'}}}}}]"
+    )
+    assert _fit("--run_dir", str(old), "--loop.output_dir", str(old / "data"), "--trainer.callbacks", checkpoint) == 0
+    assert (old / "data" / "manifest.json").is_file() and list((old / "ckpts").glob("*.ckpt"))
+    before = _snapshot(old)
+    assert main(["fit", "--config", str(old / "config.yaml"), "--run_dir", str(new)]) == 0
+    assert _snapshot(old) == before
+    assert (new / "data" / "manifest.json").is_file() and list((new / "ckpts").glob("*.ckpt"))
+    config = yaml.safe_load((new / "config.yaml").read_text())
+    assert config["trainer"]["callbacks"][0]["init_args"]["dirpath"] == str(new / "ckpts")
+
+
+def test_an_output_dir_set_elsewhere_is_kept(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    shared = tmp_path / "shared"
+    assert _fit("--run_dir", str(tmp_path / "a"), "--loop.output_dir", str(shared)) == 0
+    assert main(["fit", "--config", str(tmp_path / "a" / "config.yaml"), "--run_dir", str(tmp_path / "b")]) == 2
+    assert f"`output_dir` '{shared}' already holds the synthetic data of run" in capsys.readouterr().err
+    assert not (tmp_path / "b" / "synthetic").exists()
+
+
+def _config(run_dir: str, output_dir: str | None, *loggers: Namespace) -> Namespace:
+    trainer = Namespace(default_root_dir=run_dir, logger=list(loggers) or None)
+    return Namespace(run_dir=run_dir, trainer=trainer, loop=Namespace(output_dir=output_dir))
+
+
+def _logger(kind: str, **init_args: object) -> Namespace:
+    return Namespace(class_path=f"lightning.pytorch.loggers.{kind}", init_args=Namespace(**init_args))
+
+
+def test_follow_run_dir_repoints_only_what_the_old_run_dir_implied(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)  # runs/old: a run folder gone (copied, then removed)
+    csv_logger = _logger("CSVLogger", save_dir="runs/old", name="logs")
+    wandb = _logger("WandbLogger", save_dir="runs/old/", project="p", name="old", offline=True)
+    config = _config("runs/old", "runs/old/synthetic", csv_logger, wandb)
+    config.run_dir = "/abs/new"  # --run_dir on the command line
+    follow_run_dir(config)
+    assert config.loop.output_dir == "/abs/new/synthetic"
+    assert config.trainer.logger[0].init_args == Namespace(save_dir="/abs/new", name="logs")
+    assert config.trainer.logger[1].init_args == Namespace(save_dir="/abs/new", project="p", name="new", offline=True)
+    # anywhere inside the old folder: moved with it; a W&B name of its own is kept
+    inside = _config("runs/old", "runs/old/data/x", _logger("WandbLogger", save_dir="runs/old/wb", name="mine"))
+    inside.trainer.callbacks = [_logger("ModelCheckpoint", dirpath="runs/old/ckpts"), "not a namespace"]
+    inside.run_dir = "runs/new"
+    follow_run_dir(inside)
+    assert inside.loop.output_dir == "runs/new/data/x"
+    assert inside.trainer.logger[0].init_args == Namespace(save_dir="runs/new/wb", name="mine")
+    assert inside.trainer.callbacks[0].init_args.dirpath == "runs/new/ckpts"
+    # set elsewhere (a sibling whose name starts alike included): kept
+    kept = _config("runs/old", "/data/synthetic", _logger("TensorBoardLogger", save_dir="runs/older", name="x"))
+    kept.trainer.callbacks = _logger("ModelCheckpoint", dirpath="/ckpts")
+    kept.run_dir = "runs/new"
+    follow_run_dir(kept)
+    assert kept.loop.output_dir == "/data/synthetic" and kept.trainer.logger[0].init_args.save_dir == "runs/older"
+    assert kept.trainer.callbacks.init_args.dirpath == "/ckpts"
+    # a recipe's own default_root_dir (an existing folder, not a run's): nothing moves
+    (tmp_path / "experiments").mkdir()
+    recipe = _config("experiments", "experiments/synth", _logger("CSVLogger", save_dir="experiments", name="l"))
+    recipe.run_dir = "runs/new"
+    follow_run_dir(recipe)
+    assert (
+        recipe.loop.output_dir == "experiments/synth" and recipe.trainer.logger[0].init_args.save_dir == "experiments"
+    )
+    (tmp_path / "experiments" / "config.yaml").write_text("{}")  # a run's folder: its paths follow
+    follow_run_dir(recipe)
+    assert recipe.loop.output_dir == "runs/new/synth" and recipe.trainer.logger[0].init_args.save_dir == "runs/new"
+    same = _config("runs/old", "runs/old/synthetic")
+    same.run_dir = "runs/old/"
+    follow_run_dir(same)
+    assert same.loop.output_dir == "runs/old/synthetic"
+    fresh = _config("", None)
+    fresh.trainer.default_root_dir = None
+    follow_run_dir(fresh)
+    assert fresh.loop.output_dir is None and fresh.trainer.logger is None
