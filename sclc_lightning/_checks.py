@@ -18,11 +18,13 @@ import numpy as np
 
 __all__ = [
     "Range",
+    "bounded",
     "check_arguments",
     "check_choice",
     "check_keys",
     "check_number",
     "check_numbers",
+    "declared_ranges",
     "is_integer",
     "is_number",
 ]
@@ -146,6 +148,35 @@ class Range:
     maximum: float | None = None
     infinite: bool = False
 
+    def __str__(self) -> str:
+        """The range as the docs write it.
+
+        Examples:
+            >>> print(Range(minimum=1), Range(above=0, maximum=1), Range(minimum=0, infinite=True))
+            >= 1 (0, 1] >= 0 or inf
+        """
+        low = f"[{self.minimum:g}" if self.minimum is not None else f"({self.above:g}" if self.above is not None else ""
+        if low and self.maximum is not None and (self.minimum is None or self.above is None):
+            text = f"{low}, {self.maximum:g}]"
+        else:
+            bounds = [f">= {self.minimum:g}" if self.minimum is not None else ""]
+            bounds += [f"> {self.above:g}" if self.above is not None else ""]
+            bounds += [f"<= {self.maximum:g}" if self.maximum is not None else ""]
+            text = " and ".join(b for b in bounds if b)
+        return f"{text} or inf" if self.infinite and text else "any number or inf" if self.infinite else text
+
+
+def bounded(**ranges: Range) -> Mapping[str, Range]:
+    """A class's ``ranges`` declaration: each argument's :class:`Range`, read-only.
+
+    Examples:
+        >>> class Clusters:
+        ...     ranges = bounded(num_clusters=COUNT)
+        >>> str(Clusters.ranges["num_clusters"])
+        '>= 1'
+    """
+    return types.MappingProxyType(ranges)
+
 
 COUNT = Range(minimum=1)
 NON_NEGATIVE = Range(minimum=0)
@@ -202,12 +233,37 @@ def _annotations(function: Callable[..., Any]) -> dict[str, tuple[_Kinds, Any]]:
     return found
 
 
-def check_arguments(function: Callable[..., Any], values: Mapping[str, Any], **ranges: Range) -> None:
+def declared_ranges(cls: type) -> dict[str, Range]:
+    """The ranges of ``cls``'s constructor arguments, as the class declares them in its
+    ``ranges`` class attribute (a mapping of argument names to :class:`Range`), with those its
+    bases declare for arguments its constructor also takes (``strength``, declared once by
+    :class:`~sclc_lightning.correctors.base.Corrector`).
+
+    Examples:
+        >>> class Base:
+        ...     ranges = {"strength": Range(minimum=0)}
+        >>> class Clusters(Base):
+        ...     ranges = {"num_clusters": COUNT}
+        ...     def __init__(self, strength: float = 1.0, num_clusters: int = 8) -> None: ...
+        >>> {name: str(r) for name, r in declared_ranges(Clusters).items()}
+        {'strength': '>= 0', 'num_clusters': '>= 1'}
+    """
+    arguments = set(inspect.signature(cls.__init__).parameters)  # type: ignore[misc]
+    found: dict[str, Range] = {}
+    for base in reversed(cls.__mro__[1:]):
+        found.update(vars(base).get("ranges", {}))
+    found = {name: bounds for name, bounds in found.items() if name in arguments}
+    found.update(vars(cls).get("ranges", {}))  # its own: a name it does not take is refused on use
+    return found
+
+
+def check_arguments(function: Callable[..., Any] | type, values: Mapping[str, Any], **ranges: Range) -> None:
     """Check the arguments a function was given (``values``: its ``locals()`` at the start)
     against its annotations: numbers are numbers (NumPy scalars included, text refused, NaN
     refused, a fraction refused for an ``int``, inf refused unless the default is infinite),
     flags are ``True``/``False``, a ``Literal`` is one of its choices, ``None`` only where the
-    annotation admits it. ``ranges`` bounds numbers.
+    annotation admits it. ``ranges`` bounds numbers. Given a class, its constructor's arguments
+    are checked, bounded by the ranges the class declares (:func:`declared_ranges`).
     Annotations this cannot read (``Callable``, tensors, mappings) are left to the function.
 
     Raises:
@@ -229,6 +285,9 @@ def check_arguments(function: Callable[..., Any], values: Mapping[str, Any], **r
         ...     print(err)
         `kind` must be one of ['linear', 'mlp'], got 'mpl' (did you mean 'mlp'?).
     """
+    if isinstance(function, type):
+        ranges = {**declared_ranges(function), **ranges}
+        function = function.__init__  # type: ignore[misc]
     annotations = _annotations(function)
     unknown = set(ranges) - set(annotations)
     if unknown:
@@ -249,11 +308,13 @@ def _admitted(name: str, value: Any, kinds: _Kinds, default: Any, bounds: Range)
     if value is None:
         return type(None) in scalars or default is None or other
     if isinstance(value, (bool, np.bool_)):
+        if not (bool in scalars or other) and (int in scalars or float in scalars):
+            _number_admitted(name, value, kinds, default, bounds)  # refused as a number, with its range
         return bool in scalars or other
     if is_number(value):
         return _number_admitted(name, value, kinds, default, bounds)
     if isinstance(value, str):
-        return _text_admitted(name, value, kinds)
+        return _text_admitted(name, value, kinds, bounds)
     return other
 
 
@@ -272,9 +333,10 @@ def _number_admitted(name: str, value: Any, kinds: _Kinds, default: Any, bounds:
     return other
 
 
-def _text_admitted(name: str, value: str, kinds: _Kinds) -> bool:
+def _text_admitted(name: str, value: str, kinds: _Kinds, bounds: Range) -> bool:
     """Text for a ``Literal`` (one of its choices, else a refusal naming the nearest) or a
-    ``str``; text given for a number raises :func:`check_number`'s message naming the fix."""
+    ``str``; text given for a number raises :func:`check_number`'s message (with the range)
+    naming the fix."""
     scalars, choices, other = kinds
     if choices and str not in scalars:
         check_choice(name, value, [c for c in choices if isinstance(c, str)])
@@ -282,7 +344,14 @@ def _text_admitted(name: str, value: str, kinds: _Kinds) -> bool:
     if str in scalars or other:
         return True
     if int in scalars or float in scalars:
-        check_number(name, value, integer=float not in scalars)
+        check_number(
+            name,
+            value,
+            minimum=bounds.minimum,
+            above=bounds.above,
+            maximum=bounds.maximum,
+            integer=float not in scalars,
+        )
     return False
 
 

@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import abc
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any, ClassVar, TypeVar
 
 import numpy as np
 import torch
 from torch import Tensor
 
+from sclc_lightning._checks import Range, bounded, check_number
 from sclc_lightning._registry import Registry
 from sclc_lightning._settings import declared_settings
 from sclc_lightning.items.codec import SyntheticBatch
@@ -43,9 +44,8 @@ C = TypeVar("C", bound="type[Corrector]")
 
 
 def _check_strength(strength: float) -> float:
-    from sclc_lightning._checks import check_number
-
-    return float(check_number("strength", strength, minimum=0, infinite=True))
+    bounds = Corrector.ranges["strength"]
+    return float(check_number("strength", strength, minimum=bounds.minimum, infinite=bounds.infinite))
 
 
 class Corrector(abc.ABC):
@@ -78,6 +78,10 @@ class Corrector(abc.ABC):
     #: Constructor arguments that do not change the corrected points (workers, timeouts, …):
     #: left out of :meth:`settings`, so a resumed run may change them.
     operational: ClassVar[tuple[str, ...]] = ()
+    #: Where its numeric constructor arguments must lie, checked by
+    #: ``check_arguments(Class, locals())`` and shown in the docs' settings tables; a subclass
+    #: declares its own arguments' ranges, and ``strength``'s is declared here once.
+    ranges: ClassVar[Mapping[str, Range]] = bounded(strength=Range(minimum=0, infinite=True))
     #: Whether it keeps some of the points drawn for it (a
     #: :class:`~sclc_lightning.correctors.SelectingCorrector`: the loop draws in rounds until
     #: enough are kept) rather than turning each point into one corrected point.

@@ -25,7 +25,7 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import Tensor
 
-from sclc_lightning._checks import check_arguments, check_number, plain_numbers
+from sclc_lightning._checks import NON_NEGATIVE, POSITIVE, bounded, check_arguments, plain_numbers
 from sclc_lightning._process import (
     TREE_VARIABLE,
     kill_orphaned_trees,
@@ -92,6 +92,7 @@ class CommandCorrector(Corrector):
 
     deciding = ("command", "file_format", "cwd", "env")
     operational = ("timeout", "keep_files", "stderr_lines")
+    ranges = bounded(timeout=POSITIVE, stderr_lines=NON_NEGATIVE)
     supports = frozenset({"continuous", "discrete", "conditional"})
 
     def __init__(
@@ -106,7 +107,7 @@ class CommandCorrector(Corrector):
         stderr_lines: int = 20,
     ) -> None:
         super().__init__(strength)
-        check_arguments(CommandCorrector.__init__, locals())
+        check_arguments(CommandCorrector, locals())
         if not isinstance(command, (str, list, tuple)) or (
             not isinstance(command, str) and not all(isinstance(a, (str, os.PathLike)) for a in command)
         ):
@@ -116,8 +117,6 @@ class CommandCorrector(Corrector):
             raise ValueError("`command` is empty.")
         if file_format not in ("safetensors", "npy"):
             raise ValueError(f"`file_format` must be 'safetensors' or 'npy', got {file_format!r}.")
-        timeout = check_number("timeout", timeout, above=0)
-        stderr_lines = check_number("stderr_lines", stderr_lines, minimum=0, integer=True)
         if not isinstance(keep_files, bool):
             raise ValueError(f"`keep_files` must be True or False, got {keep_files!r}.")
         if env is not None and (
@@ -132,7 +131,7 @@ class CommandCorrector(Corrector):
                     f"`command` argument {argument!r} has an unknown placeholder ({err}); known: {list(_FIELDS)}"
                 ) from None
         self.timeout, self.file_format, self.cwd = float(timeout), file_format, cwd
-        self.env, self.keep_files, self.stderr_lines = dict(env or {}), keep_files, stderr_lines
+        self.env, self.keep_files, self.stderr_lines = dict(env or {}), keep_files, int(stderr_lines)
 
     def settings(self) -> dict[str, Any]:
         settings = super().settings()

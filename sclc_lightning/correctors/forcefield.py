@@ -16,7 +16,7 @@ from typing import Literal
 import torch
 from torch import Tensor
 
-from sclc_lightning._checks import check_arguments, check_number, plain_numbers
+from sclc_lightning._checks import COUNT, NON_NEGATIVE, bounded, check_arguments, plain_numbers
 from sclc_lightning._extras import require
 from sclc_lightning.correctors.base import Corrector, register_corrector
 from sclc_lightning.items.codec import SyntheticBatch
@@ -50,6 +50,7 @@ class ForceFieldCorrector(Corrector):
 
     deciding = ("steps",)
     operational = ("num_workers", "chunk_size", "start_method")
+    ranges = bounded(steps=COUNT, num_workers=NON_NEGATIVE, chunk_size=COUNT)
 
     supports = frozenset({"continuous", "conditional"})
 
@@ -62,14 +63,10 @@ class ForceFieldCorrector(Corrector):
         start_method: Literal["fork", "spawn", "forkserver"] | None = None,
     ) -> None:
         super().__init__(strength)
-        check_arguments(ForceFieldCorrector.__init__, locals())
-        steps = check_number("steps", steps, minimum=1, integer=True)
-        chunk_size = check_number("chunk_size", chunk_size, minimum=1, integer=True)
-        if num_workers is not None:
-            num_workers = check_number("num_workers", num_workers, minimum=0, integer=True)
+        check_arguments(ForceFieldCorrector, locals())
         from sclc_lightning._process import default_workers
 
-        self.steps, self.chunk_size, self.start_method = int(steps), chunk_size, start_method
+        self.steps, self.chunk_size, self.start_method = int(steps), int(chunk_size), start_method
         self.num_workers = default_workers() if num_workers is None else num_workers
         require("rdkit.Chem.AllChem", "chem", "The `forcefield` corrector (MMFF in RDKit)")
 

@@ -24,7 +24,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from sclc_lightning._checks import plain_numbers
+from sclc_lightning._checks import COUNT, bounded, check_arguments, plain_numbers
 from sclc_lightning._extras import require
 from sclc_lightning.correctors.base import Corrector, register_corrector
 from sclc_lightning.correctors.ot import pairwise_distance
@@ -62,12 +62,11 @@ class KMeansCorrector(Corrector):
     """
 
     deciding = ("num_clusters", "per_class", "n_init")
+    ranges = bounded(num_clusters=COUNT, n_init=COUNT)
 
     def __init__(self, strength: float = float("inf"), num_clusters: int = 16, per_class: bool = True, n_init: int = 3):
         super().__init__(strength)
-        from sclc_lightning._checks import COUNT, check_arguments
-
-        check_arguments(KMeansCorrector.__init__, locals(), num_clusters=COUNT, n_init=COUNT)
+        check_arguments(KMeansCorrector, locals())
         self.num_clusters = int(num_clusters)
         self.per_class = bool(per_class)
         self.n_init = int(n_init)

@@ -19,14 +19,14 @@ import abc
 import copy
 import io
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, ClassVar, TypeVar
 
 import torch
 from torch import Tensor
 
-from sclc_lightning._checks import check_number, plain_numbers
+from sclc_lightning._checks import COUNT, POSITIVE, Range, bounded, check_arguments, plain_numbers
 from sclc_lightning._registry import Registry
 from sclc_lightning._settings import declared_settings
 
@@ -54,6 +54,9 @@ class ModelCorrector(abc.ABC):
     deciding: ClassVar[tuple[str, ...] | None] = None
     #: Constructor arguments that do not.
     operational: ClassVar[tuple[str, ...]] = ()
+    #: Where its numeric constructor arguments must lie (``check_arguments(Class, locals())``
+    #: checks them; the docs' settings tables show them).
+    ranges: ClassVar[Mapping[str, Range]] = bounded()
     num_samples: int = 0
 
     @abc.abstractmethod
@@ -256,6 +259,7 @@ class NeonCorrector(ModelCorrector):
     """
 
     deciding = ("weight", "num_samples", "steps", "lr", "batch_size", "reference")
+    ranges = bounded(num_samples=COUNT, steps=COUNT, lr=POSITIVE, batch_size=COUNT)
 
     def __init__(
         self,
@@ -266,12 +270,7 @@ class NeonCorrector(ModelCorrector):
         batch_size: int = 256,
         reference: str = "current",
     ) -> None:
-        weight = check_number("weight", weight)
-        num_samples, steps, batch_size = (
-            check_number(name, value, minimum=1, integer=True)
-            for name, value in (("num_samples", num_samples), ("steps", steps), ("batch_size", batch_size))
-        )
-        lr = check_number("lr", lr, above=0)
+        check_arguments(NeonCorrector, {**locals(), "reference": str(reference)})  # a Path: checked below
         if not isinstance(reference, (str, Path)) or not str(reference):
             raise ValueError(f"`reference` must be 'current' or the path of a weights file, got {reference!r}.")
         self.weight, self.num_samples, self.steps = float(weight), int(num_samples), int(steps)

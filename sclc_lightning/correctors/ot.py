@@ -115,9 +115,9 @@ class _PairingCorrector(Corrector):
         self, strength: float = 1.0, target_sampler: TargetSampler | str | None = None, per_condition: bool = True
     ) -> None:
         super().__init__(strength)
-        from sclc_lightning._checks import Range, check_arguments
+        from sclc_lightning._checks import check_arguments
 
-        check_arguments(_PairingCorrector.__init__, locals(), strength=Range(minimum=0, infinite=True))
+        check_arguments(_PairingCorrector, locals())
         self.target_sampler = resolve_callable(target_sampler, "target_sampler")
         self.per_condition = bool(per_condition)
 

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from sclc_lightning._checks import plain_numbers
+from sclc_lightning._checks import COUNT, NON_NEGATIVE, bounded, check_arguments, plain_numbers
 from sclc_lightning._extras import require
 from sclc_lightning.correctors.base import Corrector, register_corrector
 from sclc_lightning.items.codec import SyntheticBatch
@@ -51,6 +51,13 @@ class PhysicsCorrector(Corrector):
 
     deciding = ("kp", "kd", "smooth")
     operational = ("num_workers", "chunk_size", "start_method")
+    ranges = bounded(
+        num_workers=NON_NEGATIVE,
+        chunk_size=COUNT,
+        kp=NON_NEGATIVE,
+        kd=NON_NEGATIVE,
+        smooth=NON_NEGATIVE,
+    )
 
     supports = frozenset({"continuous", "conditional"})
 
@@ -65,21 +72,10 @@ class PhysicsCorrector(Corrector):
         start_method: Literal["fork", "spawn", "forkserver"] | None = None,
     ) -> None:
         super().__init__(strength)
-        from sclc_lightning._checks import COUNT, NON_NEGATIVE, check_arguments
         from sclc_lightning._process import default_workers
 
-        check_arguments(
-            PhysicsCorrector.__init__,
-            locals(),
-            num_workers=NON_NEGATIVE,
-            chunk_size=COUNT,
-            kp=NON_NEGATIVE,
-            kd=NON_NEGATIVE,
-            smooth=NON_NEGATIVE,
-        )
+        check_arguments(PhysicsCorrector, locals())
         self.num_workers = default_workers() if num_workers is None else num_workers
-        if smooth < 0:
-            raise ValueError(f"`smooth` must be >= 0 frames, got {smooth}.")
         self.chunk_size, self.kp, self.kd, self.start_method = chunk_size, kp, kd, start_method
         self.smooth = float(smooth)
         require("mujoco", "physics", "The `physics` corrector")

@@ -36,7 +36,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from sclc_lightning._checks import plain_numbers
+from sclc_lightning._checks import POSITIVE, Range, bounded, check_arguments, plain_numbers
 from sclc_lightning.correctors.base import Corrector, register_corrector
 from sclc_lightning.correctors.scores import Score, ScoreSpec
 from sclc_lightning.items.codec import SyntheticBatch
@@ -116,12 +116,6 @@ class SelectingCorrector(Corrector):
         return accepted | anyway
 
 
-def _check_positive(name: str, value: Any, *, integer: bool = False, minimum: float = 0.0) -> None:
-    from sclc_lightning._checks import check_number
-
-    check_number(name, value, above=minimum, integer=integer)
-
-
 @register_corrector("curate")
 @plain_numbers
 class CurationCorrector(SelectingCorrector):
@@ -148,13 +142,13 @@ class CurationCorrector(SelectingCorrector):
     """
 
     deciding = ("reward", "num_candidates", "beta")
+    ranges = bounded(num_candidates=Range(above=1), beta=POSITIVE)
 
     def __init__(
         self, reward: ScoreSpec, num_candidates: int = 4, beta: float = 1.0, strength: float = math.inf
     ) -> None:
         super().__init__(strength)
-        _check_positive("num_candidates", num_candidates, integer=True, minimum=1)
-        _check_positive("beta", beta)
+        check_arguments(CurationCorrector, locals())
         self._reward = Score(reward, "reward")
         self.reward, self.num_candidates, self.beta = reward, int(num_candidates), float(beta)
 
@@ -224,6 +218,7 @@ class VerifierCorrector(SelectingCorrector):
     """
 
     deciding = ("verifier", "rule", "threshold", "fraction", "oversample")
+    ranges = bounded(fraction=Range(above=0, maximum=1), oversample=Range(minimum=1))
 
     def __init__(
         self,
@@ -235,9 +230,9 @@ class VerifierCorrector(SelectingCorrector):
         strength: float = math.inf,
     ) -> None:
         super().__init__(strength)
-        from sclc_lightning._checks import Range, check_arguments, check_choice
+        from sclc_lightning._checks import check_choice
 
-        check_arguments(VerifierCorrector.__init__, locals(), fraction=Range(above=0, maximum=1))
+        check_arguments(VerifierCorrector, locals())
         check_choice("rule", rule, _RULES)
         uses = {"threshold": "threshold", "top_fraction": "fraction"}.get(rule)
         given = [name for name, value in (("threshold", threshold), ("fraction", fraction)) if value is not None]
@@ -250,9 +245,6 @@ class VerifierCorrector(SelectingCorrector):
             isinstance(fraction, bool) or not isinstance(fraction, (int, float)) or not 0 < fraction <= 1
         ):
             raise ValueError(f"rule 'top_fraction' needs `fraction` in (0, 1], got {fraction!r}.")
-        _check_positive("oversample", oversample, minimum=0.0)
-        if oversample < 1:
-            raise ValueError(f"`oversample` must be >= 1, got {oversample!r}.")
         self._verifier = Score(verifier, "verifier")
         self.verifier, self.rule, self.threshold, self.fraction = verifier, rule, threshold, fraction
         self.oversample = float(oversample)

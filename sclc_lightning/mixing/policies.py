@@ -27,7 +27,16 @@ from typing import Any, ClassVar, TypeVar
 import torch
 from torch import Tensor
 
-from sclc_lightning._checks import plain_numbers
+from sclc_lightning._checks import (
+    COUNT,
+    FRACTION,
+    NON_NEGATIVE,
+    Range,
+    bounded,
+    check_arguments,
+    is_integer,
+    plain_numbers,
+)
 from sclc_lightning._registry import Registry
 from sclc_lightning._settings import declared_settings
 from sclc_lightning.seeding import make_generator
@@ -87,9 +96,11 @@ class GenerationPlan:
         return self.use_real and self.real_indices is None and not self.synthetic
 
 
-def _check_count(name: str, value: Any, minimum: int) -> None:
-    if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < minimum):
-        raise ValueError(f"`{name}` must be None or an integer >= {minimum}, got {value!r}.")
+def _check_count(cls: type[MixingPolicy], name: str, value: Any) -> None:
+    """``value`` is ``None`` or an integer in the range ``cls`` declares for ``name``."""
+    minimum = cls.ranges[name].minimum or 0
+    if value is not None and (not is_integer(value) or value < minimum):
+        raise ValueError(f"`{name}` must be None or an integer >= {minimum:g}, got {value!r}.")
 
 
 class MixingPolicy(abc.ABC):
@@ -116,6 +127,9 @@ class MixingPolicy(abc.ABC):
     deciding: ClassVar[tuple[str, ...] | None] = None
     #: Constructor arguments that do not change the plans (never recorded).
     operational: ClassVar[tuple[str, ...]] = ()
+    #: Where its numeric constructor arguments must lie (``check_arguments(Class, locals())``
+    #: checks them; the docs' settings tables show them).
+    ranges: ClassVar[Mapping[str, Range]] = bounded()
 
     @abc.abstractmethod
     def plan(self, generation: int, real_size: int, synthetic_counts: Mapping[int, int], seed: int) -> GenerationPlan:
@@ -255,9 +269,10 @@ class AccumulatePolicy(MixingPolicy):
     """
 
     deciding = ("max_synthetic",)
+    ranges = bounded(max_synthetic=NON_NEGATIVE)
 
     def __init__(self, max_synthetic: int | None = None) -> None:
-        _check_count("max_synthetic", max_synthetic, 0)
+        _check_count(AccumulatePolicy, "max_synthetic", max_synthetic)
         self.max_synthetic = max_synthetic
 
     def plan(self, generation: int, real_size: int, synthetic_counts: Mapping[int, int], seed: int) -> GenerationPlan:
@@ -295,11 +310,10 @@ class ReplacePolicy(MixingPolicy):
     """
 
     deciding = ("keep_real",)
+    ranges = bounded(keep_real=FRACTION)
 
     def __init__(self, keep_real: float = 0.0) -> None:
-        from sclc_lightning._checks import check_number
-
-        keep_real = check_number("keep_real", keep_real, minimum=0, maximum=1)
+        check_arguments(ReplacePolicy, locals())
         self.keep_real = float(keep_real)
 
     def settings(self) -> dict[str, Any]:
@@ -334,11 +348,12 @@ class FreshPolicy(MixingPolicy):
     """
 
     deciding = ("real_per_generation",)
+    ranges = bounded(real_per_generation=COUNT)
 
     def __init__(self, real_per_generation: int | None = None) -> None:
         if real_per_generation is None:
             raise ValueError("`real_per_generation` is required in mode 'fresh', got None.")
-        _check_count("real_per_generation", real_per_generation, 1)
+        _check_count(FreshPolicy, "real_per_generation", real_per_generation)
         self.real_per_generation = real_per_generation
 
     def n(self, real_size: int | None) -> int | None:
