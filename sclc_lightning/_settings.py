@@ -1,21 +1,34 @@
 """The settings of an extension-point object as JSON-safe values, read from its constructor's
-arguments, for manifests, checkpoints and the comparison made on resume."""
+arguments, for manifests, checkpoints and the comparison made on resume; and each setting's
+declaration (:func:`setting_rows`: default, role, range, documentation), read from the class, for
+the docs' settings tables."""
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import hashlib
 import inspect
 import math
 import os
+import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
 import torch
 
 from sclc_lightning._callables import code_identity
+from sclc_lightning._checks import declared_ranges
 
-__all__ = ["constructor_arguments", "declared_settings", "jsonable"]
+__all__ = [
+    "SettingRow",
+    "constructor_arguments",
+    "declared_settings",
+    "docstring_arguments",
+    "first_sentence",
+    "jsonable",
+    "setting_rows",
+]
 
 
 def jsonable(value: Any) -> Any:
@@ -121,3 +134,126 @@ def declared_settings(
             )
         settings[name] = jsonable(getattr(obj, name))
     return settings
+
+
+@dataclasses.dataclass(frozen=True)
+class SettingRow:
+    """One constructor argument of a class, as the class declares it.
+
+    Attributes:
+        name: the argument's name.
+        annotation: its type, as written in the signature.
+        default: its default (``inspect.Parameter.empty``: required).
+        role: ``"deciding"``, ``"operational"``, a role the caller fixes (``strength``: ``"γ"``),
+            or ``None`` when the class declares it neither way.
+        range: where a number must lie (``">= 1"``, ``"(0, 1]"``; ``""``: no range declared).
+        doc: the first sentence of its entry in the class's ``Args:`` (``""``: none).
+    """
+
+    name: str
+    annotation: str
+    default: Any
+    role: str | None
+    range: str
+    doc: str
+
+
+def _args_section(doc: str | None) -> dict[str, str]:
+    """The entries of a Google-style ``Args:`` section, each joined into one line."""
+    lines = inspect.cleandoc(doc or "").splitlines()
+    start = next((i for i, line in enumerate(lines) if line.strip() == "Args:"), None)
+    if start is None:
+        return {}
+    indent = len(lines[start]) - len(lines[start].lstrip())
+    body = [line for line in lines[start + 1 :] if line.strip()]
+    entry_depth = len(body[0]) - len(body[0].lstrip()) if body else 0
+    entries: dict[str, str] = {}
+    name = None
+    for line in body:
+        depth = len(line) - len(line.lstrip())
+        if depth <= indent:
+            break
+        entry = re.match(r"(\w+)(?: \(.*?\))?: (.*)", line.strip())
+        if entry and depth == entry_depth:
+            name = entry.group(1)
+            entries[name] = entry.group(2)
+        elif name is not None:
+            entries[name] += " " + line.strip()
+    return entries
+
+
+def docstring_arguments(cls: type) -> dict[str, str]:
+    """Each argument's entry in the ``Args:`` section of ``cls``'s docstring, or of the nearest
+    base that documents it (``strength``, documented once by the base class).
+
+    Examples:
+        >>> class Smooth:
+        ...     \"""Smooth the points.
+        ...
+        ...     Args:
+        ...         width: the kernel's width, in points. Odd widths
+        ...             centre it.
+        ...         workers: processes.
+        ...     \"""
+        >>> docstring_arguments(Smooth)["width"]
+        "the kernel's width, in points. Odd widths centre it."
+    """
+    found: dict[str, str] = {}
+    for klass in cls.__mro__:
+        for name, text in _args_section(vars(klass).get("__doc__")).items():
+            found.setdefault(name, text)
+    return found
+
+
+def first_sentence(text: str) -> str:
+    """``text`` up to its first full stop that ends a sentence ("e.g." does not).
+
+    Examples:
+        >>> first_sentence("the width, e.g. 3. Odd widths centre it.")
+        'the width, e.g. 3.'
+    """
+    match = re.search(r"(?<!\be\.g)(?<!\bi\.e)(?<!\bet al)\.(\s|$)", text)
+    return text if match is None else text[: match.start() + 1]
+
+
+def _role(cls: type, name: str, fixed: Mapping[str, str]) -> str | None:
+    if name in fixed:
+        return fixed[name]
+    operational = tuple(getattr(cls, "operational", ()))
+    deciding = getattr(cls, "deciding", None)
+    if name in operational:
+        return "operational"
+    return "deciding" if deciding is None or name in deciding else None
+
+
+def setting_rows(cls: type, fixed_roles: Mapping[str, str] | None = None) -> list[SettingRow]:
+    """One :class:`SettingRow` per constructor argument of ``cls``, in the signature's order: the
+    default and the type from the signature, the role from the class's ``deciding`` and
+    ``operational`` (``fixed_roles`` name others, e.g. ``{"strength": "γ"}``), the range from its
+    ``ranges`` (:func:`~sclc_lightning._checks.declared_ranges`) and the first sentence of its
+    docstring's entry (:func:`docstring_arguments`).
+
+    Examples:
+        >>> from sclc_lightning.correctors.kmeans import KMeansCorrector
+        >>> row = setting_rows(KMeansCorrector, {"strength": "γ"})[1]
+        >>> row.name, row.default, row.role, row.range, row.doc
+        ('num_clusters', 16, 'deciding', '>= 1', "centres per class (16 in the authors' MNIST code).")
+    """
+    parameters = inspect.signature(cls.__init__).parameters  # type: ignore[misc]
+    ranges, docs = declared_ranges(cls), docstring_arguments(cls)
+    rows = []
+    for name in constructor_arguments(cls):
+        parameter = parameters[name]
+        annotation = parameter.annotation
+        bounds = ranges.get(name)
+        rows.append(
+            SettingRow(
+                name=name,
+                annotation="" if annotation is parameter.empty else str(annotation),
+                default=parameter.default,
+                role=_role(cls, name, fixed_roles or {}),
+                range="" if bounds is None else str(bounds),
+                doc=first_sentence(docs.get(name, "")),
+            )
+        )
+    return rows

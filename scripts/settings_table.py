@@ -1,9 +1,15 @@
-"""Write the loop's settings table (sclc_lightning.loop.settings) into docs/loop.md."""
+"""Write the settings tables of the docs: the loop's (sclc_lightning.loop.settings) into
+docs/loop.md, and each built-in corrector's, model corrector's and mixing policy's
+(sclc_lightning._settings_tables) into docs/correctors.md, docs/model_correction.md and
+docs/loop.md."""
 
 from pathlib import Path
 
+from sclc_lightning._settings_tables import write_sections
 from sclc_lightning.loop.settings import write_table
 
 if __name__ == "__main__":
-    page = Path(__file__).parents[1] / "docs" / "loop.md"
-    print("updated" if write_table(str(page)) else "up to date")
+    docs = Path(__file__).parents[1] / "docs"
+    changed = ["loop.md"] if write_table(str(docs / "loop.md")) else []
+    changed += write_sections(docs)
+    print("updated " + ", ".join(sorted(set(changed))) if changed else "up to date")

@@ -17,6 +17,9 @@ __all__ = ["IdentityCorrector"]
 class IdentityCorrector(Corrector):
     """Returns the synthetic points unchanged: plain iterative retraining.
 
+    Args:
+        strength: ignored: the identity is γ = 0 whatever it is given (reports label it "γ=0").
+
     Examples:
         >>> IdentityCorrector().name
         'identity'

@@ -246,7 +246,7 @@ class NeonCorrector(ModelCorrector):
     file changed is refused. The fine-tuning always starts from :math:`\theta_r`.
 
     Args:
-        weight: :math:`w`.
+        weight: :math:`w`, how far the weights move away from the self-trained ones.
         num_samples: self-training samples per generation.
         steps: fine-tuning steps (gradient-trained models).
         lr: the fine-tuning learning rate.

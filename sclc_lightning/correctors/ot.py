@@ -222,7 +222,15 @@ class OptimalTransportCorrector(_PairingCorrector):
 
 @register_corrector("random_pairing")
 class RandomPairingCorrector(_PairingCorrector):
-    r"""Like :class:`OptimalTransportCorrector` with a uniformly random pairing (App. C.6)."""
+    r"""Like :class:`OptimalTransportCorrector` with a uniformly random pairing (App. C.6).
+
+    Args:
+        strength: :math:`\gamma`.
+        target_sampler: ``f(num, generator) -> Tensor (num, ...)`` drawing from the target
+            distribution (or an import path to one); ``None`` draws fresh real points.
+        per_condition: with conditional items, pair each point only with real points of its
+            condition value (its class); ``False`` pairs across all of them.
+    """
 
     def _pairing(self, points: Tensor, targets: Tensor, generator: torch.Generator) -> Tensor:
         return torch.randperm(points.shape[0], generator=generator)
