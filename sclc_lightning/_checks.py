@@ -302,11 +302,14 @@ def check_arguments(function: Callable[..., Any] | type, values: Mapping[str, An
 
 def _admitted(name: str, value: Any, kinds: _Kinds, default: Any, bounds: Range) -> bool:
     """Whether ``value`` is of a kind the annotation admits (``None`` also where the default is
-    ``None``); a number out of ``bounds`` or text outside a ``Literal``'s choices raises here,
-    with its own message."""
+    ``None``); a number out of ``bounds``, ``None`` or a flag refused for a number, or text outside
+    a ``Literal``'s choices raises here, with its own message (a number's names its range)."""
     scalars, _, other = kinds
     if value is None:
-        return type(None) in scalars or default is None or other
+        admitted = type(None) in scalars or default is None or other
+        if not admitted and (int in scalars or float in scalars):
+            _number_admitted(name, value, kinds, default, bounds)  # refused as a number, with its range
+        return admitted
     if isinstance(value, (bool, np.bool_)):
         if not (bool in scalars or other) and (int in scalars or float in scalars):
             _number_admitted(name, value, kinds, default, bounds)  # refused as a number, with its range

@@ -145,7 +145,8 @@ class SettingRow:
         annotation: its type, as written in the signature.
         default: its default (``inspect.Parameter.empty``: required).
         role: ``"deciding"``, ``"operational"``, a role the caller fixes (``strength``: ``"γ"``),
-            or ``None`` when the class declares it neither way.
+            or ``None`` when the class declares it neither way or has no roles (a callback, which
+            does not change the synthetic data).
         range: where a number must lie (``">= 1"``, ``"(0, 1]"``; ``""``: no range declared).
         doc: the first sentence of its entry in the class's ``Args:`` (``""``: none).
     """
@@ -226,10 +227,11 @@ def _role(cls: type, name: str, fixed: Mapping[str, str]) -> str | None:
     return "deciding" if deciding is None or name in deciding else None
 
 
-def setting_rows(cls: type, fixed_roles: Mapping[str, str] | None = None) -> list[SettingRow]:
+def setting_rows(cls: type, fixed_roles: Mapping[str, str] | None = None, roles: bool = True) -> list[SettingRow]:
     """One :class:`SettingRow` per constructor argument of ``cls``, in the signature's order: the
     default and the type from the signature, the role from the class's ``deciding`` and
-    ``operational`` (``fixed_roles`` name others, e.g. ``{"strength": "γ"}``), the range from its
+    ``operational`` (``fixed_roles`` name others, e.g. ``{"strength": "γ"}``; ``roles=False``: no
+    role, for a class whose settings have none, such as a callback), the range from its
     ``ranges`` (:func:`~sclc_lightning._checks.declared_ranges`) and the first sentence of its
     docstring's entry (:func:`docstring_arguments`).
 
@@ -251,7 +253,7 @@ def setting_rows(cls: type, fixed_roles: Mapping[str, str] | None = None) -> lis
                 name=name,
                 annotation="" if annotation is parameter.empty else str(annotation),
                 default=parameter.default,
-                role=_role(cls, name, fixed_roles or {}),
+                role=_role(cls, name, fixed_roles or {}) if roles else None,
                 range="" if bounds is None else str(bounds),
                 doc=first_sentence(docs.get(name, "")),
             )

@@ -1,10 +1,11 @@
-"""The docs' settings tables of the built-in correctors, model correctors and mixing policies,
-generated from each class's declaration (:func:`~sclc_lightning._settings.setting_rows`: the
-signature's types and defaults, ``deciding``/``operational``, ``ranges`` and the docstring's
+"""The docs' settings tables of the built-in correctors, model correctors, mixing policies and
+callbacks, generated from each class's declaration (:func:`~sclc_lightning._settings.setting_rows`:
+the signature's types and defaults, ``deciding``/``operational``, ``ranges`` and the docstring's
 ``Args:``). ``python scripts/settings_table.py`` writes them between their markers;
 ``tests/test_settings_tables.py`` fails when a page differs, or when an argument lacks its
-documentation or its role. The registries are read, so a new built-in gets its table without
-anyone editing a list."""
+documentation or its role. The registries and ``sclc_lightning.callbacks.__all__`` are read, so a
+new built-in gets its table without anyone editing a list. Callbacks have no role column: they do
+not change the synthetic data."""
 
 from __future__ import annotations
 
@@ -30,6 +31,7 @@ class Kind:
         names: the registry's names (``available_correctors``).
         get: the class registered as a name.
         fixed_roles: roles the base class fixes (a corrector's ``strength`` is γ).
+        roles: whether its settings have roles (deciding, operational); a callback's have none.
     """
 
     title: str
@@ -37,6 +39,7 @@ class Kind:
     names: Callable[[], list[str]]
     get: Callable[[str], type]
     fixed_roles: Mapping[str, str] = dataclasses.field(default_factory=dict)
+    roles: bool = True
 
     @property
     def start(self) -> str:
@@ -65,8 +68,25 @@ def _policies() -> Kind:
     return Kind("mixing policy", "loop.md", available_mixing_policies, get_mixing_policy_class)
 
 
+def _callback_names() -> list[str]:
+    import sclc_lightning.callbacks
+
+    # the loop's own settings table is sclc_lightning.loop.settings's, in docs/loop.md
+    return [name for name in sclc_lightning.callbacks.__all__ if name != "SelfConsumingLoop"]
+
+
+def _callback(name: str) -> type:
+    import sclc_lightning.callbacks
+
+    return getattr(sclc_lightning.callbacks, name)  # type: ignore[no-any-return]
+
+
+def _callbacks() -> Kind:
+    return Kind("callback", "metrics.md", _callback_names, _callback, roles=False)
+
+
 #: The extension points, built when asked for (their registries import this package's modules).
-KINDS: tuple[Callable[[], Kind], ...] = (_correctors, _model_correctors, _policies)
+KINDS: tuple[Callable[[], Kind], ...] = (_correctors, _model_correctors, _policies, _callbacks)
 
 
 def builtin_classes(kind: Kind) -> list[tuple[str, type]]:
@@ -121,26 +141,31 @@ def markdown(text: str) -> str:
     return text.replace("|", "\\|")
 
 
-def _cells(row: SettingRow) -> list[str]:
+def _cells(row: SettingRow, roles: bool) -> list[str]:
     kinds = " or ".join(f"`{arm}`" for arm in row.annotation.split(" | ")) if row.annotation else ""
     default = "required" if row.default is inspect.Parameter.empty else f"`{row.default!r}`"
-    return [f"`{row.name}`", kinds, default, row.role or "", row.range, markdown(row.doc)]
+    role = [row.role or ""] if roles else []
+    return [f"`{row.name}`", kinds, default, *role, row.range, markdown(row.doc)]
 
 
-def markdown_table(cls: type, fixed_roles: Mapping[str, str] | None = None) -> str:
-    """The settings table of ``cls``: one row per constructor argument."""
-    rows = setting_rows(cls, fixed_roles)
+def markdown_table(cls: type, fixed_roles: Mapping[str, str] | None = None, roles: bool = True) -> str:
+    """The settings table of ``cls``: one row per constructor argument (``roles=False``: without
+    the role column)."""
+    rows = setting_rows(cls, fixed_roles, roles=roles)
     if not rows:
         return "No settings.\n"
-    lines = ["| argument | type | default | role | range | meaning |", "|---|---|---|---|---|---|"]
-    lines += ["| " + " | ".join(_cells(row)) + " |" for row in rows]
+    columns = ["argument", "type", "default", *(["role"] if roles else []), "range", "meaning"]
+    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    lines += ["| " + " | ".join(_cells(row, roles)) + " |" for row in rows]
     return "\n".join(lines) + "\n"
 
 
 def section(kind: Kind) -> str:
-    """What goes between ``kind``'s markers: each built-in's heading and table, by name."""
+    """What goes between ``kind``'s markers: each built-in's heading and table, by name (the class
+    named once where the name is the class's)."""
     parts = [
-        f"#### `{name}` (`{cls.__name__}`)\n\n{markdown_table(cls, kind.fixed_roles)}"
+        f"#### `{name}`{'' if name == cls.__name__ else f' (`{cls.__name__}`)'}\n\n"
+        f"{markdown_table(cls, kind.fixed_roles, kind.roles)}"
         for name, cls in builtin_classes(kind)
     ]
     return "\n".join(parts)

@@ -1,7 +1,7 @@
 """Write the settings tables of the docs: the loop's (sclc_lightning.loop.settings) into
-docs/loop.md, and each built-in corrector's, model corrector's and mixing policy's
-(sclc_lightning._settings_tables) into docs/correctors.md, docs/model_correction.md and
-docs/loop.md."""
+docs/loop.md, and each built-in corrector's, model corrector's, mixing policy's and callback's
+(sclc_lightning._settings_tables) into docs/correctors.md, docs/model_correction.md,
+docs/loop.md and docs/metrics.md."""
 
 from pathlib import Path
 

@@ -10,7 +10,7 @@ from lightning.pytorch.callbacks import Callback
 from torch import Tensor
 from typing_extensions import override
 
-from sclc_lightning._checks import plain_numbers
+from sclc_lightning._checks import COUNT, NON_NEGATIVE, bounded, check_arguments, is_integer, plain_numbers
 from sclc_lightning._files import atomic_path
 from sclc_lightning._lightning_compat import classes_named
 from sclc_lightning._trainer import current_generation, eval_mode, evaluation_seed, find_loop, sample_data
@@ -106,21 +106,24 @@ class SampleFigures(Callback):
     Conditional models get the conditions of the first real items (see
     :attr:`SelfConsumingLoop.real_data`).
 
+    Args:
+        num_samples: points drawn for each picture (the same count each time).
+        every: draw every ``every`` generations (unless ``generations`` lists them).
+        seed: seed of the draws; `None` (default) takes the run's seed (the loop's).
+        generations: the generations to draw (integers >= 0), instead of every ``every``th;
+            `None` (default): every ``every``th.
+
     Examples:
         >>> from sclc_lightning import SampleFigures
         >>> figures = SampleFigures(num_samples=256, generations=[0, 5, 10])
     """
 
+    ranges = bounded(num_samples=COUNT, every=COUNT, seed=NON_NEGATIVE)
+
     def __init__(
         self, num_samples: int = 64, every: int = 1, seed: int | None = None, generations: list[int] | None = None
     ) -> None:
-        from sclc_lightning._checks import COUNT, NON_NEGATIVE, check_arguments
-
-        check_arguments(SampleFigures.__init__, locals(), num_samples=COUNT, every=COUNT, seed=NON_NEGATIVE)
-        if num_samples < 1 or every < 1:
-            raise ValueError(f"`num_samples` and `every` must be >= 1, got {num_samples} and {every}.")
-        from sclc_lightning._checks import is_integer
-
+        check_arguments(SampleFigures, locals())
         if generations is not None and (
             not isinstance(generations, (list, tuple, set, frozenset))
             or not all(is_integer(g) and g >= 0 for g in generations)

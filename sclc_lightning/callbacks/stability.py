@@ -39,7 +39,7 @@ from lightning.pytorch.utilities import rank_zero_warn
 from typing_extensions import override
 
 from sclc_lightning import _lightning_compat as compat
-from sclc_lightning._checks import check_number, plain_numbers
+from sclc_lightning._checks import NON_NEGATIVE, POSITIVE, bounded, check_arguments, check_number, plain_numbers
 from sclc_lightning._trainer import GenerationMetricProducer, current_generation, find_loop
 
 __all__ = ["StabilityMonitor"]
@@ -65,7 +65,8 @@ class StabilityMonitor(GenerationMetricProducer, Callback):
         drift_metric: a metric to watch: a logged metric's name, ``None`` (none) or ``"auto"``
             (default: ``c2st_auc`` when a :class:`~sclc_lightning.callbacks.DetectorMetrics` is
             among the callbacks, else none). A name that is never logged is said once.
-        drift_threshold: the drift metric's value past which the run has drifted.
+        drift_threshold: the drift metric's value past which the run has drifted (in [0, 1] when
+            the metric is the detector's ``c2st_auc``, as with ``"auto"``).
 
     Raises:
         ValueError: an argument out of range, naming it and the value.
@@ -74,6 +75,9 @@ class StabilityMonitor(GenerationMetricProducer, Callback):
         >>> from sclc_lightning.callbacks import StabilityMonitor
         >>> monitor = StabilityMonitor(band=3.0, alpha=1.0, epsilon=0.1, lipschitz=2.0)
     """
+
+    # drift_threshold's range depends on the metric watched: checked on its own
+    ranges = bounded(band=POSITIVE, alpha=POSITIVE, epsilon=NON_NEGATIVE, lipschitz=NON_NEGATIVE)
 
     def __init__(
         self,
@@ -87,19 +91,20 @@ class StabilityMonitor(GenerationMetricProducer, Callback):
         constants = (alpha, epsilon, lipschitz)
         if any(c is None for c in constants) and not all(c is None for c in constants):
             raise ValueError("Give all of `alpha`, `epsilon` and `lipschitz` (Bertrand et al.'s constants) or none.")
-        self.band = check_number("band", band, above=0)
-        self.alpha = None if alpha is None else check_number("alpha", alpha, above=0)
-        self.epsilon = None if epsilon is None else check_number("epsilon", epsilon, minimum=0)
-        self.lipschitz = None if lipschitz is None else check_number("lipschitz", lipschitz, minimum=0)
         if drift_metric is not None and (not isinstance(drift_metric, str) or not drift_metric):
             raise ValueError(f"`drift_metric` must be a metric's name or None, got {drift_metric!r}.")
-        self.drift_metric = drift_metric
-        self._watched: str | None = None if drift_metric == "auto" else drift_metric
-        self._trainer_for_state: pl.Trainer | None = None
+        check_arguments(StabilityMonitor, {k: v for k, v in locals().items() if k != "drift_threshold"})
         auc = drift_metric in ("auto", "c2st_auc")  # the detector's AUC lies in [0, 1]
         self.drift_threshold = check_number(
             "drift_threshold", drift_threshold, minimum=0 if auc else None, maximum=1 if auc else None
         )
+        self.band = float(band)
+        self.alpha = None if alpha is None else float(alpha)
+        self.epsilon = None if epsilon is None else float(epsilon)
+        self.lipschitz = None if lipschitz is None else float(lipschitz)
+        self.drift_metric = drift_metric
+        self._watched: str | None = None if drift_metric == "auto" else drift_metric
+        self._trainer_for_state: pl.Trainer | None = None
         self.first_sigma: float | None = None
         self.warned: set[str] = set()
         self._pending: int | None = None

@@ -7,7 +7,7 @@ import lightning.pytorch as pl
 import torch
 from torch import Tensor
 
-from sclc_lightning._checks import plain_numbers
+from sclc_lightning._checks import COUNT, POSITIVE, bounded, check_arguments, plain_numbers
 from sclc_lightning._extras import require
 from sclc_lightning._trainer import find_loop
 from sclc_lightning.datasets.molecules import Molecule
@@ -50,23 +50,12 @@ class ConformerMetrics(GenerationEvaluator):
     """
 
     headline = "cov_r"
+    ranges = bounded(ratio=COUNT, threshold=POSITIVE)
 
     def __init__(
         self, ratio: int = 2, threshold: float = 1.25, every: int = 1, batch_size: int = 256, seed: int | None = None
     ) -> None:
-        from sclc_lightning._checks import COUNT, NON_NEGATIVE, POSITIVE, check_arguments
-
-        check_arguments(
-            ConformerMetrics.__init__,
-            locals(),
-            ratio=COUNT,
-            threshold=POSITIVE,
-            every=COUNT,
-            batch_size=COUNT,
-            seed=NON_NEGATIVE,
-        )
-        if ratio < 1 or threshold <= 0:
-            raise ValueError(f"`ratio` must be >= 1 and `threshold` > 0 Å, got {ratio} and {threshold}.")
+        check_arguments(ConformerMetrics, locals())
         super().__init__(2, every, batch_size, seed)
         self.ratio, self.threshold = ratio, float(threshold)
         self._references: tuple[Tensor, Tensor] | None = None

@@ -18,7 +18,7 @@ from lightning.pytorch.utilities import rank_zero_info
 from torch import Tensor
 from typing_extensions import override
 
-from sclc_lightning._checks import check_number, plain_numbers
+from sclc_lightning._checks import Range, bounded, check_arguments, plain_numbers
 from sclc_lightning._trainer import find_loop
 from sclc_lightning.metrics.evaluator import GenerationEvaluator, held_out
 
@@ -110,6 +110,7 @@ class DetectorMetrics(GenerationEvaluator):
     """
 
     headline = "c2st_auc"
+    ranges = bounded(folds=Range(minimum=2))
 
     def __init__(
         self,
@@ -124,7 +125,8 @@ class DetectorMetrics(GenerationEvaluator):
         super().__init__(num_samples, every, batch_size, seed)
         if classifier not in CLASSIFIERS:
             raise ValueError(f"`classifier` must be one of {list(CLASSIFIERS)}, got {classifier!r}.")
-        self.classifier, self.folds = classifier, check_number("folds", folds, minimum=2, integer=True)
+        check_arguments(DetectorMetrics, locals())
+        self.classifier, self.folds = classifier, int(folds)
         if self.num_samples < 2 * self.folds:
             raise ValueError(
                 f"`num_samples` must be at least 2 * `folds` = {2 * self.folds} (each fold needs both classes),"

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any, ClassVar
 
 import lightning.pytorch as pl
@@ -16,7 +16,7 @@ from torch import Tensor, nn
 from tqdm.auto import tqdm
 from typing_extensions import override
 
-from sclc_lightning._checks import plain_numbers
+from sclc_lightning._checks import COUNT, NON_NEGATIVE, Range, bounded, check_arguments, plain_numbers
 from sclc_lightning._trainer import current_generation, eval_mode, evaluation_seed, find_loop, sample_data
 from sclc_lightning.seeding import derive_seed
 
@@ -130,6 +130,13 @@ class GenerationEvaluator(Callback):
     metrics plus ``time_evaluating_s`` with the module's ``log_dict``; subclasses draw their
     samples with :meth:`draw`.
 
+    Args:
+        num_samples: samples drawn per evaluation (the same count every time, so that values
+            compare).
+        every: evaluate every ``every`` generations (and always at generation 0).
+        batch_size: samples per ``sample`` call.
+        seed: seed of the evaluation draws; `None` takes the run's seed (the loop's).
+
     Examples:
         >>> class SampleSpread(GenerationEvaluator):
         ...     headline = "spread"
@@ -141,14 +148,16 @@ class GenerationEvaluator(Callback):
 
     #: the metric quoted in the log line.
     headline: ClassVar[str] = ""
+    #: Where the numeric constructor arguments must lie (subclasses taking the same arguments
+    #: inherit them; ``check_arguments(Class, locals())`` checks them, the docs' tables show them).
+    ranges: ClassVar[Mapping[str, Range]] = bounded(
+        num_samples=Range(minimum=2), every=COUNT, batch_size=COUNT, seed=NON_NEGATIVE
+    )
 
     def __init__(self, num_samples: int, every: int, batch_size: int, seed: int | None) -> None:
-        from sclc_lightning._checks import check_number
-
-        self.num_samples = check_number("num_samples", num_samples, minimum=2, integer=True)
-        self.every = check_number("every", every, minimum=1, integer=True)
-        self.batch_size = check_number("batch_size", batch_size, minimum=1, integer=True)
-        self.seed = None if seed is None else check_number("seed", seed, minimum=0, integer=True)
+        check_arguments(GenerationEvaluator, locals())
+        self.num_samples, self.every, self.batch_size = int(num_samples), int(every), int(batch_size)
+        self.seed = None if seed is None else int(seed)
 
     @property
     def classifier_seed(self) -> int:

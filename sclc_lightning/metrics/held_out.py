@@ -13,7 +13,7 @@ from lightning.pytorch.utilities import rank_zero_info
 from torch import Tensor
 from typing_extensions import override
 
-from sclc_lightning._checks import plain_numbers
+from sclc_lightning._checks import COUNT, Range, bounded, check_arguments, plain_numbers
 from sclc_lightning._trainer import current_generation, eval_mode
 
 __all__ = ["HeldOutScores"]
@@ -42,10 +42,10 @@ class HeldOutScores(Callback):
         >>> scores = HeldOutScores(every=1, tail="nll")  # and `tail_share` of the `nll` scores
     """
 
-    def __init__(self, every: int = 1, tail: str | None = None, quantile: float = 0.95) -> None:
-        from sclc_lightning._checks import COUNT, Range, check_arguments
+    ranges = bounded(every=COUNT, quantile=Range(above=0, maximum=0.999999))
 
-        check_arguments(HeldOutScores.__init__, locals(), every=COUNT, quantile=Range(above=0, maximum=0.999999))
+    def __init__(self, every: int = 1, tail: str | None = None, quantile: float = 0.95) -> None:
+        check_arguments(HeldOutScores, locals())
         if every < 1 or not 0 < quantile < 1:
             raise ValueError(f"`every` must be >= 1 and `quantile` in (0, 1), got {every} and {quantile}.")
         self.every, self.tail, self.quantile = every, tail, quantile

@@ -13,7 +13,7 @@ from torch.utils.data import DataLoader
 from torchmetrics.image.kid import KernelInceptionDistance
 from typing_extensions import override
 
-from sclc_lightning._checks import plain_numbers
+from sclc_lightning._checks import COUNT, Range, bounded, check_arguments, plain_numbers
 from sclc_lightning._files import atomic_path
 from sclc_lightning._trainer import find_loop
 from sclc_lightning.metrics.classifier import load_or_train_classifier
@@ -71,6 +71,10 @@ class ImageMetrics(FeatureDistanceEvaluator):
         >>> metrics = ImageMetrics(num_samples=1000, feature="domain", num_classes=10, every=5)
     """
 
+    ranges = bounded(
+        num_classes=Range(minimum=2), classifier_epochs=COUNT, kid_subset_size=Range(minimum=2), prc_neighborhood=COUNT
+    )
+
     def __init__(
         self,
         num_samples: int = 1000,
@@ -87,20 +91,7 @@ class ImageMetrics(FeatureDistanceEvaluator):
         batch_size: int = 500,
         seed: int | None = None,
     ) -> None:
-        from sclc_lightning._checks import COUNT, NON_NEGATIVE, Range, check_arguments
-
-        check_arguments(
-            ImageMetrics.__init__,
-            locals(),
-            num_classes=Range(minimum=2),
-            classifier_epochs=COUNT,
-            kid_subset_size=Range(minimum=2),
-            prc_neighborhood=COUNT,
-            every=COUNT,
-            num_samples=Range(minimum=2),
-            batch_size=COUNT,
-            seed=NON_NEGATIVE,
-        )
+        check_arguments(ImageMetrics, locals())
         if feature == "domain" and not num_classes:
             raise ValueError("`num_classes` is required with feature='domain' (the classifier's classes).")
         super().__init__(num_samples, every, batch_size, seed)

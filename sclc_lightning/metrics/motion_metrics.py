@@ -9,7 +9,7 @@ import lightning.pytorch as pl
 import numpy as np
 from torch import Tensor
 
-from sclc_lightning._checks import plain_numbers
+from sclc_lightning._checks import COUNT, NON_NEGATIVE, bounded, check_arguments, plain_numbers
 from sclc_lightning._extras import require
 from sclc_lightning._trainer import find_loop
 from sclc_lightning.metrics.classifier import load_or_train_classifier
@@ -56,6 +56,7 @@ class MotionMetrics(FeatureDistanceEvaluator):
     """
 
     accuracy_key = "matching_accuracy"
+    ranges = bounded(num_classes=COUNT, classifier_epochs=COUNT, physics_workers=NON_NEGATIVE)
 
     def __init__(
         self,
@@ -68,11 +69,7 @@ class MotionMetrics(FeatureDistanceEvaluator):
         physics_workers: int = 0,
         seed: int | None = None,
     ) -> None:
-        from sclc_lightning._checks import COUNT, NON_NEGATIVE, check_arguments
-
-        check_arguments(
-            MotionMetrics.__init__, locals(), num_classes=COUNT, classifier_epochs=COUNT, physics_workers=NON_NEGATIVE
-        )
+        check_arguments(MotionMetrics, locals())
         super().__init__(num_samples, every, batch_size, seed)
         self.num_classes = num_classes
         self.cache_dir = Path(cache_dir) if cache_dir else Path.home() / ".cache" / "sclc_lightning"

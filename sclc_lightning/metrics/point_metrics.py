@@ -5,7 +5,7 @@ from __future__ import annotations
 import lightning.pytorch as pl
 from torch import Tensor
 
-from sclc_lightning._checks import plain_numbers
+from sclc_lightning._checks import POSITIVE, bounded, check_arguments, plain_numbers
 from sclc_lightning.metrics.evaluator import GenerationEvaluator, held_out
 from sclc_lightning.metrics.functional import frechet_distance, mmd_rbf, mode_statistics, moment_drift
 
@@ -38,6 +38,7 @@ class PointMetrics(GenerationEvaluator):
     """
 
     headline = "frechet"
+    ranges = bounded(mode_radius=POSITIVE)
 
     def __init__(
         self,
@@ -47,9 +48,7 @@ class PointMetrics(GenerationEvaluator):
         batch_size: int = 10_000,
         seed: int | None = None,
     ) -> None:
-        from sclc_lightning._checks import POSITIVE, check_arguments
-
-        check_arguments(PointMetrics.__init__, locals(), mode_radius=POSITIVE)
+        check_arguments(PointMetrics, locals())
         super().__init__(num_samples, every, batch_size, seed)
         self.mode_radius = float(mode_radius)
         self._reference: Tensor | None = None
