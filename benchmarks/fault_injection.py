@@ -69,6 +69,7 @@ def _install_kill(point: str, trainer: Any, model: Any) -> None:
     """Make this process kill itself at ``point`` (second occurrence, so generation 0 is done)."""
     from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
 
+    import sclc_lightning.store.journal as journal
     import sclc_lightning.store.synthetic as store
 
     calls = {"n": 0}
@@ -90,14 +91,14 @@ def _install_kill(point: str, trainer: Any, model: Any) -> None:
 
         store.os.replace = replace  # type: ignore[attr-defined]
     elif point == "record":
-        original_append = store.SyntheticStore._append
+        original_append = journal.ManifestFiles.append
 
         def append(self: Any, manifest: Any, record: Any) -> None:
             if record.generation == 2:
                 _die()  # generation 2's folder in place, its record not yet in the manifest's journal
             original_append(self, manifest, record)
 
-        store.SyntheticStore._append = append  # type: ignore[method-assign]
+        journal.ManifestFiles.append = append  # type: ignore[method-assign]
     elif point in ("checkpoint", "after-checkpoint"):
         original_save = TorchCheckpointIO.save_checkpoint
 
