@@ -380,9 +380,8 @@ def test_legends_name_each_method_as_a_person_would(tmp_path: Path, monkeypatch:
     save = matplotlib.figure.Figure.savefig
 
     def recording(self: matplotlib.figure.Figure, *args: object, **kwargs: object) -> None:
-        legend = self.axes[0].get_legend()
-        assert legend is not None
-        drawn.extend(text.get_text() for text in legend.get_texts())
+        legend = self.axes[0].get_legend()  # a figure without one adds nothing: the comparison below fails
+        drawn.extend(text.get_text() for text in (legend.get_texts() if legend is not None else []))
         save(self, *args, **kwargs)  # type: ignore[arg-type]
 
     monkeypatch.setattr(matplotlib.figure.Figure, "savefig", recording)  # type: ignore[attr-defined]

@@ -58,10 +58,12 @@ def test_the_intervals_cover_what_they_claim_and_a_percentile_bootstrap_would_no
         r = u - 1.0 + rng.normal(0.0, 0.25, n)
         m = u - 0.6 + rng.normal(0.0, 0.25, n)
         result = score_task(m, r, u, "lower")
-        assert result.interval is not None  # the references differ by 4 standard errors
+        # the references differ by 4 standard errors: a score, inside its bounded interval
+        assert result.score is not None and result.interval is not None
+        assert result.interval.low <= result.score <= result.interval.high
         score_hits += result.interval.low <= 0.6 <= result.interval.high
-        _, interval = mean_interval(m)
-        assert interval is not None
+        mean, interval = mean_interval(m)
+        assert interval is not None and interval.low < mean < interval.high
         mean_hits += interval.low <= 1.4 <= interval.high
         if trial < 2000:
             rows = rng.integers(0, n, (1000, n))
