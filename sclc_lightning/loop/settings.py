@@ -32,6 +32,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from sclc_lightning._checks import check_number, is_integer, is_number, plain
+from sclc_lightning.sampler import SAMPLER_KEYWORDS
 
 __all__ = ["LOOP_SETTINGS", "REQUIRED", "Setting", "check_settings", "docstring_arguments", "markdown_table"]
 
@@ -157,8 +158,8 @@ def _max_oversampling(value: Any) -> float:
     return float(value)
 
 
-#: What the loop passes to the sampler itself: not sampling settings.
-LOOP_SAMPLER_ARGUMENTS = ("num_samples", "generator", "conditions")
+#: What the loop passes to the sampler itself (the Sampler protocol's arguments): not sampling settings.
+LOOP_SAMPLER_ARGUMENTS = ("num_samples", *SAMPLER_KEYWORDS)
 
 
 def _sample_kwargs(value: Any) -> dict[str, Any]:
