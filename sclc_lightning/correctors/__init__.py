@@ -138,6 +138,7 @@ def __getattr__(name: str) -> Any:
         found = _builtin_classes().get(name) if not name.startswith("_") else None
         if found is None:
             raise
+        globals()[name] = found  # found once
         return found
 
 
