@@ -25,7 +25,14 @@ import types
 from collections.abc import Callable
 from typing import Any
 
-__all__ = ["CODE_MARK", "code_identity", "describe_callable", "resolve_callable", "strip_code_identities"]
+__all__ = [
+    "CODE_MARK",
+    "class_identity",
+    "code_identity",
+    "describe_callable",
+    "resolve_callable",
+    "strip_code_identities",
+]
 
 #: What separates a callable's name from its digest in a recorded identity.
 CODE_MARK = "#code:"
@@ -297,6 +304,40 @@ def code_identity(value: Callable[..., Any]) -> str:
     name = _name(value.func) if isinstance(value, functools.partial) else _name(value)
     digest = hashlib.sha256(repr(parts).encode()).hexdigest()[:16]
     return f"{name}{CODE_MARK}{digest}"
+
+
+def class_identity(cls: type) -> str:
+    """``"module:qualname#code:<16 hex>"`` for a user's class: its name and a digest of the
+    methods and plain class attributes that it and the classes it derives from outside the
+    libraries define (editing any of them changes it).
+
+    Examples:
+        >>> class Half:
+        ...     scale = 0.5
+        ...     def apply(self, x):
+        ...         return self.scale * x
+        >>> first = class_identity(Half)
+        >>> Half.scale = 0.25
+        >>> first.split("#")[0], class_identity(Half) == first
+        ('sclc_lightning._callables:Half', False)
+    """
+    parts = []
+    for owner in cls.__mro__:
+        if owner is object or (owner is not cls and owner.__module__.split(".")[0] in _LIBRARIES):
+            continue
+        members = []
+        for name, member in sorted(vars(owner).items()):
+            if isinstance(member, (staticmethod, classmethod)):
+                member = member.__func__
+            if isinstance(member, property):
+                member = member.fget
+            if isinstance(member, types.FunctionType):
+                members.append([name, _identity_parts(member, set())])
+            elif not name.startswith("__") and _plain_data(member):
+                members.append([name, _value_parts(member, set())])
+        parts.append([_name(owner), members])
+    digest = hashlib.sha256(repr(parts).encode()).hexdigest()[:16]
+    return f"{_name(cls)}{CODE_MARK}{digest}"
 
 
 def describe_callable(value: Callable[..., Any] | str, resolved: Callable[..., Any] | None = None) -> str:

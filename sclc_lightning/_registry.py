@@ -110,11 +110,14 @@ class Registry(Generic[T]):
         return sorted(self._classes)
 
     def get(self, name: str) -> type[T]:
-        """The class registered as ``name``.
+        """The class registered as ``name``, or the one an import path ``"package.module:Class"``
+        names.
 
         Raises:
             ValueError: nothing is registered under ``name``; the message lists what is.
         """
+        if isinstance(name, str) and ":" in name and self.base is not None:
+            return self._imported(name)
         if name not in self:
             import difflib
 
@@ -124,9 +127,30 @@ class Registry(Generic[T]):
             raise ValueError(f"`{self.argument}` must be one of {self.names()}{other}, got {name!r}{hint}.")
         return self._classes[name]
 
+    def _imported(self, path: str) -> type[T]:
+        """The class an import path ``"package.module:Class"`` names, refused unless it is a
+        subclass of :attr:`base`."""
+        import importlib
+
+        assert self.base is not None
+        module_name, _, attribute = path.partition(":")
+        try:
+            found = importlib.import_module(module_name)
+            for part in attribute.split("."):
+                found = getattr(found, part)
+        except (ImportError, AttributeError, ValueError) as err:
+            raise ValueError(
+                f"`{self.argument}` {path!r} does not name an importable class ({type(err).__name__}: {err}); give a"
+                f" registered name ({', '.join(self.names())}) or an import path 'package.module:Class'."
+            ) from None
+        if not (isinstance(found, type) and issubclass(found, self.base)):
+            raise ValueError(f"`{self.argument}` {path!r} names {found!r}, not a {self.base.__name__} subclass.")
+        return found
+
     def make(self, value: T | str, kwargs: Mapping[str, Any] | None = None) -> T:
-        """Resolve a loop argument: an instance stays as it is, a name is instantiated with
-        ``kwargs``.
+        """Resolve a loop argument: an instance stays as it is, a name (or an import path
+        ``"package.module:Class"``, whose instance is named by the path and its class's code) is
+        instantiated with ``kwargs``.
 
         Raises:
             ValueError: ``kwargs`` given with an instance, or naming an argument the registered
@@ -158,7 +182,12 @@ class Registry(Generic[T]):
                         f"`{self.argument}_kwargs` has {', '.join(map(repr, unknown))}{hint}, which the {self.kind}"
                         f" {value!r} does not take; it takes {sorted(parameters)}."
                     )
-            return cls(**kwargs)
+            made = cls(**kwargs)
+            if ":" in value:  # a user's class by import path: recorded by its code, not its name
+                from sclc_lightning._callables import CODE_MARK, class_identity
+
+                made.name = f"{value}{CODE_MARK}{class_identity(cls).partition(CODE_MARK)[2]}"  # type: ignore[attr-defined]
+            return made
         if value is None:  # where None is accepted (no corrector), the caller handles it first
             raise ValueError(f"`{self.argument}` must be one of {self.names()} or a {self.base.__name__}, got None.")
         raise TypeError(f"`{self.argument}` must be a {self.base.__name__} or a registered name, got {value!r}.")

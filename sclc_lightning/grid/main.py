@@ -5,19 +5,20 @@ from __future__ import annotations
 import argparse
 import importlib
 import inspect
+import json
 import os
 import shlex
 import signal
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
 import yaml
 
-from sclc_lightning.grid.points import GridPoint, expand_grid, gpu_slots, parse_seeds, visible_gpus
-from sclc_lightning.grid.status import GridSpec, PointResult, read_point, write_table
+from sclc_lightning.grid.points import GridPoint, expand_grid, parse_seeds
+from sclc_lightning.grid.status import PointResult, read_point, write_table
 
 __all__ = ["main"]
 
@@ -72,6 +73,14 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--set", action="append", default=[], metavar="KEY=V1,V2", help="a grid axis (repeatable)")
     parser.add_argument(
+        "--method",
+        action="append",
+        default=[],
+        metavar="NAME=SPEC",
+        help="a value of the method axis (repeatable): NAME and its loop settings, inline JSON or a YAML file"
+        """ (e.g. 'ot={"corrector": "optimal_transport", "corrector_kwargs": {"strength": 1}}')""",
+    )
+    parser.add_argument(
         "--seeds",
         default=None,
         help="seeds, e.g. 0-9 or 0,3,5 (sets seed_everything and loop.seed; says when the DataModule fixes its own)",
@@ -107,19 +116,19 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _cluster_options(args: argparse.Namespace) -> Any:
+def cluster_options(configs: Sequence[str], given: Mapping[str, Any]) -> Any:
+    """The submitit launchers' options: each recipe's ``slurm:`` section (later files over
+    earlier ones, as in ``sclc fit``), then ``given`` (the ``--slurm.*`` options)."""
     try:
         from sclc_lightning.grid.cluster import ClusterOptions
     except ImportError as err:
-        raise ValueError(
-            f"--launcher {args.launcher} needs submitit ({err}): pip install 'sclc-lightning[cluster]'"
-        ) from None
+        raise ValueError(f"this launcher needs submitit ({err}): pip install 'sclc-lightning[cluster]'") from None
 
     values: dict[str, Any] = {}
-    for config in args.config:  # later files override earlier ones, as in `sclc fit`
+    for config in configs:
         recipe = yaml.safe_load(Path(config).read_text()) or {}
         values.update(dict(recipe.get("slurm") or {}) if isinstance(recipe, dict) else {})
-    values.update({name: getattr(args, f"slurm_{name}") for name in _SLURM_HELP if getattr(args, f"slurm_{name}")})
+    values.update({name: value for name, value in given.items() if value})
     return ClusterOptions.from_mapping(values)
 
 
@@ -151,30 +160,73 @@ def _active(out: Path, job_id: str) -> bool:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``sclc grid``; returns 0 when every point finished, 1 when one failed or
     is left to do, 128 + the signal when a signal stopped it, 2 on a bad argument."""
+    from sclc_lightning.grid.api import run_grid
+
     parser = _parser()
     args, extra = _parse_arguments(parser, list(sys.argv[1:] if argv is None else argv))
+    slurm = {name: getattr(args, f"slurm_{name}") for name in _SLURM_HELP if getattr(args, f"slurm_{name}")}
     try:
         seeds = parse_seeds(args.seeds) if args.seeds else None
-        points = expand_grid(args.set, seeds, extra)
-        options = _cluster_options(args) if args.launcher != "local" else None
-        slots = gpu_slots(visible_gpus(args.gpus, args.jobs), args.jobs) if args.launcher == "local" else []
+        methods: dict[str, str] = {}
+        for text in args.method:
+            name, spec = _method_argument(text)
+            if name in methods:
+                raise ValueError(f"`--method` names {name!r} twice.")
+            methods[name] = spec
+        if seeds:
+            fixed = fixed_data_seed(args.config, args.set, extra)
+            if fixed is not None:
+                print(f"sclc grid: warning: {fixed}", file=sys.stderr)
+        if args.dry_run:
+            return _dry_run(args, seeds, extra, methods)
     except (ValueError, TypeError) as err:
         parser.error(str(err))
-    if seeds:
-        fixed = fixed_data_seed(args.config, args.set, extra)
-        if fixed is not None:
-            print(f"sclc grid: warning: {fixed}", file=sys.stderr)
-    stem = Path(args.config[0]).stem
-    out = Path(args.out or os.path.join("runs", f"{stem}-grid", time.strftime("%Y%m%d-%H%M%S")))
-    if args.dry_run:
-        for point in points:
-            print(shlex.join(["sclc", *point.fit_args(args.config, out / point.name)]))
-        return 0
     try:
-        GridSpec.of(args.config, args.set, seeds, extra).save_or_check(out)
-    except ValueError as err:
+        table = run_grid(
+            args.config,
+            out=_out(args),
+            sets=args.set,
+            methods=methods or None,
+            seeds=seeds,
+            launcher=args.launcher,
+            jobs=args.jobs,
+            gpus=args.gpus,
+            rerun_failed=args.rerun_failed,
+            stop_timeout=args.stop_timeout,
+            detach=args.detach,
+            slurm=slurm,
+            extra=extra,
+        )
+    except (ValueError, TypeError) as err:
         parser.error(str(err))
-    return _run_locked(args, points, out, options, slots)
+    return table.exit_code
+
+
+def _out(args: argparse.Namespace) -> Path:
+    stem = Path(args.config[0]).stem
+    return Path(args.out or os.path.join("runs", f"{stem}-grid", time.strftime("%Y%m%d-%H%M%S")))
+
+
+def _method_argument(text: str) -> tuple[str, str]:
+    """``NAME=SPEC`` of ``--method``."""
+    name, sep, spec = text.partition("=")
+    if not sep or not name.strip() or not spec.strip():
+        raise ValueError(f"`--method` must look like NAME=SPEC (SPEC: inline JSON or a YAML file), got {text!r}.")
+    return name.strip(), spec
+
+
+def _dry_run(args: argparse.Namespace, seeds: list[int] | None, extra: list[str], methods: dict[str, str]) -> int:
+    """Print one ``sclc fit`` command per point (and each method's layer) and stop."""
+    from sclc_lightning.grid.api import method_layers
+
+    out = _out(args)
+    layers = method_layers(methods) if methods else {}
+    for name, settings in layers.items():
+        print(f"# {out / 'methods' / (name + '.yaml')}: loop: {json.dumps(settings)}")
+    paths = {name: str(out / "methods" / f"{name}.yaml") for name in layers} or None
+    for point in expand_grid(args.set, seeds, extra, paths):
+        print(shlex.join(["sclc", *point.fit_args(args.config, out / point.name)]))
+    return 0
 
 
 def _parse_arguments(parser: argparse.ArgumentParser, argv: list[str]) -> tuple[argparse.Namespace, list[str]]:

@@ -7,8 +7,8 @@ import hashlib
 import itertools
 import os
 import re
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 __all__ = ["GridPoint", "expand_grid", "gpu_slots", "parse_seeds", "short_keys", "visible_gpus"]
@@ -19,12 +19,15 @@ MAX_NAME = 120
 
 @dataclass(frozen=True)
 class GridPoint:
-    """One run of a grid: its name, its overrides and its seed."""
+    """One run of a grid: its name, its overrides and its seed, and (a point of a method axis)
+    the method's name and the YAML layer of its settings, read after the recipe files."""
 
     name: str
     values: tuple[tuple[str, str], ...]
     seed: int | None
     extra: tuple[str, ...] = field(default=())
+    method: str | None = None
+    layer: str | None = None
 
     def fit_args(self, configs: Sequence[str], run_dir: Path, ckpt_path: Path | None = None) -> list[str]:
         """Arguments of ``sclc fit`` for this point: the recipe files in order (later ones layered
@@ -32,6 +35,8 @@ class GridPoint:
         args = ["fit"]
         for config in [configs] if isinstance(configs, str) else configs:
             args += ["--config", config]
+        if self.layer is not None:
+            args += ["--config", self.layer]
         args += ["--run_dir", str(run_dir)]
         for key, value in self.values:
             args += [f"--{key}", value]
@@ -96,8 +101,14 @@ def _name(parts: list[str], values: str) -> str:
     return name
 
 
-def expand_grid(sets: Sequence[str], seeds: Sequence[int] | None, extra: Sequence[str] = ()) -> list[GridPoint]:
-    """The cartesian product of ``KEY=V1,V2`` settings and seeds.
+def expand_grid(
+    sets: Sequence[str],
+    seeds: Sequence[int] | None,
+    extra: Sequence[str] = (),
+    methods: Mapping[str, str] | None = None,
+) -> list[GridPoint]:
+    """The cartesian product of the methods (``{name: layer file}``, an axis of its own), the
+    ``KEY=V1,V2`` settings and the seeds.
 
     Raises:
         ValueError: a setting is not ``KEY=V1,V2``, a key is set twice, or a value is repeated.
@@ -107,6 +118,8 @@ def expand_grid(sets: Sequence[str], seeds: Sequence[int] | None, extra: Sequenc
         ['synthetic_fraction=0.5_seed=0', 'synthetic_fraction=1_seed=0']
         >>> [p.name for p in expand_grid(["model.init_args.dim=2", "data.init_args.dim=2"], None)]
         ['model.dim=2_data.dim=2']
+        >>> [p.name for p in expand_grid([], [0, 1], methods={"ot": "ot.yaml"})]
+        ['method=ot_seed=0', 'method=ot_seed=1']
     """
     axes: list[list[tuple[str, str]]] = []
     keys: list[str] = []
@@ -124,11 +137,13 @@ def expand_grid(sets: Sequence[str], seeds: Sequence[int] | None, extra: Sequenc
         axes.append(axis)
     short = short_keys(keys)
     points = []
-    for combo in itertools.product(*axes):
-        for seed in seeds if seeds else [None]:
-            parts = [f"{short[k]}={v}" for k, v in combo] + ([f"seed={seed}"] if seed is not None else [])
-            name = _name(parts, repr((combo, seed)))
-            points.append(GridPoint(name, tuple(combo), seed, tuple(extra)))
+    for method, layer in (methods or {None: None}).items():
+        for combo in itertools.product(*axes):
+            for seed in seeds if seeds else [None]:
+                parts = [f"{short[k]}={v}" for k, v in combo] + ([f"seed={seed}"] if seed is not None else [])
+                parts = ([f"method={method}"] if method is not None else []) + parts
+                name = _name(parts, repr((method, combo, seed)))
+                points.append(GridPoint(name, tuple(combo), seed, tuple(extra), method, layer))
     # Values that differ only in characters a folder name cannot hold ("a/b", "a:b").
     counts: dict[str, int] = {}
     for point in points:
@@ -136,11 +151,10 @@ def expand_grid(sets: Sequence[str], seeds: Sequence[int] | None, extra: Sequenc
     return [
         point
         if counts[point.name] == 1
-        else GridPoint(
-            f"{point.name[: MAX_NAME - 9]}-{hashlib.sha256(repr((point.values, point.seed)).encode()).hexdigest()[:8]}",
-            point.values,
-            point.seed,
-            point.extra,
+        else replace(
+            point,
+            name=f"{point.name[: MAX_NAME - 9]}-"
+            + hashlib.sha256(repr((point.method, point.values, point.seed)).encode()).hexdigest()[:8],
         )
         for point in points
     ]

@@ -80,18 +80,25 @@ class GridSpec:
     sets: list[str]
     seeds: list[int] | None
     extra: list[str]
+    methods: dict[str, Any] | None = None
 
     @classmethod
     def of(
-        cls, configs: Sequence[str], sets: Sequence[str], seeds: Sequence[int] | None, extra: Sequence[str]
+        cls,
+        configs: Sequence[str],
+        sets: Sequence[str],
+        seeds: Sequence[int] | None,
+        extra: Sequence[str],
+        methods: Mapping[str, Any] | None = None,
     ) -> GridSpec:
         """The definition of a grid over the recipe files ``configs`` (one: kept as a string, as
-        grids of one file have always been recorded)."""
+        grids of one file have always been recorded), with its methods' settings by name."""
         paths = [str(Path(c).resolve()) for c in configs]
         digests = [sha256_file(c) for c in configs]
         config: str | list[str] = paths[0] if len(paths) == 1 else paths
         digest: str | list[str] = digests[0] if len(digests) == 1 else digests
-        return cls(config, digest, list(sets), None if seeds is None else list(seeds), list(extra))
+        recorded = json.loads(json.dumps(dict(methods))) if methods else None
+        return cls(config, digest, list(sets), None if seeds is None else list(seeds), list(extra), recorded)
 
     def differences(self, other: Mapping[str, Any]) -> list[str]:
         """What differs from the definition ``other`` (a ``grid.json``)."""
@@ -161,6 +168,8 @@ def write_table(out: Path, points: Sequence[GridPoint], results: Mapping[str, Po
             row["gpus"] = result.gpus
         if result.job_id:
             row["job_id"] = result.job_id
+        if point.method is not None:
+            row["method"] = point.method
         row.update(dict(point.values))
         row["seed"] = "" if point.seed is None else str(point.seed)
         row.update(_final_metrics(run_dir))
