@@ -5,6 +5,7 @@
 - ``sclc grid --config R.yaml --set KEY=V1,V2 ... --seeds 0-9 [--jobs N]``: the cartesian grid,
   see :mod:`sclc_lightning.grid`.
 - ``sclc report RUNS --out DIR``: figures and an HTML page, see :mod:`sclc_lightning.report`.
+- ``sclc bench list|run|compare``: scoring correction methods, see :mod:`sclc_lightning.bench`.
 - ``sclc correctors``: the registered correctors; ``sclc modes``: the registered mixing policies.
 - ``sclc --version``.
 
@@ -22,7 +23,7 @@ from collections.abc import Sequence
 
 __all__ = ["main"]
 
-_USAGE = """usage: sclc {fit,grid,report,validate,test,correctors,modes} ... | sclc --version
+_USAGE = """usage: sclc {fit,grid,report,bench,validate,test,correctors,modes} ... | sclc --version
 
 Self-consuming and self-correcting generative training loops for PyTorch Lightning.
 
@@ -30,6 +31,7 @@ commands:
   fit          train a model in a self-consuming loop: sclc fit --config recipes/<name>.yaml
   grid         run a recipe over a grid: sclc grid --config R.yaml --set loop.synthetic_fraction=0.1,0.5 --seeds 0-9
   report       figures and an HTML page of runs: sclc report runs/grid-folder --out report/
+  bench        score correction methods: sclc bench run --suite quick --method NAME=SPEC --seeds 0-2 --out DIR
   validate     validate a model (LightningCLI)
   test         test a model (LightningCLI)
   correctors   list the registered correctors
@@ -66,6 +68,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from sclc_lightning.grid import main as grid_main
 
         return grid_main(args[1:])
+    if args[0] == "bench":
+        from sclc_lightning.bench.main import main as bench_main
+
+        return bench_main(args[1:])
     if args[0] == "report":
         from sclc_lightning.report import main as report_main
 

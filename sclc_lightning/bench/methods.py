@@ -1,7 +1,8 @@
 """Methods: a name and the loop settings that make it (a corrector and its arguments, a mixing
 policy and its arguments, a model corrector, sampling settings, λ), given as a YAML file, inline
 JSON or a Python mapping; settings that differ per task (a reward, a verifier) go under
-``per_task``.
+``per_task``, and the task traits it needs (``continuous``, ``log_prob``, ...) under ``needs``:
+on a task without them it is skipped, with the reason in the card.
 
 Only the settings that define a method are taken: the ones that decide the synthetic data
 (``deciding`` in :data:`~sclc_lightning.loop.settings.LOOP_SETTINGS`), but for the seed and the
@@ -50,10 +51,30 @@ class Method:
     name: str
     settings: dict[str, Any]
     per_task: dict[str, dict[str, Any]] = field(default_factory=dict)
+    needs: tuple[str, ...] = ()
+    part: str | None = None
 
     def settings_for(self, task: str) -> dict[str, Any]:
         """The loop settings of this method on ``task``."""
         return {**self.settings, **self.per_task.get(task, {})}
+
+    def skipped_on(self, task: Any) -> str | None:
+        """Why this method does not apply to ``task`` (a :class:`~sclc_lightning.bench.tasks.Task`),
+        or ``None`` when it does: a trait it needs that the task lacks, or a task-specific part
+        (:attr:`part`) the task does not give and no ``per_task`` entry gives either."""
+        missing = [need for need in self.needs if need not in task.traits]
+        if missing:
+            return f"needs {', '.join(missing)}; the task offers {', '.join(sorted(task.traits)) or 'nothing'}"
+        if self.part is not None and self.part not in task.parts and task.name not in self.per_task:
+            return f"needs the task's settings for {self.part!r}, which it does not give"
+        return None
+
+    def for_task(self, task: Any) -> Method:
+        """This method with the task's part (:attr:`part`) among its settings for ``task``."""
+        if self.part is None or self.part not in task.parts:
+            return self
+        merged = {**dict(task.parts[self.part]), **self.per_task.get(task.name, {})}
+        return Method(self.name, self.settings, {**self.per_task, task.name: merged}, self.needs, self.part)
 
 
 def parse_method(name: str, spec: str | Mapping[str, Any]) -> Method:
@@ -67,13 +88,18 @@ def parse_method(name: str, spec: str | Mapping[str, Any]) -> Method:
     if not isinstance(name, str) or not _NAME.fullmatch(name):
         raise ValueError(f"A method's name is letters, digits, '_', '-' or '.', got {name!r}.")
     given = _read(name, spec)
+    needs = given.pop("needs", [])
+    if isinstance(needs, str) or not isinstance(needs, (list, tuple)) or not all(isinstance(n, str) for n in needs):
+        raise ValueError(
+            f"Method {name!r}: `needs` must be a list of task traits (e.g. ['continuous']), got {needs!r}."
+        )
     per_task = given.pop("per_task", {})
     if not isinstance(per_task, Mapping) or not all(isinstance(v, Mapping) for v in per_task.values()):
         raise ValueError(f"Method {name!r}: `per_task` must map task names to settings, got {per_task!r}.")
     # settings given per task (a reward) may complete the common ones: each task's are checked whole
     settings = _checked(name, given, whole=not per_task)
     tasks = {str(task): _checked(f"{name}` on `{task}", dict(values), settings) for task, values in per_task.items()}
-    return Method(name, settings, tasks)
+    return Method(name, settings, tasks, tuple(needs))
 
 
 def _read(name: str, spec: str | Mapping[str, Any]) -> dict[str, Any]:

@@ -125,7 +125,8 @@ def score_task(
             f"real data only and the uncorrected loop differ {spread} (mean {float(r.mean()):.4g} against"
             f" {float(u.mean()):.4g} over {len(m)} seeds): no collapse to correct at this size",
         )
-    return TaskScore(float(gain.mean() / gap.mean()), bounds)
+    # + 0.0: a method equal to the uncorrected arm scores 0.0, not -0.0
+    return TaskScore(float(gain.mean() / gap.mean()) + 0.0, Interval(bounds.low + 0.0, bounds.high + 0.0))
 
 
 def _fieller(gain: np.ndarray, gap: np.ndarray) -> Interval | None:

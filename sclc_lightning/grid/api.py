@@ -115,14 +115,18 @@ def run_grid(
     detach: bool = False,
     slurm: Mapping[str, Any] | None = None,
     extra: Sequence[str] = (),
+    task: str | None = None,
 ) -> RunsTable:
     """Run a grid as ``sclc grid`` does (same folder layout, same resumption: a finished point is
-    never rerun) and return its runs table. The arguments are the command's options.
+    never rerun) and return its runs table. The arguments are the command's options; ``task``
+    names the bench task whose ``per_task`` settings the methods take.
 
     Raises:
         ValueError: an argument the command would refuse, or ``out`` holds another grid.
     """
     from sclc_lightning.grid.main import LAUNCHERS, _run_locked, cluster_options
+
+    refuse_in_worker("run_grid")
 
     configs = [config] if isinstance(config, str) else list(config)
     if launcher not in LAUNCHERS:
@@ -133,7 +137,7 @@ def run_grid(
         if not Path(path).is_file():
             raise ValueError(f"config {path}: no such file")
     seed_list = parse_seeds(seeds) if isinstance(seeds, str) else (None if seeds is None else list(seeds))
-    layers = method_layers(methods) if methods else None
+    layers = method_layers(methods, task) if methods else None
     out = Path(out)
     points = _points(sets, seed_list, extra, out, layers)
     args = argparse.Namespace(
@@ -152,6 +156,22 @@ def run_grid(
         write_layers(out, layers)
     code = _run_locked(args, points, out, options, slots)
     return RunsTable(out, read_table(out), code)
+
+
+def refuse_in_worker(what: str) -> None:
+    """Refuse to start a grid from a worker process: a script without an ``if __name__ ==
+    "__main__":`` guard runs again in every worker the grid starts (Python's ``spawn``).
+
+    Raises:
+        RuntimeError: naming the fix.
+    """
+    import multiprocessing
+
+    if multiprocessing.parent_process() is not None:
+        raise RuntimeError(
+            f"{what} was called in a worker process: the script that calls it runs again in each worker the grid"
+            ' starts. Put the call under `if __name__ == "__main__":`.'
+        )
 
 
 def _points(

@@ -1,0 +1,146 @@
+"""The ``sclc bench`` command: ``list``, ``run`` and ``compare``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from typing import NoReturn
+
+__all__ = ["main"]
+
+
+class _Parser(argparse.ArgumentParser):
+    """Reports a bad argument in two lines, without the usage."""
+
+    def error(self, message: str) -> NoReturn:  # type: ignore[override]
+        print(f"{self.prog}: error: {message}\n(`{self.prog} --help` lists the options)", file=sys.stderr)
+        raise SystemExit(2)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="sclc bench",
+        description="Score correction methods against the field's collapse settings (docs/bench.md).",
+    )
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    listing = commands.add_parser("list", help="the suites, their tasks and the built-in methods")
+    listing.add_argument("--suite", default=None, help="only this suite's tasks")
+    run = commands.add_parser(
+        "run",
+        help="run a bench and write DIR/bench.json, DIR/bench.html and DIR/figures",
+        description="Run the reference arms (real data only, the uncorrected loop) and the methods on every task"
+        " of the suite over the seeds, through the grid machinery; rerunning the same command with the same"
+        " --out resumes (a finished point is never rerun).",
+    )
+    run.add_argument("--suite", default="quick", help="the suite (default quick)")
+    run.add_argument(
+        "--method",
+        action="append",
+        default=[],
+        metavar="NAME=SPEC",
+        help="a method (repeatable): NAME and its loop settings, inline JSON or a YAML file; a corrector or"
+        " policy may be a registered name or an import path package.module:Class",
+    )
+    run.add_argument("--builtin", action="store_true", help="add every built-in method that applies to each task")
+    run.add_argument("--task", action="append", default=None, help="only this task of the suite (repeatable)")
+    run.add_argument("--seeds", default="0-2", help="seeds, e.g. 0-4 (default 0-2)")
+    run.add_argument("--out", required=True, help="the bench folder")
+    run.add_argument("--recipes", default=None, help="the recipes folder (default: the repository's recipes/)")
+    run.add_argument("--launcher", choices=("local", "submitit-local", "slurm"), default="local")
+    run.add_argument("--jobs", type=int, default=1, help="points running at once")
+    run.add_argument("--rerun-failed", action="store_true", help="run failed points again")
+    run.add_argument("--no-figures", action="store_true", help="write bench.json only")
+    compare = commands.add_parser("compare", help="two cards, task by task, with paired intervals")
+    compare.add_argument("first", help="a bench folder or its bench.json")
+    compare.add_argument("second", help="a bench folder or its bench.json")
+    compare.add_argument("--json", action="store_true", help="print the comparison as JSON")
+    return parser
+
+
+def _list(suite: str | None) -> int:
+    from sclc_lightning.bench.builtin import BUILTIN_METHODS, REFERENCES
+    from sclc_lightning.bench.runner import _jsonable
+    from sclc_lightning.bench.tasks import PLANNED, SUITES, TASKS
+
+    for name, tasks in SUITES.items():
+        if suite in (None, name):
+            print(f"suite {name}:")
+            for task in tasks:
+                entry = TASKS[task]
+                print(f"  {task}: {entry.metric} at generation {entry.generation} ({entry.direction} is better)")
+                print(f"      {entry.claim}")
+    print(f"planned suites, not built yet: {', '.join(PLANNED)}")
+    print(f"reference arms: {', '.join(REFERENCES)}")
+    print("built-in methods (--builtin):")
+    for name, method in BUILTIN_METHODS.items():
+        needs = f"; needs {', '.join(method.needs)}" if method.needs else ""
+        part = f"; task-specific: {method.part}" if method.part else ""
+        print(f"  {name}: {json.dumps(_jsonable(method.settings))}{needs}{part}")
+    return 0
+
+
+def _run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    from sclc_lightning.bench.runner import run
+    from sclc_lightning.grid.main import _method_argument
+
+    methods: dict[str, str] = {}
+    try:
+        for text in args.method:
+            name, spec = _method_argument(text)
+            if name in methods:
+                raise ValueError(f"`--method` names {name!r} twice.")
+            methods[name] = spec
+        card = run(
+            args.suite,
+            methods,
+            args.seeds,
+            out=args.out,
+            builtin=args.builtin,
+            tasks=args.task,
+            recipes=args.recipes,
+            launcher=args.launcher,
+            jobs=args.jobs,
+            rerun_failed=args.rerun_failed,
+            figures=not args.no_figures,
+        )
+    except (ValueError, TypeError, FileNotFoundError, NotImplementedError) as err:
+        parser.error(str(err))
+    except RuntimeError as err:
+        print(err, file=sys.stderr)
+        return 1
+    _summary(card)
+    print(f"sclc bench: card in {args.out}/bench.json, page in {args.out}/bench.html")
+    failed = [(t, m) for t, e in card["tasks"].items() for m, a in e["methods"].items() if a["status"] == "failed"]
+    return 1 if failed else 0
+
+
+def _summary(card: dict) -> None:  # type: ignore[type-arg]
+    for name, entry in card["aggregate"].items():
+        if entry["score"] is None:
+            print(f"  {name}: no score ({', '.join(entry['unscored'])} unscored)")
+        else:
+            low, high = entry["score_interval"]
+            print(f"  {name}: {entry['score']:.3f} [{low:.3f}, {high:.3f}] over {len(entry['tasks'])} task(s)")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of ``sclc bench``."""
+    parser = _parser()
+    args = parser.parse_args(list(sys.argv[1:] if argv is None else argv))
+    if args.command == "list":
+        return _list(args.suite)
+    if args.command == "run":
+        if args.jobs < 1:
+            parser.error(f"--jobs must be >= 1, got {args.jobs}")
+        return _run(args, parser)
+    from sclc_lightning.bench.card import read_card
+    from sclc_lightning.bench.compare import compare, compare_text
+
+    try:
+        result = compare(read_card(args.first), read_card(args.second))
+    except ValueError as err:
+        parser.error(str(err))
+    print(json.dumps(result, indent=1, sort_keys=True) if args.json else compare_text(result))
+    return 0

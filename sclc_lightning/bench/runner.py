@@ -1,0 +1,200 @@
+"""Running a bench: every task's arms (the reference arms and the applicable methods) over the
+same seeds, through the grid machinery (one grid per task in ``<out>/runs/<task>``, with a method
+axis), then the card.
+
+A rerun of the same bench into the same ``out`` resumes: a finished point is never rerun, an
+interrupted one resumes from its last checkpoint. ``<out>/bench_spec.json`` holds the bench's
+definition (suite, tasks and their digests, methods, seeds); a rerun that defines another bench
+there is refused.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sclc_lightning._files import atomic_write, read_regular
+from sclc_lightning.bench.builtin import BUILTIN_METHODS, REFERENCES
+from sclc_lightning.bench.methods import Method, parse_method
+from sclc_lightning.bench.tasks import Task, suite_tasks
+
+__all__ = ["BenchError", "BenchPlan", "plan_bench", "run"]
+
+
+class BenchError(ValueError):
+    """A bench that cannot run as asked (a reserved method name, another bench in ``out``)."""
+
+
+@dataclass(frozen=True)
+class BenchPlan:
+    """What a bench runs: its tasks, its methods (the references first) and seeds, and for each
+    task the methods skipped there, with the reason."""
+
+    suite: str
+    tasks: list[Task]
+    methods: dict[str, Method]
+    seeds: list[int]
+    recipes: str | None
+    skipped: dict[str, dict[str, str]]
+
+    def arms(self, task: Task) -> dict[str, Method]:
+        """The methods that run on ``task``, with its parts merged in."""
+        return {name: m.for_task(task) for name, m in self.methods.items() if name not in self.skipped[task.name]}
+
+    def spec(self) -> dict[str, Any]:
+        """The bench's definition, as ``bench_spec.json`` keeps it."""
+        return _jsonable(
+            {
+                "suite": self.suite,
+                "seeds": self.seeds,
+                "tasks": {t.name: t.digest(self.recipes) for t in self.tasks},
+                "methods": {name: _method_record(m) for name, m in self.methods.items()},
+            }
+        )
+
+
+def _method_record(method: Method) -> dict[str, Any]:
+    return {"settings": method.settings, "per_task": method.per_task, "needs": list(method.needs), "part": method.part}
+
+
+def _jsonable(value: Any) -> Any:
+    """``value`` with non-finite floats as strings (``"inf"``): the card is strict JSON."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return "inf" if value > 0 else "-inf" if value < 0 else "nan"
+    if isinstance(value, Mapping):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    return value
+
+
+def plan_bench(
+    suite: str = "quick",
+    methods: Mapping[str, Any] | None = None,
+    seeds: str | Sequence[int] = "0-2",
+    *,
+    builtin: bool | Sequence[str] = False,
+    tasks: Sequence[str | Task] | None = None,
+    recipes: str | None = None,
+) -> BenchPlan:
+    """The plan of a bench (nothing runs): see :func:`run` for the arguments.
+
+    Raises:
+        BenchError: a method named as a reference arm or twice, an unknown built-in.
+        ValueError: a method that does not parse, an unknown suite or task, bad seeds.
+    """
+    from sclc_lightning.grid.points import parse_seeds
+
+    seed_list = parse_seeds(seeds) if isinstance(seeds, str) else list(seeds)
+    if len(seed_list) < 2:
+        raise ValueError(f"A bench needs at least 2 seeds (an interval needs a spread), got {seed_list}.")
+    chosen = _tasks(suite, tasks)
+    arms: dict[str, Method] = dict(REFERENCES)
+    names = list(BUILTIN_METHODS) if builtin is True else list(builtin or [])
+    for name in names:
+        if name not in BUILTIN_METHODS:
+            raise BenchError(f"No built-in method {name!r}; they are {sorted(BUILTIN_METHODS)}.")
+        arms[name] = BUILTIN_METHODS[name]
+    for name, spec in (methods or {}).items():
+        if name in arms:
+            what = "a reference arm" if name in REFERENCES else "a built-in method already added"
+            raise BenchError(f"Method name {name!r} is {what}; give your method another name.")
+        arms[name] = spec if isinstance(spec, Method) else parse_method(name, spec)
+    skipped = {t.name: {n: why for n, m in arms.items() if (why := m.skipped_on(t)) is not None} for t in chosen}
+    return BenchPlan(suite, chosen, arms, seed_list, recipes, skipped)
+
+
+def _tasks(suite: str, tasks: Sequence[str | Task] | None) -> list[Task]:
+    if tasks is None:
+        return suite_tasks(suite)
+    own = [t for t in tasks if isinstance(t, Task)]
+    named = suite_tasks(suite, [t for t in tasks if isinstance(t, str)]) if len(own) < len(tasks) else []
+    chosen = named + own
+    if len({t.name for t in chosen}) != len(chosen):
+        raise ValueError(f"Two tasks share a name: {[t.name for t in chosen]}.")
+    return chosen
+
+
+def _save_or_check_spec(out: Path, spec: dict[str, Any]) -> None:
+    path = out / "bench_spec.json"
+    if path.exists():
+        try:
+            old = json.loads(read_regular(path))
+        except (OSError, ValueError) as err:
+            raise BenchError(f"{path} cannot be read ({err}); use another --out.") from None
+        if old != spec:
+            changed = (
+                sorted(k for k in set(old) | set(spec) if old.get(k) != spec.get(k)) if isinstance(old, dict) else []
+            )
+            raise BenchError(
+                f"{out} holds another bench (its {', '.join(changed) or 'definition'} differ): rerun it as it was,"
+                " or use another --out."
+            )
+        return
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write(path, json.dumps(spec, indent=1, sort_keys=True))
+
+
+def run(
+    suite: str = "quick",
+    methods: Mapping[str, Any] | None = None,
+    seeds: str | Sequence[int] = "0-2",
+    *,
+    out: str | Path,
+    builtin: bool | Sequence[str] = False,
+    tasks: Sequence[str | Task] | None = None,
+    recipes: str | None = None,
+    launcher: str = "local",
+    jobs: int = 1,
+    rerun_failed: bool = False,
+    slurm: Mapping[str, Any] | None = None,
+    figures: bool = True,
+) -> dict[str, Any]:
+    """Run a bench and return its card (also written to ``<out>/bench.json``, with
+    ``bench.html`` and the figures).
+
+    Args:
+        suite: the suite (``quick``).
+        methods: your methods, by name: a :class:`~sclc_lightning.bench.Method`, a mapping of
+            loop settings, inline JSON or a YAML file (:func:`~sclc_lightning.bench.parse_method`).
+        seeds: ``"0-4"`` or a list; every arm runs every seed.
+        out: the bench folder; a rerun into it resumes.
+        builtin: ``True`` adds every built-in method, or a list of their names.
+        tasks: only these tasks of the suite (names), or your own :class:`Task` objects.
+        recipes: the recipes folder (default: the repository's).
+        launcher, jobs, rerun_failed, slurm: as ``sclc grid``'s.
+        figures: draw the figures and ``bench.html`` (matplotlib).
+
+    Raises:
+        BenchError: see :func:`plan_bench`; or ``out`` holds another bench.
+        RuntimeError: a signal stopped the bench (rerun the same call to resume).
+    """
+    from sclc_lightning.bench.card import build_card, write_card
+    from sclc_lightning.grid.api import refuse_in_worker, run_grid
+
+    refuse_in_worker("sclc_lightning.bench.run")
+    plan = plan_bench(suite, methods, seeds, builtin=builtin, tasks=tasks, recipes=recipes)
+    out = Path(out)
+    _save_or_check_spec(out, plan.spec())
+    for task in plan.tasks:
+        print(f"sclc bench: task {task.name} ({len(plan.arms(task))} arms x {len(plan.seeds)} seeds)", flush=True)
+        table = run_grid(
+            task.configs(recipes),
+            out=out / "runs" / task.name,
+            methods=plan.arms(task),
+            seeds=plan.seeds,
+            launcher=launcher,
+            jobs=jobs,
+            rerun_failed=rerun_failed,
+            slurm=slurm,
+            task=task.name,
+        )
+        if table.exit_code > 128:
+            raise RuntimeError(f"sclc bench: stopped while running {task.name}; rerun the same bench to resume.")
+    card = build_card(plan, out)
+    write_card(card, out, figures=figures)
+    return card

@@ -1,0 +1,283 @@
+"""Tasks and suites of ``sclc bench``.
+
+A task is a collapse setting with a claim and no corrector of its own: a recipe (and the layers
+that size it for the bench), the held-out metric that measures it and its direction, the
+generation at which it is read, the theory curve where one exists, what it offers the methods
+(``traits``: continuous data, a model with a ``log_prob``, ...) and the task-specific parts of
+methods that need them (the number of KMeans clusters, the real subset of ``fresh``, Neon's
+weight).
+
+A task's definition is versioned by its :meth:`Task.digest`: the content of its recipe files, its
+metric, direction and generation and the seeds policy. Every result carries it, and results are
+compared only where the digests agree.
+
+Recipes are read from the repository's ``recipes/`` folder (``recipes=`` or ``SCLC_RECIPES``
+names another).
+
+Examples:
+    >>> [task.name for task in suite_tasks("quick")][:3]
+    ['gaussian_prop1', 'sampling_bias', 'linear_regression']
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+__all__ = ["SUITES", "TASKS", "Task", "recipes_folder", "suite_tasks"]
+
+#: The version of a task's digest's layout (not of a task: a task's own changes change its digest).
+DIGEST_FORMAT = 1
+#: How the seeds are used, part of every digest: a point's seed sets both of these.
+SEEDS_POLICY = "seed_everything = loop.seed = seed; the data follow the run's seed where the recipe lets them"
+
+Direction = Literal["lower", "higher"]
+
+
+@dataclass(frozen=True)
+class Task:
+    """A collapse setting of the bench.
+
+    Attributes:
+        name: how the card names it.
+        recipe: the recipe files, later ones layered over earlier ones, relative to the recipes
+            folder (or absolute).
+        metric: the ``metrics.csv`` column that measures it, held out from training.
+        direction: ``"lower"`` or ``"higher"``: which way the metric is better.
+        generation: the generation whose value is read.
+        claim: the claim it measures, with its source.
+        traits: what it offers methods (``continuous``, ``tokens``, ``log_prob``, ``conditional``).
+        parts: the task-specific settings of methods that need them, by method name.
+        theory: the registered theory curve of its model, where one exists.
+        suites: the suites it belongs to.
+    """
+
+    name: str
+    recipe: tuple[str, ...]
+    metric: str
+    direction: Direction
+    generation: int
+    claim: str
+    traits: frozenset[str] = field(default_factory=frozenset)
+    parts: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    theory: str | None = None
+    suites: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if self.direction not in ("lower", "higher"):
+            raise ValueError(f"Task {self.name!r}: `direction` must be 'lower' or 'higher', got {self.direction!r}.")
+        if isinstance(self.generation, bool) or not isinstance(self.generation, int) or self.generation < 0:
+            raise ValueError(f"Task {self.name!r}: `generation` must be an integer >= 0, got {self.generation!r}.")
+
+    def configs(self, recipes: str | Path | None = None) -> list[str]:
+        """The recipe files' paths.
+
+        Raises:
+            FileNotFoundError: naming the file missing and where it was looked for.
+        """
+        folder = recipes_folder(recipes)
+        paths = [Path(r) if Path(r).is_absolute() else folder / r for r in self.recipe]
+        for path in paths:
+            if not path.is_file():
+                raise FileNotFoundError(
+                    f"Task {self.name!r}: recipe {path} is missing (recipes folder {folder}; give another with"
+                    " `recipes=`, --recipes or SCLC_RECIPES)."
+                )
+        return [str(p) for p in paths]
+
+    def digest(self, recipes: str | Path | None = None) -> str:
+        """``sha256:<hex>`` of what defines the task: its recipe files' bytes in order, its metric,
+        direction, generation and the seeds policy."""
+        content = {
+            "format": DIGEST_FORMAT,
+            "recipe": [hashlib.sha256(Path(p).read_bytes()).hexdigest() for p in self.configs(recipes)],
+            "metric": self.metric,
+            "direction": self.direction,
+            "generation": self.generation,
+            "seeds": SEEDS_POLICY,
+        }
+        return "sha256:" + hashlib.sha256(json.dumps(content, sort_keys=True).encode()).hexdigest()
+
+    def describe(self, recipes: str | Path | None = None) -> dict[str, Any]:
+        """What the card says of the task (methods' results aside)."""
+        return {
+            "claim": self.claim,
+            "recipe": list(self.recipe),
+            "digest": self.digest(recipes),
+            "metric": self.metric,
+            "direction": self.direction,
+            "generation": self.generation,
+            "theory": self.theory,
+            "traits": sorted(self.traits),
+        }
+
+
+def recipes_folder(recipes: str | Path | None = None) -> Path:
+    """``recipes``, else ``$SCLC_RECIPES``, else the ``recipes/`` folder beside the package (a
+    source checkout), else ``./recipes``."""
+    if recipes is not None:
+        return Path(recipes)
+    if os.environ.get("SCLC_RECIPES"):
+        return Path(os.environ["SCLC_RECIPES"])
+    beside = Path(__file__).resolve().parents[2] / "recipes"
+    return beside if beside.is_dir() else Path("recipes")
+
+
+_CONTINUOUS = frozenset({"continuous"})
+_GAUSSIAN = frozenset({"continuous", "log_prob"})
+
+#: The built-in tasks.
+TASKS: dict[str, Task] = {
+    task.name: task
+    for task in (
+        Task(
+            "gaussian_prop1",
+            ("gaussian_collapse.yaml",),
+            "w2",
+            "lower",
+            50,
+            "Bertrand et al. 2024, Prop. 1: a Gaussian refitted on its own n = 10 samples collapses (W2 to the"
+            " data's distribution grows as its spread shrinks)",
+            _GAUSSIAN,
+            {
+                "accumulate_subsample": {"mode_kwargs": {"max_synthetic": 10}},
+                "fresh": {"mode_kwargs": {"real_per_generation": 5}},
+                "kmeans": {"corrector_kwargs": {"num_clusters": 4}},
+            },
+            theory="gaussian",
+            suites=("quick",),
+        ),
+        Task(
+            "sampling_bias",
+            ("sampling_bias_gaussian.yaml",),
+            "w2",
+            "lower",
+            30,
+            "Alemohammad et al. 2024 (ICLR): a fully synthetic loop sampled with a bias (temperature 0.9) loses"
+            " diversity faster",
+            _GAUSSIAN,
+            {
+                "accumulate_subsample": {"mode_kwargs": {"max_synthetic": 10}},
+                "fresh": {"mode_kwargs": {"real_per_generation": 5}},
+                "kmeans": {"corrector_kwargs": {"num_clusters": 4}},
+                # w = 1/tau^2 for the variance (recipes/neon_gaussian.yaml); the sampler's own bias
+                "neon": {
+                    "model_corrector": "neon",
+                    "model_corrector_kwargs": {"weight": 1.0 / 0.81, "num_samples": 10000},
+                },
+            },
+            theory="gaussian",
+            suites=("quick",),
+        ),
+        Task(
+            "linear_regression",
+            ("linear_regression.yaml", "bench/linear_regression.yaml"),
+            "test_error",
+            "lower",
+            50,
+            "Gerstgrasser et al. 2024 / Dey & Donoho: least squares refitted on its own targets; the test error"
+            " grows linearly under replace",
+            frozenset({"continuous", "conditional"}),
+            {
+                "accumulate_subsample": {"mode_kwargs": {"max_synthetic": 64}},
+                "fresh": {"mode_kwargs": {"real_per_generation": 32}},
+            },
+            theory="linear_regression",
+            suites=("quick",),
+        ),
+        Task(
+            "gmm_em",
+            ("gmm_em.yaml", "bench/gmm_em.yaml"),
+            "kl_to_data",
+            "lower",
+            50,
+            "Shumailov et al. 2024 (Nature): a two-component GMM refitted by EM on its own samples has visibly"
+            " changed by generation 50",
+            _GAUSSIAN,
+            {
+                "accumulate_subsample": {"mode_kwargs": {"max_synthetic": 1000}},
+                "fresh": {"mode_kwargs": {"real_per_generation": 500}},
+                "kmeans": {"corrector_kwargs": {"num_clusters": 16}},
+            },
+            suites=("quick",),
+        ),
+        Task(
+            "eight_gaussians_ddpm",
+            ("eight_gaussians_ddpm.yaml", "bench/eight_gaussians_ddpm.yaml"),
+            "mmd",
+            "lower",
+            5,
+            "Bertrand et al. 2024, Fig. 1: a DDPM on eight Gaussians retrained on its own samples drifts from the data",
+            _CONTINUOUS,
+            {
+                "accumulate_subsample": {"mode_kwargs": {"max_synthetic": 2000}},
+                "fresh": {"mode_kwargs": {"real_per_generation": 1000}},
+                "kmeans": {"corrector_kwargs": {"num_clusters": 32}},
+            },
+            suites=("quick",),
+        ),
+        Task(
+            "two_moons_cfm",
+            ("two_moons_cfm.yaml", "bench/two_moons_cfm.yaml"),
+            "mmd",
+            "lower",
+            5,
+            "Bertrand et al. 2024, Fig. 2: flow matching on two moons retrained on its own samples drifts",
+            _CONTINUOUS,
+            {
+                "accumulate_subsample": {"mode_kwargs": {"max_synthetic": 1000}},
+                "fresh": {"mode_kwargs": {"real_per_generation": 500}},
+                "kmeans": {"corrector_kwargs": {"num_clusters": 32}},
+            },
+            suites=("quick",),
+        ),
+        Task(
+            "lm_pretrain",
+            ("lm_pretrain.yaml", "bench/lm_pretrain.yaml"),
+            "test_cross_entropy",
+            "lower",
+            3,
+            "Gerstgrasser et al. 2024, language models: the validation cross-entropy on real text rises under replace",
+            frozenset({"tokens", "conditional"}),
+            {
+                "accumulate_subsample": {"mode_kwargs": {"max_synthetic": 512}},
+                "fresh": {"mode_kwargs": {"real_per_generation": 256}},
+            },
+            suites=("quick",),
+        ),
+    )
+}
+
+#: The suites, each a tuple of task names.
+SUITES: dict[str, tuple[str, ...]] = {"quick": tuple(name for name, task in TASKS.items() if "quick" in task.suites)}
+#: Suites planned but not built: ``standard`` (CPU hours: adds the digits KMeans task, the VAE,
+#: conformers, motion) and ``paper`` (the GPU-size recipes, for a cluster).
+PLANNED = ("standard", "paper")
+
+
+def suite_tasks(suite: str, names: Sequence[str] | None = None) -> list[Task]:
+    """The tasks of ``suite`` (``names``: only these, in the suite's order).
+
+    Raises:
+        NotImplementedError: a suite planned but not built (``standard``, ``paper``).
+        ValueError: an unknown suite, or a name not in it.
+    """
+    if suite in PLANNED:
+        raise NotImplementedError(
+            f"The {suite!r} suite is not built yet (its tasks need the heavier recipes' bench layers); run"
+            f" {sorted(SUITES)}."
+        )
+    if suite not in SUITES:
+        raise ValueError(f"No suite {suite!r}; the suites are {sorted(SUITES)}.")
+    tasks = [TASKS[name] for name in SUITES[suite]]
+    if names is None:
+        return tasks
+    unknown = [n for n in names if n not in SUITES[suite]]
+    if unknown:
+        raise ValueError(f"Suite {suite!r} has no task {unknown}; it has {list(SUITES[suite])}.")
+    return [t for t in tasks if t.name in names]

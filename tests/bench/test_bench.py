@@ -1,0 +1,77 @@
+"""`sclc bench` end to end on the quick suite's Gaussian of Prop. 1 (about a second per point):
+the reference arms, the exactness of the score at its ends, a harmful corrector, accumulate, a
+rerun that gives the same card bit for bit, and a resumption that reruns nothing."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from sclc_lightning import bench
+from sclc_lightning.bench.card import read_card
+
+HARMFUL = "tests.bench.harmful:Shift"
+METHODS = {
+    "identity": {"corrector": "identity"},
+    "harmful": {"corrector": HARMFUL, "corrector_kwargs": {"offset": 0.3}},
+}
+
+
+def _run(out: Path) -> dict[str, Any]:
+    return bench.run(
+        "quick", METHODS, "0-2", out=out, builtin=["accumulate"], tasks=["gaussian_prop1"], jobs=2, figures=True
+    )
+
+
+@pytest.fixture(scope="module")
+def first(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, Any]]:
+    out = tmp_path_factory.mktemp("bench") / "first"
+    return out, _run(out)
+
+
+def test_the_scores_ends_are_exact_and_a_harmful_corrector_scores_below_zero(
+    first: tuple[Path, dict[str, Any]],
+) -> None:
+    out, card = first
+    task = card["tasks"]["gaussian_prop1"]
+    assert task["collapse"] is True and task["metric"] == "w2" and task["generation"] == 50
+    arms = task["methods"]
+    assert all(arm["status"] == "ok" and len(arm["values"]) == 3 for arm in arms.values())
+    # the identity corrector draws what the uncorrected loop draws: exactly 0; real data only: exactly 1
+    assert arms["identity"]["values"] == arms["uncorrected"]["values"]
+    assert arms["identity"]["score"] == 0.0 and arms["uncorrected"]["score"] == 0.0
+    assert arms["real_only"]["score"] == 1.0
+    # a corrector that moves every point by 0.3 drifts the mean by 15 in 50 generations
+    assert arms["harmful"]["score"] < 0 and arms["harmful"]["score_interval"][1] < 0
+    # Gerstgrasser et al.: accumulating keeps the fit near real data's (measured 0.88 [0.48, 0.94])
+    assert arms["accumulate"]["score"] > 0.5 and arms["accumulate"]["score_interval"][0] > 0
+    # the user's corrector is recorded by its import path and its code, in the runs
+    manifest = next((out / "runs" / "gaussian_prop1").glob("method=harmful_seed=0/synthetic/manifest.json"))
+    assert json.loads(manifest.read_text())["config"]["corrector"]["name"].startswith(HARMFUL + "#code:")
+    assert read_card(out) == card and (out / "bench.html").is_file()
+    assert (out / "figures" / "scores.png").is_file() and (out / "figures" / "gaussian_prop1.png").is_file()
+
+
+def test_a_rerun_in_a_new_folder_gives_the_same_card_bit_for_bit(
+    first: tuple[Path, dict[str, Any]], tmp_path: Path
+) -> None:
+    out, _ = first
+    _run(tmp_path / "again")
+    assert (tmp_path / "again" / "bench.json").read_bytes() == (out / "bench.json").read_bytes()
+
+
+def test_a_rerun_in_the_same_folder_reruns_no_finished_point(
+    first: tuple[Path, dict[str, Any]], capsys: pytest.CaptureFixture[str]
+) -> None:
+    out, _ = first
+    before = {p: p.read_bytes() for p in (out / "runs").glob("*/*/point.json")}
+    card = (out / "bench.json").read_bytes()
+    _run(out)
+    assert "15 points" in capsys.readouterr().out
+    assert {p: p.read_bytes() for p in (out / "runs").glob("*/*/point.json")} == before
+    assert (out / "bench.json").read_bytes() == card
+    with pytest.raises(bench.BenchError, match="holds another bench"):
+        bench.run("quick", METHODS, "0-3", out=out, tasks=["gaussian_prop1"])
