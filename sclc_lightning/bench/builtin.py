@@ -9,8 +9,9 @@ needs them:
 
 The built-in methods (``--builtin`` adds them all) are the field's known answers. A method whose
 settings depend on the task (a subset size, a number of clusters, Neon's weight) takes them from
-the task's ``parts``, and is skipped on a task that gives none; one that needs continuous data or
-a model's likelihood is skipped where the task lacks them.
+the task's ``parts``, and is skipped on a task that gives none; one that needs continuous
+unconditional data (optimal transport and KMeans move generated points towards the real pool) or
+a model's likelihood is skipped where the task lacks them, with the reason in the card.
 """
 
 from __future__ import annotations
@@ -26,6 +27,9 @@ REFERENCES: dict[str, Method] = {
 }
 
 _OT = "optimal_transport"
+#: Correctors that move generated points towards the real ones: continuous data, and no condition
+#: (a conditional task's generated field is matched to its own condition, not to the real pool).
+_POINTS = ("continuous", "unconditional")
 
 #: The built-in methods, by name.
 BUILTIN_METHODS: dict[str, Method] = {
@@ -34,9 +38,9 @@ BUILTIN_METHODS: dict[str, Method] = {
         Method("accumulate", {"mode": "accumulate"}),
         Method("accumulate_subsample", {"mode": "accumulate"}, part="accumulate_subsample"),
         Method("fresh", {"mode": "fresh"}, part="fresh"),
-        Method("ot_1", {"corrector": _OT, "corrector_kwargs": {"strength": 1.0}}, needs=("continuous",)),
-        Method("ot_inf", {"corrector": _OT, "corrector_kwargs": {"strength": float("inf")}}, needs=("continuous",)),
-        Method("kmeans", {"corrector": "kmeans"}, needs=("continuous",), part="kmeans"),
+        Method("ot_1", {"corrector": _OT, "corrector_kwargs": {"strength": 1.0}}, needs=_POINTS),
+        Method("ot_inf", {"corrector": _OT, "corrector_kwargs": {"strength": float("inf")}}, needs=_POINTS),
+        Method("kmeans", {"corrector": "kmeans"}, needs=_POINTS, part="kmeans"),
         Method(
             "verify_likelihood",
             {

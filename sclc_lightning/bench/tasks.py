@@ -51,7 +51,9 @@ class Task:
         direction: ``"lower"`` or ``"higher"``: which way the metric is better.
         generation: the generation whose value is read.
         claim: the claim it measures, with its source.
-        traits: what it offers methods (``continuous``, ``tokens``, ``log_prob``, ``conditional``).
+        traits: what it offers methods: ``continuous`` (real vectors) or ``tokens``,
+            ``unconditional`` or ``conditional`` (a field generated for a given one), ``log_prob``
+            (its model has a ``log_prob``).
         parts: the task-specific settings of methods that need them, by method name.
         theory: the registered theory curve of its model, where one exists.
         suites: the suites it belongs to.
@@ -128,8 +130,8 @@ def recipes_folder(recipes: str | Path | None = None) -> Path:
     return beside if beside.is_dir() else Path("recipes")
 
 
-_CONTINUOUS = frozenset({"continuous"})
-_GAUSSIAN = frozenset({"continuous", "log_prob"})
+_CONTINUOUS = frozenset({"continuous", "unconditional"})
+_GAUSSIAN = frozenset({"continuous", "unconditional", "log_prob"})
 
 #: The built-in tasks.
 TASKS: dict[str, Task] = {

@@ -75,3 +75,54 @@ def test_a_rerun_in_the_same_folder_reruns_no_finished_point(
     assert (out / "bench.json").read_bytes() == card
     with pytest.raises(bench.BenchError, match="holds another bench"):
         bench.run("quick", METHODS, "0-3", out=out, tasks=["gaussian_prop1"])
+
+
+_KILLED = """
+import sys
+from sclc_lightning import bench
+from sclc_lightning.bench.tasks import TASKS, Task
+
+if __name__ == "__main__":
+    base = TASKS["gaussian_prop1"]
+    # 400 generations: seconds a point, so that the bench is killed between points
+    task = Task("slow_gaussian", (*base.recipe, sys.argv[2]), base.metric, base.direction, 400, base.claim, base.traits)
+    bench.run("quick", {}, "0-2", out=sys.argv[1], tasks=[task], jobs=1, figures=False)
+"""
+
+
+def test_a_killed_bench_resumes_without_rerunning_finished_points(tmp_path: Path) -> None:
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    layer = tmp_path / "long.yaml"
+    layer.write_text("loop:\n  generations: 400\n")
+    script = tmp_path / "bench_script.py"
+    script.write_text(_KILLED)
+    out = tmp_path / "bench"
+    command = [sys.executable, str(script), str(out), str(layer)]
+    runs = out / "runs" / "slow_gaussian"
+    process = subprocess.Popen(command, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 240
+        while time.monotonic() < deadline and process.poll() is None:
+            done = [p for p in runs.glob("*/point.json") if json.loads(p.read_text() or "{}").get("status") == "ok"]
+            if done:
+                break
+            time.sleep(0.2)
+        assert process.poll() is None, "the bench ended before it could be killed"
+        os.killpg(process.pid, signal.SIGKILL)  # the bench and its workers, at once
+        process.wait(30)
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+    finished = {p.parent.name: p.read_bytes() for p in done}
+    assert len(finished) < 6 and not (out / "bench.json").exists()
+    assert subprocess.run(command, timeout=600).returncode == 0
+    for name, state in finished.items():  # never rerun: its record is untouched
+        assert (runs / name / "point.json").read_bytes() == state
+    card = read_card(out)
+    arms = card["tasks"]["slow_gaussian"]["methods"]
+    assert all(arm["status"] == "ok" and len(arm["values"]) == 3 for arm in arms.values())
