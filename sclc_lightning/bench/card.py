@@ -27,7 +27,7 @@ import csv
 import json
 import math
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -35,14 +35,31 @@ from sclc_lightning._files import atomic_write
 from sclc_lightning.bench.score import mean_interval, score_task
 
 if TYPE_CHECKING:
+    from sclc_lightning.bench.methods import Method
     from sclc_lightning.bench.runner import BenchPlan
     from sclc_lightning.bench.tasks import Task
 
-__all__ = ["CARD_FORMAT", "build_card", "read_metric", "write_card"]
+__all__ = ["CARD_FORMAT", "build_card", "method_record", "read_card", "read_metric", "strict_json", "write_card"]
 
 #: The card layout's version; a reader refuses another.
 CARD_FORMAT = 1
 _PACKAGES = ("sclc-lightning", "torch", "lightning", "numpy", "scipy", "scikit-learn", "diffusers", "transformers")
+
+
+def method_record(method: Method) -> dict[str, Any]:
+    """What the card records of a method."""
+    return {"settings": method.settings, "per_task": method.per_task, "needs": list(method.needs), "part": method.part}
+
+
+def strict_json(value: Any) -> Any:
+    """``value`` with non-finite floats as strings (``"inf"``): the card is strict JSON."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return "inf" if value > 0 else "-inf" if value < 0 else "nan"
+    if isinstance(value, Mapping):
+        return {str(k): strict_json(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [strict_json(v) for v in value]
+    return value
 
 
 def versions() -> dict[str, str]:
@@ -160,19 +177,17 @@ def _aggregate(tasks: dict[str, dict[str, Any]], names: Sequence[str]) -> dict[s
 
 def build_card(plan: BenchPlan, out: Path) -> dict[str, Any]:
     """The card of the bench ``plan`` whose runs are under ``out``."""
-    from sclc_lightning.bench.runner import _jsonable, _method_record
-
     tasks = {task.name: _task_entry(plan, task, out) for task in plan.tasks}
     card = {
         "format": CARD_FORMAT,
         "suite": plan.suite,
         "seeds": plan.seeds,
         "versions": versions(),
-        "methods": {name: _method_record(m) for name, m in plan.methods.items()},
+        "methods": {name: method_record(m) for name, m in plan.methods.items()},
         "tasks": tasks,
         "aggregate": _aggregate(tasks, list(plan.methods)),
     }
-    return dict(_jsonable(card))
+    return dict(strict_json(card))
 
 
 def card_text(card: dict[str, Any]) -> str:
@@ -200,12 +215,8 @@ def read_card(path: str | Path) -> dict[str, Any]:
     return card
 
 
-def write_card(card: dict[str, Any], out: Path, figures: bool = True) -> Path:
-    """Write ``<out>/bench.json`` (and, with ``figures``, the figures and ``bench.html``)."""
+def write_card(card: dict[str, Any], out: Path) -> Path:
+    """Write ``<out>/bench.json``."""
     path = out / "bench.json"
     atomic_write(path, card_text(card))
-    if figures:
-        from sclc_lightning.bench.page import write_page
-
-        write_page(card, out)
     return path

@@ -61,7 +61,7 @@ def _parser() -> argparse.ArgumentParser:
 
 def _list(suite: str | None) -> int:
     from sclc_lightning.bench.builtin import BUILTIN_METHODS, REFERENCES
-    from sclc_lightning.bench.runner import _jsonable
+    from sclc_lightning.bench.card import strict_json
     from sclc_lightning.bench.tasks import PLANNED, SUITES, TASKS
 
     for name, tasks in SUITES.items():
@@ -77,7 +77,7 @@ def _list(suite: str | None) -> int:
     for name, method in BUILTIN_METHODS.items():
         needs = f"; needs {', '.join(method.needs)}" if method.needs else ""
         part = f"; task-specific: {method.part}" if method.part else ""
-        print(f"  {name}: {json.dumps(_jsonable(method.settings))}{needs}{part}")
+        print(f"  {name}: {json.dumps(strict_json(method.settings))}{needs}{part}")
     return 0
 
 

@@ -11,7 +11,6 @@ there is refused.
 from __future__ import annotations
 
 import json
-import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +18,7 @@ from typing import Any
 
 from sclc_lightning._files import atomic_write, read_regular
 from sclc_lightning.bench.builtin import BUILTIN_METHODS, REFERENCES
+from sclc_lightning.bench.card import method_record, strict_json
 from sclc_lightning.bench.methods import Method, parse_method
 from sclc_lightning.bench.tasks import Task, suite_tasks
 
@@ -47,29 +47,14 @@ class BenchPlan:
 
     def spec(self) -> dict[str, Any]:
         """The bench's definition, as ``bench_spec.json`` keeps it."""
-        return _jsonable(
+        return strict_json(
             {
                 "suite": self.suite,
                 "seeds": self.seeds,
                 "tasks": {t.name: t.digest(self.recipes) for t in self.tasks},
-                "methods": {name: _method_record(m) for name, m in self.methods.items()},
+                "methods": {name: method_record(m) for name, m in self.methods.items()},
             }
         )
-
-
-def _method_record(method: Method) -> dict[str, Any]:
-    return {"settings": method.settings, "per_task": method.per_task, "needs": list(method.needs), "part": method.part}
-
-
-def _jsonable(value: Any) -> Any:
-    """``value`` with non-finite floats as strings (``"inf"``): the card is strict JSON."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return "inf" if value > 0 else "-inf" if value < 0 else "nan"
-    if isinstance(value, Mapping):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
-    return value
 
 
 def plan_bench(
@@ -139,6 +124,28 @@ def _save_or_check_spec(out: Path, spec: dict[str, Any]) -> None:
     atomic_write(path, json.dumps(spec, indent=1, sort_keys=True))
 
 
+def _run_tasks(plan: BenchPlan, out: Path, grid: dict[str, Any]) -> None:
+    """Each task's grid of arms × seeds, in ``<out>/runs/<task>``.
+
+    Raises:
+        RuntimeError: a signal stopped a grid.
+    """
+    from sclc_lightning.grid.api import run_grid
+
+    for task in plan.tasks:
+        print(f"sclc bench: task {task.name} ({len(plan.arms(task))} arms x {len(plan.seeds)} seeds)", flush=True)
+        table = run_grid(
+            task.configs(plan.recipes),
+            out=out / "runs" / task.name,
+            methods=plan.arms(task),
+            seeds=plan.seeds,
+            task=task.name,
+            **grid,
+        )
+        if table.exit_code > 128:
+            raise RuntimeError(f"sclc bench: stopped while running {task.name}; rerun the same bench to resume.")
+
+
 def run(
     suite: str = "quick",
     methods: Mapping[str, Any] | None = None,
@@ -174,27 +181,17 @@ def run(
         RuntimeError: a signal stopped the bench (rerun the same call to resume).
     """
     from sclc_lightning.bench.card import build_card, write_card
-    from sclc_lightning.grid.api import refuse_in_worker, run_grid
+    from sclc_lightning.bench.page import write_page
+    from sclc_lightning.grid.api import refuse_in_worker
 
     refuse_in_worker("sclc_lightning.bench.run")
     plan = plan_bench(suite, methods, seeds, builtin=builtin, tasks=tasks, recipes=recipes)
     out = Path(out)
     _save_or_check_spec(out, plan.spec())
-    for task in plan.tasks:
-        print(f"sclc bench: task {task.name} ({len(plan.arms(task))} arms x {len(plan.seeds)} seeds)", flush=True)
-        table = run_grid(
-            task.configs(recipes),
-            out=out / "runs" / task.name,
-            methods=plan.arms(task),
-            seeds=plan.seeds,
-            launcher=launcher,
-            jobs=jobs,
-            rerun_failed=rerun_failed,
-            slurm=slurm,
-            task=task.name,
-        )
-        if table.exit_code > 128:
-            raise RuntimeError(f"sclc bench: stopped while running {task.name}; rerun the same bench to resume.")
+    grid = {"launcher": launcher, "jobs": jobs, "rerun_failed": rerun_failed, "slurm": slurm}
+    _run_tasks(plan, out, grid)
     card = build_card(plan, out)
-    write_card(card, out, figures=figures)
+    write_card(card, out)
+    if figures:
+        write_page(card, out)
     return card

@@ -16,9 +16,15 @@ ones from their last checkpoint and, with ``--rerun-failed``, retries failed one
 ``SIGTERM`` stops every point within ``--stop-timeout`` seconds (they checkpoint first). The
 exit status is 0 when every point finished, 1 when one failed or is left, 128 + the signal when
 stopped. ``--dry-run`` prints one ``sclc fit`` command line per point instead.
+
+``--method NAME=SPEC`` (repeatable) adds a method axis: each value a bundle of loop settings
+(inline JSON or a YAML file), so that a corrector runs with its own arguments and the next with
+its own (a ``--set`` axis is Cartesian). From Python, :func:`run_grid` runs a grid and returns its
+runs table.
 """
 
+from sclc_lightning.grid.api import RunsTable, run_grid
 from sclc_lightning.grid.main import main
 from sclc_lightning.grid.points import GridPoint, expand_grid, gpu_slots, parse_seeds
 
-__all__ = ["GridPoint", "expand_grid", "gpu_slots", "main", "parse_seeds"]
+__all__ = ["GridPoint", "RunsTable", "expand_grid", "gpu_slots", "main", "parse_seeds", "run_grid"]

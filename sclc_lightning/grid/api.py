@@ -124,7 +124,7 @@ def run_grid(
     Raises:
         ValueError: an argument the command would refuse, or ``out`` holds another grid.
     """
-    from sclc_lightning.grid.main import LAUNCHERS, _run_locked, cluster_options
+    from sclc_lightning.grid.running import LAUNCHERS, cluster_options, run_locked
 
     refuse_in_worker("run_grid")
 
@@ -154,7 +154,7 @@ def run_grid(
     GridSpec.of(configs, sets, seed_list, extra, layers).save_or_check(out)
     if layers:
         write_layers(out, layers)
-    code = _run_locked(args, points, out, options, slots)
+    code = run_locked(args, points, out, options, slots)
     return RunsTable(out, read_table(out), code)
 
 

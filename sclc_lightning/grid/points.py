@@ -137,7 +137,8 @@ def expand_grid(
         axes.append(axis)
     short = short_keys(keys)
     points = []
-    for method, layer in (methods or {None: None}).items():
+    method_axis: list[tuple[str | None, str | None]] = list(methods.items()) if methods else [(None, None)]
+    for method, layer in method_axis:
         for combo in itertools.product(*axes):
             for seed in seeds if seeds else [None]:
                 parts = [f"{short[k]}={v}" for k, v in combo] + ([f"seed={seed}"] if seed is not None else [])

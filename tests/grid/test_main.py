@@ -138,7 +138,7 @@ def test_grid_runs_in_parallel_and_survives_a_failing_run(tmp_path: Path, capsys
 def test_the_grid_console_shows_a_bar_over_points_on_a_terminal() -> None:
     import io
 
-    from sclc_lightning.grid.main import PointProgress
+    from sclc_lightning.grid.running import PointProgress
     from sclc_lightning.grid.status import PointResult
 
     class Terminal(io.StringIO):
