@@ -194,8 +194,6 @@ def test_edits_behind_a_cache_a_module_table_or_a_modules_forward_are_seen(tmp_p
     table = "LAMBDAS = [0.5, {}]\nCFG = {{'lam': {}}}\ndef ramp(g):\n    return LAMBDAS[g] * CFG['lam']\n"
     assert identity_of(table.format(0.5, 1), "ramp") != identity_of(table.format(1.0, 1), "ramp")
     assert identity_of(table.format(0.5, 1), "ramp") != identity_of(table.format(0.5, 2), "ramp")
-    module = (
-        "import torch\nclass Verifier(torch.nn.Module):\n    def forward(self, x):\n        return x[:, {}]\n"
-    )
+    module = "import torch\nclass Verifier(torch.nn.Module):\n    def forward(self, x):\n        return x[:, {}]\n"
     assert identity_of(module.format(0), "Verifier") != identity_of(module.format(1), "Verifier")
     assert identity_of(module.format(0), "Verifier") == identity_of(module.format(0), "Verifier")

@@ -16,11 +16,21 @@ from sclc_lightning.bench.card import point_rows, read_metric
 __all__ = ["write_page"]
 
 
+def _number(value: float) -> str:
+    """Two decimals, or three significant digits for a number of 100 or more.
+
+    Examples:
+        >>> _number(0.8712), _number(-5907018.97)
+        ('0.87', '-5.91e+06')
+    """
+    return f"{value:.2f}" if abs(value) < 100 else f"{value:.3g}"
+
+
 def _cell(arm: dict[str, Any]) -> str:
     if arm.get("score") is None:
         return {"skipped": "skipped", "failed": "failed"}.get(arm.get("status", ""), "n/a")
     low, high = arm["score_interval"]
-    return f"{arm['score']:.2f}\n[{low:.2f}, {high:.2f}]"
+    return f"{_number(arm['score'])}\n[{_number(low)}, {_number(high)}]"
 
 
 def heat_map(card: dict[str, Any], path: Path) -> Path:
@@ -32,10 +42,8 @@ def heat_map(card: dict[str, Any], path: Path) -> Path:
     import numpy as np
 
     tasks, methods = list(card["tasks"]), list(card["methods"])
-    scores = np.array(
-        [[card["tasks"][t]["methods"][m].get("score") or math.nan for m in methods] for t in tasks], dtype=float
-    )
-    scores[[[card["tasks"][t]["methods"][m].get("score") is None for m in methods] for t in tasks]] = math.nan
+    found = [[card["tasks"][t]["methods"][m].get("score") for m in methods] for t in tasks]
+    scores = np.array([[math.nan if s is None else s for s in row] for row in found], dtype=float)
     figure, axes = plt.subplots(figsize=(1.3 * len(methods) + 2.5, 0.7 * len(tasks) + 1.8))
     colours = matplotlib.colormaps["RdYlGn"].with_extremes(bad="#dddddd")
     image = axes.imshow(np.ma.masked_invalid(scores), cmap=colours, vmin=-0.5, vmax=1.5, aspect="auto")
