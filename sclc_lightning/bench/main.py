@@ -6,7 +6,9 @@ import argparse
 import json
 import sys
 from collections.abc import Sequence
-from typing import NoReturn
+from typing import Any, NoReturn
+
+from sclc_lightning.grid.main import _SLURM_HELP, _TYPES
 
 __all__ = ["main"]
 
@@ -52,6 +54,9 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--jobs", type=int, default=1, help="points running at once")
     run.add_argument("--rerun-failed", action="store_true", help="run failed points again")
     run.add_argument("--no-figures", action="store_true", help="write bench.json only")
+    for name, text in _SLURM_HELP.items():
+        kwargs: dict[str, Any] = {"action": "append"} if name == "setup" else {"type": _TYPES.get(name, str)}
+        run.add_argument(f"--slurm.{name}", dest=f"slurm_{name}", default=None, help=text, **kwargs)
     compare = commands.add_parser("compare", help="two cards, task by task, with paired intervals")
     compare.add_argument("first", help="a bench folder or its bench.json")
     compare.add_argument("second", help="a bench folder or its bench.json")
@@ -103,6 +108,7 @@ def _run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
             launcher=args.launcher,
             jobs=args.jobs,
             rerun_failed=args.rerun_failed,
+            slurm={n: getattr(args, f"slurm_{n}") for n in _SLURM_HELP if getattr(args, f"slurm_{n}") is not None},
             figures=not args.no_figures,
         )
     except (ValueError, TypeError, FileNotFoundError, NotImplementedError) as err:
