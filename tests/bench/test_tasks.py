@@ -97,3 +97,15 @@ def test_compare_pairs_the_seeds_and_refuses_other_definitions(tmp_path: Path) -
     path.write_text("{")
     with pytest.raises(ValueError, match="cannot be read as a bench card"):
         read_card(tmp_path)
+
+
+def test_the_committed_leaderboard_is_the_bench_its_command_runs_today() -> None:
+    """docs/bench.md's card must be what `sclc bench run --suite quick --builtin --seeds 0-4` defines
+    now: a changed recipe, metric or built-in method needs a new leaderboard."""
+    root = Path(__file__).parents[2]
+    card = read_card(root / "docs" / "bench_quick.json")
+    plan = plan_bench("quick", None, "0-4", builtin=True)
+    assert card["seeds"] == [0, 1, 2, 3, 4] and card["suite"] == "quick"
+    assert {name: entry["digest"] for name, entry in card["tasks"].items()} == plan.spec()["tasks"]
+    assert card["methods"] == plan.spec()["methods"]
+    assert "sclc bench run --suite quick --builtin --seeds 0-4" in (root / "docs" / "bench.md").read_text()

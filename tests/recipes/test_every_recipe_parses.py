@@ -18,8 +18,11 @@ RECIPES = sorted((ROOT / "recipes").rglob("*.yaml"))
 
 
 def _layers(recipe: Path) -> list[str]:
-    """The configs to parse: the base the recipe's header names before it, then the recipe."""
+    """The configs to parse: the base the recipe's header names before it (a bench layer's is the
+    recipe of its name), then the recipe."""
     relative = recipe.relative_to(ROOT).as_posix()
+    if recipe.parent.name == "bench":  # the bench's layers size the recipe of the same name
+        return [str(ROOT / "recipes" / recipe.name), str(recipe)]
     header = recipe.read_text().split("\n\n", 1)[0]
     found = re.search(rf"--config (recipes/[\w/]+\.yaml)\s+(?:\\\s*)?(?:#\s*)?--config {re.escape(relative)}", header)
     return [str(ROOT / found.group(1)), str(recipe)] if found else [str(recipe)]
