@@ -173,7 +173,10 @@ def run(
         builtin: ``True`` adds every built-in method, or a list of their names.
         tasks: only these tasks of the suite (names), or your own :class:`Task` objects.
         recipes: the recipes folder (default: the repository's).
-        launcher, jobs, rerun_failed, slurm: as ``sclc grid``'s.
+        launcher: ``local``, ``submitit-local`` or ``slurm``, as ``sclc grid``'s.
+        jobs: points running at once.
+        rerun_failed: run failed points again.
+        slurm: the SLURM options (``--slurm.*`` of ``sclc grid``: partition, time, ...).
         figures: draw the figures and ``bench.html`` (matplotlib).
 
     Raises:

@@ -149,7 +149,7 @@ def run_grid(
         detach=detach,
         **{f"slurm_{k}": v for k, v in (slurm or {}).items()},
     )
-    options = cluster_options(configs, slurm or {}) if launcher != "local" else None
+    options = cluster_options(configs, slurm or {}, launcher) if launcher != "local" else None
     slots = gpu_slots(visible_gpus(gpus, jobs), jobs) if launcher == "local" else []
     GridSpec.of(configs, sets, seed_list, extra, layers).save_or_check(out)
     if layers:

@@ -22,13 +22,15 @@ __all__ = ["LAUNCHERS", "PointProgress", "cluster_options", "run_locked"]
 LAUNCHERS = ("local", "submitit-local", "slurm")
 
 
-def cluster_options(configs: Sequence[str], given: Mapping[str, Any]) -> Any:
+def cluster_options(configs: Sequence[str], given: Mapping[str, Any], launcher: str = "slurm") -> Any:
     """The submitit launchers' options: each recipe's ``slurm:`` section (later files over
     earlier ones, as in ``sclc fit``), then ``given`` (the ``--slurm.*`` options)."""
     try:
         from sclc_lightning.grid.cluster import ClusterOptions
     except ImportError as err:
-        raise ValueError(f"this launcher needs submitit ({err}): pip install 'sclc-lightning[cluster]'") from None
+        raise ValueError(
+            f"--launcher {launcher} needs submitit ({err}): pip install 'sclc-lightning[cluster]'"
+        ) from None
 
     values: dict[str, Any] = {}
     for config in configs:
