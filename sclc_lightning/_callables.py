@@ -22,7 +22,7 @@ import math
 import re
 import textwrap
 import types
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 __all__ = [
@@ -30,6 +30,7 @@ __all__ = [
     "class_identity",
     "code_identity",
     "describe_callable",
+    "recorded_settings",
     "resolve_callable",
     "strip_code_identities",
 ]
@@ -361,3 +362,33 @@ def strip_code_identities(value: Any) -> Any:
     if isinstance(value, list):
         return [strip_code_identities(v) for v in value]
     return value
+
+
+#: An import path ``package.module:attribute``.
+_IMPORT_PATH = re.compile(r"[A-Za-z_][\w.]*:[A-Za-z_][\w.]*")
+
+
+def recorded_settings(settings: Any, key: str = "") -> Any:
+    """``settings`` as a bench or grid records them: a class or callable given by import path
+    (``package.module:Name``) carries the digest of its code (``...#code:<hex>``), so that a rerun
+    after the code was edited is not mistaken for the same method.
+
+    Examples:
+        >>> recorded_settings({"corrector": "kmeans", "corrector_kwargs": {"num_clusters": 4}})
+        {'corrector': 'kmeans', 'corrector_kwargs': {'num_clusters': 4}}
+        >>> recorded_settings({"sampler": "sclc_lightning.seeding:make_generator"})["sampler"].split("#")[0]
+        'sclc_lightning.seeding:make_generator'
+    """
+    if isinstance(settings, Mapping):
+        return {k: recorded_settings(v, str(k)) for k, v in settings.items()}
+    if isinstance(settings, list):
+        return [recorded_settings(v, key) for v in settings]
+    if not isinstance(settings, str) or not _IMPORT_PATH.fullmatch(settings):
+        return settings
+    try:
+        target = resolve_callable(settings, key or "setting")
+    except ValueError:
+        return settings  # not importable here: the loop refuses it, naming it
+    identity = class_identity(target) if isinstance(target, type) else code_identity(target)  # type: ignore[arg-type]
+    digest = identity.partition(CODE_MARK)[2]
+    return f"{settings}{CODE_MARK}{digest}" if digest else settings

@@ -47,8 +47,16 @@ _PACKAGES = ("sclc-lightning", "torch", "lightning", "numpy", "scipy", "scikit-l
 
 
 def method_record(method: Method) -> dict[str, Any]:
-    """What the card records of a method."""
-    return {"settings": method.settings, "per_task": method.per_task, "needs": list(method.needs), "part": method.part}
+    """What the card records of a method: its settings (a class or callable given by import path
+    with the digest of its code), settings per task, needs and task part."""
+    from sclc_lightning._callables import recorded_settings
+
+    return {
+        "settings": recorded_settings(method.settings),
+        "per_task": recorded_settings(method.per_task),
+        "needs": list(method.needs),
+        "part": method.part,
+    }
 
 
 def strict_json(value: Any) -> Any:

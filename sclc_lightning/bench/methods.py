@@ -27,7 +27,7 @@ from typing import Any
 
 from sclc_lightning.loop.settings import LOOP_SETTINGS
 
-__all__ = ["METHOD_SETTINGS", "Method", "parse_method"]
+__all__ = ["METHOD_SETTINGS", "TRAITS", "Method", "parse_method"]
 
 #: The loop settings a method may set.
 METHOD_SETTINGS = tuple(
@@ -35,7 +35,9 @@ METHOD_SETTINGS = tuple(
     for s in LOOP_SETTINGS
     if s.role == "deciding" and s.name not in ("seed", "data_field", "condition_field", "fields")
 )
-_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.\-]*")
+_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.\-]{0,63}")
+#: The traits a built-in task offers (a method ``needs`` some of them).
+TRAITS = ("continuous", "tokens", "unconditional", "conditional", "log_prob")
 
 
 @dataclass(frozen=True)
@@ -86,13 +88,20 @@ def parse_method(name: str, spec: str | Mapping[str, Any]) -> Method:
             the loop refuses).
     """
     if not isinstance(name, str) or not _NAME.fullmatch(name):
-        raise ValueError(f"A method's name is letters, digits, '_', '-' or '.', got {name!r}.")
+        raise ValueError(
+            f"A method's name is 1 to 64 ASCII letters, digits, '_', '-' or '.' (not first), got {name!r}."
+        )
     given = _read(name, spec)
     needs = given.pop("needs", [])
     if isinstance(needs, str) or not isinstance(needs, (list, tuple)) or not all(isinstance(n, str) for n in needs):
         raise ValueError(
             f"Method {name!r}: `needs` must be a list of task traits (e.g. ['continuous']), got {needs!r}."
         )
+    for need in needs:
+        if need not in TRAITS:
+            near = difflib.get_close_matches(need, TRAITS, n=1)
+            hint = f" (did you mean {near[0]!r}?)" if near else ""
+            raise ValueError(f"Method {name!r}: `needs` names {need!r}{hint}; the traits are {list(TRAITS)}.")
     per_task = given.pop("per_task", {})
     if not isinstance(per_task, Mapping) or not all(isinstance(v, Mapping) for v in per_task.values()):
         raise ValueError(f"Method {name!r}: `per_task` must map task names to settings, got {per_task!r}.")
@@ -116,7 +125,11 @@ def _read(name: str, spec: str | Mapping[str, Any]) -> dict[str, Any]:
     elif Path(text).is_file():
         import yaml
 
-        loaded = yaml.safe_load(Path(text).read_text())
+        try:
+            loaded = yaml.safe_load(Path(text).read_text())
+        except (yaml.YAMLError, UnicodeDecodeError) as err:
+            first = str(err).splitlines()[0] if str(err) else type(err).__name__
+            raise ValueError(f"Method {name!r}: {text} is not valid YAML ({first}).") from None
     else:
         raise ValueError(f"Method {name!r}: {spec!r} is neither inline JSON (`{{...}}`) nor a YAML file.")
     if not isinstance(loaded, Mapping):

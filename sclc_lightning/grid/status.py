@@ -97,7 +97,9 @@ class GridSpec:
         digests = [sha256_file(c) for c in configs]
         config: str | list[str] = paths[0] if len(paths) == 1 else paths
         digest: str | list[str] = digests[0] if len(digests) == 1 else digests
-        recorded = json.loads(json.dumps(dict(methods))) if methods else None
+        from sclc_lightning._callables import recorded_settings
+
+        recorded = json.loads(json.dumps(recorded_settings(dict(methods)))) if methods else None
         return cls(config, digest, list(sets), None if seeds is None else list(seeds), list(extra), recorded)
 
     def differences(self, other: Mapping[str, Any]) -> list[str]:
