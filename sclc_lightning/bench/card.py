@@ -83,27 +83,31 @@ def versions() -> dict[str, str]:
     return found
 
 
-def read_metric(run_dir: Path, metric: str, generation: int | None = None) -> dict[int, float]:
+def read_metric(run_dir: Path, metric: str, generation: int | None = None, name: str | None = None) -> dict[int, float]:
     """``metric`` by generation from ``<run_dir>/metrics.csv`` (``generation``: only that one).
 
     Raises:
-        ValueError: naming the file: it is missing, has no such column, or no value at
-            ``generation``.
+        ValueError: naming the file (as ``name`` when given): it is missing, is not the CSV a run
+            writes, has no such column, or no finite value at ``generation``.
     """
     path = run_dir / "metrics.csv"
+    said = name or str(path)
     if not path.is_file():
-        raise ValueError(f"{path} is missing: the run wrote no metrics.")
+        raise ValueError(f"{said} is missing: the run wrote no metrics.")
     series: dict[int, float] = {}
-    with open(path, newline="") as handle:
-        reader = csv.DictReader(handle)
-        if metric not in (reader.fieldnames or []):
-            raise ValueError(f"{path} has no column {metric!r}; it has {reader.fieldnames}.")
-        for row in reader:
-            if row.get(metric) not in (None, ""):
-                series[int(float(row["generation"]))] = float(row[metric])
+    try:
+        with open(path, newline="") as handle:
+            reader = csv.DictReader(handle)
+            if metric not in (reader.fieldnames or []) or "generation" not in (reader.fieldnames or []):
+                raise ValueError(f"{said} has no column {metric!r} (it has {list(reader.fieldnames or [])}).")
+            for row in reader:
+                if row.get(metric) not in (None, ""):
+                    series[int(float(row["generation"]))] = float(row[metric])
+    except (csv.Error, UnicodeDecodeError, TypeError) as err:
+        raise ValueError(f"{said} is not the CSV a run writes ({err}).") from None
     if generation is not None:
         if generation not in series or not math.isfinite(series[generation]):
-            raise ValueError(f"{path} has no finite {metric!r} at generation {generation}.")
+            raise ValueError(f"{said} has no finite {metric!r} at generation {generation}.")
         return {generation: series[generation]}
     return series
 
@@ -128,11 +132,13 @@ def _arm(
             status = "not run" if row is None else row["status"]
             problems.append(f"seed {seed}: {status}{': ' + row['error'] if row and row.get('error') else ''}")
             continue
+        point = f"runs/{task.name}/{row['name']}"
         try:
-            run_dir = out / "runs" / task.name / row["name"]
-            values.append(read_metric(run_dir, task.metric, task.generation)[task.generation])
+            values.append(
+                read_metric(out / point, task.metric, task.generation, f"{point}/metrics.csv")[task.generation]
+            )
         except ValueError as err:
-            problems.append(f"seed {seed}: {err}")
+            problems.append(f"seed {seed}: {err} Remove the folder {point} and rerun the bench to run it again.")
     if problems:
         return {"status": "failed", "reason": "; ".join(problems)}
     mean, interval = mean_interval(values)
@@ -156,9 +162,9 @@ def _task_entry(plan: BenchPlan, task: Task, out: Path) -> dict[str, Any]:
             if arm["status"] == "ok" and probe.score is not None:
                 result = score_task(arm["values"], real["values"], uncorrected["values"], task.direction)
                 arm.update(score=result.score, score_interval=result.interval and result.interval.to_list())
-    for arm in methods.values():
-        arm.setdefault("score", None)
-        arm.setdefault("score_interval", None)
+    for arm in methods.values():  # every key of the layout, null where there is no value
+        for key in ("values", "mean", "interval", "score", "score_interval"):
+            arm.setdefault(key, None)
     entry["methods"] = methods
     return entry
 
@@ -216,10 +222,12 @@ def read_card(path: str | Path) -> dict[str, Any]:
         card = json.loads(path.read_text())
     except (OSError, ValueError) as err:
         raise ValueError(f"{path} cannot be read as a bench card ({err}).") from None
-    if not isinstance(card, dict) or not isinstance(card.get("tasks"), dict):
-        raise ValueError(f"{path} is not a bench card (no `tasks`).")
+    if not isinstance(card, dict) or "format" not in card:
+        raise ValueError(f"{path} is not a bench card (no `format`).")
     if card.get("format") != CARD_FORMAT:
         raise ValueError(f"{path} is a card of format {card.get('format')!r}; this version reads {CARD_FORMAT}.")
+    if not isinstance(card.get("tasks"), dict) or not isinstance(card.get("seeds"), list):
+        raise ValueError(f"{path} is not a bench card (no `tasks` or `seeds`).")
     return card
 
 

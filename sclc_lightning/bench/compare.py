@@ -1,13 +1,15 @@
 """``sclc bench compare A B``: two cards, task by task.
 
-For every task both cards ran with the same digest and the same seeds, and every method that has
-values in both: the per-seed differences of the metric (B − A, seeds paired), their mean and 95 %
-Student *t* interval, and the difference of the scores. Tasks whose digests differ are listed as
+For every task both cards ran with the same digest, over the seeds both ran (at least 2), and every
+method that has values in both: the per-seed differences of the metric (B − A, seeds paired), their
+mean and 95 % Student *t* interval, and the difference of the scores (each card's own, over its
+own seeds). Tasks whose digests differ are listed as
 not comparable, never compared.
 """
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from sclc_lightning.bench.score import mean_interval
@@ -15,39 +17,64 @@ from sclc_lightning.bench.score import mean_interval
 __all__ = ["compare", "compare_text"]
 
 
-def _pair(first: dict[str, Any], second: dict[str, Any]) -> dict[str, Any]:
-    differences = [b - a for a, b in zip(first["values"], second["values"], strict=True)]
+def _by_seed(card: dict[str, Any], task: str, method: str) -> dict[int, float]:
+    """A method's values on a task by seed, checked.
+
+    Raises:
+        ValueError: naming the card's task and method: not one finite value per seed.
+    """
+    values = card["tasks"][task]["methods"][method]["values"]
+    seeds = card["seeds"]
+    if not isinstance(values, list) or len(values) != len(seeds):
+        raise ValueError(f"A card's {task}/{method} has {values!r} for the seeds {seeds}: not one value per seed.")
+    if not all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in values):
+        raise ValueError(f"A card's {task}/{method} holds a value that is not a finite number: {values!r}.")
+    return dict(zip(seeds, values, strict=True))
+
+
+def _pair(
+    first: dict[int, float], second: dict[int, float], seeds: list[int], scores: tuple[Any, Any]
+) -> dict[str, Any]:
+    differences = [second[s] - first[s] for s in seeds]
     mean, interval = mean_interval(differences)
-    score = None
-    if first.get("score") is not None and second.get("score") is not None:
-        score = second["score"] - first["score"]
+    score = None if None in scores else scores[1] - scores[0]
     return {"difference": mean, "interval": interval and interval.to_list(), "score_difference": score}
 
 
+def _task(first: dict[str, Any], second: dict[str, Any], name: str, seeds: list[int]) -> dict[str, Any]:
+    a, b = first["tasks"][name], second["tasks"][name]
+    methods = {}
+    for method in sorted(set(a["methods"]) & set(b["methods"])):
+        if a["methods"][method].get("values") is None or b["methods"][method].get("values") is None:
+            continue
+        scores = (a["methods"][method].get("score"), b["methods"][method].get("score"))
+        methods[method] = _pair(_by_seed(first, name, method), _by_seed(second, name, method), seeds, scores)
+    return {"metric": a["metric"], "direction": a["direction"], "seeds": seeds, "methods": methods}
+
+
 def compare(first: dict[str, Any], second: dict[str, Any]) -> dict[str, Any]:
-    """The per-task differences of ``second`` from ``first`` (two cards).
+    """The per-task differences of ``second`` from ``first`` (two cards), over the seeds both ran.
 
     Returns:
-        ``{"tasks": {TASK: {"metric", "direction", "methods": {NAME: {"difference", "interval",
-        "score_difference"}}}}, "not_comparable": {TASK: reason}}``.
+        ``{"tasks": {TASK: {"metric", "direction", "seeds", "methods": {NAME: {"difference",
+        "interval", "score_difference"}}}}, "not_comparable": {TASK: reason}}``.
+
+    Raises:
+        ValueError: a card's values are not one finite number per seed.
     """
     tasks: dict[str, Any] = {}
     apart: dict[str, str] = {}
+    seeds = sorted(set(first["seeds"]) & set(second["seeds"]))
     for name in sorted(set(first["tasks"]) | set(second["tasks"])):
         a, b = first["tasks"].get(name), second["tasks"].get(name)
         if a is None or b is None:
             apart[name] = f"only in the {'second' if a is None else 'first'} card"
         elif a["digest"] != b["digest"]:
             apart[name] = f"another definition (digest {a['digest'][:15]}… against {b['digest'][:15]}…)"
-        elif first["seeds"] != second["seeds"]:
-            apart[name] = f"other seeds ({first['seeds']} against {second['seeds']}): nothing to pair"
+        elif len(seeds) < 2:
+            apart[name] = f"fewer than 2 seeds in common ({first['seeds']} against {second['seeds']}): nothing to pair"
         else:
-            methods = {
-                m: _pair(a["methods"][m], b["methods"][m])
-                for m in a["methods"]
-                if m in b["methods"] and "values" in a["methods"][m] and "values" in b["methods"][m]
-            }
-            tasks[name] = {"metric": a["metric"], "direction": a["direction"], "methods": methods}
+            tasks[name] = _task(first, second, name, seeds)
     return {"tasks": tasks, "not_comparable": apart}
 
 
@@ -55,7 +82,9 @@ def compare_text(result: dict[str, Any]) -> str:
     """The comparison as lines of text."""
     lines = []
     for task, entry in result["tasks"].items():
-        lines.append(f"{task}: {entry['metric']} ({entry['direction']} is better), second − first, seeds paired")
+        lines.append(
+            f"{task}: {entry['metric']} ({entry['direction']} is better), second − first, seeds {entry['seeds']} paired"
+        )
         for method, diff in entry["methods"].items():
             interval = diff["interval"]
             span = f" [{interval[0]:.4g}, {interval[1]:.4g}]" if interval else ""

@@ -117,7 +117,8 @@ def _run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         print(err, file=sys.stderr)
         return 1
     _summary(card)
-    print(f"sclc bench: card in {args.out}/bench.json, page in {args.out}/bench.html")
+    page = "" if args.no_figures else f", page in {args.out}/bench.html"
+    print(f"sclc bench: card in {args.out}/bench.json{page}")
     failed = [(t, m) for t, e in card["tasks"].items() for m, a in e["methods"].items() if a["status"] == "failed"]
     return 1 if failed else 0
 

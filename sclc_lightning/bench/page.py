@@ -55,7 +55,7 @@ def heat_map(card: dict[str, Any], path: Path) -> Path:
     figure.colorbar(image, ax=axes, label="score (1: real data only, 0: uncorrected)")
     axes.set_title(f"sclc bench, suite {card['suite']}, seeds {card['seeds']}")
     figure.tight_layout()
-    figure.savefig(path, dpi=110, metadata={"Software": None})
+    figure.savefig(path, dpi=110, bbox_inches="tight", metadata={"Software": None})
     plt.close(figure)
     return path
 
@@ -84,7 +84,7 @@ def task_curves(card: dict[str, Any], task: str, out: Path, path: Path) -> Path:
     axes.set_title(task)
     axes.legend(fontsize=7)
     figure.tight_layout()
-    figure.savefig(path, dpi=110, metadata={"Software": None})
+    figure.savefig(path, dpi=110, bbox_inches="tight", metadata={"Software": None})
     plt.close(figure)
     return path
 

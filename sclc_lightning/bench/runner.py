@@ -72,13 +72,21 @@ def plan_bench(
         BenchError: a method named as a reference arm or twice, an unknown built-in.
         ValueError: a method that does not parse, an unknown suite or task, bad seeds.
     """
-    from sclc_lightning.grid.points import parse_seeds
+    from sclc_lightning.grid.points import check_seeds
 
-    seed_list = parse_seeds(seeds) if isinstance(seeds, str) else list(seeds)
+    seed_list = sorted(check_seeds(seeds))
     if len(seed_list) < 2:
         raise ValueError(f"A bench needs at least 2 seeds (an interval needs a spread), got {seed_list}.")
     chosen = _tasks(suite, tasks)
     arms: dict[str, Method] = dict(REFERENCES)
+    if not isinstance(builtin, bool) and (
+        isinstance(builtin, str)
+        or not isinstance(builtin, (list, tuple))
+        or not all(isinstance(n, str) for n in builtin)
+    ):
+        raise BenchError(f"`builtin` must be True, False or a list of built-in method names, got {builtin!r}.")
+    if methods is not None and not isinstance(methods, Mapping):
+        raise BenchError(f"`methods` must map names to settings ({{'mine': {{...}}}}), got {methods!r}.")
     names = list(BUILTIN_METHODS) if builtin is True else list(builtin or [])
     for name in names:
         if name not in BUILTIN_METHODS:
@@ -89,11 +97,32 @@ def plan_bench(
             what = "a reference arm" if name in REFERENCES else "a built-in method already added"
             raise BenchError(f"Method name {name!r} is {what}; give your method another name.")
         arms[name] = spec if isinstance(spec, Method) else parse_method(name, spec)
+        _check_task_names(arms[name], [t.name for t in chosen])
     skipped = {t.name: {n: why for n, m in arms.items() if (why := m.skipped_on(t)) is not None} for t in chosen}
     return BenchPlan(suite, chosen, arms, seed_list, recipes, skipped)
 
 
+def _check_task_names(method: Method, chosen: Sequence[str]) -> None:
+    """Refuse ``per_task`` settings for a task that no suite and no given task has (a typo)."""
+    import difflib
+
+    from sclc_lightning.bench.tasks import TASKS
+
+    known = sorted(set(TASKS) | set(chosen))
+    for task in method.per_task:
+        if task not in known:
+            near = difflib.get_close_matches(task, known, n=1)
+            hint = f" (did you mean {near[0]!r}?)" if near else ""
+            raise BenchError(
+                f"Method {method.name!r}: `per_task` names the task {task!r}{hint}; the tasks are {known}."
+            )
+
+
 def _tasks(suite: str, tasks: Sequence[str | Task] | None) -> list[Task]:
+    if isinstance(tasks, (str, Task)) or (tasks is not None and not isinstance(tasks, (list, tuple))):
+        raise BenchError(f"`tasks` must be a list of task names or Task objects, got {tasks!r}.")
+    if tasks is not None and not tasks:
+        raise BenchError("`tasks` is empty: give at least one task, or None for the whole suite.")
     if tasks is None:
         return suite_tasks(suite)
     own = [t for t in tasks if isinstance(t, Task)]
@@ -124,6 +153,26 @@ def _save_or_check_spec(out: Path, spec: dict[str, Any]) -> None:
     atomic_write(path, json.dumps(spec, indent=1, sort_keys=True))
 
 
+def _check_run_arguments(out: Any, launcher: Any, jobs: Any, figures: Any) -> Path:
+    """``out`` as a path, once the arguments that are not the bench's definition are checked
+    (before anything is written)."""
+    from sclc_lightning.grid.running import LAUNCHERS
+
+    if not isinstance(out, (str, Path)) or not str(out):
+        raise BenchError(f"`out` must be a folder's path, got {out!r}.")
+    if launcher not in LAUNCHERS:
+        raise BenchError(f"`launcher` must be one of {list(LAUNCHERS)}, got {launcher!r}.")
+    if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
+        raise BenchError(f"`jobs` must be an integer >= 1, got {jobs!r}.")
+    if not isinstance(figures, bool):
+        raise BenchError(f"`figures` must be True or False, got {figures!r}.")
+    path = Path(out)
+    for folder in (path, *path.parents):
+        if folder.exists() and not folder.is_dir():
+            raise BenchError(f"`out` {path}: {folder} is a file, not a folder; give a folder.")
+    return path
+
+
 def _run_tasks(plan: BenchPlan, out: Path, grid: dict[str, Any]) -> None:
     """Each task's grid of arms × seeds, in ``<out>/runs/<task>``.
 
@@ -144,6 +193,16 @@ def _run_tasks(plan: BenchPlan, out: Path, grid: dict[str, Any]) -> None:
         )
         if table.exit_code > 128:
             raise RuntimeError(f"sclc bench: stopped while running {task.name}; rerun the same bench to resume.")
+        if table.exit_code == 2:
+            raise RuntimeError(f"sclc bench: {out / 'runs' / task.name} is in use by another process (see above).")
+        left = [row["name"] for row in table.rows if row["status"] not in ("ok", "failed")]
+        if left:
+            raise RuntimeError(
+                f"sclc bench: {len(left)} point(s) of {task.name} did not run ({', '.join(left[:3])}"
+                f"{', ...' if len(left) > 3 else ''}): their workers ended before running them. A script that"
+                ' calls bench.run without `if __name__ == "__main__":` does that. No card is written; rerun the'
+                " same bench to resume."
+            )
 
 
 def run(
@@ -180,16 +239,18 @@ def run(
         figures: draw the figures and ``bench.html`` (matplotlib).
 
     Raises:
-        BenchError: see :func:`plan_bench`; or ``out`` holds another bench.
-        RuntimeError: a signal stopped the bench (rerun the same call to resume).
+        BenchError: see :func:`plan_bench`; a bad ``out``, ``launcher``, ``jobs`` or ``figures``;
+            or ``out`` holds another bench.
+        RuntimeError: a signal stopped the bench, or points were left unrun (rerun the same call
+            to resume); no card is written then.
     """
     from sclc_lightning.bench.card import build_card, write_card
     from sclc_lightning.bench.page import write_page
     from sclc_lightning.grid.api import refuse_in_worker
 
     refuse_in_worker("sclc_lightning.bench.run")
+    out = _check_run_arguments(out, launcher, jobs, figures)
     plan = plan_bench(suite, methods, seeds, builtin=builtin, tasks=tasks, recipes=recipes)
-    out = Path(out)
     _save_or_check_spec(out, plan.spec())
     grid = {"launcher": launcher, "jobs": jobs, "rerun_failed": rerun_failed, "slurm": slurm}
     _run_tasks(plan, out, grid)

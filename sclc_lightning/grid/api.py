@@ -25,7 +25,7 @@ from typing import Any
 import yaml
 
 from sclc_lightning._files import atomic_write
-from sclc_lightning.grid.points import GridPoint, expand_grid, gpu_slots, parse_seeds, visible_gpus
+from sclc_lightning.grid.points import GridPoint, check_seeds, expand_grid, gpu_slots, visible_gpus
 from sclc_lightning.grid.status import GridSpec
 
 __all__ = ["RunsTable", "layer_settings", "method_layers", "run_grid"]
@@ -76,6 +76,8 @@ def method_layers(methods: Mapping[str, Any], task: str | None = None) -> dict[s
             raise ValueError(
                 f"Method {name!r} has settings per task ({sorted(method.per_task)}): only `sclc bench` has tasks."
             )
+        if task is None and method.needs:
+            raise ValueError(f"Method {name!r} has `needs` ({list(method.needs)}): only `sclc bench` skips tasks.")
         layers[method.name] = layer_settings(method.settings_for(task or ""))
     return layers
 
@@ -136,7 +138,7 @@ def run_grid(
     for path in configs:
         if not Path(path).is_file():
             raise ValueError(f"config {path}: no such file")
-    seed_list = parse_seeds(seeds) if isinstance(seeds, str) else (None if seeds is None else list(seeds))
+    seed_list = None if seeds is None else check_seeds(seeds)
     layers = method_layers(methods, task) if methods else None
     out = Path(out)
     points = _points(sets, seed_list, extra, out, layers)
@@ -165,9 +167,12 @@ def refuse_in_worker(what: str) -> None:
     Raises:
         RuntimeError: naming the fix.
     """
+    import inspect
     import multiprocessing
 
-    if multiprocessing.parent_process() is not None:
+    # a spawned worker runs the parent's script as `__mp_main__`, before it knows its parent
+    spawning = any(frame.frame.f_globals.get("__name__") == "__mp_main__" for frame in inspect.stack(0))
+    if spawning or multiprocessing.parent_process() is not None:
         raise RuntimeError(
             f"{what} was called in a worker process: the script that calls it runs again in each worker the grid"
             ' starts. Put the call under `if __name__ == "__main__":`.'

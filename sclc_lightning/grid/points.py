@@ -11,7 +11,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-__all__ = ["GridPoint", "expand_grid", "gpu_slots", "parse_seeds", "short_keys", "visible_gpus"]
+__all__ = ["GridPoint", "check_seeds", "expand_grid", "gpu_slots", "parse_seeds", "short_keys", "visible_gpus"]
 
 #: Longest run name; longer ones are cut and end with a digest of the point's values.
 MAX_NAME = 120
@@ -69,6 +69,27 @@ def parse_seeds(text: str) -> list[int]:
     if len(set(seeds)) != len(seeds):
         raise ValueError(f"`--seeds` {text!r} names a seed twice.")
     return seeds
+
+
+def check_seeds(seeds: object) -> list[int]:
+    """Seeds given as text (:func:`parse_seeds`) or as a sequence of distinct integers >= 0.
+
+    Raises:
+        ValueError: naming what is wrong.
+
+    Examples:
+        >>> check_seeds("0-2"), check_seeds((4, 1))
+        ([0, 1, 2], [4, 1])
+    """
+    if isinstance(seeds, str):
+        return parse_seeds(seeds)
+    if not isinstance(seeds, (list, tuple, range)) or not all(
+        isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in seeds
+    ):
+        raise ValueError(f"`seeds` must be text like '0-4' or a list of integers >= 0, got {seeds!r}.")
+    if len(set(seeds)) != len(seeds):
+        raise ValueError(f"`seeds` {list(seeds)} names a seed twice.")
+    return list(seeds)
 
 
 def short_keys(keys: Sequence[str]) -> dict[str, str]:

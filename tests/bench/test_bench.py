@@ -63,6 +63,24 @@ def test_a_rerun_in_a_new_folder_gives_the_same_card_bit_for_bit(
     assert (tmp_path / "again" / "bench.json").read_bytes() == (out / "bench.json").read_bytes()
 
 
+def test_a_point_whose_metrics_are_lost_is_failed_naming_it_and_the_fix(
+    first: tuple[Path, dict[str, Any]], tmp_path: Path
+) -> None:
+    import shutil
+
+    out = tmp_path / "copy"
+    shutil.copytree(first[0], out)
+    (out / "runs" / "gaussian_prop1" / "method=identity_seed=1" / "metrics.csv").write_text("generation,w2\n0,")
+    card = _run(out)  # nothing reruns: the point finished; its metric cannot be read
+    arm = card["tasks"]["gaussian_prop1"]["methods"]["identity"]
+    assert arm["status"] == "failed" and arm["values"] is None and arm["score"] is None
+    assert "runs/gaussian_prop1/method=identity_seed=1/metrics.csv has no finite 'w2' at generation 50" in arm["reason"]
+    assert "Remove the folder runs/gaussian_prop1/method=identity_seed=1" in arm["reason"]
+    assert str(tmp_path) not in json.dumps(card)  # the card names no path of this machine
+    shutil.rmtree(out / "runs" / "gaussian_prop1" / "method=identity_seed=1")
+    assert (_run(out) and (out / "bench.json").read_bytes()) == (first[0] / "bench.json").read_bytes()
+
+
 def test_a_rerun_in_the_same_folder_reruns_no_finished_point(
     first: tuple[Path, dict[str, Any]], capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -89,7 +89,14 @@ def test_compare_pairs_the_seeds_and_refuses_other_definitions(tmp_path: Path) -
     assert "m: -0.5" in compare_text(result)
     apart = compare(first, _card("sha256:b", {"m": [1.0, 2.0, 3.0]}, [0, 1, 2]))
     assert not apart["tasks"] and "another definition" in apart["not_comparable"]["t"]
-    assert "other seeds" in compare(first, _card("sha256:a", {"m": [1.0, 2.0]}, [0, 1]))["not_comparable"]["t"]
+    # the seeds both cards ran are paired; fewer than 2 in common: nothing to pair
+    shared = compare(first, _card("sha256:a", {"m": [2.0, 3.5, 9.0]}, [0, 1, 7]))["tasks"]["t"]
+    assert shared["seeds"] == [0, 1] and shared["methods"]["m"]["difference"] == pytest.approx(1.25)
+    assert "fewer than 2 seeds" in compare(first, _card("sha256:a", {"m": [1.0, 2.0]}, [0, 5]))["not_comparable"]["t"]
+    with pytest.raises(ValueError, match=r"t/m has .* not one value per seed"):
+        compare(first, _card("sha256:a", {"m": [1.0]}, [0, 1, 2]))
+    with pytest.raises(ValueError, match="not a finite number"):
+        compare(first, _card("sha256:a", {"m": [1.0, float("nan"), 2.0]}, [0, 1, 2]))
     path = tmp_path / "bench.json"
     path.write_text(json.dumps({**first, "format": 9}))
     with pytest.raises(ValueError, match="format 9"):
@@ -109,3 +116,47 @@ def test_the_committed_leaderboard_is_the_bench_its_command_runs_today() -> None
     assert {name: entry["digest"] for name, entry in card["tasks"].items()} == plan.spec()["tasks"]
     assert card["methods"] == plan.spec()["methods"]
     assert "sclc bench run --suite quick --builtin --seeds 0-4" in (root / "docs" / "bench.md").read_text()
+
+
+def test_the_python_api_refuses_bad_arguments_before_writing_anything(tmp_path: Path) -> None:
+    from sclc_lightning.bench import run
+
+    out = tmp_path / "bench"
+    cases: list[tuple[dict[str, Any], str]] = [
+        ({"seeds": [0, 0]}, "names a seed twice"),
+        ({"seeds": ["0", "1"]}, "list of integers >= 0"),
+        ({"seeds": [-1, 2]}, "list of integers >= 0"),
+        ({"tasks": "gaussian_prop1"}, "`tasks` must be a list"),
+        ({"tasks": []}, "`tasks` is empty"),
+        ({"builtin": "accumulate"}, "`builtin` must be True, False or a list"),
+        ({"methods": ["x"]}, "`methods` must map names"),
+        ({"jobs": 0}, "`jobs` must be an integer >= 1"),
+        ({"jobs": "2"}, "`jobs` must be an integer >= 1"),
+        ({"figures": "no"}, "`figures` must be True or False"),
+        ({"methods": {"m": {"corrector": "identity", "per_task": {"gmm_emm": {}}}}}, "did you mean 'gmm_em'"),
+    ]
+    for given, said in cases:
+        arguments: dict[str, Any] = {"seeds": "0-1", "tasks": ["gaussian_prop1"], "out": out, **given}
+        with pytest.raises((BenchError, ValueError), match=said):
+            run("quick", arguments.pop("methods", None), arguments.pop("seeds"), **arguments)
+    assert not out.exists()
+    (tmp_path / "a_file").write_text("")
+    for bad in (tmp_path / "a_file", tmp_path / "a_file" / "sub"):
+        with pytest.raises(BenchError, match="is a file, not a folder"):
+            run("quick", None, "0-1", out=bad, tasks=["gaussian_prop1"])
+
+
+def test_a_script_without_the_main_guard_is_told_and_writes_no_card(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    script = tmp_path / "no_guard.py"
+    script.write_text(
+        "from sclc_lightning import bench\n"
+        "bench.run('quick', None, '0-1', out='out', tasks=['gaussian_prop1'], jobs=1, figures=False)\n"
+    )
+    done = subprocess.run([sys.executable, str(script)], cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 1
+    assert 'Put the call under `if __name__ == "__main__":`' in done.stderr  # said by the worker
+    assert "did not run" in done.stderr and "No card is written" in done.stderr  # and by the bench
+    assert not (tmp_path / "out" / "bench.json").exists()

@@ -56,6 +56,7 @@ def test_the_command_takes_methods_and_refuses_bad_ones(capsys: pytest.CaptureFi
         (f"ot={OT[:-1]}", "does not parse"),
         ('ot={"corector": "kmeans"}', "did you mean 'corrector'"),
         ('ot={"corrector": "kmeans", "per_task": {"x": {}}}', "only `sclc bench` has tasks"),
+        ('ot={"corrector": "kmeans", "needs": ["continuous"]}', "only `sclc bench` skips tasks"),
         ('ot={"corrector": "tests.bench.harmful:NotACorrector"}', "not a Corrector subclass"),
         ('ot={"corrector": "tests.bench.nowhere:Shift"}', "does not name an importable class"),
     ]:
