@@ -20,7 +20,7 @@ import os
 import signal
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -196,7 +196,7 @@ def run_submitit(
     extra = options.fit_arguments() if launcher == "slurm" else []
 
     def job_of(point: GridPoint) -> FitPoint:
-        grid_point = GridPoint(point.name, point.values, point.seed, (*point.extra, *extra))
+        grid_point = replace(point, extra=(*point.extra, *extra))  # the method's layer kept
         resolved = [str(Path(c).resolve()) for c in config]
         return FitPoint(resolved, grid_point, str((out / point.name).resolve()))
 

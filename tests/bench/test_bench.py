@@ -144,3 +144,17 @@ def test_a_killed_bench_resumes_without_rerunning_finished_points(tmp_path: Path
     card = read_card(out)
     arms = card["tasks"]["slow_gaussian"]["methods"]
     assert all(arm["status"] == "ok" and len(arm["values"]) == 3 for arm in arms.values())
+
+
+def test_a_bench_runs_its_points_as_submitit_jobs_and_gives_the_same_values(
+    first: tuple[Path, dict[str, Any]], tmp_path: Path
+) -> None:
+    """The submitit-local launcher (the code path of SLURM): the same values as local workers."""
+    card = bench.run(
+        "quick", None, "0-1", out=tmp_path / "jobs", tasks=["gaussian_prop1"], launcher="submitit-local", jobs=2,
+        figures=False,
+    )  # fmt: skip
+    arms, local = card["tasks"]["gaussian_prop1"]["methods"], first[1]["tasks"]["gaussian_prop1"]["methods"]
+    for name in ("real_only", "uncorrected"):
+        assert arms[name]["values"] == local[name]["values"][:2]
+    assert list((tmp_path / "jobs" / "runs" / "gaussian_prop1" / ".submitit").iterdir())
