@@ -9,9 +9,10 @@ needs them:
 
 The built-in methods (``--builtin`` adds them all) are the field's known answers. A method whose
 settings depend on the task (a subset size, a number of clusters, Neon's weight) takes them from
-the task's ``parts``, and is skipped on a task that gives none; one that needs continuous
-unconditional data (optimal transport and KMeans move generated points towards the real pool) or
-a model's likelihood is skipped where the task lacks them, with the reason in the card.
+the task's ``parts``, and is skipped on a task that gives none; one that needs continuous data
+with no condition or a class label (optimal transport and KMeans move generated points towards
+the real pool, within a class) or a model's likelihood is skipped where the task lacks them, with
+the reason in the card.
 """
 
 from __future__ import annotations
@@ -28,8 +29,8 @@ REFERENCES: dict[str, Method] = {
 
 _OT = "optimal_transport"
 #: Correctors that move generated points towards the real ones: continuous data, and no condition
-#: (a conditional task's generated field is matched to its own condition, not to the real pool).
-_POINTS = ("continuous", "unconditional")
+#: or a class label (within which they match; a continuous condition has no real pool to match).
+_POINTS = ("continuous", "unconditional|labels")
 
 #: The built-in methods, by name.
 BUILTIN_METHODS: dict[str, Method] = {

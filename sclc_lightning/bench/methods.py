@@ -1,8 +1,9 @@
 """Methods: a name and the loop settings that make it (a corrector and its arguments, a mixing
 policy and its arguments, a model corrector, sampling settings, λ), given as a YAML file, inline
 JSON or a Python mapping; settings that differ per task (a reward, a verifier) go under
-``per_task``, and the task traits it needs (``continuous``, ``log_prob``, ...) under ``needs``:
-on a task without them it is skipped, with the reason in the card.
+``per_task``, and the task traits it needs (``continuous``, ``log_prob``, ...) under ``needs``
+(``"unconditional|labels"``: either): on a task without them it is skipped, with the reason in
+the card.
 
 Only the settings that define a method are taken: the ones that decide the synthetic data
 (``deciding`` in :data:`~sclc_lightning.loop.settings.LOOP_SETTINGS`), but for the seed and the
@@ -37,7 +38,7 @@ METHOD_SETTINGS = tuple(
 )
 _NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.\-]{0,63}")
 #: The traits a built-in task offers (a method ``needs`` some of them).
-TRAITS = ("continuous", "tokens", "unconditional", "conditional", "log_prob")
+TRAITS = ("continuous", "tokens", "unconditional", "conditional", "labels", "log_prob")
 
 
 @dataclass(frozen=True)
@@ -64,7 +65,7 @@ class Method:
         """Why this method does not apply to ``task`` (a :class:`~sclc_lightning.bench.tasks.Task`),
         or ``None`` when it does: a trait it needs that the task lacks, or a task-specific part
         (:attr:`part`) the task does not give and no ``per_task`` entry gives either."""
-        missing = [need for need in self.needs if need not in task.traits]
+        missing = [need for need in self.needs if not set(need.split("|")) & set(task.traits)]
         if missing:
             return f"needs {', '.join(missing)}; the task offers {', '.join(sorted(task.traits)) or 'nothing'}"
         if self.part is not None and self.part not in task.parts and task.name not in self.per_task:
@@ -97,7 +98,7 @@ def parse_method(name: str, spec: str | Mapping[str, Any]) -> Method:
         raise ValueError(
             f"Method {name!r}: `needs` must be a list of task traits (e.g. ['continuous']), got {needs!r}."
         )
-    for need in needs:
+    for need in (alternative for given in needs for alternative in given.split("|")):
         if need not in TRAITS:
             near = difflib.get_close_matches(need, TRAITS, n=1)
             hint = f" (did you mean {near[0]!r}?)" if near else ""

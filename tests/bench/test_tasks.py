@@ -22,8 +22,12 @@ def test_the_quick_suite_and_the_suites_not_built() -> None:
     ]  # fmt: skip
     for task in suite_tasks("quick"):  # every recipe is there, and the metric is one its runs log
         assert all(Path(p).is_file() for p in task.configs()) and task.digest().startswith("sha256:")
-    with pytest.raises(NotImplementedError, match="'standard' suite is not built yet"):
-        suite_tasks("standard")
+    standard = [t.name for t in suite_tasks("standard")]
+    assert standard == [*names, "digits_kmeans", "vae", "conformers", "motion"]
+    for task in suite_tasks("standard"):
+        assert all(Path(p).is_file() for p in task.configs())
+    with pytest.raises(NotImplementedError, match="'paper' suite is not built yet"):
+        suite_tasks("paper")
     with pytest.raises(ValueError, match="No suite 'quik'"):
         suite_tasks("quik")
     with pytest.raises(ValueError, match="has no task"):
@@ -49,9 +53,12 @@ def test_the_plan_skips_a_method_where_it_cannot_apply_and_says_why() -> None:
     plan = plan_bench("quick", {"mine": {"corrector": "identity", "needs": ["tokens"]}}, "0-1", builtin=True)
     assert list(plan.methods)[:2] == ["real_only", "uncorrected"]
     skipped = plan.skipped
-    assert "needs unconditional" in skipped["linear_regression"]["ot_1"]
+    assert "needs unconditional|labels" in skipped["linear_regression"]["ot_1"]
     assert "needs continuous" in skipped["lm_pretrain"]["kmeans"]
     assert "needs log_prob" in skipped["two_moons_cfm"]["verify_likelihood"]
+    # optimal transport and KMeans match within a class label, not within a continuous condition
+    labelled = plan_bench("standard", None, "0-1", builtin=True, tasks=["digits_kmeans", "conformers"]).skipped
+    assert "kmeans" not in labelled["digits_kmeans"] and "needs unconditional|labels" in labelled["conformers"]["ot_1"]
     assert "'neon'" in skipped["gaussian_prop1"]["neon"] and "neon" not in skipped["sampling_bias"]
     assert "needs tokens" in skipped["gaussian_prop1"]["mine"] and "mine" not in skipped["lm_pretrain"]
     assert not skipped["gaussian_prop1"].keys() & {"real_only", "uncorrected", "accumulate", "fresh"}

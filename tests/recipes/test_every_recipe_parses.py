@@ -18,11 +18,13 @@ RECIPES = sorted((ROOT / "recipes").rglob("*.yaml"))
 
 
 def _layers(recipe: Path) -> list[str]:
-    """The configs to parse: the base the recipe's header names before it (a bench layer's is the
-    recipe of its name), then the recipe."""
+    """The configs to parse: the base the recipe's header names before it, then the recipe (a
+    bench layer: its task's files)."""
     relative = recipe.relative_to(ROOT).as_posix()
-    if recipe.parent.name == "bench":  # the bench's layers size the recipe of the same name
-        return [str(ROOT / "recipes" / recipe.name), str(recipe)]
+    if recipe.parent.name == "bench":  # a bench layer: the files of the task it sizes
+        from sclc_lightning.bench.tasks import TASKS
+
+        return next(t.configs() for t in TASKS.values() if f"bench/{recipe.name}" in t.recipe)
     header = recipe.read_text().split("\n\n", 1)[0]
     found = re.search(rf"--config (recipes/[\w/]+\.yaml)\s+(?:\\\s*)?(?:#\s*)?--config {re.escape(relative)}", header)
     return [str(ROOT / found.group(1)), str(recipe)] if found else [str(recipe)]
