@@ -6,27 +6,19 @@ import argparse
 import json
 import sys
 from collections.abc import Sequence
-from typing import Any, NoReturn
+from typing import Any
 
-from sclc_lightning.grid.main import _SLURM_HELP, _TYPES
+from sclc_lightning.grid.main import _SLURM_HELP, _TYPES, TwoLineParser, method_arguments
 
 __all__ = ["main"]
 
 
-class _Parser(argparse.ArgumentParser):
-    """Reports a bad argument in two lines, without the usage."""
-
-    def error(self, message: str) -> NoReturn:  # type: ignore[override]
-        print(f"{self.prog}: error: {message}\n(`{self.prog} --help` lists the options)", file=sys.stderr)
-        raise SystemExit(2)
-
-
 def _parser() -> argparse.ArgumentParser:
-    parser = _Parser(
+    parser = TwoLineParser(
         prog="sclc bench",
         description="Score correction methods against the field's collapse settings (docs/bench.md).",
     )
-    commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=TwoLineParser)
     listing = commands.add_parser("list", help="the suites, their tasks and the built-in methods")
     listing.add_argument("--suite", default=None, help="only this suite's tasks")
     run = commands.add_parser(
@@ -88,18 +80,11 @@ def _list(suite: str | None) -> int:
 
 def _run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     from sclc_lightning.bench.runner import run
-    from sclc_lightning.grid.main import _method_argument
 
-    methods: dict[str, str] = {}
     try:
-        for text in args.method:
-            name, spec = _method_argument(text)
-            if name in methods:
-                raise ValueError(f"`--method` names {name!r} twice.")
-            methods[name] = spec
         card = run(
             args.suite,
-            methods,
+            method_arguments(args.method),
             args.seeds,
             out=args.out,
             builtin=args.builtin,

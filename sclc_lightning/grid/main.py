@@ -48,16 +48,16 @@ _TYPES: dict[str, Any] = {
 }
 
 
-class _Parser(argparse.ArgumentParser):
-    """Reports a bad argument in two lines, without the usage."""
+class TwoLineParser(argparse.ArgumentParser):
+    """Reports a bad argument in two lines, without the usage (``sclc grid``, ``sclc bench``)."""
 
     def error(self, message: str) -> NoReturn:  # type: ignore[override]
-        print(f"sclc grid: error: {message}\n(`sclc grid --help` lists the options)", file=sys.stderr)
+        print(f"{self.prog}: error: {message}\n(`{self.prog} --help` lists the options)", file=sys.stderr)
         raise SystemExit(2)
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = _Parser(
+    parser = TwoLineParser(
         prog="sclc grid",
         description="Run a recipe over the cartesian grid of --set axes and --seeds, one `sclc fit` run per"
         " point in <out>/<point name>. Rerunning the same command with the same --out skips finished"
@@ -124,12 +124,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     slurm = {name: getattr(args, f"slurm_{name}") for name in _SLURM_HELP if getattr(args, f"slurm_{name}")}
     try:
         seeds = parse_seeds(args.seeds) if args.seeds else None
-        methods: dict[str, str] = {}
-        for text in args.method:
-            name, spec = _method_argument(text)
-            if name in methods:
-                raise ValueError(f"`--method` names {name!r} twice.")
-            methods[name] = spec
+        methods = method_arguments(args.method)
         if seeds:
             fixed = fixed_data_seed(args.config, args.set, extra)
             if fixed is not None:
@@ -164,12 +159,25 @@ def _out(args: argparse.Namespace) -> Path:
     return Path(args.out or os.path.join("runs", f"{stem}-grid", time.strftime("%Y%m%d-%H%M%S")))
 
 
-def _method_argument(text: str) -> tuple[str, str]:
-    """``NAME=SPEC`` of ``--method``."""
-    name, sep, spec = text.partition("=")
-    if not sep or not name.strip() or not spec.strip():
-        raise ValueError(f"`--method` must look like NAME=SPEC (SPEC: inline JSON or a YAML file), got {text!r}.")
-    return name.strip(), spec
+def method_arguments(texts: Sequence[str]) -> dict[str, str]:
+    """The ``NAME=SPEC`` values of ``--method`` (of ``sclc grid`` and ``sclc bench run``), by name.
+
+    Raises:
+        ValueError: a value is not ``NAME=SPEC``, or a name is given twice.
+
+    Examples:
+        >>> method_arguments(['ot={"corrector": "optimal_transport"}'])
+        {'ot': '{"corrector": "optimal_transport"}'}
+    """
+    methods: dict[str, str] = {}
+    for text in texts:
+        name, sep, spec = text.partition("=")
+        if not sep or not name.strip() or not spec.strip():
+            raise ValueError(f"`--method` must look like NAME=SPEC (SPEC: inline JSON or a YAML file), got {text!r}.")
+        if name.strip() in methods:
+            raise ValueError(f"`--method` names {name.strip()!r} twice.")
+        methods[name.strip()] = spec
+    return methods
 
 
 def _dry_run(args: argparse.Namespace, seeds: list[int] | None, extra: list[str], methods: dict[str, str]) -> int:
