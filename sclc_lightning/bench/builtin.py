@@ -17,6 +17,8 @@ the reason in the card.
 
 from __future__ import annotations
 
+import dataclasses
+
 from sclc_lightning.bench.methods import Method
 
 __all__ = ["BUILTIN_METHODS", "REFERENCES"]
@@ -34,7 +36,7 @@ _POINTS = ("continuous", "unconditional|labels")
 
 #: The built-in methods, by name.
 BUILTIN_METHODS: dict[str, Method] = {
-    method.name: method
+    method.name: dataclasses.replace(method, builtin=True)
     for method in (
         Method("accumulate", {"mode": "accumulate"}),
         Method("accumulate_subsample", {"mode": "accumulate"}, part="accumulate_subsample"),

@@ -106,6 +106,11 @@ def read_metric(run_dir: Path, metric: str, generation: int | None = None, name:
     except (csv.Error, UnicodeDecodeError, TypeError) as err:
         raise ValueError(f"{said} is not the CSV a run writes ({err}).") from None
     if generation is not None:
+        if series and generation > max(series):
+            raise ValueError(
+                f"{said} ends at generation {max(series)}, before generation {generation} where the task reads"
+                " its metric (a layer that sets loop.generations lower than that leaves nothing to read)."
+            )
         if generation not in series or not math.isfinite(series[generation]):
             raise ValueError(f"{said} has no finite {metric!r} at generation {generation}.")
         return {generation: series[generation]}

@@ -42,6 +42,14 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--seeds", default="0-2", help="seeds, e.g. 0-4 (default 0-2)")
     run.add_argument("--out", required=True, help="the bench folder")
     run.add_argument("--recipes", default=None, help="the recipes folder (default: the repository's recipes/)")
+    run.add_argument(
+        "--config",
+        action="append",
+        default=None,
+        metavar="LAYER",
+        help="a YAML layer read after every task's recipe (repeatable): where the data are, the devices, a"
+        " smaller size; part of every task's digest",
+    )
     run.add_argument("--launcher", choices=("local", "submitit-local", "slurm"), default="local")
     run.add_argument("--jobs", type=int, default=1, help="points running at once")
     run.add_argument("--rerun-failed", action="store_true", help="run failed points again")
@@ -59,7 +67,7 @@ def _parser() -> argparse.ArgumentParser:
 def _list(suite: str | None) -> int:
     from sclc_lightning.bench.builtin import BUILTIN_METHODS, REFERENCES
     from sclc_lightning.bench.card import strict_json
-    from sclc_lightning.bench.tasks import PLANNED, SUITES, TASKS
+    from sclc_lightning.bench.tasks import SUITES, TASKS
 
     for name, tasks in SUITES.items():
         if suite in (None, name):
@@ -68,7 +76,6 @@ def _list(suite: str | None) -> int:
                 entry = TASKS[task]
                 print(f"  {task}: {entry.metric} at generation {entry.generation} ({entry.direction} is better)")
                 print(f"      {entry.claim}")
-    print(f"planned suites, not built yet: {', '.join(PLANNED)}")
     print(f"reference arms: {', '.join(REFERENCES)}")
     print("built-in methods (--builtin):")
     for name, method in BUILTIN_METHODS.items():
@@ -90,6 +97,7 @@ def _run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
             builtin=args.builtin,
             tasks=args.task,
             recipes=args.recipes,
+            layers=args.config,
             launcher=args.launcher,
             jobs=args.jobs,
             rerun_failed=args.rerun_failed,

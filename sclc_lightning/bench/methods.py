@@ -49,6 +49,9 @@ class Method:
         name: how the card and the figures name it.
         settings: its loop settings, for every task.
         per_task: settings for one task, by task name, taking precedence over :attr:`settings`.
+        needs: the task traits it needs (``"a|b"``: either).
+        part: the name of the task-specific settings it takes from a task's ``parts``.
+        builtin: one of the built-in methods (a task may name it unfit for its size).
     """
 
     name: str
@@ -56,6 +59,7 @@ class Method:
     per_task: dict[str, dict[str, Any]] = field(default_factory=dict)
     needs: tuple[str, ...] = ()
     part: str | None = None
+    builtin: bool = False
 
     def settings_for(self, task: str) -> dict[str, Any]:
         """The loop settings of this method on ``task``."""
@@ -64,7 +68,11 @@ class Method:
     def skipped_on(self, task: Any) -> str | None:
         """Why this method does not apply to ``task`` (a :class:`~sclc_lightning.bench.tasks.Task`),
         or ``None`` when it does: a trait it needs that the task lacks, or a task-specific part
-        (:attr:`part`) the task does not give and no ``per_task`` entry gives either."""
+        (:attr:`part`) the task does not give and no ``per_task`` entry gives either, or a
+        built-in method the task names unfit for its size."""
+        unfit = getattr(task, "unfit", {}).get(self.name) if self.builtin else None
+        if unfit is not None:
+            return str(unfit)
         missing = [need for need in self.needs if not set(need.split("|")) & set(task.traits)]
         if missing:
             return f"needs {', '.join(missing)}; the task offers {', '.join(sorted(task.traits)) or 'nothing'}"
@@ -77,7 +85,9 @@ class Method:
         if self.part is None or self.part not in task.parts:
             return self
         merged = {**dict(task.parts[self.part]), **self.per_task.get(task.name, {})}
-        return Method(self.name, self.settings, {**self.per_task, task.name: merged}, self.needs, self.part)
+        return Method(
+            self.name, self.settings, {**self.per_task, task.name: merged}, self.needs, self.part, self.builtin
+        )
 
 
 def parse_method(name: str, spec: str | Mapping[str, Any]) -> Method:

@@ -10,6 +10,7 @@ there is refused.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -65,6 +66,7 @@ def plan_bench(
     builtin: bool | Sequence[str] = False,
     tasks: Sequence[str | Task] | None = None,
     recipes: str | None = None,
+    layers: Sequence[str | Path] | None = None,
 ) -> BenchPlan:
     """The plan of a bench (nothing runs): see :func:`run` for the arguments.
 
@@ -77,7 +79,7 @@ def plan_bench(
     seed_list = sorted(check_seeds(seeds))
     if len(seed_list) < 2:
         raise ValueError(f"A bench needs at least 2 seeds (an interval needs a spread), got {seed_list}.")
-    chosen = _tasks(suite, tasks)
+    chosen = _layered(_tasks(suite, tasks), layers)
     arms: dict[str, Method] = dict(REFERENCES)
     if not isinstance(builtin, bool) and (
         isinstance(builtin, str)
@@ -131,6 +133,27 @@ def _tasks(suite: str, tasks: Sequence[str | Task] | None) -> list[Task]:
     if len({t.name for t in chosen}) != len(chosen):
         raise ValueError(f"Two tasks share a name: {[t.name for t in chosen]}.")
     return chosen
+
+
+def _layered(tasks: list[Task], layers: Sequence[str | Path] | None) -> list[Task]:
+    """``tasks`` with ``layers`` read after each one's recipe files (part of every digest).
+
+    Raises:
+        BenchError: ``layers`` is not a list of paths.
+        FileNotFoundError: naming a layer that is not a file.
+    """
+    if layers is None:
+        return tasks
+    if isinstance(layers, (str, Path)) or not isinstance(layers, (list, tuple)):
+        raise BenchError(f"`layers` must be a list of YAML files, got {layers!r}.")
+    paths = []
+    for layer in layers:
+        if not isinstance(layer, (str, Path)) or not str(layer):
+            raise BenchError(f"`layers` must be a list of YAML files, got {layer!r} among them.")
+        if not Path(layer).is_file():
+            raise FileNotFoundError(f"The layer {layer} is not a file (--config of sclc bench run: a YAML file).")
+        paths.append(str(Path(layer).resolve()))
+    return [dataclasses.replace(task, recipe=(*task.recipe, *paths)) for task in tasks]
 
 
 def _save_or_check_spec(out: Path, spec: dict[str, Any]) -> None:
@@ -214,6 +237,7 @@ def run(
     builtin: bool | Sequence[str] = False,
     tasks: Sequence[str | Task] | None = None,
     recipes: str | None = None,
+    layers: Sequence[str | Path] | None = None,
     launcher: str = "local",
     jobs: int = 1,
     rerun_failed: bool = False,
@@ -232,6 +256,9 @@ def run(
         builtin: ``True`` adds every built-in method, or a list of their names.
         tasks: only these tasks of the suite (names), or your own :class:`Task` objects.
         recipes: the recipes folder (default: the repository's).
+        layers: YAML layers read after every task's recipe files (``--config``): where the data
+            are, the devices, a smaller size. They are part of every task's digest: a card run with
+            a layer is compared only with cards run with the same layer's bytes.
         launcher: ``local``, ``submitit-local`` or ``slurm``, as ``sclc grid``'s.
         jobs: points running at once.
         rerun_failed: run failed points again.
@@ -250,7 +277,7 @@ def run(
 
     refuse_in_worker("sclc_lightning.bench.run")
     out = _check_run_arguments(out, launcher, jobs, figures)
-    plan = plan_bench(suite, methods, seeds, builtin=builtin, tasks=tasks, recipes=recipes)
+    plan = plan_bench(suite, methods, seeds, builtin=builtin, tasks=tasks, recipes=recipes, layers=layers)
     _save_or_check_spec(out, plan.spec())
     grid = {"launcher": launcher, "jobs": jobs, "rerun_failed": rerun_failed, "slurm": slurm}
     _run_tasks(plan, out, grid)

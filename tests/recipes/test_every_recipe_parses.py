@@ -21,10 +21,11 @@ def _layers(recipe: Path) -> list[str]:
     """The configs to parse: the base the recipe's header names before it, then the recipe (a
     bench layer: its task's files)."""
     relative = recipe.relative_to(ROOT).as_posix()
-    if recipe.parent.name == "bench":  # a bench layer: the files of the task it sizes
+    if "bench" in recipe.relative_to(ROOT / "recipes").parts[:1]:  # a bench layer: the files of its task
         from sclc_lightning.bench.tasks import TASKS
 
-        return next(t.configs() for t in TASKS.values() if f"bench/{recipe.name}" in t.recipe)
+        layer = recipe.relative_to(ROOT / "recipes").as_posix()
+        return next(t.configs() for t in TASKS.values() if layer in t.recipe)
     header = recipe.read_text().split("\n\n", 1)[0]
     found = re.search(rf"--config (recipes/[\w/]+\.yaml)\s+(?:\\\s*)?(?:#\s*)?--config {re.escape(relative)}", header)
     return [str(ROOT / found.group(1)), str(recipe)] if found else [str(recipe)]
