@@ -143,7 +143,10 @@ def _arm(
                 read_metric(out / point, task.metric, task.generation, f"{point}/metrics.csv")[task.generation]
             )
         except ValueError as err:
-            problems.append(f"seed {seed}: {err} Remove the folder {point} and rerun the bench to run it again.")
+            problems.append(
+                f"seed {seed}: {err} If the run's files were lost, remove the folder {point} and rerun the bench;"
+                " if its configuration does not log the metric, fix it and run the bench into another --out."
+            )
     if problems:
         return {"status": "failed", "reason": "; ".join(problems)}
     mean, interval = mean_interval(values)
@@ -153,6 +156,8 @@ def _arm(
 def _task_entry(plan: BenchPlan, task: Task, out: Path) -> dict[str, Any]:
     rows = point_rows(out, task.name)
     entry = task.describe(plan.recipes)
+    # a user layer's copy in <out>/layers/ is named relative to the bench, not by a path of the machine
+    entry["recipe"] = [Path(r).relative_to(out).as_posix() if Path(r).is_relative_to(out) else r for r in task.recipe]
     methods: dict[str, dict[str, Any]] = {}
     for name in plan.methods:
         why = plan.skipped[task.name].get(name)

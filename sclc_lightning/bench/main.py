@@ -69,6 +69,9 @@ def _list(suite: str | None) -> int:
     from sclc_lightning.bench.card import strict_json
     from sclc_lightning.bench.tasks import SUITES, TASKS
 
+    if suite is not None and suite not in SUITES:
+        print(f"sclc bench list: no suite {suite!r}; the suites are {sorted(SUITES)}.", file=sys.stderr)
+        return 2
     for name, tasks in SUITES.items():
         if suite in (None, name):
             print(f"suite {name}:")
@@ -76,6 +79,8 @@ def _list(suite: str | None) -> int:
                 entry = TASKS[task]
                 print(f"  {task}: {entry.metric} at generation {entry.generation} ({entry.direction} is better)")
                 print(f"      {entry.claim}")
+                if entry.unfit:
+                    print(f"      skips at its size: {', '.join(entry.unfit)}")
     print(f"reference arms: {', '.join(REFERENCES)}")
     print("built-in methods (--builtin):")
     for name, method in BUILTIN_METHODS.items():
@@ -110,6 +115,10 @@ def _run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         print(err, file=sys.stderr)
         return 1
     _summary(card)
+    for task, entry in card["tasks"].items():
+        for method, arm in entry["methods"].items():
+            if arm["status"] == "failed":
+                print(f"  {task} / {method} failed: {arm['reason']}", file=sys.stderr)
     page = "" if args.no_figures else f", page in {args.out}/bench.html"
     print(f"sclc bench: card in {args.out}/bench.json{page}")
     failed = [(t, m) for t, e in card["tasks"].items() for m, a in e["methods"].items() if a["status"] == "failed"]

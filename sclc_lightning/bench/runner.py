@@ -20,6 +20,7 @@ from typing import Any
 from sclc_lightning._files import atomic_write, read_regular
 from sclc_lightning.bench.builtin import BUILTIN_METHODS, REFERENCES
 from sclc_lightning.bench.card import method_record, strict_json
+from sclc_lightning.bench.layers import check_layers, snapshot_layers
 from sclc_lightning.bench.methods import Method, parse_method
 from sclc_lightning.bench.tasks import Task, suite_tasks
 
@@ -72,14 +73,16 @@ def plan_bench(
 
     Raises:
         BenchError: a method named as a reference arm or twice, an unknown built-in.
-        ValueError: a method that does not parse, an unknown suite or task, bad seeds.
+        ValueError: a method that does not parse, an unknown suite or task, bad seeds, a layer
+            refused (:class:`~sclc_lightning.bench.layers.LayerError`).
+        FileNotFoundError: a layer that is not a file.
     """
     from sclc_lightning.grid.points import check_seeds
 
     seed_list = sorted(check_seeds(seeds))
     if len(seed_list) < 2:
         raise ValueError(f"A bench needs at least 2 seeds (an interval needs a spread), got {seed_list}.")
-    chosen = _layered(_tasks(suite, tasks), layers)
+    chosen = check_layers(_tasks(suite, tasks), layers, recipes)
     arms: dict[str, Method] = dict(REFERENCES)
     if not isinstance(builtin, bool) and (
         isinstance(builtin, str)
@@ -135,27 +138,6 @@ def _tasks(suite: str, tasks: Sequence[str | Task] | None) -> list[Task]:
     return chosen
 
 
-def _layered(tasks: list[Task], layers: Sequence[str | Path] | None) -> list[Task]:
-    """``tasks`` with ``layers`` read after each one's recipe files (part of every digest).
-
-    Raises:
-        BenchError: ``layers`` is not a list of paths.
-        FileNotFoundError: naming a layer that is not a file.
-    """
-    if layers is None:
-        return tasks
-    if isinstance(layers, (str, Path)) or not isinstance(layers, (list, tuple)):
-        raise BenchError(f"`layers` must be a list of YAML files, got {layers!r}.")
-    paths = []
-    for layer in layers:
-        if not isinstance(layer, (str, Path)) or not str(layer):
-            raise BenchError(f"`layers` must be a list of YAML files, got {layer!r} among them.")
-        if not Path(layer).is_file():
-            raise FileNotFoundError(f"The layer {layer} is not a file (--config of sclc bench run: a YAML file).")
-        paths.append(str(Path(layer).resolve()))
-    return [dataclasses.replace(task, recipe=(*task.recipe, *paths)) for task in tasks]
-
-
 def _save_or_check_spec(out: Path, spec: dict[str, Any]) -> None:
     path = out / "bench_spec.json"
     if path.exists():
@@ -167,9 +149,14 @@ def _save_or_check_spec(out: Path, spec: dict[str, Any]) -> None:
             changed = (
                 sorted(k for k in set(old) | set(spec) if old.get(k) != spec.get(k)) if isinstance(old, dict) else []
             )
+            detail = ""
+            if "tasks" in changed and isinstance(old.get("tasks"), dict):
+                moved = sorted(t for t, d in spec["tasks"].items() if old["tasks"].get(t) not in (None, d))
+                if moved:
+                    detail = f"; the digests of {', '.join(moved)} differ: a recipe file or a layer changed"
             raise BenchError(
-                f"{out} holds another bench (its {', '.join(changed) or 'definition'} differ): rerun it as it was,"
-                " or use another --out."
+                f"{out} holds another bench (its {', '.join(changed) or 'definition'} differ{detail}): rerun it as it"
+                " was, or use another --out."
             )
         return
     out.mkdir(parents=True, exist_ok=True)
@@ -256,9 +243,9 @@ def run(
         builtin: ``True`` adds every built-in method, or a list of their names.
         tasks: only these tasks of the suite (names), or your own :class:`Task` objects.
         recipes: the recipes folder (default: the repository's).
-        layers: YAML layers read after every task's recipe files (``--config``): where the data
-            are, the devices, a smaller size. They are part of every task's digest: a card run with
-            a layer is compared only with cards run with the same layer's bytes.
+        layers: YAML read after every task's recipe files (``--config``): where the data are, a
+            smaller size. Checked before anything is written, part of every task's digest
+            (:mod:`~sclc_lightning.bench.layers`).
         launcher: ``local``, ``submitit-local`` or ``slurm``, as ``sclc grid``'s.
         jobs: points running at once.
         rerun_failed: run failed points again.
@@ -268,6 +255,7 @@ def run(
     Raises:
         BenchError: see :func:`plan_bench`; a bad ``out``, ``launcher``, ``jobs`` or ``figures``;
             or ``out`` holds another bench.
+        FileNotFoundError: a layer that is not a file.
         RuntimeError: a signal stopped the bench, or points were left unrun (rerun the same call
             to resume); no card is written then.
     """
@@ -279,6 +267,7 @@ def run(
     out = _check_run_arguments(out, launcher, jobs, figures)
     plan = plan_bench(suite, methods, seeds, builtin=builtin, tasks=tasks, recipes=recipes, layers=layers)
     _save_or_check_spec(out, plan.spec())
+    plan = dataclasses.replace(plan, tasks=snapshot_layers(out, plan.tasks, layers, plan.recipes))
     grid = {"launcher": launcher, "jobs": jobs, "rerun_failed": rerun_failed, "slurm": slurm}
     _run_tasks(plan, out, grid)
     card = build_card(plan, out)

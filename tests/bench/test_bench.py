@@ -75,7 +75,7 @@ def test_a_point_whose_metrics_are_lost_is_failed_naming_it_and_the_fix(
     arm = card["tasks"]["gaussian_prop1"]["methods"]["identity"]
     assert arm["status"] == "failed" and arm["values"] is None and arm["score"] is None
     assert "runs/gaussian_prop1/method=identity_seed=1/metrics.csv has no finite 'w2' at generation 50" in arm["reason"]
-    assert "Remove the folder runs/gaussian_prop1/method=identity_seed=1" in arm["reason"]
+    assert "remove the folder runs/gaussian_prop1/method=identity_seed=1" in arm["reason"]
     assert str(tmp_path) not in json.dumps(card)  # the card names no path of this machine
     shutil.rmtree(out / "runs" / "gaussian_prop1" / "method=identity_seed=1")
     assert (_run(out) and (out / "bench.json").read_bytes()) == (first[0] / "bench.json").read_bytes()
