@@ -49,6 +49,9 @@ def _task(first: dict[str, Any], second: dict[str, Any], name: str, seeds: list[
             continue
         scores = (a["methods"][method].get("score"), b["methods"][method].get("score"))
         methods[method] = _pair(_by_seed(first, name, method), _by_seed(second, name, method), seeds, scores)
+        # the same name may be another method (settings, or a corrector's code): said, not hidden
+        records = (first.get("methods", {}).get(method), second.get("methods", {}).get(method))
+        methods[method]["same_definition"] = records[0] == records[1]
     return {"metric": a["metric"], "direction": a["direction"], "seeds": seeds, "methods": methods}
 
 
@@ -57,7 +60,9 @@ def compare(first: dict[str, Any], second: dict[str, Any]) -> dict[str, Any]:
 
     Returns:
         ``{"tasks": {TASK: {"metric", "direction", "seeds", "methods": {NAME: {"difference",
-        "interval", "score_difference"}}}}, "not_comparable": {TASK: reason}}``.
+        "interval", "score_difference", "same_definition"}}}}, "not_comparable": {TASK: reason}}``;
+        ``same_definition`` is false where the two cards record other settings (or another
+        corrector's code) under the method's name.
 
     Raises:
         ValueError: a card's values are not one finite number per seed.
@@ -90,7 +95,8 @@ def compare_text(result: dict[str, Any]) -> str:
             span = f" [{interval[0]:.4g}, {interval[1]:.4g}]" if interval else ""
             score = diff["score_difference"]
             said = f"; score {score:+.3f}" if score is not None else ""
-            lines.append(f"  {method}: {diff['difference']:+.4g}{span}{said}")
+            other = "" if diff.get("same_definition", True) else " (the cards define it differently)"
+            lines.append(f"  {method}: {diff['difference']:+.4g}{span}{said}{other}")
     for task, why in result["not_comparable"].items():
         lines.append(f"{task}: not compared, {why}")
     return "\n".join(lines)

@@ -92,7 +92,12 @@ def test_compare_pairs_the_seeds_and_refuses_other_definitions(tmp_path: Path) -
     entry = result["tasks"]["t"]["methods"]["m"]
     assert entry["difference"] == pytest.approx(-0.5)  # (−0.5, −0.6, −0.4): paired, a narrow interval
     assert entry["interval"][0] == pytest.approx(-0.5 - 4.303 * 0.1 / 3**0.5, abs=1e-3)
-    assert "m: -0.5" in compare_text(result)
+    assert "m: -0.5" in compare_text(result) and entry["same_definition"] is True
+    # the same name with other settings (or another corrector's code) is compared, and said to differ
+    redefined = {**second, "methods": {"m": {"settings": {"corrector": "identity"}}}}
+    other = compare({**first, "methods": {"m": {"settings": {}}}}, redefined)
+    assert other["tasks"]["t"]["methods"]["m"]["same_definition"] is False
+    assert "m: -0.5" in compare_text(other) and "(the cards define it differently)" in compare_text(other)
     apart = compare(first, _card("sha256:b", {"m": [1.0, 2.0, 3.0]}, [0, 1, 2]))
     assert not apart["tasks"] and "another definition" in apart["not_comparable"]["t"]
     # the seeds both cards ran are paired; fewer than 2 in common: nothing to pair
