@@ -168,6 +168,7 @@ def _cifar_layer(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
                     "class_path": "sclc_lightning.callbacks.ImageMetrics",
                     "init_args": {
                         "num_samples": 8,
+                        "every": 5,  # generations 0 and 5: the one the task reads
                         "feature": "inception",
                         "reference": "train",
                         "batch_size": 8,

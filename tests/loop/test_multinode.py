@@ -13,6 +13,7 @@ process), sized to seconds. Every process is a cold ``sclc fit``: about 10 s eac
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import subprocess
@@ -39,13 +40,14 @@ trainer:
 TIMEOUT_S = 300
 
 
-def _fit(tmp_path: Path, run: str, devices: int, nodes: int) -> list[str]:
+def _fit(tmp_path: Path, run: str, devices: int, nodes: int, *extra: str) -> list[str]:
     layer = tmp_path / "tiny.yaml"
     layer.write_text(TINY)
     recipe = ROOT / "recipes" / "eight_gaussians_ddpm.yaml"
     return [
         *("-m", "sclc_lightning.cli", "fit", "--config", str(recipe), "--config", str(layer)),
         *("--trainer.devices", str(devices), "--trainer.num_nodes", str(nodes), "--run_dir", str(tmp_path / run)),
+        *extra,
     ]
 
 
@@ -82,16 +84,55 @@ def _one_node_two_processes(tmp_path: Path) -> None:
     _wait([_start([*torchrun, *_fit(tmp_path, "one_node", 2, 1)], log, _env())], [log])
 
 
-def _torchrun_two_nodes(tmp_path: Path) -> None:
+def _start_torchrun_nodes(
+    tmp_path: Path, run: str, *extra: str, label: str = "torchrun"
+) -> tuple[list[subprocess.Popen[bytes]], list[Path]]:
     port, started, logs = _free_port(), [], []
     for node in (0, 1):
         torchrun = [
             *(str(BIN / "torchrun"), "--nnodes", "2", "--node-rank", str(node), "--nproc-per-node", "1"),
-            *("--rdzv-backend", "c10d", "--rdzv-endpoint", f"127.0.0.1:{port}", "--rdzv-id", "sclc-test"),
+            *("--rdzv-backend", "c10d", "--rdzv-endpoint", f"127.0.0.1:{port}", "--rdzv-id", f"sclc-{label}"),
+            *("--rdzv-conf", f"is_host={node == 0}"),  # node 0 holds the rendezvous store, as on a cluster
         ]
-        logs.append(tmp_path / f"torchrun_node{node}.log")
-        started.append(_start([*torchrun, *_fit(tmp_path, "torchrun", 1, 2)], logs[-1], _env()))
-    _wait(started, logs)
+        logs.append(tmp_path / f"{label}_node{node}.log")
+        env = _env()
+        started.append(
+            subprocess.Popen(
+                [*torchrun, *_fit(tmp_path, run, 1, 2, *extra)],
+                stdout=open(logs[-1], "wb"),
+                stderr=subprocess.STDOUT,
+                env=env,
+                cwd=ROOT,
+                start_new_session=True,  # a node: its agent and its worker, killed together
+            )
+        )
+    return started, logs
+
+
+def _kill_node(agent: int) -> None:
+    """SIGKILL a "node": its torchrun agent and every process under it (torchrun starts its
+    workers in sessions of their own)."""
+    import signal
+
+    parents: dict[int, int] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        parents[int(stat.parent.name)] = int(fields[1])
+    doomed, grown = {agent}, True
+    while grown:
+        found = {pid for pid, parent in parents.items() if parent in doomed} - doomed
+        grown = bool(found)
+        doomed |= found
+    for pid in doomed:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+
+
+def _torchrun_two_nodes(tmp_path: Path) -> None:
+    _wait(*_start_torchrun_nodes(tmp_path, "torchrun"))
 
 
 def _slurm_two_nodes(tmp_path: Path) -> None:
@@ -114,14 +155,15 @@ def _slurm_two_nodes(tmp_path: Path) -> None:
     _wait(started, logs)
 
 
-def _stored(run: Path) -> dict[str, dict[str, torch.Tensor]]:
+def _stored(run: Path, generations: int = 2, complete: bool = True) -> dict[str, dict[str, torch.Tensor]]:
     shards = sorted((run / "synthetic").glob("gen_*/*.safetensors"))
-    assert [s.parent.name for s in shards] == ["gen_0001", "gen_0002"], shards
+    if complete:
+        assert [s.parent.name for s in shards] == [f"gen_{g:04d}" for g in range(1, generations + 1)], shards
     return {f"{s.parent.name}/{s.name}": load_file(str(s)) for s in shards}
 
 
 def _weights(run: Path) -> dict[str, torch.Tensor]:
-    (checkpoint,) = sorted(run.glob("**/checkpoints/*.ckpt"))
+    checkpoint = max(run.glob("**/checkpoints/*.ckpt"), key=lambda p: int(p.name.split("=")[1].split("-")[0]))
     return torch.load(checkpoint, map_location="cpu", weights_only=False)["state_dict"]
 
 
@@ -143,3 +185,48 @@ def test_one_node_torchrun_nodes_and_slurm_nodes_store_the_same_bits(tmp_path: P
         assert _same(_weights(tmp_path / run), weights), run
     # the two-node runs really were two nodes: Lightning saw node ranks 0 and 1
     assert "SLURM auto-requeueing enabled" in (tmp_path / "slurm_node0.log").read_text()
+
+
+# generations of a few seconds (a kill lands inside one), and a 10 s process-group timeout: the
+# default (30 min) would keep the surviving node waiting for the lost one that long
+LONGER = ("--loop.generations", "3", "--loop.images_per_generation", "40960")
+SHORT_TIMEOUT = """\
+trainer:
+  strategy:
+    class_path: lightning.pytorch.strategies.DDPStrategy
+    init_args:
+      timeout: 0:00:10
+"""
+
+
+@pytest.mark.slow  # three 2-node launches: about a minute on 2 cores
+def test_a_node_lost_mid_generation_stops_the_run_and_the_rerun_resumes_bit_identically(tmp_path: Path) -> None:
+    import time
+
+    (tmp_path / "timeout.yaml").write_text(SHORT_TIMEOUT)
+    longer = (*LONGER, "--config", str(tmp_path / "timeout.yaml"))
+    reference, logs = _start_torchrun_nodes(tmp_path, "reference", *longer, label="reference")
+    _wait(reference, logs)
+    started, logs = _start_torchrun_nodes(tmp_path, "killed", *longer, label="killed")
+    try:
+        deadline = time.monotonic() + TIMEOUT_S
+        while not (tmp_path / "killed" / "synthetic" / "gen_0002").exists():  # generation 2 has begun
+            assert time.monotonic() < deadline and all(p.poll() is None for p in started), logs
+            time.sleep(0.05)
+        _kill_node(started[1].pid)  # node 1: its agent and its worker at once
+        lost = time.monotonic()
+        code = started[0].wait(timeout=120)
+        stopped_after = time.monotonic() - lost
+    finally:
+        for p in started:
+            if p.poll() is None:
+                _kill_node(p.pid)
+    said = logs[0].read_text()
+    print(f"node 0 stopped {stopped_after:.1f} s after node 1 was lost (exit code {code})")
+    assert code != 0 and stopped_after < 60, (code, stopped_after, said[-3000:])
+    assert "Trainer.fit` stopped" not in said and not (tmp_path / "killed" / "synthetic" / "gen_0003").exists()
+    resumed, logs = _start_torchrun_nodes(tmp_path, "killed", *longer, "--ckpt_path", "last", label="resumed")
+    _wait(resumed, logs)
+    first, second = _stored(tmp_path / "reference", 3), _stored(tmp_path / "killed", 3)
+    assert first.keys() == second.keys() and all(_same(first[k], second[k]) for k in first)
+    assert _same(_weights(tmp_path / "killed"), _weights(tmp_path / "reference"))
