@@ -135,24 +135,60 @@ def _torchrun_two_nodes(tmp_path: Path) -> None:
     _wait(*_start_torchrun_nodes(tmp_path, "torchrun"))
 
 
+def _slurm_env(node: int, port: int) -> dict[str, str]:
+    """What ``srun`` sets for task ``node`` of a 2-node job with one task per node."""
+    return {
+        "SLURM_NTASKS": "2",
+        "SLURM_NTASKS_PER_NODE": "1",
+        "SLURM_NNODES": "2",
+        "SLURM_PROCID": str(node),
+        "SLURM_NODEID": str(node),
+        "SLURM_LOCALID": "0",
+        "SLURM_JOB_ID": "4242",
+        "SLURM_JOB_NAME": "sclc",
+        "SLURM_NODELIST": "127.0.0.1",
+        "MASTER_PORT": str(port),
+    }
+
+
 def _slurm_two_nodes(tmp_path: Path) -> None:
     port, started, logs = _free_port(), [], []
     for node in (0, 1):
-        env = _env(
-            SLURM_NTASKS="2",
-            SLURM_NTASKS_PER_NODE="1",
-            SLURM_NNODES="2",
-            SLURM_PROCID=str(node),
-            SLURM_NODEID=str(node),
-            SLURM_LOCALID="0",
-            SLURM_JOB_ID="4242",
-            SLURM_JOB_NAME="sclc",
-            SLURM_NODELIST="127.0.0.1",
-            MASTER_PORT=str(port),
-        )
+        env = _env(**_slurm_env(node, port))
         logs.append(tmp_path / f"slurm_node{node}.log")
         started.append(_start([sys.executable, *_fit(tmp_path, "slurm", 1, 2)], logs[-1], env))
     _wait(started, logs)
+
+
+def test_on_two_nodes_every_file_of_the_run_follows_the_global_rank(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The rank arithmetic of the slow tests, in the default suite: with SLURM's environment of a
+    2-node job, each node's task is local rank 0, and only its global rank tells them apart.
+    Nothing of the run (its lock, records, exchange files, draws, shares of work) may follow the
+    local or node rank, or both nodes would act as rank 0 on the shared folder."""
+    from lightning.fabric.plugins.environments import SLURMEnvironment
+
+    from sclc_lightning.loop.exchange import Exchange
+
+    seen = []
+    for node in (0, 1):
+        for key, value in _slurm_env(node, 29500).items():
+            monkeypatch.setenv(key, value)
+        environment = SLURMEnvironment()
+        environment.validate_settings(num_devices=1, num_nodes=2)
+        seen.append((environment.world_size(), environment.global_rank(), environment.node_rank()))
+        assert environment.local_rank() == 0
+    assert seen == [(2, 0, 0), (2, 1, 1)]
+    exchange = Exchange(Path("/shared/run"), real=None)  # type: ignore[arg-type]
+    names = {exchange.path(3, 0, rank).name for rank in (0, 1)}
+    assert names == {"gen_0003_part_000_rank_00000.safetensors", "gen_0003_part_000_rank_00001.safetensors"}
+    package = ROOT / "sclc_lightning"
+    readers = [
+        f"{path.relative_to(ROOT)}:{number}"
+        for path in sorted(package.rglob("*.py"))
+        for number, line in enumerate(path.read_text().splitlines(), 1)
+        if any(word in line for word in ("local_rank", "node_rank", "LOCAL_RANK", "NODE_RANK", "SLURM_LOCALID"))
+    ]
+    assert readers == []
 
 
 def _stored(run: Path, generations: int = 2, complete: bool = True) -> dict[str, dict[str, torch.Tensor]]:
