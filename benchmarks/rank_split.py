@@ -32,10 +32,32 @@ SHAPE = (3, 64, 64)
 PHASES = ("sample", "exchange_write", "gather", "correct", "write", "wait")
 
 
+#: What is timed: (module, attribute, phase); tests/test_benchmarks.py checks that each exists.
+TIMED = (
+    ("sclc_lightning.loop.production", "sample_share", "sample"),
+    ("sclc_lightning.loop.exchange", "Exchange.write", "exchange_write"),
+    ("sclc_lightning.loop.exchange", "Exchange.read", "gather"),
+    ("sclc_lightning.loop.correction", "Rounds.take", "correct"),
+    ("sclc_lightning.store.synthetic", "SyntheticStore.write_generation", "write"),
+    ("sclc_lightning.loop.production", "agree", "wait"),
+    ("sclc_lightning.loop.exchange", "agree", "wait"),
+)
+
+
+def resolve(module: str, attribute: str) -> tuple[Any, str]:
+    """The object that holds ``attribute`` (``Class.method`` or a module's name) and its last name."""
+    import importlib
+
+    owner: Any = importlib.import_module(module)
+    *path, name = attribute.split(".")
+    for part in path:
+        owner = getattr(owner, part)
+    getattr(owner, name)  # raises AttributeError when it moved
+    return owner, name
+
+
 def _instrument(times: dict[str, float]) -> None:
     """Wrap the loop's steps so that each rank adds up the seconds it spends in each."""
-    from sclc_lightning.loop import correction, exchange, production
-    from sclc_lightning.store import synthetic
 
     def timed(owner: Any, name: str, phase: str) -> None:
         original: Callable[..., Any] = getattr(owner, name)
@@ -49,13 +71,8 @@ def _instrument(times: dict[str, float]) -> None:
 
         setattr(owner, name, wrapper)
 
-    timed(production, "sample_share", "sample")
-    timed(exchange.Exchange, "write", "exchange_write")
-    timed(exchange.Exchange, "read", "gather")
-    timed(correction.Rounds, "take", "correct")
-    timed(synthetic.SyntheticStore, "write_generation", "write")
-    timed(production, "agree", "wait")
-    timed(exchange, "agree", "wait")
+    for module, attribute, phase in TIMED:
+        timed(*resolve(module, attribute), phase)
 
 
 def worker(out: Path, n: int, corrector: str, generations: int) -> None:
@@ -119,7 +136,8 @@ def _launch(ranks: int, n: int, corrector: str, generations: int) -> list[dict[s
     out = Path(tempfile.mkdtemp(prefix=f"rank_split_{ranks}_"))
     command = [
         *(str(Path(sys.executable).parent / "torchrun"), "--standalone", "--nproc-per-node", str(ranks)),
-        *(__file__, "worker", str(out), "--images", str(n), "--corrector", corrector, "--generations", str(generations)),
+        *(__file__, "worker", str(out), "--images", str(n), "--corrector", corrector),
+        *("--generations", str(generations)),
     ]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "WANDB_MODE": "disabled"}
     subprocess.run(command, check=True, env=env, stdout=subprocess.DEVNULL)

@@ -75,3 +75,18 @@ def test_benchmark_scripts_import_existing_names(script: str) -> None:
                 submodule = hasattr(module, "__path__") and importlib.util.find_spec(f"{node.module}.{alias.name}")
                 found = hasattr(module, alias.name) or submodule
                 assert found, f"{script}: {node.module} has no {alias.name}"
+
+
+def test_the_rank_split_benchmark_times_names_that_exist() -> None:
+    """benchmarks/rank_split.py wraps the loop's steps by name: a renamed step must fail here."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("rank_split", ROOT / "benchmarks" / "rank_split.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    for name, attribute, _ in module.TIMED:
+        owner, last = module.resolve(name, attribute)
+        assert callable(getattr(owner, last)), (name, attribute)
+    with pytest.raises(AttributeError):
+        module.resolve("sclc_lightning.loop.exchange", "Exchange.no_such_step")
