@@ -157,7 +157,8 @@ def _task_entry(plan: BenchPlan, task: Task, out: Path) -> dict[str, Any]:
     rows = point_rows(out, task.name)
     entry = task.describe(plan.recipes)
     # a user layer's copy in <out>/layers/ is named relative to the bench, not by a path of the machine
-    entry["recipe"] = [Path(r).relative_to(out).as_posix() if Path(r).is_relative_to(out) else r for r in task.recipe]
+    root = Path(out).resolve()
+    entry["recipe"] = [Path(r).relative_to(root).as_posix() if Path(r).is_relative_to(root) else r for r in task.recipe]
     methods: dict[str, dict[str, Any]] = {}
     for name in plan.methods:
         why = plan.skipped[task.name].get(name)

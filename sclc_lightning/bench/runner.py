@@ -267,7 +267,7 @@ def run(
     out = _check_run_arguments(out, launcher, jobs, figures)
     plan = plan_bench(suite, methods, seeds, builtin=builtin, tasks=tasks, recipes=recipes, layers=layers)
     _save_or_check_spec(out, plan.spec())
-    plan = dataclasses.replace(plan, tasks=snapshot_layers(out, plan.tasks, layers, plan.recipes))
+    plan = dataclasses.replace(plan, tasks=snapshot_layers(out, plan.tasks, layers))
     grid = {"launcher": launcher, "jobs": jobs, "rerun_failed": rerun_failed, "slurm": slurm}
     _run_tasks(plan, out, grid)
     card = build_card(plan, out)

@@ -28,6 +28,14 @@ REFUSED = [
     ("loop: {output_dir: /tmp/elsewhere}\n", "sets loop.output_dir: the bench gives every point its folder"),
     ("seed_everything: 3\n", "sets seed_everything: the bench seeds every point"),
     ("ckpt_path: last\n", "sets ckpt_path"),
+    # the same settings in the other forms the parser reads: dotted keys, a section as a string
+    ("loop.corrector: kmeans\n", "sets loop.corrector, which a method sets"),
+    ("loop.synthetic_fraction: 0.0\nloop.mode: augment\n", "sets loop.synthetic_fraction, loop.mode"),
+    ("loop: '{\"corrector\": \"kmeans\"}'\n", "gives loop as a str: give it as a mapping"),
+    ("loop: [1, 2]\n", "gives loop as a list"),
+    ("trainer: [1]\n", "gives trainer as a list"),
+    ("config: other.yaml\n", "names another file with a `config` key"),
+    ("trainer: {config: other.yaml}\n", "names another file with a `config` key"),
 ]
 
 
@@ -83,3 +91,48 @@ def test_a_layer_is_copied_into_the_bench_and_its_edits_are_refused_on_rerun(tmp
         json.loads((out / "bench_spec.json").read_text())["tasks"]["gaussian_prop1"]
         == card["tasks"]["gaussian_prop1"]["digest"]
     )
+
+
+def test_the_callback_rule_compares_classes_not_their_spelling(tmp_path: Path) -> None:
+    """A layer that restates PointMetrics by its short name, its defining module or as a single
+    mapping keeps it: accepted."""
+    for name, text in [
+        ("short", "trainer: {callbacks: [{class_path: PointMetrics}]}\n"),
+        ("module", "trainer: {callbacks: [{class_path: sclc_lightning.metrics.point_metrics.PointMetrics}]}\n"),
+        ("single", "trainer: {callbacks: {class_path: sclc_lightning.callbacks.PointMetrics}}\n"),
+    ]:
+        layer = tmp_path / f"{name}.yaml"
+        layer.write_text(text)
+        plan = plan_bench("quick", seeds="0-1", tasks=["eight_gaussians_ddpm"], layers=[layer])
+        assert len(plan.tasks[0].recipe) == 3, name
+
+
+def test_a_relative_out_and_the_bytes_checked_are_what_runs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A relative --out works with a layer; the layer is read once, so rewriting the file right
+    after the check (a race) changes nothing that runs; an edited copy in the bench is named."""
+    from sclc_lightning.bench import runner
+
+    monkeypatch.chdir(tmp_path)
+    layer = tmp_path / "quiet.yaml"
+    layer.write_text("trainer: {enable_progress_bar: false}\n")
+    checked = layer.read_bytes()
+    check = runner.check_layers
+
+    def then_rewrite(*args: object, **kwargs: object) -> object:
+        tasks = check(*args, **kwargs)  # type: ignore[arg-type]
+        layer.write_text("loop: {corrector: kmeans, synthetic_fraction: 0.0, mode: augment}\n")
+        return tasks
+
+    monkeypatch.setattr(runner, "check_layers", then_rewrite)
+    card = bench.run("quick", seeds="0-1", out="relative", tasks=["gaussian_prop1"], layers=["quiet.yaml"])
+    (copy,) = (tmp_path / "relative" / "layers").iterdir()
+    assert copy.read_bytes() == checked and card["tasks"]["gaussian_prop1"]["recipe"][-1] == f"layers/{copy.name}"
+    config = (tmp_path / "relative" / "runs" / "gaussian_prop1" / "method=uncorrected_seed=0" / "config.yaml")
+    assert "corrector: null" in config.read_text() or "corrector:" not in config.read_text()
+    monkeypatch.setattr(runner, "check_layers", check)
+    layer.write_bytes(checked)
+    copy.write_text("trainer: {enable_progress_bar: true}\n")
+    with pytest.raises(LayerError, match=r"was edited: delete it \(the bench writes it again"):
+        bench.run("quick", seeds="0-1", out="relative", tasks=["gaussian_prop1"], layers=["quiet.yaml"])
