@@ -31,7 +31,7 @@ REFUSED = [
     # the same settings in the other forms the parser reads: dotted keys, a section as a string
     ("loop.corrector: kmeans\n", "sets loop.corrector, which a method sets"),
     ("loop.synthetic_fraction: 0.0\nloop.mode: augment\n", "sets loop.synthetic_fraction, loop.mode"),
-    ("loop: '{\"corrector\": \"kmeans\"}'\n", "gives loop as a str: give it as a mapping"),
+    ('loop: \'{"corrector": "kmeans"}\'\n', "gives loop as a str: give it as a mapping"),
     ("loop: [1, 2]\n", "gives loop as a list"),
     ("trainer: [1]\n", "gives trainer as a list"),
     ("config: other.yaml\n", "names another file with a `config` key"),
@@ -107,9 +107,7 @@ def test_the_callback_rule_compares_classes_not_their_spelling(tmp_path: Path) -
         assert len(plan.tasks[0].recipe) == 3, name
 
 
-def test_a_relative_out_and_the_bytes_checked_are_what_runs(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_a_relative_out_and_the_bytes_checked_are_what_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A relative --out works with a layer; the layer is read once, so rewriting the file right
     after the check (a race) changes nothing that runs; an edited copy in the bench is named."""
     from sclc_lightning.bench import runner
@@ -129,7 +127,7 @@ def test_a_relative_out_and_the_bytes_checked_are_what_runs(
     card = bench.run("quick", seeds="0-1", out="relative", tasks=["gaussian_prop1"], layers=["quiet.yaml"])
     (copy,) = (tmp_path / "relative" / "layers").iterdir()
     assert copy.read_bytes() == checked and card["tasks"]["gaussian_prop1"]["recipe"][-1] == f"layers/{copy.name}"
-    config = (tmp_path / "relative" / "runs" / "gaussian_prop1" / "method=uncorrected_seed=0" / "config.yaml")
+    config = tmp_path / "relative" / "runs" / "gaussian_prop1" / "method=uncorrected_seed=0" / "config.yaml"
     assert "corrector: null" in config.read_text() or "corrector:" not in config.read_text()
     monkeypatch.setattr(runner, "check_layers", check)
     layer.write_bytes(checked)
