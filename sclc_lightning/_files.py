@@ -25,6 +25,7 @@ __all__ = [
     "NotARegularFile",
     "atomic_path",
     "atomic_write",
+    "check_local_folder",
     "check_regular",
     "file_version",
     "fsync_folder",
@@ -38,6 +39,32 @@ __all__ = [
 
 #: What a temporary name carries after the target's name: ``.<name>.tmp-<32 hex digits>``.
 TEMPORARY_MARK = ".tmp-"
+
+
+def check_local_folder(value: str | os.PathLike[str], what: str) -> None:
+    """Refuse a URL (``s3://bucket/run``, ``gs://…``, ``file://…``) where a run's folder is
+    given: the loop needs a local or shared POSIX folder (``fsync``, ``rename``, ``flock``), and
+    ``Path("s3://b/r")`` would silently be the local folder ``s3:/b/r``.
+
+    Raises:
+        ValueError: naming ``what`` and the URL.
+
+    Examples:
+        >>> check_local_folder("runs/a", "output_dir")
+        >>> try:
+        ...     check_local_folder("s3://bucket/run", "output_dir")
+        ... except ValueError as err:
+        ...     print(str(err)[:52])
+        output_dir 's3://bucket/run' is an object-storage
+    """
+    import re
+
+    if re.match(r"^[A-Za-z][A-Za-z0-9+.-]*://", os.fspath(value)):
+        raise ValueError(
+            f"{what} {os.fspath(value)!r} is an object-storage or URL location: run folders on object storage are"
+            " not supported yet (the loop needs a POSIX folder: fsync, rename, flock). Give a local or shared"
+            " filesystem path (NFS, Lustre, GPFS; docs/scale.md)."
+        )
 
 
 def temporary_name(path: Path) -> Path:

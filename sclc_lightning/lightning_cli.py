@@ -30,6 +30,7 @@ from lightning.pytorch import Callback, LightningModule, Trainer
 from lightning.pytorch.cli import LightningCLI, SaveConfigCallback
 from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
 
+from sclc_lightning._files import check_local_folder
 from sclc_lightning.callbacks.generation_csv import GenerationCSV
 from sclc_lightning.correctors.command import CorrectorProcessError
 from sclc_lightning.loop import SelfConsumingLoop, SyntheticDataError
@@ -538,6 +539,10 @@ def check_run_dir(run_dir: str) -> None:
         ...         print(str(err).split(": ", 1)[1][:24])
         it is a regular file, no
     """
+    try:
+        check_local_folder(run_dir, "--run_dir")
+    except ValueError as err:
+        raise CLIError(str(err)) from None
     path = Path(run_dir)
     if path.exists() or path.is_symlink():
         if not path.is_dir():

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sclc_lightning._files import atomic_write, read_regular
+from sclc_lightning._files import atomic_write, check_local_folder, read_regular
 from sclc_lightning.bench.builtin import BUILTIN_METHODS, REFERENCES
 from sclc_lightning.bench.card import method_record, strict_json
 from sclc_lightning.bench.layers import check_layers, snapshot_layers
@@ -170,6 +170,10 @@ def _check_run_arguments(out: Any, launcher: Any, jobs: Any, figures: Any) -> Pa
 
     if not isinstance(out, (str, Path)) or not str(out):
         raise BenchError(f"`out` must be a folder's path, got {out!r}.")
+    try:
+        check_local_folder(out, "`out`")
+    except ValueError as err:
+        raise BenchError(str(err)) from None
     if launcher not in LAUNCHERS:
         raise BenchError(f"`launcher` must be one of {list(LAUNCHERS)}, got {launcher!r}.")
     if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:

@@ -24,7 +24,7 @@ from typing import Any
 
 import yaml
 
-from sclc_lightning._files import atomic_write
+from sclc_lightning._files import atomic_write, check_local_folder
 from sclc_lightning.grid.points import GridPoint, check_seeds, expand_grid, gpu_slots, visible_gpus
 from sclc_lightning.grid.status import GridSpec
 
@@ -140,6 +140,7 @@ def run_grid(
             raise ValueError(f"config {path}: no such file")
     seed_list = None if seeds is None else check_seeds(seeds)
     layers = method_layers(methods, task) if methods else None
+    check_local_folder(out, "`out`")
     out = Path(out)
     points = _points(sets, seed_list, extra, out, layers)
     args = argparse.Namespace(

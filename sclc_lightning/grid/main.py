@@ -155,6 +155,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _out(args: argparse.Namespace) -> Path:
+    from sclc_lightning._files import check_local_folder
+
+    if args.out:
+        check_local_folder(args.out, "--out")
     stem = Path(args.config[0]).stem
     return Path(args.out or os.path.join("runs", f"{stem}-grid", time.strftime("%Y%m%d-%H%M%S")))
 

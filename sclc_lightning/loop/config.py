@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from sclc_lightning._callables import describe_callable
+from sclc_lightning._files import check_local_folder
 from sclc_lightning._settings import jsonable
 from sclc_lightning.correctors.base import Corrector, check_draws, make_corrector
 from sclc_lightning.correctors.model import ModelCorrector, make_model_corrector
@@ -112,6 +113,8 @@ class LoopConfig:
         if initial_images == 0 and generations == 0:
             raise ValueError("`initial_images=0` skips generation 0, so `generations` must be >= 1, got 0.")
         output_dir = values["output_dir"]
+        if output_dir is not None:
+            check_local_folder(output_dir, "`output_dir`")
         return cls(
             synthetic_fraction=fraction,
             schedule=schedule,
