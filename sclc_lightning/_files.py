@@ -54,7 +54,7 @@ def check_local_folder(value: str | os.PathLike[str], what: str) -> None:
         >>> try:
         ...     check_local_folder("s3://bucket/run", "output_dir")
         ... except ValueError as err:
-        ...     print(str(err)[:52])
+        ...     print(str(err)[:49])
         output_dir 's3://bucket/run' is an object-storage
     """
     import re
