@@ -119,25 +119,13 @@ def _images(folder: Path, count: int = 40) -> Path:
     return folder
 
 
-def _random_inception(path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Path, str]:
-    """A weights file shaped like torch-fidelity's Inception-v3, random values (the real one is
-    not here): the FID path runs, its values mean nothing."""
-    import torch
-    import torch_fidelity.feature_extractor_inceptionv3 as tf_inception
-
-    with monkeypatch.context() as patch:
-        patch.setattr(tf_inception, "load_state_dict_from_url", lambda *a, **k: {})
-        patch.setattr(tf_inception.FeatureExtractorInceptionV3, "load_state_dict", lambda self, state: None)
-        torch.manual_seed(0)
-        net = tf_inception.FeatureExtractorInceptionV3("inception-v3-compat", ["2048"])
-    torch.save(net.state_dict(), path)
-    return path, hashlib.sha256(path.read_bytes()).hexdigest()
-
-
 def _cifar_layer(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """What a user's layer would say to run cifar10_ddpm somewhere else: the data's folder, the
     Inception file, and (here) a tiny UNet on one batch per generation."""
-    weights, digest = _random_inception(tmp_path / "inception.pth", monkeypatch)
+    from tests.metrics.test_image_metrics import _random_inception_weights
+
+    weights = _random_inception_weights(tmp_path / "inception.pth", monkeypatch)  # random values: not the real file
+    digest = hashlib.sha256(weights.read_bytes()).hexdigest()
     layer = {
         "model": {
             "init_args": {
