@@ -6,6 +6,7 @@ be the same bits. The 1-rank kills are ``fault_injection.py --kills``.
 Usage::
 
     python benchmarks/fault_injection_ranks.py --kills 10 [--seed 0] [--work DIR]
+        [--corrector kmeans|none|optimal_transport]
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ ROOT = Path(__file__).resolve().parents[1]
 LAYER = """\
 data:
   init_args: {n: 200, n_test: 100, batch_size: 32}
-loop: {generations: 3, images_per_generation: 20480, initial_images: 2048}
+loop: {generations: 3, images_per_generation: 20480, initial_images: 2048, CORRECTOR}
 model:
   init_args: {hidden: 32, layers: 2, timesteps: 20, sampling_steps: 20}
 trainer:
@@ -41,9 +42,19 @@ trainer:
 """
 
 
+#: ``--corrector``: the loop's corrector in the layer. KMeans works point by point: each rank
+#: corrects and writes its own share, global rank zero commits (``sclc_lightning/loop/shares.py``).
+CORRECTORS = {
+    "kmeans": "corrector: kmeans, corrector_kwargs: {num_clusters: 8, strength: 1.0}",
+    "none": "corrector: null",
+    "optimal_transport": "corrector: optimal_transport, corrector_kwargs: {strength: 1.0}",
+}
+
+
 def _command(work: Path, run: Path, resume: bool) -> list[str]:
     layer = work / "layer.yaml"
-    layer.write_text(LAYER)
+    if not layer.exists():
+        raise FileNotFoundError(f"{layer}: main() writes the layer first")
     torchrun = [str(Path(sys.executable).parent / "torchrun"), "--standalone", "--nproc-per-node", "2"]
     fit = ["-m", "sclc_lightning.cli", "fit", "--config", str(ROOT / "recipes" / "eight_gaussians_ddpm.yaml")]
     resuming = ["--ckpt_path", "last"] if resume else []
@@ -132,9 +143,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--kills", type=int, default=10)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--work", default=None)
+    parser.add_argument("--corrector", default="kmeans", choices=sorted(CORRECTORS))
     args = parser.parse_args(argv)
     work = Path(args.work or tempfile.mkdtemp(prefix="sclc-faults-ranks-"))
     work.mkdir(parents=True, exist_ok=True)
+    (work / "layer.yaml").write_text(LAYER.replace("CORRECTOR", CORRECTORS[args.corrector]))
     code, seconds = _run(work, work / "reference", resume=False)
     assert code == 0, (work / "reference.log").read_text()[-3000:]
     reference = _result(work / "reference")

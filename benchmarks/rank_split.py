@@ -1,15 +1,17 @@
 """What each rank does while the loop makes a generation, 2 CPU ranks (gloo) against 1: the time
-split per rank (sample / exchange write / gather / correct / write / wait at the meeting points)
-and each rank's peak memory.
+split per rank (sample / exchange write / gather / correct / write / commit / wait at the
+meeting points) and each rank's peak memory.
 
 The model draws Gaussian images (3 x 64 x 64) at no cost and trains one trivial parameter, so the
 figures are the loop's own work on a generation of ``n`` images (lambda = 1, augment), with a
-point-by-point corrector (KMeans projection onto centres fitted once on the real images) or
-none. Each rank writes ``rank_<R>.json``; the table is printed at the end.
+point-by-point corrector (KMeans projection onto centres fitted once on the real images: each
+rank corrects and writes its own share), the same projection declared as needing the whole
+generation (``kmeans_gathered``: global rank zero gathers, corrects and writes it all, as every
+corrector did before issue 34), or none. Each rank writes ``rank_<R>.json``; the table is printed at the end.
 
 Usage::
 
-    python benchmarks/rank_split.py [--ranks 1 2] [--images 8000] [--corrector kmeans|none]
+    python benchmarks/rank_split.py [--ranks 1 2] [--images 8000] [--corrector kmeans|kmeans_gathered|none]
 
 Each configuration runs under ``torchrun --standalone --nproc-per-node R``.
 """
@@ -17,6 +19,7 @@ Each configuration runs under ``torchrun --standalone --nproc-per-node R``.
 from __future__ import annotations
 
 import argparse
+import inspect
 import json
 import os
 import subprocess
@@ -29,18 +32,28 @@ from pathlib import Path
 from typing import Any
 
 SHAPE = (3, 64, 64)
-PHASES = ("sample", "exchange_write", "gather", "correct", "write", "wait")
+PHASES = ("sample", "exchange_write", "gather", "correct", "write", "commit", "wait")
 
 
 #: What is timed: (module, attribute, phase); tests/test_benchmarks.py checks that each exists.
+#: Gathering path (a corrector that needs the whole generation): the exchange of samples, rank
+#: zero's correction and its write of every shard. Own shares (point by point, or none): each
+#: rank's notes, correction and shards, and rank zero's commit.
 TIMED = (
     ("sclc_lightning.loop.production", "sample_share", "sample"),
     ("sclc_lightning.loop.exchange", "Exchange.write", "exchange_write"),
+    ("sclc_lightning.loop.exchange", "Exchange.write_note", "exchange_write"),
     ("sclc_lightning.loop.exchange", "Exchange.read", "gather"),
+    ("sclc_lightning.loop.exchange", "Exchange.read_notes", "gather"),
     ("sclc_lightning.loop.correction", "Rounds.take", "correct"),
-    ("sclc_lightning.store.synthetic", "SyntheticStore.write_generation", "write"),
+    ("sclc_lightning.loop.shares", "OwnShares.correct_share", "correct"),
+    ("sclc_lightning.store.synthetic", "encode_batch", "write"),
+    ("sclc_lightning.loop.shares", "encode_batch", "write"),
+    ("sclc_lightning.store.synthetic", "SyntheticStore.write_shards", "write"),
+    ("sclc_lightning.store.synthetic", "SyntheticStore.commit_generation", "commit"),
     ("sclc_lightning.loop.production", "agree", "wait"),
     ("sclc_lightning.loop.exchange", "agree", "wait"),
+    ("sclc_lightning.loop.shares", "agree", "wait"),
 )
 
 
@@ -60,6 +73,7 @@ def _instrument(times: dict[str, float]) -> None:
     """Wrap the loop's steps so that each rank adds up the seconds it spends in each."""
 
     def timed(owner: Any, name: str, phase: str) -> None:
+        static = isinstance(inspect.getattr_static(owner, name), staticmethod)
         original: Callable[..., Any] = getattr(owner, name)
 
         def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -69,10 +83,21 @@ def _instrument(times: dict[str, float]) -> None:
             finally:
                 times[phase] += time.perf_counter() - start
 
-        setattr(owner, name, wrapper)
+        setattr(owner, name, staticmethod(wrapper) if static else wrapper)
 
     for module, attribute, phase in TIMED:
         timed(*resolve(module, attribute), phase)
+
+
+def _corrector(name: str) -> Any:
+    """``kmeans``: each rank corrects its own share; ``kmeans_gathered``: the same projection
+    declared as needing the whole generation (global rank zero gathers and corrects it all)."""
+    from sclc_lightning.correctors.kmeans import KMeansCorrector
+
+    class Gathered(KMeansCorrector):
+        pointwise = False
+
+    return {"none": None, "kmeans": KMeansCorrector(num_clusters=8), "kmeans_gathered": Gathered(num_clusters=8)}[name]
 
 
 def worker(out: Path, n: int, corrector: str, generations: int) -> None:
@@ -108,8 +133,7 @@ def worker(out: Path, n: int, corrector: str, generations: int) -> None:
         1.0,
         generations,
         images_per_generation=256,
-        corrector=None if corrector == "none" else corrector,
-        corrector_kwargs={"num_clusters": 8} if corrector == "kmeans" else None,
+        corrector=_corrector(corrector),
         output_dir=out / "run",
         sample_batch_size=1000,
     )
@@ -150,7 +174,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("out", nargs="?", default=None)
     parser.add_argument("--ranks", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--images", type=int, default=8000)
-    parser.add_argument("--corrector", default="kmeans", choices=("kmeans", "none"))
+    parser.add_argument("--corrector", default="kmeans", choices=("kmeans", "kmeans_gathered", "none"))
     parser.add_argument("--generations", type=int, default=2)
     args = parser.parse_args(argv)
     if args.mode == "worker":

@@ -86,6 +86,13 @@ class Corrector(abc.ABC):
     #: :class:`~sclc_lightning.correctors.SelectingCorrector`: the loop draws in rounds until
     #: enough are kept) rather than turning each point into one corrected point.
     selects: ClassVar[bool] = False
+    #: Whether it corrects each point on its own (what it makes of a point depends on that point,
+    #: the real data and the generator only, never on the other generated points): then, with
+    #: several processes, every rank corrects and writes its own share of the generation and no
+    #: rank gathers it (:mod:`sclc_lightning.loop.shares`); each rank's ``generator`` is its own.
+    #: ``False`` (the default, always right): global rank zero gathers the whole generation and
+    #: corrects it alone (optimal transport, a top fraction, centres fitted on the samples).
+    pointwise: bool = False
     #: Set by the loop: whether :meth:`progress` bars are shown (rank zero, progress bar on).
     show_progress: bool = False
 

@@ -83,6 +83,9 @@ class CommandCorrector(Corrector):
         env: extra environment variables for the program.
         keep_files: keep the temporary folder (its path is logged in the error) for debugging.
         stderr_lines: how many lines of stderr an error message quotes.
+        pointwise: the program corrects each point on its own (its output row depends on its
+            input row only): with several processes every rank then runs it on its own share.
+            ``False`` (the default): global rank zero runs it once on the whole generation.
 
     Examples:
         >>> corrector = CommandCorrector("python fix.py --in {input} --out {output}")
@@ -91,7 +94,7 @@ class CommandCorrector(Corrector):
     """
 
     deciding = ("command", "file_format", "cwd", "env")
-    operational = ("timeout", "keep_files", "stderr_lines")
+    operational = ("timeout", "keep_files", "stderr_lines", "pointwise")
     ranges = bounded(timeout=POSITIVE, stderr_lines=NON_NEGATIVE)
     supports = frozenset({"continuous", "discrete", "conditional"})
 
@@ -105,6 +108,7 @@ class CommandCorrector(Corrector):
         env: dict[str, str] | None = None,
         keep_files: bool = False,
         stderr_lines: int = 20,
+        pointwise: bool = False,
     ) -> None:
         super().__init__(strength)
         check_arguments(CommandCorrector, locals())
@@ -117,8 +121,10 @@ class CommandCorrector(Corrector):
             raise ValueError("`command` is empty.")
         if file_format not in ("safetensors", "npy"):
             raise ValueError(f"`file_format` must be 'safetensors' or 'npy', got {file_format!r}.")
-        if not isinstance(keep_files, bool):
-            raise ValueError(f"`keep_files` must be True or False, got {keep_files!r}.")
+        for flag, value in (("keep_files", keep_files), ("pointwise", pointwise)):
+            if not isinstance(value, bool):
+                raise ValueError(f"`{flag}` must be True or False, got {value!r}.")
+        self.pointwise = pointwise
         if env is not None and (
             not isinstance(env, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in env.items())
         ):

@@ -49,6 +49,7 @@ class ForceFieldCorrector(Corrector):
     """
 
     deciding = ("steps",)
+    pointwise = True
     operational = ("num_workers", "chunk_size", "start_method")
     ranges = bounded(steps=COUNT, num_workers=NON_NEGATIVE, chunk_size=COUNT)
 

@@ -28,6 +28,7 @@ class IdealMixtureCorrector(Corrector):
 
     supports = frozenset({"continuous", "discrete", "conditional", "generated_fields"})
     deciding = ()
+    pointwise = True
 
     def correct(
         self, batch: SyntheticBatch, *, generation: int, generator: torch.Generator, reference: RealData

@@ -27,6 +27,7 @@ class IdentityCorrector(Corrector):
 
     supports = frozenset({"continuous", "discrete", "conditional", "generated_fields"})
     deciding = ()
+    pointwise = True
     #: γ is 0 whatever ``strength`` says: reports label the arm "γ=0".
     applies_strength = False
 

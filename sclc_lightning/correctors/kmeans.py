@@ -62,6 +62,7 @@ class KMeansCorrector(Corrector):
     """
 
     deciding = ("num_clusters", "per_class", "n_init")
+    pointwise = True
     ranges = bounded(num_clusters=COUNT, n_init=COUNT)
 
     def __init__(self, strength: float = float("inf"), num_clusters: int = 16, per_class: bool = True, n_init: int = 3):

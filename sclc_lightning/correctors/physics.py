@@ -50,6 +50,7 @@ class PhysicsCorrector(Corrector):
     """
 
     deciding = ("kp", "kd", "smooth")
+    pointwise = True
     operational = ("num_workers", "chunk_size", "start_method")
     ranges = bounded(
         num_workers=NON_NEGATIVE,

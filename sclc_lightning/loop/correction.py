@@ -30,7 +30,7 @@ from sclc_lightning.items.real import RealData
 from sclc_lightning.loop.sampling import SyntheticDataError, check_points
 from sclc_lightning.seeding import make_generator
 
-__all__ = ["Correction", "Rounds", "check_rows", "describe_corrector"]
+__all__ = ["Correction", "Rounds", "average_reports", "check_rows", "describe_corrector"]
 
 #: A later round draws this much more than the acceptance seen so far predicts.
 MARGIN = 1.1
@@ -70,6 +70,25 @@ def check_rows(rows: Any, size: int, needed: int, where: str) -> Tensor:
             f"{where}: `choose` returned a row twice; a kept point is a new sample, never a repeat."
         )
     return rows
+
+
+def average_reports(reports: list[tuple[dict[str, float], int, int]]) -> dict[str, float]:
+    """What a corrector reported over several calls ``(report, drawn, kept)``: each value
+    averaged, weighted by the points drawn (by the points kept for ``*_kept`` values).
+
+    Examples:
+        >>> average_reports([({"moved": 1.0}, 3, 3), ({"moved": 0.0}, 1, 1)])
+        {'moved': 0.75}
+    """
+    sums: dict[str, float] = {}
+    weights: dict[str, float] = {}
+    for report, drawn, kept in reports:
+        for key, value in report.items():
+            weight = float(kept if key.endswith("_kept") else drawn)
+            if math.isfinite(value) and weight > 0:
+                sums[key] = sums.get(key, 0.0) + weight * value
+                weights[key] = weights.get(key, 0.0) + weight
+    return {key: sums[key] / weights[key] for key in sums}
 
 
 class Correction:
@@ -242,7 +261,7 @@ class Rounds:
         by the points kept for ``*_kept`` values); for a selecting corrector also
         ``oversampling`` (drawn per kept) and ``acceptance_rate`` (kept over drawn, unless the
         corrector reports its own)."""
-        averaged = self._reports[0][0] if len(self._reports) == 1 else self._averaged()
+        averaged = self._reports[0][0] if len(self._reports) == 1 else average_reports(self._reports)
         if not self.correction.selects:
             return dict(averaged)
         kept = self.total - self.needed
@@ -251,17 +270,6 @@ class Rounds:
             "acceptance_rate": kept / self.drawn if self.drawn else 1.0,
             **averaged,  # a corrector's own acceptance rate (its rule's, before the loop keeps enough) wins
         }
-
-    def _averaged(self) -> dict[str, float]:
-        sums: dict[str, float] = {}
-        weights: dict[str, float] = {}
-        for report, drawn, kept in self._reports:
-            for key, value in report.items():
-                weight = float(kept if key.endswith("_kept") else drawn)
-                if math.isfinite(value) and weight > 0:
-                    sums[key] = sums.get(key, 0.0) + weight * value
-                    weights[key] = weights.get(key, 0.0) + weight
-        return {key: sums[key] / weights[key] for key in sums}
 
     def _name(self) -> str:
         corrector = self.correction.corrector

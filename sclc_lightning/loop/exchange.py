@@ -12,7 +12,9 @@ between nodes already. The ranks meet (``agree``) between writing and gathering.
 from __future__ import annotations
 
 import contextlib
+import json
 from pathlib import Path
+from typing import Any
 
 import lightning.pytorch as pl
 import torch
@@ -38,6 +40,27 @@ class Exchange:
 
     def __init__(self, root: Path, real: RealData) -> None:
         self.root, self.real = Path(root), real
+
+    def note_path(self, generation: int, rank: int) -> Path:
+        """Where rank ``rank`` describes the shards it wrote of ``generation`` (every rank writing
+        its own share, :mod:`~sclc_lightning.loop.shares`)."""
+        return self.root / EXCHANGE_FOLDER / f"gen_{generation:04d}_note_rank_{rank:05d}.json"
+
+    def write_note(self, generation: int, rank: int, note: dict[str, Any]) -> None:
+        """Leave rank ``rank``'s note (JSON) on its share of ``generation``."""
+        path = self.note_path(generation, rank)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write(path, json.dumps(note))
+
+    def read_notes(self, generation: int, world_size: int) -> list[dict[str, Any]]:
+        """Every rank's note on ``generation``, in rank order; the files are removed."""
+        paths = [self.note_path(generation, rank) for rank in range(world_size)]
+        notes = [json.loads(path.read_text()) for path in paths]
+        for path in paths:
+            path.unlink(missing_ok=True)
+        with contextlib.suppress(OSError):  # left only while a generation is under way
+            paths[0].parent.rmdir()
+        return notes
 
     def path(self, generation: int, part: int, rank: int) -> Path:
         """Where rank ``rank`` leaves its points of round ``part`` of ``generation``."""

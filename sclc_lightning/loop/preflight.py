@@ -13,7 +13,7 @@ corrector that cannot handle the data or returns another dtype, a field that can
 synthetic item that does not collate with real ones. On every rank the loop samples a few points
 with a generator of its own, builds their items exactly as training will read them from disk,
 and collates them with real items through the user's ``collate_fn``; global rank zero also runs
-the corrector on its draw. The global random generators and the module's train/eval mode are
+the corrector on its draw (every rank does, when each will correct its own share). The global random generators and the module's train/eval mode are
 restored afterwards, so a run with the dry run trains exactly as one without it.
 """
 
@@ -35,6 +35,7 @@ from sclc_lightning.items.real import RealData
 from sclc_lightning.loop.correction import describe_corrector
 from sclc_lightning.loop.production import SyntheticProducer
 from sclc_lightning.loop.sampling import SyntheticDataError, agree, sample_share
+from sclc_lightning.loop.shares import writes_own_shares
 from sclc_lightning.seeding import forked_rng, make_generator
 from sclc_lightning.store.synthetic import build_items
 
@@ -140,22 +141,37 @@ def dry_run(
             )
             where = f"Dry run before generation 0 (`dry_run=False` skips it), rank {rank}"
             _check_items(producer.complete(local, where), real, template, f"{where}, {producer.sampler.name}")
-            if trainer.is_global_zero and producer.corrector is not None:
-                name = describe_corrector(producer.corrector)
-                count = min(len(real), REAL_ITEMS_SCORED)
-                on_real = real.batch(torch.linspace(0, len(real) - 1, count).round().long().unique())
-                try:
-                    report = producer.corrector.check_on_real(on_real)
-                except ValueError as err:
-                    raise DryRunError(f"{where}, corrector {name} on {len(on_real)} real items: {err}") from err
-                generator = make_generator(config.run_seed, "dry_run", 1)
-                kept = 1 if producer.correction.selects else len(local)  # what it keeps of one point, or all
-                corrected = producer.correction.apply(local, kept, 1, generator, f"{where}, corrector {name}")
-                _check_items(producer.complete(corrected, where), real, template, f"{where}, corrector {name}")
+            report = _dry_correct(trainer, producer, local, template, where)
     except Exception as err:  # reported to every rank below
         error = err
     agree(trainer, error)
     return time.perf_counter() - start, report
+
+
+def _dry_correct(
+    trainer: pl.Trainer, producer: SyntheticProducer, local: SyntheticBatch, template: DataLoader[Any], where: str
+) -> str:
+    """The dry run's correction: on global rank zero (its scores tried on real items too), and on
+    every rank when each corrects its own share (a node without the corrector's packages fails
+    here, not at generation 1); what the corrector reported."""
+    corrector, real = producer.corrector, producer.real
+    own = writes_own_shares(corrector, trainer.world_size, POINTS_PER_RANK * trainer.world_size)
+    if corrector is None or not (trainer.is_global_zero or own):
+        return ""
+    name = describe_corrector(corrector)
+    report = ""
+    if trainer.is_global_zero:
+        count = min(len(real), REAL_ITEMS_SCORED)
+        on_real = real.batch(torch.linspace(0, len(real) - 1, count).round().long().unique())
+        try:
+            report = corrector.check_on_real(on_real)
+        except ValueError as err:
+            raise DryRunError(f"{where}, corrector {name} on {len(on_real)} real items: {err}") from err
+    generator = make_generator(producer.config.run_seed, "dry_run", 1)
+    kept = 1 if producer.correction.selects else len(local)  # what it keeps of one point, or all
+    corrected = producer.correction.apply(local, kept, 1, generator, f"{where}, corrector {name}")
+    _check_items(producer.complete(corrected, where), real, template, f"{where}, corrector {name}")
+    return report
 
 
 def prepare(

@@ -1,6 +1,7 @@
 r"""Producing one generation's synthetic data: sample on every rank, gather on global rank zero,
-correct (in rounds for a selecting corrector), complete and store, or reuse what is on disk when
-a resumed run made it from the same model state with the same settings."""
+correct (in rounds for a selecting corrector), complete and store; or, with several ranks and a
+point-by-point corrector (or none), every rank corrects and writes its own share; or reuse what
+is on disk when a resumed run made it from the same model state with the same settings."""
 
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ from sclc_lightning.loop.config import LoopConfig
 from sclc_lightning.loop.correction import Correction, Rounds, describe_corrector
 from sclc_lightning.loop.exchange import Exchange
 from sclc_lightning.loop.sampling import SyntheticDataError, agree, sample_share
+from sclc_lightning.loop.shares import OwnShares, writes_own_shares
 from sclc_lightning.sampler import BoundSampler
 from sclc_lightning.store.manifest import RunDirectoryError
 from sclc_lightning.store.synthetic import StoredGeneration, SyntheticStore
@@ -102,9 +104,11 @@ class SyntheticProducer:
         from the model state of global step ``step`` with these settings; ``check`` is called
         between sampling batches (it raises to stop).
 
-        One path for every corrector: sample on every rank, gather on global rank zero
-        (:mod:`~sclc_lightning.loop.exchange`), correct (:mod:`~sclc_lightning.loop.correction`),
-        in rounds until the corrector has kept ``total`` points; then complete and store them.
+        Sample on every rank, gather on global rank zero (:mod:`~sclc_lightning.loop.exchange`),
+        correct (:mod:`~sclc_lightning.loop.correction`), in rounds until the corrector has kept
+        ``total`` points; then complete and store them. With several ranks and no corrector or
+        one that works point by point, every rank corrects and writes its own share instead, and
+        global rank zero commits the generation (:mod:`~sclc_lightning.loop.shares`).
 
         Raises:
             RunDirectoryError: ``must_reuse`` (the generation continues from a checkpoint saved
@@ -113,6 +117,25 @@ class SyntheticProducer:
         reused = self._reused(records, generation, step, must_reuse)
         if reused is not None:
             return reused
+        if writes_own_shares(self.corrector, trainer.world_size, total):
+            self._own_shares(trainer, pl_module, generation, total, step, check)
+        else:
+            self._gathered(trainer, pl_module, generation, total, step, check)
+        records = self.store.records()
+        self._announced_reuse = generation  # made by this fit: finding it again is no news
+        made = records[generation]
+        return Produced(records, True, made.seconds_sampling, made.seconds_correcting, made.statistics or {})
+
+    def _gathered(
+        self,
+        trainer: pl.Trainer,
+        pl_module: pl.LightningModule,
+        generation: int,
+        total: int,
+        step: int,
+        check: Callable[[], None] | None,
+    ) -> None:
+        """Sample on every rank, correct and write on global rank zero (in rounds for a selecting corrector)."""
         rounds = self.correction.rounds(total, self.config.max_oversampling)
         sampling_s = self._draw(trainer, pl_module, generation, rounds, check)
         rank_zero_info(
@@ -125,10 +148,26 @@ class SyntheticProducer:
             except Exception as err:  # reported to every rank below
                 error = err
         agree(trainer, error)
-        records = self.store.records()
-        self._announced_reuse = generation  # made by this fit: finding it again is no news
-        made = records[generation]
-        return Produced(records, True, sampling_s, made.seconds_correcting, made.statistics or {})
+
+    def _own_shares(
+        self,
+        trainer: pl.Trainer,
+        pl_module: pl.LightningModule,
+        generation: int,
+        total: int,
+        step: int,
+        check: Callable[[], None] | None,
+    ) -> None:
+        """Every rank samples, corrects and writes its own share; global rank zero commits
+        (:mod:`~sclc_lightning.loop.shares`)."""
+        started = time.perf_counter()
+        local, error = self._sample(trainer, pl_module, generation, total, 0, check)
+        agree(trainer, error)
+        sampling_s = time.perf_counter() - started
+        rank_zero_info(f"SelfConsumingLoop: sampled {total} points for generation {generation} in {sampling_s:.1f} s.")
+        shares = OwnShares(self.correction, self.store, self.real, self.config.shard_rows, self.complete)
+        assert local is not None
+        shares.run(trainer, local, generation, total, step=step, settings=self.fingerprint, sampling_s=sampling_s)
 
     def _reused(
         self, records: dict[int, StoredGeneration], generation: int, step: int, must_reuse: bool

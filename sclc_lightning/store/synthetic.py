@@ -8,7 +8,7 @@ records, and :mod:`.verification`, the checks on read). Layout under ``root``::
     gen_0001/shard_00000.safetensors   # tensors "data", "source_index", "field.<key>"
     gen_0001/strings.json      # only when items carry string fields (prompts)
     gen_0002/...
-    .exchange/                 # multi-process runs: each rank's raw samples, until rank 0 writes
+    .exchange/                 # multi-process runs: each rank's raw samples (or its shards' notes)
     .sclc.lock, .sclc.lock.json        # the lock of the fit using the folder, and its holder
 
 A generation folder is written under a temporary name and renamed when complete; its record,
@@ -289,19 +289,101 @@ class SyntheticStore:
 
         Each synthetic item keeps the other fields (labels, prompts, ...) of its source real
         item ``batch.source_index``, except those in ``batch.fields`` (generated with the data or
-        derived from it). The folder is complete before the manifest names it.
+        derived from it). The folder is complete before the manifest names it: the three steps
+        :meth:`start_generation`, :meth:`write_shards` and :meth:`commit_generation`, which the
+        ranks of a multi-process run share (each writes its own shards, global rank zero commits).
 
         Raises:
             FileNotFoundError: the run has no manifest (:meth:`create` first).
             OSError: writing failed (a full disk); the message names the file.
         """
+        self._require_manifest()
+        tensors, strings = encode_batch(batch, real)
+        folder = self.start_generation(generation)
+        try:
+            shards = self.write_shards(folder, tensors, shard_rows, first=0, at_least_one=True)
+        except BaseException:
+            shutil.rmtree(folder, ignore_errors=True)
+            raise
+        return self.commit_generation(
+            generation,
+            folder,
+            shards,
+            strings,
+            sampled_at_step=sampled_at_step,
+            settings=settings,
+            seconds_sampling=seconds_sampling,
+            seconds_correcting=seconds_correcting,
+            statistics=statistics,
+        )
+
+    def _require_manifest(self) -> Manifest:
         if (manifest := self.read_manifest()) is None:
             raise FileNotFoundError(f"{self.manifest_path} is missing; the store of a run starts with `create`.")
-        tensors, strings = encode_batch(batch, real)
-        shards, strings_digest = self._write_folder(generation, tensors, strings, shard_rows)
+        return manifest
+
+    def start_generation(self, generation: int) -> Path:
+        """A new, empty temporary folder for generation ``generation``'s shards (a hidden name
+        never reused; :meth:`remove_stale` removes it if the write never commits)."""
+        folder = temporary_name(self.root / self.folder_name(generation))
+        with naming(folder):
+            folder.mkdir(parents=True)
+        return folder
+
+    @staticmethod
+    def write_shards(
+        folder: Path, tensors: Mapping[str, Tensor], shard_rows: int, *, first: int, at_least_one: bool = False
+    ) -> list[Shard]:
+        """Write ``tensors`` (the encoded rows of :func:`encode_batch`) into ``folder`` as shards
+        of ``shard_rows`` rows, numbered from ``first``, each ``fsync``-ed; their descriptions
+        with digests. No rows write no shard, unless ``at_least_one`` (an empty generation)."""
+        count = int(next(iter(tensors.values())).shape[0])
+        shards: list[Shard] = []
+        for index, start in enumerate(range(0, max(count, 1 if at_least_one else 0), shard_rows), start=first):
+            # clone: safetensors refuses tensors that share memory (views of one buffer)
+            rows = {name: t[start : start + shard_rows].clone() for name, t in tensors.items()}
+            name = f"shard_{index:05d}.safetensors"
+            data = save(rows)
+            with naming(folder / name):
+                write_synced(folder / name, data)
+            shards.append(Shard(name, int(rows["data"].shape[0]), sha256_bytes(data)))
+        return shards
+
+    @staticmethod
+    def shard_count(rows: int, shard_rows: int) -> int:
+        """How many shards :meth:`write_shards` writes for ``rows`` rows."""
+        return -(-rows // shard_rows)
+
+    def commit_generation(
+        self,
+        generation: int,
+        folder: Path,
+        shards: list[Shard],
+        strings: Mapping[str, list[str]],
+        *,
+        sampled_at_step: int,
+        settings: Mapping[str, Any],
+        seconds_sampling: float,
+        seconds_correcting: float,
+        statistics: Mapping[str, float] | None = None,
+    ) -> StoredGeneration:
+        """Complete the temporary ``folder`` holding ``shards`` (the items' string fields, if
+        any, are written beside them), rename it into place and append its record last. On a
+        failure the folder is removed.
+
+        Raises:
+            FileNotFoundError: the run has no manifest (:meth:`create` first).
+            OSError: writing failed (a full disk); the message names the file.
+        """
+        manifest = self._require_manifest()
+        try:
+            strings_digest = self._finish_folder(generation, folder, strings)
+        except BaseException:
+            shutil.rmtree(folder, ignore_errors=True)
+            raise
         record = StoredGeneration(
             generation=generation,
-            count=len(batch),
+            count=sum(shard.rows for shard in shards),
             shards=tuple(shards),
             sampled_at_step=sampled_at_step,
             settings=json.loads(json.dumps(dict(settings))),  # stored as read back
@@ -313,47 +395,28 @@ class SyntheticStore:
         self._files.append(manifest, record)
         return record
 
-    def _write_folder(
-        self, generation: int, tensors: Mapping[str, Tensor], strings: Mapping[str, list[str]], shard_rows: int
-    ) -> tuple[list[Shard], str | None]:
-        count = int(next(iter(tensors.values())).shape[0])
-        final = self.root / self.folder_name(generation)
-        tmp = temporary_name(final)
-        with naming(tmp):
-            tmp.mkdir(parents=True)
-        shards: list[Shard] = []
+    def _finish_folder(self, generation: int, tmp: Path, strings: Mapping[str, list[str]]) -> str | None:
         strings_digest = None
-        try:
-            for index, start in enumerate(range(0, max(count, 1), shard_rows)):
-                # clone: safetensors refuses tensors that share memory (views of one buffer)
-                rows = {name: t[start : start + shard_rows].clone() for name, t in tensors.items()}
-                name = f"shard_{index:05d}.safetensors"
-                data = save(rows)
-                with naming(tmp / name):
-                    write_synced(tmp / name, data)
-                shards.append(Shard(name, int(rows["data"].shape[0]), sha256_bytes(data)))
-            if strings:
-                data = json.dumps(dict(strings)).encode()
-                with naming(tmp / STRINGS_FILE):
-                    write_synced(tmp / STRINGS_FILE, data)
-                strings_digest = sha256_bytes(data)
-            fsync_folder(tmp)
-            if final.exists():
-                stale = self.root / f".{final.name}.stale-{uuid.uuid4().hex}"
-                os.replace(final, stale)
-                os.replace(tmp, final)
-                if stale.is_symlink():  # removed, never followed
-                    stale.unlink()
-                else:
-                    shutil.rmtree(stale, ignore_errors=True)
+        if strings:
+            data = json.dumps(dict(strings)).encode()
+            with naming(tmp / STRINGS_FILE):
+                write_synced(tmp / STRINGS_FILE, data)
+            strings_digest = sha256_bytes(data)
+        fsync_folder(tmp)
+        final = self.root / self.folder_name(generation)
+        if final.exists():
+            stale = self.root / f".{final.name}.stale-{uuid.uuid4().hex}"
+            os.replace(final, stale)
+            os.replace(tmp, final)
+            if stale.is_symlink():  # removed, never followed
+                stale.unlink()
             else:
-                os.replace(tmp, final)
-            fsync_folder(self.root)
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
+                shutil.rmtree(stale, ignore_errors=True)
+        else:
+            os.replace(tmp, final)
+        fsync_folder(self.root)
         self._verified.pop(generation, None)
-        return shards, strings_digest
+        return strings_digest
 
     def verify(self, record: StoredGeneration, codec: ItemCodec, real_size: int) -> None:
         """Check one generation's files against its record (once per record and store).
