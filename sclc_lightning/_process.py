@@ -16,6 +16,7 @@ escapes this; cgroups would catch it, but need privileges a user's machine may n
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import multiprocessing
 import os
@@ -35,6 +36,7 @@ __all__ = [
     "kill_tree",
     "launcher_arguments",
     "pid_alive",
+    "process_tree",
     "run_chunks",
     "stop_resource_tracker",
     "tree_marker",
@@ -79,6 +81,21 @@ def pid_alive(pid: int) -> bool:
     except PermissionError:
         return True
     return True
+
+
+def process_tree(root: int) -> set[int]:
+    """``root`` and every process under it, read from ``/proc`` (Linux; processes started in
+    sessions of their own, as torchrun's workers, included): what a test or benchmark kills to
+    stop a run as a crash would."""
+    parents: dict[int, int] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError, IndexError, ValueError):
+            parents[int(stat.parent.name)] = int(stat.read_text().rsplit(")", 1)[1].split()[1])
+    found, grown = {root}, True
+    while grown:
+        more = {pid for pid, parent in parents.items() if parent in found} - found
+        grown, found = bool(more), found | more
+    return found
 
 
 def tree_marker() -> str:

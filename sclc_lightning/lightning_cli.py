@@ -30,12 +30,15 @@ from lightning.pytorch import Callback, LightningModule, Trainer
 from lightning.pytorch.cli import LightningCLI, SaveConfigCallback
 from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
 
+from sclc_lightning._extras import MissingExtraError
 from sclc_lightning._files import check_local_folder
 from sclc_lightning.callbacks.generation_csv import GenerationCSV
+from sclc_lightning.callbacks.remote import RemoteSync
 from sclc_lightning.correctors.command import CorrectorProcessError
 from sclc_lightning.loop import SelfConsumingLoop, SyntheticDataError
 from sclc_lightning.store.lock import RunDirectoryLocked
 from sclc_lightning.store.manifest import RunDirectoryError
+from sclc_lightning.store.remote import RemoteRunDirectory, is_url
 from sclc_lightning.weights import load_initial_weights
 
 __all__ = [
@@ -52,6 +55,10 @@ __all__ = [
 ]
 
 SUBCOMMANDS = ("fit", "validate", "test", "predict")
+#: The launchers' rank variables: set and not 0 in every process of a multi-process run but the first.
+_RANKS = ("RANK", "LOCAL_RANK", "NODE_RANK", "SLURM_PROCID")
+#: Run directories on object storage opened by this process's commands (closed when each ends).
+OPENED: list[RemoteRunDirectory] = []
 
 
 class CLIError(Exception):
@@ -69,6 +76,7 @@ _SETUP_ERRORS: tuple[type[BaseException], ...] = (
     pickle.UnpicklingError,
     RunDirectoryError,
     RunDirectoryLocked,
+    MissingExtraError,
 )
 #: Errors that, once training started, still say all there is to say in their message: the run
 #: directory's checks, the model's or corrector's output refused, an external corrector's failure.
@@ -271,6 +279,7 @@ class _SCLCCommand:
 
     #: The Lightning package whose classes the command uses (``lightning.pytorch`` or ``pytorch_lightning``).
     NAMESPACE: ClassVar[str] = "lightning.pytorch"
+    _remote: RemoteRunDirectory | None = None
 
     def __init__(self, args: Sequence[str] | None = None, run: bool = True, marker: Callback | None = None) -> None:
         # Parse errors are raised (and printed in a line by `sclc`), not printed with the usage.
@@ -344,6 +353,8 @@ class _SCLCCommand:
         different value the recipe or the command line gave (``--model_settings_on_resume``)."""
         sub = self.config.get("subcommand")  # type: ignore[attr-defined]
         config = self.config[sub] if sub else None  # type: ignore[attr-defined]
+        if config is not None:
+            self._open_remote(config)
         if config is None or not config.get("ckpt_path"):
             super()._parse_ckpt_path()  # type: ignore[misc]
             return
@@ -374,6 +385,33 @@ class _SCLCCommand:
         for key, (_, new) in changed.items():
             config.model.init_args[key] = new
         rank_zero_warn(f"sclc: resuming with model settings that differ from the checkpoint's, as asked ({listed}).")
+
+    def _open_remote(self, config: Namespace) -> None:
+        """``--run_dir URL``: take the run's lease, pull its latest snapshot into the local
+        folder the fit then works in (``run_dir`` becomes that folder), and publish it as the fit
+        goes (:class:`~sclc_lightning.callbacks.remote.RemoteSync`)."""
+        url = config.get("run_dir")
+        if not is_url(url):
+            return
+        if self.NAMESPACE != "lightning.pytorch":
+            raise CLIError(f"--run_dir {url}: a run on object storage needs a model of lightning.pytorch for now.")
+        if int(os.environ.get("WORLD_SIZE") or 1) > 1 or any(os.environ.get(k, "0") != "0" for k in _RANKS):
+            raise CLIError(
+                f"--run_dir {url}: a run on object storage takes one process for now (this is one rank of several);"
+                " give a multi-process run a shared filesystem path (NFS, Lustre)."
+            )
+        remote = RemoteRunDirectory(str(url))
+        OPENED.append(remote.open())
+        snapshot = remote.snapshot
+        pulled = f"snapshot {snapshot.number} pulled" if snapshot is not None else "a new run"
+        rank_zero_info(f"sclc: {url} ({pulled}) is worked on in {remote.local}.")
+        config.run_dir = str(remote.local)
+        self._remote = remote
+
+    def instantiate_classes(self) -> None:
+        super().instantiate_classes()  # type: ignore[misc]
+        if self._remote is not None:  # after ModelCheckpoint: a generation's snapshot holds its checkpoint
+            self.trainer.callbacks.append(RemoteSync(self._remote))  # type: ignore[attr-defined]
 
     def parse_arguments(self, parser: Any, args: Any) -> None:
         # argparse's "unrecognized arguments: --loop.generatons 3" gets the option meant.
@@ -758,3 +796,5 @@ def run_lightning_cli(args: Sequence[str] | None, debug: bool = False) -> None:
         failed = False
     finally:
         _close_wandb(failed)
+        while OPENED:  # a run on object storage: its lease given up, even when the fit failed early
+            OPENED.pop().close()

@@ -24,6 +24,7 @@ PROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
 OPTIONAL = PROJECT["optional-dependencies"]
 #: What the core used to install and now leaves to the extras.
 MOVED = {"mujoco", "kmedoids", "rdkit", "msgpack", "torch-geometric", "transformers", "datasets", "submitit", "mlxtend"}
+MOVED |= {"s3fs"}  # never in the core: the cloud extra
 
 
 def _canonical(name: str) -> str:
@@ -81,6 +82,7 @@ def test_the_import_names_of_the_extras_are_known() -> None:
         "datasets",
         "submitit",
         "mlxtend",
+        "s3fs",
     }
 
 

@@ -1,7 +1,7 @@
-"""Run folders on object storage are not built yet (issue 34, step 4): a URL where a run's
-folder is given is refused at once, naming the option, instead of becoming a local folder named
-``s3:`` (``Path("s3://b/r")`` is ``s3:/b/r``) or failing deep inside with a cloud library's
-traceback."""
+"""A URL where the loop, a grid or a bench needs a POSIX folder is refused at once, naming the
+option, instead of becoming a local folder named ``s3:`` (``Path("s3://b/r")`` is ``s3:/b/r``)
+or failing deep inside with a cloud library's traceback. A run on object storage goes through
+``sclc fit --run_dir URL`` (tests/cloud/test_remote_fit.py; ``file://`` here)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import pytest
 from sclc_lightning import SelfConsumingLoop
 
 RECIPE = str(Path(__file__).parents[1] / "recipes" / "gaussian_collapse.yaml")
-SAID = "is an object-storage or URL location: run folders on object storage are not supported yet"
+SAID = "is an object-storage or URL location: the loop writes a local or shared POSIX folder"
 
 
 @pytest.mark.parametrize("url", ["s3://bucket/run", "gs://bucket/run", "file:///tmp/run", "az://c/run"])
@@ -30,7 +30,6 @@ def test_the_commands_refuse_a_url_for_a_run_or_grid_or_bench_folder(
 
     monkeypatch.chdir(tmp_path)
     for words, option in [
-        (["fit", "--config", RECIPE, "--run_dir", "s3://bucket/run"], "--run_dir"),
         (["fit", "--config", RECIPE, "--loop.output_dir", "gs://bucket/synthetic"], "`output_dir`"),
         (["grid", "--config", RECIPE, "--seeds", "0-1", "--out", "s3://bucket/grid"], "--out"),
         (["grid", "--config", RECIPE, "--seeds", "0-1", "--out", "s3://bucket/grid", "--dry-run"], "--out"),
@@ -43,3 +42,30 @@ def test_the_commands_refuse_a_url_for_a_run_or_grid_or_bench_folder(
         said = capsys.readouterr().err
         assert code == 2 and f"{option} '" in said and SAID in said, (words, said[-500:])
     assert list(tmp_path.iterdir()) == []  # no folder named `s3:` or `gs:`, no default run folder
+
+
+def test_a_run_dir_url_is_a_run_on_object_storage(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``file://`` goes through fsspec like ``s3://``: the run is published as snapshots there."""
+    from sclc_lightning.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("SCLC_RUN_CACHE", str(tmp_path / "cache"))
+    url = (tmp_path / "store" / "run").as_uri()
+    assert main(["fit", "--config", RECIPE, "--wandb", "false", "--loop.generations", "2", "--run_dir", url]) == 0
+    published = sorted(p.name for p in (tmp_path / "store" / "run" / "snapshots").iterdir())
+    assert published[-1] == f"{len(published):09d}.json" and len(published) >= 3  # generations 0-2, then the end
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cache", "store"]  # no folder named `file:`
+
+
+def test_a_rank_of_a_multi_process_run_refuses_a_run_dir_url(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from sclc_lightning.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("SCLC_RUN_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("LOCAL_RANK", "1")  # as torchrun or Lightning's launcher sets it in the second process
+    url = (tmp_path / "store" / "run").as_uri()
+    assert main(["fit", "--config", RECIPE, "--wandb", "false", "--run_dir", url]) == 2
+    assert "takes one process for now" in capsys.readouterr().err
+    assert not (tmp_path / "store").exists() and not (tmp_path / "cache").exists()

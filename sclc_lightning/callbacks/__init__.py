@@ -16,6 +16,7 @@
 | `TextMetrics` | distinct n-grams, true likelihood of generated text |
 | `MotionMetrics` | FID, matching accuracy, physics violations of motions |
 | `ConformerMetrics` | COV-R, MAT-R, sane bonds of molecular conformers |
+| `RemoteSync` | publishes the run directory to object storage (`s3://…`) as the fit goes |
 
 The names are imported when first used, so ``from sclc_lightning.callbacks import GenerationCSV``
 loads only what that callback needs.
@@ -34,6 +35,7 @@ from sclc_lightning._lazy import lazy
 if TYPE_CHECKING:
     from sclc_lightning.callbacks.figures import SampleFigures
     from sclc_lightning.callbacks.generation_csv import GenerationCSV
+    from sclc_lightning.callbacks.remote import RemoteSync
     from sclc_lightning.callbacks.stability import StabilityMonitor
     from sclc_lightning.loop import SelfConsumingLoop
     from sclc_lightning.metrics.conformer_metrics import ConformerMetrics
@@ -58,6 +60,7 @@ __all__ = [
     "ImageMetrics",
     "MotionMetrics",
     "PointMetrics",
+    "RemoteSync",
     "SampleFigures",
     "SelfConsumingLoop",
     "StabilityMonitor",
@@ -70,6 +73,7 @@ __getattr__, __dir__ = lazy(
         "SelfConsumingLoop": "sclc_lightning.loop",
         "GenerationCSV": "sclc_lightning.callbacks.generation_csv",
         "SampleFigures": "sclc_lightning.callbacks.figures",
+        "RemoteSync": "sclc_lightning.callbacks.remote",
         "StabilityMonitor": "sclc_lightning.callbacks.stability",
         "GenerationEvaluator": "sclc_lightning.metrics.evaluator",
         "ConformerMetrics": "sclc_lightning.metrics.conformer_metrics",

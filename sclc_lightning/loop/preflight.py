@@ -13,8 +13,9 @@ corrector that cannot handle the data or returns another dtype, a field that can
 synthetic item that does not collate with real ones. On every rank the loop samples a few points
 with a generator of its own, builds their items exactly as training will read them from disk,
 and collates them with real items through the user's ``collate_fn``; global rank zero also runs
-the corrector on its draw (every rank does, when each will correct its own share). The global random generators and the module's train/eval mode are
-restored afterwards, so a run with the dry run trains exactly as one without it.
+the corrector on its draw (every rank does, when each will correct its own share). The global
+random generators and the module's train/eval mode are restored afterwards, so a run with the
+dry run trains exactly as one without it.
 """
 
 from __future__ import annotations

@@ -11,12 +11,15 @@ import csv
 import sys
 import warnings
 from collections.abc import Iterator, Sequence
+from pathlib import PurePosixPath
 from typing import Any
 
 import yaml
 
 from sclc_lightning.report.page import write_report
 from sclc_lightning.report.runs import ReportWarning
+from sclc_lightning.store.manifest import RunDirectoryError
+from sclc_lightning.store.remote import RemoteRunDirectory, is_url, local_cache
 
 __all__ = ["main"]
 
@@ -31,20 +34,34 @@ def main(argv: Sequence[str] | None = None) -> int:
         2
     """
     parser = argparse.ArgumentParser(prog="sclc report", description=__doc__.split("\n\n")[0])
-    parser.add_argument("folders", nargs="+", help="run or grid folders")
+    parser.add_argument("folders", nargs="+", help="run or grid folders, or runs on object storage (s3://bucket/run)")
     parser.add_argument("--out", required=True, help="folder for the PNG figures and report.html")
     parser.add_argument("--debug", action="store_true", help="show the traceback of an error")
     args = parser.parse_args(argv)
     try:
         with _notices():
-            page = write_report(args.folders, args.out)
-    except (OSError, ValueError, csv.Error, yaml.YAMLError) as err:  # ReportError is a ValueError
+            page = write_report([_local(folder) for folder in args.folders], args.out)
+    except (OSError, ValueError, RunDirectoryError, csv.Error, yaml.YAMLError) as err:  # ReportError: a ValueError
         if args.debug:
             raise
         print(f"sclc report: {err}", file=sys.stderr)
         return 2
     print(f"sclc report: wrote {page}")
     return 0
+
+
+def _local(folder: str) -> str:
+    """``folder``, or for a run on object storage (``s3://bucket/run``) the local copy of its
+    latest snapshot (verified as it is downloaded), named like the run."""
+    if not is_url(folder):
+        return folder
+    name = PurePosixPath(folder.rstrip("/")).name or "run"
+    remote = RemoteRunDirectory(folder, local_cache(folder.rstrip("/"), "read") / name)
+    snapshot = remote.read()
+    if snapshot is None:
+        raise ValueError(f"{folder} holds no snapshot of a run (sclc fit --run_dir {folder} publishes them).")
+    print(f"sclc report: {folder}: snapshot {snapshot.number} read into {remote.local}", file=sys.stderr)
+    return str(remote.local)
 
 
 @contextlib.contextmanager

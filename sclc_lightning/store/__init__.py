@@ -5,7 +5,9 @@
 - :mod:`~sclc_lightning.store.manifest`: the manifest's format and :class:`RunDirectoryError`;
 - :mod:`~sclc_lightning.store.verification`: digests and checks of what is read back;
 - :mod:`~sclc_lightning.store.lock`: :class:`RunLock`;
-- :mod:`~sclc_lightning.store.checkpoints`: the checkpoint a run directory resumes from.
+- :mod:`~sclc_lightning.store.checkpoints`: the checkpoint a run directory resumes from;
+- :mod:`~sclc_lightning.store.remote`, :mod:`~sclc_lightning.store.lease`: a run directory on
+  object storage, published as snapshots, one writer at a time.
 """
 
 from sclc_lightning.store.lock import RunDirectoryLocked, RunLock
