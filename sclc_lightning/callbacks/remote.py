@@ -28,6 +28,13 @@ class RemoteSync(pl.Callback):
 
     Args:
         remote: the run directory, opened (:meth:`RemoteRunDirectory.open`).
+
+    Examples:
+        >>> import tempfile
+        >>> from pathlib import Path
+        >>> remote = RemoteRunDirectory(Path(tempfile.mkdtemp()).as_uri(), Path(tempfile.mkdtemp()) / "work").open()
+        >>> callbacks = [RemoteSync(remote)]  # beside the loop, whose output_dir is remote.local / "synthetic"
+        >>> remote.close()
     """
 
     def __init__(self, remote: RemoteRunDirectory) -> None:

@@ -290,7 +290,8 @@ LOOP_SETTINGS: tuple[Setting, ...] = (
         "operational",
         _output_dir,
         "where the synthetic data and its manifest go (default: `<trainer.log_dir or default_root_dir>/synthetic`);"
-        " a shared filesystem for DDP over several nodes.",
+        " a shared filesystem for DDP over several nodes. A URL is refused: a run on object storage is"
+        " `sclc fit --run_dir s3://…` (docs/scale.md).",
     ),
     Setting(
         "seed",

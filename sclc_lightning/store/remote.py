@@ -41,7 +41,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from sclc_lightning._extras import MissingExtraError
+from sclc_lightning._extras import MissingExtraError, require
 from sclc_lightning._files import TEMPORARY_MARK, file_version, sha256_file
 from sclc_lightning.store.lease import Lease, make_folder, numbered, read_object
 from sclc_lightning.store.lock import RunDirectoryLocked
@@ -155,6 +155,8 @@ class RemoteRunDirectory:
         if not is_url(url):
             raise ValueError(f"{url!r} is not a URL (scheme://…); a local run folder needs no RemoteRunDirectory.")
         self.url = url.rstrip("/")
+        if self.url.split("://", 1)[0].lower() in ("s3", "s3a"):
+            require("s3fs", "cloud", "A run directory on S3 (sclc fit --run_dir s3://…)")
         try:
             self.fs, self.root = fsspec.core.url_to_fs(self.url, **(storage_options or {}))
         except ImportError as err:
