@@ -51,7 +51,7 @@ def _same(a: dict[str, Any], b: dict[str, Any]) -> bool:
 
 
 def test_a_fit_on_s3_is_stopped_hard_resumes_bit_identically_and_is_reported(
-    s3_bucket: tuple[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+    s3_bucket: tuple[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from sclc_lightning.callbacks.remote import RemoteSync
     from sclc_lightning.loop.production import SyntheticProducer
@@ -80,9 +80,19 @@ def test_a_fit_on_s3_is_stopped_hard_resumes_bit_identically_and_is_reported(
     snapshots = sorted(Path(p).name for p in fs.ls(f"{bucket}/killed/snapshots"))
     assert any(p.name == "gen_0003" for p in work.rglob("gen_*")), "the stop came too late to test anything"
     # ... which no snapshot names; the resume starts from the last snapshot, and drops it
-    caplog.set_level(logging.INFO)
-    assert _fit(f"s3://{bucket}/killed", "--ckpt_path", "last") == 0
-    assert f"s3://{bucket}/killed (snapshot {len(snapshots)} pulled) is worked on in {work}." in caplog.text
+    said: list[str] = []  # Lightning's rank-zero logger, whatever an earlier test made of its propagation
+    handler = logging.Handler(logging.INFO)
+    handler.emit = lambda record: said.append(record.getMessage())  # type: ignore[method-assign]
+    logger = logging.getLogger("lightning.pytorch.utilities.rank_zero")
+    logger.addHandler(handler)
+    level = logger.level
+    logger.setLevel(logging.INFO)
+    try:
+        assert _fit(f"s3://{bucket}/killed", "--ckpt_path", "last") == 0
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
+    assert f"sclc: s3://{bucket}/killed (snapshot {len(snapshots)} pulled) is worked on in {work}." in said
 
     straight = _read(f"s3://{bucket}/straight", tmp_path / "a")
     resumed = _read(f"s3://{bucket}/killed", tmp_path / "b")
