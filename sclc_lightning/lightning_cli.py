@@ -55,8 +55,9 @@ __all__ = [
 ]
 
 SUBCOMMANDS = ("fit", "validate", "test", "predict")
-#: The launchers' rank variables: set and not 0 in every process of a multi-process run but the first.
-_RANKS = ("RANK", "LOCAL_RANK", "NODE_RANK", "SLURM_PROCID")
+#: The launchers' global rank variables: set and not 0 in every process of a multi-process run but
+#: the first (Lightning's own launcher sets WORLD_SIZE in the processes it starts).
+_RANKS = ("RANK", "SLURM_PROCID")
 #: Run directories on object storage opened by this process's commands (closed when each ends).
 OPENED: list[RemoteRunDirectory] = []
 

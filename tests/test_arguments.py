@@ -40,6 +40,18 @@ _register(
     "sclc_lightning.callbacks", "SelfConsumingLoop", required=lambda: {"synthetic_fraction": 0.5, "generations": 2}
 )
 _register("sclc_lightning.callbacks", "ImageMetrics", required=lambda: {"num_classes": 10})
+
+
+def _remote() -> dict[str, Any]:
+    import tempfile
+    from pathlib import Path
+
+    from sclc_lightning.store.remote import RemoteRunDirectory
+
+    return {"remote": RemoteRunDirectory(Path(tempfile.mkdtemp()).as_uri(), Path(tempfile.mkdtemp()) / "work")}
+
+
+_register("sclc_lightning.callbacks", "RemoteSync", required=_remote)
 _register(
     "sclc_lightning.callbacks",
     "ConformerMetrics",

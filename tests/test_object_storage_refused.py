@@ -64,7 +64,7 @@ def test_a_rank_of_a_multi_process_run_refuses_a_run_dir_url(
 
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("SCLC_RUN_CACHE", str(tmp_path / "cache"))
-    monkeypatch.setenv("LOCAL_RANK", "1")  # as torchrun or Lightning's launcher sets it in the second process
+    monkeypatch.setenv("WORLD_SIZE", "2")  # as torchrun and Lightning's launcher set it in every process
     url = (tmp_path / "store" / "run").as_uri()
     assert main(["fit", "--config", RECIPE, "--wandb", "false", "--run_dir", url]) == 2
     assert "takes one process for now" in capsys.readouterr().err

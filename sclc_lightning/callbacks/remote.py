@@ -38,6 +38,11 @@ class RemoteSync(pl.Callback):
     """
 
     def __init__(self, remote: RemoteRunDirectory) -> None:
+        if not isinstance(remote, RemoteRunDirectory):
+            raise TypeError(
+                f"`remote` must be a RemoteRunDirectory (RemoteRunDirectory('s3://bucket/run').open()), got"
+                f" {type(remote).__name__}."
+            )
         self.remote = remote
 
     def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
