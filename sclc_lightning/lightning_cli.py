@@ -440,6 +440,8 @@ class _SCLCCommand:
         _settle_loop(config.loop)
         if config.loop.get("output_dir") is None:
             config.loop.output_dir = os.path.join(config.run_dir, "synthetic")
+        if self._remote is not None:
+            _inside_remote(str(config.loop.output_dir), self._remote)
 
     def _default_loggers(self, config: Namespace) -> list[Namespace]:
         """The loggers of a run whose trainer has none configured: CSV in ``<run_dir>/logs``, and
@@ -559,6 +561,20 @@ def model_namespace(args: Sequence[str]) -> str:
 def _plain(value: Any) -> Any:
     """``value`` as JSON would store it (tuples as lists), for comparisons."""
     return json.loads(json.dumps(value, default=str))
+
+
+def _inside_remote(output_dir: str, remote: RemoteRunDirectory) -> None:
+    """Refuse a loop's ``output_dir`` outside the local folder of a run on object storage: its
+    synthetic data would never be published, and a resume elsewhere would lack it.
+
+    Raises:
+        CLIError: naming both.
+    """
+    if not Path(output_dir).resolve().is_relative_to(remote.local.resolve()):
+        raise CLIError(
+            f"--loop.output_dir {output_dir} lies outside the run on object storage ({remote.url}, worked on in"
+            f" {remote.local}): its synthetic data would never be published. Leave output_dir unset."
+        )
 
 
 def check_run_dir(run_dir: str) -> None:

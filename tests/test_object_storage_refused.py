@@ -69,3 +69,27 @@ def test_a_rank_of_a_multi_process_run_refuses_a_run_dir_url(
     assert main(["fit", "--config", RECIPE, "--wandb", "false", "--run_dir", url]) == 2
     assert "takes one process for now" in capsys.readouterr().err
     assert not (tmp_path / "store").exists() and not (tmp_path / "cache").exists()
+
+
+def test_a_run_on_object_storage_keeps_its_synthetic_data_and_its_local_copy_to_itself(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from sclc_lightning.cli import main
+    from sclc_lightning.store import RunDirectoryError
+    from sclc_lightning.store.remote import RemoteRunDirectory
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("SCLC_RUN_CACHE", str(tmp_path / "cache"))
+    url = (tmp_path / "store" / "run").as_uri()
+    args = ["fit", "--config", RECIPE, "--wandb", "false", "--run_dir", url, "--loop.output_dir", "elsewhere"]
+    assert main(args) == 2
+    assert "lies outside the run on object storage" in capsys.readouterr().err and not (tmp_path / "elsewhere").exists()
+    # a local folder holding anything but this URL's copy is never made a snapshot's state (which removes files)
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "thesis.tex").write_text("years of work")
+    with pytest.raises(RunDirectoryError, match="is not empty and is no copy of"):
+        RemoteRunDirectory(url, tmp_path / "mine").read()
+    assert (tmp_path / "mine" / "thesis.tex").read_text() == "years of work"
+    RemoteRunDirectory(url, tmp_path / "copy").read()
+    with pytest.raises(RunDirectoryError, match="mirrors"):
+        RemoteRunDirectory((tmp_path / "store" / "other").as_uri(), tmp_path / "copy").read()

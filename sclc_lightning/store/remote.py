@@ -47,14 +47,17 @@ from sclc_lightning.store.lease import Lease, make_folder, numbered, read_object
 from sclc_lightning.store.lock import RunDirectoryLocked
 from sclc_lightning.store.manifest import RunDirectoryError
 
-__all__ = ["RemoteRunDirectory", "Snapshot", "is_url", "local_cache"]
+__all__ = ["MARK", "RemoteRunDirectory", "Snapshot", "is_url", "local_cache"]
 
 #: The snapshot format this version writes and reads.
 SNAPSHOT_FORMAT = 1
 _URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 #: Never published: the local lock, the ranks' exchange, temporary and replaced files.
-_LOCAL_ONLY = (".sclc.lock", ".sclc.lock.json", ".exchange")
+_LOCAL_ONLY = (".sclc.lock", ".sclc.lock.json", ".exchange", ".sclc-remote.json")
+#: In the local folder: the URL it mirrors (a folder holding files but no such mark is never
+#: made a snapshot's state, which removes the files the snapshot does not name).
+MARK = ".sclc-remote.json"
 _CHUNK = 1 << 22
 
 
@@ -251,7 +254,7 @@ class RemoteRunDirectory:
         """
         snapshot = self.latest()
         wanted = {} if snapshot is None else snapshot.files
-        self.local.mkdir(parents=True, exist_ok=True)
+        self._claim_local()
         present = self._local_files()
         for relative in sorted(present.keys() - wanted.keys()):
             present[relative].unlink()
@@ -264,6 +267,32 @@ class RemoteRunDirectory:
         _remove_empty_folders(self.local)
         self._current = snapshot
         return snapshot
+
+    def _claim_local(self) -> None:
+        """Make the local folder this URL's mirror, refusing a folder that holds anything else
+        (pulling removes what the snapshot does not name).
+
+        Raises:
+            RunDirectoryError: naming the folder, the URL it mirrors if any, and the fix.
+        """
+        mark = self.local / MARK
+        if mark.is_file():
+            try:
+                mirrored = json.loads(mark.read_text()).get("url")
+            except (ValueError, AttributeError, OSError):
+                mirrored = None
+            if mirrored == self.url:
+                return
+            raise RunDirectoryError(
+                f"{self.local} mirrors {mirrored!r}, not {self.url}; give another local folder for this URL."
+            )
+        if self.local.exists() and (not self.local.is_dir() or any(self.local.iterdir())):
+            raise RunDirectoryError(
+                f"{self.local} is not empty and is no copy of {self.url}: reading the run there would remove its"
+                " files. Give an empty or new folder."
+            )
+        self.local.mkdir(parents=True, exist_ok=True)
+        mark.write_text(json.dumps({"url": self.url}))
 
     def _scratch(self) -> Path:
         """A temporary file beside the local folder, never inside it (the loop refuses files its

@@ -18,7 +18,7 @@ import pytest
 
 from sclc_lightning.store import RunDirectoryError, RunDirectoryLocked
 from sclc_lightning.store.lease import LeaseLost
-from sclc_lightning.store.remote import RemoteRunDirectory
+from sclc_lightning.store.remote import MARK, RemoteRunDirectory
 
 ROOT = Path(__file__).parents[2]
 RECIPE = str(ROOT / "recipes" / "gaussian_collapse.yaml")
@@ -29,7 +29,9 @@ def _remote(bucket: str, local: Path, name: str = "run", **kwargs: Any) -> Remot
 
 
 def _files(folder: Path) -> dict[str, bytes]:
-    return {p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+    """The run's files in a local copy (not the mark naming the URL it mirrors)."""
+    found = (p for p in sorted(folder.rglob("*")) if p.is_file() and p.name != MARK)
+    return {p.relative_to(folder).as_posix(): p.read_bytes() for p in found}
 
 
 def test_snapshots_are_written_last_and_read_back_verified(s3_bucket: tuple[str, Any], tmp_path: Path) -> None:
