@@ -396,9 +396,11 @@ class _SCLCCommand:
             return
         if self.NAMESPACE != "lightning.pytorch":
             raise CLIError(f"--run_dir {url}: a run on object storage needs a model of lightning.pytorch for now.")
-        if int(os.environ.get("WORLD_SIZE") or 1) > 1 or any(os.environ.get(k, "0") != "0" for k in _RANKS):
+        trainer = config.get("trainer") or Namespace()
+        several = _processes(trainer.get("devices"), trainer.get("num_nodes")) > 1
+        if several or int(os.environ.get("WORLD_SIZE") or 1) > 1 or any(os.environ.get(k, "0") != "0" for k in _RANKS):
             raise CLIError(
-                f"--run_dir {url}: a run on object storage takes one process for now (this is one rank of several);"
+                f"--run_dir {url}: a run on object storage takes one process for now (this run has several);"
                 " give a multi-process run a shared filesystem path (NFS, Lustre)."
             )
         remote = RemoteRunDirectory(str(url))
@@ -561,6 +563,24 @@ def model_namespace(args: Sequence[str]) -> str:
 def _plain(value: Any) -> Any:
     """``value`` as JSON would store it (tuples as lists), for comparisons."""
     return json.loads(json.dumps(value, default=str))
+
+
+def _processes(devices: Any, num_nodes: Any) -> int:
+    """How many processes the trainer's ``devices`` and ``num_nodes`` ask for, where they say it
+    (``"auto"``, ``-1``: 1 here; the run itself refuses several later).
+
+    Examples:
+        >>> _processes(2, 1), _processes("0,1", None), _processes([0], 2), _processes("auto", 1)
+        (2, 2, 2, 1)
+    """
+    nodes = num_nodes if isinstance(num_nodes, int) and num_nodes > 0 else 1
+    if isinstance(devices, (list, tuple)):
+        return len(devices) * nodes
+    text = str(devices).strip() if devices is not None else ""
+    if "," in text:
+        return len([part for part in text.split(",") if part.strip()]) * nodes
+    count = int(text) if text.isdigit() else (devices if isinstance(devices, int) and devices > 0 else 1)
+    return max(count, 1) * nodes
 
 
 def _inside_remote(output_dir: str, remote: RemoteRunDirectory) -> None:

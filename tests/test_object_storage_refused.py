@@ -64,8 +64,12 @@ def test_a_rank_of_a_multi_process_run_refuses_a_run_dir_url(
 
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("SCLC_RUN_CACHE", str(tmp_path / "cache"))
-    monkeypatch.setenv("WORLD_SIZE", "2")  # as torchrun and Lightning's launcher set it in every process
     url = (tmp_path / "store" / "run").as_uri()
+    for devices in ("2", "[0, 1]"):  # asked for on the command line: refused before anything is opened
+        words = ["fit", "--config", RECIPE, "--wandb", "false", "--run_dir", url, "--trainer.devices", devices]
+        assert main(words) == 2
+        assert "takes one process for now" in capsys.readouterr().err
+    monkeypatch.setenv("WORLD_SIZE", "2")  # as torchrun and Lightning's launcher set it in every process
     assert main(["fit", "--config", RECIPE, "--wandb", "false", "--run_dir", url]) == 2
     assert "takes one process for now" in capsys.readouterr().err
     assert not (tmp_path / "store").exists() and not (tmp_path / "cache").exists()

@@ -59,7 +59,10 @@ def _local(folder: str) -> str:
     remote = RemoteRunDirectory(folder, local_cache(folder.rstrip("/"), "read") / name)
     snapshot = remote.read()
     if snapshot is None:
-        raise ValueError(f"{folder} holds no snapshot of a run (sclc fit --run_dir {folder} publishes them).")
+        raise ValueError(
+            f"{folder} holds no snapshot of a run: no such bucket or path, or nothing published there yet"
+            f" (sclc fit --run_dir {folder} publishes them)."
+        )
     print(f"sclc report: {folder}: snapshot {snapshot.number} read into {remote.local}", file=sys.stderr)
     return str(remote.local)
 

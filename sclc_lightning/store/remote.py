@@ -121,6 +121,9 @@ class Snapshot:
                 if not isinstance(size, int) or isinstance(size, bool) or size < 0:
                     raise ValueError(f"{path!r} has no size")
                 files[str(relative)] = (digest, size)
+            folders = {str(parent) for path in files for parent in PurePosixPath(path).parents}
+            if folders & files.keys():
+                raise ValueError(f"{sorted(folders & files.keys())[0]!r} is both a file and a folder")
         except (ValueError, TypeError, KeyError, AttributeError) as err:
             raise RunDirectoryError(f"{where} is not a snapshot of sclc-lightning ({err}); restore it.") from None
         return cls(number, files)
@@ -158,6 +161,8 @@ class RemoteRunDirectory:
         if not is_url(url):
             raise ValueError(f"{url!r} is not a URL (scheme://…); a local run folder needs no RemoteRunDirectory.")
         self.url = url.rstrip("/")
+        if not is_url(self.url) or not self.url.split("://", 1)[1].strip("/"):
+            raise ValueError(f"{url!r} names no bucket or folder: give one, e.g. s3://bucket/run.")
         if self.url.split("://", 1)[0].lower() in ("s3", "s3a"):
             require("s3fs", "cloud", "A run directory on S3 (sclc fit --run_dir s3://…)")
         try:
@@ -170,6 +175,9 @@ class RemoteRunDirectory:
         except ValueError as err:
             raise ValueError(f"{self.url}: {err}") from None
         self.root = self.root.rstrip("/")
+        protocols = (self.fs.protocol,) if isinstance(self.fs.protocol, str) else tuple(self.fs.protocol)
+        if "memory" in protocols:
+            raise ValueError(f"{self.url}: memory:// ends with the process; a run directory must outlive it.")
         self.local = Path(local) if local is not None else local_cache(self.url)
         self.lease = Lease(self.fs, self.root, self.url, lease_seconds)
         self._current: Snapshot | None = None
@@ -309,14 +317,16 @@ class RemoteRunDirectory:
             except FileNotFoundError:
                 raise RunDirectoryError(
                     f"{self.fs.unstrip_protocol(source)} is missing; snapshot {snapshot and snapshot.number} of"
-                    f" {self.url} records it as {path.relative_to(self.local)}. Restore it."
+                    f" {self.url} records it as {path.relative_to(self.local)}. Restore it, or remove that snapshot"
+                    " object to go back to the one before."
                 ) from None
             got = incoming.stat().st_size, sha256_file(incoming, chunk=_CHUNK)
             if got != (size, digest):
                 raise RunDirectoryError(
                     f"{self.fs.unstrip_protocol(source)} holds {got[0]} bytes of digest {got[1][:16]}…, not the"
                     f" {size} bytes of digest {digest[:16]}… that snapshot {snapshot and snapshot.number} of"
-                    f" {self.url} records for {path.relative_to(self.local)}; it was damaged or replaced."
+                    f" {self.url} records for {path.relative_to(self.local)}; it was damaged or replaced. Restore it,"
+                    " or remove that snapshot object to go back to the one before."
                 )
             path.parent.mkdir(parents=True, exist_ok=True)
             os.replace(incoming, path)

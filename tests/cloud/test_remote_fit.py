@@ -7,6 +7,7 @@ model in its own processes, is ``test_remote_fit_killed_with_sigkill`` (slow).""
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import os
 import signal
@@ -94,6 +95,14 @@ def test_a_fit_on_s3_is_stopped_hard_resumes_bit_identically_and_is_reported(
         logger.setLevel(level)
     assert f"sclc: s3://{bucket}/killed (snapshot {len(snapshots)} pulled) is worked on in {work}." in said
 
+    # each snapshot after the first, published as a generation starts training, holds its data and
+    # the checkpoint of the generation before (so a kill inside generation g resumes from g - 1's end)
+    for path in sorted(fs.ls(f"{bucket}/straight/snapshots"))[1:-1]:
+        files = json.loads(fs.cat_file(path))["files"]
+        newest = max(int(f.split("/")[1][4:]) for f in files if f.startswith("synthetic/gen_"))
+        epochs = [int(f.split("epoch=")[1].split("-")[0]) for f in files if "epoch=" in f]
+        assert max(epochs) == newest - 1, (path, newest, epochs)
+
     straight = _read(f"s3://{bucket}/straight", tmp_path / "a")
     resumed = _read(f"s3://{bucket}/killed", tmp_path / "b")
     assert [name.split("/")[1] for name in straight["shards"]] == ["gen_0001", "gen_0002", "gen_0003", "gen_0004"]
@@ -102,6 +111,43 @@ def test_a_fit_on_s3_is_stopped_hard_resumes_bit_identically_and_is_reported(
     assert report([f"s3://{bucket}/killed", "--out", str(tmp_path / "report")]) == 0
     html = (tmp_path / "report" / "report.html").read_text()
     assert "killed" in html  # the run named like its URL, not like the cache folder
+
+
+def test_a_refused_fit_publishes_nothing_and_an_outage_is_ridden_out(
+    s3_bucket: tuple[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from sclc_lightning.store.remote import RemoteRunDirectory as Remote
+
+    bucket, fs = s3_bucket
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("SCLC_RUN_CACHE", str(tmp_path / "cache"))
+    url = f"s3://{bucket}/run"
+    assert _fit(url) == 0
+    published = fs.ls(f"{bucket}/run/snapshots")
+    # refused at set-up (the run's data is there and this is no resume): its config.yaml is never published
+    assert _fit(url, "--loop.synthetic_fraction", "0.5") == 2
+    assert "already holds the synthetic data" in capsys.readouterr().err
+    fs.invalidate_cache(f"{bucket}/run/snapshots")
+    assert fs.ls(f"{bucket}/run/snapshots") == published
+
+    # the store unreachable for one snapshot: said, and the next one publishes everything since
+    pushed = Remote.push
+    calls = []
+
+    def flaky(self: Any) -> Any:
+        calls.append(1)
+        if len(calls) == 2:
+            raise ConnectionError("the endpoint went away")
+        return pushed(self)
+
+    monkeypatch.setattr(Remote, "push", flaky)
+    with pytest.warns(UserWarning, match=r"publishing \(generation 1 made\) failed: ConnectionError"):
+        assert _fit(f"s3://{bucket}/flaky") == 0
+    assert _read(f"s3://{bucket}/flaky", tmp_path / "flaky")["shards"] == _read(url, tmp_path / "run")["shards"]
+    # ... but the fit's end must be published, or the fit says it failed
+    monkeypatch.setattr(Remote, "push", lambda self: (_ for _ in ()).throw(ConnectionError("down")))
+    assert _fit(f"s3://{bucket}/down") == 2
+    assert "the fit's end is unpublished: rerun with --ckpt_path last" in capsys.readouterr().err
 
 
 def test_a_second_fit_on_the_same_url_is_refused_and_a_missing_bucket_said(

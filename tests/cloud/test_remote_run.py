@@ -142,6 +142,7 @@ def test_a_second_writer_never_overwrites_a_snapshot(s3_bucket: tuple[str, Any],
         ({"/etc/passwd": ["0" * 64, 1]}, "leaves the run folder"),
         ({"a": ["not a digest", 1]}, "no SHA-256 digest"),
         ({"a": ["0" * 64, -1]}, "no size"),
+        ({"a": ["0" * 64, 1], "a/b": ["0" * 64, 1]}, "'a' is both a file and a folder"),
     ],
 )
 def test_a_hostile_snapshot_is_refused(
@@ -164,3 +165,12 @@ def test_a_multi_process_fit_on_object_storage_is_refused(tmp_path: Path) -> Non
     with pytest.raises(NotImplementedError, match="takes one process for now"):
         RemoteSync(remote).setup(SimpleNamespace(world_size=2), None, "fit")  # type: ignore[arg-type]
     RemoteSync(remote).setup(SimpleNamespace(world_size=1), None, "fit")  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("url", "said"), [("s3://", "names no bucket or folder"), ("memory://run", "ends with the process")]
+)
+def test_a_url_that_cannot_hold_a_run_is_refused(url: str, said: str, tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match=said):
+        RemoteRunDirectory(url, tmp_path / "work")
+    assert not list(tmp_path.iterdir())
