@@ -193,8 +193,9 @@ def test_on_two_nodes_every_file_of_the_run_follows_the_global_rank(monkeypatch:
 
 def _stored(run: Path, generations: int = 2, complete: bool = True) -> dict[str, dict[str, torch.Tensor]]:
     shards = sorted((run / "synthetic").glob("gen_*/*.safetensors"))
-    if complete:
-        assert [s.parent.name for s in shards] == [f"gen_{g:04d}" for g in range(1, generations + 1)], shards
+    if complete:  # each rank writes its own share's shards (no corrector): one per rank and generation
+        expected = [f"gen_{g:04d}" for g in range(1, generations + 1) for _ in range(2)]
+        assert [s.parent.name for s in shards] == expected, shards
     return {f"{s.parent.name}/{s.name}": load_file(str(s)) for s in shards}
 
 
