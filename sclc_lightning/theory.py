@@ -1,5 +1,6 @@
 r"""Closed forms of the papers' theory (Gillman et al. 2024, Thm. 4.3; Bertrand et al. 2024,
-Thm. 1 and Prop. 1; Gerstgrasser et al. 2024, Thms. 1 and 2, for linear regression).
+Thm. 1 and Prop. 1; Gerstgrasser et al. 2024, Thms. 1 and 2, for linear regression; He, Xu &
+Cheng 2025, weighted mixing of fresh real and synthetic data).
 
 Notation: :math:`\lambda` synthetic fraction, :math:`\gamma` correction strength, :math:`\alpha`
 strong-concavity constant of the likelihood, :math:`\varepsilon` the generative model's error and
@@ -17,12 +18,14 @@ __all__ = [
     "error_bound",
     "expected_log_sigma_ratio",
     "gaussian_collapse_rate",
+    "golden_weight",
     "is_stable",
     "linear_regression_error",
     "linear_regression_error_limit",
     "log_sigma_ratio_std",
     "max_stable_fraction",
     "rho",
+    "weighted_mixing_variance",
 ]
 
 
@@ -267,3 +270,68 @@ def linear_regression_error_limit(n: int, dim: int, noise_std: float) -> float:
         0.239263
     """
     return _check_regression(n, dim, noise_std) * math.pi**2 / 6
+
+
+def _check_mixing(weight: float, ratio: float, n: int) -> tuple[float, float]:
+    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+        raise ValueError(f"`n` must be an integer >= 1, got {n!r}.")
+    ratio = _check("ratio", ratio)
+    if ratio == 0:
+        raise ValueError("`ratio` (synthetic points per real one) must be > 0.")
+    weight = _check("weight", weight)
+    if not 0 < weight <= 1:
+        raise ValueError(f"`weight` (of the real points) must be in (0, 1], got {weight!r}.")
+    return weight, ratio
+
+
+def golden_weight(ratio: float) -> float:
+    r"""The weight of the fresh real points that minimises the stationary error of
+    :func:`weighted_mixing_variance` (He, Xu & Cheng 2025), with ``ratio`` :math:`k` synthetic
+    points per real one: the positive root of :math:`k w^2 + w - 1 = 0`,
+
+    .. math:: w^* = \frac{\sqrt{1 + 4k} - 1}{2k},
+
+    the reciprocal of the golden ratio at :math:`k = 1`.
+
+    Examples:
+        >>> [round(golden_weight(k), 4) for k in (0.5, 1, 2)]
+        [0.7321, 0.618, 0.5]
+    """
+    _check_mixing(1.0, ratio, 1)
+    return (math.sqrt(1 + 4 * ratio) - 1) / (2 * ratio)
+
+
+def weighted_mixing_variance(
+    generation: int | None, weight: float, ratio: float, n: int, sigma: float = 1.0
+) -> float:
+    r"""The variance of a Gaussian's fitted mean when each generation fits, with weights
+    :math:`w` and :math:`1 - w`, :math:`n` fresh real points and :math:`kn` points sampled from
+    the previous fit (He, Xu & Cheng 2025; the variance :math:`\sigma^2` known):
+
+    .. math::
+        V_t = \frac{w^2\sigma^2}{n} + (1-w)^2\Big(V_{t-1} + \frac{\sigma^2}{kn}\Big),
+        \qquad V_0 = \frac{\sigma^2}{n},
+
+    and, for ``generation=None``, its stationary value
+
+    .. math:: V_\infty = \frac{\sigma^2}{n}\,\frac{w^2 + (1-w)^2/k}{w(2-w)},
+
+    smallest at :func:`golden_weight`, where it equals :math:`w^*\sigma^2/n`, below the
+    :math:`\sigma^2/n` of the fresh real points alone (:math:`w = 1`).
+
+    Examples:
+        >>> round(weighted_mixing_variance(None, golden_weight(1.0), ratio=1.0, n=100), 6)
+        0.00618
+        >>> weighted_mixing_variance(None, 0.5, 1.0, 100) > weighted_mixing_variance(None, 0.618, 1.0, 100)
+        True
+    """
+    weight, ratio = _check_mixing(weight, ratio, n)
+    scale = _check("sigma", sigma) ** 2 / n
+    if generation is None:
+        return scale * (weight**2 + (1 - weight) ** 2 / ratio) / (weight * (2 - weight))
+    if isinstance(generation, bool) or not isinstance(generation, int) or generation < 0:
+        raise ValueError(f"`generation` must be an integer >= 0 or None (stationary), got {generation!r}.")
+    variance = scale
+    for _ in range(generation):
+        variance = weight**2 * scale + (1 - weight) ** 2 * (variance + scale / ratio)
+    return variance
