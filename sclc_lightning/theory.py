@@ -301,9 +301,7 @@ def golden_weight(ratio: float) -> float:
     return (math.sqrt(1 + 4 * ratio) - 1) / (2 * ratio)
 
 
-def weighted_mixing_variance(
-    generation: int | None, weight: float, ratio: float, n: int, sigma: float = 1.0
-) -> float:
+def weighted_mixing_variance(generation: int | None, weight: float, ratio: float, n: int, sigma: float = 1.0) -> float:
     r"""The variance of a Gaussian's fitted mean when each generation fits, with weights
     :math:`w` and :math:`1 - w`, :math:`n` fresh real points and :math:`kn` points sampled from
     the previous fit (He, Xu & Cheng 2025; the variance :math:`\sigma^2` known):
