@@ -30,6 +30,7 @@ __all__ = [
     "EightGaussiansDataModule",
     "GaussianDataModule",
     "GaussianMixtureDataModule",
+    "LaplaceDataModule",
     "LinearRegressionDataModule",
     "PointsDataModule",
     "TwoMoonsDataModule",
@@ -154,6 +155,38 @@ class GaussianDataModule(PointsDataModule):
     def true_distribution(self) -> tuple[Tensor, Tensor]:
         """Mean and covariance of the data distribution."""
         return self.mean.clone(), self.cov.clone()
+
+
+@plain_numbers
+class LaplaceDataModule(PointsDataModule):
+    """Points with independent Laplace coordinates: location ``location``, scale ``scale``
+    (variance :math:`2b^2`; the default :math:`b = 1/\\sqrt{2}` gives unit variance), the
+    non-Gaussian family of Qiao et al. (2026).
+
+    Args:
+        n: size of the real training set.
+        dim: dimension.
+        location: the location (median) of every coordinate.
+        scale: the scale :math:`b` of every coordinate.
+    """
+
+    def __init__(
+        self,
+        n: int = 200,
+        dim: int = 2,
+        location: float = 0.0,
+        scale: float = 1 / math.sqrt(2),
+        n_test: int = 1000,
+        batch_size: int = 200,
+        seed: int | None = None,
+    ):
+        check_arguments(LaplaceDataModule.__init__, locals(), dim=COUNT, scale=POSITIVE)
+        super().__init__(n, n_test, batch_size, seed)
+        self.dim, self.location, self.scale = dim, float(location), float(scale)
+
+    def draw(self, num: int, generator: torch.Generator) -> Tensor:
+        exponential = torch.empty(2, num, self.dim, dtype=torch.float64).exponential_(generator=generator)
+        return (self.location + self.scale * (exponential[0] - exponential[1])).float()
 
 
 @plain_numbers

@@ -13,6 +13,7 @@ from sclc_lightning.models.gaussian import GaussianModel, gaussian_w2
 from sclc_lightning.models.gaussian_mixture import GaussianMixtureModel
 from sclc_lightning.models.image_ddpm import ImageDDPM
 from sclc_lightning.models.image_edm import ImageEDM
+from sclc_lightning.models.laplace import LaplaceModel
 from sclc_lightning.models.linear_regression import LinearRegressionModel
 from sclc_lightning.models.motion_diffusion import MotionDiffusion
 from sclc_lightning.models.vae import ImageVAE
@@ -29,6 +30,7 @@ __all__ = [
     "ImageDDPM",
     "ImageEDM",
     "ImageVAE",
+    "LaplaceModel",
     "LinearRegressionModel",
     "MotionDiffusion",
     "PointDDPM",
