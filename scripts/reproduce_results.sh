@@ -226,6 +226,14 @@ section_selection_bias() {
   grid selection_bias accumulate recipes/selection_bias.yaml --seeds "$(pick 0-4 0)" \
     -- "${small[@]}" --loop.corrector null --loop.corrector_kwargs null
   report selection_bias report "$OUT/selection_bias/selection" "$OUT/selection_bias/accumulate"
+  # the Laplace family (Qiao et al.'s non-Gaussian rows), n = 100, 300, 500
+  [ "$SCALE" = tiny ] && small=(--config recipes/small/selection_bias_laplace.yaml --loop.generations 3)
+  grid selection_bias laplace_selection recipes/selection_bias_laplace.yaml --set loop.mode=accumulate,replace \
+    --set data.init_args.n="$(pick 100,300,500 100)" --seeds "$(pick 0-4 0)" -- "${small[@]}"
+  grid selection_bias laplace_accumulate recipes/selection_bias_laplace.yaml \
+    --set data.init_args.n="$(pick 100,300,500 100)" --seeds "$(pick 0-4 0)" \
+    -- "${small[@]}" --loop.corrector null --loop.corrector_kwargs null
+  report selection_bias report_laplace "$OUT/selection_bias/laplace_selection" "$OUT/selection_bias/laplace_accumulate"
 }
 
 section_curation() {

@@ -10,7 +10,7 @@ when there is an even number) and the mean absolute deviation from it, :math:`b`
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, Literal
 
 import torch
 from torch import Tensor
@@ -19,7 +19,10 @@ from sclc_lightning._checks import check_number, plain_numbers
 from sclc_lightning.models._sampling import check_temperature
 from sclc_lightning.models.exact_fit import ExactFitModule
 
-__all__ = ["LaplaceModel"]
+__all__ = ["ESTIMATORS", "LaplaceModel"]
+
+#: The fits :class:`LaplaceModel` makes.
+ESTIMATORS = ("mle", "moments")
 
 
 @plain_numbers
@@ -30,6 +33,10 @@ class LaplaceModel(ExactFitModule):
 
     Args:
         dim: dimension of the data points.
+        estimator: ``"mle"`` (default): the maximum-likelihood fit, the median and the mean
+            absolute deviation from it; ``"moments"``: the mean and :math:`b = \sqrt{s^2/2}`
+            from the unbiased variance :math:`s^2` (the same distribution, fitted by its first
+            two moments).
 
     After each generation it logs ``scale`` (the mean :math:`b` over the dimensions) and
     ``sigma`` (the mean standard deviation, :math:`\sqrt{2}\,b`). Items may be tensors of shape
@@ -46,9 +53,12 @@ class LaplaceModel(ExactFitModule):
 
     combine = "concat"
 
-    def __init__(self, dim: int = 2) -> None:
+    def __init__(self, dim: int = 2, estimator: Literal["mle", "moments"] = "mle") -> None:
         super().__init__()
         self.dim = check_number("dim", dim, minimum=1, integer=True)
+        if estimator not in ESTIMATORS:
+            raise ValueError(f"`estimator` must be one of {list(ESTIMATORS)}, got {estimator!r}.")
+        self.estimator = estimator
         self.save_hyperparameters()
         self.location = torch.nn.Parameter(torch.zeros(self.dim), requires_grad=False)
         self.scale = torch.nn.Parameter(torch.full((self.dim,), 1 / math.sqrt(2)), requires_grad=False)
@@ -58,8 +68,12 @@ class LaplaceModel(ExactFitModule):
 
     def fit(self, statistics: list[Tensor]) -> dict[str, float]:
         (points,) = statistics
-        location = points.quantile(0.5, dim=0)  # linear interpolation: the middle of the central pair
-        scale = (points - location).abs().mean(0)
+        if self.estimator == "moments":
+            location = points.mean(0)
+            scale = (points.var(0) / 2).sqrt() if len(points) > 1 else torch.zeros_like(location)
+        else:
+            location = points.quantile(0.5, dim=0)  # linear interpolation: the middle of the central pair
+            scale = (points - location).abs().mean(0)
         self.location.copy_(location.to(self.location.dtype))
         self.scale.copy_(scale.to(self.scale.dtype))
         return {"scale": float(scale.mean()), "sigma": float(scale.mean()) * math.sqrt(2)}
