@@ -233,7 +233,11 @@ section_selection_bias() {
   grid selection_bias laplace_accumulate recipes/selection_bias_laplace.yaml \
     --set data.init_args.n="$(pick 100,300,500 100)" --seeds "$(pick 0-4 0)" \
     -- "${small[@]}" --loop.corrector null --loop.corrector_kwargs null
-  report selection_bias report_laplace "$OUT/selection_bias/laplace_selection" "$OUT/selection_bias/laplace_accumulate"
+  grid selection_bias laplace_moments recipes/selection_bias_laplace.yaml \
+    --set data.init_args.n="$(pick 100,300,500 100)" --seeds "$(pick 0-4 0)" \
+    -- "${small[@]}" --model.init_args.estimator moments
+  report selection_bias report_laplace "$OUT/selection_bias/laplace_selection" "$OUT/selection_bias/laplace_accumulate" \
+    "$OUT/selection_bias/laplace_moments"
 }
 
 section_curation() {
