@@ -67,13 +67,14 @@ def _env() -> dict[str, str]:
     return {**os.environ, "WANDB_MODE": "disabled", "PYTHONHASHSEED": "0", "OMP_NUM_THREADS": "1"}
 
 
-def _run(work: Path, run: Path, resume: bool, kill_after: float | None = None) -> tuple[int, float]:
-    """One launch; killed whole (SIGKILL) ``kill_after`` seconds in. Its exit code and seconds."""
+def launch(
+    command: list[str], log: Path, env: dict[str, str], cwd: Path, kill_after: float | None
+) -> tuple[int, float]:
+    """Run ``command`` (output appended to ``log``), killed whole (SIGKILL, every process under
+    it) ``kill_after`` seconds in. Its exit code and seconds."""
     started = time.monotonic()
-    with open(work / f"{run.name}.log", "ab") as log:
-        process = subprocess.Popen(
-            _command(work, run, resume), stdout=log, stderr=subprocess.STDOUT, env=_env(), cwd=ROOT
-        )
+    with open(log, "ab") as handle:
+        process = subprocess.Popen(command, stdout=handle, stderr=subprocess.STDOUT, env=env, cwd=cwd)
         if kill_after is not None:
             with contextlib.suppress(subprocess.TimeoutExpired):
                 process.wait(timeout=kill_after)
@@ -83,6 +84,11 @@ def _run(work: Path, run: Path, resume: bool, kill_after: float | None = None) -
                         os.kill(pid, signal.SIGKILL)
         code = process.wait(timeout=600)
     return code, time.monotonic() - started
+
+
+def _run(work: Path, run: Path, resume: bool, kill_after: float | None = None) -> tuple[int, float]:
+    """One launch; killed whole (SIGKILL) ``kill_after`` seconds in. Its exit code and seconds."""
+    return launch(_command(work, run, resume), work / f"{run.name}.log", _env(), ROOT, kill_after)
 
 
 def _result(run: Path) -> dict[str, Any]:

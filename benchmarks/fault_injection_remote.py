@@ -13,13 +13,10 @@ Usage::
 from __future__ import annotations
 
 import argparse
-import contextlib
 import logging
 import os
 import random
-import signal
 import socket
-import subprocess
 import sys
 import tempfile
 import time
@@ -29,7 +26,6 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).parent))
 import fault_injection_ranks as ranks
 
-from sclc_lightning._process import process_tree
 from sclc_lightning.store.checkpoints import latest_checkpoint
 from sclc_lightning.store.remote import RemoteRunDirectory
 
@@ -69,18 +65,7 @@ def _launch(work: Path, name: str, resume: bool, kill_after: float | None = None
     fit += ["--run_dir", f"s3://{BUCKET}/{name}"]
     fit += ["--ckpt_path", "last"] if resume else []
     env = {**ranks._env(), "SCLC_RUN_CACHE": str(work / "cache")}
-    started = time.monotonic()
-    with open(work / f"{name}.log", "ab") as log:
-        process = subprocess.Popen(fit, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=work)
-        if kill_after is not None:
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                process.wait(timeout=kill_after)
-            if process.poll() is None:
-                for pid in process_tree(process.pid):
-                    with contextlib.suppress(ProcessLookupError):
-                        os.kill(pid, signal.SIGKILL)
-        code = process.wait(timeout=600)
-    return code, time.monotonic() - started
+    return ranks.launch(fit, work / f"{name}.log", env, work, kill_after)
 
 
 def _read(work: Path, name: str) -> Path:

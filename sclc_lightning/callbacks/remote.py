@@ -95,9 +95,6 @@ class RemoteSync(pl.Callback):
     def teardown(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
         self.remote.close()
 
-    def state_dict(self) -> dict[str, Any]:
-        return {}
-
 
 _ONE_PROCESS = (
     "A run directory on object storage ({url}) takes one process for now: the ranks of a multi-process run"

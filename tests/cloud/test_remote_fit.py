@@ -38,7 +38,7 @@ def _read(url: str, local: Path) -> dict[str, Any]:
     remote.read()
     shards = {p.relative_to(local).as_posix(): p.read_bytes() for p in sorted(local.glob("synthetic/gen_*/*"))}
     checkpoint = latest_checkpoint(local)
-    assert checkpoint is not None
+    assert checkpoint is not None and checkpoint.suffix == ".ckpt" and local in checkpoint.parents, (local, checkpoint)
     weights = torch.load(checkpoint, map_location="cpu", weights_only=False)["state_dict"]
     return {"shards": shards, "weights": weights}
 
