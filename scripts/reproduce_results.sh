@@ -11,7 +11,7 @@
 # Sections: gillman_fig2 bertrand_prop1 modes bertrand_fig1 bertrand_fig2 gillman_mnist motion
 #           linear_regression gmm_em vae lm_finetune lm_pretrain
 #           conformers (docs/molecules.md)
-#           sampling_bias selection_bias curation verification (docs/beyond.md)
+#           sampling_bias selection_bias curation verification golden_ratio (docs/beyond.md)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -240,6 +240,24 @@ section_selection_bias() {
     "$OUT/selection_bias/laplace_moments"
 }
 
+# He, Xu & Cheng 2025: the stationary error of the weighted mean against w, k = 0.5, 1, 2 (each
+# k's grid holds w*, the unweighted w = 1/(1 + k) and a grid of w), then the figure and table.
+section_golden_ratio() {
+  local k weights
+  for k in 0.5 1 2; do
+    case $k in
+      0.5) weights=0.4,0.5,0.6,0.666667,0.7,0.732051,0.8,0.9,1 ;;
+      1) weights=0.3,0.4,0.5,0.6,0.618034,0.7,0.8,0.9,1 ;;
+      2) weights=0.2,0.3,0.333333,0.4,0.5,0.6,0.7,0.8,1 ;;
+    esac
+    [ "$SCALE" = tiny ] && weights=0.5,1
+    grid golden_ratio "k=$k" recipes/golden_ratio.yaml --set "loop.mode_kwargs.real_weight=$weights" \
+      --seeds "$(pick 0-39 0)" -- --loop.synthetic_fraction "$k" --loop.generations "$(pick 30 3)"
+  done
+  "${PYTHON:-$(dirname "$SCLC")/python}" scripts/golden_ratio.py "$OUT"/golden_ratio/k=* \
+    --burn-in "$(pick 10 1)" --out "$OUT/golden_ratio/figure"
+}
+
 section_curation() {
   local gens
   gens=$(pick 20 2)
@@ -264,7 +282,7 @@ section_verification() {
 mkdir -p "$OUT"
 echo "reproduce_results.sh: $SCALE settings, $JOBS jobs, into $OUT"
 for section in gillman_fig2 bertrand_prop1 modes bertrand_fig1 bertrand_fig2 gillman_mnist motion \
-  linear_regression gmm_em vae lm_finetune lm_pretrain conformers sampling_bias selection_bias curation \
+  linear_regression gmm_em vae lm_finetune lm_pretrain conformers sampling_bias selection_bias golden_ratio curation \
   verification; do
   timed "$section"
 done

@@ -84,7 +84,7 @@ for _name in available_correctors():
         and ("sclc_lightning.correctors", _class.__name__) not in CLASSES
     ):
         _register("sclc_lightning.correctors", _class.__name__)
-_register("sclc_lightning.mixing", "AccumulatePolicy", "ReplacePolicy")
+_register("sclc_lightning.mixing", "AccumulatePolicy", "AugmentPolicy", "ReplacePolicy")
 _register("sclc_lightning.mixing", "FreshPolicy", required=lambda: {"real_per_generation": 10})
 _register("sclc_lightning.models", "CausalLM", required=lambda: {"config": {"model_type": "gpt2", "n_layer": 1}})
 _register(

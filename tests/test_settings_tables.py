@@ -44,6 +44,7 @@ _CONSTANTS = {"alpha": 1.0, "epsilon": 0.1, "lipschitz": 1.0}  # Bertrand et al.
 #: Other arguments a value of ``(class, argument)`` is used with (``fraction`` is for one rule).
 WITH: dict[tuple[str, str], dict[str, Any]] = {
     ("VerifierCorrector", "fraction"): {"rule": "top_fraction", "threshold": None},
+    ("ReplacePolicy", "real_weight"): {"keep_real": 0.1},  # it weighs the real items replace keeps
     **{("StabilityMonitor", name): {k: v for k, v in _CONSTANTS.items() if k != name} for name in _CONSTANTS},
 }
 #: A rule between arguments that refuses every value of an argument's range near its bound, by

@@ -41,6 +41,7 @@ from sclc_lightning.loop.settings import docstring_arguments
 from sclc_lightning.loop.steps import count_generation_step
 from sclc_lightning.loop.takeover import TrainerTakeover
 from sclc_lightning.mixing.policies import MixingPolicy
+from sclc_lightning.mixing.weighting import reads_item_weights
 from sclc_lightning.sampler import BoundSampler, bind_sampler
 from sclc_lightning.seeding import fit_seed
 
@@ -208,6 +209,7 @@ class SelfConsumingLoop(LoopSettings, GenerationalLoop):
         self.config = resolve_seed(self.config, self._requested_seed, trainer)
         self._fit_seed = fit_seed(trainer)[0]  # what DataModules with seed=None took
         self.sampler(pl_module)  # a sampler the loop cannot call is refused now
+        reads_item_weights(pl_module)  # and a declaration of weights that is not True/False
         self._corrector = self.config.corrector
         if self._corrector is None and callable(getattr(pl_module, "correct", None)):
             self._corrector = ModuleCorrector(pl_module)

@@ -29,6 +29,7 @@ from sclc_lightning.items.real import RealData
 from sclc_lightning.mixing.budget import TrainingBudget, budget_order, resolve_budget
 from sclc_lightning.mixing.dataset import GenerationSampler, MixedDataset
 from sclc_lightning.mixing.policies import GenerationPlan
+from sclc_lightning.mixing.weighting import Weighted, WeightedCollate, check_shares, item_weights, weighted_order
 from sclc_lightning.seeding import derive_seed, make_generator
 from sclc_lightning.store.manifest import RunDirectoryError
 from sclc_lightning.store.synthetic import SyntheticSet, SyntheticStore
@@ -54,6 +55,8 @@ class GenerationDraw:
         num_real: real items in it; the rest are synthetic.
         budget: the budget, rounded to whole batches on every rank.
         sampler: this rank's share of the global draw.
+        shares: each source's share of the fit (normalised), ``None`` when unweighted.
+        weighted_items: the shares come as item weights (else as sampling probabilities).
     """
 
     generation: int
@@ -61,6 +64,8 @@ class GenerationDraw:
     num_real: int
     budget: TrainingBudget
     sampler: GenerationSampler
+    shares: dict[int, float] | None = None
+    weighted_items: bool = False
 
     @property
     def num_synthetic(self) -> int:
@@ -79,17 +84,21 @@ def draw_generation(
     warn: bool,
     skip_batches: int = 0,
     warned: set[tuple[int | None, int]] | None = None,
+    reads_weights: bool = False,
 ) -> GenerationDraw:
     """Build the mixed set of ``plan`` and draw ``requested`` samples from it (``None``: one
     pass), split over the ranks; ``warn``: say when the budget is not whole batches, once per
     (requested, trained) pair in ``warned`` (the fit's record, so that 100 generations with the
     same budget say it once); ``skip_batches``: batches of each rank's share already trained (a
-    generation continued from a checkpoint saved in its middle)."""
+    generation continued from a checkpoint saved in its middle); ``reads_weights``: the module
+    reads item weights, so a weighted plan's shares come as item weights (else as sampling
+    probabilities, :mod:`~sclc_lightning.mixing.weighting`)."""
+    shares, weights = _weighing(plan, len(real), synthetic, reads_weights)
     dataset: Dataset[Any]
     if plan.is_all_real:
         dataset = real.dataset  # real data only: serve it without the mixing indirection
     else:
-        dataset = MixedDataset(real.dataset, plan, synthetic)
+        dataset = MixedDataset(real.dataset, plan, synthetic, weights)
     size = len(dataset)  # type: ignore[arg-type]
     batch_size = template.batch_size or template.batch_sampler.batch_size  # type: ignore[union-attr]
     budget = resolve_budget(requested, size, batch_size, trainer.world_size, template.drop_last)
@@ -102,12 +111,28 @@ def draw_generation(
             " (said once for every generation with this budget)."
         )
     generator = make_generator(seed, "order", plan.generation)
-    if requested is None:
-        order = torch.randperm(size, generator=generator)[: budget.per_rank * trainer.world_size]
+    total = budget.per_rank * trainer.world_size if requested is None else budget.total
+    if isinstance(dataset, MixedDataset) and shares is not None and weights is None:  # as sampling probabilities
+        order = weighted_order(dataset.ends, [shares[s] for s in dataset.sources], total, generator)
+    elif requested is None:
+        order = torch.randperm(size, generator=generator)[:total]
     else:
-        order = budget_order(size, budget.total, generator)
+        order = budget_order(size, total, generator)
     sampler = GenerationSampler(order, trainer.world_size, trainer.global_rank, skip=skip_batches * batch_size)
-    return GenerationDraw(plan.generation, dataset, plan.num_real(len(real)), budget, sampler)
+    num_real = plan.num_real(len(real))
+    return GenerationDraw(plan.generation, dataset, num_real, budget, sampler, shares, weights is not None)
+
+
+def _weighing(
+    plan: GenerationPlan, real_size: int, synthetic: Mapping[int, Dataset[Any]], reads_weights: bool
+) -> tuple[dict[int, float] | None, dict[int, float] | None]:
+    """The plan's shares, checked and normalised, and the item weights when the module reads
+    them; ``(None, None)`` for an unweighted plan."""
+    if plan.shares is None:
+        return None, None
+    sizes = plan.sizes(real_size, {g: len(synthetic[g]) for g, _ in plan.synthetic})  # type: ignore[arg-type]
+    shares = check_shares(plan.shares, plan.sources(), sizes)
+    return shares, item_weights(shares, sizes) if reads_weights else None
 
 
 class GenerationLoader(DataLoader):  # type: ignore[type-arg]
@@ -129,7 +154,7 @@ def make_loader(trainer: pl.Trainer, template: DataLoader[Any], draw: Generation
         draw.dataset,
         batch_size=template.batch_size or template.batch_sampler.batch_size,  # type: ignore[union-attr]
         sampler=draw.sampler,
-        collate_fn=template.collate_fn,
+        collate_fn=WeightedCollate(template.collate_fn) if draw.weighted_items else template.collate_fn,
         num_workers=workers,
         pin_memory=template.pin_memory,
         drop_last=template.drop_last if draw.budget.requested is None else False,
@@ -142,9 +167,10 @@ def make_loader(trainer: pl.Trainer, template: DataLoader[Any], draw: Generation
     )
 
 
-Key = tuple[int, int, str, int]
-"""``(generation trained, source, record digest, row)``: source ``-1`` is the real data (digest
-``""``), else the synthetic generation whose record has that digest."""
+Key = tuple[int, int, str, int, float | None]
+"""``(generation trained, source, record digest, row, weight)``: source ``-1`` is the real data
+(digest ``""``), else the synthetic generation whose record has that digest; ``weight``: the
+item's weight when items carry one, else ``None``."""
 
 
 class ItemsByKey(Dataset[Any]):
@@ -172,13 +198,12 @@ class ItemsByKey(Dataset[Any]):
         return state
 
     def __getitem__(self, key: Key) -> Any:
-        generation, source, digest, row = key
+        generation, source, digest, row, weight = key
         if generation != self._generation:
             self._generation = generation
             self._reseed(generation)
-        if source < 0:
-            return self.real[row]
-        return self._set(source, digest)[row]
+        item = self.real[row] if source < 0 else self._set(source, digest)[row]
+        return item if weight is None else Weighted(item, weight)
 
     def _reseed(self, generation: int) -> None:
         """In a worker: seed its generators from (seed, generation, rank, worker)."""
@@ -225,9 +250,11 @@ class KeyedSampler(DistributedSampler):  # type: ignore[type-arg]
         if draw is None:
             return
         dataset = draw.dataset
+        mixed = isinstance(dataset, MixedDataset)
         for index in draw.sampler:
-            source, row = dataset.locate(index) if isinstance(dataset, MixedDataset) else (-1, index)
-            yield draw.generation, source, self._digests.get(source, ""), row
+            source, row = dataset.locate(index) if mixed else (-1, index)  # type: ignore[attr-defined]
+            weight = dataset.weight_of(source) if mixed else None  # type: ignore[attr-defined]
+            yield draw.generation, source, self._digests.get(source, ""), row, weight
 
     def __len__(self) -> int:
         return 0 if self._draw is None else len(self._draw.sampler)
@@ -242,7 +269,7 @@ class PersistentLoader:
             ItemsByKey(real.dataset, root, real.codec, seed, trainer.global_rank),
             batch_size=template.batch_size or template.batch_sampler.batch_size,  # type: ignore[union-attr]
             sampler=self.sampler,
-            collate_fn=template.collate_fn,
+            collate_fn=WeightedCollate(template.collate_fn),  # items carry weights in weighted generations only
             num_workers=template.num_workers,
             pin_memory=template.pin_memory,
             drop_last=False,  # a generation's draw is whole batches already when the user drops the last

@@ -37,6 +37,7 @@ from sclc_lightning.loop.run import LoopState, check_resume, describe_run, open_
 from sclc_lightning.loop.sampling import agree
 from sclc_lightning.loop.steps import planned_batches, planned_steps
 from sclc_lightning.mixing.policies import GenerationPlan
+from sclc_lightning.mixing.weighting import describe_shares, reads_item_weights
 from sclc_lightning.sampler import BoundSampler
 from sclc_lightning.seeding import forked_rng, reseed
 from sclc_lightning.store.lock import RunLock
@@ -104,6 +105,7 @@ class FitSession:
     _sets: dict[int, SyntheticSet] = field(default_factory=dict)
     _persistent: PersistentLoader | None = None
     _warned: set[tuple[int | None, int]] = field(default_factory=set)
+    _said_weighing: bool = False
     _counts: dict[int, int] = field(default_factory=dict)  # the size of each synthetic set on disk
     _corrected: int | None = None  # the generation whose end the model corrector has corrected
 
@@ -231,7 +233,20 @@ class FitSession:
             warn=position is None,
             warned=self._warned,
             skip_batches=0 if position is None else position.batches,
+            reads_weights=reads_item_weights(trainer.lightning_module),
         )
+        if draw.shares is not None and not self._said_weighing:
+            self._said_weighing = True
+            rank_zero_info(
+                f"SelfConsumingLoop: generation {generation} is weighted by source ({describe_shares(draw.shares)});"
+                + (
+                    " the items carry their weights (the module reads them)."
+                    if draw.weighted_items
+                    else f" {type(trainer.lightning_module).__name__} does not read item weights"
+                    " (reads_item_weights), so the weights are sampling probabilities: each source gets its"
+                    " share of the draw."
+                )
+            )
         return plan, draw
 
     def _count(self, trainer: pl.Trainer, draw: GenerationDraw, position: GenerationPosition | None) -> None:

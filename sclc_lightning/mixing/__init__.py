@@ -3,7 +3,9 @@ fresh, and the user's own), the mixed dataset and its sampler, and the fixed tra
 
 - :mod:`~sclc_lightning.mixing.policies`: :class:`MixingPolicy` and its registry;
 - :mod:`~sclc_lightning.mixing.dataset`: :class:`MixedDataset`, :class:`GenerationSampler`;
-- :mod:`~sclc_lightning.mixing.budget`: ⌊λn⌋, rank shares and :class:`TrainingBudget`.
+- :mod:`~sclc_lightning.mixing.budget`: ⌊λn⌋, rank shares and :class:`TrainingBudget`;
+- :mod:`~sclc_lightning.mixing.weighting`: per-source weights, as item weights
+  (:class:`Weighted`, :func:`split_weights`, :func:`weighted_mean`) or sampling probabilities.
 """
 
 from sclc_lightning.mixing.budget import TrainingBudget, budget_order, num_synthetic, rank_slice, resolve_budget
@@ -21,6 +23,7 @@ from sclc_lightning.mixing.policies import (
     plan_generation,
     register_mixing_policy,
 )
+from sclc_lightning.mixing.weighting import Weighted, split_weights, weighted_mean
 
 __all__ = [
     "AccumulatePolicy",
@@ -32,6 +35,7 @@ __all__ = [
     "MixingPolicy",
     "ReplacePolicy",
     "TrainingBudget",
+    "Weighted",
     "available_mixing_policies",
     "budget_order",
     "get_mixing_policy_class",
@@ -41,4 +45,6 @@ __all__ = [
     "rank_slice",
     "register_mixing_policy",
     "resolve_budget",
+    "split_weights",
+    "weighted_mean",
 ]

@@ -16,6 +16,7 @@ from torch import Tensor
 from torch.utils.data import Dataset, DistributedSampler
 
 from sclc_lightning.mixing.policies import GenerationPlan
+from sclc_lightning.mixing.weighting import Weighted
 
 __all__ = ["GenerationSampler", "MixedDataset"]
 
@@ -27,13 +28,21 @@ class MixedDataset(Dataset[Any]):
         real: the user's real dataset (map-style).
         plan: which parts to serve.
         synthetic: synthetic datasets by generation (those named in ``plan``).
+        weights: the weight of one item of each source (``-1``: the real data); given, every
+            item comes as :class:`~sclc_lightning.mixing.weighting.Weighted` ``(item, weight)``.
 
     Attributes:
         num_real: the number of real items; indices ``[0, num_real)`` are real and the rest
             synthetic, which is how the share seen in training is measured.
     """
 
-    def __init__(self, real: Dataset[Any], plan: GenerationPlan, synthetic: Mapping[int, Dataset[Any]]):
+    def __init__(
+        self,
+        real: Dataset[Any],
+        plan: GenerationPlan,
+        synthetic: Mapping[int, Dataset[Any]],
+        weights: Mapping[int, float] | None = None,
+    ):
         self._parts: list[tuple[Dataset[Any], Tensor | None]] = []
         self._sources: list[int] = []  # -1: the real data; g: synthetic generation g
         if plan.use_real:
@@ -45,6 +54,21 @@ class MixedDataset(Dataset[Any]):
         sizes = [len(ds) if rows is None else int(rows.numel()) for ds, rows in self._parts]  # type: ignore[arg-type]
         self._ends = list(torch.tensor(sizes, dtype=torch.int64).cumsum(0).tolist()) if sizes else []
         self.num_real = sizes[0] if plan.use_real else 0
+        self.weights = None if weights is None else {source: float(weights[source]) for source in self._sources}
+
+    @property
+    def ends(self) -> list[int]:
+        """Where each source's items end, in the order of :attr:`sources`."""
+        return list(self._ends)
+
+    @property
+    def sources(self) -> list[int]:
+        """The sources of the set in order (``-1``: the real data; ``g``: synthetic generation ``g``)."""
+        return list(self._sources)
+
+    def weight_of(self, source: int) -> float | None:
+        """The weight of one item of ``source``, ``None`` when items carry no weight."""
+        return None if self.weights is None else self.weights[source]
 
     def __len__(self) -> int:
         return self._ends[-1] if self._ends else 0
@@ -66,7 +90,10 @@ class MixedDataset(Dataset[Any]):
 
     def __getitem__(self, index: int) -> Any:
         part, row = self._find(index)
-        return self._parts[part][0][row]
+        item = self._parts[part][0][row]
+        if self.weights is None:
+            return item
+        return Weighted(item, self.weights[self._sources[part]])
 
 
 class GenerationSampler(DistributedSampler):  # type: ignore[type-arg]

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import abc
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, ClassVar, TypeVar
 
 import torch
@@ -68,6 +68,10 @@ class GenerationPlan:
         real_indices: indices into the real dataset, ``None`` for all of it.
         synthetic: ``(generation, rows)`` pairs: rows of that generation's synthetic set,
             ``None`` for all its rows.
+        shares: the share of the fit each source carries, ``{-1: real share, g: share of
+            synthetic generation g}`` (normalised by the loop), delivered as item weights or
+            sampling probabilities (:mod:`~sclc_lightning.mixing.weighting`); ``None``: every
+            item counts the same.
 
     Examples:
         >>> plan = GenerationPlan(3, use_real=True, synthetic=((2, None), (3, None)))
@@ -79,6 +83,7 @@ class GenerationPlan:
     use_real: bool
     real_indices: Tensor | None = None
     synthetic: tuple[tuple[int, Tensor | None], ...] = field(default_factory=tuple)
+    shares: Mapping[int, float] | None = None
 
     def num_real(self, real_size: int) -> int:
         """Number of real items in the set."""
@@ -92,8 +97,41 @@ class GenerationPlan:
 
     @property
     def is_all_real(self) -> bool:
-        """Whether the set is exactly the whole real dataset."""
-        return self.use_real and self.real_indices is None and not self.synthetic
+        """Whether the set is exactly the whole real dataset, unweighted."""
+        return self.use_real and self.real_indices is None and not self.synthetic and self.shares is None
+
+    def sources(self) -> list[int]:
+        """The sources of the set in order: ``-1`` (the real data) when used, then the synthetic
+        generations."""
+        return ([-1] if self.use_real else []) + [g for g, _ in self.synthetic]
+
+    def sizes(self, real_size: int, synthetic_counts: Mapping[int, int]) -> dict[int, int]:
+        """The number of items of each source in the set."""
+        sizes = {-1: self.num_real(real_size)} if self.use_real else {}
+        for g, rows in self.synthetic:
+            sizes[g] = synthetic_counts[g] if rows is None else int(rows.numel())
+        return sizes
+
+    def weighted(
+        self, real_weight: float | None, real_size: int, synthetic_counts: Mapping[int, int]
+    ) -> GenerationPlan:
+        """This plan with the real data carrying the share ``real_weight`` of the fit and the
+        synthetic sets the rest, in proportion to their sizes (He, Xu & Cheng 2025's :math:`w`
+        and :math:`1 - w`); unchanged when ``real_weight`` is ``None`` or the set has no
+        synthetic items.
+
+        Examples:
+            >>> plan = GenerationPlan(2, True, None, ((1, None), (2, None)))
+            >>> plan.weighted(0.6, 10, {1: 5, 2: 15}).shares
+            {-1: 0.6, 1: 0.1, 2: 0.30000000000000004}
+        """
+        sizes = self.sizes(real_size, synthetic_counts)
+        synthetic = sum(size for source, size in sizes.items() if source >= 0)
+        if real_weight is None or not synthetic or not self.use_real:
+            return self
+        shares = {-1: float(real_weight)}
+        shares.update({g: (1 - float(real_weight)) * sizes[g] / synthetic for g, _ in self.synthetic})
+        return replace(self, shares=shares)
 
 
 def _check_count(cls: type[MixingPolicy], name: str, value: Any) -> None:
@@ -176,6 +214,12 @@ class MixingPolicy(abc.ABC):
         """The name and :meth:`settings`."""
         return {"name": self.name or type(self).__name__, **self.settings()}
 
+    def _without_defaults(self, **defaults: Any) -> dict[str, Any]:
+        """:meth:`settings` without the arguments added after runs were recorded, while they
+        have their defaults (a run saved before them resumes with the same fingerprint)."""
+        settings = declared_settings(self, self.deciding, self.operational)
+        return {k: v for k, v in settings.items() if k not in defaults or v != defaults[k]}
+
     @staticmethod
     def latest(generation: int, synthetic_counts: Mapping[int, int]) -> tuple[tuple[int, Tensor | None], ...]:
         """The synthetic set of ``generation`` whole, when it has items."""
@@ -246,15 +290,32 @@ def plan_generation(
 
 
 @register_mixing_policy("augment")
+@plain_numbers
 class AugmentPolicy(MixingPolicy):
-    """All real items and the latest synthetic set (Gillman et al.; Bertrand et al.)."""
+    """All real items and the latest synthetic set (Gillman et al.; Bertrand et al.).
 
-    deciding = ()
+    Args:
+        real_weight: the share :math:`w` of the fit that the real items carry, the synthetic
+            items sharing :math:`1 - w` in proportion to their sets' sizes (He, Xu & Cheng
+            2025), as item weights or sampling probabilities
+            (:mod:`~sclc_lightning.mixing.weighting`); ``None``: every item counts the same.
+    """
+
+    deciding = ("real_weight",)
+    ranges = bounded(real_weight=FRACTION)
+
+    def __init__(self, real_weight: float | None = None) -> None:
+        check_arguments(AugmentPolicy, locals())
+        self.real_weight = None if real_weight is None else float(real_weight)
+
+    def settings(self) -> dict[str, Any]:
+        return self._without_defaults(real_weight=None)
 
     def plan(self, generation: int, real_size: int, synthetic_counts: Mapping[int, int], seed: int) -> GenerationPlan:
         if generation == 0:
             return GenerationPlan(0, True)
-        return GenerationPlan(generation, True, None, self.latest(generation, synthetic_counts))
+        plan = GenerationPlan(generation, True, None, self.latest(generation, synthetic_counts))
+        return plan.weighted(self.real_weight, real_size, synthetic_counts)
 
 
 @register_mixing_policy("accumulate")
@@ -266,14 +327,23 @@ class AccumulatePolicy(MixingPolicy):
         max_synthetic: cap the synthetic pool at this size by a uniform random subset of its
             items, drawn anew each generation ("accumulate-subsample", Kazdan et al. 2024);
             ``None`` keeps everything.
+        real_weight: the share :math:`w` of the fit that the real items carry, the synthetic
+            items sharing :math:`1 - w` in proportion to their sets' sizes (He, Xu & Cheng
+            2025), as item weights or sampling probabilities
+            (:mod:`~sclc_lightning.mixing.weighting`); ``None``: every item counts the same.
     """
 
-    deciding = ("max_synthetic",)
-    ranges = bounded(max_synthetic=NON_NEGATIVE)
+    deciding = ("max_synthetic", "real_weight")
+    ranges = bounded(max_synthetic=NON_NEGATIVE, real_weight=FRACTION)
 
-    def __init__(self, max_synthetic: int | None = None) -> None:
+    def __init__(self, max_synthetic: int | None = None, real_weight: float | None = None) -> None:
         _check_count(AccumulatePolicy, "max_synthetic", max_synthetic)
+        check_arguments(AccumulatePolicy, {"real_weight": real_weight})
         self.max_synthetic = max_synthetic
+        self.real_weight = None if real_weight is None else float(real_weight)
+
+    def settings(self) -> dict[str, Any]:
+        return self._without_defaults(real_weight=None)
 
     def plan(self, generation: int, real_size: int, synthetic_counts: Mapping[int, int], seed: int) -> GenerationPlan:
         if generation == 0:
@@ -294,7 +364,8 @@ class AccumulatePolicy(MixingPolicy):
                     capped.append((g, inside))
                 offset += count
             parts = capped
-        return GenerationPlan(generation, True, None, tuple(parts))
+        plan = GenerationPlan(generation, True, None, tuple(parts))
+        return plan.weighted(self.real_weight, real_size, synthetic_counts)
 
 
 @register_mixing_policy("replace")
@@ -307,18 +378,28 @@ class ReplacePolicy(MixingPolicy):
         keep_real: the share of the real dataset kept in every later generation's training set,
             a new uniform random subset of ``round(keep_real * n)`` items each generation
             (Shumailov et al.'s "10% of the original data preserved": ``keep_real=0.1``).
+        real_weight: the share :math:`w` of the fit that the kept real items carry, the synthetic
+            items sharing :math:`1 - w` in proportion to their sets' sizes (He, Xu & Cheng
+            2025), as item weights or sampling probabilities
+            (:mod:`~sclc_lightning.mixing.weighting`); ``None``: every item counts the same.
     """
 
-    deciding = ("keep_real",)
-    ranges = bounded(keep_real=FRACTION)
+    deciding = ("keep_real", "real_weight")
+    ranges = bounded(keep_real=FRACTION, real_weight=FRACTION)
 
-    def __init__(self, keep_real: float = 0.0) -> None:
+    def __init__(self, keep_real: float = 0.0, real_weight: float | None = None) -> None:
         check_arguments(ReplacePolicy, locals())
+        if real_weight is not None and not keep_real:
+            raise ValueError(
+                f"`real_weight` ({real_weight!r}) weighs the real items that mode 'replace' keeps; set"
+                " `keep_real` > 0 too (with keep_real=0 later generations have no real items)."
+            )
         self.keep_real = float(keep_real)
+        self.real_weight = None if real_weight is None else float(real_weight)
 
     def settings(self) -> dict[str, Any]:
-        # Runs saved before `keep_real` existed recorded no settings: the default is left out.
-        return {"keep_real": self.keep_real} if self.keep_real else {}
+        # Runs saved before `keep_real` existed recorded no settings: the defaults are left out.
+        return self._without_defaults(keep_real=0.0, real_weight=None)
 
     def check_loop(self, synthetic_fraction: float, generations: int) -> None:
         if synthetic_fraction == 0 and generations > 0:
@@ -334,7 +415,8 @@ class ReplacePolicy(MixingPolicy):
         if kept == 0:
             return GenerationPlan(generation, False, None, self.latest(generation, synthetic_counts))
         subset = torch.randperm(real_size, generator=make_generator(seed, "mix", generation))[:kept]
-        return GenerationPlan(generation, True, subset.sort().values, self.latest(generation, synthetic_counts))
+        plan = GenerationPlan(generation, True, subset.sort().values, self.latest(generation, synthetic_counts))
+        return plan.weighted(self.real_weight, real_size, synthetic_counts)
 
 
 @register_mixing_policy("fresh")
@@ -345,25 +427,56 @@ class FreshPolicy(MixingPolicy):
 
     Args:
         real_per_generation: the size of each generation's real subset (required).
+        disjoint: never show a real item twice: generation :math:`t` takes items
+            :math:`[tn, (t+1)n)` of one random permutation of the pool, so every generation's
+            real items are new (He, Xu & Cheng 2025's setting). The pool must hold
+            :math:`n (T + 1)` items for generations :math:`0..T`. ``False``: each generation
+            draws its subset anew from the whole pool.
+        real_weight: the share :math:`w` of the fit that the real items carry, the synthetic
+            items sharing :math:`1 - w` in proportion to their sets' sizes (He, Xu & Cheng
+            2025), as item weights or sampling probabilities
+            (:mod:`~sclc_lightning.mixing.weighting`); ``None``: every item counts the same.
     """
 
-    deciding = ("real_per_generation",)
-    ranges = bounded(real_per_generation=COUNT)
+    deciding = ("real_per_generation", "disjoint", "real_weight")
+    ranges = bounded(real_per_generation=COUNT, real_weight=FRACTION)
 
-    def __init__(self, real_per_generation: int | None = None) -> None:
+    def __init__(
+        self, real_per_generation: int | None = None, disjoint: bool = False, real_weight: float | None = None
+    ) -> None:
         if real_per_generation is None:
             raise ValueError("`real_per_generation` is required in mode 'fresh', got None.")
         _check_count(FreshPolicy, "real_per_generation", real_per_generation)
+        check_arguments(FreshPolicy, {"disjoint": disjoint, "real_weight": real_weight})
         self.real_per_generation = real_per_generation
+        self.disjoint = disjoint
+        self.real_weight = None if real_weight is None else float(real_weight)
+        self._generations: int | None = None
+
+    def settings(self) -> dict[str, Any]:
+        return self._without_defaults(disjoint=False, real_weight=None)
 
     def n(self, real_size: int | None) -> int | None:
         return self.real_per_generation
+
+    def check_loop(self, synthetic_fraction: float, generations: int) -> None:
+        self._generations = generations
+
+    def _needed(self, generations: int) -> int:
+        return self.real_per_generation * (generations + 1) if self.disjoint else self.real_per_generation
 
     def check_real_size(self, real_size: int) -> None:
         if self.real_per_generation > real_size:
             raise ValueError(
                 f"`real_per_generation` must be at most the size of the real pool ({real_size}),"
                 f" got {self.real_per_generation}."
+            )
+        if self.disjoint and self._generations is not None and self._needed(self._generations) > real_size:
+            raise ValueError(
+                f"mode 'fresh' with `disjoint=True` shows each real item once: generations 0..{self._generations}"
+                f" need {self.real_per_generation} x {self._generations + 1} = {self._needed(self._generations)}"
+                f" real items, and the pool has {real_size}. Use a larger pool, fewer generations or a smaller"
+                " `real_per_generation`."
             )
 
     def plan(self, generation: int, real_size: int, synthetic_counts: Mapping[int, int], seed: int) -> GenerationPlan:
@@ -372,7 +485,17 @@ class FreshPolicy(MixingPolicy):
                 f"`real_per_generation` must be in [1, {real_size}] (the size of the real pool),"
                 f" got {self.real_per_generation!r}."
             )
-        subset = torch.randperm(real_size, generator=make_generator(seed, "mix", generation))
-        subset = subset[: self.real_per_generation]
         synthetic = self.latest(generation, synthetic_counts) if generation else ()
-        return GenerationPlan(generation, True, subset, synthetic)
+        if self.disjoint:
+            if self._needed(generation) > real_size:
+                raise ValueError(
+                    f"mode 'fresh' with `disjoint=True`: generation {generation} needs real items"
+                    f" [{generation * self.real_per_generation}, {self._needed(generation)}) of a pool of {real_size}."
+                )
+            pool = torch.randperm(real_size, generator=make_generator(seed, "mix", 0, part=1))
+            subset = pool[generation * self.real_per_generation : self._needed(generation)]
+        else:
+            subset = torch.randperm(real_size, generator=make_generator(seed, "mix", generation))
+            subset = subset[: self.real_per_generation]
+        plan = GenerationPlan(generation, True, subset, synthetic)
+        return plan.weighted(self.real_weight, real_size, synthetic_counts)

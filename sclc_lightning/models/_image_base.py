@@ -17,6 +17,9 @@ __all__ = ["ImageDiffusion"]
 class ImageDiffusion(pl.LightningModule):
     """Base of :class:`ImageDDPM` and :class:`ImageEDM`; items are ``image`` or ``(image, label)``."""
 
+    #: Reads each item's weight (:mod:`~sclc_lightning.mixing.weighting`): a weighted loss.
+    reads_item_weights = True
+
     def __init__(self) -> None:
         """Save the subclass's constructor arguments as hyperparameters and build from them the
         UNet (``image_size``, ``channels``, ``block_out_channels``, ``layers_per_block``,

@@ -18,6 +18,9 @@ class PointGenerator(pl.LightningModule):
     :class:`~sclc_lightning.models.PointFlowMatching`: items are points or ``(point, ...)``, the
     optimizer is Adam at ``self.lr``."""
 
+    #: Reads each item's weight (:mod:`~sclc_lightning.mixing.weighting`): a weighted loss.
+    reads_item_weights = True
+
     lr: float
 
     @staticmethod

@@ -25,6 +25,7 @@ from torch import Tensor
 from sclc_lightning._checks import COUNT, NON_NEGATIVE, POSITIVE, check_arguments, plain_numbers
 from sclc_lightning._extras import require
 from sclc_lightning._trainer import attached_datamodule
+from sclc_lightning.mixing.weighting import split_weights, weighted_mean
 from sclc_lightning.models._sampling import check_temperature
 
 __all__ = ["CausalLM"]
@@ -52,6 +53,9 @@ class CausalLM(pl.LightningModule):
             beam search); sampling otherwise.
         pad_token_id: the id used for padding (never generated: blocks are fixed-length).
     """
+
+    #: Reads each item's weight (:mod:`~sclc_lightning.mixing.weighting`): a weighted loss.
+    reads_item_weights = True
 
     def __init__(
         self,
@@ -113,7 +117,8 @@ class CausalLM(pl.LightningModule):
         return F.cross_entropy(logits.transpose(1, 2), ids[:, 1:], reduction="none")
 
     def training_step(self, batch: Any, batch_idx: int) -> Tensor:
-        loss = self.token_nll(*self._blocks(batch)).mean()
+        batch, weights = split_weights(batch)
+        loss = weighted_mean(self.token_nll(*self._blocks(batch)), weights)
         self.log("train_loss", loss, on_step=False, on_epoch=True, prog_bar=True)
         return loss
 

@@ -13,6 +13,7 @@ from flow_matching.utils import ModelWrapper
 from torch import Tensor
 
 from sclc_lightning._checks import COUNT, POSITIVE, check_arguments, plain_numbers
+from sclc_lightning.mixing.weighting import split_weights, weighted_mean
 from sclc_lightning.models._mlp import PointGenerator, TimeMLP
 from sclc_lightning.models._sampling import check_temperature
 
@@ -50,11 +51,12 @@ class PointFlowMatching(PointGenerator):
         self.sampling_steps, self.lr = sampling_steps, lr
 
     def training_step(self, batch: Any, batch_idx: int) -> Tensor:
+        batch, weights = split_weights(batch)
         x1 = self.points(batch)
         x0 = torch.randn_like(x1)
         t = torch.rand(x1.shape[0], device=x1.device)
         sample = self.path.sample(x_0=x0, x_1=x1, t=t)
-        return self.logged((self.velocity(sample.x_t, sample.t) - sample.dx_t).pow(2).mean())
+        return self.logged(weighted_mean((self.velocity(sample.x_t, sample.t) - sample.dx_t).pow(2), weights))
 
     @torch.no_grad()
     def sample(

@@ -22,6 +22,7 @@ from torch import Tensor, nn
 
 from sclc_lightning._checks import COUNT, NON_NEGATIVE, POSITIVE, check_arguments, plain_numbers
 from sclc_lightning._extras import require
+from sclc_lightning.mixing.weighting import split_weights, weighted_mean
 from sclc_lightning.models._sampling import check_temperature
 
 __all__ = ["ConformerDiffusion", "EquivariantLayer", "centred"]
@@ -153,6 +154,9 @@ class ConformerDiffusion(pl.LightningModule):
         eval_draws: noise draws per held-out conformer in :meth:`score_items`.
     """
 
+    #: Reads each item's weight (:mod:`~sclc_lightning.mixing.weighting`): a weighted loss.
+    reads_item_weights = True
+
     def __init__(
         self,
         width: int = 64,
@@ -196,7 +200,8 @@ class ConformerDiffusion(pl.LightningModule):
         return squared / (3 * mask.sum(1).clamp_min(1))
 
     def training_step(self, batch: dict[str, Tensor], batch_idx: int) -> Tensor:
-        loss = self._loss(batch).mean()
+        batch, weights = split_weights(batch)
+        loss = weighted_mean(self._loss(batch), weights)
         self.log("train_loss", loss, on_step=False, on_epoch=True, batch_size=len(batch["pos"]))
         return loss
 

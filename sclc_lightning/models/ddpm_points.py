@@ -10,6 +10,7 @@ import torch
 from torch import Tensor
 
 from sclc_lightning._checks import COUNT, POSITIVE, check_arguments, plain_numbers
+from sclc_lightning.mixing.weighting import split_weights, weighted_mean
 from sclc_lightning.models._mlp import PointGenerator, TimeMLP
 from sclc_lightning.models._sampling import check_temperature
 
@@ -56,11 +57,12 @@ class PointDDPM(PointGenerator):
         self.timesteps, self.sampling_steps, self.lr = timesteps, sampling_steps, lr
 
     def training_step(self, batch: Any, batch_idx: int) -> Tensor:
+        batch, weights = split_weights(batch)
         x = self.points(batch)
         noise = torch.randn_like(x)
         t = torch.randint(self.timesteps, (x.shape[0],), device=x.device)
         noisy = self.scheduler.add_noise(x, noise, t)
-        return self.logged((self.denoiser(noisy, t / self.timesteps) - noise).pow(2).mean())
+        return self.logged(weighted_mean((self.denoiser(noisy, t / self.timesteps) - noise).pow(2), weights))
 
     @torch.no_grad()
     def sample(

@@ -17,13 +17,15 @@ from torch import Tensor
 from sclc_lightning._checks import check_number, plain_numbers
 from sclc_lightning._trainer import attached_datamodule
 from sclc_lightning.metrics.functional import gaussian_w2, sqrtm_psd
+from sclc_lightning.mixing.weighting import split_weights
 from sclc_lightning.models._sampling import check_temperature
 from sclc_lightning.models.exact_fit import ExactFitModule
 
 __all__ = ["ESTIMATORS", "GaussianModel", "gaussian_w2"]
 
-#: The covariance estimates :class:`GaussianModel` fits.
-ESTIMATORS = ("unbiased", "mle")
+#: The covariance estimates :class:`GaussianModel` fits (``"known"``: none, the covariance stays
+#: the target's).
+ESTIMATORS = ("unbiased", "mle", "known")
 
 
 @plain_numbers
@@ -41,7 +43,15 @@ class GaussianModel(ExactFitModule):
             :math:`n`). It decides how fast the loop collapses
             (:func:`~sclc_lightning.theory.expected_log_sigma_ratio` takes it too), and the
             :class:`~sclc_lightning.callbacks.StabilityMonitor` reads it from
-            :attr:`variance_estimator`.
+            :attr:`variance_estimator`. ``"known"`` fits the mean only and keeps the covariance
+            at ``target_std**2 * I``, the variance known (He, Xu & Cheng 2025's setting,
+            :func:`~sclc_lightning.theory.weighted_mixing_variance`).
+
+    Weighted items (a weighted mixing policy, :mod:`~sclc_lightning.mixing.weighting`) make the
+    fit a weighted one: the mean :math:`\sum_i \omega_i x_i / \sum_i \omega_i` and the covariance
+    :math:`\sum_i \omega_i (x_i - \mu)(x_i - \mu)^\top / D`, with :math:`D = V_1 - V_2/V_1`
+    (unbiased, :math:`V_k = \sum_i \omega_i^k`; :math:`n - 1` when every weight is 1) or
+    :math:`V_1` (``"mle"``).
 
     After each generation it logs ``w2`` (closed-form Wasserstein-2 distance between the fitted
     Gaussian and the true distribution) and ``sigma`` (mean standard deviation per dimension).
@@ -51,6 +61,8 @@ class GaussianModel(ExactFitModule):
     #: The theory ``sclc report`` draws over this model's runs: a registered
     #: :class:`~sclc_lightning.report.Theory` (see :mod:`sclc_lightning.report.closed_forms`).
     theory: str | None = "gaussian"
+    #: Reads each item's weight (:mod:`~sclc_lightning.mixing.weighting`): a weighted fit.
+    reads_item_weights = True
 
     def __init__(
         self, dim: int = 2, target_mean: float = 0.0, target_std: float = 1.0, estimator: str = "unbiased"
@@ -69,22 +81,31 @@ class GaussianModel(ExactFitModule):
         self.target_mean, self.target_std = target_mean, target_std
         # Parameters without gradients: checkpointed like any weights, set by the exact fit.
         self.mean = torch.nn.Parameter(torch.zeros(dim), requires_grad=False)
-        self.cov = torch.nn.Parameter(torch.eye(dim), requires_grad=False)
+        cov = target_std**2 if estimator == "known" else 1.0
+        self.cov = torch.nn.Parameter(cov * torch.eye(dim), requires_grad=False)
 
     def batch_statistics(self, batch: Any) -> list[Tensor]:
         # Sums of the points shifted by the current mean (the same all generation: it changes at
         # the fit), so that the covariance of a model collapsed far below its mean's magnitude
         # is not lost to cancellation in Σxxᵀ − n·x̄x̄ᵀ.
-        x = self.first_tensor(batch).double().flatten(1) - self.mean.double().to(self.first_tensor(batch).device)
-        return [x.new_tensor(float(x.shape[0])), x.sum(0), x.T @ x]
+        batch, weights = split_weights(batch)
+        points = self.first_tensor(batch)
+        x = points.double().flatten(1) - self.mean.double().to(points.device)
+        if weights is None:
+            return [x.new_tensor(float(x.shape[0])), x.sum(0), x.T @ x]
+        w = weights.double().to(x.device)
+        return [w.sum(), w @ x, (x * w[:, None]).T @ x, (w * w).sum()]
 
     def fit(self, statistics: list[Tensor]) -> dict[str, float]:
-        count, total, outer = statistics
+        count, total, outer = statistics[:3]  # weighted: Σω, Σωx, Σωxxᵀ and Σω²
         shifted = total / count
-        cov = (outer - count * torch.outer(shifted, shifted)) / (count - 1 if self.estimator == "unbiased" else count)
         mean = self.mean.double().to(shifted.device) + shifted
         self.mean.copy_(mean.to(self.mean.dtype))
-        self.cov.copy_(cov.to(self.cov.dtype))
+        if self.estimator != "known":
+            squares = statistics[3] if len(statistics) == 4 else count
+            divisor = count - squares / count if self.estimator == "unbiased" else count
+            cov = (outer - count * torch.outer(shifted, shifted)) / divisor
+            self.cov.copy_(cov.to(self.cov.dtype))
         return {"w2": self.w2(), "sigma": self.sigma}
 
     def true_distribution(self) -> tuple[Tensor, Tensor]:

@@ -9,6 +9,7 @@ weights, means and covariances are parameters (in checkpoints) and :meth:`sample
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -17,11 +18,12 @@ from torch import Tensor
 
 from sclc_lightning._checks import COUNT, NON_NEGATIVE, check_arguments, plain_numbers
 from sclc_lightning._trainer import attached_datamodule, current_generation
+from sclc_lightning.mixing.weighting import split_weights
 from sclc_lightning.models._sampling import check_temperature
 from sclc_lightning.models.exact_fit import ExactFitModule
 from sclc_lightning.seeding import derive_seed
 
-__all__ = ["GaussianMixtureModel", "mixture_log_prob"]
+__all__ = ["GaussianMixtureModel", "mixture_log_prob", "weighted_em"]
 
 
 def mixture_log_prob(points: Tensor, weights: Tensor, means: Tensor, covariances: Tensor) -> Tensor:
@@ -36,6 +38,51 @@ def mixture_log_prob(points: Tensor, weights: Tensor, means: Tensor, covariances
     components = torch.distributions.MultivariateNormal(means, covariance_matrix=covariances, validate_args=False)
     per_component = components.log_prob(points[:, None, :])  # (N, k)
     return torch.logsumexp(per_component + weights.clamp_min(1e-300).log(), dim=1)
+
+
+def weighted_em(
+    points: Tensor,
+    item_weights: Tensor,
+    weights: Tensor,
+    means: Tensor,
+    covariances: Tensor,
+    max_iter: int = 100,
+    reg_covar: float = 1e-6,
+    tol: float = 1e-3,
+) -> tuple[Tensor, Tensor, Tensor]:
+    r"""EM for a full-covariance mixture with each point counted ``item_weights`` times (sklearn's
+    ``GaussianMixture`` takes no sample weights), from ``(weights, means, covariances)``: the
+    responsibilities times the item weights make every M-step a weighted one. Stops when the
+    weighted mean log-likelihood gains less than ``tol`` (sklearn's rule) or after ``max_iter``
+    steps; ``reg_covar`` is added to the diagonals as sklearn does.
+
+    Examples:
+        >>> x = torch.tensor([[0.0], [0.0], [4.0]], dtype=torch.float64)
+        >>> w, m, c = weighted_em(x, torch.tensor([1.0, 1.0, 2.0]), torch.tensor([1.0]), torch.zeros(1, 1),
+        ...                       torch.eye(1)[None])
+        >>> round(float(m[0, 0]), 6)  # the weighted mean: (0 + 0 + 2 * 4) / 4
+        2.0
+    """
+    x, omega = points.double(), item_weights.double()
+    weights, means, covariances = weights.double(), means.double(), covariances.double()
+    eye = torch.eye(x.shape[1], dtype=torch.float64)
+    previous = -math.inf
+    for _ in range(max_iter):
+        components = torch.distributions.MultivariateNormal(means, covariance_matrix=covariances, validate_args=False)
+        joint = components.log_prob(x[:, None, :]) + weights.clamp_min(1e-300).log()
+        norm = torch.logsumexp(joint, dim=1)
+        responsibility = (joint - norm[:, None]).exp() * omega[:, None]  # (N, k)
+        mass = responsibility.sum(0) + 10 * torch.finfo(torch.float64).eps
+        weights = mass / mass.sum()
+        means = responsibility.T @ x / mass[:, None]
+        offsets = x[:, None, :] - means[None]
+        covariances = torch.einsum("nk,nki,nkj->kij", responsibility, offsets, offsets) / mass[:, None, None]
+        covariances = covariances + reg_covar * eye
+        bound = float(omega @ norm / omega.sum())
+        if abs(bound - previous) < tol:
+            break
+        previous = bound
+    return weights, means, covariances
 
 
 @plain_numbers
@@ -57,6 +104,9 @@ class GaussianMixtureModel(ExactFitModule):
     mean log-density under the fit) and, when it knows the true density (``log_prob``),
     ``kl_to_data``, a Monte Carlo estimate of :math:`KL(p_{data} \| p_{model})` on them.
     """
+
+    #: Reads each item's weight (:mod:`~sclc_lightning.mixing.weighting`): a weighted fit.
+    reads_item_weights = True
 
     combine = "concat"
 
@@ -82,7 +132,9 @@ class GaussianMixtureModel(ExactFitModule):
         self.covariances = torch.nn.Parameter(torch.eye(dim, dtype=torch.float64).repeat(k, 1, 1), requires_grad=False)
 
     def batch_statistics(self, batch: Any) -> list[Tensor]:
-        return [self.first_tensor(batch).double().flatten(1)]
+        batch, weights = split_weights(batch)
+        points = self.first_tensor(batch).double().flatten(1)
+        return [points] if weights is None else [points, weights.double().to(points.device)]
 
     def fit(self, statistics: list[Tensor]) -> dict[str, float]:
         from sklearn.mixture import GaussianMixture
@@ -97,9 +149,17 @@ class GaussianMixtureModel(ExactFitModule):
             reg_covar=self.reg_covar,
             random_state=np.random.RandomState(state),
         ).fit(points)
-        self.weights.copy_(torch.from_numpy(mixture.weights_))
-        self.means.copy_(torch.from_numpy(mixture.means_))
-        self.covariances.copy_(torch.from_numpy(mixture.covariances_))
+        weights, means, covariances = (
+            torch.from_numpy(a) for a in (mixture.weights_, mixture.means_, mixture.covariances_)
+        )
+        if len(statistics) == 2:  # weighted items: EM with weighted responsibilities, from sklearn's fit
+            start = (weights, means, covariances)
+            weights, means, covariances = weighted_em(
+                statistics[0].cpu(), statistics[1].cpu(), *start, max_iter=self.max_iter, reg_covar=self.reg_covar
+            )
+        self.weights.copy_(weights)
+        self.means.copy_(means)
+        self.covariances.copy_(covariances)
         return self.describe()
 
     def mixture_covariance(self) -> Tensor:

@@ -11,6 +11,7 @@ import torch
 from torch import Tensor
 
 from sclc_lightning._checks import COUNT, POSITIVE, Range, check_arguments, plain_numbers
+from sclc_lightning.mixing.weighting import split_weights, weighted_mean
 from sclc_lightning.models._image_base import ImageDiffusion
 from sclc_lightning.models._sampling import check_temperature
 from sclc_lightning.models._unet import check_blocks, diffusers_module
@@ -75,11 +76,12 @@ class ImageDDPM(ImageDiffusion):
         self.timesteps, self.sampling_steps = timesteps, sampling_steps
 
     def training_step(self, batch: Any, batch_idx: int) -> Tensor:
+        batch, weights = split_weights(batch)
         images, labels = self.split(batch)
         noise = torch.randn_like(images)
         t = torch.randint(self.timesteps, (images.shape[0],), device=images.device)
         noisy = self.noise_scheduler.add_noise(images, noise, t)
-        loss = (self.unet(noisy, t, class_labels=labels).sample - noise).pow(2).mean()
+        loss = weighted_mean((self.unet(noisy, t, class_labels=labels).sample - noise).pow(2), weights)
         self.log("train_loss", loss, on_step=False, on_epoch=True, prog_bar=True)
         return loss
 

@@ -16,6 +16,7 @@ import torch
 from torch import Tensor
 
 from sclc_lightning._checks import COUNT, POSITIVE, Range, check_arguments, plain_numbers
+from sclc_lightning.mixing.weighting import split_weights, weighted_mean
 from sclc_lightning.models._image_base import ImageDiffusion
 from sclc_lightning.models._sampling import check_temperature
 from sclc_lightning.models._unet import check_blocks, diffusers_module
@@ -81,12 +82,13 @@ class ImageEDM(ImageDiffusion):
         return denoised
 
     def training_step(self, batch: Any, batch_idx: int) -> Tensor:
+        batch, weights = split_weights(batch)
         images, labels = self.split(batch)
         sigma = (torch.randn(images.shape[0], device=images.device) * self.p_std + self.p_mean).exp()
         noisy = images + sigma.view(-1, 1, 1, 1) * torch.randn_like(images)
         weight = (sigma**2 + self.sigma_data**2) / (sigma * self.sigma_data) ** 2
         error = (self.denoise(self.unet, noisy, sigma, labels) - images).pow(2).flatten(1).mean(1)
-        loss = (weight * error).mean()
+        loss = weighted_mean(weight * error, weights)
         self.log("train_loss", loss, on_step=False, on_epoch=True, prog_bar=True)
         return loss
 

@@ -16,13 +16,38 @@ import torch
 from torch import Tensor
 
 from sclc_lightning._checks import check_number, plain_numbers
+from sclc_lightning.mixing.weighting import split_weights
 from sclc_lightning.models._sampling import check_temperature
 from sclc_lightning.models.exact_fit import ExactFitModule
 
-__all__ = ["ESTIMATORS", "LaplaceModel"]
+__all__ = ["ESTIMATORS", "LaplaceModel", "weighted_median"]
 
 #: The fits :class:`LaplaceModel` makes.
 ESTIMATORS = ("mle", "moments")
+
+
+def weighted_median(points: Tensor, weights: Tensor) -> Tensor:
+    """The median of each column of ``points`` with each row counted ``weights`` times: the first
+    sorted value where the cumulative weight reaches half the total, or the middle of it and the
+    next when the half falls exactly between them (with weights 1, the middle of the central
+    pair, as ``quantile(0.5)``).
+
+    Examples:
+        >>> import torch
+        >>> x = torch.tensor([[1.0], [2.0], [3.0], [10.0]], dtype=torch.float64)
+        >>> weighted_median(x, torch.ones(4, dtype=torch.float64)).tolist()
+        [2.5]
+        >>> weighted_median(x, torch.tensor([1.0, 1.0, 1.0, 4.0], dtype=torch.float64)).tolist()
+        [6.5]
+    """
+    ordered, order = points.sort(0)
+    cumulative = weights[order].cumsum(0)
+    half = weights.sum() / 2
+    below = (cumulative < half * (1 - 1e-12)).sum(0).clamp_max(len(points) - 1)
+    lower = ordered.gather(0, below[None]).squeeze(0)
+    upper = ordered.gather(0, (below + 1).clamp_max(len(points) - 1)[None]).squeeze(0)
+    exactly = torch.isclose(cumulative.gather(0, below[None]).squeeze(0), half, rtol=1e-12, atol=0)
+    return torch.where(exactly, (lower + upper) / 2, lower)
 
 
 @plain_numbers
@@ -51,6 +76,9 @@ class LaplaceModel(ExactFitModule):
         2.0
     """
 
+    #: Reads each item's weight (:mod:`~sclc_lightning.mixing.weighting`): a weighted fit.
+    reads_item_weights = True
+
     combine = "concat"
 
     def __init__(self, dim: int = 2, estimator: Literal["mle", "moments"] = "mle") -> None:
@@ -64,11 +92,15 @@ class LaplaceModel(ExactFitModule):
         self.scale = torch.nn.Parameter(torch.full((self.dim,), 1 / math.sqrt(2)), requires_grad=False)
 
     def batch_statistics(self, batch: Any) -> list[Tensor]:
-        return [self.first_tensor(batch).double().flatten(1)]
+        batch, weights = split_weights(batch)
+        points = self.first_tensor(batch).double().flatten(1)
+        return [points] if weights is None else [points, weights.double().to(points.device)]
 
     def fit(self, statistics: list[Tensor]) -> dict[str, float]:
-        (points,) = statistics
-        if self.estimator == "moments":
+        points = statistics[0]
+        if len(statistics) == 2:
+            location, scale = self._weighted_fit(points, statistics[1])
+        elif self.estimator == "moments":
             location = points.mean(0)
             scale = (points.var(0) / 2).sqrt() if len(points) > 1 else torch.zeros_like(location)
         else:
@@ -77,6 +109,19 @@ class LaplaceModel(ExactFitModule):
         self.location.copy_(location.to(self.location.dtype))
         self.scale.copy_(scale.to(self.scale.dtype))
         return {"scale": float(scale.mean()), "sigma": float(scale.mean()) * math.sqrt(2)}
+
+    def _weighted_fit(self, points: Tensor, weights: Tensor) -> tuple[Tensor, Tensor]:
+        """The fit with each point counted with its weight: the weighted median and the weighted
+        mean absolute deviation (``"mle"``), or the weighted mean and half the weighted variance
+        (``"moments"``, unbiased for reliability weights)."""
+        total = weights.sum()
+        if self.estimator == "moments":
+            location = weights @ points / total
+            divisor = total - (weights * weights).sum() / total
+            variance = weights @ (points - location).pow(2) / divisor if divisor > 0 else torch.zeros_like(location)
+            return location, (variance / 2).sqrt()
+        location = weighted_median(points, weights)
+        return location, weights @ (points - location).abs() / total
 
     def log_prob(self, points: Tensor) -> Tensor:
         """The log-density of each point, shape ``(len(points),)``, float64 (the scale floored at

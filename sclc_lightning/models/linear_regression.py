@@ -25,6 +25,7 @@ from sclc_lightning._checks import (
     plain_numbers,
 )
 from sclc_lightning._trainer import attached_datamodule
+from sclc_lightning.mixing.weighting import split_weights
 from sclc_lightning.models._sampling import check_temperature
 from sclc_lightning.models.exact_fit import ExactFitModule
 
@@ -46,6 +47,9 @@ class LinearRegressionModel(ExactFitModule):
     squared error of a prediction at an isotropic test point, above the noise floor), when the
     DataModule says :math:`w^*` (``true_weights()``), and ``weight_norm``, :math:`\|\hat w\|`.
     """
+
+    #: Reads each item's weight (:mod:`~sclc_lightning.mixing.weighting`): a weighted fit.
+    reads_item_weights = True
 
     #: The theory ``sclc report`` draws over this model's runs: a registered
     #: :class:`~sclc_lightning.report.Theory` (see :mod:`sclc_lightning.report.closed_forms`).
@@ -76,8 +80,12 @@ class LinearRegressionModel(ExactFitModule):
         return x.double().flatten(1), y.double().reshape(x.shape[0], -1)[:, 0]
 
     def batch_statistics(self, batch: Any) -> list[Tensor]:
+        batch, weights = split_weights(batch)
         x, y = self._pair(batch)
-        return [x.T @ x, x.T @ y]
+        if weights is None:
+            return [x.T @ x, x.T @ y]
+        weighted = x * weights.double().to(x.device)[:, None]  # weighted least squares: XᵀWX, XᵀWy
+        return [weighted.T @ x, weighted.T @ y]
 
     def fit(self, statistics: list[Tensor]) -> dict[str, float]:
         gram, moment = statistics

@@ -21,6 +21,7 @@ from sclc_lightning._checks import (
     check_arguments,
     plain_numbers,
 )
+from sclc_lightning.mixing.weighting import split_weights, weighted_mean
 from sclc_lightning.models._sampling import check_temperature
 
 __all__ = ["MotionDiffusion"]
@@ -80,6 +81,9 @@ class MotionDiffusion(pl.LightningModule):
             (``None``: sample with the trained weights).
     """
 
+    #: Reads each item's weight (:mod:`~sclc_lightning.mixing.weighting`): a weighted loss.
+    reads_item_weights = True
+
     mean: Tensor
     std: Tensor
     standardised: Tensor
@@ -137,6 +141,7 @@ class MotionDiffusion(pl.LightningModule):
         return (motions - self.mean) / self.std
 
     def training_step(self, batch: Any, batch_idx: int) -> Tensor:
+        batch, weights = split_weights(batch)
         motions, labels = batch[0], torch.as_tensor(batch[1], device=self.device)
         x = self._standardise(motions)
         drop = torch.rand(labels.shape, device=self.device) < self.hparams["label_dropout"]
@@ -144,7 +149,7 @@ class MotionDiffusion(pl.LightningModule):
         noise = torch.randn_like(x)
         t = torch.randint(self.hparams["timesteps"], (x.shape[0],), device=self.device)
         predicted = self.net(self.scheduler.add_noise(x, noise, t), t, labels)
-        loss = (predicted - x).pow(2).mean()
+        loss = weighted_mean((predicted - x).pow(2), weights)
         self.log("train_loss", loss, on_step=False, on_epoch=True)
         return loss
 

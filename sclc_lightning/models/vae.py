@@ -17,6 +17,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from sclc_lightning._checks import COUNT, NON_NEGATIVE, POSITIVE, check_arguments, plain_numbers
+from sclc_lightning.mixing.weighting import split_weights, weighted_mean
 from sclc_lightning.models._sampling import check_temperature
 
 __all__ = ["ImageVAE"]
@@ -39,6 +40,9 @@ class ImageVAE(pl.LightningModule):
     :class:`~sclc_lightning.callbacks.HeldOutScores`. Items may be images or tuples whose first
     field is one (labels are ignored).
     """
+
+    #: Reads each item's weight (:mod:`~sclc_lightning.mixing.weighting`): a weighted loss.
+    reads_item_weights = True
 
     def __init__(
         self,
@@ -84,7 +88,8 @@ class ImageVAE(pl.LightningModule):
         return reconstruction + kl
 
     def training_step(self, batch: Any, batch_idx: int) -> Tensor:
-        loss = self.nelbo(self._images(batch)).mean()
+        batch, weights = split_weights(batch)
+        loss = weighted_mean(self.nelbo(self._images(batch)), weights)
         self.log("train_loss", loss, on_step=False, on_epoch=True, prog_bar=True)
         return loss
 

@@ -100,9 +100,10 @@ CORRECTORS: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {
 #: Likewise for the built-in policies whose arguments cannot be derived (none for a policy of
 #: simple arguments, or of none, as augment).
 POLICIES: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {
-    "accumulate": ({}, {"max_synthetic": 3}),
-    "replace": ({}, {"keep_real": 0.1}),
-    "fresh": ({"real_per_generation": 3}, {"real_per_generation": 5}),
+    "augment": ({}, {"real_weight": 0.6}),
+    "accumulate": ({}, {"max_synthetic": 3, "real_weight": 0.6}),
+    "replace": ({"keep_real": 0.1}, {"keep_real": 0.2, "real_weight": 0.6}),
+    "fresh": ({"real_per_generation": 3}, {"real_per_generation": 5, "real_weight": 0.6}),
 }
 
 

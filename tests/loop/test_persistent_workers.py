@@ -103,6 +103,7 @@ def test_a_fit_with_persistent_workers_resumes_bit_identically(tmp_path: Path) -
 
 def test_items_by_key_refuses_a_generation_changed_after_it_was_checked(tmp_path: Path) -> None:
     from sclc_lightning.items import RealData, SyntheticBatch
+    from sclc_lightning.mixing import Weighted
 
     real = RealData([torch.tensor([float(i)]) for i in range(4)], ItemCodec.infer(torch.zeros(1)))
     store = SyntheticStore(tmp_path)
@@ -118,6 +119,8 @@ def test_items_by_key_refuses_a_generation_changed_after_it_was_checked(tmp_path
         seconds_correcting=0.0,
     )
     items = ItemsByKey(real.dataset, tmp_path, real.codec, seed=0, rank=0)
-    assert float(items[(1, -1, "", 3)]) == 3.0 and float(items[(1, 1, record.digest(), 2)]) == 7.0
+    assert float(items[(1, -1, "", 3, None)]) == 3.0 and float(items[(1, 1, record.digest(), 2, None)]) == 7.0
+    weighted = items[(1, 1, record.digest(), 2, 0.25)]  # a weighted generation's key carries the weight
+    assert isinstance(weighted, Weighted) and float(weighted.item) == 7.0 and weighted.weight == 0.25
     with pytest.raises(RunDirectoryError, match="generation 1's record changed after the loop checked it"):
-        items[(1, 1, "another digest", 0)]
+        items[(1, 1, "another digest", 0, None)]
