@@ -40,8 +40,11 @@ def _setting(run: Path) -> tuple[float, int, int, float]:
     loop, model = config["loop"], config["model"]["init_args"]
     if model.get("estimator") != "known" or loop.get("mode") != "fresh":
         raise SystemExit(f"golden_ratio.py: {run} is not a golden_ratio.yaml run (estimator known, mode fresh)")
-    return float(loop["synthetic_fraction"]), int(loop["mode_kwargs"]["real_per_generation"]), int(model["dim"]), float(
-        model.get("target_std", 1.0)
+    return (
+        float(loop["synthetic_fraction"]),
+        int(loop["mode_kwargs"]["real_per_generation"]),
+        int(model["dim"]),
+        float(model.get("target_std", 1.0)),
     )
 
 
@@ -77,7 +80,7 @@ def read_folder(folder: Path, burn_in: int) -> tuple[float, dict[float, dict[int
         errors[weight][int(match["seed"])] = value
         expected[weight] = theory(generations, weight, k, n)
     if len(ks) != 1:
-        raise SystemExit(f"golden_ratio.py: {folder} holds runs of {len(ks)} values of k ({sorted(ks)}); one per folder")
+        raise SystemExit(f"golden_ratio.py: {folder} holds runs of the k values {sorted(ks)}; give one folder per k")
     return ks.pop(), errors, expected
 
 

@@ -154,6 +154,6 @@ def test_the_dry_run_and_the_fit_refuse_a_declaration_that_is_not_a_bool(tmp_pat
     class Says(Recorder):
         reads_item_weights = "yes"  # type: ignore[assignment]
 
-    with pytest.raises(TypeError, match="Says.reads_item_weights must be True or False"):
+    with pytest.raises(TypeError, match=r"Says\.reads_item_weights must be True or False"):
         fit(tmp_path, Says(), DataLoader(TensorItems(_real(60)), batch_size=10), _loop(tmp_path, None, real_weight=0.5))
     assert not (tmp_path / "synthetic").exists()  # refused before anything was written

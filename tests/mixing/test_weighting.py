@@ -43,7 +43,7 @@ def test_shares_are_checked_and_normalised() -> None:
     ]:
         with pytest.raises(ValueError, match=message):
             check_shares(shares, [-1, 1], sizes)
-    with pytest.raises(ValueError, match="gives source 1 the share 0.5, but it has no items"):
+    with pytest.raises(ValueError, match=r"gives source 1 the share 0\.5, but it has no items"):
         check_shares({-1: 0.5, 1: 0.5}, [-1, 1], {-1: 5, 1: 0})
 
 
@@ -92,7 +92,7 @@ def test_reads_item_weights_must_be_a_bool() -> None:
         reads_item_weights = "yes"
 
     assert reads_item_weights(Reads()) is True and reads_item_weights(object()) is False
-    with pytest.raises(TypeError, match="Says.reads_item_weights must be True or False"):
+    with pytest.raises(TypeError, match=r"Says\.reads_item_weights must be True or False"):
         reads_item_weights(Says())
 
 
