@@ -238,6 +238,17 @@ section_selection_bias() {
     -- "${small[@]}" --model.init_args.estimator moments
   report selection_bias report_laplace "$OUT/selection_bias/laplace_selection" "$OUT/selection_bias/laplace_accumulate" \
     "$OUT/selection_bias/laplace_moments"
+  # the Gaussian mixture (Qiao et al.'s GMM rows), n = 100, 300, 500; and an overlapping mixture at n = 300
+  [ "$SCALE" = tiny ] && small=(--config recipes/small/selection_bias_gmm.yaml --loop.generations 3)
+  grid selection_bias gmm_selection recipes/selection_bias_gmm.yaml --set loop.mode=accumulate,replace \
+    --set data.init_args.n="$(pick 100,300,500 100)" --seeds "$(pick 0-4 0)" -- "${small[@]}"
+  grid selection_bias gmm_accumulate recipes/selection_bias_gmm.yaml \
+    --set data.init_args.n="$(pick 100,300,500 100)" --seeds "$(pick 0-4 0)" \
+    -- "${small[@]}" --loop.corrector null --loop.corrector_kwargs null
+  grid selection_bias gmm_overlapping recipes/selection_bias_gmm.yaml --set loop.mode=accumulate,replace \
+    --seeds "$(pick 0-4 0)" -- "${small[@]}" --data.init_args.means '[[-1, 0], [1, 0]]' --data.init_args.stds '[1, 1]'
+  report selection_bias report_gmm "$OUT/selection_bias/gmm_selection" "$OUT/selection_bias/gmm_accumulate" \
+    "$OUT/selection_bias/gmm_overlapping"
 }
 
 # He, Xu & Cheng 2025: the stationary error of the weighted mean against w, k = 0.5, 1, 2 (each

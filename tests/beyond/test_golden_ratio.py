@@ -5,9 +5,13 @@ error, and below the unweighted mixing's (docs/beyond.md "Weighted mixing")."""
 from __future__ import annotations
 
 import csv
+import importlib.util
 import math
 import statistics
 from pathlib import Path
+from typing import Any
+
+import pytest
 
 from sclc_lightning.cli import main
 from sclc_lightning.theory import golden_weight, weighted_mixing_variance
@@ -18,7 +22,7 @@ N, DIM, GENERATIONS, BURN_IN = 20, 200, 15, 5
 
 def _stationary_error(tmp_path: Path, weight: float, seed: int) -> float:
     """The mean of w2²/dim over generations BURN_IN..GENERATIONS, in units of σ²/n."""
-    run_dir = tmp_path / f"{weight}_{seed}"
+    run_dir = tmp_path / "k=1" / f"real_weight={weight}_seed={seed}"  # as the grid names its points
     arguments = ["fit", "--config", str(RECIPE), "--run_dir", str(run_dir), "--seed_everything", str(seed)]
     arguments += ["--loop.generations", str(GENERATIONS), "--loop.mode_kwargs.real_weight", str(weight)]
     assert main([*arguments, "--trainer.enable_checkpointing", "false"]) == 0
@@ -50,3 +54,22 @@ def test_the_stationary_error_at_w_star_is_the_theorys_and_below_unweighted_mixi
     gaps = [u - s for u, s in zip(unweighted, at_star)]
     gap, gap_se = statistics.fmean(gaps), statistics.stdev(gaps) / math.sqrt(len(gaps))
     assert gap > 3 * gap_se and abs(gap - (_theory(0.5) - _theory(w_star))) < 3 * gap_se + 0.005, (gap, gap_se)
+    # the figure's script reads the same runs and finds the same numbers
+    script = _script()
+    assert script.main([str(tmp_path / "k=1"), "--burn-in", str(BURN_IN), "--out", str(tmp_path / "figure")]) == 0
+    rows = {float(r["w"]): r for r in csv.DictReader(open(tmp_path / "figure" / "golden.csv"))}
+    assert sorted(rows) == [0.5, w_star]
+    assert float(rows[w_star]["error"]) == pytest.approx(mean) and float(rows[w_star]["se"]) == pytest.approx(se)
+    assert float(rows[w_star]["theory"]) == pytest.approx(_theory(w_star))
+    assert float(rows[0.5]["minus_w_star"]) == pytest.approx(gap) and rows[0.5]["unweighted"] == "True"
+    assert (tmp_path / "figure" / "golden.png").stat().st_size > 10_000
+
+
+def _script() -> Any:
+    spec = importlib.util.spec_from_file_location(
+        "golden_ratio", Path(__file__).parents[2] / "scripts" / "golden_ratio.py"
+    )
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
