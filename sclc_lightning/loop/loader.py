@@ -29,7 +29,14 @@ from sclc_lightning.items.real import RealData
 from sclc_lightning.mixing.budget import TrainingBudget, budget_order, resolve_budget
 from sclc_lightning.mixing.dataset import GenerationSampler, MixedDataset
 from sclc_lightning.mixing.policies import GenerationPlan
-from sclc_lightning.mixing.weighting import Weighted, WeightedCollate, check_shares, item_weights, weighted_order
+from sclc_lightning.mixing.weighting import (
+    Weighted,
+    WeightedCollate,
+    check_shares,
+    item_weights,
+    shares_of,
+    weighted_order,
+)
 from sclc_lightning.seeding import derive_seed, make_generator
 from sclc_lightning.store.manifest import RunDirectoryError
 from sclc_lightning.store.synthetic import SyntheticSet, SyntheticStore
@@ -85,6 +92,7 @@ def draw_generation(
     skip_batches: int = 0,
     warned: set[tuple[int | None, int]] | None = None,
     reads_weights: bool = False,
+    policy: Any = None,
 ) -> GenerationDraw:
     """Build the mixed set of ``plan`` and draw ``requested`` samples from it (``None``: one
     pass), split over the ranks; ``warn``: say when the budget is not whole batches, once per
@@ -92,8 +100,9 @@ def draw_generation(
     same budget say it once); ``skip_batches``: batches of each rank's share already trained (a
     generation continued from a checkpoint saved in its middle); ``reads_weights``: the module
     reads item weights, so a weighted plan's shares come as item weights (else as sampling
-    probabilities, :mod:`~sclc_lightning.mixing.weighting`)."""
-    shares, weights = _weighing(plan, len(real), synthetic, reads_weights)
+    probabilities, :mod:`~sclc_lightning.mixing.weighting`); ``policy``: the policy that made the
+    plan, named in a refusal of its shares."""
+    shares, weights = _weighing(plan, len(real), synthetic, reads_weights, policy)
     dataset: Dataset[Any]
     if plan.is_all_real:
         dataset = real.dataset  # real data only: serve it without the mixing indirection
@@ -124,14 +133,15 @@ def draw_generation(
 
 
 def _weighing(
-    plan: GenerationPlan, real_size: int, synthetic: Mapping[int, Dataset[Any]], reads_weights: bool
+    plan: GenerationPlan, real_size: int, synthetic: Mapping[int, Dataset[Any]], reads_weights: bool, policy: Any
 ) -> tuple[dict[int, float] | None, dict[int, float] | None]:
     """The plan's shares, checked and normalised, and the item weights when the module reads
     them; ``(None, None)`` for an unweighted plan."""
     if plan.shares is None:
         return None, None
     sizes = plan.sizes(real_size, {g: len(synthetic[g]) for g, _ in plan.synthetic})  # type: ignore[arg-type]
-    shares = check_shares(plan.shares, plan.sources(), sizes)
+    with shares_of(policy, plan.generation):
+        shares = check_shares(plan.shares, plan.sources(), sizes)
     return shares, item_weights(shares, sizes) if reads_weights else None
 
 

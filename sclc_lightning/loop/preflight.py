@@ -37,6 +37,7 @@ from sclc_lightning.loop.correction import describe_corrector
 from sclc_lightning.loop.production import SyntheticProducer
 from sclc_lightning.loop.sampling import SyntheticDataError, agree, sample_share
 from sclc_lightning.loop.shares import writes_own_shares
+from sclc_lightning.loop.steps import check_planned_shares
 from sclc_lightning.seeding import forked_rng, make_generator
 from sclc_lightning.store.synthetic import build_items
 
@@ -183,12 +184,14 @@ def prepare(
 
     Raises:
         ItemContractError: from the audit of the real items.
-        ValueError: the corrector does not handle these items, or the model corrector this module.
+        ValueError: the corrector does not handle these items, the model corrector this module, or
+            the loop the shares a policy plans.
         SyntheticDataError: from the dry run.
     """
     real, config, sampler = producer.real, producer.config, producer.sampler
     if config.model_corrector is not None:
         config.model_corrector.check_module(pl_module)
+    check_planned_shares(config, len(real))  # a policy's weights, for every generation, before any trains
     n = config.policy.n(len(real))
     count = config.num_synthetic(len(real) if n is None else n)
     if count > MOST_SYNTHETIC:

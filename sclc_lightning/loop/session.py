@@ -234,6 +234,7 @@ class FitSession:
             warned=self._warned,
             skip_batches=0 if position is None else position.batches,
             reads_weights=reads_item_weights(trainer.lightning_module),
+            policy=self.config.policy,
         )
         if draw.shares is not None and not self._said_weighing:
             self._said_weighing = True

@@ -11,6 +11,7 @@ plan, so that a schedule sized from the estimate (``OneCycleLR(total_steps=...)`
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 from typing import Any
 
 import lightning.pytorch as pl
@@ -19,8 +20,10 @@ from lightning.pytorch.utilities import rank_zero_info
 from sclc_lightning import _lightning_compat as compat
 from sclc_lightning.loop.config import LoopConfig
 from sclc_lightning.mixing.budget import resolve_budget
+from sclc_lightning.mixing.policies import GenerationPlan
+from sclc_lightning.mixing.weighting import check_shares, shares_of
 
-__all__ = ["count_generation_step", "planned_batches", "planned_steps"]
+__all__ = ["check_planned_shares", "count_generation_step", "planned_batches", "planned_plans", "planned_steps"]
 
 
 def planned_batches(
@@ -36,20 +39,38 @@ def planned_batches(
         >>> planned_batches(loop.config, real_size=100, batch_size=10, world_size=1)
         {0: 10, 1: 15, 2: 20}
     """
+    batches: dict[int, int] = {}
+    for plan, counts in planned_plans(config, real_size):
+        size = plan.num_real(real_size) + plan.num_synthetic(counts)
+        budget = resolve_budget(config.budget(plan.generation), size, batch_size, world_size, drop_last)
+        batches[plan.generation] = budget.batches_per_rank
+    return batches
+
+
+def planned_plans(config: LoopConfig, real_size: int) -> Iterator[tuple[GenerationPlan, dict[int, int]]]:
+    """The policy's plan of every generation the fit trains, with the synthetic counts it was
+    planned with (``⌊λ_t n⌋`` per set, as the loop makes them)."""
     n = config.policy.n(real_size)
     n = real_size if n is None else n
     counts: dict[int, int] = {}
-    batches: dict[int, int] = {}
     for generation in range(config.first_generation, config.generations + 1):
         per_set = config.num_synthetic(n, generation) if generation >= 1 else 0
         if per_set > 0:
             counts[generation] = per_set
         # the counts do not depend on the seed (a pure planning call may come before a fit)
-        plan = config.policy.plan(generation, real_size, dict(counts), config.seed or 0)
-        size = plan.num_real(real_size) + plan.num_synthetic(counts)
-        budget = resolve_budget(config.budget(generation), size, batch_size, world_size, drop_last)
-        batches[generation] = budget.batches_per_rank
-    return batches
+        yield config.policy.plan(generation, real_size, dict(counts), config.seed or 0), dict(counts)
+
+
+def check_planned_shares(config: LoopConfig, real_size: int) -> None:
+    """Refuse, before generation 0 trains, a plan whose shares the loop would refuse later.
+
+    Raises:
+        ValueError: naming the policy and the generation.
+    """
+    for plan, counts in planned_plans(config, real_size):
+        if plan.shares is not None:
+            with shares_of(config.policy, plan.generation):
+                check_shares(plan.shares, plan.sources(), plan.sizes(real_size, counts))
 
 
 def planned_steps(batches: dict[int, int], accumulate_grad_batches: int) -> int:

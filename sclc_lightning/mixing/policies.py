@@ -408,6 +408,14 @@ class ReplacePolicy(MixingPolicy):
                 f" synthetic data only), got {synthetic_fraction!r}."
             )
 
+    def check_real_size(self, real_size: int) -> None:
+        if self.real_weight is not None and round(self.keep_real * real_size) == 0:
+            raise ValueError(
+                f"`real_weight` ({self.real_weight!r}) weighs the real items that mode 'replace' keeps, and"
+                f" `keep_real` {self.keep_real!r} of {real_size} real items keeps none; raise `keep_real` to at"
+                f" least {1 / real_size:.3g}."
+            )
+
     def plan(self, generation: int, real_size: int, synthetic_counts: Mapping[int, int], seed: int) -> GenerationPlan:
         if generation == 0:
             return GenerationPlan(0, True)

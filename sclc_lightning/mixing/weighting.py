@@ -23,12 +23,14 @@ and delivers them one of two ways, by what the module declares:
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from typing import Any, NamedTuple
 
 import torch
 from torch import Tensor
 
+from sclc_lightning._checks import is_number
 from sclc_lightning.mixing.budget import budget_order
 
 __all__ = [
@@ -38,6 +40,7 @@ __all__ = [
     "describe_shares",
     "item_weights",
     "reads_item_weights",
+    "shares_of",
     "split_weights",
     "weighted_mean",
     "weighted_order",
@@ -110,8 +113,11 @@ def check_shares(shares: Any, sources: Sequence[int], sizes: Mapping[int, int]) 
             f" data, g synthetic generation g), got {sorted(shares, key=str)}."
         )
     for source, share in shares.items():
-        if isinstance(share, bool) or not isinstance(share, int | float) or not 0 <= float(share) < math.inf:
-            raise ValueError(f"A plan's share of source {source} must be a finite number >= 0, got {share!r}.")
+        if not is_number(share) or not 0 <= float(share) < math.inf:
+            raise ValueError(
+                f"A plan's share of source {source} must be a finite number >= 0 (a Python or NumPy number),"
+                f" got {share!r}."
+            )
         if share > 0 and sizes[source] == 0:
             raise ValueError(f"A plan gives source {source} the share {share!r}, but it has no items in the set.")
     total = float(sum(float(s) for s in shares.values()))
@@ -130,6 +136,16 @@ def item_weights(shares: Mapping[int, float], sizes: Mapping[int, int]) -> dict[
     """
     total = sum(sizes.values())
     return {source: share * total / sizes[source] if sizes[source] else 0.0 for source, share in shares.items()}
+
+
+@contextmanager
+def shares_of(policy: Any, generation: int) -> Iterator[None]:
+    """Name the policy and the generation in a refusal of a plan's shares."""
+    try:
+        yield
+    except ValueError as err:
+        name = getattr(policy, "name", "") or type(policy).__name__
+        raise ValueError(f"Mixing policy {name!r}, generation {generation}: {err}") from None
 
 
 def _allot(shares: Sequence[float], total: int) -> list[int]:

@@ -30,7 +30,7 @@ def weighted_median(points: Tensor, weights: Tensor) -> Tensor:
     """The median of each column of ``points`` with each row counted ``weights`` times: the first
     sorted value where the cumulative weight reaches half the total, or the middle of it and the
     next when the half falls exactly between them (with weights 1, the middle of the central
-    pair, as ``quantile(0.5)``).
+    pair, as ``quantile(0.5)``). Rows of weight 0 are left out.
 
     Examples:
         >>> import torch
@@ -40,6 +40,7 @@ def weighted_median(points: Tensor, weights: Tensor) -> Tensor:
         >>> weighted_median(x, torch.tensor([1.0, 1.0, 1.0, 4.0], dtype=torch.float64)).tolist()
         [6.5]
     """
+    points, weights = points[weights > 0], weights[weights > 0]  # a weight 0 never decides the median
     ordered, order = points.sort(0)
     cumulative = weights[order].cumsum(0)
     half = weights.sum() / 2

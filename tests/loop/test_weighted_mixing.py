@@ -17,7 +17,7 @@ from torch.utils.data import DataLoader
 
 from sclc_lightning import SelfConsumingLoop
 from sclc_lightning.items.codec import ItemCodec
-from sclc_lightning.mixing import FreshPolicy, Weighted, split_weights
+from sclc_lightning.mixing import FreshPolicy, GenerationPlan, MixingPolicy, Weighted, split_weights
 from sclc_lightning.store.synthetic import SyntheticStore
 from tests.helpers import TensorItems, fit
 
@@ -157,3 +157,25 @@ def test_the_dry_run_and_the_fit_refuse_a_declaration_that_is_not_a_bool(tmp_pat
     with pytest.raises(TypeError, match=r"Says\.reads_item_weights must be True or False"):
         fit(tmp_path, Says(), DataLoader(TensorItems(_real(60)), batch_size=10), _loop(tmp_path, None, real_weight=0.5))
     assert not (tmp_path / "synthetic").exists()  # refused before anything was written
+
+
+class _BadShares(MixingPolicy):
+    """Augment, with shares that leave out the synthetic set from generation 2 on."""
+
+    deciding = ()
+
+    def plan(self, generation: int, real_size: int, synthetic_counts: Any, seed: int) -> GenerationPlan:
+        if generation == 0:
+            return GenerationPlan(0, True)
+        sets = MixingPolicy.latest(generation, synthetic_counts)
+        shares = {-1: 0.5, generation: 0.5} if generation < 2 else {-1: 1.0}
+        return GenerationPlan(generation, True, None, sets, shares=shares)
+
+
+def test_a_policys_bad_shares_are_refused_before_generation_0_naming_it(tmp_path: Path) -> None:
+    model = WeightReader()
+    loop = SelfConsumingLoop(1.0, 3, images_per_generation=None, mode=_BadShares(), output_dir=tmp_path / "s")
+    with pytest.raises(ValueError, match=r"Mixing policy '_BadShares', generation 2: A plan's `shares` must name each"):
+        fit(tmp_path, model, DataLoader(TensorItems(_real(20)), batch_size=10), loop)
+    assert model.batches == []  # nothing trained
+    assert not list((tmp_path / "s").glob("gen_*"))  # nothing sampled

@@ -30,14 +30,20 @@ from sclc_lightning.mixing.weighting import (
 
 def test_shares_are_checked_and_normalised() -> None:
     assert check_shares({-1: 2.0, 1: 1.0, 2: 1.0}, [-1, 1, 2], {-1: 5, 1: 5, 2: 5}) == {-1: 0.5, 1: 0.25, 2: 0.25}
+    numpy = check_shares({-1: np.float32(0.5), 1: np.int64(1)}, [-1, 1], {-1: 5, 1: 5})  # NumPy scalars are numbers
+    assert numpy == pytest.approx({-1: 1 / 3, 1: 2 / 3}) and all(type(v) is float for v in numpy.values())
     sizes = {-1: 5, 1: 5}
     for shares, message in [
         ({-1: 1.0}, "must name each source of its set once"),
         ({-1: 1.0, 1: 1.0, 3: 1.0}, "must name each source of its set once"),
-        ({-1: math.nan, 1: 1.0}, "share of source -1 must be a finite number >= 0, got nan"),
+        ({-1: math.nan, 1: 1.0}, "share of source -1 must be a finite number >= 0 .*got nan"),
         ({-1: -0.5, 1: 1.0}, "share of source -1 must be a finite number >= 0"),
-        ({-1: "0.5", 1: 1.0}, "share of source -1 must be a finite number >= 0, got '0.5'"),
-        ({-1: True, 1: 1.0}, "share of source -1 must be a finite number >= 0, got True"),
+        (
+            {-1: "0.5", 1: 1.0},
+            r"share of source -1 must be a finite number >= 0 \(a Python or NumPy number\), got '0.5'",
+        ),
+        ({-1: torch.tensor(0.5), 1: 1.0}, r"share of source -1 must be a finite number >= 0 .*got tensor\(0.5000\)"),
+        ({-1: True, 1: 1.0}, "share of source -1 must be a finite number >= 0 .*got True"),
         ({-1: 0.0, 1: 0.0}, "shares sum to 0"),
         ([0.5, 0.5], "must be a mapping"),
     ]:
@@ -114,6 +120,12 @@ def test_real_weight_gives_the_real_data_its_share_under_every_builtin_policy() 
     assert AugmentPolicy().plan(2, 10, counts, 0).shares is None  # no weight: every item counts the same
     with pytest.raises(ValueError, match="set `keep_real` > 0 too"):
         ReplacePolicy(real_weight=0.5)
+    kept_none = ReplacePolicy(keep_real=0.01, real_weight=0.5)  # 0.01 of 20 items rounds to none
+    with pytest.raises(
+        ValueError, match=r"`keep_real` 0\.01 of 20 real items keeps none; raise `keep_real` to at least 0\.05"
+    ):
+        kept_none.check_real_size(20)
+    kept_none.check_real_size(100)  # one item kept: fine
 
 
 def test_disjoint_fresh_shows_every_real_item_once_and_needs_the_pool_for_it() -> None:
@@ -176,6 +188,7 @@ def test_the_gaussian_fit_is_the_weighted_estimate() -> None:
 
 def test_the_laplace_fit_is_the_weighted_median_and_deviation() -> None:
     from sclc_lightning.models import LaplaceModel
+    from sclc_lightning.models.laplace import weighted_median
 
     x = torch.tensor([[1.0], [2.0], [3.0], [10.0]], dtype=torch.float64)
     model = LaplaceModel(dim=1)
@@ -183,6 +196,9 @@ def test_the_laplace_fit_is_the_weighted_median_and_deviation() -> None:
     # counted 1, 1, 1, 4 times: the sorted list 1 2 3 10 10 10 10 has median 10, but the half
     # (3.5 of 7) falls inside the 10s: 10, and the deviation (9 + 8 + 7 + 0) / 7
     assert float(model.location) == 10.0 and float(model.scale) == pytest.approx(24 / 7)
+    # a weight 0 never decides: the half (2 of 4) reached at 2, the next item of weight > 0 is 10
+    assert weighted_median(x, torch.tensor([1.0, 1.0, 0.0, 2.0], dtype=torch.float64)).tolist() == [6.0]
+    assert weighted_median(x, torch.tensor([1.0, 0.0, 0.0, 1.0], dtype=torch.float64)).tolist() == [5.5]
     even = LaplaceModel(dim=1)
     even.fit(even.batch_statistics(Weighted(x, torch.tensor([1.0, 1.0, 1.0, 3.0]))))
     assert float(even.location) == 6.5  # the half (3 of 6) between 3 and 10: the middle, as quantile(0.5)
