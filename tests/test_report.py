@@ -203,6 +203,21 @@ def test_generation_axes_have_whole_number_ticks(tmp_path: Path, monkeypatch: ob
     assert ticks and ticks[0] and all(t == int(t) for t in ticks[0]), ticks
 
 
+def test_a_crowded_legend_goes_below_the_axes_and_is_never_cut_off(tmp_path: Path) -> None:
+    """Eleven groups with long labels covered the curves and ran off the figure's left edge."""
+    from PIL import Image
+
+    from sclc_lightning.report import Run
+    from sclc_lightning.report.figures import plot_metric
+
+    rows = [{"generation": float(g), "w2": 1.0 / (g + 1)} for g in range(3)]
+    plot_metric("w2", {"a": [Run(Path("/runs/a"), {}, rows)]}, tmp_path / "one.png")
+    many = {f"group {i} " + "with a long label " * 4: [Run(Path(f"/runs/{i}"), {}, rows)] for i in range(11)}
+    plot_metric("w2", many, tmp_path / "many.png")
+    one, crowded = Image.open(tmp_path / "one.png").size, Image.open(tmp_path / "many.png").size
+    assert crowded[1] > one[1] + 11 * 10  # a line of legend per group, below the axes
+
+
 class MyNormal:
     """A user's own exact Gaussian, named otherwise: it declares the theory, the report draws it."""
 

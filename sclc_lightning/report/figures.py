@@ -147,9 +147,14 @@ def plot_metric(metric: str, groups: dict[str, list[Run]], path: Path) -> list[s
     shown = _text(metric)
     ax.set(xlabel="generation", ylabel=shown, title=shown)
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # generations are whole: no 0.5, 1.5
-    ax.legend(fontsize=7)
-    fig.tight_layout()
+    labels = ax.get_legend_handles_labels()[1]
+    if len(labels) > 4 or max((len(label) for label in labels), default=0) > 60:
+        # many or long labels: below the axes, where they cover no curve and are never cut off
+        ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.16), frameon=False)
+    else:
+        ax.legend(fontsize=7)
+        fig.tight_layout()  # (with the legend below, the tight bounding box makes the room)
     with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=110, format="png")
+        fig.savefig(tmp, dpi=110, format="png", bbox_inches="tight")
     plt.close(fig)
     return [theory for theory in drawn if theory is not None]
