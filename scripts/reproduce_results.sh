@@ -123,6 +123,18 @@ section_modes() {
   grid modes subsample recipes/gaussian_accumulate.yaml --seeds "$seeds" \
     -- --loop.generations "$gens" --loop.mode_kwargs.max_synthetic 10
   report modes report "$OUT/modes/modes" "$OUT/modes/subsample"
+  # the long runs: the late slope of W2^2, accumulate vs the two subsample variants (Kazdan et al.'s: n from the whole pool)
+  local long=(--loop.generations "$(pick 300 4)")
+  grid modes long_accumulate recipes/gaussian_accumulate.yaml --seeds "$(pick 0-59 0-1)" \
+    -- "${long[@]}" --data.init_args.batch_size 10000
+  grid modes long_subsample recipes/gaussian_accumulate.yaml --seeds "$(pick 0-59 0-1)" \
+    -- "${long[@]}" --data.init_args.batch_size 10000 --loop.mode_kwargs.max_synthetic 10
+  grid modes long_pool_subsample recipes/gaussian_accumulate.yaml --seeds "$(pick 0-59 0-1)" \
+    -- "${long[@]}" --loop.images_per_generation 10
+  report modes report_long "$OUT/modes/long_accumulate" "$OUT/modes/long_subsample" "$OUT/modes/long_pool_subsample"
+  "${PYTHON:-$(dirname "$SCLC")/python}" scripts/late_slope.py "$OUT/modes/long_accumulate" "$OUT/modes/long_subsample" \
+    "$OUT/modes/long_pool_subsample" --metric w2 --square --start "$(pick 50 0)" --window "$(pick 50 1)" \
+    --out "$OUT/modes/report_long/slope_w2sq.csv"
 }
 
 # Bertrand et al. Figs. 1 and 2: fully synthetic (replace) vs lambda = 1 (augment), 10 generations.

@@ -6,8 +6,9 @@ registered name (``mode="accumulate"``, with ``mode_kwargs``) or an instance. Bu
 generation :math:`t \ge 1` trains on:
 
 - ``augment``: all real items and the latest synthetic set (Gillman et al.; Bertrand et al.);
-- ``accumulate``: all real items and every synthetic set so far, ``max_synthetic`` capping them
-  by uniform subsampling (Gerstgrasser et al.; Kazdan et al.);
+- ``accumulate``: all real items and every synthetic set so far, ``max_synthetic`` capping the
+  synthetic ones by uniform subsampling (Gerstgrasser et al.; with a fixed budget
+  ``images_per_generation`` drawn from the whole pool, Kazdan et al.'s accumulate-subsample);
 - ``replace``: the latest synthetic set only (Shumailov et al.; Bertrand et al. Prop. 1), with
   ``keep_real`` a random share of the real data too (Shumailov et al.'s 10% arm);
 - ``fresh``: a new random subset of ``real_per_generation`` real items and the latest synthetic
@@ -325,8 +326,10 @@ class AccumulatePolicy(MixingPolicy):
 
     Args:
         max_synthetic: cap the synthetic pool at this size by a uniform random subset of its
-            items, drawn anew each generation ("accumulate-subsample", Kazdan et al. 2024);
-            ``None`` keeps everything.
+            items, drawn anew each generation, the real items all kept; ``None`` keeps
+            everything. (Kazdan et al. 2024's "accumulate-subsample" draws a fixed-size set from
+            the whole pool, real items included: ``accumulate`` with ``images_per_generation``
+            that size.)
         real_weight: the share :math:`w` of the fit that the real items carry, the synthetic
             items sharing :math:`1 - w` in proportion to their sets' sizes (He, Xu & Cheng
             2025), as item weights or sampling probabilities
