@@ -12,6 +12,7 @@
 #           linear_regression gmm_em vae lm_finetune lm_pretrain
 #           conformers (docs/molecules.md)
 #           sampling_bias selection_bias curation verification golden_ratio (docs/beyond.md)
+#           neon (docs/model_correction.md)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -281,6 +282,18 @@ section_golden_ratio() {
     --burn-in "$(pick 10 1)" --out "$OUT/golden_ratio/figure"
 }
 
+# Neon on eight Gaussians with a 10-step sampler: the default fine-tuning of theta_s and ten times
+# more, 8 seeds each, then the test gain paired by seed.
+section_neon() {
+  local python=${PYTHON:-$(dirname "$SCLC")/python} tiny=()
+  [ "$SCALE" = tiny ] && tiny=(--epochs 20 --weights 0 0.5 --eval-points 500)
+  "$python" scripts/neon_sweep.py --out "$OUT/neon/default" --seeds $(pick "0 1 2 3 4 5 6 7" "0 1") "${tiny[@]}" \
+    --samples "$(pick 2000 200)" --finetune-steps "$(pick 100 5)"
+  "$python" scripts/neon_sweep.py --out "$OUT/neon/long" --seeds $(pick "0 1 2 3 4 5 6 7" "0 1") "${tiny[@]}" \
+    --samples "$(pick 20000 400)" --finetune-steps "$(pick 1000 10)"
+  "$python" scripts/neon_gain.py "$OUT/neon/default" "$OUT/neon/long" --out "$OUT/neon/gain"
+}
+
 section_curation() {
   local gens
   gens=$(pick 20 2)
@@ -305,7 +318,7 @@ section_verification() {
 mkdir -p "$OUT"
 echo "reproduce_results.sh: $SCALE settings, $JOBS jobs, into $OUT"
 for section in gillman_fig2 bertrand_prop1 modes bertrand_fig1 bertrand_fig2 gillman_mnist motion \
-  linear_regression gmm_em vae lm_finetune lm_pretrain conformers sampling_bias selection_bias golden_ratio curation \
+  linear_regression gmm_em vae lm_finetune lm_pretrain conformers sampling_bias selection_bias golden_ratio neon curation \
   verification; do
   timed "$section"
 done
