@@ -174,6 +174,16 @@ section_motion() {
   grid motion real_only recipes/motion_physics.yaml "${small[@]}" --set loop.synthetic_fraction=0 \
     --seeds "$seeds" -- --loop.generations "$gens"
   report motion report "$OUT/motion/loops" "$OUT/motion/real_only"
+  # lambda = 1 with enough seeds to separate the arms (24 each), and smoother tracking targets (12)
+  grid motion seeds recipes/motion_physics.yaml "${small[@]}" --set loop.corrector=null,physics \
+    --seeds "$(pick 0-23 0-1)" -- --loop.generations "$gens" --loop.synthetic_fraction 1.0
+  grid motion seeds_real_only recipes/motion_physics.yaml "${small[@]}" --seeds "$(pick 0-23 0-1)" \
+    -- --loop.generations "$gens" --loop.synthetic_fraction 0
+  grid motion smooth recipes/motion_physics.yaml "${small[@]}" --set loop.corrector_kwargs.smooth=3 \
+    --seeds "$(pick 0-11 0-1)" -- --loop.generations "$gens" --loop.synthetic_fraction 1.0 --loop.corrector physics
+  "${PYTHON:-$(dirname "$SCLC")/python}" scripts/paired_metrics.py "$OUT/motion/seeds" "$OUT/motion/seeds_real_only" \
+    "$OUT/motion/smooth" --metric fid --metric penetration --metric diversity --generation "$gens" \
+    --out "$OUT/motion/paired.csv"
 }
 
 # The other model families (docs/collapse.md).
