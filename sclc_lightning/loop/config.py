@@ -8,6 +8,7 @@ the other way round).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -86,6 +87,9 @@ class LoopConfig:
     schedule: tuple[float, ...] | None = None
     schedule_description: Any = None
     model_corrector: ModelCorrector | None = None
+    passes_per_generation: float | None = None
+    #: Whether ``initial_images`` was given (else generation 0 follows the other budget).
+    initial_images_given: bool = False
 
     @classmethod
     def from_arguments(cls, arguments: Mapping[str, Any]) -> LoopConfig:
@@ -112,6 +116,11 @@ class LoopConfig:
         initial_images = values["initial_images"]
         if initial_images == 0 and generations == 0:
             raise ValueError("`initial_images=0` skips generation 0, so `generations` must be >= 1, got 0.")
+        if values["passes_per_generation"] is not None and values["images_per_generation"] is not None:
+            raise ValueError(
+                f"`passes_per_generation` ({values['passes_per_generation']!r}) and `images_per_generation`"
+                f" ({values['images_per_generation']!r}) both set each generation's budget; give one of them."
+            )
         output_dir = values["output_dir"]
         if output_dir is not None:
             check_local_folder(output_dir, "`output_dir`")
@@ -122,6 +131,8 @@ class LoopConfig:
             generations=generations,
             images_per_generation=values["images_per_generation"],
             initial_images=values["images_per_generation"] if initial_images is None else initial_images,
+            initial_images_given=initial_images is not None,
+            passes_per_generation=values["passes_per_generation"],
             policy=policy,
             corrector=corrector,
             output_dir=None if output_dir is None else Path(output_dir),
@@ -166,10 +177,17 @@ class LoopConfig:
         """The generation trained in Lightning epoch ``epoch``."""
         return epoch + self.first_generation
 
-    def budget(self, generation: int) -> int | None:
-        """The training samples requested for ``generation`` (``None``: one pass)."""
+    def budget(self, generation: int, size: int | None = None) -> int | None:
+        """The training samples requested for ``generation`` (``None``: one pass); ``size``: the
+        size of its mixed set, which ``passes_per_generation`` multiplies."""
         trains_zero = generation == 0 and self.first_generation == 0
-        return self.initial_images if trains_zero else self.images_per_generation
+        if trains_zero and (self.initial_images_given or self.passes_per_generation is None):
+            return self.initial_images
+        if self.passes_per_generation is not None:
+            if size is None:
+                raise ValueError("LoopConfig.budget: `passes_per_generation` needs the size of the mixed set.")
+            return max(1, math.ceil(self.passes_per_generation * size - 1e-9))
+        return self.images_per_generation
 
     def fraction_at(self, generation: int) -> float:
         r""":math:`\lambda_t`: the synthetic fraction sampled for ``generation`` (>= 1)."""
@@ -214,6 +232,11 @@ class LoopSettings:
     def initial_images(self) -> int | None:
         """Generation 0's budget (``images_per_generation`` unless set)."""
         return self.config.initial_images
+
+    @property
+    def passes_per_generation(self) -> float | None:
+        """Passes over each generation's mixed set (``None``: ``images_per_generation`` decides)."""
+        return self.config.passes_per_generation
 
     @property
     def seed(self) -> int | None:

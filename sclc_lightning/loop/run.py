@@ -314,10 +314,12 @@ def run_root(trainer: pl.Trainer, configured: Path | None, restored: LoopState |
 def describe_run(config: LoopConfig, fingerprint: Mapping[str, Any], n: int) -> dict[str, Any]:
     """The settings written into a new manifest: the fingerprint without the item structure
     (the manifest records that in its own field), plus the number of generations, ``n`` and the
-    training budgets (``images_per_generation``, ``initial_images``)."""
+    training budgets (``images_per_generation``, ``initial_images``, ``passes_per_generation``)."""
     described = {k: v for k, v in fingerprint.items() if k != "item"}
     described.update(generations=config.generations, n=n)
     described.update(images_per_generation=config.images_per_generation, initial_images=config.initial_images)
+    if config.passes_per_generation is not None:  # runs without it recorded nothing
+        described.update(passes_per_generation=config.passes_per_generation)
     return described
 
 

@@ -228,7 +228,7 @@ class FitSession:
             self.source.real,
             plan,
             sets,
-            requested=self.config.budget(generation),
+            requested=self.config.budget(generation, plan.num_real(len(self.source.real)) + plan.num_synthetic(counts)),
             seed=self.config.run_seed,
             warn=position is None,
             warned=self._warned,

@@ -86,6 +86,17 @@ def _count(name: str, minimum: int, optional: bool = False) -> Callable[[Any], A
     return check
 
 
+def _passes(value: Any) -> float | None:
+    if value is None:
+        return None
+    if not is_number(value) or not 0 < float(value) < math.inf:
+        raise ValueError(
+            f"`passes_per_generation` must be None or a finite number > 0, got {value!r}"
+            + (" (text: write the number without quotes)." if isinstance(value, str) else ".")
+        )
+    return float(value)
+
+
 def _seed(value: Any) -> int | None:
     if value is not None and (not is_integer(value) or value < 0):
         raise ValueError(f"`seed` must be None (the run's seed) or an integer >= 0, got {value!r}.")
@@ -241,6 +252,16 @@ LOOP_SETTINGS: tuple[Setting, ...] = (
         _count("images_per_generation", 1, optional=True),
         "training samples per generation, summed over ranks, drawn from the mixed set (rounded to whole batches"
         " on every rank, with a warning); `None`: one pass over the current mixed set.",
+    ),
+    Setting(
+        "passes_per_generation",
+        None,
+        "extent",
+        _passes,
+        "train each generation on this many passes over its mixed set instead (the budget grows with an"
+        " accumulating set: Gerstgrasser et al.'s accumulate sees all its data as often in every generation;"
+        " a fixed `images_per_generation` is Kazdan et al.'s accumulate-subsample); excludes"
+        " `images_per_generation`; `initial_images`, when given, still sets generation 0's budget.",
     ),
     Setting(
         "initial_images",

@@ -42,7 +42,7 @@ def planned_batches(
     batches: dict[int, int] = {}
     for plan, counts in planned_plans(config, real_size):
         size = plan.num_real(real_size) + plan.num_synthetic(counts)
-        budget = resolve_budget(config.budget(plan.generation), size, batch_size, world_size, drop_last)
+        budget = resolve_budget(config.budget(plan.generation, size), size, batch_size, world_size, drop_last)
         batches[plan.generation] = budget.batches_per_rank
     return batches
 

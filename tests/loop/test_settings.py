@@ -43,6 +43,7 @@ OTHER: dict[str, Any] = {
     "synthetic_fraction": 0.25,
     "generations": 3,
     "images_per_generation": 64,
+    "passes_per_generation": 2.0,
     "initial_images": 8,
     "mode": "accumulate",
     "mode_kwargs": {"max_synthetic": 7},

@@ -179,3 +179,22 @@ def test_a_policys_bad_shares_are_refused_before_generation_0_naming_it(tmp_path
         fit(tmp_path, model, DataLoader(TensorItems(_real(20)), batch_size=10), loop)
     assert model.batches == []  # nothing trained
     assert not list((tmp_path / "s").glob("gen_*"))  # nothing sampled
+
+
+def test_passes_per_generation_grows_the_budget_with_the_accumulated_set(tmp_path: Path) -> None:
+    """Gerstgrasser et al.'s accumulate: every generation sees all its data as often."""
+    import json
+
+    model = Recorder()
+    loop = SelfConsumingLoop(
+        1.0, 3, passes_per_generation=2, mode="accumulate", seed=0, output_dir=tmp_path / "s", dry_run=False
+    )
+    fit(tmp_path, model, DataLoader(TensorItems(_real(20)), batch_size=10), loop)
+    seen = {g: sum(len(p) for gen, p, _, _ in model.batches if gen == g) for g in range(4)}
+    assert seen == {0: 40, 1: 80, 2: 120, 3: 160}  # 2 passes over 20, 40, 60, 80 items
+    for g in (1, 2, 3):  # every item of the set twice: each real point 2 times per generation
+        points = torch.cat([p for gen, p, _, _ in model.batches if gen == g])
+        real = points[points[:, 0] < SYNTHETIC_OFFSET / 2]
+        assert bool((torch.unique(real, dim=0, return_counts=True)[1] == 2).all())
+    manifest = json.loads((tmp_path / "s" / "manifest.json").read_text())
+    assert manifest["config"]["passes_per_generation"] == 2.0
