@@ -204,6 +204,14 @@ section_vae() {
   grid vae modes recipes/vae_replace_accumulate.yaml --set loop.mode=replace,accumulate \
     --seeds "$(pick 0-2 0)" -- "${extra[@]}"
   report vae report "$OUT/vae/modes"
+  # six seeds, and Gerstgrasser et al.'s accumulate: 20 passes over all its data each generation
+  local passes=20
+  [ "$SCALE" = tiny ] && passes=1
+  grid vae fixed recipes/vae_replace_accumulate.yaml --set loop.mode=replace,accumulate \
+    --seeds "$(pick 0-5 0)" -- "${extra[@]}"
+  grid vae passes recipes/vae_replace_accumulate.yaml --seeds "$(pick 0-5 0)" -- "${extra[@]}" \
+    --loop.mode accumulate --loop.images_per_generation null --loop.passes_per_generation "$passes"
+  report vae report_passes "$OUT/vae/fixed" "$OUT/vae/passes"
 }
 
 section_lm_finetune() {

@@ -519,3 +519,15 @@ def test_runs_of_one_seed_count_once(tmp_path: Path, monkeypatch: object, capsys
     assert row["runs"] == "2" and float(row["last_mean"]) == 5.0 and float(row["last_std"]) == 1.0  # 4 and 6
     page = (tmp_path / "out" / "report.html").read_text()
     assert f"λ=1.0 γ=0 replace none (left out: the same seeds as {runs / 's0'})" in page
+
+
+def test_a_setting_only_some_groups_record_names_them() -> None:
+    """`passes_per_generation=20` beside runs that never recorded it: the legend said "accumulate" for both."""
+    from sclc_lightning.report import Run, group_runs
+
+    rows = [{"generation": 0.0, "w2": 1.0}]
+    fixed = {"mode": "accumulate", "images_per_generation": 100, "seed": 0}
+    passes = {"mode": "accumulate", "images_per_generation": None, "passes_per_generation": 20.0, "seed": 0}
+    names = sorted(group_runs([Run(Path("a"), {"loop": fixed}, rows), Run(Path("b"), {"loop": passes}, rows)]))
+    assert any("passes_per_generation=20.0" in name for name in names), names
+    assert any("images_per_generation=100" in name for name in names), names

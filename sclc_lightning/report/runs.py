@@ -193,7 +193,14 @@ def _names(label: str, dicts: list[dict[str, str]]) -> list[str]:
     """Distinct names for groups sharing ``label``: first with only the settings whose given
     values differ (not those some groups lack), then every differing one, then absent ones too."""
     differing = sorted({name for d in dicts for name in d if len({e.get(name) for e in dicts}) > 1})
-    varying = [name for name in differing if len({d[name] for d in dicts if name in d}) > 1]
+    # a setting given (not None) in some groups only tells them apart too: a new setting that
+    # older runs never recorded (`passes_per_generation=20` beside runs without it)
+    varying = [
+        name
+        for name in differing
+        if len({d[name] for d in dicts if name in d}) > 1
+        or (any(d.get(name, "None") != "None" for d in dicts) and any(name not in d for d in dicts))
+    ]
     names: list[str] = []
     for shown, short in ((varying, True), (differing, True), (differing, False)):
         names = [f"{label} {_extra(d, shown, short)}".strip() for d in dicts]
