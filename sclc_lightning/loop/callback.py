@@ -282,6 +282,14 @@ class SelfConsumingLoop(LoopSettings, GenerationalLoop):
             self._session.close(trainer, finished=True)
 
     @override
+    def teardown(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
+        # A fit with nothing left to train (a resume of a finished run) never reaches
+        # on_train_end: the run directory must not stay locked by this process.
+        if stage == "fit" and self._session is not None:
+            self._takeover.restore(trainer)
+            self._session.close(trainer, finished=False)
+
+    @override
     def on_exception(self, trainer: pl.Trainer, pl_module: pl.LightningModule, exception: BaseException) -> None:
         self._takeover.restore(trainer)
         if self._session is not None:

@@ -106,6 +106,7 @@ class FitSession:
     _persistent: PersistentLoader | None = None
     _warned: set[tuple[int | None, int]] = field(default_factory=set)
     _said_weighing: bool = False
+    _closed: bool = False
     _counts: dict[int, int] = field(default_factory=dict)  # the size of each synthetic set on disk
     _corrected: int | None = None  # the generation whose end the model corrector has corrected
 
@@ -285,7 +286,10 @@ class FitSession:
 
     def close(self, trainer: pl.Trainer, finished: bool) -> None:
         """End the fit: signal handlers back, the folder marked finished (when the fit trained its
-        last generation) and unlocked."""
+        last generation) and unlocked; once (later calls do nothing)."""
+        if self._closed:
+            return
+        self._closed = True
         self.stops.uninstall()
         if finished and trainer.is_global_zero:
             self.store.mark(finished=True)

@@ -335,3 +335,17 @@ def test_a_checkpoint_without_code_identities_compares_callables_by_name(
         _, loop = _resumable_run(tmp_path, "ck2", settings, ckpt_path=str(path))
     assert "names its callables without their code, so they are compared by name only" in caplog.text
     assert [r.generation for r in loop.history] == [2, 3]
+
+
+def test_a_resume_with_nothing_left_to_train_leaves_the_run_unlocked(tmp_path: Path) -> None:
+    """The fit ends before training starts (on_train_end never runs): it must unlock the folder,
+    or the next fit in the same process, raising `generations` as the message says, is refused."""
+    points = gaussian_points(50, seed=3)
+    _run_on(tmp_path, points, seed=0)
+    last = str(tmp_path / "ck" / "epoch=3.ckpt")
+    _run_on(tmp_path, points, ckpt_path=last, seed=0)  # complete: nothing left to train
+    assert not (tmp_path / "synthetic" / ".sclc.lock.json").exists()  # no holder left behind
+    model = GaussianModel(noise=0.2)
+    looped = SelfConsumingLoop(0.5, 4, images_per_generation=40, output_dir=tmp_path / "synthetic", seed=0)
+    fit(tmp_path, model, loader(points), looped, ckpt_path=last)  # extended, in the same process
+    assert [g["generation"] for g in manifest(tmp_path / "synthetic")["generations"]] == [1, 2, 3, 4]
