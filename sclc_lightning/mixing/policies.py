@@ -124,7 +124,7 @@ class GenerationPlan:
         Examples:
             >>> plan = GenerationPlan(2, True, None, ((1, None), (2, None)))
             >>> plan.weighted(0.6, 10, {1: 5, 2: 15}).shares
-            {-1: 0.6, 1: 0.1, 2: 0.30000000000000004}
+            {-1: 0.6, 1: 0.1, 2: 0.3}
         """
         sizes = self.sizes(real_size, synthetic_counts)
         synthetic = sum(size for source, size in sizes.items() if source >= 0)
@@ -218,7 +218,10 @@ class MixingPolicy(abc.ABC):
     def _without_defaults(self, **defaults: Any) -> dict[str, Any]:
         """:meth:`settings` without the arguments added after runs were recorded, while they
         have their defaults (a run saved before them resumes with the same fingerprint)."""
-        settings = declared_settings(self, self.deciding, self.operational)
+        deciding = self.deciding
+        if deciding is not None:  # a subclass declared before them: they decide the plans all the same
+            deciding = (*deciding, *(k for k in defaults if k not in deciding and k not in self.operational))
+        settings = declared_settings(self, deciding, self.operational)
         return {k: v for k, v in settings.items() if k not in defaults or v != defaults[k]}
 
     @staticmethod

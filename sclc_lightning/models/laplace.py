@@ -38,6 +38,8 @@ def weighted_median(points: Tensor, weights: Tensor) -> Tensor:
         >>> weighted_median(x, torch.ones(4, dtype=torch.float64)).tolist()
         [2.5]
         >>> weighted_median(x, torch.tensor([1.0, 1.0, 1.0, 4.0], dtype=torch.float64)).tolist()
+        [10.0]
+        >>> weighted_median(x, torch.tensor([1.0, 1.0, 1.0, 3.0], dtype=torch.float64)).tolist()  # half at 3
         [6.5]
     """
     points, weights = points[weights > 0], weights[weights > 0]  # a weight 0 never decides the median

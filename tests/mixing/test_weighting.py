@@ -317,3 +317,14 @@ def test_a_gradient_trained_model_weighs_each_items_loss(name: str) -> None:
     assert loss(first + last) == pytest.approx(loss(first) + loss(last), rel=1e-4)
     assert loss(torch.zeros(4)) == 0.0
     assert loss(first) != pytest.approx(loss(last), rel=1e-3)
+
+
+def test_a_subclass_declared_before_real_weight_still_records_it() -> None:
+    """A user's subclass of a built-in mode, written when `max_synthetic` was its only setting,
+    keeps working, and a `real_weight` it is given decides the plans all the same."""
+
+    class Capped(AccumulatePolicy):
+        deciding = ("max_synthetic",)
+
+    assert Capped(max_synthetic=5).settings() == {"max_synthetic": 5}
+    assert Capped(max_synthetic=5, real_weight=0.7).settings() == {"max_synthetic": 5, "real_weight": 0.7}
