@@ -29,6 +29,8 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
+from sclc_lightning.report.summary import mean_se
+
 POINT = re.compile(r"real_weight=(?P<w>[0-9.e+-]+)_seed=(?P<seed>\d+)$")
 
 
@@ -94,11 +96,9 @@ def summarise(k: float, errors: dict[float, dict[int, float]], expected: dict[fl
     for weight in sorted(errors):
         values = errors[weight]
         seeds = sorted(values)
-        mean = statistics.fmean(values[s] for s in seeds)
-        se = statistics.stdev(values.values()) / math.sqrt(len(seeds)) if len(seeds) > 1 else math.nan
-        paired = [values[s] - errors[best][s] for s in seeds if s in errors[best]]
-        gap = statistics.fmean(paired)
-        gap_se = statistics.stdev(paired) / math.sqrt(len(paired)) if len(paired) > 1 and weight != best else math.nan
+        mean, se = mean_se([values[s] for s in seeds])
+        gap, gap_se = mean_se([values[s] - errors[best][s] for s in seeds if s in errors[best]])
+        gap_se = math.nan if weight == best else gap_se
         rows.append(
             {
                 "k": k,

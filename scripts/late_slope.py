@@ -13,12 +13,13 @@ from __future__ import annotations
 
 import argparse
 import csv
-import math
 import re
 import statistics
 import sys
 from pathlib import Path
 from typing import Any
+
+from sclc_lightning.report.summary import mean_se
 
 SEED = re.compile(r"seed=(?P<seed>\d+)$")
 
@@ -60,10 +61,6 @@ def read(folder: Path, metric: str, square: bool, start: int, window: int) -> di
     if not found:
         raise SystemExit(f"late_slope.py: no <...>seed=<s>/metrics.csv with `{metric}` under {folder}")
     return found
-
-
-def mean_se(values: list[float]) -> tuple[float, float]:
-    return statistics.fmean(values), statistics.stdev(values) / math.sqrt(len(values)) if len(values) > 1 else math.nan
 
 
 def main(argv: list[str] | None = None) -> int:

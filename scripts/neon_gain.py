@@ -14,12 +14,13 @@ from __future__ import annotations
 
 import argparse
 import csv
-import math
 import statistics
 import sys
 from collections import defaultdict
 from pathlib import Path
 from typing import Any
+
+from sclc_lightning.report.summary import mean_se
 
 
 def read_sweep(folder: Path) -> dict[int, dict[float, tuple[float, float]]]:
@@ -36,10 +37,6 @@ def read_sweep(folder: Path) -> dict[int, dict[float, tuple[float, float]]]:
     return found
 
 
-def _mean_se(values: list[float]) -> tuple[float, float]:
-    return statistics.fmean(values), statistics.stdev(values) / math.sqrt(len(values)) if len(values) > 1 else math.nan
-
-
 def summarise(name: str, sweeps: dict[int, dict[float, tuple[float, float]]]) -> list[dict[str, Any]]:
     """Rows of the mean test gain per w, and one for the w chosen on validation."""
     seeds = sorted(sweeps)
@@ -47,7 +44,7 @@ def summarise(name: str, sweeps: dict[int, dict[float, tuple[float, float]]]) ->
     rows = []
     for weight in weights:
         gains = [sweeps[s][0.0][1] - sweeps[s][weight][1] for s in seeds]
-        mean, se = _mean_se(gains)
+        mean, se = mean_se(gains)
         rows.append(
             {
                 "sweep": name,
@@ -60,7 +57,7 @@ def summarise(name: str, sweeps: dict[int, dict[float, tuple[float, float]]]) ->
         )
     chosen = [min(weights, key=lambda w: sweeps[s][w][0]) for s in seeds]
     gains = [sweeps[s][0.0][1] - sweeps[s][w][1] for s, w in zip(seeds, chosen)]
-    mean, se = _mean_se(gains)
+    mean, se = mean_se(gains)
     relative = statistics.fmean(g / sweeps[s][0.0][1] for s, g in zip(seeds, gains))
     rows.append(
         {

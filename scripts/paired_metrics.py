@@ -16,13 +16,13 @@ from __future__ import annotations
 import argparse
 import csv
 import itertools
-import math
 import re
-import statistics
 import sys
 from collections import defaultdict
 from pathlib import Path
 from typing import Any
+
+from sclc_lightning.report.summary import mean_se
 
 SEED = re.compile(r"_?seed=(?P<seed>\d+)$")
 
@@ -46,21 +46,17 @@ def read_arms(folders: list[Path], metrics: list[str], generation: int) -> dict[
     return arms
 
 
-def _mean_se(values: list[float]) -> tuple[float, float]:
-    return statistics.fmean(values), statistics.stdev(values) / math.sqrt(len(values)) if len(values) > 1 else math.nan
-
-
 def compare(arms: dict[str, dict[int, dict[str, float]]], metrics: list[str]) -> list[dict[str, Any]]:
     rows: list[dict[str, Any]] = []
     for metric in metrics:
         for arm, seeds in arms.items():
-            mean, se = _mean_se([values[metric] for values in seeds.values()])
+            mean, se = mean_se([values[metric] for values in seeds.values()])
             rows.append({"metric": metric, "arm": arm, "minus": "", "seeds": len(seeds), "mean": mean, "se": se})
         for a, b in itertools.combinations(arms, 2):
             shared = sorted(set(arms[a]) & set(arms[b]))
             if len(shared) < 2:
                 continue
-            mean, se = _mean_se([arms[a][s][metric] - arms[b][s][metric] for s in shared])
+            mean, se = mean_se([arms[a][s][metric] - arms[b][s][metric] for s in shared])
             rows.append({"metric": metric, "arm": a, "minus": b, "seeds": len(shared), "mean": mean, "se": se})
     return rows
 

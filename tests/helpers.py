@@ -185,3 +185,16 @@ def manifest(path: Any) -> dict[str, Any]:
     found = SyntheticStore(Path(path)).read_manifest()
     assert found is not None, f"no manifest in {path}"
     return found.to_json()
+
+
+def load_script(path: Any) -> Any:
+    """The module of a standalone script (``scripts/*.py``, ``benchmarks/*.py``), imported from
+    its path so that its functions are tested in-process."""
+    import importlib.util
+    from pathlib import Path
+
+    spec = importlib.util.spec_from_file_location(Path(path).stem, path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module

@@ -5,13 +5,15 @@ cells a spreadsheet shows and never evaluates."""
 from __future__ import annotations
 
 import csv
+import math
+import statistics
 from collections.abc import Sequence
 from pathlib import Path
 
 from sclc_lightning._files import atomic_path
 from sclc_lightning.report.runs import Run
 
-__all__ = ["mean_std", "spreadsheet_safe", "write_summary"]
+__all__ = ["mean_se", "mean_std", "spreadsheet_safe", "write_summary"]
 
 # What starts a spreadsheet formula (OWASP, CSV injection); such text cells get a leading "'".
 _FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
@@ -27,6 +29,19 @@ def mean_std(values: list[float]) -> tuple[float, float]:
     """
     mean = sum(values) / len(values)
     return mean, (sum((v - mean) ** 2 for v in values) / len(values)) ** 0.5
+
+
+def mean_se(values: Sequence[float]) -> tuple[float, float]:
+    """The mean of ``values`` and its standard error (sample standard deviation over √n; NaN for
+    one value): what the result scripts report for a quantity measured once per seed.
+
+    Examples:
+        >>> mean_se([1.0, 3.0])
+        (2.0, 1.0)
+    """
+    values = list(values)
+    mean = statistics.fmean(values)
+    return mean, statistics.stdev(values) / math.sqrt(len(values)) if len(values) > 1 else math.nan
 
 
 def spreadsheet_safe(text: str) -> str:

@@ -5,16 +5,15 @@ error, and below the unweighted mixing's (docs/beyond.md "Weighted mixing")."""
 from __future__ import annotations
 
 import csv
-import importlib.util
 import math
 import statistics
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from sclc_lightning.cli import main
 from sclc_lightning.theory import golden_weight, weighted_mixing_variance
+from tests.helpers import load_script
 
 RECIPE = Path(__file__).parents[2] / "recipes" / "golden_ratio.yaml"
 N, DIM, GENERATIONS, BURN_IN = 20, 200, 15, 5
@@ -55,7 +54,7 @@ def test_the_stationary_error_at_w_star_is_the_theorys_and_below_unweighted_mixi
     gap, gap_se = statistics.fmean(gaps), statistics.stdev(gaps) / math.sqrt(len(gaps))
     assert gap > 3 * gap_se and abs(gap - (_theory(0.5) - _theory(w_star))) < 3 * gap_se + 0.005, (gap, gap_se)
     # the figure's script reads the same runs and finds the same numbers
-    script = _script()
+    script = load_script(Path(__file__).parents[2] / "scripts" / "golden_ratio.py")
     assert script.main([str(tmp_path / "k=1"), "--burn-in", str(BURN_IN), "--out", str(tmp_path / "figure")]) == 0
     rows = {float(r["w"]): r for r in csv.DictReader(open(tmp_path / "figure" / "golden.csv"))}
     assert sorted(rows) == [0.5, w_star]
@@ -63,13 +62,3 @@ def test_the_stationary_error_at_w_star_is_the_theorys_and_below_unweighted_mixi
     assert float(rows[w_star]["theory"]) == pytest.approx(_theory(w_star))
     assert float(rows[0.5]["minus_w_star"]) == pytest.approx(gap) and rows[0.5]["unweighted"] == "True"
     assert (tmp_path / "figure" / "golden.png").stat().st_size > 10_000
-
-
-def _script() -> Any:
-    spec = importlib.util.spec_from_file_location(
-        "golden_ratio", Path(__file__).parents[2] / "scripts" / "golden_ratio.py"
-    )
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module

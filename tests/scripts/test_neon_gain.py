@@ -3,21 +3,18 @@
 from __future__ import annotations
 
 import csv
-import importlib.util
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from tests.helpers import load_script
+
 SCRIPT = Path(__file__).parents[2] / "scripts" / "neon_gain.py"
 
 
 def _module() -> Any:
-    spec = importlib.util.spec_from_file_location("neon_gain", SCRIPT)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script(SCRIPT)
 
 
 def _sweep(folder: Path, rows: list[tuple[int, float, float, float]]) -> None:

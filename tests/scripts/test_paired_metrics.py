@@ -3,21 +3,18 @@
 from __future__ import annotations
 
 import csv
-import importlib.util
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from tests.helpers import load_script
+
 SCRIPT = Path(__file__).parents[2] / "scripts" / "paired_metrics.py"
 
 
 def _module() -> Any:
-    spec = importlib.util.spec_from_file_location("paired_metrics", SCRIPT)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script(SCRIPT)
 
 
 def _run(folder: Path, values: dict[int, float]) -> None:
