@@ -1,6 +1,7 @@
 r"""Closed forms of the papers' theory (Gillman et al. 2024, Thm. 4.3; Bertrand et al. 2024,
 Thm. 1 and Prop. 1; Gerstgrasser et al. 2024, Thms. 1 and 2, for linear regression; He, Xu &
-Cheng 2025, weighted mixing of fresh real and synthetic data).
+Cheng 2025, weighted mixing of fresh real and synthetic data; Ferbach et al. 2024, retraining on
+curated samples mixed with real data).
 
 Notation: :math:`\lambda` synthetic fraction, :math:`\gamma` correction strength, :math:`\alpha`
 strong-concavity constant of the likelihood, :math:`\varepsilon` the generative model's error and
@@ -11,10 +12,15 @@ from __future__ import annotations
 
 import math
 
+import torch
+from torch import Tensor
+
 __all__ = [
     "bertrand_is_stable",
     "bertrand_max_fraction",
     "bound_probability",
+    "curated_retraining",
+    "curation_kl_bound",
     "error_bound",
     "expected_log_sigma_ratio",
     "gaussian_collapse_rate",
@@ -333,3 +339,109 @@ def weighted_mixing_variance(generation: int | None, weight: float, ratio: float
     for _ in range(generation):
         variance = weight**2 * scale + (1 - weight) ** 2 * (variance + scale / ratio)
     return variance
+
+
+def curation_kl_bound(real_share: float) -> float:
+    r"""The bound on the real data's divergence from a model retrained on a mixture that gives
+    the real data a share :math:`s > 0`: if :math:`p = s\,p_{\rm data} + (1 - s)\,q` for any
+    :math:`q` (curated samples of any model, under any reward), then :math:`p \ge s\,p_{\rm
+    data}` everywhere and
+
+    .. math:: \mathrm{KL}(p_{\rm data} \,\|\, p) = E_{p_{\rm data}}\Big[\log\frac{p_{\rm data}}{p}\Big]
+        \le -\log s = \log(1 + \lambda),
+
+    with :math:`\lambda = (1 - s)/s` synthetic points per real one (Ferbach et al. 2024's
+    mixing with real data, at the population level: every generation fits its training mixture
+    exactly).
+
+    Examples:
+        >>> round(curation_kl_bound(0.5), 4)  # half real data: log 2
+        0.6931
+    """
+    share = _check("real_share", real_share)
+    if not 0 < share <= 1:
+        raise ValueError(f"`real_share` must be in (0, 1], got {real_share!r}.")
+    return -math.log(share)
+
+
+def _choice_factor(
+    tilt: Tensor, probability: Tensor, candidates: int | None, draws: int, generator: torch.Generator | None
+) -> Tensor:
+    """:math:`H_K` at every point: the density of the kept candidate over the model's, when one of
+    ``candidates`` draws is kept with probability proportional to ``tilt`` (``None``: the
+    :math:`K \\to \\infty` limit, ``tilt`` over its mean). Monte Carlo over ``draws`` sets of
+    the other candidates, normalised to mean 1 under the model."""
+    if candidates is None:
+        factor = tilt / (probability * tilt).sum()
+    elif candidates == 1:  # nothing to choose from
+        factor = torch.ones_like(tilt)
+    else:
+        others = torch.multinomial(probability, draws * (candidates - 1), replacement=True, generator=generator)
+        rest = tilt[others].view(draws, candidates - 1).sum(1)
+        factor = torch.cat([(part[:, None] / (part[:, None] + rest[None])).mean(1) for part in tilt.split(2048)])
+        factor = candidates * factor
+    return factor / (probability * factor).sum()
+
+
+def curated_retraining(
+    reward: Tensor,
+    generations: int,
+    real_share: float,
+    num_candidates: int | None = 4,
+    beta: float = 1.0,
+    draws: int = 4096,
+    generator: torch.Generator | None = None,
+) -> Tensor:
+    r"""The population dynamics of retraining on curated samples mixed with real data
+    (Ferbach et al. 2024), with every generation fitting its training mixture exactly:
+
+    .. math:: p_{t+1} = s\,p_{\rm data} + (1 - s)\,p_t H_K^{p_t}, \qquad p_0 = p_{\rm data},
+
+    where one of :math:`K` candidates of :math:`p_t` is kept with probability proportional to
+    :math:`e^{\beta r}` (:math:`H_K \to e^{\beta r}/E_{p_t}[e^{\beta r}]` as :math:`K \to \infty`,
+    ``num_candidates=None``). The densities are carried as ratios :math:`\rho_t = p_t/p_{\rm data}`
+    at points of :math:`p_{\rm data}` whose rewards are ``reward`` ``(M,)``, so that
+    :math:`\mathrm{KL}(p_{\rm data}\|p_t) = -E[\log\rho_t]` (at most
+    :func:`curation_kl_bound`) and any share of :math:`p_t`, e.g. a mode's weight, is a mean of
+    :math:`\rho_t`. :math:`H_K` is a Monte Carlo estimate over ``draws`` candidate sets, drawn
+    with ``generator``.
+
+    Returns:
+        the ratios :math:`\rho_t` at the points, shape ``(generations + 1, M)``, float64.
+
+    Examples:
+        >>> reward = torch.linspace(-2, 2, 1001)
+        >>> ratios = curated_retraining(reward, 20, real_share=0.5, num_candidates=None)
+        >>> kl = -ratios.log().mean(1)
+        >>> bool(kl[-1] < curation_kl_bound(0.5)), bool(kl[-1] > kl[1] > 0)
+        (True, True)
+    """
+    values = _check_reward(reward)
+    share = _check("real_share", real_share)
+    if not 0 <= share <= 1:
+        raise ValueError(f"`real_share` must be in [0, 1], got {real_share!r}.")
+    for name, count in (("generations", generations), ("draws", draws)):
+        if isinstance(count, bool) or not isinstance(count, int) or count < (0 if name == "generations" else 1):
+            raise ValueError(f"`{name}` must be an integer >= {0 if name == 'generations' else 1}, got {count!r}.")
+    if num_candidates is not None and (
+        isinstance(num_candidates, bool) or not isinstance(num_candidates, int) or num_candidates < 1
+    ):
+        raise ValueError(f"`num_candidates` must be an integer >= 1 or None (the limit), got {num_candidates!r}.")
+    if isinstance(beta, bool) or not isinstance(beta, (int, float)) or not math.isfinite(beta):
+        raise ValueError(f"`beta` must be a finite number, got {beta!r}.")
+    tilt = (beta * (values - values.max())).exp()
+    ratios = [torch.ones_like(values)]
+    for _ in range(generations):
+        current = ratios[-1]
+        factor = _choice_factor(tilt, current / current.sum(), num_candidates, draws, generator)
+        ratios.append(share + (1 - share) * current * factor)
+    return torch.stack(ratios)
+
+
+def _check_reward(reward: Tensor) -> Tensor:
+    if not isinstance(reward, Tensor) or reward.dim() != 1 or len(reward) < 2 or reward.is_complex():
+        raise ValueError(f"`reward` must be a 1-D real tensor of at least 2 values, got {reward!r}.")
+    values = reward.detach().double().cpu()
+    if not torch.isfinite(values).all():
+        raise ValueError("`reward` must be finite everywhere; it has NaN or infinite values.")
+    return values

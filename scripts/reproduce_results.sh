@@ -315,11 +315,15 @@ section_neon() {
 section_curation() {
   local gens
   gens=$(pick 20 2)
-  grid curation curated recipes/curation_mixture.yaml --set loop.mode=replace,augment --seeds "$(pick 0-2 0)" \
-    -- --loop.generations "$gens"
-  grid curation plain recipes/curation_mixture.yaml --seeds "$(pick 0-2 0)" \
+  # one folder per arm, 5 seeds: scripts/curation_stability.py pairs the arms' seeds
+  grid curation replace recipes/curation_mixture.yaml --seeds "$(pick 0-4 0)" -- --loop.generations "$gens"
+  grid curation augment recipes/curation_mixture.yaml --seeds "$(pick 0-4 0)" \
+    -- --loop.generations "$gens" --loop.mode augment
+  grid curation plain recipes/curation_mixture.yaml --seeds "$(pick 0-4 0)" \
     -- --loop.generations "$gens" --loop.corrector null --loop.corrector_kwargs null
-  report curation report "$OUT/curation/curated" "$OUT/curation/plain"
+  report curation report "$OUT/curation/replace" "$OUT/curation/augment" "$OUT/curation/plain"
+  "${PYTHON:-$(dirname "$SCLC")/python}" scripts/curation_stability.py "$OUT/curation/augment" "$OUT/curation/replace" \
+    --out "$OUT/curation/stability" --points "$(pick 20000 2000)" --draws "$(pick 4096 256)"
 }
 
 section_verification() {

@@ -130,3 +130,65 @@ def test_the_weighted_mixing_variance_matches_a_simulation() -> None:
         theory = weighted_mixing_variance(generations, weight, ratio, n)
         assert abs(measured[weight] / theory - 1) < 4 * (2 / (chains - 1)) ** 0.5, (weight, measured[weight], theory)
     assert measured[golden_weight(ratio)] < min(measured[0.5], measured[0.75])
+
+
+# -- curated retraining mixed with real data (Ferbach et al. 2024) ---------------------------------
+
+TWO = torch.tensor([0.0, math.log(3.0)], dtype=torch.float64)  # two equally likely points, e^r = 1 and 3
+
+
+def test_curated_retraining_by_hand() -> None:
+    """Two points with e^r = 1 and 3, half real data, one generation. Best of K = 2 (Bradley-Terry):
+    H(a) = 2(1/2 * 1/2 + 1/2 * 1/4) = 0.75 and H(b) = 1.25, so p_1/p_data = 1/2 + H/2 = 0.875 and
+    1.125. K -> infinity: H = e^r / E[e^r] = 0.5 and 1.5, ratios 0.75 and 1.25."""
+    from sclc_lightning.theory import curated_retraining
+
+    generator = torch.Generator().manual_seed(0)
+    best_of_two = curated_retraining(TWO, 1, real_share=0.5, num_candidates=2, draws=40_000, generator=generator)
+    # Monte Carlo over 40,000 draws: the standard error of each H is below 0.002
+    assert best_of_two[1].tolist() == pytest.approx([0.875, 1.125], abs=0.01)
+    assert best_of_two[0].tolist() == [1.0, 1.0]
+    limit = curated_retraining(TWO, 1, real_share=0.5, num_candidates=None)
+    assert limit[1].tolist() == pytest.approx([0.75, 1.25], abs=1e-12)
+    alone = curated_retraining(TWO, 3, real_share=0.5, num_candidates=1, generator=generator)
+    assert torch.allclose(
+        alone, torch.ones(4, 2, dtype=torch.float64), rtol=0, atol=1e-12
+    )  # one candidate: no choice, no change
+
+
+def test_curated_retraining_stays_within_the_bound_and_collapses_without_real_data() -> None:
+    from sclc_lightning.theory import curated_retraining, curation_kl_bound
+
+    reward = torch.linspace(-2.0, 2.0, 401)
+    for share in (0.2, 0.5, 0.8):
+        kl = -curated_retraining(reward, 40, share, num_candidates=None, beta=3.0).log().mean(1)
+        assert kl[0] == 0 and bool((kl[1:] > 0).all())
+        assert float(kl.max()) <= curation_kl_bound(share) and float(kl[-1]) > 0.5 * float(kl[20])
+    real = curated_retraining(reward, 40, 1.0, num_candidates=None, beta=3.0)
+    assert torch.equal(real, torch.ones(41, 401, dtype=torch.float64))
+    alone = -curated_retraining(reward, 40, 0.0, num_candidates=None, beta=3.0).log().mean(1)
+    assert float(alone[-1]) > 10 * curation_kl_bound(0.2)  # replace: the divergence grows without bound
+    assert curation_kl_bound(0.5) == pytest.approx(math.log(2))
+    assert curation_kl_bound(1.0) == 0
+
+
+@pytest.mark.parametrize(
+    ("call", "match"),
+    [
+        (lambda t: t.curation_kl_bound(0.0), r"`real_share` must be in \(0, 1\]"),
+        (lambda t: t.curation_kl_bound(float("nan")), "`real_share` must be a number"),
+        (lambda t: t.curated_retraining(TWO, 1, 1.5), r"`real_share` must be in \[0, 1\]"),
+        (lambda t: t.curated_retraining(TWO, -1, 0.5), "`generations` must be an integer >= 0"),
+        (lambda t: t.curated_retraining(TWO, 1, 0.5, num_candidates=0), "`num_candidates` must be an integer"),
+        (lambda t: t.curated_retraining(TWO, 1, 0.5, beta=float("inf")), "`beta` must be a finite number"),
+        (lambda t: t.curated_retraining(TWO, 1, 0.5, draws=0), "`draws` must be an integer >= 1"),
+        (lambda t: t.curated_retraining(torch.tensor([0.0, float("nan")]), 1, 0.5), "`reward` must be finite"),
+        (lambda t: t.curated_retraining(torch.zeros(2, 2), 1, 0.5), "`reward` must be a 1-D real tensor"),
+        (lambda t: t.curated_retraining([0.0, 1.0], 1, 0.5), "`reward` must be a 1-D real tensor"),
+    ],
+)
+def test_curated_retraining_refuses_bad_inputs(call, match: str) -> None:  # type: ignore[no-untyped-def]
+    import sclc_lightning.theory as theory
+
+    with pytest.raises(ValueError, match=match):
+        call(theory)

@@ -35,6 +35,7 @@ __all__ = [
     "PointsDataModule",
     "TwoMoonsDataModule",
     "first_mode_reward",
+    "isotropic_mixture_log_prob",
     "standard_normal_2d",
 ]
 
@@ -216,6 +217,30 @@ class EightGaussiansDataModule(PointsDataModule):
         modes = torch.randint(8, (num,), generator=generator)
         return self.centres[modes] + self.std * torch.randn(num, 2, generator=generator)
 
+    def log_prob(self, points: Tensor) -> Tensor:
+        """Log-density of the eight Gaussians at ``points`` ``(N, 2)``, shape ``(N,)``, float64 (a
+        fitted mixture's ``kl_to_data`` uses it)."""
+        stds = torch.full((8,), float(self.std), dtype=torch.float64)
+        return isotropic_mixture_log_prob(
+            points, self.centres.double(), stds, torch.full((8,), 1 / 8, dtype=torch.float64)
+        )
+
+
+def isotropic_mixture_log_prob(points: Tensor, centres: Tensor, stds: Tensor, weights: Tensor) -> Tensor:
+    r"""Log-density of :math:`\sum_k w_k N(\mu_k, s_k^2 I)` at ``points`` ``(N, d)``, shape ``(N,)``,
+    float64, from ``centres`` ``(k, d)``, ``stds`` ``(k,)`` and ``weights`` ``(k,)``.
+
+    Examples:
+        >>> centre, one = torch.zeros(1, 1), torch.ones(1)
+        >>> round(float(isotropic_mixture_log_prob(torch.zeros(1, 1), centre, one, one)), 4)  # -log(2π)/2
+        -0.9189
+    """
+    x, centres, stds = points.double(), centres.double(), stds.double()
+    dim = centres.shape[1]
+    squared = (x[:, None, :] - centres[None]).pow(2).sum(-1)  # (N, k)
+    per_component = -0.5 * squared / stds**2 - dim * stds.log() - 0.5 * dim * math.log(2 * math.pi)
+    return torch.logsumexp(per_component + weights.double().log(), dim=1)
+
 
 def first_mode_reward(data: Tensor, conditions: Any = None) -> Tensor:
     r"""A reward favouring the first of the eight Gaussians (the mode at angle 0): the first
@@ -280,11 +305,7 @@ class GaussianMixtureDataModule(PointsDataModule):
 
     def log_prob(self, points: Tensor) -> Tensor:
         """Log-density of the data distribution at ``points`` ``(N, d)``, shape ``(N,)``."""
-        x = points.double()
-        dim = self.centres.shape[1]
-        squared = (x[:, None, :] - self.centres[None]).pow(2).sum(-1)  # (N, k)
-        per_component = -0.5 * squared / self.stds**2 - dim * self.stds.log() - 0.5 * dim * math.log(2 * math.pi)
-        return torch.logsumexp(per_component + self.mix.log(), dim=1)
+        return isotropic_mixture_log_prob(points, self.centres, self.stds, self.mix)
 
 
 @plain_numbers

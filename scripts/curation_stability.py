@@ -1,0 +1,154 @@
+"""The real data's divergence from the retrained model under curation (Ferbach et al. 2024),
+measured against the population theory (docs/beyond.md "Curation: users' choices optimise their
+reward").
+
+For each folder of ``curation_mixture`` runs (``<...>seed=<s>/metrics.csv`` with ``kl_to_data``,
+the Monte Carlo KL(p_data ‖ p_t) on the held-out points, and ``max_mode_weight``): per generation,
+the mean over seeds with its standard error. Beside them, for each ``--shares`` value s, the
+population dynamics p_{t+1} = s p_data + (1 − s) p_t H_K (``sclc_lightning.theory.curated_retraining``,
+at ``--points`` draws of the eight Gaussians, reward x₁) and the bound −log s
+(``curation_kl_bound``). Writes ``stability.csv`` and ``stability.png`` into ``--out``.
+
+    python scripts/curation_stability.py runs/results/curation/augment runs/results/curation/replace \\
+        --out runs/results/curation/stability
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import math
+import re
+import sys
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from sclc_lightning.datasets.toy import EightGaussiansDataModule
+from sclc_lightning.report.summary import mean_se
+from sclc_lightning.theory import curated_retraining, curation_kl_bound
+
+SEED = re.compile(r"seed=(?P<seed>\d+)$")
+METRICS = ("kl_to_data", "max_mode_weight")
+
+
+def read(folder: Path) -> dict[int, dict[str, list[float]]]:
+    """Per generation, each metric's values over the folder's seeds."""
+    found: dict[int, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
+    runs = [path for path in sorted(folder.glob("*/metrics.csv")) if SEED.search(path.parent.name)]
+    if not runs:
+        raise SystemExit(f"curation_stability.py: no <...>seed=<s>/metrics.csv under {folder}")
+    for path in runs:
+        rows = [row for row in csv.DictReader(open(path)) if row.get("kl_to_data")]
+        if not rows:
+            raise SystemExit(f"curation_stability.py: {path} has no `kl_to_data` (a GaussianMixtureModel run?)")
+        for row in rows:
+            for name in METRICS:
+                if row.get(name):
+                    found[int(float(row["generation"]))][name].append(float(row[name]))
+    return found
+
+
+def predict(shares: list[float], generations: int, args: argparse.Namespace) -> dict[float, dict[str, list[float]]]:
+    """The population dynamics' KL and largest mode weight per generation, for each share."""
+    data = EightGaussiansDataModule(n=1, n_test=1)
+    generator = torch.Generator().manual_seed(args.seed)
+    modes = torch.randint(8, (args.points,), generator=generator)
+    points = data.centres[modes] + data.std * torch.randn(args.points, 2, generator=generator)
+    predicted = {}
+    for share in shares:
+        ratios = curated_retraining(
+            points[:, 0].double(), generations, share, args.candidates, args.beta, args.draws, generator
+        )
+        weights = torch.zeros(generations + 1, 8, dtype=torch.float64).index_add_(1, modes, ratios) / args.points
+        predicted[share] = {
+            "kl_to_data": (-ratios.log().mean(1)).tolist(),
+            "max_mode_weight": weights.max(1).values.tolist(),
+        }
+    return predicted
+
+
+def rows_of(
+    folders: list[Path], measured: list[dict[int, dict[str, list[float]]]], predicted: dict[float, Any]
+) -> list[dict[str, Any]]:
+    rows: list[dict[str, Any]] = []
+    for folder, found in zip(folders, measured):
+        for generation in sorted(found):
+            row: dict[str, Any] = {"arm": folder.name, "generation": generation}
+            for name in METRICS:
+                values = found[generation][name]
+                row["seeds"] = len(values)
+                row[name], row[f"{name}_se"] = mean_se(values) if values else (math.nan, math.nan)
+            rows.append(row)
+    for share, series in predicted.items():
+        for generation, (kl, weight) in enumerate(zip(series["kl_to_data"], series["max_mode_weight"])):
+            bound = curation_kl_bound(share) if share > 0 else math.inf
+            rows.append(
+                {"arm": f"theory s={share:g}", "generation": generation, "kl_to_data": kl, "max_mode_weight": weight}
+                | {"bound": bound}
+            )
+    return rows
+
+
+def draw(rows: list[dict[str, Any]], shares: list[float], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6.5, 4.2))
+    for arm in dict.fromkeys(r["arm"] for r in rows):
+        mine = [r for r in rows if r["arm"] == arm]
+        xs, ys = [r["generation"] for r in mine], [max(r["kl_to_data"], 1e-4) for r in mine]
+        if arm.startswith("theory"):
+            ax.plot(xs, ys, ls="--", lw=1.2, label=f"population dynamics, {arm[7:]}")
+        else:
+            errors = [2 * r["kl_to_data_se"] if r["seeds"] > 1 else 0.0 for r in mine]
+            ax.errorbar(
+                xs, ys, yerr=errors, marker="o", ms=3, capsize=2, label=f"{arm} ({mine[0]['seeds']} seeds, ±2 SE)"
+            )
+    for share in shares:
+        if share > 0:
+            ax.axhline(curation_kl_bound(share), color="black", ls=":", lw=1, label=f"bound −log s, s={share:g}")
+    ax.set_yscale("log")
+    ax.set(xlabel="generation", ylabel="KL(p_data ‖ p_t), nats", title="Curation: the real data's divergence")
+    ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.15), ncol=2)
+    fig.savefig(path, dpi=110, bbox_inches="tight")
+    plt.close(fig)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("folders", nargs="+", type=Path, help="folders of curation_mixture runs, one per arm")
+    parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--shares", type=float, nargs="*", default=[0.5], help="real-data shares s to predict")
+    parser.add_argument("--candidates", type=int, default=4, help="K, the candidates per kept point")
+    parser.add_argument("--beta", type=float, default=1.0)
+    parser.add_argument("--points", type=int, default=20_000, help="draws of p_data carrying the dynamics")
+    parser.add_argument("--draws", type=int, default=4096, help="Monte Carlo candidate sets per generation")
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args(argv)
+    measured = [read(folder) for folder in args.folders]
+    generations = max(max(found) for found in measured)
+    rows = rows_of(args.folders, measured, predict(args.shares, generations, args))
+    args.out.mkdir(parents=True, exist_ok=True)
+    fields = list(dict.fromkeys(key for row in rows for key in row))
+    with open(args.out / "stability.csv", "w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=fields)
+        writer.writeheader()
+        writer.writerows(rows)
+    draw(rows, args.shares, args.out / "stability.png")
+    for row in rows:
+        if row["generation"] in (1, 5, 10, generations):
+            spread = f" ± {row['kl_to_data_se']:.3g}" if "kl_to_data_se" in row else ""
+            print(
+                f"{row['arm']}, generation {row['generation']}: KL {row['kl_to_data']:.4g}{spread},"
+                f" largest mode weight {row['max_mode_weight']:.3f}"
+            )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
