@@ -100,15 +100,15 @@ def draw(rows: list[dict[str, Any]], shares: list[float], path: Path) -> None:
 
     fig, ax = plt.subplots(figsize=(6.5, 4.2))
     for arm in dict.fromkeys(r["arm"] for r in rows):
-        mine = [r for r in rows if r["arm"] == arm]
-        xs, ys = [r["generation"] for r in mine], [max(r["kl_to_data"], 1e-4) for r in mine]
+        mine = [r for r in rows if r["arm"] == arm and r["kl_to_data"] > 0]  # a log axis; the theory starts at 0
+        xs, ys = [r["generation"] for r in mine], [r["kl_to_data"] for r in mine]
         if arm.startswith("theory"):
             ax.plot(xs, ys, ls="--", lw=1.2, label=f"population dynamics, {arm[7:]}")
         else:
             errors = [2 * r["kl_to_data_se"] if r["seeds"] > 1 else 0.0 for r in mine]
-            ax.errorbar(
-                xs, ys, yerr=errors, marker="o", ms=3, capsize=2, label=f"{arm} ({mine[0]['seeds']} seeds, ±2 SE)"
-            )
+            below = [min(e, 0.9 * y) for e, y in zip(errors, ys)]  # bars stay above 0 on the log axis
+            label = f"{arm} ({mine[0]['seeds']} seeds, ±2 SE)"
+            ax.errorbar(xs, ys, yerr=[below, errors], marker="o", ms=3, capsize=2, label=label)
     for share in shares:
         if share > 0:
             ax.axhline(curation_kl_bound(share), color="black", ls=":", lw=1, label=f"bound −log s, s={share:g}")
