@@ -19,8 +19,9 @@ from typing import Any
 import lightning.pytorch as pl
 import torch
 from torch import Tensor, nn
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
-from sclc_lightning._checks import COUNT, NON_NEGATIVE, POSITIVE, check_arguments, plain_numbers
+from sclc_lightning._checks import COUNT, FRACTION, NON_NEGATIVE, POSITIVE, check_arguments, plain_numbers
 from sclc_lightning._extras import require
 from sclc_lightning.mixing.weighting import split_weights, weighted_mean
 from sclc_lightning.models._sampling import check_temperature
@@ -152,6 +153,14 @@ class ConformerDiffusion(pl.LightningModule):
         lr: AdamW learning rate.
         weight_decay: AdamW weight decay.
         eval_draws: noise draws per held-out conformer in :meth:`score_items`.
+        clip_radius: when sampling, each step's prediction of the clean conformer keeps every
+            atom within this distance (Å) of the centre, shrinking it radially (the conformer
+            analogue of DDPM's clipping of the predicted image, and E(3)-equivariant); far
+            beyond any molecule's atoms, so it acts only on an untrained or diverging network,
+            whose samples it keeps finite. ``None``: no clipping.
+        ema_decay: keep an exponential moving average of the weights (updated after every
+            training step, carried from generation to generation) and sample and score with it;
+            ``None`` (default): the trained weights.
     """
 
     #: Reads each item's weight (:mod:`~sclc_lightning.mixing.weighting`): a weighted loss.
@@ -167,6 +176,8 @@ class ConformerDiffusion(pl.LightningModule):
         lr: float = 1e-3,
         weight_decay: float = 0.0,
         eval_draws: int = 4,
+        clip_radius: float | None = 20.0,
+        ema_decay: float | None = None,
     ) -> None:
         super().__init__()
         check_arguments(
@@ -176,10 +187,15 @@ class ConformerDiffusion(pl.LightningModule):
             scale=POSITIVE,
             lr=POSITIVE,
             weight_decay=NON_NEGATIVE,
+            clip_radius=POSITIVE,
+            ema_decay=FRACTION,
         )
         diffusers: Any = importlib.import_module("diffusers")
         self.save_hyperparameters()
         self.net = ConformerNet(width, layers)
+        self.ema = (
+            AveragedModel(self.net, multi_avg_fn=get_ema_multi_avg_fn(ema_decay)) if ema_decay is not None else None
+        )
         self.scheduler = diffusers.DDPMScheduler(
             num_train_timesteps=timesteps,
             beta_schedule="squaredcos_cap_v2",
@@ -187,15 +203,26 @@ class ConformerDiffusion(pl.LightningModule):
             clip_sample=False,
         )
 
-    def _loss(self, batch: dict[str, Tensor], generator: torch.Generator | None = None) -> Tensor:
-        """Per-item noise-prediction error of a batch (one draw of ``t`` and the noise per item)."""
+    def sampling_net(self) -> nn.Module:
+        """The EMA weights when kept (and updated at least once), else the trained ones."""
+        return self.ema.module if self.ema is not None and int(self.ema.n_averaged) > 0 else self.net
+
+    def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
+        if self.ema is not None:
+            self.ema.update_parameters(self.net)
+
+    def _loss(
+        self, batch: dict[str, Tensor], generator: torch.Generator | None = None, net: nn.Module | None = None
+    ) -> Tensor:
+        """Per-item noise-prediction error of a batch (one draw of ``t`` and the noise per item), of
+        ``net`` (default: the trained weights)."""
         graph = batch["graph"].to(self.device)
         mask = graph.diagonal(dim1=1, dim2=2) > 0
         x = centred(batch["pos"].to(self.device).float() / self.hparams["scale"], mask)
         where = generator.device if generator is not None else self.device
         noise = centred(torch.randn(x.shape, generator=generator, device=where).to(self.device), mask)
         t = torch.randint(self.hparams["timesteps"], (x.shape[0],), generator=generator, device=where).to(self.device)
-        predicted = self.net(self.scheduler.add_noise(x, noise, t), t, graph, mask)
+        predicted = (net or self.net)(self.scheduler.add_noise(x, noise, t), t, graph, mask)
         squared = (predicted - noise).pow(2).sum((1, 2))
         return squared / (3 * mask.sum(1).clamp_min(1))
 
@@ -208,14 +235,28 @@ class ConformerDiffusion(pl.LightningModule):
     @torch.no_grad()
     def score_items(self, batch: dict[str, Tensor], batch_idx: int) -> dict[str, Tensor]:
         """``loss``: each item's noise-prediction error, averaged over ``eval_draws`` draws seeded
-        by ``batch_idx`` (the same draws at every generation, so generations compare)."""
+        by ``batch_idx`` (the same draws at every generation, so generations compare), with the
+        weights that sample (:meth:`sampling_net`)."""
         generator = torch.Generator().manual_seed(10_007 * batch_idx + 1)
-        draws = [self._loss(batch, generator) for _ in range(self.hparams["eval_draws"])]
+        net = self.sampling_net()
+        draws = [self._loss(batch, generator, net) for _ in range(self.hparams["eval_draws"])]
         return {"loss": torch.stack(draws).mean(0)}
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
         hparams = self.hparams
         return torch.optim.AdamW(self.net.parameters(), lr=hparams["lr"], weight_decay=hparams["weight_decay"])
+
+    def _clipped(self, x: Tensor, noise: Tensor, t: int) -> Tensor:
+        """The predicted noise at step ``t``, changed so that the clean conformer it implies keeps
+        every atom within ``clip_radius`` of the centre (unchanged when it already does)."""
+        radius = self.hparams.get("clip_radius")
+        if radius is None:
+            return noise
+        signal = self.scheduler.alphas_cumprod[t].to(x)
+        clean = (x - (1 - signal).sqrt() * noise) / signal.sqrt()
+        limit = radius / self.hparams["scale"]
+        clean = clean * (limit / clean.norm(dim=-1, keepdim=True).clamp_min(limit))
+        return (x - signal.sqrt() * clean) / (1 - signal).sqrt()
 
     @torch.no_grad()
     def sample(
@@ -244,13 +285,14 @@ class ConformerDiffusion(pl.LightningModule):
         x = centred(x.to(self.device), mask) * tau
         self.scheduler.set_timesteps(self.hparams["sampling_steps"])
         edges = _edges(graph, mask)  # the same graph at every step
-        training = self.net.training
-        self.net.eval()
+        net = self.sampling_net()
+        training = net.training
+        net.eval()
         try:
             for t in self.scheduler.timesteps:
                 steps = torch.full((num_samples,), int(t), device=self.device)
-                noise = self.net(x, steps, graph, mask, edges)
+                noise = self._clipped(x, net(x, steps, graph, mask, edges), int(t))
                 x = centred(self.scheduler.step(noise, t, x, generator=generator).prev_sample, mask)
         finally:
-            self.net.train(training)
+            net.train(training)
         return (x * self.hparams["scale"]).float()

@@ -84,3 +84,61 @@ def test_the_held_out_loss_uses_the_same_draws_and_training_lowers_it() -> None:
         model._loss(batch).mean().backward()
         optimizer.step()
     assert float(model.score_items(batch, 0)["loss"].mean()) < 0.7 * float(before.mean())
+
+
+def test_the_ema_weights_average_the_steps_and_sample_and_score() -> None:
+    """With ``ema_decay`` the EMA copies the weights at the first step, then moves by (1 − decay)
+    of the gap at each step; sampling and the held-out loss use it, training the trained net."""
+    torch.manual_seed(0)
+    model = ConformerDiffusion(width=16, layers=2, sampling_steps=3, ema_decay=0.9)
+    assert model.ema is not None and model.sampling_net() is model.net  # before any step: the trained net
+    batch = _batch()
+    optimizer = model.configure_optimizers()
+    assert {id(p) for group in optimizer.param_groups for p in group["params"]} == {
+        id(p) for p in model.net.parameters()
+    }  # the EMA copy is not trained
+    averaged = None
+    for step in range(3):
+        optimizer.zero_grad()
+        model._loss(batch).mean().backward()
+        optimizer.step()
+        current = [p.detach().clone() for p in model.net.parameters()]
+        averaged = current if averaged is None else [a + 0.1 * (c - a) for a, c in zip(averaged, current)]
+        model.on_train_batch_end(None, batch, step)
+    assert model.sampling_net() is model.ema.module and int(model.ema.n_averaged) == 3
+    for mine, expected in zip(model.ema.module.parameters(), averaged):
+        assert torch.allclose(mine, expected, atol=1e-6)
+    assert not all(torch.equal(a, b) for a, b in zip(model.ema.module.parameters(), model.net.parameters()))
+    graph = batch["graph"]
+    drawn = model.sample(3, generator=torch.Generator().manual_seed(1), conditions=graph)
+    saved, model.ema = model.ema, None  # the same draws with the trained weights differ
+    assert not torch.equal(drawn, model.sample(3, generator=torch.Generator().manual_seed(1), conditions=graph))
+    trained_loss = model.score_items(batch, 0)["loss"]
+    model.ema = saved
+    assert not torch.equal(trained_loss, model.score_items(batch, 0)["loss"])
+    assert "ema.n_averaged" in model.state_dict()  # checkpointed (the kill -9 test resumes it bit for bit)
+    with pytest.raises(ValueError, match="ema_decay"):
+        ConformerDiffusion(ema_decay=1.5)
+
+
+def test_sampling_keeps_the_predicted_conformer_within_the_clip_radius() -> None:
+    """An untrained network sampled in 200 steps can diverge (to NaN for the small recipe's width);
+    with the default 20 Å every atom of every step's clean prediction stays within it, so
+    the samples are finite and within 20 Å of the centre. The clip is radial, so it turns with
+    the molecule, and it leaves a prediction already inside the radius unchanged."""
+    graph = _batch()["graph"]
+    mask = graph.diagonal(dim1=1, dim2=2) > 0
+    torch.manual_seed(0)
+    model = ConformerDiffusion(width=16, layers=2, sampling_steps=200)
+    drawn = model.sample(3, generator=torch.Generator().manual_seed(0), conditions=graph)
+    assert bool(torch.isfinite(drawn).all()) and float(drawn.norm(dim=-1).max()) <= 20.0 + 1e-3
+    x = centred(torch.randn(3, 24, 3, generator=torch.Generator().manual_seed(2)), mask)
+    small = 0.01 * centred(torch.randn(3, 24, 3, generator=torch.Generator().manual_seed(3)), mask)
+    assert torch.allclose(model._clipped(x, small, 10), small, atol=1e-5)  # clean ≈ x: inside the radius
+    big = 1e3 * small
+    rotation = _rotation(4)
+    turned = model._clipped(x @ rotation.T, big @ rotation.T, 999)
+    assert torch.allclose(turned, model._clipped(x, big, 999) @ rotation.T, atol=1e-3)
+    assert not torch.allclose(model._clipped(x, big, 999), big)
+    with pytest.raises(ValueError, match="clip_radius"):
+        ConformerDiffusion(clip_radius=0.0)
