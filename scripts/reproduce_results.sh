@@ -217,9 +217,22 @@ section_vae() {
 section_lm_finetune() {
   local extra=()
   [ "$SCALE" = tiny ] && extra=(--config recipes/small/lm_finetune.yaml --loop.generations 1)
-  grid lm_finetune keep recipes/lm_finetune.yaml --set loop.mode_kwargs.keep_real=0,0.1 \
-    --seeds "$(pick 0-2 0)" -- "${extra[@]}"
-  report lm_finetune report "$OUT/lm_finetune/keep"
+  # one folder per arm, 4 seeds, 12 generations: each generation anew from the initial state (the
+  # recipe, as the paper), and continuing from the previous generation (the ablation)
+  local start keep
+  for start in initial previous; do
+    for keep in 0 0.1; do
+      grid lm_finetune "${start}_keep${keep}" recipes/lm_finetune.yaml --seeds "$(pick 0-3 0)" -- "${extra[@]}" \
+        --loop.start_from "$start" --loop.mode_kwargs.keep_real "$keep"
+    done
+  done
+  local late=(--start 6 --window 3)
+  [ "$SCALE" = tiny ] && late=(--start 0 --window 1)
+  for start in initial previous; do
+    report lm_finetune "report_$start" "$OUT/lm_finetune/${start}_keep0" "$OUT/lm_finetune/${start}_keep0.1"
+    "${PYTHON:-$(dirname "$SCLC")/python}" scripts/late_slope.py "$OUT/lm_finetune/${start}_keep0" \
+      "$OUT/lm_finetune/${start}_keep0.1" --metric test_perplexity "${late[@]}" --out "$OUT/lm_finetune/slope_$start.csv"
+  done
 }
 
 section_lm_pretrain() {
