@@ -184,6 +184,24 @@ POSITIVE = Range(above=0)
 FRACTION = Range(minimum=0, maximum=1)
 
 
+def check_ema_decay(value: float | None) -> None:
+    """Refuses an EMA decay of 1 (checked in range [0, 1] before): the average would keep the
+    first step's weights forever and every sample would come from them.
+
+    Examples:
+        >>> check_ema_decay(0.999)
+        >>> try:
+        ...     check_ema_decay(1.0)
+        ... except ValueError as err:
+        ...     print(err)
+        `ema_decay` must be below 1 (at 1 the average never leaves the first step's weights), got 1.0.
+    """
+    if value is not None and value >= 1:
+        raise ValueError(
+            f"`ema_decay` must be below 1 (at 1 the average never leaves the first step's weights), got {value!r}."
+        )
+
+
 class _Kinds(NamedTuple):
     """What an annotation admits, as far as it can be read: the scalar kinds, the choices of a
     ``Literal``, and whether something else (a tensor, a callable, a mapping ...) is admitted too."""

@@ -11,6 +11,7 @@ strong-concavity constant of the likelihood, :math:`\varepsilon` the generative 
 from __future__ import annotations
 
 import math
+import numbers
 
 import torch
 from torch import Tensor
@@ -36,7 +37,7 @@ __all__ = [
 
 
 def _check(name: str, value: float, minimum: float = 0.0, allow_inf: bool = False) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or math.isnan(value) or value < minimum:
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or math.isnan(value) or value < minimum:
         raise ValueError(f"`{name}` must be a number >= {minimum}, got {value!r}.")
     if math.isinf(value) and not allow_inf:
         raise ValueError(f"`{name}` must be finite, got {value!r}.")
@@ -361,25 +362,25 @@ def curation_kl_bound(real_share: float) -> float:
     share = _check("real_share", real_share)
     if not 0 < share <= 1:
         raise ValueError(f"`real_share` must be in (0, 1], got {real_share!r}.")
-    return -math.log(share)
+    return max(0.0, -math.log(share))  # 0.0, not -0.0, at s = 1
 
 
 def _choice_factor(
     tilt: Tensor, probability: Tensor, candidates: int | None, draws: int, generator: torch.Generator | None
 ) -> Tensor:
     """:math:`H_K` at every point: the density of the kept candidate over the model's, when one of
-    ``candidates`` draws is kept with probability proportional to ``tilt`` (``None``: the
-    :math:`K \\to \\infty` limit, ``tilt`` over its mean). Monte Carlo over ``draws`` sets of
+    ``candidates`` draws is kept with probability proportional to ``exp(tilt)`` (``tilt``: the
+    log-weights, at most 0; ``None``: the :math:`K \\to \\infty` limit, ``exp(tilt)`` over
+    its mean). Monte Carlo over ``draws`` sets of
     the other candidates, normalised to mean 1 under the model."""
     if candidates is None:
-        factor = tilt / (probability * tilt).sum()
+        factor = tilt.exp()
     elif candidates == 1:  # nothing to choose from
         factor = torch.ones_like(tilt)
-    else:
+    else:  # e^{l_i} / (e^{l_i} + sum_j e^{l_j}) as a sigmoid of log-sums: no overflow for any beta
         others = torch.multinomial(probability, draws * (candidates - 1), replacement=True, generator=generator)
-        rest = tilt[others].view(draws, candidates - 1).sum(1)
-        factor = torch.cat([(part[:, None] / (part[:, None] + rest[None])).mean(1) for part in tilt.split(2048)])
-        factor = candidates * factor
+        rest = tilt[others].view(draws, candidates - 1).logsumexp(1)
+        factor = torch.cat([torch.sigmoid(part[:, None] - rest[None]).mean(1) for part in tilt.split(2048)])
     return factor / (probability * factor).sum()
 
 
@@ -421,20 +422,32 @@ def curated_retraining(
     if not 0 <= share <= 1:
         raise ValueError(f"`real_share` must be in [0, 1], got {real_share!r}.")
     for name, count in (("generations", generations), ("draws", draws)):
-        if isinstance(count, bool) or not isinstance(count, int) or count < (0 if name == "generations" else 1):
+        least = 0 if name == "generations" else 1
+        if isinstance(count, bool) or not isinstance(count, numbers.Integral) or count < least:
             raise ValueError(f"`{name}` must be an integer >= {0 if name == 'generations' else 1}, got {count!r}.")
     if num_candidates is not None and (
-        isinstance(num_candidates, bool) or not isinstance(num_candidates, int) or num_candidates < 1
+        isinstance(num_candidates, bool) or not isinstance(num_candidates, numbers.Integral) or num_candidates < 1
     ):
         raise ValueError(f"`num_candidates` must be an integer >= 1 or None (the limit), got {num_candidates!r}.")
-    if isinstance(beta, bool) or not isinstance(beta, (int, float)) or not math.isfinite(beta):
+    if isinstance(beta, bool) or not isinstance(beta, numbers.Real) or not math.isfinite(beta):
         raise ValueError(f"`beta` must be a finite number, got {beta!r}.")
-    tilt = (beta * (values - values.max())).exp()
+    generations, draws, beta = int(generations), int(draws), float(beta)
+    num_candidates = None if num_candidates is None else int(num_candidates)
+    logits = beta * values
+    if not torch.isfinite(logits).all():
+        raise ValueError(f"`beta` times the reward overflows float64 (beta {beta}); use a smaller beta.")
+    tilt = logits - logits.max()  # log-weights, at most 0 whatever the sign of beta
     ratios = [torch.ones_like(values)]
-    for _ in range(generations):
+    for generation in range(generations):
         current = ratios[-1]
         factor = _choice_factor(tilt, current / current.sum(), num_candidates, draws, generator)
         ratios.append(share + (1 - share) * current * factor)
+        if not torch.isfinite(ratios[-1]).all() or not bool((ratios[-1] > 0).any()):
+            raise FloatingPointError(
+                f"curated_retraining: the density ratios left float64's range at generation {generation + 1} "
+                f"(beta {beta} times the reward's spread {float(values.max() - values.min()):.4g}); "
+                "use fewer generations or a smaller beta."
+            )
     return torch.stack(ratios)
 
 

@@ -47,8 +47,23 @@ def read(folder: Path) -> dict[int, dict[str, list[float]]]:
         for row in rows:
             for name in METRICS:
                 if row.get(name):
-                    found[int(float(row["generation"]))][name].append(float(row[name]))
+                    value = float(row[name])
+                    if not math.isfinite(value):
+                        raise SystemExit(
+                            f"curation_stability.py: {path} has `{name}` = {value} at generation {row['generation']}"
+                            " (a diverged run: rerun it or leave its folder out)"
+                        )
+                    found[int(float(row["generation"]))][name].append(value)
     return found
+
+
+def arm_names(folders: list[Path]) -> list[str]:
+    """Each folder's label: its name, or as much of its path as tells it from the others."""
+    for depth in range(1, max(len(folder.resolve().parts) for folder in folders) + 1):
+        names = ["/".join(folder.resolve().parts[-depth:]) for folder in folders]
+        if len(set(names)) == len(names):
+            return names
+    raise SystemExit(f"curation_stability.py: a folder is given twice: {[str(f) for f in folders]}")
 
 
 def predict(shares: list[float], generations: int, args: argparse.Namespace) -> dict[float, dict[str, list[float]]]:
@@ -60,7 +75,7 @@ def predict(shares: list[float], generations: int, args: argparse.Namespace) -> 
     predicted = {}
     for share in shares:
         ratios = curated_retraining(
-            points[:, 0].double(), generations, share, args.candidates, args.beta, args.draws, generator
+            points[:, 0].double(), generations, share, args.candidates or None, args.beta, args.draws, generator
         )
         weights = torch.zeros(generations + 1, 8, dtype=torch.float64).index_add_(1, modes, ratios) / args.points
         predicted[share] = {
@@ -74,12 +89,11 @@ def rows_of(
     folders: list[Path], measured: list[dict[int, dict[str, list[float]]]], predicted: dict[float, Any]
 ) -> list[dict[str, Any]]:
     rows: list[dict[str, Any]] = []
-    for folder, found in zip(folders, measured):
+    for arm, found in zip(arm_names(folders), measured):
         for generation in sorted(found):
-            row: dict[str, Any] = {"arm": folder.name, "generation": generation}
+            row: dict[str, Any] = {"arm": arm, "generation": generation, "seeds": len(found[generation]["kl_to_data"])}
             for name in METRICS:
                 values = found[generation][name]
-                row["seeds"] = len(values)
                 row[name], row[f"{name}_se"] = mean_se(values) if values else (math.nan, math.nan)
             rows.append(row)
     for share, series in predicted.items():
@@ -101,6 +115,9 @@ def draw(rows: list[dict[str, Any]], shares: list[float], path: Path) -> None:
     fig, ax = plt.subplots(figsize=(6.5, 4.2))
     for arm in dict.fromkeys(r["arm"] for r in rows):
         mine = [r for r in rows if r["arm"] == arm and r["kl_to_data"] > 0]  # a log axis; the theory starts at 0
+        if not mine:  # nothing to draw on a log axis (a Monte Carlo KL can be negative): the CSV has it
+            print(f"curation_stability.py: {arm} has no positive KL to draw", file=sys.stderr)
+            continue
         xs, ys = [r["generation"] for r in mine], [r["kl_to_data"] for r in mine]
         if arm.startswith("theory"):
             ax.plot(xs, ys, ls="--", lw=1.2, label=f"population dynamics, {arm[7:]}")
@@ -120,16 +137,33 @@ def draw(rows: list[dict[str, Any]], shares: list[float], path: Path) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0].replace("\n", " "), formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("folders", nargs="+", type=Path, help="folders of curation_mixture runs, one per arm")
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--shares", type=float, nargs="*", default=[0.5], help="real-data shares s to predict")
-    parser.add_argument("--candidates", type=int, default=4, help="K, the candidates per kept point")
+    parser.add_argument(
+        "--candidates", type=int, default=4, help="K, the candidates per kept point (0: the K → ∞ limit)"
+    )
     parser.add_argument("--beta", type=float, default=1.0)
     parser.add_argument("--points", type=int, default=20_000, help="draws of p_data carrying the dynamics")
     parser.add_argument("--draws", type=int, default=4096, help="Monte Carlo candidate sets per generation")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
+    if not all(0 <= share <= 1 for share in args.shares):
+        parser.error(f"--shares must be real-data shares in [0, 1], got {args.shares}")
+    for flag, value, least in (
+        ("--candidates", args.candidates, 1),
+        ("--points", args.points, 2),
+        ("--draws", args.draws, 1),
+    ):
+        if value < least:
+            parser.error(f"{flag} must be at least {least}, got {value}")
+    if not math.isfinite(args.beta):
+        parser.error(f"--beta must be a finite number, got {args.beta}")
+    if args.out.exists() and not args.out.is_dir():
+        parser.error(f"--out {args.out} is a file; give a folder")
     measured = [read(folder) for folder in args.folders]
     generations = max(max(found) for found in measured)
     rows = rows_of(args.folders, measured, predict(args.shares, generations, args))

@@ -156,6 +156,28 @@ def test_curated_retraining_by_hand() -> None:
     )  # one candidate: no choice, no change
 
 
+def test_curated_retraining_with_a_steep_reward_or_a_negative_beta() -> None:
+    """Rewards 0 and 1000 (beta times the spread far beyond exp's range): the better point always
+    wins a pair it is in, so best of two gives H = 0.5 and 1.5 (ratios 0.75, 1.25 with half real
+    data), the limit H = 0 and 2 (ratios 0.5, 1.5); a negative beta favours the other point; numpy
+    scalars are numbers like any other."""
+    import numpy as np
+
+    from sclc_lightning.theory import curated_retraining, curation_kl_bound
+
+    steep = torch.tensor([0.0, 1000.0], dtype=torch.float64)
+    generator = torch.Generator().manual_seed(0)
+    pairs = curated_retraining(steep, 2, 0.5, num_candidates=2, draws=40_000, generator=generator)
+    assert pairs[1].tolist() == pytest.approx([0.75, 1.25], abs=0.01) and bool(torch.isfinite(pairs).all())
+    limit = curated_retraining(steep, 3, 0.5, num_candidates=None)
+    assert limit[1].tolist() == pytest.approx([0.5, 1.5], abs=1e-12)
+    flipped = curated_retraining(steep, 3, 0.5, num_candidates=None, beta=-1.0)
+    assert torch.equal(flipped, limit.flip(1))
+    same = curated_retraining(steep, np.int64(3), np.float32(0.5), num_candidates=np.int64(2), beta=np.float32(1.0))
+    assert same.shape == (4, 2) and bool(torch.isfinite(same).all())
+    assert math.copysign(1.0, curation_kl_bound(1.0)) == 1.0  # 0.0, not -0.0
+
+
 def test_curated_retraining_stays_within_the_bound_and_collapses_without_real_data() -> None:
     from sclc_lightning.theory import curated_retraining, curation_kl_bound
 
@@ -182,6 +204,7 @@ def test_curated_retraining_stays_within_the_bound_and_collapses_without_real_da
         (lambda t: t.curated_retraining(TWO, 1, 0.5, num_candidates=0), "`num_candidates` must be an integer"),
         (lambda t: t.curated_retraining(TWO, 1, 0.5, beta=float("inf")), "`beta` must be a finite number"),
         (lambda t: t.curated_retraining(TWO, 1, 0.5, draws=0), "`draws` must be an integer >= 1"),
+        (lambda t: t.curated_retraining(TWO * 1e300, 1, 0.5, beta=1e10), "`beta` times the reward overflows"),
         (lambda t: t.curated_retraining(torch.tensor([0.0, float("nan")]), 1, 0.5), "`reward` must be finite"),
         (lambda t: t.curated_retraining(torch.zeros(2, 2), 1, 0.5), "`reward` must be a 1-D real tensor"),
         (lambda t: t.curated_retraining([0.0, 1.0], 1, 0.5), "`reward` must be a 1-D real tensor"),

@@ -235,11 +235,34 @@ def isotropic_mixture_log_prob(points: Tensor, centres: Tensor, stds: Tensor, we
         >>> round(float(isotropic_mixture_log_prob(torch.zeros(1, 1), centre, one, one)), 4)  # -log(2π)/2
         -0.9189
     """
+    _check_mixture(points, centres, stds, weights)
     x, centres, stds = points.double(), centres.double(), stds.double()
     dim = centres.shape[1]
     squared = (x[:, None, :] - centres[None]).pow(2).sum(-1)  # (N, k)
     per_component = -0.5 * squared / stds**2 - dim * stds.log() - 0.5 * dim * math.log(2 * math.pi)
     return torch.logsumexp(per_component + weights.double().log(), dim=1)
+
+
+def _check_mixture(points: Tensor, centres: Tensor, stds: Tensor, weights: Tensor) -> None:
+    """Refuses shapes that broadcasting would silently accept, and stds or weights that are not a
+    mixture's."""
+    for name, value in (("points", points), ("centres", centres), ("stds", stds), ("weights", weights)):
+        if not isinstance(value, Tensor) or value.is_complex():
+            raise ValueError(f"`{name}` must be a real tensor, got {type(value).__name__}.")
+    if centres.dim() != 2 or len(centres) < 1:
+        raise ValueError(f"`centres` must have shape (k, d), got {tuple(centres.shape)}.")
+    k, dim = centres.shape
+    if points.dim() != 2 or points.shape[1] != dim:
+        raise ValueError(f"`points` must have shape (N, {dim}) like the centres, got {tuple(points.shape)}.")
+    if stds.shape != (k,) or weights.shape != (k,):
+        raise ValueError(
+            f"`stds` and `weights` must have shape ({k},), one per centre, got {tuple(stds.shape)} and "
+            f"{tuple(weights.shape)}."
+        )
+    if not bool((stds > 0).all()) or not bool(torch.isfinite(stds).all()):
+        raise ValueError(f"`stds` must be positive and finite, got {stds.tolist()}.")
+    if not bool((weights >= 0).all()) or abs(float(weights.double().sum()) - 1) > 1e-6:
+        raise ValueError(f"`weights` must be non-negative and sum to 1, got {weights.tolist()}.")
 
 
 def first_mode_reward(data: Tensor, conditions: Any = None) -> Tensor:

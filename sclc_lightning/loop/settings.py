@@ -25,6 +25,7 @@ editor read it. A test fails when it and this table disagree.
 
 from __future__ import annotations
 
+import difflib
 import math
 import os
 from collections.abc import Callable, Mapping
@@ -145,7 +146,9 @@ def _output_dir(value: Any) -> Any:
 
 def _start_from(value: Any) -> str:
     if value not in ("previous", "initial"):
-        raise ValueError(f"`start_from` must be 'previous' or 'initial', got {value!r}.")
+        near = difflib.get_close_matches(value.lower(), ["previous", "initial"], n=1) if isinstance(value, str) else []
+        hint = f" (did you mean {near[0]!r}?)" if near else ""
+        raise ValueError(f"`start_from` must be 'previous' or 'initial', got {value!r}{hint}.")
     return str(value)
 
 

@@ -21,7 +21,15 @@ import torch
 from torch import Tensor, nn
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
-from sclc_lightning._checks import COUNT, FRACTION, NON_NEGATIVE, POSITIVE, check_arguments, plain_numbers
+from sclc_lightning._checks import (
+    COUNT,
+    FRACTION,
+    NON_NEGATIVE,
+    POSITIVE,
+    check_arguments,
+    check_ema_decay,
+    plain_numbers,
+)
 from sclc_lightning._extras import require
 from sclc_lightning.mixing.weighting import split_weights, weighted_mean
 from sclc_lightning.models._sampling import check_temperature
@@ -190,6 +198,7 @@ class ConformerDiffusion(pl.LightningModule):
             clip_radius=POSITIVE,
             ema_decay=FRACTION,
         )
+        check_ema_decay(ema_decay)
         diffusers: Any = importlib.import_module("diffusers")
         self.save_hyperparameters()
         self.net = ConformerNet(width, layers)
@@ -254,7 +263,7 @@ class ConformerDiffusion(pl.LightningModule):
             return noise
         signal = self.scheduler.alphas_cumprod[t].to(x)
         clean = (x - (1 - signal).sqrt() * noise) / signal.sqrt()
-        limit = radius / self.hparams["scale"]
+        limit = min(radius / self.hparams["scale"], torch.finfo(x.dtype).max)  # a radius past float range: no clip
         clean = clean * (limit / clean.norm(dim=-1, keepdim=True).clamp_min(limit))
         return (x - signal.sqrt() * clean) / (1 - signal).sqrt()
 

@@ -10,7 +10,7 @@ from typing import Any, Literal
 import torch
 from torch import Tensor
 
-from sclc_lightning._checks import COUNT, POSITIVE, Range, check_arguments, plain_numbers
+from sclc_lightning._checks import COUNT, POSITIVE, Range, check_arguments, check_ema_decay, plain_numbers
 from sclc_lightning.mixing.weighting import split_weights, weighted_mean
 from sclc_lightning.models._image_base import ImageDiffusion
 from sclc_lightning.models._sampling import check_temperature
@@ -66,6 +66,7 @@ class ImageDDPM(ImageDiffusion):
             lr=POSITIVE,
             ema_decay=Range(minimum=0, above=None, maximum=1),
         )
+        check_ema_decay(ema_decay)
         if pretrained_unet is None:
             check_blocks(block_out_channels)
         super().__init__()  # saves the arguments above as hyperparameters, builds the UNet

@@ -15,7 +15,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from sclc_lightning._checks import COUNT, POSITIVE, Range, check_arguments, plain_numbers
+from sclc_lightning._checks import COUNT, POSITIVE, Range, check_arguments, check_ema_decay, plain_numbers
 from sclc_lightning.mixing.weighting import split_weights, weighted_mean
 from sclc_lightning.models._image_base import ImageDiffusion
 from sclc_lightning.models._sampling import check_temperature
@@ -63,6 +63,7 @@ class ImageEDM(ImageDiffusion):
             **dict.fromkeys(("sigma_min", "sigma_max", "sigma_data", "rho", "p_std", "lr"), POSITIVE),
             ema_decay=Range(minimum=0, maximum=1),
         )
+        check_ema_decay(ema_decay)
         if pretrained_unet is None:
             check_blocks(block_out_channels)
         if sigma_min >= sigma_max:

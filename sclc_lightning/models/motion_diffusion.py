@@ -19,6 +19,7 @@ from sclc_lightning._checks import (
     NON_NEGATIVE,
     POSITIVE,
     check_arguments,
+    check_ema_decay,
     plain_numbers,
 )
 from sclc_lightning.mixing.weighting import split_weights, weighted_mean
@@ -116,6 +117,7 @@ class MotionDiffusion(pl.LightningModule):
             weight_decay=NON_NEGATIVE,
             ema_decay=FRACTION,
         )
+        check_ema_decay(ema_decay)
         diffusers: Any = importlib.import_module("diffusers")
         self.save_hyperparameters()
         self.net = MotionDenoiser(features, frames, num_classes, width, layers, heads)

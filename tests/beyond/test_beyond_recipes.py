@@ -131,6 +131,26 @@ def test_the_eight_gaussians_density_has_the_entropy_of_eight_separate_modes() -
     assert float(centre) == pytest.approx(math.log(1 / 8 / (2 * math.pi * 0.02)), abs=1e-9)
 
 
+@pytest.mark.parametrize(
+    ("points", "stds", "weights", "match"),
+    [
+        ([[0.0]], [1.0, 1.0], [0.5, 0.5], r"`points` must have shape \(N, 2\)"),  # (N, 1) would broadcast
+        ([[[0.0, 0.0]]], [1.0, 1.0], [0.5, 0.5], r"`points` must have shape \(N, 2\)"),  # (N, 1, 2) too
+        ([[0.0, 0.0]], [1.0, 1.0], [1.0], r"`stds` and `weights` must have shape \(2,\)"),
+        ([[0.0, 0.0]], [1.0, 0.0], [0.5, 0.5], "`stds` must be positive and finite"),
+        ([[0.0, 0.0]], [1.0, 1.0], [1.0, 1.0], "`weights` must be non-negative and sum to 1"),
+    ],
+)
+def test_the_mixture_density_refuses_shapes_that_would_broadcast(points, stds, weights, match: str) -> None:  # type: ignore[no-untyped-def]
+    import torch
+
+    from sclc_lightning.datasets.toy import isotropic_mixture_log_prob
+
+    centres = torch.tensor([[-1.0, 0.0], [1.0, 0.0]])
+    with pytest.raises(ValueError, match=match):
+        isotropic_mixture_log_prob(torch.tensor(points), centres, torch.tensor(stds), torch.tensor(weights))
+
+
 def test_curation_small_variant_raises_the_reward(tmp_path: Path) -> None:
     rows = fit_recipe(tmp_path, "curation_mixture", "replace", small=True)
     rewards = [r["reward_mean"] for r in rows if "reward_mean" in r]

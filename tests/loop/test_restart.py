@@ -104,3 +104,5 @@ def test_a_run_that_continued_does_not_resume_as_one_that_restarts(tmp_path: Pat
         _fit(tmp_path, "initial", ckpt_path=str(tmp_path / "ck" / "epoch=0.ckpt"))
     with pytest.raises(ValueError, match="`start_from` must be 'previous' or 'initial'"):
         SelfConsumingLoop(0.5, 1, start_from="scratch")
+    with pytest.raises(ValueError, match=r"got 'initail' \(did you mean 'initial'\?\)"):
+        SelfConsumingLoop(0.5, 1, start_from="initail")

@@ -142,3 +142,24 @@ def test_sampling_keeps_the_predicted_conformer_within_the_clip_radius() -> None
     assert not torch.allclose(model._clipped(x, big, 999), big)
     with pytest.raises(ValueError, match="clip_radius"):
         ConformerDiffusion(clip_radius=0.0)
+    huge = ConformerDiffusion(width=16, layers=2, sampling_steps=2, clip_radius=1e39)  # past float32: no clip
+    assert torch.allclose(huge._clipped(x, big, 999), big, atol=1e-3)
+
+
+@pytest.mark.parametrize(
+    "model",
+    [
+        "conformer_diffusion.ConformerDiffusion",
+        "motion_diffusion.MotionDiffusion",
+        "image_ddpm.ImageDDPM",
+        "image_edm.ImageEDM",
+    ],
+)
+def test_an_ema_decay_of_one_is_refused(model: str) -> None:
+    """At decay 1 the average would keep the first step's weights and every sample come from them."""
+    import importlib
+
+    module, name = model.split(".")
+    cls = getattr(importlib.import_module(f"sclc_lightning.models.{module}"), name)
+    with pytest.raises(ValueError, match="`ema_decay` must be below 1"):
+        cls(ema_decay=1.0)

@@ -59,3 +59,43 @@ def test_runs_without_the_divergence_are_refused(tmp_path: Path) -> None:
         _module().main([str(tmp_path / "plain"), "--out", str(tmp_path / "out")])
     with pytest.raises(SystemExit, match=r"no <\.\.\.>seed=<s>/metrics\.csv under"):
         _module().main([str(tmp_path / "empty"), "--out", str(tmp_path / "out")])
+
+
+def test_folders_of_the_same_name_stay_apart_and_a_diverged_seed_is_refused(tmp_path: Path) -> None:
+    for study, kl in (("first", 0.1), ("second", 0.4)):
+        _run(tmp_path / study / "augment", 0, [0.01, kl], [0.13, 0.2])
+    _run(tmp_path / "first" / "replace", 0, [0.01, 0.5], [0.13, 0.2])
+    (tmp_path / "first" / "replace" / "seed=1").mkdir()
+    (tmp_path / "first" / "replace" / "seed=1" / "metrics.csv").write_text("generation,kl_to_data\n0,0.01\n1,0.2\n")
+    folders = [str(tmp_path / study / arm) for study, arm in (("first", "augment"), ("second", "augment"))]
+    out = tmp_path / "out"
+    shared = ["--out", str(out), "--points", "400", "--draws", "64", "--shares"]
+    assert _module().main([*folders, str(tmp_path / "first" / "replace"), *shared]) == 0
+    rows = [r for r in csv.DictReader(open(out / "stability.csv")) if r["generation"] == "1"]
+    assert {r["arm"]: float(r["kl_to_data"]) for r in rows} == pytest.approx(
+        {"first/augment": 0.1, "second/augment": 0.4, "first/replace": 0.35}
+    )
+    assert (
+        next(r for r in rows if r["arm"] == "first/replace")["seeds"] == "2"
+    )  # counted on the KL, not the mode weight
+    _run(tmp_path / "diverged", 0, [0.01, float("nan")], [0.13, 0.2])
+    with pytest.raises(SystemExit, match=r"seed=0/metrics\.csv has `kl_to_data` = nan at generation 1"):
+        _module().main([str(tmp_path / "diverged"), *shared])
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (["--shares", "1.5"], "--shares must be real-data shares in"),
+        (["--points", "1"], "--points must be at least 2"),
+        (["--draws", "0"], "--draws must be at least 1"),
+        (["--beta", "nan"], "--beta must be a finite number"),
+    ],
+)
+def test_bad_flags_are_refused_naming_the_flag(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], flags: list[str], message: str
+) -> None:
+    _run(tmp_path / "augment", 0, [0.01, 0.1], [0.13, 0.2])
+    with pytest.raises(SystemExit):
+        _module().main([str(tmp_path / "augment"), "--out", str(tmp_path / "out"), *flags])
+    assert message in capsys.readouterr().err
