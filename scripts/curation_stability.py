@@ -154,7 +154,7 @@ def main(argv: list[str] | None = None) -> int:
     if not all(0 <= share <= 1 for share in args.shares):
         parser.error(f"--shares must be real-data shares in [0, 1], got {args.shares}")
     for flag, value, least in (
-        ("--candidates", args.candidates, 1),
+        ("--candidates", args.candidates, 0),
         ("--points", args.points, 2),
         ("--draws", args.draws, 1),
     ):
