@@ -418,21 +418,9 @@ def curated_retraining(
         (True, True)
     """
     values = _check_reward(reward)
-    share = _check("real_share", real_share)
-    if not 0 <= share <= 1:
-        raise ValueError(f"`real_share` must be in [0, 1], got {real_share!r}.")
-    for name, count in (("generations", generations), ("draws", draws)):
-        least = 0 if name == "generations" else 1
-        if isinstance(count, bool) or not isinstance(count, numbers.Integral) or count < least:
-            raise ValueError(f"`{name}` must be an integer >= {0 if name == 'generations' else 1}, got {count!r}.")
-    if num_candidates is not None and (
-        isinstance(num_candidates, bool) or not isinstance(num_candidates, numbers.Integral) or num_candidates < 1
-    ):
-        raise ValueError(f"`num_candidates` must be an integer >= 1 or None (the limit), got {num_candidates!r}.")
-    if isinstance(beta, bool) or not isinstance(beta, numbers.Real) or not math.isfinite(beta):
-        raise ValueError(f"`beta` must be a finite number, got {beta!r}.")
-    generations, draws, beta = int(generations), int(draws), float(beta)
-    num_candidates = None if num_candidates is None else int(num_candidates)
+    share, generations, num_candidates, draws, beta = _check_curation(
+        real_share, generations, num_candidates, draws, beta
+    )
     logits = beta * values
     if not torch.isfinite(logits).all():
         raise ValueError(f"`beta` times the reward overflows float64 (beta {beta}); use a smaller beta.")
@@ -449,6 +437,27 @@ def curated_retraining(
                 "use fewer generations or a smaller beta."
             )
     return torch.stack(ratios)
+
+
+def _check_curation(
+    real_share: float, generations: int, num_candidates: int | None, draws: int, beta: float
+) -> tuple[float, int, int | None, int, float]:
+    """:func:`curated_retraining`'s arguments checked, as Python numbers."""
+    share = _check("real_share", real_share)
+    if not 0 <= share <= 1:
+        raise ValueError(f"`real_share` must be in [0, 1], got {real_share!r}.")
+    for name, count in (("generations", generations), ("draws", draws)):
+        least = 0 if name == "generations" else 1
+        if isinstance(count, bool) or not isinstance(count, numbers.Integral) or count < least:
+            raise ValueError(f"`{name}` must be an integer >= {least}, got {count!r}.")
+    if num_candidates is not None and (
+        isinstance(num_candidates, bool) or not isinstance(num_candidates, numbers.Integral) or num_candidates < 1
+    ):
+        raise ValueError(f"`num_candidates` must be an integer >= 1 or None (the limit), got {num_candidates!r}.")
+    if isinstance(beta, bool) or not isinstance(beta, numbers.Real) or not math.isfinite(beta):
+        raise ValueError(f"`beta` must be a finite number, got {beta!r}.")
+    candidates = None if num_candidates is None else int(num_candidates)
+    return share, int(generations), candidates, int(draws), float(beta)
 
 
 def _check_reward(reward: Tensor) -> Tensor:
