@@ -244,7 +244,7 @@ section_lm_pretrain() {
 }
 
 # Gerstgrasser et al.: conformer diffusion, replace vs accumulate, and replace + MMFF correction
-# (small CPU variant; docs/molecules.md).
+# (small CPU variant, about 24 minutes per run, two at a time; docs/molecules.md).
 section_conformers() {
   local small=(--config recipes/small/conformer_diffusion.yaml) extra=()
   [ "$SCALE" = tiny ] && extra=(--loop.generations 1 --loop.initial_images 640 --loop.images_per_generation 320)
