@@ -33,10 +33,26 @@ def test_the_trust_round_run_resumes_bit_identically(tmp_path: Path) -> None:
         assert torch.equal(value, resumed.state_dict()[key]), key
     a, b = (manifest(tmp_path / x / "s") for x in ("full", "killed"))
     assert a["finished"] and b["finished"]
-    assert [g["shards"] for g in a["generations"]] == [g["shards"] for g in b["generations"]]
+    # Generation 1's shard and the checkpoint were written by the fixture's machine before the kill.
+    # Where this machine rounds like it (the shard reproduces bit for bit), every shard and weight
+    # must match exactly; elsewhere (another CPU's exp or FMA) the same draws, up to float rounding.
+    fixture_shards = {(int(path.parent.name[4:]), path.name) for path in FIXTURE.glob("killed/s/gen_*/*.safetensors")}
+    assert fixture_shards == {(1, "shard_00000.safetensors")}
+    assert [g["generation"] for g in a["generations"]] == [g["generation"] for g in b["generations"]]
+    same_numerics = a["generations"][0]["shards"] == b["generations"][0]["shards"]
+    if same_numerics:
+        assert [g["shards"] for g in a["generations"]] == [g["shards"] for g in b["generations"]]
+    for ours, theirs in zip(a["generations"], b["generations"]):
+        folder = f"gen_{ours['generation']:04d}"
+        for shard, other in zip(ours["shards"], theirs["shards"], strict=True):
+            assert shard[:2] == other[:2]
+            full_shard = load_file(str(tmp_path / "full" / "s" / folder / shard[0]))
+            resumed_shard = load_file(str(tmp_path / "killed" / "s" / folder / other[0]))
+            assert torch.equal(full_shard["source_index"], resumed_shard["source_index"])
+            torch.testing.assert_close(full_shard["data"], resumed_shard["data"], rtol=1e-5, atol=1e-6)
     recorded = load_file(str(FIXTURE / "uninterrupted.safetensors"))
     for key, value in recorded.items():
-        if torch.backends.cpu.get_cpu_capability() == WRITTEN_ON:
+        if same_numerics and torch.backends.cpu.get_cpu_capability() == WRITTEN_ON:
             assert torch.equal(value, resumed.state_dict()[key]), key
         else:
             torch.testing.assert_close(resumed.state_dict()[key], value, rtol=1e-5, atol=1e-6)
