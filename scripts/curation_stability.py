@@ -176,7 +176,7 @@ def main(argv: list[str] | None = None) -> int:
     draw(rows, args.shares, args.out / "stability.png")
     for row in rows:
         if row["generation"] in (1, 5, 10, generations):
-            spread = f" ± {row['kl_to_data_se']:.3g}" if "kl_to_data_se" in row else ""
+            spread = f" ± {row['kl_to_data_se']:.3g}" if row.get("seeds", 0) > 1 else ""
             print(
                 f"{row['arm']}, generation {row['generation']}: KL {row['kl_to_data']:.4g}{spread},"
                 f" largest mode weight {row['max_mode_weight']:.3f}"
