@@ -149,7 +149,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--beta", type=float, default=1.0)
     parser.add_argument("--points", type=int, default=20_000, help="draws of p_data carrying the dynamics")
     parser.add_argument("--draws", type=int, default=4096, help="Monte Carlo candidate sets per generation")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--seed", type=int, default=None, help="seed of the dynamics' draws (default: a fresh one, printed)"
+    )
     args = parser.parse_args(argv)
     if not all(0 <= share <= 1 for share in args.shares):
         parser.error(f"--shares must be real-data shares in [0, 1], got {args.shares}")
@@ -164,6 +166,9 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"--beta must be a finite number, got {args.beta}")
     if args.out.exists() and not args.out.is_dir():
         parser.error(f"--out {args.out} is a file; give a folder")
+    if args.seed is None:  # no fixed default: a fresh seed, printed so that the figure can be redrawn
+        args.seed = int(torch.seed() % 2**31)
+        print(f"curation_stability.py: the population dynamics drawn with --seed {args.seed}")
     measured = [read(folder) for folder in args.folders]
     generations = max(max(found) for found in measured)
     rows = rows_of(args.folders, measured, predict(args.shares, generations, args))

@@ -336,7 +336,7 @@ section_curation() {
     -- --loop.generations "$gens" --loop.corrector null --loop.corrector_kwargs null
   report curation report "$OUT/curation/replace" "$OUT/curation/augment" "$OUT/curation/plain"
   "${PYTHON:-$(dirname "$SCLC")/python}" scripts/curation_stability.py "$OUT/curation/augment" "$OUT/curation/replace" \
-    --out "$OUT/curation/stability" --points "$(pick 20000 2000)" --draws "$(pick 4096 256)"
+    --out "$OUT/curation/stability" --points "$(pick 20000 2000)" --draws "$(pick 4096 256)" --seed 0
 }
 
 section_verification() {

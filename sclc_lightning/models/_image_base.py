@@ -7,8 +7,8 @@ from typing import Any
 import lightning.pytorch as pl
 import torch
 from torch import Tensor
-from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
+from sclc_lightning.models._sampling import exponential_average, sampling_weights
 from sclc_lightning.models._unet import build_unet, load_pretrained_unet
 
 __all__ = ["ImageDiffusion"]
@@ -39,8 +39,7 @@ class ImageDiffusion(pl.LightningModule):
         else:
             blocks, layers, attention = hp["block_out_channels"], hp["layers_per_block"], hp["attention"]
             self.unet = build_unet(self.image_size, self.channels, blocks, layers, attention, self.num_classes)
-        decay = hp["ema_decay"]
-        self.ema = AveragedModel(self.unet, multi_avg_fn=get_ema_multi_avg_fn(decay)) if decay is not None else None
+        self.ema = exponential_average(self.unet, hp["ema_decay"])
 
     def split(self, batch: Any) -> tuple[Tensor, Tensor | None]:
         """Images and (for class-conditional models) labels of a batch."""
@@ -50,7 +49,7 @@ class ImageDiffusion(pl.LightningModule):
 
     def sampling_net(self) -> torch.nn.Module:
         """The EMA weights when kept (and updated at least once), else the trained ones."""
-        return self.ema.module if self.ema is not None and int(self.ema.n_averaged) > 0 else self.unet
+        return sampling_weights(self.ema, self.unet)
 
     def sampling_labels(self, conditions: Any) -> Tensor | None:
         if not self.num_classes:

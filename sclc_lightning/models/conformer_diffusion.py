@@ -19,7 +19,6 @@ from typing import Any
 import lightning.pytorch as pl
 import torch
 from torch import Tensor, nn
-from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from sclc_lightning._checks import (
     COUNT,
@@ -32,7 +31,7 @@ from sclc_lightning._checks import (
 )
 from sclc_lightning._extras import require
 from sclc_lightning.mixing.weighting import split_weights, weighted_mean
-from sclc_lightning.models._sampling import check_temperature
+from sclc_lightning.models._sampling import check_temperature, exponential_average, sampling_weights
 
 __all__ = ["ConformerDiffusion", "EquivariantLayer", "centred"]
 
@@ -202,9 +201,7 @@ class ConformerDiffusion(pl.LightningModule):
         diffusers: Any = importlib.import_module("diffusers")
         self.save_hyperparameters()
         self.net = ConformerNet(width, layers)
-        self.ema = (
-            AveragedModel(self.net, multi_avg_fn=get_ema_multi_avg_fn(ema_decay)) if ema_decay is not None else None
-        )
+        self.ema = exponential_average(self.net, ema_decay)
         self.scheduler = diffusers.DDPMScheduler(
             num_train_timesteps=timesteps,
             beta_schedule="squaredcos_cap_v2",
@@ -214,7 +211,7 @@ class ConformerDiffusion(pl.LightningModule):
 
     def sampling_net(self) -> nn.Module:
         """The EMA weights when kept (and updated at least once), else the trained ones."""
-        return self.ema.module if self.ema is not None and int(self.ema.n_averaged) > 0 else self.net
+        return sampling_weights(self.ema, self.net)
 
     def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
         if self.ema is not None:

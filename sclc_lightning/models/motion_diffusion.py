@@ -11,7 +11,6 @@ from typing import Any
 import lightning.pytorch as pl
 import torch
 from torch import Tensor, nn
-from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from sclc_lightning._checks import (
     COUNT,
@@ -23,7 +22,7 @@ from sclc_lightning._checks import (
     plain_numbers,
 )
 from sclc_lightning.mixing.weighting import split_weights, weighted_mean
-from sclc_lightning.models._sampling import check_temperature
+from sclc_lightning.models._sampling import check_temperature, exponential_average, sampling_weights
 
 __all__ = ["MotionDiffusion"]
 
@@ -121,9 +120,7 @@ class MotionDiffusion(pl.LightningModule):
         diffusers: Any = importlib.import_module("diffusers")
         self.save_hyperparameters()
         self.net = MotionDenoiser(features, frames, num_classes, width, layers, heads)
-        self.ema = (
-            AveragedModel(self.net, multi_avg_fn=get_ema_multi_avg_fn(ema_decay)) if ema_decay is not None else None
-        )
+        self.ema = exponential_average(self.net, ema_decay)
         self.scheduler = diffusers.DDPMScheduler(
             num_train_timesteps=timesteps,
             beta_schedule="squaredcos_cap_v2",
@@ -187,9 +184,7 @@ class MotionDiffusion(pl.LightningModule):
         x = x.to(self.device) * tau
         scale = float(self.hparams["guidance"] if guidance is None else guidance)
         self.scheduler.set_timesteps(self.hparams["sampling_steps"])
-        # EMA weights once they have been updated (weights loaded into a fresh model have not).
-        averaged = self.ema is not None and int(self.ema.n_averaged) > 0
-        net: nn.Module = self.ema.module if averaged else self.net  # type: ignore[union-attr]
+        net = sampling_weights(self.ema, self.net)
         training = net.training
         net.eval()  # no dropout while sampling, whatever mode the module is in
         try:

@@ -99,3 +99,20 @@ def test_bad_flags_are_refused_naming_the_flag(
     with pytest.raises(SystemExit):
         _module().main([str(tmp_path / "augment"), "--out", str(tmp_path / "out"), *flags])
     assert message in capsys.readouterr().err
+
+
+def test_without_a_seed_the_dynamics_draw_a_fresh_one_and_print_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """No fixed default seed: each call draws its own, prints it, and ``--seed`` with that value
+    redraws the same dynamics."""
+    _run(tmp_path / "augment", 0, [0.01, 0.1], [0.13, 0.2])
+    shared = [str(tmp_path / "augment"), "--points", "400", "--draws", "64"]
+    seeds, tables = [], []
+    for name in ("a", "b"):
+        assert _module().main([*shared, "--out", str(tmp_path / name)]) == 0
+        seeds.append(int(capsys.readouterr().out.split("--seed ")[1].split()[0]))
+        tables.append((tmp_path / name / "stability.csv").read_text())
+    assert seeds[0] != seeds[1] and tables[0] != tables[1]
+    assert _module().main([*shared, "--out", str(tmp_path / "again"), "--seed", str(seeds[0])]) == 0
+    assert (tmp_path / "again" / "stability.csv").read_text() == tables[0]
