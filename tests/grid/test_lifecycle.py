@@ -99,7 +99,8 @@ def test_sigterm_stops_every_worker_and_a_rerun_resumes(tmp_path: Path) -> None:
     try:  # until both points train generation 1 (their first checkpoint is behind them)
         while time.monotonic() < deadline:
             logs = [(out / n / "log.txt").read_text() if (out / n / "log.txt").exists() else "" for n in names]
-            if all("sampled" in log for log in logs):
+            # generation 0's sample, not the set-up's dry run ("... points per rank sampled")
+            if all("SelfConsumingLoop: sampled " in log for log in logs):
                 break
             assert grid.poll() is None, grid.communicate()[0]
             time.sleep(0.2)
