@@ -239,7 +239,8 @@ class _TrainingStarted(Callback):
 
 def _short(error: BaseException) -> str:
     r"""The message of ``error`` on one line: jsonargparse's union errors are cut down to the
-    error of the type that was meant, and the value given.
+    error of the type that was meant (with its detail: the option or value refused) and, when
+    that says nothing more, the value given; an option a class does not take gets the one meant.
 
     Examples:
         >>> _short(ValueError('Parser key "n":\n  Expected an int. Got value: x'))
@@ -248,11 +249,72 @@ def _short(error: BaseException) -> str:
     text = str(error).strip()
     lines = [line.strip() for line in text.splitlines() if line.strip()]
     if "Does not validate against any of the Union subtypes" in text:
-        causes = [line[2:] for line in lines if line.startswith("- ") and "<class 'NoneType'>" not in line]
-        given = [line for line in lines if line.startswith("Given value:")]
+        cause = _union_cause(text)
+        given = [line for line in lines if line.startswith("Given value:")] if len(cause) < 2 else []
         head = lines[0] if lines[0].startswith("Parser key") else ""
-        lines = [head, *causes[:1], *given] if head else [*causes[:1]] or lines
-    return " ".join(lines)[:900]
+        lines = [head, *cause, *given] if head else cause or lines
+    return _option_hint(" ".join(lines))[:900]
+
+
+def _union_cause(text: str) -> list[str]:
+    """The first error of a jsonargparse union message that is not ``None``'s, with the lines
+    indented under it (``Option 'x' is not accepted``, ``Parser key "dim": Expected ...``)."""
+    causes: list[list[str]] = []
+    indent: int | None = None
+    for line in text.splitlines():
+        depth, stripped = len(line) - len(line.lstrip()), line.strip()
+        if stripped.startswith("- "):
+            causes.append([stripped[2:]])
+            indent = depth
+        elif stripped and indent is not None and depth > indent:
+            causes[-1].append(stripped)
+        else:
+            indent = None
+    meant = [cause for cause in causes if "<class 'NoneType'>" not in cause[0]]
+    return meant[0] if meant else []
+
+
+def _option_hint(message: str) -> str:
+    """``message`` with ``(did you mean 'lr'?)`` after each ``Option 'x' is not accepted`` of the
+    class it names, when the class takes an argument close to ``x``; else the arguments it takes.
+
+    Examples:
+        >>> _option_hint("Problem with given class_path 'sclc_lightning.models.GaussianModel':"
+        ...              " Option 'dimm' is not accepted")[-44:]
+        "'dimm' is not accepted (did you mean 'dim'?)"
+    """
+    found = re.search(r"given class_path '([\w.]+)'", message)
+    if found is None:
+        return message
+    try:
+        module, _, name = found.group(1).rpartition(".")
+        parameters = _init_parameters(getattr(importlib.import_module(module), name))
+    except (ImportError, AttributeError, ValueError, TypeError):
+        return message
+
+    def hint(match: re.Match[str]) -> str:
+        near = difflib.get_close_matches(match.group(1).split(".")[0], parameters, n=1)
+        if near:
+            return f"{match.group(0)} (did you mean {near[0]!r}?)"
+        return f"{match.group(0)} ({name} takes {', '.join(parameters) or 'no arguments'})"
+
+    return re.sub(r"Option '([\w.]+)' is not accepted", hint, message)
+
+
+def _init_parameters(cls: type) -> list[str]:
+    """The named arguments of ``cls``'s constructor, following ``**kwargs`` to its bases as
+    jsonargparse does."""
+    import inspect
+
+    names: list[str] = []
+    for klass in cls.__mro__:
+        if "__init__" not in vars(klass) or klass is object:
+            continue
+        parameters = inspect.signature(klass.__init__).parameters.values()  # type: ignore[misc]
+        names += [p.name for p in parameters if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
+        if not any(p.kind is p.VAR_KEYWORD for p in parameters):
+            break
+    return [name for name in dict.fromkeys(names) if name != "self"]
 
 
 class _SaveConfigToRunDir(SaveConfigCallback):

@@ -71,6 +71,20 @@ def test_fit_with_two_processes_writes_one_table(tmp_path: Path) -> None:
         (["--data.init_args.n", "0"], r"`n` must be an integer >= 1, got 0\."),
         (["--trainer.max_epochs", "x"], r'Parser key "trainer.max_epochs": Expected a <class \'int\'> Given value: x'),
         (["--loop.bogus", "3"], r"unrecognized arguments: --loop.bogus 3"),
+        (  # a typo in a class's arguments: the argument refused and the one meant
+            ["--model.init_args.dimm", "3"],
+            r"Problem with given class_path '.*GaussianModel': Option 'dimm' is not accepted \(did you mean 'dim'\?\)$",
+        ),
+        (  # nothing close: the arguments the class takes
+            ["--data.init_args.size", "3"],
+            r"Problem with given class_path '.*': Option 'size' is not accepted"
+            r" \(GaussianDataModule takes n, .*batch_size",
+        ),
+        (
+            ["--model.init_args.dim", "abc"],
+            r"Problem with given class_path '.*GaussianModel': Parser key \"dim\": Expected a <class 'int'>\."
+            r" Got value: abc$",
+        ),
         (  # the recipe's dim is in both blocks: changing one is named, not a shape error in training
             ["--data.init_args.dim", "1"],
             r"model\.init_args\.dim=2 but data\.init_args\.dim=1: they describe the same points; set both",
