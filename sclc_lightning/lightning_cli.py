@@ -207,13 +207,22 @@ def check_shared_shapes(model: Any, data: Any) -> None:
 
 class _TrainingStarted(Callback):
     """Marks the moment the fit starts training: errors before it are configuration errors. It
-    also keeps the trainer's log folders, so that an attempt refused before training leaves none
-    (:meth:`discard_logs`)."""
+    also keeps the trainer's log folders and the run folder this attempt made, so that an
+    attempt refused before training leaves none (:meth:`discard_logs`)."""
 
     def __init__(self) -> None:
         self.started = False
         self.since = time.time()
         self.log_dirs: list[Path] = []
+        self.made_folder: Path | None = None
+
+    def note_run_dir(self, run_dir: Path) -> None:
+        """The run's folder, before anything is written: when it does not exist yet, the
+        outermost folder this attempt will make for it is removed if the attempt is refused."""
+        path, made = run_dir.absolute(), None
+        while not os.path.lexists(path) and path != path.parent:
+            path, made = path.parent, path
+        self.made_folder = made
 
     def setup(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
         for logger in trainer.loggers:
@@ -235,6 +244,19 @@ class _TrainingStarted(Callback):
                 made_now = candidate.is_dir() and candidate.stat().st_ctime >= self.since - 1
                 if made_now and (candidate.name.startswith(("version_", "offline-run-", "run-"))):
                     shutil.rmtree(candidate, ignore_errors=True)
+        made = self.made_folder
+        if made is not None and made.is_dir() and not made.is_symlink() and _made_since(made, self.since - 1):
+            shutil.rmtree(made, ignore_errors=True)  # the run folder this attempt made, and all in it
+
+
+def _made_since(folder: Path, since: float) -> bool:
+    """Whether ``folder`` and everything in it (links not followed) changed at ``since`` or later:
+    nothing in it is older than the attempt that made it."""
+    for root, folders, files in os.walk(folder):
+        for name in [".", *folders, *files]:
+            if os.lstat(os.path.join(root, name)).st_ctime < since:
+                return False
+    return True
 
 
 def _short(error: BaseException) -> str:
@@ -318,11 +340,20 @@ def _init_parameters(cls: type) -> list[str]:
 
 
 class _SaveConfigToRunDir(SaveConfigCallback):
-    """Writes the resolved configuration to ``<run_dir>/config.yaml``."""
+    """Writes the resolved configuration to ``<run_dir>/config.yaml``; for ``fit``, when training
+    starts: an attempt refused in set-up (a resume with changed settings, a dry run refused)
+    leaves the run's ``config.yaml`` as it was."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         kwargs["save_to_log_dir"] = False
         super().__init__(*args, **kwargs)
+
+    def setup(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
+        if stage != "fit":
+            super().setup(trainer, pl_module, stage)
+
+    def on_train_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        super().setup(trainer, pl_module, "fit")
 
     def save_config(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
         if trainer.is_global_zero:
@@ -343,10 +374,12 @@ class _SCLCCommand:
     #: The Lightning package whose classes the command uses (``lightning.pytorch`` or ``pytorch_lightning``).
     NAMESPACE: ClassVar[str] = "lightning.pytorch"
     _remote: RemoteRunDirectory | None = None
+    _marker: _TrainingStarted | None = None
 
     def __init__(self, args: Sequence[str] | None = None, run: bool = True, marker: Callback | None = None) -> None:
         # Parse errors are raised (and printed in a line by `sclc`), not printed with the usage.
         no_exit = {"exit_on_error": False}
+        self._marker = marker if isinstance(marker, _TrainingStarted) else None
         lightning = importlib.import_module(self.NAMESPACE)
         super().__init__(  # type: ignore[call-arg]
             model_class=lightning.LightningModule,
@@ -494,6 +527,8 @@ class _SCLCCommand:
             configs = config.get("config") or []
             name = Path(str(configs[-1])).stem if configs else "run"
             config.run_dir = os.path.join("runs", name, time.strftime("%Y%m%d-%H%M%S"))
+        if self._marker is not None and self._remote is None:  # a refused attempt removes a folder it made
+            self._marker.note_run_dir(Path(str(config.run_dir)))
         check_run_dir(str(config.run_dir))  # before any logger starts (W&B writes as it is made)
         follow_run_dir(config)  # a run's config.yaml under another --run_dir
         check_resumed_folder(config.get("ckpt_path"), str(config.run_dir))

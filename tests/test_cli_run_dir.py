@@ -162,3 +162,43 @@ def test_follow_run_dir_repoints_only_what_the_old_run_dir_implied(
     fresh.trainer.default_root_dir = None
     follow_run_dir(fresh)
     assert fresh.loop.output_dir is None and fresh.trainer.logger is None
+
+
+def non_finite_sampler(module, num_samples, *, generator=None):  # type: ignore[no-untyped-def]
+    """A sampler for the tests below: what the dry run refuses before generation 0."""
+    import torch
+
+    return torch.full((num_samples, module.dim), float("nan"))
+
+
+@pytest.mark.parametrize("wandb", ["false", "true"])
+def test_an_attempt_refused_in_set_up_leaves_no_folder_it_made(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, wandb: str
+) -> None:
+    """The run folder (and its missing parents) made by a refused attempt is gone; a folder that
+    was there keeps what it held."""
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    refused = ["--wandb", wandb, "--loop.sampler", "tests.test_cli_run_dir:non_finite_sampler"]
+    assert _fit("--run_dir", str(tmp_path / "new" / "deeper" / "run"), *refused) == 2
+    assert "non-finite values" in capsys.readouterr().err
+    assert not (tmp_path / "new").exists()
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "notes.txt").write_text("kept")
+    assert _fit("--run_dir", str(mine), *refused) == 2
+    assert (mine / "notes.txt").read_text() == "kept"  # what was there stays
+    assert not list(mine.glob("logs/version_*")) and not (mine / "config.yaml").exists()
+
+
+def test_a_refused_resume_leaves_the_runs_config_yaml_as_it_was(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Was: the refused attempt's configuration overwrote the run's ``config.yaml``."""
+    run = tmp_path / "run"
+    assert _fit("--run_dir", str(run)) == 0
+    before = _snapshot(run)
+    assert _fit("--run_dir", str(run), "--ckpt_path", "last", "--seed_everything", "7", "--loop.seed", "7") == 2
+    assert "Cannot resume" in capsys.readouterr().err
+    assert _snapshot(run) == before
+    assert _fit("--run_dir", str(run), "--ckpt_path", "last", "--loop.generations", "3") == 0  # an accepted one
+    assert yaml.safe_load((run / "config.yaml").read_text())["loop"]["generations"] == 3
