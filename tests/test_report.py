@@ -531,3 +531,53 @@ def test_a_setting_only_some_groups_record_names_them() -> None:
     names = sorted(group_runs([Run(Path("a"), {"loop": fixed}, rows), Run(Path("b"), {"loop": passes}, rows)]))
     assert any("passes_per_generation=20.0" in name for name in names), names
     assert any("images_per_generation=100" in name for name in names), names
+
+
+def _scales(monkeypatch: object) -> dict[str, str]:
+    """The vertical scale of every figure saved from now on, by metric (its title)."""
+    import matplotlib.figure
+
+    scales: dict[str, str] = {}
+    save = matplotlib.figure.Figure.savefig
+
+    def recording(self: matplotlib.figure.Figure, path: object, *args: object, **kwargs: object) -> None:
+        scales[self.axes[0].get_title()] = self.axes[0].get_yscale()
+        save(self, path, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(matplotlib.figure.Figure, "savefig", recording)  # type: ignore[attr-defined]
+    return scales
+
+
+def test_a_metrics_axis_scale_is_chosen_from_the_command_line(tmp_path: Path, monkeypatch: object, capsys) -> None:  # type: ignore[no-untyped-def]
+    """`--log-scale` and `--linear-scale` override the three-decade rule per metric; a metric no run
+    logged, one given both scales, or an empty name is refused in one line."""
+    _gaussian_run(tmp_path / "runs" / "a", Undeclared, [4.0, 2.0, 1.0, 0.5])  # one decade: linear by default
+    (tmp_path / "runs" / "a" / "metrics.csv").write_text(
+        "generation,sigma,kl\n0,4.0,0.001\n1,2.0,0.1\n2,1.0,10.0\n3,0.5,100.0\n"  # kl: five decades
+    )
+    base = ["report", str(tmp_path / "runs"), "--out", str(tmp_path / "out")]
+    scales = _scales(monkeypatch)
+    assert main(base) == 0
+    assert scales == {"sigma": "linear", "kl": "log"}
+    assert main([*base, "--log-scale", "sigma", "--linear-scale", "kl"]) == 0
+    assert scales == {"sigma": "log", "kl": "linear"}
+    capsys.readouterr()
+    for wrong, said in (
+        (
+            ["--log-scale", "sigam"],
+            "No run logged the metric 'sigam' (did you mean 'sigma'?); the runs logged kl, sigma.",
+        ),
+        (["--log-scale", "kl", "--linear-scale", "kl"], "metric 'kl' is given both --log-scale and --linear-scale"),
+        (["--log-scale", " "], "--log-scale needs a metric's name, got ' '."),
+    ):
+        assert main([*base, *wrong]) == 2
+        (line,) = capsys.readouterr().err.splitlines()
+        assert line.startswith("sclc report: ") and said in line, line
+
+
+def test_a_log_axis_over_values_not_all_positive_is_warned_about(tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+    _gaussian_run(tmp_path / "runs" / "a", Undeclared, [1.0, 0.0, -1.0])
+    assert main(["report", str(tmp_path / "runs"), "--out", str(tmp_path / "out"), "--log-scale", "sigma"]) == 0
+    assert (
+        "sclc report: warning: sigma has values <= 0: its logarithmic axis leaves them out." in capsys.readouterr().err
+    )

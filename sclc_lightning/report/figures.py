@@ -131,9 +131,10 @@ def _draw_group(ax: Any, metric: str, name: str, runs: list[Run]) -> str | None:
     return f"{name}: {theory[0]}"
 
 
-def plot_metric(metric: str, groups: dict[str, list[Run]], path: Path) -> list[str]:
+def plot_metric(metric: str, groups: dict[str, list[Run]], path: Path, scale: str = "auto") -> list[str]:
     """Draw ``metric`` against the generation, one line per group, into ``path``; the theory
-    curves drawn over it, as ``"group: curve"``."""
+    curves drawn over it, as ``"group: curve"``. ``scale``: ``"log"`` or ``"linear"`` for the
+    vertical axis, ``"auto"`` a logarithmic one when the values span more than three decades."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -142,7 +143,8 @@ def plot_metric(metric: str, groups: dict[str, list[Run]], path: Path) -> list[s
 
     fig, ax = plt.subplots(figsize=(6, 4))
     drawn = [_draw_group(ax, metric, name, runs) for name, runs in sorted(groups.items())]
-    if _log_scale([v for runs in groups.values() for r in runs for v in r.series(metric).values()]):
+    values = [v for runs in groups.values() for r in runs for v in r.series(metric).values()]
+    if scale == "log" or (scale == "auto" and _log_scale(values)):
         ax.set_yscale("log")
     shown = _text(metric)
     ax.set(xlabel="generation", ylabel=shown, title=shown)

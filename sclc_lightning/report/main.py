@@ -36,11 +36,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="sclc report", description=__doc__.split("\n\n")[0])
     parser.add_argument("folders", nargs="+", help="run or grid folders, or runs on object storage (s3://bucket/run)")
     parser.add_argument("--out", required=True, help="folder for the PNG figures and report.html")
+    for scale in ("log", "linear"):
+        parser.add_argument(
+            f"--{scale}-scale",
+            action="append",
+            default=[],
+            metavar="METRIC",
+            help=f"draw METRIC on a {'logarithmic' if scale == 'log' else 'linear'} axis (repeat the option for"
+            " several); by default a metric spanning more than three decades of positive values gets a"
+            " logarithmic axis, the others a linear one",
+        )
     parser.add_argument("--debug", action="store_true", help="show the traceback of an error")
     args = parser.parse_args(argv)
     try:
+        scales = _scales(args.log_scale, args.linear_scale)
         with _notices():
-            page = write_report([_local(folder) for folder in args.folders], args.out)
+            page = write_report([_local(folder) for folder in args.folders], args.out, scales)
     except (OSError, ValueError, RunDirectoryError, csv.Error, yaml.YAMLError) as err:  # ReportError: a ValueError
         if args.debug:
             raise
@@ -48,6 +59,25 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     print(f"sclc report: wrote {page}")
     return 0
+
+
+def _scales(log: Sequence[str], linear: Sequence[str]) -> dict[str, str]:
+    """``{metric: "log" | "linear"}`` from ``--log-scale`` and ``--linear-scale``; a metric
+    given both is refused.
+
+    Examples:
+        >>> _scales(["kl", "ppl"], ["w2"])
+        {'kl': 'log', 'ppl': 'log', 'w2': 'linear'}
+    """
+    scales: dict[str, str] = {}
+    for scale, given in (("log", log), ("linear", linear)):
+        for metric in given:
+            if not metric.strip():
+                raise ValueError(f"--{scale}-scale needs a metric's name, got {metric!r}.")
+            if scales.get(metric, scale) != scale:
+                raise ValueError(f"metric {metric!r} is given both --log-scale and --linear-scale; choose one.")
+            scales[metric] = scale
+    return scales
 
 
 def _local(folder: str) -> str:

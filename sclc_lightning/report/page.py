@@ -5,14 +5,16 @@ beside it."""
 from __future__ import annotations
 
 import base64
+import difflib
 import re
-from collections.abc import Sequence
+import warnings
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from sclc_lightning._files import atomic_write
 from sclc_lightning.report.figures import figure_name, plot_metric
 from sclc_lightning.report.reading import find_runs
-from sclc_lightning.report.runs import ReportError, Run, _settings, group_runs
+from sclc_lightning.report.runs import ReportError, ReportWarning, Run, _settings, group_runs
 from sclc_lightning.report.summary import write_summary
 
 __all__ = ["write_report"]
@@ -58,12 +60,12 @@ def _refuse_inside_run_data(out: Path) -> None:
             )
 
 
-def _figure(metric: str, groups: dict[str, list[Run]], out: Path, taken: set[str]) -> dict[str, str]:
+def _figure(metric: str, groups: dict[str, list[Run]], out: Path, taken: set[str], scale: str) -> dict[str, str]:
     """Draw ``metric``'s figure into ``out``; its entry in the page."""
     path = out / figure_name(metric, taken)
     if path.resolve().parent != out.resolve():  # cannot happen with the names above; never write outside
         raise ValueError(f"The figure of metric {metric!r} would be written outside {out}.")
-    theories = plot_metric(metric, groups, path)
+    theories = plot_metric(metric, groups, path, scale)
     drawn = [name for name, runs in groups.items() if any(r.series(metric) for r in runs)]
     shown = f"{metric} against the generation, one line per group of runs ({len(drawn)} groups), the mean over seeds"
     caption = f"{shown}, with a band of ± 1 standard deviation where a group has several seeds."
@@ -97,9 +99,27 @@ def _samples(run: Run) -> dict[str, object] | None:
     return {"path": str(run.path), "pictures": pictures} if pictures else None
 
 
-def write_report(folders: Sequence[str | Path], out: str | Path) -> Path:
+def _check_scales(scales: Mapping[str, str], metrics: Sequence[str], runs: Sequence[Run]) -> None:
+    """Refuse a scale that is not ``log``/``linear``/``auto`` or a metric no run logged (with the
+    one meant); warn of a logarithmic axis over values that are not all positive."""
+    for metric, scale in scales.items():
+        if scale not in ("auto", "log", "linear"):
+            raise ReportError(f"The scale of metric {metric!r} must be 'auto', 'log' or 'linear', got {scale!r}.")
+        if metric not in metrics:
+            near = difflib.get_close_matches(metric, metrics, n=1)
+            hint = f" (did you mean {near[0]!r}?)" if near else ""
+            raise ReportError(f"No run logged the metric {metric!r}{hint}; the runs logged {', '.join(metrics)}.")
+        values = [v for r in runs for v in r.series(metric).values()]
+        if scale == "log" and any(v <= 0 for v in values):
+            warnings.warn(
+                ReportWarning(f"{metric} has values <= 0: its logarithmic axis leaves them out."), stacklevel=2
+            )
+
+
+def write_report(folders: Sequence[str | Path], out: str | Path, scales: Mapping[str, str] | None = None) -> Path:
     """Write the figures, ``summary.csv`` and ``report.html`` for the runs under ``folders``;
-    returns the page.
+    returns the page. ``scales``: the vertical axis of some metrics' figures, ``"log"`` or
+    ``"linear"`` (the others: logarithmic when their values span more than three decades).
 
     Every value in the page is HTML-escaped (a Jinja2 template with autoescape), and the figures'
     file names are made from the metric names safely, inside ``out``.
@@ -107,7 +127,8 @@ def write_report(folders: Sequence[str | Path], out: str | Path) -> Path:
     Raises:
         FileNotFoundError: a folder does not exist, or holds no run.
         ReportError: ``out`` is inside a run's synthetic data, a ``config.yaml`` is not a
-            mapping of settings, or a model declares a theory that is not registered.
+            mapping of settings, a model declares a theory that is not registered, or ``scales``
+            names a metric no run logged.
     """
     from jinja2 import Environment
 
@@ -118,8 +139,10 @@ def write_report(folders: Sequence[str | Path], out: str | Path) -> Path:
     groups = group_runs(runs)
     label_of = {id(r): label for label, members in groups.items() for r in members}
     metrics = sorted(set().union(*(r.metrics() for r in runs)))
+    scales = dict(scales or {})
+    _check_scales(scales, metrics, runs)
     taken: set[str] = set()
-    figures = [_figure(metric, groups, out, taken) for metric in metrics]
+    figures = [_figure(metric, groups, out, taken, scales.get(metric, "auto")) for metric in metrics]
     table = [
         {
             "path": str(r.path),
