@@ -205,116 +205,154 @@ def check_shared_shapes(model: Any, data: Any) -> None:
             )
 
 
+#: The links W&B (re)points in its ``save_dir``'s ``wandb/`` folder when a run starts.
+_WANDB_LINKS = ("latest-run", "debug.log", "debug-internal.log")
+
+
 class _TrainingStarted(Callback):
     """Marks the moment the fit starts training: errors before it are configuration errors. It
-    also keeps the trainer's log folders and the run folder this attempt made, so that an
-    attempt refused before training leaves none (:meth:`discard_logs`)."""
+    also keeps what the attempt adds to the run folder (its loggers, the folders it makes, the
+    W&B links it repoints), so that an attempt that ends before training leaves the folder as it
+    found it (:meth:`discard_logs`): only what the attempt made is removed, never what another
+    fit writes beside it."""
 
     def __init__(self) -> None:
         self.started = False
-        self.since = time.time()
-        self.log_dirs: list[Path] = []
-        self.made_folder: Path | None = None
+        self.loggers: list[Any] = []
+        self.new_folders: list[Path] = []
+        self.wandb_links: dict[Path, str | None] = {}
 
-    def note_run_dir(self, run_dir: Path) -> None:
-        """The run's folder, before anything is written: when it does not exist yet, the
-        outermost folder this attempt will make for it is removed if the attempt is refused."""
-        path, made = run_dir.absolute(), None
-        while not os.path.lexists(path) and path != path.parent:
-            path, made = path.parent, path
-        self.made_folder = made
+    def note_run_dir(self, run_dir: str) -> None:
+        """The run's folder, before anything is written there: which of its folders (and missing
+        parents) this attempt will make, and where W&B's links point now."""
+        given = Path.cwd() / os.path.expanduser(run_dir)  # ".." kept: `a/../b` makes `a` too
+        run = Path(os.path.realpath(given))
+        steps = [Path(*given.parts[:i]) for i in range(1, len(given.parts) + 1) if given.parts[i - 1] != ".."]
+        made = [Path(os.path.realpath(step)) for step in steps if not os.path.lexists(step)]
+        inside = [folder for folder in (run / "logs", run / "wandb") if not os.path.lexists(folder)]
+        self.new_folders = [*inside, *reversed(made)]  # the innermost first
+        links = [run / "wandb" / name for name in _WANDB_LINKS]
+        self.wandb_links = {link: os.readlink(link) if link.is_symlink() else None for link in links}
 
     def setup(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
-        for logger in trainer.loggers:
-            folder = getattr(logger, "log_dir", None) or getattr(logger, "save_dir", None)
-            if folder:
-                self.log_dirs.append(Path(folder))
+        self.loggers = list(trainer.loggers)
 
     def on_train_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
         self.started = True
 
     def discard_logs(self) -> None:
-        """Remove the log folders this attempt made (a CSV logger's ``version_N``, a W&B
-        ``offline-run-*``): a refused attempt leaves the run directory as it found it."""
+        """Remove what this attempt made: its W&B run's folder, its CSV logger's version folder
+        while empty (nothing is logged before training), W&B's links as they were, then the
+        folders it made, each only while empty."""
         import shutil
 
-        for folder in self.log_dirs:
-            candidates = [folder, *folder.glob("wandb/offline-run-*"), *folder.glob("wandb/run-*")]
-            for candidate in candidates:
-                made_now = candidate.is_dir() and candidate.stat().st_ctime >= self.since - 1
-                if made_now and (candidate.name.startswith(("version_", "offline-run-", "run-"))):
-                    shutil.rmtree(candidate, ignore_errors=True)
-        made = self.made_folder
-        if made is not None and made.is_dir() and not made.is_symlink() and _made_since(made, self.since - 1):
-            shutil.rmtree(made, ignore_errors=True)  # the run folder this attempt made, and all in it
+        for logger in self.loggers:
+            run = getattr(logger, "_experiment", None)  # a W&B run this attempt started
+            folder = Path(str(getattr(run, "dir", "") or "")).parent if run is not None else None
+            if folder is not None and folder.name.startswith(("offline-run-", "run-")):
+                shutil.rmtree(folder, ignore_errors=True)
+            elif getattr(logger, "log_dir", None):
+                _remove_if_empty(Path(logger.log_dir))
+        for link, target in self.wandb_links.items():
+            _restore_link(link, target)
+        for folder in self.new_folders:
+            _remove_if_empty(folder)
 
 
-def _made_since(folder: Path, since: float) -> bool:
-    """Whether ``folder`` and everything in it (links not followed) changed at ``since`` or later:
-    nothing in it is older than the attempt that made it."""
-    for root, folders, files in os.walk(folder):
-        for name in [".", *folders, *files]:
-            if os.lstat(os.path.join(root, name)).st_ctime < since:
-                return False
-    return True
+def _remove_if_empty(folder: Path) -> None:
+    """``rmdir``: a folder with anything in it (or a link) stays."""
+    try:
+        if folder.is_dir() and not folder.is_symlink():
+            folder.rmdir()
+    except OSError:
+        pass
+
+
+def _restore_link(link: Path, target: str | None) -> None:
+    """Point ``link`` at ``target`` again (remove it, for ``None``), when it points elsewhere now."""
+    try:
+        now = os.readlink(link) if link.is_symlink() else None
+        if now == target or (now is None and os.path.lexists(link)):
+            return  # as it was, or a file that is not ours to touch
+        if now is not None:
+            link.unlink()
+        if target is not None:
+            link.symlink_to(target)
+    except OSError:
+        pass
 
 
 def _short(error: BaseException) -> str:
     r"""The message of ``error`` on one line: jsonargparse's union errors are cut down to the
-    error of the type that was meant (with its detail: the option or value refused) and, when
-    that says nothing more, the value given; an option a class does not take gets the one meant.
+    error of the type that was meant (with its detail: the option or value refused, through
+    nested unions) and, when that says nothing more, the value given; an option a class does not
+    take gets the one meant.
 
     Examples:
         >>> _short(ValueError('Parser key "n":\n  Expected an int. Got value: x'))
         'Parser key "n": Expected an int. Got value: x'
     """
-    text = str(error).strip()
+    return _option_hint(_shorten(str(error).strip()))[:900]
+
+
+_UNION = "Does not validate against any of the Union subtypes"
+
+
+def _shorten(text: str) -> str:
+    """:func:`_short` of a message's text (applied again to a union's cause)."""
     lines = [line.strip() for line in text.splitlines() if line.strip()]
-    if "Does not validate against any of the Union subtypes" in text:
-        cause = _union_cause(text)
-        given = [line for line in lines if line.startswith("Given value:")] if len(cause) < 2 else []
-        head = lines[0] if lines[0].startswith("Parser key") else ""
-        lines = [head, *cause, *given] if head else cause or lines
-    return _option_hint(" ".join(lines))[:900]
+    if _UNION not in text:
+        return " ".join(lines)
+    cause = _union_cause(text)
+    detail = _shorten("\n".join(cause)) if cause else ""
+    given = [line for line in lines if line.startswith("Given value:")][-1:] if len(cause) < 2 else []
+    head = lines[: next(i for i, line in enumerate(lines) if _UNION in line)]  # what the union is of
+    return " ".join(part for part in [*head, detail, *given] if part) or " ".join(lines)
 
 
 def _union_cause(text: str) -> list[str]:
-    """The first error of a jsonargparse union message that is not ``None``'s, with the lines
-    indented under it (``Option 'x' is not accepted``, ``Parser key "dim": Expected ...``)."""
+    """The first error of a jsonargparse union message that is not ``None``'s: its lines, those
+    indented under it included (``Option 'x' is not accepted``, a nested union's errors), with
+    their indentation, the leading ``- `` blanked."""
+    lines = [line for line in text.splitlines() if line.strip()]
+    errors = next((i for i, line in enumerate(lines) if line.strip() == "Errors:"), None)
+    if errors is None:
+        return []
+    level = len(lines[errors]) - len(lines[errors].lstrip())
     causes: list[list[str]] = []
-    indent: int | None = None
-    for line in text.splitlines():
-        depth, stripped = len(line) - len(line.lstrip()), line.strip()
-        if stripped.startswith("- "):
-            causes.append([stripped[2:]])
-            indent = depth
-        elif stripped and indent is not None and depth > indent:
-            causes[-1].append(stripped)
-        else:
-            indent = None
+    item: int | None = None  # the indentation of the union's items
+    for line in lines[errors + 1 :]:
+        depth = len(line) - len(line.lstrip())
+        if depth <= level:
+            break  # past the union's errors ("Given value: ...")
+        if line.lstrip().startswith("- ") and (item is None or depth == item):
+            item = depth
+            causes.append([line.replace("- ", "  ", 1)])
+        elif causes:
+            causes[-1].append(line)
     meant = [cause for cause in causes if "<class 'NoneType'>" not in cause[0]]
     return meant[0] if meant else []
 
 
 def _option_hint(message: str) -> str:
     """``message`` with ``(did you mean 'lr'?)`` after each ``Option 'x' is not accepted`` of the
-    class it names, when the class takes an argument close to ``x``; else the arguments it takes.
+    class named last before it, when that class takes an argument close to ``x``; else the
+    arguments it takes.
 
     Examples:
         >>> _option_hint("Problem with given class_path 'sclc_lightning.models.GaussianModel':"
         ...              " Option 'dimm' is not accepted")[-44:]
         "'dimm' is not accepted (did you mean 'dim'?)"
     """
-    found = re.search(r"given class_path '([\w.]+)'", message)
-    if found is None:
-        return message
-    try:
-        module, _, name = found.group(1).rpartition(".")
-        parameters = _init_parameters(getattr(importlib.import_module(module), name))
-    except (ImportError, AttributeError, ValueError, TypeError):
-        return message
+    paths = [(found.start(), found.group(1)) for found in re.finditer(r"given class_path '([\w.]+)'", message)]
 
     def hint(match: re.Match[str]) -> str:
+        named = [path for start, path in paths if start < match.start()]
+        try:
+            module, _, name = named[-1].rpartition(".")
+            parameters = _init_parameters(getattr(importlib.import_module(module), name))
+        except (IndexError, ImportError, AttributeError, ValueError, TypeError):
+            return match.group(0)
         near = difflib.get_close_matches(match.group(1).split(".")[0], parameters, n=1)
         if near:
             return f"{match.group(0)} (did you mean {near[0]!r}?)"
@@ -527,8 +565,9 @@ class _SCLCCommand:
             configs = config.get("config") or []
             name = Path(str(configs[-1])).stem if configs else "run"
             config.run_dir = os.path.join("runs", name, time.strftime("%Y%m%d-%H%M%S"))
-        if self._marker is not None and self._remote is None:  # a refused attempt removes a folder it made
-            self._marker.note_run_dir(Path(str(config.run_dir)))
+        config.run_dir = os.path.expanduser(str(config.run_dir))  # one place for every file of the run
+        if self._marker is not None and self._remote is None:  # a refused attempt removes what it made
+            self._marker.note_run_dir(str(config.run_dir))
         check_run_dir(str(config.run_dir))  # before any logger starts (W&B writes as it is made)
         follow_run_dir(config)  # a run's config.yaml under another --run_dir
         check_resumed_folder(config.get("ckpt_path"), str(config.run_dir))
@@ -718,7 +757,7 @@ def check_run_dir(run_dir: str) -> None:
     path = Path(run_dir)
     if path.exists() or path.is_symlink():
         if not path.is_dir():
-            kind = "a regular file" if path.is_file() else "not a folder (a special file or a broken link)"
+            kind = "a regular file" if path.is_file() else "a special file or a broken link"
             raise CLIError(f"--run_dir {run_dir}: it is {kind}, not a folder; give a folder for the run.")
         if not os.access(path, os.W_OK | os.X_OK):
             raise CLIError(f"--run_dir {run_dir}: this process cannot write in that folder.")
@@ -920,11 +959,12 @@ def run_lightning_cli(args: Sequence[str] | None, debug: bool = False) -> None:
     try:
         try:
             command(args, marker=marker)
-        except _SETUP_ERRORS + _RUN_ERRORS as err:
+        except BaseException as err:  # refused, failed or interrupted before training: nothing left behind
             if not marker.started:
                 _close_wandb(True)
                 marker.discard_logs()
-            if debug or (marker.started and not isinstance(err, _RUN_ERRORS)):
+            said = isinstance(err, _SETUP_ERRORS + _RUN_ERRORS)
+            if not said or debug or (marker.started and not isinstance(err, _RUN_ERRORS)):
                 raise
             raise CLIError(_message(err)) from err
         failed = False

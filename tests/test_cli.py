@@ -9,6 +9,7 @@ import pytest
 
 from sclc_lightning import __version__
 from sclc_lightning.cli import main
+from sclc_lightning.models import GaussianModel
 
 
 def test_version_and_help(capsys) -> None:  # type: ignore[no-untyped-def]
@@ -80,6 +81,11 @@ def test_fit_with_two_processes_writes_one_table(tmp_path: Path) -> None:
             r"Problem with given class_path '.*': Option 'size' is not accepted"
             r" \(GaussianDataModule takes n, .*batch_size",
         ),
+        (  # a wrong value of an argument that may be None: the detail, through the nested union
+            ["--data.init_args.seed", "abc"],
+            r"Problem with given class_path '.*GaussianDataModule': Parser key \"seed\": Expected a <class 'int'>"
+            r" Given value: abc$",
+        ),
         (
             ["--model.init_args.dim", "abc"],
             r"Problem with given class_path '.*GaussianModel': Parser key \"dim\": Expected a <class 'int'>\."
@@ -107,6 +113,34 @@ def test_a_bad_value_is_reported_in_two_lines(tmp_path: Path, capsys, override: 
     assert "Traceback" not in err and "usage:" not in err
     with pytest.raises(Exception, match=message.split(r"\.")[0][:30]):
         main([*args, "--debug"])  # the full error, for a developer
+
+
+class Inner:
+    """A class a model takes as an argument, for the test below."""
+
+    def __init__(self, width: int = 1, depth: int = 1) -> None:
+        self.width, self.depth = width, depth
+
+
+class WithInner(GaussianModel):
+    def __init__(self, inner: Inner | None = None, dim: int = 2) -> None:
+        super().__init__(dim=dim)
+        self.inner = inner
+
+
+def test_a_typo_in_a_nested_class_is_checked_against_that_class(tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+    """Was: the hint came from the outer class (``WithInner takes inner, dim``), and the message of
+    an argument that may be None stopped at ``Errors:``."""
+    recipe = str(Path(__file__).parents[1] / "recipes" / "gaussian_collapse.yaml")
+    args = ["fit", "--config", recipe, "--run_dir", str(tmp_path / "r"), "--wandb", "false"]
+    args += ["--model", "tests.test_cli.WithInner", "--model.init_args.inner", "tests.test_cli.Inner"]
+    assert main([*args, "--model.init_args.inner.init_args.widht", "3"]) == 2
+    line = capsys.readouterr().err.splitlines()[0]
+    assert line.endswith(
+        "Parser key \"inner\": Problem with given class_path 'tests.test_cli.Inner': Option 'widht' is not"
+        " accepted (did you mean 'width'?)"
+    ), line
+    assert not (tmp_path / "r").exists()
 
 
 def test_switching_the_recipes_corrector_off_drops_its_settings(tmp_path: Path) -> None:

@@ -26,11 +26,12 @@ def _fit(*extra: str) -> int:
 
 
 def _snapshot(folder: Path) -> dict[str, str]:
-    """Every file under ``folder`` by its path and the digest of its content."""
+    """Every file under ``folder`` by its path and the digest of its content (links are not
+    followed: W&B links a log of its own service, outside the run, that grows)."""
     return {
         str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
         for p in sorted(folder.rglob("*"))
-        if p.is_file()
+        if p.is_file() and not p.is_symlink()
     }
 
 
@@ -165,10 +166,23 @@ def test_follow_run_dir_repoints_only_what_the_old_run_dir_implied(
 
 
 def non_finite_sampler(module, num_samples, *, generator=None):  # type: ignore[no-untyped-def]
-    """A sampler for the tests below: what the dry run refuses before generation 0."""
+    """A sampler for the tests below: what the dry run refuses before generation 0. When
+    ``SCLC_TEST_NEIGHBOUR`` names a file, it writes it first: another fit's file, written beside
+    the refused attempt's folder while it was being set up."""
     import torch
 
+    neighbour = os.environ.get("SCLC_TEST_NEIGHBOUR")
+    if neighbour:
+        Path(neighbour).parent.mkdir(parents=True, exist_ok=True)
+        Path(neighbour).write_text("another fit's")
     return torch.full((num_samples, module.dim), float("nan"))
+
+
+def crashing_sampler(module, num_samples, *, generator=None):  # type: ignore[no-untyped-def]
+    raise KeyError("a bug in the user's code")
+
+
+REFUSED = ["--loop.sampler", "tests.test_cli_run_dir:non_finite_sampler"]
 
 
 @pytest.mark.parametrize("wandb", ["false", "true"])
@@ -176,29 +190,70 @@ def test_an_attempt_refused_in_set_up_leaves_no_folder_it_made(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, wandb: str
 ) -> None:
     """The run folder (and its missing parents) made by a refused attempt is gone; a folder that
-    was there keeps what it held."""
+    was there keeps what it held, and nothing more."""
     monkeypatch.setenv("WANDB_MODE", "offline")
-    refused = ["--wandb", wandb, "--loop.sampler", "tests.test_cli_run_dir:non_finite_sampler"]
-    assert _fit("--run_dir", str(tmp_path / "new" / "deeper" / "run"), *refused) == 2
+    assert _fit("--run_dir", str(tmp_path / "new" / "deeper" / "run"), "--wandb", wandb, *REFUSED) == 2
     assert "non-finite values" in capsys.readouterr().err
     assert not (tmp_path / "new").exists()
-    mine = tmp_path / "mine"
-    mine.mkdir()
-    (mine / "notes.txt").write_text("kept")
-    assert _fit("--run_dir", str(mine), *refused) == 2
-    assert (mine / "notes.txt").read_text() == "kept"  # what was there stays
-    assert not list(mine.glob("logs/version_*")) and not (mine / "config.yaml").exists()
+    for made in ("mine", "empty"):
+        (tmp_path / made).mkdir()
+    (tmp_path / "mine" / "notes.txt").write_text("kept")
+    for existing in ("mine", "empty"):
+        assert _fit("--run_dir", str(tmp_path / existing), "--wandb", wandb, *REFUSED) == 2
+    assert _snapshot(tmp_path / "mine") == {"notes.txt": hashlib.sha256(b"kept").hexdigest()}
+    assert not list((tmp_path / "mine").iterdir())[1:] and not list((tmp_path / "empty").iterdir())
+    monkeypatch.chdir(tmp_path)  # a path through a folder that does not exist
+    assert _fit("--run_dir", "nx1/../nx2", "--wandb", wandb, *REFUSED) == 2
+    assert not (tmp_path / "nx2").exists() and not (tmp_path / "nx1").exists()
 
 
-def test_a_refused_resume_leaves_the_runs_config_yaml_as_it_was(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+def test_a_refused_attempt_never_removes_what_another_fit_writes_beside_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Was: the refused attempt's configuration overwrote the run's ``config.yaml``."""
+    """Was: the refused attempt removed the whole folder it had made (``runs/``, missing when it
+    started), with the run another fit was writing under it meanwhile."""
+    neighbour = tmp_path / "runs" / "other" / "synthetic" / "manifest.json"
+    monkeypatch.setenv("SCLC_TEST_NEIGHBOUR", str(neighbour))
+    assert _fit("--run_dir", str(tmp_path / "runs" / "mine"), *REFUSED) == 2
+    assert neighbour.read_text() == "another fit's"
+    assert sorted(p.name for p in (tmp_path / "runs").iterdir()) == ["other"]  # its own folder is gone
+
+
+def test_a_crash_in_set_up_leaves_no_folder_either(tmp_path: Path) -> None:
+    args = ["--run_dir", str(tmp_path / "new" / "run"), "--loop.sampler", "tests.test_cli_run_dir:crashing_sampler"]
+    with pytest.raises(KeyError, match="a bug in the user's code"):
+        _fit(*args)
+    assert not (tmp_path / "new").exists()
+
+
+def test_a_refused_resume_leaves_the_runs_files_and_wandb_links_as_they_were(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Was: the refused attempt's configuration overwrote the run's ``config.yaml``, and W&B's
+    links in the run's ``wandb/`` were left pointing at the attempt's removed W&B run."""
+    monkeypatch.setenv("WANDB_MODE", "offline")
     run = tmp_path / "run"
-    assert _fit("--run_dir", str(run)) == 0
+    assert _fit("--run_dir", str(run), "--wandb", "true") == 0
     before = _snapshot(run)
-    assert _fit("--run_dir", str(run), "--ckpt_path", "last", "--seed_everything", "7", "--loop.seed", "7") == 2
+    links = {p.name: os.readlink(p) for p in (run / "wandb").iterdir() if p.is_symlink()}
+    assert "latest-run" in links
+    resume = ["--run_dir", str(run), "--ckpt_path", "last", "--wandb", "true"]
+    assert _fit(*resume, "--seed_everything", "7", "--loop.seed", "7") == 2
     assert "Cannot resume" in capsys.readouterr().err
+    assert _fit(*resume, *REFUSED) == 2
     assert _snapshot(run) == before
-    assert _fit("--run_dir", str(run), "--ckpt_path", "last", "--loop.generations", "3") == 0  # an accepted one
+    assert {p.name: os.readlink(p) for p in (run / "wandb").iterdir() if p.is_symlink()} == links
+    assert _fit(*resume, "--loop.generations", "3") == 0  # an accepted one writes its config.yaml
     assert yaml.safe_load((run / "config.yaml").read_text())["loop"]["generations"] == 3
+
+
+def test_a_run_dir_under_the_home_folder_holds_every_file_of_the_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Was: ``--run_dir '~/x'`` wrote the logs to ``$HOME/x`` and the synthetic data to ``./~/x``."""
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.chdir(tmp_path)
+    assert _fit("--run_dir", "~/x", "--loop.generations", "1") == 0
+    assert not (tmp_path / "~").exists()
+    run = tmp_path / "home" / "x"
+    assert {"config.yaml", "metrics.csv", "synthetic", "logs"} <= {p.name for p in run.iterdir()}
