@@ -234,9 +234,6 @@ class _TrainingStarted(Callback):
         links = [run / "wandb" / name for name in _WANDB_LINKS]
         self.wandb_links = {link: os.readlink(link) if link.is_symlink() else None for link in links}
 
-    def setup(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
-        self.loggers = list(trainer.loggers)
-
     def on_train_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
         self.started = True
 
@@ -546,6 +543,8 @@ class _SCLCCommand:
 
     def instantiate_classes(self) -> None:
         super().instantiate_classes()  # type: ignore[misc]
+        if self._marker is not None:  # before the fit makes their folders (before any set-up hook)
+            self._marker.loggers = list(self.trainer.loggers)  # type: ignore[attr-defined]
         if self._remote is not None:  # after ModelCheckpoint: a generation's snapshot holds its checkpoint
             self.trainer.callbacks.append(RemoteSync(self._remote))  # type: ignore[attr-defined]
 

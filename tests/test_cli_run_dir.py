@@ -16,6 +16,7 @@ import yaml
 from jsonargparse import Namespace
 
 from sclc_lightning.cli import main
+from sclc_lightning.datasets.toy import GaussianDataModule
 from sclc_lightning.lightning_cli import follow_run_dir
 
 RECIPE = str(Path(__file__).parents[1] / "recipes" / "gaussian_collapse.yaml")
@@ -257,3 +258,22 @@ def test_a_run_dir_under_the_home_folder_holds_every_file_of_the_run(
     assert not (tmp_path / "~").exists()
     run = tmp_path / "home" / "x"
     assert {"config.yaml", "metrics.csv", "synthetic", "logs"} <= {p.name for p in run.iterdir()}
+
+
+class InterruptedData(GaussianDataModule):
+    """Ctrl-C while the user's data are being set up (after the loggers made their folders)."""
+
+    def setup(self, stage: str | None = None) -> None:
+        raise KeyboardInterrupt
+
+
+def test_ctrl_c_in_set_up_leaves_no_folder(tmp_path: Path) -> None:
+    import signal
+
+    handler = signal.getsignal(signal.SIGINT)
+    try:
+        with pytest.raises(SystemExit):  # Lightning's graceful shutdown
+            _fit("--run_dir", str(tmp_path / "new" / "run"), "--data", "tests.test_cli_run_dir.InterruptedData")
+    finally:
+        signal.signal(signal.SIGINT, handler)  # Lightning ignores further Ctrl-C after the first
+    assert not (tmp_path / "new").exists()
