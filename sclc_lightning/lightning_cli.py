@@ -857,7 +857,8 @@ def check_resumed_folder(ckpt_path: str | None, run_dir: str) -> None:
     raise ValueError(
         f"--ckpt_path {ckpt_path} is a checkpoint of the run in {folder}, but --run_dir is {run_dir}: a run"
         f" goes on in its own folder. Resume the run in {folder} with --run_dir {folder}, or the one in"
-        f" {run_dir} from its own checkpoint (--ckpt_path last)."
+        f" {run_dir} from its own checkpoint (--ckpt_path last); to start a new run in {run_dir} from a"
+        " config.yaml that names this checkpoint, add --ckpt_path null."
     )
 
 

@@ -246,6 +246,13 @@ def test_a_refused_resume_leaves_the_runs_files_and_wandb_links_as_they_were(
     assert {p.name: os.readlink(p) for p in (run / "wandb").iterdir() if p.is_symlink()} == links
     assert _fit(*resume, "--loop.generations", "3") == 0  # an accepted one writes its config.yaml
     assert yaml.safe_load((run / "config.yaml").read_text())["loop"]["generations"] == 3
+    # that config.yaml names the checkpoint it resumed: rerun elsewhere, the refusal says how to start afresh
+    rerun = ["fit", "--config", str(run / "config.yaml"), "--run_dir", str(tmp_path / "again"), "--wandb", "false"]
+    capsys.readouterr()
+    assert main(rerun) == 2
+    assert "to start a new run in" in capsys.readouterr().err and not (tmp_path / "again").exists()
+    assert main([*rerun, "--ckpt_path", "null"]) == 0
+    assert _generations(tmp_path / "again") == [0, 1, 2, 3]
 
 
 def test_a_run_dir_under_the_home_folder_holds_every_file_of_the_run(
