@@ -160,16 +160,22 @@ def _option_strings(parser: Any) -> set[str]:
 
 def _did_you_mean(message: str, options: Iterable[str]) -> str:
     """For argparse's ``unrecognized arguments: ...``, ``did you mean --x?`` for each unknown
-    option close to a known one (``""`` if none is).
+    option close to a known one, and for a config file's unknown key, ``did you mean 'x'?``
+    (``""`` if none is).
 
     Examples:
         >>> _did_you_mean("unrecognized arguments: --loop.generatons 3", ["--loop.generations"])
         'did you mean --loop.generations?'
+        >>> _did_you_mean("Subcommand 'fit' does not accept option 'loop.generation'", ["--loop.generations"])
+        "did you mean 'loop.generations'?"
     """
-    if not message.startswith("unrecognized arguments:"):
-        return ""
     known = [option for option in options if option.startswith("--") and not option.endswith(".help")]
     hints: list[str] = []
+    for key in re.findall(r"does not accept options? '([\w.]+)'", message):  # a key of a config file
+        close = difflib.get_close_matches(f"--{key}", known, n=1, cutoff=0.8)
+        hints += [f"did you mean {close[0][2:]!r}?"] if close else []
+    if not message.startswith("unrecognized arguments:"):
+        return " ".join(hints)
     for word in message.split(":", 1)[1].split():
         close = difflib.get_close_matches(word.split("=", 1)[0], known, n=1, cutoff=0.8)
         if word.startswith("--") and close:
@@ -221,6 +227,7 @@ class _TrainingStarted(Callback):
         self.loggers: list[Any] = []
         self.new_folders: list[Path] = []
         self.wandb_links: dict[Path, str | None] = {}
+        self.wandb_runs: list[Path] = []
 
     def note_run_dir(self, run_dir: str) -> None:
         """The run's folder, before anything is written there: which of its folders (and missing
@@ -237,23 +244,61 @@ class _TrainingStarted(Callback):
     def on_train_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
         self.started = True
 
+    def note_wandb_run(self) -> None:
+        """This process's open W&B run (before it is finished): the attempt's own, even when its
+        logger had not yet received it (Ctrl-C while W&B was starting)."""
+        wandb = sys.modules.get("wandb")
+        folder = getattr(getattr(wandb, "run", None), "dir", None)
+        if folder:
+            self.wandb_runs.append(Path(folder).parent)
+
     def discard_logs(self) -> None:
         """Remove what this attempt made: its W&B run's folder, its CSV logger's version folder
-        while empty (nothing is logged before training), W&B's links as they were, then the
-        folders it made, each only while empty."""
+        (empty, or holding only the ``hparams.yaml`` logged before training), W&B's links that point
+        at its run as they were, then the folders it made, each only while empty."""
         import shutil
 
         for logger in self.loggers:
-            run = getattr(logger, "_experiment", None)  # a W&B run this attempt started
-            folder = Path(str(getattr(run, "dir", "") or "")).parent if run is not None else None
-            if folder is not None and folder.name.startswith(("offline-run-", "run-")):
-                shutil.rmtree(folder, ignore_errors=True)
+            run_dir = getattr(getattr(logger, "_experiment", None), "dir", None)  # a W&B run it started
+            if "wandb" in type(logger).__name__.lower():
+                if run_dir:
+                    self.wandb_runs.append(Path(run_dir).parent)
             elif getattr(logger, "log_dir", None):
-                _remove_if_empty(Path(logger.log_dir))
+                _remove_version(Path(logger.log_dir))
+        ours = {folder.name for folder in self.wandb_runs if folder.name.startswith(("offline-run-", "run-"))}
+        for folder in self.wandb_runs:
+            if folder.name in ours:
+                shutil.rmtree(folder, ignore_errors=True)
         for link, target in self.wandb_links.items():
-            _restore_link(link, target)
+            _restore_link(link, target, ours)
         for folder in self.new_folders:
             _remove_if_empty(folder)
+
+
+def _remove_version(folder: Path) -> None:
+    """A logger's version folder of this attempt: removed when it holds only what a logger writes
+    before training (Lightning's ``hparams.yaml``, TensorBoard's first events file)."""
+    try:
+        if not folder.is_dir() or folder.is_symlink():
+            return
+        files = list(folder.iterdir())
+        if all(f.is_file() and (f.name == "hparams.yaml" or f.name.startswith("events.out.tfevents.")) for f in files):
+            for file in files:
+                file.unlink()
+            folder.rmdir()
+    except OSError:
+        pass
+
+
+def _settle_run_dir(config: Namespace) -> None:
+    """``run_dir`` as one folder for every file of the run: ``~`` expanded, and a path through
+    ``..`` resolved as the filesystem does (Lightning tidies its root folder as text, which differs
+    after a link)."""
+    run_dir = config.get("run_dir")
+    if not run_dir or is_url(str(run_dir)):
+        return
+    run_dir = os.path.expanduser(str(run_dir))
+    config.run_dir = os.path.realpath(run_dir) if ".." in Path(run_dir).parts else run_dir
 
 
 def _remove_if_empty(folder: Path) -> None:
@@ -265,14 +310,14 @@ def _remove_if_empty(folder: Path) -> None:
         pass
 
 
-def _restore_link(link: Path, target: str | None) -> None:
-    """Point ``link`` at ``target`` again (remove it, for ``None``), when it points elsewhere now."""
+def _restore_link(link: Path, target: str | None, ours: set[str]) -> None:
+    """Point ``link`` at ``target`` again (remove it, for ``None``) when it points into one of the
+    W&B runs ``ours`` now; a link another fit set is left alone."""
     try:
         now = os.readlink(link) if link.is_symlink() else None
-        if now == target or (now is None and os.path.lexists(link)):
-            return  # as it was, or a file that is not ours to touch
-        if now is not None:
-            link.unlink()
+        if now is None or now == target or not ours & set(Path(now).parts):
+            return  # as it was, or not pointing at this attempt's run
+        link.unlink()
         if target is not None:
             link.symlink_to(target)
     except OSError:
@@ -485,6 +530,7 @@ class _SCLCCommand:
         sub = self.config.get("subcommand")  # type: ignore[attr-defined]
         config = self.config[sub] if sub else None  # type: ignore[attr-defined]
         if config is not None:
+            _settle_run_dir(config)
             self._open_remote(config)
         if config is None or not config.get("ckpt_path"):
             super()._parse_ckpt_path()  # type: ignore[misc]
@@ -564,7 +610,7 @@ class _SCLCCommand:
             configs = config.get("config") or []
             name = Path(str(configs[-1])).stem if configs else "run"
             config.run_dir = os.path.join("runs", name, time.strftime("%Y%m%d-%H%M%S"))
-        config.run_dir = os.path.expanduser(str(config.run_dir))  # one place for every file of the run
+        _settle_run_dir(config)
         if self._marker is not None and self._remote is None:  # a refused attempt removes what it made
             self._marker.note_run_dir(str(config.run_dir))
         check_run_dir(str(config.run_dir))  # before any logger starts (W&B writes as it is made)
@@ -961,6 +1007,7 @@ def run_lightning_cli(args: Sequence[str] | None, debug: bool = False) -> None:
             command(args, marker=marker)
         except BaseException as err:  # refused, failed or interrupted before training: nothing left behind
             if not marker.started:
+                marker.note_wandb_run()
                 _close_wandb(True)
                 marker.discard_logs()
             said = isinstance(err, _SETUP_ERRORS + _RUN_ERRORS)

@@ -115,6 +115,19 @@ def test_a_bad_value_is_reported_in_two_lines(tmp_path: Path, capsys, override: 
         main([*args, "--debug"])  # the full error, for a developer
 
 
+def test_a_typo_in_a_config_files_keys_gets_the_key_meant(tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+    recipe = str(Path(__file__).parents[1] / "recipes" / "gaussian_collapse.yaml")
+    for text, meant in (
+        ("loop:\n  generation: 5\n", "loop.generations"),
+        ("trainr:\n  accelerator: cpu\n", "trainer.accelerator"),
+    ):
+        layer = tmp_path / "layer.yaml"
+        layer.write_text(text)
+        assert main(["fit", "--config", recipe, "--config", str(layer), "--run_dir", str(tmp_path / "r")]) == 2
+        line = capsys.readouterr().err.splitlines()[0]
+        assert line.endswith(f"; did you mean {meant!r}?"), line
+
+
 class Inner:
     """A class a model takes as an argument, for the test below."""
 

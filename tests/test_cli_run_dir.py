@@ -176,6 +176,10 @@ def non_finite_sampler(module, num_samples, *, generator=None):  # type: ignore[
     if neighbour:
         Path(neighbour).parent.mkdir(parents=True, exist_ok=True)
         Path(neighbour).write_text("another fit's")
+    link = os.environ.get("SCLC_TEST_LINK")  # another fit's W&B run started meanwhile in the same folder
+    if link:
+        Path(link).unlink()
+        Path(link).symlink_to("offline-run-20990101_000000-another")
     return torch.full((num_samples, module.dim), float("nan"))
 
 
@@ -242,7 +246,10 @@ def test_a_refused_resume_leaves_the_runs_files_and_wandb_links_as_they_were(
     assert _fit(*resume, "--seed_everything", "7", "--loop.seed", "7") == 2
     assert "Cannot resume" in capsys.readouterr().err
     assert _fit(*resume, *REFUSED) == 2
+    assert _fit("--run_dir", str(run), "--wandb", "true") == 2  # a new run into its folder: refused after
+    assert "already holds the synthetic data" in capsys.readouterr().err  # hparams.yaml was logged
     assert _snapshot(run) == before
+    assert sorted(p.name for p in (run / "logs").iterdir()) == ["version_0"]
     assert {p.name: os.readlink(p) for p in (run / "wandb").iterdir() if p.is_symlink()} == links
     assert _fit(*resume, "--loop.generations", "3") == 0  # an accepted one writes its config.yaml
     assert yaml.safe_load((run / "config.yaml").read_text())["loop"]["generations"] == 3
@@ -262,9 +269,37 @@ def test_a_run_dir_under_the_home_folder_holds_every_file_of_the_run(
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
     monkeypatch.chdir(tmp_path)
     assert _fit("--run_dir", "~/x", "--loop.generations", "1") == 0
+    assert _fit("--run_dir", "~/x", "--loop.generations", "2", "--ckpt_path", "last") == 0  # found there too
     assert not (tmp_path / "~").exists()
     run = tmp_path / "home" / "x"
     assert {"config.yaml", "metrics.csv", "synthetic", "logs"} <= {p.name for p in run.iterdir()}
+    assert _generations(run) == [0, 1, 2]
+
+
+def test_a_run_dir_through_a_link_and_dotdot_is_one_folder(tmp_path: Path) -> None:
+    """Was: ``link/../ok`` put config.yaml and metrics.csv in ``./ok`` (the path tidied as text) and
+    the synthetic data and logs beside the link's target (the path as the filesystem goes)."""
+    (tmp_path / "elsewhere" / "deep").mkdir(parents=True)
+    (tmp_path / "link").symlink_to(tmp_path / "elsewhere" / "deep")
+    assert _fit("--run_dir", str(tmp_path / "link" / ".." / "ok"), "--loop.generations", "1") == 0
+    assert not (tmp_path / "ok").exists()
+    run = tmp_path / "elsewhere" / "ok"
+    assert {"config.yaml", "metrics.csv", "synthetic", "logs"} <= {p.name for p in run.iterdir()}
+
+
+def test_a_refused_attempt_leaves_the_wandb_links_another_fit_set(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Was: the refused attempt put back the links as it had found them, over those of a fit that
+    started its W&B run in the same folder meanwhile."""
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    run = tmp_path / "run"
+    assert _fit("--run_dir", str(run), "--wandb", "true", "--loop.generations", "1") == 0
+    monkeypatch.setenv("SCLC_TEST_LINK", str(run / "wandb" / "latest-run"))
+    attempt = ["--run_dir", str(run), "--wandb", "true", "--loop.output_dir", str(tmp_path / "data"), *REFUSED]
+    assert _fit(*attempt) == 2  # refused by the dry run, after its W&B run started
+    assert os.readlink(run / "wandb" / "latest-run") == "offline-run-20990101_000000-another"
+    assert len(list((run / "wandb").glob("offline-run-*"))) == 1  # the first fit's; the attempt's is gone
 
 
 class InterruptedData(GaussianDataModule):
@@ -284,3 +319,29 @@ def test_ctrl_c_in_set_up_leaves_no_folder(tmp_path: Path) -> None:
     finally:
         signal.signal(signal.SIGINT, handler)  # Lightning ignores further Ctrl-C after the first
     assert not (tmp_path / "new").exists()
+
+
+def test_a_wandb_run_its_logger_had_not_received_yet_is_removed_too(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Ctrl-C while W&B was starting: the run is this process's (``wandb.run``), not yet its
+    logger's; it is removed, and W&B's link is put back."""
+    import sys
+    import types
+
+    from sclc_lightning.lightning_cli import _TrainingStarted
+
+    marker = _TrainingStarted()
+    marker.note_run_dir(str(tmp_path / "run"))
+    started = tmp_path / "run" / "wandb" / "offline-run-20990101_000000-abcd1234"
+    (started / "files").mkdir(parents=True)
+    (tmp_path / "run" / "wandb" / "latest-run").symlink_to(started.name)
+    neighbour = tmp_path / "run" / "wandb" / "offline-run-20990101_000000-another"
+    neighbour.mkdir()
+    wandb = types.SimpleNamespace(run=types.SimpleNamespace(dir=str(started / "files")))
+    monkeypatch.setitem(sys.modules, "wandb", wandb)
+    marker.loggers = [types.SimpleNamespace(_experiment=None)]  # a logger without a run yet
+    marker.note_wandb_run()
+    marker.discard_logs()
+    assert not started.exists() and neighbour.is_dir()  # only its own
+    assert not os.path.lexists(tmp_path / "run" / "wandb" / "latest-run")  # there was none before

@@ -573,6 +573,9 @@ def test_a_metrics_axis_scale_is_chosen_from_the_command_line(tmp_path: Path, mo
         assert main([*base, *wrong]) == 2
         (line,) = capsys.readouterr().err.splitlines()
         assert line.startswith("sclc report: ") and said in line, line
+    elsewhere = ["report", str(tmp_path / "runs"), "--out", str(tmp_path / "new" / "out"), "--log-scale", "SIGMA"]
+    assert main(elsewhere) == 2  # refused before anything is written
+    assert "(did you mean 'sigma'?)" in capsys.readouterr().err and not (tmp_path / "new").exists()
 
 
 def test_a_log_axis_over_values_not_all_positive_is_warned_about(tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]

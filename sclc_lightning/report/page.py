@@ -106,8 +106,9 @@ def _check_scales(scales: Mapping[str, str], metrics: Sequence[str], runs: Seque
         if scale not in ("auto", "log", "linear"):
             raise ReportError(f"The scale of metric {metric!r} must be 'auto', 'log' or 'linear', got {scale!r}.")
         if metric not in metrics:
-            near = difflib.get_close_matches(metric, metrics, n=1)
-            hint = f" (did you mean {near[0]!r}?)" if near else ""
+            lowered = {m.lower(): m for m in metrics}
+            near = difflib.get_close_matches(metric.lower(), list(lowered), n=1)
+            hint = f" (did you mean {lowered[near[0]]!r}?)" if near else ""
             raise ReportError(f"No run logged the metric {metric!r}{hint}; the runs logged {', '.join(metrics)}.")
         values = [v for r in runs for v in r.series(metric).values()]
         if scale == "log" and any(v <= 0 for v in values):
@@ -135,12 +136,12 @@ def write_report(folders: Sequence[str | Path], out: str | Path, scales: Mapping
     runs = find_runs(folders)
     out = Path(out)
     _refuse_inside_run_data(out)
+    metrics = sorted(set().union(*(r.metrics() for r in runs)))
+    scales = dict(scales or {})
+    _check_scales(scales, metrics, runs)  # refused before anything is written
     out.mkdir(parents=True, exist_ok=True)
     groups = group_runs(runs)
     label_of = {id(r): label for label, members in groups.items() for r in members}
-    metrics = sorted(set().union(*(r.metrics() for r in runs)))
-    scales = dict(scales or {})
-    _check_scales(scales, metrics, runs)
     taken: set[str] = set()
     figures = [_figure(metric, groups, out, taken, scales.get(metric, "auto")) for metric in metrics]
     table = [
