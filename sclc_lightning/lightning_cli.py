@@ -26,6 +26,7 @@ from typing import Any, ClassVar
 
 import yaml
 from jsonargparse import Namespace
+from lightning.fabric.utilities.exceptions import MisconfigurationException
 from lightning.pytorch import Callback, LightningModule, Trainer
 from lightning.pytorch.cli import LightningCLI, SaveConfigCallback
 from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
@@ -78,6 +79,7 @@ _SETUP_ERRORS: tuple[type[BaseException], ...] = (
     RunDirectoryError,
     RunDirectoryLocked,
     MissingExtraError,
+    MisconfigurationException,  # Lightning's refusal of a trainer setting (`max_time: abc`)
 )
 #: Errors that, once training started, still say all there is to say in their message: the run
 #: directory's checks, the model's or corrector's output refused, an external corrector's failure.
@@ -373,6 +375,9 @@ def _union_cause(text: str) -> list[str]:
         elif causes:
             causes[-1].append(line)
     meant = [cause for cause in causes if "<class 'NoneType'>" not in cause[0]]
+    expected = [cause[0].strip().split(". Got value")[0] for cause in meant if len(cause) == 1]
+    if len(meant) > 1 and len(expected) == len(meant) and all(e.startswith("Expected a") for e in expected):
+        return ["Expected " + " or ".join(e[len("Expected ") :] for e in expected)]  # bool or int
     return meant[0] if meant else []
 
 

@@ -72,6 +72,7 @@ def test_fit_with_two_processes_writes_one_table(tmp_path: Path) -> None:
         (["--data.init_args.n", "0"], r"`n` must be an integer >= 1, got 0\."),
         (["--trainer.max_epochs", "x"], r'Parser key "trainer.max_epochs": Expected a <class \'int\'> Given value: x'),
         (["--loop.bogus", "3"], r"unrecognized arguments: --loop.bogus 3"),
+        (["--trainer.max_time", "abc"], r"`Timer\(duration='abc'\)` is not a valid duration"),  # Lightning's own
         (  # a typo in a class's arguments: the argument refused and the one meant
             ["--model.init_args.dimm", "3"],
             r"Problem with given class_path '.*GaussianModel': Option 'dimm' is not accepted \(did you mean 'dim'\?\)$",
@@ -126,6 +127,16 @@ def test_a_typo_in_a_config_files_keys_gets_the_key_meant(tmp_path: Path, capsys
         assert main(["fit", "--config", recipe, "--config", str(layer), "--run_dir", str(tmp_path / "r")]) == 2
         line = capsys.readouterr().err.splitlines()[0]
         assert line.endswith(f"; did you mean {meant!r}?"), line
+
+
+def test_a_value_no_type_of_a_union_takes_names_them_all(tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+    """Was: ``--seed_everything abc`` said "Expected a <class 'bool'>", though an int is taken too."""
+    recipe = str(Path(__file__).parents[1] / "recipes" / "gaussian_collapse.yaml")
+    assert main(["fit", "--config", recipe, "--run_dir", str(tmp_path / "r"), "--seed_everything", "abc"]) == 2
+    line = capsys.readouterr().err.splitlines()[0]
+    assert line.endswith(
+        "Parser key \"seed_everything\": Expected a <class 'bool'> or a <class 'int'> Given value: abc"
+    )
 
 
 class Inner:
