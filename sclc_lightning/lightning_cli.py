@@ -615,7 +615,7 @@ class _SCLCCommand:
             configs = config.get("config") or []
             name = Path(str(configs[-1])).stem if configs else "run"
             config.run_dir = os.path.join("runs", name, time.strftime("%Y%m%d-%H%M%S"))
-        _settle_run_dir(config)
+        # a given run_dir was settled (`~`, `..`) in _parse_ckpt_path, which Lightning calls first
         if self._marker is not None and self._remote is None:  # a refused attempt removes what it made
             self._marker.note_run_dir(str(config.run_dir))
         check_run_dir(str(config.run_dir))  # before any logger starts (W&B writes as it is made)
